@@ -1,0 +1,1 @@
+//! Talks to Docker (bollard) and nowhere else.
