@@ -1,1 +1,3 @@
 //! Talks to Docker (bollard) and nowhere else.
+
+pub mod image;

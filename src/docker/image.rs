@@ -1,0 +1,1 @@
+//! Building the default image (issue 3).
