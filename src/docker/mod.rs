@@ -1,3 +1,453 @@
 //! Talks to Docker (bollard) and nowhere else.
+//!
+//! Owns the connection to the daemon (respecting `DOCKER_HOST`), images (inspect, pull, and the
+//! default image's recipe in [`image`]), the build container's lifecycle, tar uploads and
+//! downloads, and attached exec sessions. Every other module speaks this module's types only;
+//! no bollard type crosses its boundary except `&bollard::Docker` inside `docker::*`.
+//!
+//! Invariant: every container, volume and network created here carries the label
+//! [`BUILD_LABEL`]` = <build id>`, so that [`Docker::remove_build_resources`] (and `localbuild gc`)
+//! can find and remove it whatever happened to the process that created it.
 
 pub mod image;
+
+use bollard::container::LogOutput;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+
+/// The label on everything localbuild creates; its value is the build id.
+pub const BUILD_LABEL: &str = "localbuild.build-id";
+
+/// A Docker failure, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DockerError {
+    #[error(
+        "cannot connect to the Docker daemon at {endpoint}: {reason}\n\
+         Is Docker running? Start it (`sudo systemctl start docker`, or `sudo dockerd &` on a machine \
+         without systemd), or set DOCKER_HOST to a daemon that is running."
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error("image {image} is not available locally and could not be pulled: {reason}")]
+    ImageUnavailable { image: String, reason: String },
+    #[error("Docker error while trying to {action}: {reason}")]
+    Api { action: &'static str, reason: String },
+}
+
+fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+    move |e| DockerError::Api {
+        action,
+        reason: e.to_string(),
+    }
+}
+
+/// A connected Docker daemon.
+#[derive(Clone)]
+pub struct Docker {
+    api: bollard::Docker,
+    endpoint: String,
+}
+
+/// What the build container looks like.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub build_id: String,
+    /// `KEY=VALUE` entries for the container environment.
+    pub env: Vec<String>,
+    /// `host_path:container_path[:ro]` bind mounts.
+    pub binds: Vec<String>,
+    pub privileged: bool,
+    /// Keep the image's entrypoint (e.g. `dockerd-entrypoint.sh`) instead of overriding it.
+    pub keep_entrypoint: bool,
+}
+
+/// One chunk of an exec's output.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// A process running in the container with its stdin, stdout and stderr attached.
+pub struct Session {
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    pub output: Pin<Box<dyn Stream<Item = Result<Chunk, DockerError>> + Send>>,
+}
+
+/// What `remove_build_resources` removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub volumes: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// The daemon's address as the user configured it: `DOCKER_HOST`, or the default socket.
+pub fn endpoint() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => "unix:///var/run/docker.sock".to_owned(),
+    }
+}
+
+impl Docker {
+    /// Connect and check that the daemon answers (within a few seconds).
+    pub async fn connect() -> Result<Docker, DockerError> {
+        let endpoint = endpoint();
+        let unreachable = |reason: String| DockerError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let api = bollard::Docker::connect_with_host(&endpoint)
+            .map_err(|e| unreachable(e.to_string()))?
+            .with_timeout(Duration::from_secs(3600));
+        match tokio::time::timeout(Duration::from_secs(10), api.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
+            Err(_) => return Err(unreachable("no answer within 10 s".to_owned())),
+        }
+        Ok(Docker { api, endpoint })
+    }
+
+    /// The daemon endpoint in use (`unix:///var/run/docker.sock`, `tcp://…`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The host path of the daemon's Unix socket, when it is one (for `-d` builds).
+    pub fn socket_path(&self) -> Option<&str> {
+        self.endpoint.strip_prefix("unix://")
+    }
+
+    /// The bollard client, for the other parts of this module.
+    pub(crate) fn api(&self) -> &bollard::Docker {
+        &self.api
+    }
+
+    pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
+        match self.api.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(api("inspect an image")(e)),
+        }
+    }
+
+    /// The image's entrypoint, if it has one.
+    pub async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, DockerError> {
+        let inspect = self
+            .api
+            .inspect_image(image)
+            .await
+            .map_err(api("inspect an image"))?;
+        Ok(inspect
+            .config
+            .and_then(|c| c.entrypoint)
+            .unwrap_or_default())
+    }
+
+    /// Make sure `image` is present: pull it (one tag, never all) when it is not.
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
+        if self.image_exists(image).await? {
+            return Ok(());
+        }
+        progress(&format!("Pulling image {image}"));
+        let (from_image, tag) = split_image_ref(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(from_image)
+            .tag(tag)
+            .build();
+        let mut stream = self.api.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status.as_deref() {
+                        if info.id.is_none() {
+                            progress(status);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(DockerError::ImageUnavailable {
+                        image: image.to_owned(),
+                        reason: root_cause(&e),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Create and start the build container. Its main process only keeps it alive; commands
+    /// arrive through [`Docker::start_session`].
+    pub async fn start_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let keep_alive = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
+        let (entrypoint, cmd) = if spec.keep_entrypoint {
+            (None, vec!["sh".into(), "-c".into(), keep_alive.into()])
+        } else {
+            (
+                Some(vec!["/bin/sh".into(), "-c".into(), keep_alive.into()]),
+                vec![],
+            )
+        };
+        let mut binds = spec.binds.clone();
+        binds.sort();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint,
+            cmd: Some(cmd),
+            env: Some(spec.env.clone()),
+            labels: Some(HashMap::from([(
+                BUILD_LABEL.to_owned(),
+                spec.build_id.clone(),
+            )])),
+            host_config: Some(HostConfig {
+                privileged: Some(spec.privileged),
+                binds: Some(binds),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let id = self
+            .api
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api("create the build container"))?
+            .id;
+        self.api
+            .start_container(&id, None)
+            .await
+            .map_err(api("start the build container"))?;
+        Ok(id)
+    }
+
+    /// Is the container still running?
+    pub async fn is_running(&self, id: &str) -> bool {
+        match self.api.inspect_container(id, None).await {
+            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Extract a tar stream at `/` in the container (entries carry their full paths).
+    pub async fn upload_tar(
+        &self,
+        id: &str,
+        tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    ) -> Result<(), DockerError> {
+        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.api
+            .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
+            .await
+            .map_err(api("copy files into the build container"))
+    }
+
+    /// Start `cmd` in the container with stdin, stdout and stderr attached (no TTY).
+    pub async fn start_session(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: Option<&str>,
+        working_dir: &str,
+    ) -> Result<Session, DockerError> {
+        let exec = self
+            .api
+            .create_exec(
+                id,
+                ExecConfig {
+                    cmd: Some(cmd),
+                    user: user.map(str::to_owned),
+                    working_dir: Some(working_dir.to_owned()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("start a command in the build container"))?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: Some(256 * 1024),
+        };
+        match self
+            .api
+            .start_exec(&exec.id, Some(start))
+            .await
+            .map_err(api("start a command in the build container"))?
+        {
+            StartExecResults::Attached { output, input } => {
+                let output = output.filter_map(|frame| async move {
+                    match frame {
+                        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                            Some(Ok(Chunk::Stdout(message)))
+                        }
+                        Ok(LogOutput::StdErr { message }) => Some(Ok(Chunk::Stderr(message))),
+                        Ok(LogOutput::StdIn { .. }) => None,
+                        Err(e) => Some(Err(api("read command output")(e))),
+                    }
+                });
+                Ok(Session {
+                    input,
+                    output: Box::pin(output),
+                })
+            }
+            StartExecResults::Detached => Err(DockerError::Api {
+                action: "attach to a command",
+                reason: "the daemon started it detached".to_owned(),
+            }),
+        }
+    }
+
+    /// Force-remove a container and its anonymous volumes. A missing container is not an error.
+    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.api.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api("remove the build container")(e)),
+        }
+    }
+
+    /// Remove every container, volume and network labelled by localbuild: those of one build
+    /// (`Some(build_id)`), or all of them (`None`, for `localbuild gc`).
+    pub async fn remove_build_resources(
+        &self,
+        build_id: Option<&str>,
+    ) -> Result<Removed, DockerError> {
+        let label = match build_id {
+            Some(id) => format!("{BUILD_LABEL}={id}"),
+            None => BUILD_LABEL.to_owned(),
+        };
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let mut removed = Removed::default();
+
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for c in self
+            .api
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?
+        {
+            if let Some(id) = c.id {
+                self.remove_container(&id).await?;
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_owned());
+                removed.containers.push(name.unwrap_or(id));
+            }
+        }
+
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let volumes = self
+            .api
+            .list_volumes(Some(opts))
+            .await
+            .map_err(api("list volumes"))?;
+        for v in volumes.volumes.unwrap_or_default() {
+            let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
+            self.api
+                .remove_volume(&v.name, Some(opts))
+                .await
+                .map_err(api("remove a volume"))?;
+            removed.volumes.push(v.name);
+        }
+
+        let opts = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        for n in self
+            .api
+            .list_networks(Some(opts))
+            .await
+            .map_err(api("list networks"))?
+        {
+            if let Some(name) = n.name {
+                self.api
+                    .remove_network(&name)
+                    .await
+                    .map_err(api("remove a network"))?;
+                removed.networks.push(name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// `repo`, `repo:tag`, `host:5000/repo:tag`, `repo@sha256:…` → (repository, tag or digest).
+pub fn split_image_ref(image: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
+    let name_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[name_start..].rfind(':') {
+        Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// The innermost message of a bollard error chain (hyper wraps the interesting part).
+fn root_cause(e: &bollard::errors::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image_ref;
+
+    #[test]
+    fn image_refs_split_into_repository_and_tag() {
+        assert_eq!(split_image_ref("busybox"), ("busybox", "latest"));
+        assert_eq!(split_image_ref("a/b:1"), ("a/b", "1"));
+        assert_eq!(
+            split_image_ref("127.0.0.1:5000/app:7"),
+            ("127.0.0.1:5000/app", "7")
+        );
+        assert_eq!(
+            split_image_ref("127.0.0.1:5000/app"),
+            ("127.0.0.1:5000/app", "latest")
+        );
+        assert_eq!(split_image_ref("a@sha256:00"), ("a", "sha256:00"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The build record: CodeBuild's `Build` object as `BatchGetBuilds` returns it (reference §6.3).
+//!
+//! One serde type, used for `--build-json`, the record kept with each build, and later an API.
+//! Times are epoch seconds with a millisecond fraction; `durationInSeconds` is truncated.
+
+use serde::{Deserialize, Serialize};
+
+/// `BuildPhaseType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PhaseType {
+    Submitted,
+    Queued,
+    Provisioning,
+    DownloadSource,
+    Install,
+    PreBuild,
+    Build,
+    PostBuild,
+    UploadArtifacts,
+    Finalizing,
+    Completed,
+}
+
+impl PhaseType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseType::Submitted => "SUBMITTED",
+            PhaseType::Queued => "QUEUED",
+            PhaseType::Provisioning => "PROVISIONING",
+            PhaseType::DownloadSource => "DOWNLOAD_SOURCE",
+            PhaseType::Install => "INSTALL",
+            PhaseType::PreBuild => "PRE_BUILD",
+            PhaseType::Build => "BUILD",
+            PhaseType::PostBuild => "POST_BUILD",
+            PhaseType::UploadArtifacts => "UPLOAD_ARTIFACTS",
+            PhaseType::Finalizing => "FINALIZING",
+            PhaseType::Completed => "COMPLETED",
+        }
+    }
+}
+
+impl From<crate::buildspec::PhaseName> for PhaseType {
+    fn from(p: crate::buildspec::PhaseName) -> Self {
+        use crate::buildspec::PhaseName as P;
+        match p {
+            P::Install => PhaseType::Install,
+            P::PreBuild => PhaseType::PreBuild,
+            P::Build => PhaseType::Build,
+            P::PostBuild => PhaseType::PostBuild,
+        }
+    }
+}
+
+/// `StatusType`, for both `buildStatus` and `phaseStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Fault,
+    TimedOut,
+    InProgress,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::Fault => "FAULT",
+            Status::TimedOut => "TIMED_OUT",
+            Status::InProgress => "IN_PROGRESS",
+            Status::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// `PhaseContext`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseContext {
+    pub status_code: String,
+    pub message: String,
+}
+
+impl PhaseContext {
+    pub fn new(status_code: &str, message: impl Into<String>) -> PhaseContext {
+        PhaseContext {
+            status_code: status_code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `BuildPhase`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildPhase {
+    pub phase_type: PhaseType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_status: Option<Status>,
+    pub start_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Vec<PhaseContext>>,
+}
+
+/// `EnvironmentVariable` (also used for `exportedEnvironmentVariables`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentVariable {
+    pub name: String,
+    pub value: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `ProjectSource`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buildspec: Option<String>,
+}
+
+/// `ProjectEnvironment`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub image: String,
+    pub compute_type: String,
+    pub environment_variables: Vec<EnvironmentVariable>,
+    pub privileged_mode: bool,
+    pub image_pull_credentials_type: String,
+}
+
+/// `CloudWatchLogsConfig` / `S3LogsConfig` status holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogStatus {
+    pub status: String,
+}
+
+/// `LogsLocation`; localbuild adds `localPath`, the log file on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Logs {
+    pub group_name: String,
+    pub stream_name: String,
+    pub deep_link: String,
+    pub cloud_watch_logs: LogStatus,
+    pub s3_logs: LogStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_path: Option<String>,
+}
+
+/// `BuildArtifacts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifacts {
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_identifier: Option<String>,
+}
+
+/// `ProjectCache`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cache {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// CodeBuild's `Build` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Build {
+    pub id: String,
+    pub arn: String,
+    pub build_number: u64,
+    pub start_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    pub current_phase: PhaseType,
+    pub build_status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_source_version: Option<String>,
+    pub project_name: String,
+    pub phases: Vec<BuildPhase>,
+    pub source: Source,
+    pub secondary_sources: Vec<Source>,
+    pub artifacts: Artifacts,
+    pub secondary_artifacts: Vec<Artifacts>,
+    pub cache: Cache,
+    pub environment: Environment,
+    pub logs: Logs,
+    pub timeout_in_minutes: u64,
+    pub queued_timeout_in_minutes: u64,
+    pub build_complete: bool,
+    pub initiator: String,
+    pub encryption_key: String,
+    pub exported_environment_variables: Vec<EnvironmentVariable>,
+    pub report_arns: Vec<String>,
+}
+
+impl Build {
+    /// The last phase with a status other than SUCCEEDED, if any (for summaries).
+    pub fn failed_phase(&self) -> Option<&BuildPhase> {
+        self.phases.iter().rev().find(|p| {
+            matches!(p.phase_status, Some(s) if s != Status::Succeeded && s != Status::InProgress)
+        })
+    }
+}

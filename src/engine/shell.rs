@@ -1,0 +1,351 @@
+//! Running buildspec commands with CodeBuild 0.2's shell semantics (reference §3, decision U6).
+//!
+//! One long-lived *driver* (`/bin/sh`) per user runs in the container with its stdin attached.
+//! For each command the engine sends a complete script (3 preamble lines, the command from line
+//! 4) followed by a marker line; the driver writes it to `/codebuild/output/tmp/script.sh`, runs
+//! it with the build's shell in a clean environment (`env -i`), and prints `<marker>:<status>`
+//! on stdout and on stderr. The engine knows a command ended when both streams carried the
+//! marker, so no output is lost or attributed to the wrong command, and no `docker exec` is paid
+//! per command.
+//!
+//! State between commands lives in the container: line 1 restores `env.sh` (every variable,
+//! exported) and the saved working directory, line 3 installs an `EXIT` trap that saves them
+//! again with `set -a` on, so plain assignments persist too. `exit N` ends only that command.
+
+use crate::docker::{Chunk, DockerError, Session};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+/// Agent-owned files live here, as in CodeBuild.
+pub const TMP_DIR: &str = "/codebuild/output/tmp";
+
+/// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell>`.
+pub const DRIVER: &str = r#"T="$1"; M="$2"; SH="$3"
+mkdir -p "$T" 2>/dev/null
+if [ ! -f "$T/env0.sh" ]; then
+  export -p > "$T/env0.sh"; cp "$T/env0.sh" "$T/env.sh"; pwd > "$T/dir"; : > "$T/script.sh"
+  chmod 777 "$T"; chmod 666 "$T/env0.sh" "$T/env.sh" "$T/dir" "$T/script.sh"
+fi
+SHP=$(command -v "$SH") || SHP="$SH"
+while :; do
+  ok=
+  { while IFS= read -r l; do if [ "$l" = "$M" ]; then ok=1; break; fi; printf '%s\n' "$l"; done; } > "$T/script.sh"
+  [ -n "$ok" ] || exit 0
+  env -i "$SHP" "$T/script.sh" < /dev/null
+  rc=$?
+  printf '%s:%s\n' "$M" "$rc"
+  printf '%s:%s\n' "$M" "$rc" >&2
+done
+"#;
+
+/// How state carries over between commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Buildspec 0.2: variables and working directory carry over.
+    Carry,
+    /// Buildspec 0.1: every command starts from the initial environment in the source directory.
+    Fresh,
+}
+
+/// Values the agent sets before every command (decision U6).
+#[derive(Debug, Clone, Copy)]
+pub struct AgentVars {
+    pub succeeding: bool,
+    pub last_exit: i64,
+}
+
+/// The text of `script.sh` for one command: three preamble lines, the command from line 4.
+pub fn compose_script(
+    tmp: &str,
+    src_dir: &str,
+    persistence: Persistence,
+    vars: AgentVars,
+    command: &str,
+) -> String {
+    let agent = format!(
+        "export CODEBUILD_BUILD_SUCCEEDING={} CODEBUILD_LAST_EXIT={}",
+        u8::from(vars.succeeding),
+        vars.last_exit
+    );
+    match persistence {
+        Persistence::Carry => format!(
+            ". {tmp}/env.sh; cd \"$(cat {tmp}/dir)\"\n\
+             {agent}\n\
+             trap 'set -- $?; set +e +a; [ -n \"${{BASH_VERSION:-}}\" ] && set -o posix; \
+             export -p > {tmp}/env.sh; pwd > {tmp}/dir; exit $1' EXIT; set -a\n\
+             {command}\n"
+        ),
+        Persistence::Fresh => format!(
+            ". {tmp}/env0.sh; cd {src_dir}\n{agent}\n:\n{command}\n"
+        ),
+    }
+}
+
+/// Why a command produced no exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// The driver's streams ended (the user does not exist, or the container died).
+    #[error("the command shell ended unexpectedly")]
+    Ended { output: Bytes },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("cannot send the command to the build container: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A driver session: send scripts, receive output and exit statuses.
+pub struct Driver {
+    session: Session,
+    marker: String,
+    out: StreamState,
+    err: StreamState,
+}
+
+#[derive(Default)]
+struct StreamState {
+    buf: BytesMut,
+    status: Option<i64>,
+}
+
+/// Retained partial lines longer than this are passed on without waiting for their newline.
+const MAX_PARTIAL: usize = 1 << 20;
+
+impl StreamState {
+    /// Take in `chunk`; return the complete lines that are now known to be output.
+    fn feed(&mut self, chunk: &[u8], marker: &[u8]) -> Bytes {
+        self.buf.extend_from_slice(chunk);
+        self.drain(marker)
+    }
+
+    fn drain(&mut self, marker: &[u8]) -> Bytes {
+        if self.status.is_some() {
+            return Bytes::new();
+        }
+        if let Some(pos) = memchr::memmem::find(&self.buf, marker) {
+            let rest = &self.buf[pos + marker.len()..];
+            if let Some(nl) = memchr::memchr(b'\n', rest) {
+                let code = std::str::from_utf8(&rest[1..nl])
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(-1);
+                self.status = Some(code);
+                let mut out = self.buf.split_to(pos);
+                let _ = self.buf.split_to(marker.len() + nl + 1);
+                if !out.is_empty() && !out.ends_with(b"\n") {
+                    out.extend_from_slice(b"\n");
+                }
+                return out.freeze();
+            }
+            // The marker line is not complete yet: everything before it is output.
+            return self.split_lines(pos);
+        }
+        let end = self.buf.len().saturating_sub(marker.len() + 24);
+        if self.buf.len() > MAX_PARTIAL {
+            return self.buf.split_to(end).freeze();
+        }
+        let upto = memchr::memrchr(b'\n', &self.buf).map_or(0, |i| i + 1);
+        self.split_lines(upto)
+    }
+
+    fn split_lines(&mut self, limit: usize) -> Bytes {
+        let upto = memchr::memrchr(b'\n', &self.buf[..limit]).map_or(0, |i| i + 1);
+        self.buf.split_to(upto).freeze()
+    }
+}
+
+impl Driver {
+    /// Wrap a session started with [`driver_command`].
+    pub fn new(session: Session, marker: String) -> Driver {
+        Driver {
+            session,
+            marker,
+            out: StreamState::default(),
+            err: StreamState::default(),
+        }
+    }
+
+    /// Run one script; `output` receives complete lines (stdout and stderr, in arrival order).
+    pub async fn run(
+        &mut self,
+        script: &str,
+        output: &mut (dyn FnMut(Bytes) + Send),
+    ) -> Result<i64, ShellError> {
+        let mut msg = String::with_capacity(script.len() + self.marker.len() + 2);
+        msg.push_str(script);
+        if !msg.ends_with('\n') {
+            msg.push('\n');
+        }
+        msg.push_str(&self.marker);
+        msg.push('\n');
+        self.session.input.write_all(msg.as_bytes()).await?;
+        self.session.input.flush().await?;
+
+        let marker = self.marker.as_bytes().to_vec();
+        // Output left over from a previous command (e.g. a background job) belongs to this one.
+        for state in [&mut self.out, &mut self.err] {
+            state.status = None;
+            let lines = state.drain(&marker);
+            if !lines.is_empty() {
+                output(lines);
+            }
+        }
+        while self.out.status.is_none() || self.err.status.is_none() {
+            match self.session.output.next().await {
+                Some(Ok(Chunk::Stdout(b))) => {
+                    let lines = self.out.feed(&b, &marker);
+                    if !lines.is_empty() {
+                        output(lines);
+                    }
+                }
+                Some(Ok(Chunk::Stderr(b))) => {
+                    let lines = self.err.feed(&b, &marker);
+                    if !lines.is_empty() {
+                        output(lines);
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => {
+                    let mut rest = BytesMut::new();
+                    for state in [&mut self.out, &mut self.err] {
+                        rest.extend_from_slice(&std::mem::take(&mut state.buf));
+                        if !rest.is_empty() && !rest.ends_with(b"\n") {
+                            rest.extend_from_slice(b"\n");
+                        }
+                    }
+                    return Err(ShellError::Ended {
+                        output: rest.freeze(),
+                    });
+                }
+            }
+        }
+        Ok(self.out.status.unwrap_or(-1))
+    }
+
+    /// Close the driver's stdin; it exits after the current command.
+    pub async fn close(mut self) {
+        let _ = self.session.input.shutdown().await;
+    }
+}
+
+/// The command that starts a driver.
+pub fn driver_command(tmp: &str, marker: &str, shell: &str) -> Vec<String> {
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        DRIVER.into(),
+        "sh".into(),
+        tmp.into(),
+        marker.into(),
+        shell.into(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    /// A driver running on this machine's /bin/sh: the protocol and the preamble are pure
+    /// shell, so they are tested without Docker.
+    async fn local_driver(tmp: &std::path::Path, shell: &str) -> Driver {
+        let marker = "__lb_test_marker_7f3a__".to_owned();
+        let cmd = driver_command(tmp.to_str().unwrap(), &marker, shell);
+        let mut child = tokio::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .current_dir(tmp)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/root")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        let out = tokio_util::io::ReaderStream::new(child.stdout.take().unwrap())
+            .map(|b| Ok(Chunk::Stdout(b.unwrap())));
+        let err = tokio_util::io::ReaderStream::new(child.stderr.take().unwrap())
+            .map(|b| Ok(Chunk::Stderr(b.unwrap())));
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Driver::new(
+            Session {
+                input: Box::pin(input),
+                output: Box::pin(stream::select(out, err)),
+            },
+            marker,
+        )
+    }
+
+    async fn run(d: &mut Driver, tmp: &std::path::Path, cmd: &str) -> (i64, String) {
+        let script = compose_script(
+            tmp.to_str().unwrap(),
+            tmp.to_str().unwrap(),
+            Persistence::Carry,
+            AgentVars { succeeding: true, last_exit: 0 },
+            cmd,
+        );
+        let mut text = Vec::new();
+        let code = d.run(&script, &mut |b| text.extend_from_slice(&b)).await.unwrap();
+        (code, String::from_utf8(text).unwrap())
+    }
+
+    #[tokio::test]
+    async fn cwd_and_variables_carry_over_and_exit_ends_only_one_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = local_driver(tmp.path(), "sh").await;
+        let t = tmp.path();
+        assert_eq!(run(&mut d, t, "mkdir -p sub && cd sub").await.0, 0);
+        assert_eq!(run(&mut d, t, "X=plain; export Y=exported").await.0, 0);
+        assert_eq!(run(&mut d, t, "exit 3").await.0, 3);
+        let (code, out) = run(&mut d, t, "echo \"$X $Y\"; basename \"$PWD\"; sh -c 'echo child:$X'").await;
+        assert_eq!(code, 0);
+        assert_eq!(out, "plain exported\nsub\nchild:plain\n");
+        assert_eq!(run(&mut d, t, "unset X").await.0, 0);
+        assert_eq!(run(&mut d, t, "echo \"[${X:-gone}]\"").await.1, "[gone]\n");
+    }
+
+    #[tokio::test]
+    async fn partial_lines_stderr_and_multi_line_commands() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = local_driver(tmp.path(), "sh").await;
+        let t = tmp.path();
+        let (code, out) = run(&mut d, t, "printf 'no newline'; echo err >&2").await;
+        assert_eq!(code, 0);
+        let mut lines: Vec<_> = out.lines().collect();
+        lines.sort();
+        assert_eq!(lines, ["err", "no newline"]);
+        // A multi-line block is one command whose status is its last statement's.
+        let (code, _) = run(&mut d, t, "false\ntrue").await;
+        assert_eq!(code, 0);
+        let (code, _) = run(&mut d, t, "set -e\nfalse\ntrue").await;
+        assert_eq!(code, 1);
+        // set -e does not persist into the next command.
+        assert_eq!(run(&mut d, t, "false; echo after").await, (0, "after\n".into()));
+        // Commands cannot read the driver's stdin.
+        assert_eq!(run(&mut d, t, "cat; echo done").await, (0, "done\n".into()));
+    }
+
+    #[tokio::test]
+    async fn command_text_starts_on_line_4() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = local_driver(tmp.path(), "sh").await;
+        let (code, out) = run(&mut d, tmp.path(), "no_such_command_xyz").await;
+        assert_eq!(code, 127);
+        assert!(out.contains("script.sh: 4: no_such_command_xyz: not found"), "{out}");
+    }
+
+    #[test]
+    fn marker_split_across_chunks_is_found() {
+        let marker = b"__m__";
+        let mut s = StreamState::default();
+        assert_eq!(&s.feed(b"line1\nparti", marker)[..], b"line1\n");
+        assert_eq!(&s.feed(b"al__m", marker)[..], b"");
+        assert_eq!(&s.feed(b"__:7\nnext", marker)[..], b"partial\n");
+        assert_eq!(s.status, Some(7));
+        assert_eq!(&s.buf[..], b"next");
+    }
+}
