@@ -4,7 +4,9 @@
 //! Exit codes: 0 success, 1 failure (invalid buildspec, FAILED build), 2 usage error,
 //! 3 FAULT (Docker unreachable, image unavailable), 124 TIMED_OUT, 130 STOPPED.
 
+mod gc;
 mod plan;
+mod run;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,38 @@ pub enum Command {
     },
     /// Show what a build would do, without Docker
     Plan(PlanArgs),
+    /// Run a build in Docker, with CodeBuild's phases, variables and log
+    Run(RunArgs),
+    /// Remove containers, volumes and networks left behind by killed builds
+    Gc,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Build image
+    #[arg(short = 'i', long = "image", default_value = localbuild::engine::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Primary source directory
+    #[arg(short = 's', long = "source", default_value = ".")]
+    pub source: PathBuf,
+    /// Buildspec file (default: buildspec.yml in the source directory)
+    #[arg(short = 'b', long = "buildspec")]
+    pub buildspec: Option<PathBuf>,
+    /// Bind-mount the source directory instead of copying it (the build can then change it)
+    #[arg(short = 'm', long = "mount")]
+    pub mount: bool,
+    /// Privileged mode: docker commands in the build use this machine's Docker daemon
+    #[arg(short = 'd', long = "privileged")]
+    pub privileged: bool,
+    /// Write the build record (CodeBuild's Build object) to FILE as JSON
+    #[arg(long = "build-json", value_name = "FILE")]
+    pub build_json: Option<PathBuf>,
+    /// Build timeout in minutes
+    #[arg(long = "timeout", default_value_t = 60, value_name = "MINUTES")]
+    pub timeout: u64,
+    /// Project name (default: the source directory's name)
+    #[arg(long = "project")]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,5 +92,7 @@ pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Plan(args) => plan::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Gc => gc::run(),
     }
 }

@@ -85,6 +85,8 @@ pub enum Chunk {
 pub struct Session {
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
     pub output: Pin<Box<dyn Stream<Item = Result<Chunk, DockerError>> + Send>>,
+    /// The exec id, when the session is a Docker exec (for its exit code).
+    pub exec_id: Option<String>,
 }
 
 /// What `remove_build_resources` removed.
@@ -270,6 +272,7 @@ impl Docker {
         cmd: Vec<String>,
         user: Option<&str>,
         working_dir: &str,
+        env: &[String],
     ) -> Result<Session, DockerError> {
         let exec = self
             .api
@@ -279,6 +282,7 @@ impl Docker {
                     cmd: Some(cmd),
                     user: user.map(str::to_owned),
                     working_dir: Some(working_dir.to_owned()),
+                    env: Some(env.to_vec()),
                     attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
@@ -313,6 +317,7 @@ impl Docker {
                 Ok(Session {
                     input,
                     output: Box::pin(output),
+                    exec_id: Some(exec.id),
                 })
             }
             StartExecResults::Detached => Err(DockerError::Api {
@@ -320,6 +325,11 @@ impl Docker {
                 reason: "the daemon started it detached".to_owned(),
             }),
         }
+    }
+
+    /// The exit code of a finished exec, if Docker knows it.
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
+        self.api.inspect_exec(exec_id).await.ok()?.exit_code
     }
 
     /// Force-remove a container and its anonymous volumes. A missing container is not an error.

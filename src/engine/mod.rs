@@ -1,6 +1,85 @@
-//! The build engine: runs one build from a request, reports through events, ends in a record.
+//! The build engine: runs one build from a [`BuildRequest`], reports through [`Event`]s, can be
+//! cancelled, and ends in a [`record::Build`].
+//!
+//! Owns CodeBuild's build lifecycle (phases, transitions, log lines, variables). It talks to
+//! Docker only through [`crate::docker`], and prints nothing: consumers render the events and
+//! the record. A failing command is a phase result in the record, never an `Err`; `Err` means
+//! no build could be attempted at all (Docker unreachable, the record folder unwritable).
 
 pub mod log;
 pub mod machine;
 pub mod record;
+mod run;
 pub mod shell;
+pub mod source;
+pub mod store;
+
+use bytes::Bytes;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use run::run;
+pub use tokio_util::sync::CancellationToken;
+
+/// The default build image, built from `docker/standard` the first time it is needed.
+pub const DEFAULT_IMAGE: &str = "localbuild/standard:1.0";
+
+/// Everything a build needs to start.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// Project name: used in the build id, ARN and build number sequence.
+    pub project: String,
+    /// The primary source directory on this machine.
+    pub source_dir: PathBuf,
+    /// The buildspec file; `None` = `buildspec.yml` in the source directory.
+    pub buildspec: Option<PathBuf>,
+    pub image: String,
+    /// Bind-mount the source instead of copying it (the build may then modify it).
+    pub bind_mount: bool,
+    /// Privileged mode: docker commands in the build use the host daemon.
+    pub privileged: bool,
+    pub timeout: Duration,
+    /// Variables that override the buildspec's (highest precedence), in order.
+    pub env_overrides: Vec<(String, String)>,
+    /// `CODEBUILD_INITIATOR` and the record's `initiator`.
+    pub initiator: String,
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION` and the region in ARNs.
+    pub region: String,
+    /// Where build records and logs are kept (`<store>/builds/<project>/<number>/`).
+    pub store: PathBuf,
+}
+
+/// What a build reports while it runs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An agent line of the build log, formatted (`[Container] … message`).
+    Agent(String),
+    /// One or more complete lines of command output (stdout and stderr), each ending in `\n`.
+    Output(Bytes),
+    /// localbuild's own progress (image pulls and builds); not part of the build log.
+    Progress(String),
+    PhaseStarted(record::PhaseType),
+    PhaseEnded(record::PhaseType, record::Status),
+}
+
+/// A finished build: its record and where it is kept.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub build: record::Build,
+    /// The folder holding `build.json` and `build.log`.
+    pub dir: PathBuf,
+    pub log_path: PathBuf,
+}
+
+/// Why no build could be attempted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
+    #[error("cannot write the build record under {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

@@ -222,6 +222,11 @@ impl Driver {
         Ok(self.out.status.unwrap_or(-1))
     }
 
+    /// The Docker exec id of the driver, if it runs in a container.
+    pub fn exec_id(&self) -> Option<&str> {
+        self.session.exec_id.as_deref()
+    }
+
     /// Close the driver's stdin; it exits after the current command.
     pub async fn close(mut self) {
         let _ = self.session.input.shutdown().await;
@@ -275,6 +280,7 @@ mod tests {
             Session {
                 input: Box::pin(input),
                 output: Box::pin(stream::select(out, err)),
+                exec_id: None,
             },
             marker,
         )

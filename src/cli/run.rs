@@ -1,0 +1,233 @@
+//! `localbuild run`: start a build, print its log live, then a per-phase summary.
+
+use super::RunArgs;
+use localbuild::engine::record::{Build, PhaseType, Status};
+use localbuild::engine::{self, BuildRequest, CancellationToken, Event, Outcome};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit status for a finished build (decision U16).
+pub fn exit_code(status: Status) -> u8 {
+    match status {
+        Status::Succeeded => 0,
+        Status::Failed | Status::InProgress => 1,
+        Status::Fault => 3,
+        Status::TimedOut => 124,
+        Status::Stopped => 130,
+    }
+}
+
+/// Where builds are kept: `LOCALBUILD_HOME`, else `$XDG_STATE_HOME/localbuild`, else
+/// `~/.local/state/localbuild`.
+pub fn store_root() -> PathBuf {
+    if let Some(h) = std::env::var_os("LOCALBUILD_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(x).join("localbuild");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/state/localbuild")
+}
+
+fn usage_error(message: &str) -> u8 {
+    eprintln!("error: {message}");
+    2
+}
+
+pub fn run(args: &RunArgs) -> u8 {
+    if !args.source.is_dir() {
+        return usage_error(&format!(
+            "-s: source directory '{}' does not exist or is not a directory",
+            args.source.display()
+        ));
+    }
+    if args.timeout == 0 || args.timeout > 2160 {
+        return usage_error("--timeout: must be between 1 and 2160 minutes");
+    }
+    let source = std::fs::canonicalize(&args.source).unwrap_or_else(|_| args.source.clone());
+    let project = match &args.project {
+        Some(p) => p.clone(),
+        None => source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("localbuild")
+            .to_owned(),
+    };
+    if project.is_empty()
+        || !project
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return usage_error(&format!(
+            "--project: '{project}' is not a valid project name (letters, digits, - and _)"
+        ));
+    }
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let initiator = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "localbuild".to_owned());
+    let request = BuildRequest {
+        project,
+        source_dir: source,
+        buildspec: args.buildspec.clone(),
+        image: args.image.clone(),
+        bind_mount: args.mount,
+        privileged: args.privileged,
+        timeout: Duration::from_secs(args.timeout * 60),
+        env_overrides: vec![],
+        initiator,
+        region,
+        store: store_root(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 3;
+        }
+    };
+    runtime.block_on(run_build(request, args.build_json.clone()))
+}
+
+async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let build = tokio::spawn(engine::run(request, tx, cancel));
+
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    while let Some(event) = rx.recv().await {
+        let _ = match event {
+            Event::Agent(line) => writeln!(out, "{line}"),
+            Event::Output(bytes) => out.write_all(&bytes),
+            Event::Progress(line) => {
+                let _ = out.flush();
+                writeln!(std::io::stderr(), "{line}")
+            }
+            Event::PhaseStarted(_) | Event::PhaseEnded(..) => Ok(()),
+        };
+        if rx.is_empty() {
+            let _ = out.flush();
+        }
+    }
+    let _ = out.flush();
+    drop(out);
+
+    let outcome = match build.await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return 3;
+        }
+        Err(e) => {
+            eprintln!("error: the build engine failed: {e}");
+            return 3;
+        }
+    };
+    print_summary(&outcome, color);
+    if let Some(path) = build_json {
+        let json = serde_json::to_string_pretty(&outcome.build).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, json + "\n") {
+            eprintln!("error: --build-json: cannot write {}: {e}", path.display());
+        }
+    }
+    exit_code(outcome.build.build_status)
+}
+
+/// Ctrl-C and SIGTERM stop the build (it still records, cleans up and exits 130).
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        cancel.cancel();
+    });
+}
+
+fn paint(color: bool, status: Status, text: &str) -> String {
+    if !color {
+        return text.to_owned();
+    }
+    let code = match status {
+        Status::Succeeded => "32",
+        Status::Failed | Status::Fault => "31",
+        Status::TimedOut | Status::Stopped | Status::InProgress => "33",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// The table after the log: phase, status, duration; then the final status.
+pub fn summary(build: &Build, color: bool) -> String {
+    let mut s = String::new();
+    s.push('\n');
+    s.push_str(&format!("{:<18} {:<10} {:>9}\n", "PHASE", "STATUS", "DURATION"));
+    for p in &build.phases {
+        if matches!(p.phase_type, PhaseType::Completed) {
+            continue;
+        }
+        let status = p.phase_status.unwrap_or(Status::InProgress);
+        let duration = match p.end_time {
+            Some(end) => format!("{:.1}s", (end - p.start_time).max(0.0)),
+            None => String::new(),
+        };
+        let cell = format!("{:<10}", status.as_str());
+        s.push_str(&format!(
+            "{:<18} {} {:>9}\n",
+            p.phase_type.as_str(),
+            paint(color, status, &cell),
+            duration
+        ));
+        if status != Status::Succeeded {
+            if let Some(ctx) = p.contexts.as_ref().and_then(|c| c.first()) {
+                if !ctx.status_code.is_empty() || !ctx.message.is_empty() {
+                    s.push_str(&format!("  {}: {}\n", ctx.status_code, ctx.message));
+                }
+            }
+        }
+    }
+    let total = build.end_time.unwrap_or(build.start_time) - build.start_time;
+    s.push_str(&format!(
+        "\nBuild {} {} in {:.1}s ({})\n",
+        build.id,
+        paint(color, build.build_status, build.build_status.as_str()),
+        total.max(0.0),
+        build.build_number
+    ));
+    s
+}
+
+fn print_summary(outcome: &Outcome, color: bool) {
+    let mut text = summary(&outcome.build, color);
+    text.push_str(&format!("Log and record: {}\n", outcome.dir.display()));
+    print!("{text}");
+    let _ = std::io::stdout().flush();
+}

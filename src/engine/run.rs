@@ -1,0 +1,961 @@
+//! One build, start to finish: the algorithm of reference §2.9 over Docker.
+
+use super::log::{agent_line, context_message};
+use super::machine::{Machine, Step, should_retry};
+use super::record::*;
+use super::shell::{AgentVars, Driver, Persistence, ShellError, TMP_DIR, compose_script, driver_command};
+use super::{BuildRequest, CancellationToken, DEFAULT_IMAGE, EngineError, Event, Outcome, source, store};
+use crate::buildspec::{self, Buildspec, PhaseName, Version};
+use crate::docker::{ContainerSpec, Docker, DockerError};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Why a build stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    TimedOut,
+    Stopped,
+}
+
+/// How a phase ended.
+enum PhaseEnd {
+    Done { ok: bool },
+    Interrupted(Interrupt),
+    /// The build container died: FAULT.
+    Fault(String),
+}
+
+/// Run one build. Returns `Err` only when no build could be attempted.
+pub async fn run(
+    req: BuildRequest,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) -> Result<Outcome, EngineError> {
+    let docker = Docker::connect().await?;
+    let (number, dir) =
+        store::claim_build_dir(&req.store, &req.project).map_err(|source| EngineError::Store {
+            path: req.store.clone(),
+            source,
+        })?;
+    let log_path = dir.join("build.log");
+    let log = std::fs::File::create(&log_path).map_err(|source| EngineError::Store {
+        path: log_path.clone(),
+        source,
+    })?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let build_id = format!("{}:{uuid}", req.project);
+    let now = OffsetDateTime::now_utc();
+    let src_root = format!(
+        "/codebuild/output/src{}",
+        100_000_000 + (uuid::Uuid::new_v4().as_u128() % 900_000_000)
+    );
+    let mut run = Run {
+        deadline: Instant::now() + req.timeout,
+        build: new_record(&req, &build_id, &uuid, number, now, &log_path),
+        docker,
+        events,
+        cancel,
+        log: std::io::BufWriter::new(log),
+        container: None,
+        drivers: HashMap::new(),
+        marker: format!("__localbuild_{}__", uuid::Uuid::new_v4().simple()),
+        src_dir: format!("{src_root}/src"),
+        src_root,
+        build_id,
+        succeeding: true,
+        last_exit: 0,
+        driver_env: vec![],
+        req,
+    };
+    run.execute(now).await;
+    run.cleanup().await;
+    let _ = run.log.flush();
+    let json = serde_json::to_vec_pretty(&run.build).unwrap_or_default();
+    std::fs::write(dir.join("build.json"), json).map_err(|source| EngineError::Store {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(Outcome {
+        build: run.build,
+        dir,
+        log_path,
+    })
+}
+
+fn epoch(t: OffsetDateTime) -> f64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0
+}
+
+fn new_record(
+    req: &BuildRequest,
+    build_id: &str,
+    uuid: &str,
+    number: u64,
+    now: OffsetDateTime,
+    log_path: &std::path::Path,
+) -> Build {
+    let region = &req.region;
+    let group = format!("/aws/codebuild/{}", req.project);
+    Build {
+        id: build_id.to_owned(),
+        arn: format!("arn:aws:codebuild:{region}:000000000000:build/{build_id}"),
+        build_number: number,
+        start_time: epoch(now),
+        end_time: None,
+        current_phase: PhaseType::Submitted,
+        build_status: Status::InProgress,
+        resolved_source_version: None,
+        project_name: req.project.clone(),
+        phases: vec![],
+        source: Source {
+            kind: "NO_SOURCE".to_owned(),
+            location: req.source_dir.display().to_string(),
+            buildspec: req.buildspec.as_ref().map(|b| b.display().to_string()),
+        },
+        secondary_sources: vec![],
+        artifacts: Artifacts::default(),
+        secondary_artifacts: vec![],
+        cache: Cache {
+            kind: "NO_CACHE".to_owned(),
+        },
+        environment: Environment {
+            kind: "LINUX_CONTAINER".to_owned(),
+            image: req.image.clone(),
+            compute_type: "BUILD_GENERAL1_SMALL".to_owned(),
+            environment_variables: vec![],
+            privileged_mode: req.privileged,
+            image_pull_credentials_type: "CODEBUILD".to_owned(),
+        },
+        logs: Logs {
+            deep_link: format!(
+                "https://console.aws.amazon.com/cloudwatch/home?region={region}#logEvent:group={group};stream={uuid}"
+            ),
+            group_name: group,
+            stream_name: uuid.to_owned(),
+            cloud_watch_logs: LogStatus {
+                status: "ENABLED".to_owned(),
+            },
+            s3_logs: LogStatus {
+                status: "DISABLED".to_owned(),
+            },
+            local_path: Some(log_path.display().to_string()),
+        },
+        timeout_in_minutes: req.timeout.as_secs().div_ceil(60),
+        queued_timeout_in_minutes: 480,
+        build_complete: false,
+        initiator: req.initiator.clone(),
+        encryption_key: format!("arn:aws:kms:{region}:000000000000:alias/aws/s3"),
+        exported_environment_variables: vec![],
+        report_arns: vec![],
+    }
+}
+
+struct Run {
+    req: BuildRequest,
+    docker: Docker,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+    deadline: Instant,
+    build: Build,
+    log: std::io::BufWriter<std::fs::File>,
+    build_id: String,
+    container: Option<String>,
+    /// One driver per `run-as` user (`None` = the image's default user, root).
+    /// (In a `Mutex` only so that `Run` is `Sync`; a driver is used by one command at a time.)
+    drivers: HashMap<Option<String>, std::sync::Mutex<Driver>>,
+    marker: String,
+    src_root: String,
+    src_dir: String,
+    succeeding: bool,
+    last_exit: i64,
+    /// The environment every driver starts with (`KEY=VALUE`).
+    driver_env: Vec<String>,
+}
+
+impl Run {
+    async fn emit(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Write an agent line to the log and the event stream.
+    async fn agent(&mut self, message: &str) {
+        let line = agent_line(OffsetDateTime::now_utc(), message);
+        let _ = writeln!(self.log, "{line}");
+        self.emit(Event::Agent(line)).await;
+    }
+
+    async fn output(&mut self, bytes: Bytes) {
+        let _ = self.log.write_all(&bytes);
+        self.emit(Event::Output(bytes)).await;
+    }
+
+    async fn progress(&self, message: &str) {
+        self.emit(Event::Progress(message.to_owned())).await;
+    }
+
+    /// Start a phase; phases are contiguous in time.
+    async fn begin(&mut self, phase: PhaseType) {
+        let start = self
+            .build
+            .phases
+            .last()
+            .and_then(|p| p.end_time)
+            .unwrap_or(self.build.start_time);
+        self.build.current_phase = phase;
+        self.build.phases.push(BuildPhase {
+            phase_type: phase,
+            phase_status: None,
+            start_time: start,
+            end_time: None,
+            duration_in_seconds: None,
+            contexts: None,
+        });
+        self.emit(Event::PhaseStarted(phase)).await;
+    }
+
+    /// End the current phase. `context: None` = no contexts key (SUBMITTED, QUEUED).
+    async fn end(&mut self, status: Status, context: Option<PhaseContext>) {
+        let now = epoch(OffsetDateTime::now_utc());
+        let Some(p) = self.build.phases.last_mut() else {
+            return;
+        };
+        let end = now.max(p.start_time);
+        p.end_time = Some(end);
+        p.duration_in_seconds = Some((end - p.start_time).floor() as i64);
+        p.phase_status = Some(status);
+        p.contexts = context.map(|c| vec![c]);
+        let phase = p.phase_type;
+        self.emit(Event::PhaseEnded(phase, status)).await;
+    }
+
+    /// The agent's two closing lines of a phase, and its end.
+    async fn complete(&mut self, phase: PhaseType, status: Status, ctx: PhaseContext) {
+        self.agent(&format!(
+            "Phase complete: {} State: {}",
+            phase.as_str(),
+            status.as_str()
+        ))
+        .await;
+        self.agent(&context_message(&ctx.status_code, &ctx.message))
+            .await;
+        self.end(status, Some(ctx)).await;
+    }
+
+    fn interrupted(&self) -> Option<Interrupt> {
+        if self.cancel.is_cancelled() {
+            Some(Interrupt::Stopped)
+        } else if Instant::now() >= self.deadline {
+            Some(Interrupt::TimedOut)
+        } else {
+            None
+        }
+    }
+
+    /// Await `fut` unless the build is stopped or times out first.
+    async fn guard<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Interrupt> {
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(Interrupt::Stopped),
+            () = tokio::time::sleep_until(self.deadline) => Err(Interrupt::TimedOut),
+            v = fut => Ok(v),
+        }
+    }
+
+    async fn execute(&mut self, now: OffsetDateTime) {
+        let _ = now;
+        self.begin(PhaseType::Submitted).await;
+        self.end(Status::Succeeded, None).await;
+        self.begin(PhaseType::Queued).await;
+        self.end(Status::Succeeded, None).await;
+
+        self.begin(PhaseType::Provisioning).await;
+        match self.provision().await {
+            Ok(()) => self.end(Status::Succeeded, Some(PhaseContext::default())).await,
+            Err(ProvisionError::Interrupted(i)) => return self.interrupt(i).await,
+            Err(ProvisionError::Failed(ctx)) => {
+                self.end(Status::Failed, Some(ctx)).await;
+                return self.finalize(Some(Status::Fault)).await;
+            }
+        }
+
+        self.begin(PhaseType::DownloadSource).await;
+        let spec = match self.download_source().await {
+            Ok(spec) => spec,
+            Err(DownloadError::Interrupted(i)) => return self.interrupt(i).await,
+            Err(DownloadError::Failed(ctx)) => {
+                self.complete(PhaseType::DownloadSource, Status::Failed, ctx)
+                    .await;
+                return self.finalize(None).await;
+            }
+        };
+        self.complete(
+            PhaseType::DownloadSource,
+            Status::Succeeded,
+            PhaseContext::default(),
+        )
+        .await;
+
+        let mut machine = Machine::new();
+        let mut step = machine.start();
+        while let Step::Phase(name) = step {
+            let phase = spec.phases.get(name).cloned().unwrap_or_default();
+            match self.run_phase(&spec, name, &phase).await {
+                PhaseEnd::Done { ok } => step = machine.after(name, ok, phase.on_failure.as_ref()),
+                PhaseEnd::Interrupted(i) => return self.interrupt(i).await,
+                PhaseEnd::Fault(msg) => {
+                    self.complete(
+                        name.into(),
+                        Status::Failed,
+                        PhaseContext::new("SINGLE_BUILD_CONTAINER_DEAD", msg),
+                    )
+                    .await;
+                    return self.finalize(Some(Status::Fault)).await;
+                }
+            }
+        }
+        if step == Step::UploadArtifacts {
+            self.begin(PhaseType::UploadArtifacts).await;
+            self.complete(
+                PhaseType::UploadArtifacts,
+                Status::Succeeded,
+                PhaseContext::default(),
+            )
+            .await;
+        }
+        self.finalize(None).await;
+    }
+
+    /// PROVISIONING: the image, the container.
+    async fn provision(&mut self) -> Result<(), ProvisionError> {
+        let image = self.req.image.clone();
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let docker = self.docker.clone();
+        let ensure = async move {
+            let mut progress = |line: &str| {
+                let _ = tx.send(line.to_owned());
+            };
+            if image == DEFAULT_IMAGE {
+                crate::docker::image::ensure_standard_image(docker.api(), &mut progress)
+                    .await
+                    .map_err(|e| DockerError::ImageUnavailable {
+                        image: image.clone(),
+                        reason: e.to_string(),
+                    })
+            } else {
+                docker.ensure_image(&image, &mut progress).await
+            }
+        };
+        let events = self.events.clone();
+        let forward = async move {
+            while let Some(line) = rx.recv().await {
+                let _ = events.send(Event::Progress(line)).await;
+            }
+        };
+        let (result, ()) = self
+            .guard(async { tokio::join!(ensure, forward) })
+            .await
+            .map_err(ProvisionError::Interrupted)?;
+        if let Err(e) = result {
+            let hint = if self.req.image == DEFAULT_IMAGE {
+                "run `localbuild image build` to build it".to_owned()
+            } else {
+                format!(
+                    "build or load it locally (`docker build -t {0} .` or `docker load`), \
+                     or choose another image with -i",
+                    self.req.image
+                )
+            };
+            return Err(ProvisionError::Failed(PhaseContext::new(
+                "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE",
+                format!("Unable to pull customer's container image. {e}. To fix: {hint}"),
+            )));
+        }
+
+        let mut binds = vec![];
+        if self.req.bind_mount {
+            binds.push(format!(
+                "{}:{}",
+                self.req.source_dir.display(),
+                self.src_dir
+            ));
+        }
+        let mut keep_entrypoint = false;
+        if self.req.privileged {
+            let entrypoint = self
+                .docker
+                .image_entrypoint(&self.req.image)
+                .await
+                .unwrap_or_default();
+            keep_entrypoint = entrypoint
+                .iter()
+                .any(|e| e.ends_with("dockerd-entrypoint.sh"));
+            if !keep_entrypoint {
+                if let Some(sock) = self.docker.socket_path() {
+                    binds.push(format!("{sock}:/var/run/docker.sock"));
+                }
+            }
+        }
+        let spec = ContainerSpec {
+            name: format!(
+                "localbuild-{}-{}",
+                sanitize(&self.req.project),
+                &self.build.logs.stream_name[..8]
+            ),
+            image: self.req.image.clone(),
+            build_id: self.build_id.clone(),
+            env: vec!["HOME=/root".to_owned()],
+            binds,
+            privileged: self.req.privileged,
+            keep_entrypoint,
+        };
+        let started = self
+            .guard(self.docker.start_container(&spec))
+            .await
+            .map_err(ProvisionError::Interrupted)?;
+        match started {
+            Ok(id) => {
+                self.container = Some(id);
+                Ok(())
+            }
+            Err(e) => {
+                // The container may exist even though it could not start.
+                let _ = self
+                    .docker
+                    .remove_build_resources(Some(&self.build_id))
+                    .await;
+                Err(ProvisionError::Failed(PhaseContext::new(
+                    "SINGLE_BUILD_CONTAINER_DEAD",
+                    format!("Build container found dead before completing the build. {e}"),
+                )))
+            }
+        }
+    }
+
+    /// DOWNLOAD_SOURCE: source, buildspec, environment, the first driver.
+    async fn download_source(&mut self) -> Result<Buildspec, DownloadError> {
+        let version = env!("CARGO_PKG_VERSION");
+        self.agent(&format!("Running on localbuild {version}")).await;
+        self.agent("Waiting for agent ping").await;
+        self.agent("Waiting for DOWNLOAD_SOURCE").await;
+        self.agent("Phase is DOWNLOAD_SOURCE").await;
+        let src_dir = self.src_dir.clone();
+        self.agent(&format!("CODEBUILD_SRC_DIR={src_dir}")).await;
+
+        let container = self.container.clone().unwrap_or_default();
+        if !self.req.bind_mount {
+            let tar = source::tar_stream(
+                self.req.source_dir.clone(),
+                src_dir.trim_start_matches('/').to_owned(),
+            );
+            let uploaded = self
+                .guard(self.docker.upload_tar(&container, tar))
+                .await
+                .map_err(DownloadError::Interrupted)?;
+            if let Err(e) = uploaded {
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "CLIENT_ERROR",
+                    format!("error while downloading source: {e}"),
+                )));
+            }
+        }
+
+        // The buildspec, read on the host: CodeBuild reads it from the downloaded source.
+        let (path, shown) = self.buildspec_location();
+        self.agent(&format!("YAML location is {shown}")).await;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                let message = if self.req.buildspec.is_none()
+                    && e.kind() == std::io::ErrorKind::NotFound
+                {
+                    "YAML file does not exist".to_owned()
+                } else {
+                    format!("stat {shown}: {}", io_reason(&e))
+                };
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "YAML_FILE_ERROR",
+                    message,
+                )));
+            }
+        };
+        let parsed = match buildspec::parse(&bytes) {
+            Ok(p) => p,
+            Err(invalid) => {
+                let shown_path = path.display().to_string();
+                for d in &invalid.errors {
+                    self.progress(d.render(&shown_path, &bytes).trim_end()).await;
+                }
+                let first = invalid.errors.first();
+                let message = match first {
+                    Some(d) if d.line > 0 => format!("{} at line {}", d.message, d.line),
+                    _ => invalid.message().to_owned(),
+                };
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "YAML_FILE_ERROR",
+                    message,
+                )));
+            }
+        };
+        for w in &parsed.warnings {
+            self.progress(w.render(&path.display().to_string(), &bytes).trim_end())
+                .await;
+        }
+        let spec = parsed.buildspec;
+        if spec.batch.is_some() {
+            self.progress("warning: batch builds are not supported yet; running the buildspec as a single build")
+                .await;
+        }
+
+        self.agent("Processing environment variables").await;
+        if let Some(reference) = spec
+            .env
+            .parameter_store
+            .iter()
+            .map(|(_, p)| p.clone())
+            .chain(spec.env.secrets_manager.iter().map(|(_, s)| s.reference.clone()))
+            .next()
+        {
+            return Err(DownloadError::Failed(PhaseContext::new(
+                "Decrypted Variables Error",
+                format!("cannot resolve {reference}: no secrets source is configured"),
+            )));
+        }
+        let runtimes = spec
+            .phases
+            .install
+            .as_ref()
+            .is_some_and(|p| !p.runtime_versions.is_empty());
+        if runtimes {
+            self.agent("Skipping install of runtimes. Runtime version selection is not supported by this build image")
+                .await;
+        } else {
+            self.agent("No runtime version selected in buildspec.").await;
+        }
+
+        self.driver_env = self.environment(&spec);
+        self.build.environment.environment_variables = spec
+            .env
+            .variables
+            .iter()
+            .chain(self.req.env_overrides.iter())
+            .map(|(k, _)| EnvironmentVariable {
+                name: k.clone(),
+                value: String::new(),
+                kind: Some("PLAINTEXT".to_owned()),
+            })
+            .collect();
+        match self.driver(&spec, None).await {
+            Ok(()) => {}
+            Err(e) => {
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "CLIENT_ERROR",
+                    format!("cannot start the command shell in the build container: {e}"),
+                )));
+            }
+        }
+        self.agent(&format!("Moving to directory {src_dir}")).await;
+        self.agent("Cache is not defined in the buildspec").await;
+        self.agent("Skip cache due to: no paths specified to be cached")
+            .await;
+        self.agent("Registering with agent").await;
+        let defined: Vec<_> = spec.phases.defined().collect();
+        self.agent(&format!("Phases found in YAML: {}", defined.len()))
+            .await;
+        let lines: Vec<String> = defined
+            .iter()
+            .map(|(n, p)| format!(" {}: {} commands", n.upper(), p.commands.len()))
+            .collect();
+        for line in lines {
+            self.agent(&line).await;
+        }
+        Ok(spec)
+    }
+
+    /// The buildspec's host path, and how the log shows it.
+    fn buildspec_location(&self) -> (PathBuf, String) {
+        match &self.req.buildspec {
+            None => (
+                self.req.source_dir.join("buildspec.yml"),
+                format!("{}/buildspec.yml", self.src_dir),
+            ),
+            Some(p) => {
+                let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                let src = std::path::absolute(&self.req.source_dir)
+                    .unwrap_or_else(|_| self.req.source_dir.clone());
+                let shown = match abs.strip_prefix(&src) {
+                    Ok(rel) => format!("{}/{}", self.src_dir, rel.display()),
+                    Err(_) => abs.display().to_string(),
+                };
+                (abs, shown)
+            }
+        }
+    }
+
+    /// The variables every command starts with, lowest precedence first.
+    fn environment(&mut self, spec: &Buildspec) -> Vec<String> {
+        let req = &self.req;
+        let region = &req.region;
+        let start_ms = (self.build.start_time * 1000.0).round() as i64;
+        let resolved = source::git_head(&req.source_dir);
+        self.build.resolved_source_version = resolved.clone();
+        let mut vars: Vec<(String, String)> = vec![
+            ("AWS_DEFAULT_REGION".into(), region.clone()),
+            ("AWS_REGION".into(), region.clone()),
+            ("CODEBUILD_BUILD_ARN".into(), self.build.arn.clone()),
+            ("CODEBUILD_BUILD_ID".into(), self.build.id.clone()),
+            ("CODEBUILD_BUILD_IMAGE".into(), req.image.clone()),
+            (
+                "CODEBUILD_BUILD_NUMBER".into(),
+                self.build.build_number.to_string(),
+            ),
+            ("CODEBUILD_BUILD_SUCCEEDING".into(), "1".into()),
+            ("CODEBUILD_INITIATOR".into(), req.initiator.clone()),
+            (
+                "CODEBUILD_KMS_KEY_ID".into(),
+                self.build.encryption_key.clone(),
+            ),
+            ("CODEBUILD_LAST_EXIT".into(), "0".into()),
+            ("CODEBUILD_LOCAL_BUILD".into(), "true".into()),
+            ("CODEBUILD_CI".into(), "false".into()),
+            (
+                "CODEBUILD_LOG_PATH".into(),
+                self.build.logs.stream_name.clone(),
+            ),
+            (
+                "CODEBUILD_PROJECT_ARN".into(),
+                format!(
+                    "arn:aws:codebuild:{region}:000000000000:project/{}",
+                    req.project
+                ),
+            ),
+            ("CODEBUILD_SRC_DIR".into(), self.src_dir.clone()),
+            ("CODEBUILD_GOPATH".into(), self.src_root.clone()),
+            ("CODEBUILD_START_TIME".into(), start_ms.to_string()),
+            ("HOME".into(), "/root".into()),
+        ];
+        if let Some(sha) = resolved {
+            vars.push(("CODEBUILD_RESOLVED_SOURCE_VERSION".into(), sha.clone()));
+            vars.push(("CODEBUILD_SOURCE_VERSION".into(), sha));
+        }
+        vars.extend(spec.env.variables.iter().cloned());
+        vars.extend(req.env_overrides.iter().cloned());
+        // Later entries win: keep the last value of each name.
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<String> = vars
+            .into_iter()
+            .rev()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Make sure a driver runs for `user`.
+    async fn driver(&mut self, spec: &Buildspec, user: Option<&str>) -> Result<(), DockerError> {
+        let key = user.map(str::to_owned);
+        if self.drivers.contains_key(&key) {
+            return Ok(());
+        }
+        let shell = spec.env.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+        let container = self.container.clone().unwrap_or_default();
+        let session = self
+            .docker
+            .start_session(
+                &container,
+                driver_command(TMP_DIR, &self.marker, &shell),
+                user,
+                &self.src_dir,
+                &self.driver_env,
+            )
+            .await?;
+        self.drivers.insert(
+            key,
+            std::sync::Mutex::new(Driver::new(session, self.marker.clone())),
+        );
+        Ok(())
+    }
+
+    /// One buildspec phase, with its retries.
+    async fn run_phase(
+        &mut self,
+        spec: &Buildspec,
+        name: PhaseName,
+        phase: &buildspec::Phase,
+    ) -> PhaseEnd {
+        let pt: PhaseType = name.into();
+        self.begin(pt).await;
+        self.agent(&format!("Entering phase {}", name.upper())).await;
+        let user = phase.run_as.clone().or_else(|| spec.run_as.clone());
+        let mut attempt = 0;
+        loop {
+            let mut failure: Option<(PhaseContext, Bytes)> = None;
+            for list in [&phase.commands, &phase.finally] {
+                for cmd in list {
+                    match self.run_command(spec, user.as_deref(), cmd).await {
+                        CommandEnd::Ok => {}
+                        CommandEnd::Failed { code, output } => {
+                            if failure.is_none() {
+                                failure = Some((
+                                    PhaseContext::new(
+                                        "COMMAND_EXECUTION_ERROR",
+                                        format!(
+                                            "Error while executing command: {cmd}. Reason: exit status {code}"
+                                        ),
+                                    ),
+                                    output,
+                                ));
+                            }
+                            break;
+                        }
+                        CommandEnd::Interrupted(i) => return PhaseEnd::Interrupted(i),
+                        CommandEnd::Fault(m) => return PhaseEnd::Fault(m),
+                    }
+                }
+            }
+            let Some((ctx, output)) = failure else {
+                self.complete(pt, Status::Succeeded, PhaseContext::default())
+                    .await;
+                return PhaseEnd::Done { ok: true };
+            };
+            let out_text = String::from_utf8_lossy(&output);
+            if should_retry(
+                phase.on_failure.as_ref(),
+                attempt,
+                &[&ctx.message, &out_text],
+            ) {
+                attempt += 1;
+                let total = match &phase.on_failure {
+                    Some(buildspec::OnFailure::Retry { count, .. }) => *count,
+                    _ => 0,
+                };
+                self.agent(&format!(
+                    "Retrying phase {} (attempt {attempt} of {total})",
+                    name.upper()
+                ))
+                .await;
+                continue;
+            }
+            self.complete(pt, Status::Failed, ctx).await;
+            return PhaseEnd::Done { ok: false };
+        }
+    }
+
+    async fn run_command(&mut self, spec: &Buildspec, user: Option<&str>, cmd: &str) -> CommandEnd {
+        if let Some(i) = self.interrupted() {
+            return CommandEnd::Interrupted(i);
+        }
+        self.agent(&format!("Running command {cmd}")).await;
+        if let Err(e) = self.driver(spec, user).await {
+            return CommandEnd::Fault(e.to_string());
+        }
+        let persistence = match spec.version {
+            Version::V0_1 => Persistence::Fresh,
+            Version::V0_2 => Persistence::Carry,
+        };
+        let script = compose_script(
+            TMP_DIR,
+            &self.src_dir,
+            persistence,
+            AgentVars {
+                succeeding: self.succeeding,
+                last_exit: self.last_exit,
+            },
+            cmd,
+        );
+        let key = user.map(str::to_owned);
+        let Some(mut driver) = self
+            .drivers
+            .remove(&key)
+            .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()))
+        else {
+            return CommandEnd::Fault("no command shell".into());
+        };
+        // Output flows through a channel so that the log and events see it live.
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let mut captured = Vec::new();
+        let cancel = self.cancel.clone();
+        let deadline = self.deadline;
+        let result = {
+            let run = async {
+                let mut sink = |b: Bytes| {
+                    let _ = tx.send(b);
+                };
+                let r = driver.run(&script, &mut sink).await;
+                drop(tx);
+                r
+            };
+            let pump = async {
+                while let Some(b) = rx.recv().await {
+                    if captured.len() < 1 << 20 {
+                        captured.extend_from_slice(&b);
+                    }
+                    self.output(b).await;
+                }
+            };
+            let guarded = async { tokio::join!(run, pump).0 };
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => Err(Interrupt::Stopped),
+                () = tokio::time::sleep_until(deadline) => Err(Interrupt::TimedOut),
+                v = guarded => Ok(v),
+            }
+        };
+        let code = match result {
+            Err(i) => return CommandEnd::Interrupted(i),
+            Ok(Ok(code)) => {
+                self.drivers.insert(key, std::sync::Mutex::new(driver));
+                code
+            }
+            Ok(Err(ShellError::Ended { output })) => {
+                // The driver ended: a missing run-as user (exit 126), or the container died.
+                if !output.is_empty() {
+                    captured.extend_from_slice(&output);
+                    self.output(output).await;
+                }
+                let container = self.container.clone().unwrap_or_default();
+                if !self.docker.is_running(&container).await {
+                    return CommandEnd::Fault(
+                        "Build container found dead before completing the build".into(),
+                    );
+                }
+                match driver.exec_id() {
+                    Some(id) => self.docker.exec_exit_code(id).await.unwrap_or(126),
+                    None => 126,
+                }
+            }
+            Ok(Err(e)) => return CommandEnd::Fault(e.to_string()),
+        };
+        let _ = writeln!(self.log);
+        self.emit(Event::Output(Bytes::from_static(b"\n"))).await;
+        self.last_exit = code;
+        if code == 0 {
+            CommandEnd::Ok
+        } else {
+            self.succeeding = false;
+            self.agent(&format!(
+                "Command did not exit successfully {cmd} exit status {code}"
+            ))
+            .await;
+            CommandEnd::Failed {
+                code,
+                output: Bytes::from(captured),
+            }
+        }
+    }
+
+    /// The build was stopped or timed out: close the current phase, then finalize.
+    async fn interrupt(&mut self, i: Interrupt) {
+        let (status, ctx) = match i {
+            Interrupt::TimedOut => (
+                Status::TimedOut,
+                PhaseContext::new("BUILD_TIMED_OUT", "Build has timed out. "),
+            ),
+            Interrupt::Stopped => (Status::Stopped, PhaseContext::default()),
+        };
+        let phase = self.build.current_phase;
+        let logged = matches!(
+            phase,
+            PhaseType::DownloadSource
+                | PhaseType::Install
+                | PhaseType::PreBuild
+                | PhaseType::Build
+                | PhaseType::PostBuild
+                | PhaseType::UploadArtifacts
+        );
+        if logged {
+            self.complete(phase, status, ctx).await;
+        } else {
+            self.end(status, Some(ctx)).await;
+        }
+        self.finalize(Some(status)).await;
+    }
+
+    /// FINALIZING and COMPLETED; `forced` overrides the status computed from the phases.
+    async fn finalize(&mut self, forced: Option<Status>) {
+        self.begin(PhaseType::Finalizing).await;
+        self.remove_container().await;
+        self.end(Status::Succeeded, Some(PhaseContext::default()))
+            .await;
+        self.begin(PhaseType::Completed).await;
+        let end = self.build.phases.last().map(|p| p.start_time);
+        self.build.end_time = end;
+        self.build.build_complete = true;
+        self.build.build_status = forced.unwrap_or_else(|| {
+            if self
+                .build
+                .phases
+                .iter()
+                .any(|p| p.phase_status == Some(Status::Failed))
+            {
+                Status::Failed
+            } else {
+                Status::Succeeded
+            }
+        });
+        self.emit(Event::PhaseStarted(PhaseType::Completed)).await;
+    }
+
+    async fn remove_container(&mut self) {
+        for (_, driver) in self.drivers.drain() {
+            drop(driver);
+        }
+        if let Some(id) = self.container.take() {
+            let _ = self.docker.remove_container(&id).await;
+        }
+    }
+
+    /// Whatever happened, nothing labelled with this build stays behind.
+    async fn cleanup(&mut self) {
+        self.remove_container().await;
+        let _ = self
+            .docker
+            .remove_build_resources(Some(&self.build_id))
+            .await;
+    }
+}
+
+enum ProvisionError {
+    Interrupted(Interrupt),
+    Failed(PhaseContext),
+}
+
+enum DownloadError {
+    Interrupted(Interrupt),
+    Failed(PhaseContext),
+}
+
+enum CommandEnd {
+    Ok,
+    Failed { code: i64, output: Bytes },
+    Interrupted(Interrupt),
+    Fault(String),
+}
+
+/// A container-name-safe version of the project name.
+fn sanitize(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.trim_start_matches(['-', '.', '_']).to_owned()
+}
+
+/// `no such file or directory`, as Go prints it.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        _ => e.to_string(),
+    }
+}
