@@ -31,7 +31,7 @@ fn check(path: &Path) -> bool {
     match buildspec::parse(&source) {
         Ok(parsed) => {
             print_all(&name, &source, &parsed.warnings);
-            println!("{name}: ok");
+            out(&format!("{name}: ok\n"));
             true
         }
         Err(invalid) => {
@@ -58,4 +58,9 @@ pub fn print_all<'a>(
     for d in diagnostics {
         let _ = err.write_all(d.render(name, source).as_bytes());
     }
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
