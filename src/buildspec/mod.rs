@@ -7,6 +7,8 @@
 mod diagnostic;
 pub mod model;
 pub mod raw;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Severity};
