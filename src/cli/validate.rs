@@ -1,8 +1,66 @@
-//! `localbuild validate FILE...` (issue 2).
+//! `localbuild validate FILE...`: check buildspecs and print compiler-style diagnostics.
+//!
+//! Exit 0 when every file is valid, 1 when any is not (or cannot be read). Problems go to
+//! stderr as `FILE:LINE:COLUMN: error: message` plus the source line and a caret; `FILE: ok`
+//! goes to stdout for each valid file. Warnings never change the exit code.
 
-use std::path::PathBuf;
+use localbuild::buildspec::{self, Diagnostic};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 pub fn run(files: &[PathBuf]) -> u8 {
-    let _ = files;
-    todo!("issue 2")
+    let mut code = 0;
+    for file in files {
+        if !check(file) {
+            code = 1;
+        }
+    }
+    code
+}
+
+/// Validate one file, print its diagnostics; true when it is valid.
+fn check(path: &Path) -> bool {
+    let name = path.display().to_string();
+    let source = match std::fs::read(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            return false;
+        }
+    };
+    match buildspec::parse(&source) {
+        Ok(parsed) => {
+            print_all(&name, &source, &parsed.warnings);
+            out(&format!("{name}: ok\n"));
+            true
+        }
+        Err(invalid) => {
+            let mut all: Vec<&Diagnostic> = invalid
+                .errors
+                .iter()
+                .chain(invalid.warnings.iter())
+                .collect();
+            all.sort_by_key(|d| (d.line, d.column));
+            print_all(&name, &source, all.into_iter());
+            false
+        }
+    }
+}
+
+/// Print diagnostics to stderr in source order.
+pub fn print_all<'a>(
+    name: &str,
+    source: &[u8],
+    diagnostics: impl IntoIterator<Item = &'a Diagnostic>,
+) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for d in diagnostics {
+        let _ = err.write_all(d.render(name, source).as_bytes());
+    }
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
