@@ -27,7 +27,9 @@ pub struct Invalid {
 impl Invalid {
     /// The first error's message, as CodeBuild puts it in a `YAML_FILE_ERROR` context.
     pub fn message(&self) -> &str {
-        self.errors.first().map_or("invalid buildspec", |d| d.message.as_str())
+        self.errors
+            .first()
+            .map_or("invalid buildspec", |d| d.message.as_str())
     }
 }
 

@@ -182,7 +182,10 @@ pub enum BatchKind {
     BuildList(Vec<BatchTask>),
     BuildGraph(Vec<BatchTask>),
     BuildMatrix(BuildMatrix),
-    BuildFanout { parallelism: u32, ignore_failure: bool },
+    BuildFanout {
+        parallelism: u32,
+        ignore_failure: bool,
+    },
     /// A `batch` section with no build kind (e.g. only `fast-fail`).
     None,
 }

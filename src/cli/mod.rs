@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "localbuild", version, about = "Run AWS CodeBuild buildspecs locally in Docker")]
+#[command(
+    name = "localbuild",
+    version,
+    about = "Run AWS CodeBuild buildspecs locally in Docker"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
