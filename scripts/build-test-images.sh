@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Build the small test images used by the integration tests, from local files only:
+#   localbuild-test/busybox:1  FROM scratch + Debian's static busybox + passwd/group + /tmp
+#   localbuild-test/docker:1   the same + the host's static docker CLI at /usr/local/bin/docker
+#
+# Idempotent and fast: each image carries the label org.localbuild.recipe-hash
+# (hash of its recipe files); an image whose label matches is not rebuilt.
+# Binaries are copied into a temporary build context, never into the repository.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RECIPE="$ROOT/docker/test-busybox"
+BUSYBOX_IMAGE=localbuild-test/busybox:1
+DOCKER_IMAGE=localbuild-test/docker:1
+LABEL=org.localbuild.recipe-hash
+
+say() { printf 'build-test-images: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+is_static() {
+    # `file` is the primary check; fall back to ldd when `file` is not installed.
+    if command -v file >/dev/null 2>&1; then
+        file -L "$1" | grep -q 'statically linked'
+    else
+        ! ldd "$1" >/dev/null 2>&1
+    fi
+}
+
+image_label() {
+    docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true
+}
+
+command -v docker >/dev/null 2>&1 || die "no docker CLI on PATH"
+docker info >/dev/null 2>&1 </dev/null || die "docker daemon not answering (run scripts/ensure-docker.sh)"
+
+BUSYBOX=/bin/busybox
+if ! [ -x "$BUSYBOX" ] || ! is_static "$BUSYBOX"; then
+    [ "$(id -u)" -eq 0 ] || die "$BUSYBOX (static) missing; run: apt-get install busybox-static"
+    say "installing busybox-static"
+    apt-get update -q </dev/null
+    apt-get install -y -q busybox-static </dev/null
+fi
+is_static "$BUSYBOX" || die "$BUSYBOX is not statically linked (install busybox-static, not busybox)"
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# --- localbuild-test/busybox:1 -------------------------------------------------
+bb_hash=$(cat "$RECIPE/Dockerfile" "$RECIPE/passwd" "$RECIPE/group" | sha256sum | cut -c1-32)
+rebuilt_busybox=0
+if [ "$(image_label "$BUSYBOX_IMAGE")" = "$bb_hash" ]; then
+    say "$BUSYBOX_IMAGE is up to date ($bb_hash)"
+else
+    say "building $BUSYBOX_IMAGE ($bb_hash)"
+    mkdir "$TMP/busybox"
+    cp "$RECIPE/Dockerfile" "$RECIPE/passwd" "$RECIPE/group" "$TMP/busybox/"
+    cp "$BUSYBOX" "$TMP/busybox/busybox"
+    docker build -q --label "$LABEL=$bb_hash" -t "$BUSYBOX_IMAGE" "$TMP/busybox" >/dev/null </dev/null
+    rebuilt_busybox=1
+fi
+
+# --- localbuild-test/docker:1 --------------------------------------------------
+DOCKER_CLI=$(command -v docker)
+if ! is_static "$DOCKER_CLI"; then
+    die "$DOCKER_CLI is dynamically linked; localbuild-test/docker:1 needs a statically linked docker CLI (e.g. the one from download.docker.com/linux/static) - refusing to copy it into a FROM-scratch image"
+fi
+dk_hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.docker" | sha256sum | cut -c1-32)
+if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$DOCKER_IMAGE")" = "$dk_hash" ]; then
+    say "$DOCKER_IMAGE is up to date ($dk_hash)"
+else
+    say "building $DOCKER_IMAGE ($dk_hash) with $DOCKER_CLI"
+    mkdir "$TMP/docker"
+    cp "$RECIPE/Dockerfile.docker" "$TMP/docker/Dockerfile"
+    cp "$DOCKER_CLI" "$TMP/docker/docker"
+    docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$dk_hash" \
+        -t "$DOCKER_IMAGE" "$TMP/docker" >/dev/null </dev/null
+fi
+
+# Smoke checks (cheap): the shell works, the users exist, /tmp is sticky.
+docker run --rm "$BUSYBOX_IMAGE" sh -c 'id codebuild-user >/dev/null && [ -k /tmp ] && [ "$PATH" = /usr/local/bin:/usr/bin:/bin ]' \
+    || die "$BUSYBOX_IMAGE smoke check failed"
+docker run --rm "$DOCKER_IMAGE" docker --version >/dev/null || die "$DOCKER_IMAGE smoke check failed"
+say "done"
