@@ -189,7 +189,10 @@ fn paint(color: bool, status: Status, text: &str) -> String {
 pub fn summary(build: &Build, color: bool) -> String {
     let mut s = String::new();
     s.push('\n');
-    s.push_str(&format!("{:<18} {:<10} {:>9}\n", "PHASE", "STATUS", "DURATION"));
+    s.push_str(&format!(
+        "{:<18} {:<10} {:>9}\n",
+        "PHASE", "STATUS", "DURATION"
+    ));
     for p in &build.phases {
         if matches!(p.phase_type, PhaseType::Completed) {
             continue;

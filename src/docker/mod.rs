@@ -42,7 +42,10 @@ pub enum DockerError {
     #[error("image {image} is not available locally and could not be pulled: {reason}")]
     ImageUnavailable { image: String, reason: String },
     #[error("Docker error while trying to {action}: {reason}")]
-    Api { action: &'static str, reason: String },
+    Api {
+        action: &'static str,
+        reason: String,
+    },
 }
 
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {

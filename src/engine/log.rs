@@ -5,9 +5,8 @@ use time::macros::format_description;
 
 /// Format one agent line at `at`.
 pub fn agent_line(at: OffsetDateTime, message: &str) -> String {
-    let fmt = format_description!(
-        "[year]/[month]/[day] [hour]:[minute]:[second].[subsecond digits:6]"
-    );
+    let fmt =
+        format_description!("[year]/[month]/[day] [hour]:[minute]:[second].[subsecond digits:6]");
     let ts = at
         .to_offset(time::UtcOffset::UTC)
         .format(&fmt)

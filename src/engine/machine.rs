@@ -84,7 +84,10 @@ mod tests {
 
     /// Run the machine over outcomes per phase and return the phases entered, plus whether
     /// UPLOAD_ARTIFACTS ran.
-    fn check(outcomes: &[(PhaseName, bool)], on_failure: Option<OnFailure>) -> (Vec<PhaseName>, bool) {
+    fn check(
+        outcomes: &[(PhaseName, bool)],
+        on_failure: Option<OnFailure>,
+    ) -> (Vec<PhaseName>, bool) {
         let mut m = Machine::new();
         let mut entered = vec![];
         let mut step = m.start();
@@ -92,7 +95,10 @@ mod tests {
             match step {
                 Step::Phase(p) => {
                     entered.push(p);
-                    let ok = outcomes.iter().find(|(q, _)| *q == p).is_none_or(|(_, ok)| *ok);
+                    let ok = outcomes
+                        .iter()
+                        .find(|(q, _)| *q == p)
+                        .is_none_or(|(_, ok)| *ok);
                     step = m.after(p, ok, on_failure.as_ref());
                 }
                 Step::UploadArtifacts => return (entered, true),
@@ -103,13 +109,19 @@ mod tests {
 
     #[test]
     fn all_phases_run_in_order_when_nothing_fails() {
-        assert_eq!(check(&[], None), (vec![Install, PreBuild, Build, PostBuild], true));
+        assert_eq!(
+            check(&[], None),
+            (vec![Install, PreBuild, Build, PostBuild], true)
+        );
     }
 
     #[test]
     fn install_or_pre_build_failure_goes_to_finalizing() {
         assert_eq!(check(&[(Install, false)], None), (vec![Install], false));
-        assert_eq!(check(&[(PreBuild, false)], None), (vec![Install, PreBuild], false));
+        assert_eq!(
+            check(&[(PreBuild, false)], None),
+            (vec![Install, PreBuild], false)
+        );
     }
 
     #[test]
@@ -148,11 +160,17 @@ mod tests {
 
     #[test]
     fn retry_honours_count_and_pattern() {
-        let any = OnFailure::Retry { count: 2, pattern: None };
+        let any = OnFailure::Retry {
+            count: 2,
+            pattern: None,
+        };
         assert!(should_retry(Some(&any), 0, &["x"]));
         assert!(should_retry(Some(&any), 1, &["x"]));
         assert!(!should_retry(Some(&any), 2, &["x"]));
-        let pat = OnFailure::Retry { count: 3, pattern: Some("timed out".into()) };
+        let pat = OnFailure::Retry {
+            count: 3,
+            pattern: Some("timed out".into()),
+        };
         assert!(should_retry(Some(&pat), 0, &["", "connection timed out"]));
         assert!(!should_retry(Some(&pat), 0, &["refused"]));
         assert!(!should_retry(None, 0, &["x"]));

@@ -3,8 +3,12 @@
 use super::log::{agent_line, context_message};
 use super::machine::{Machine, Step, should_retry};
 use super::record::*;
-use super::shell::{AgentVars, Driver, Persistence, ShellError, TMP_DIR, compose_script, driver_command};
-use super::{BuildRequest, CancellationToken, DEFAULT_IMAGE, EngineError, Event, Outcome, source, store};
+use super::shell::{
+    AgentVars, Driver, Persistence, ShellError, TMP_DIR, compose_script, driver_command,
+};
+use super::{
+    BuildRequest, CancellationToken, DEFAULT_IMAGE, EngineError, Event, Outcome, source, store,
+};
 use crate::buildspec::{self, Buildspec, PhaseName, Version};
 use crate::docker::{ContainerSpec, Docker, DockerError};
 use bytes::Bytes;
@@ -24,7 +28,9 @@ enum Interrupt {
 
 /// How a phase ended.
 enum PhaseEnd {
-    Done { ok: bool },
+    Done {
+        ok: bool,
+    },
     Interrupted(Interrupt),
     /// The build container died: FAULT.
     Fault(String),
@@ -275,7 +281,10 @@ impl Run {
 
         self.begin(PhaseType::Provisioning).await;
         match self.provision().await {
-            Ok(()) => self.end(Status::Succeeded, Some(PhaseContext::default())).await,
+            Ok(()) => {
+                self.end(Status::Succeeded, Some(PhaseContext::default()))
+                    .await
+            }
             Err(ProvisionError::Interrupted(i)) => return self.interrupt(i).await,
             Err(ProvisionError::Failed(ctx)) => {
                 self.end(Status::Failed, Some(ctx)).await;
@@ -439,7 +448,8 @@ impl Run {
     /// DOWNLOAD_SOURCE: source, buildspec, environment, the first driver.
     async fn download_source(&mut self) -> Result<Buildspec, DownloadError> {
         let version = env!("CARGO_PKG_VERSION");
-        self.agent(&format!("Running on localbuild {version}")).await;
+        self.agent(&format!("Running on localbuild {version}"))
+            .await;
         self.agent("Waiting for agent ping").await;
         self.agent("Waiting for DOWNLOAD_SOURCE").await;
         self.agent("Phase is DOWNLOAD_SOURCE").await;
@@ -470,13 +480,12 @@ impl Run {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
-                let message = if self.req.buildspec.is_none()
-                    && e.kind() == std::io::ErrorKind::NotFound
-                {
-                    "YAML file does not exist".to_owned()
-                } else {
-                    format!("stat {shown}: {}", io_reason(&e))
-                };
+                let message =
+                    if self.req.buildspec.is_none() && e.kind() == std::io::ErrorKind::NotFound {
+                        "YAML file does not exist".to_owned()
+                    } else {
+                        format!("stat {shown}: {}", io_reason(&e))
+                    };
                 return Err(DownloadError::Failed(PhaseContext::new(
                     "YAML_FILE_ERROR",
                     message,
@@ -488,7 +497,8 @@ impl Run {
             Err(invalid) => {
                 let shown_path = path.display().to_string();
                 for d in &invalid.errors {
-                    self.progress(d.render(&shown_path, &bytes).trim_end()).await;
+                    self.progress(d.render(&shown_path, &bytes).trim_end())
+                        .await;
                 }
                 let first = invalid.errors.first();
                 let message = match first {
@@ -517,7 +527,12 @@ impl Run {
             .parameter_store
             .iter()
             .map(|(_, p)| p.clone())
-            .chain(spec.env.secrets_manager.iter().map(|(_, s)| s.reference.clone()))
+            .chain(
+                spec.env
+                    .secrets_manager
+                    .iter()
+                    .map(|(_, s)| s.reference.clone()),
+            )
             .next()
         {
             return Err(DownloadError::Failed(PhaseContext::new(
@@ -534,7 +549,8 @@ impl Run {
             self.agent("Skipping install of runtimes. Runtime version selection is not supported by this build image")
                 .await;
         } else {
-            self.agent("No runtime version selected in buildspec.").await;
+            self.agent("No runtime version selected in buildspec.")
+                .await;
         }
 
         self.driver_env = self.environment(&spec);
@@ -690,7 +706,8 @@ impl Run {
     ) -> PhaseEnd {
         let pt: PhaseType = name.into();
         self.begin(pt).await;
-        self.agent(&format!("Entering phase {}", name.upper())).await;
+        self.agent(&format!("Entering phase {}", name.upper()))
+            .await;
         let user = phase.run_as.clone().or_else(|| spec.run_as.clone());
         let mut attempt = 0;
         loop {

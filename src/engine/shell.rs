@@ -76,9 +76,7 @@ pub fn compose_script(
              export -p > {tmp}/env.sh; pwd > {tmp}/dir; exit $1' EXIT; set -a\n\
              {command}\n"
         ),
-        Persistence::Fresh => format!(
-            ". {tmp}/env0.sh; cd {src_dir}\n{agent}\n:\n{command}\n"
-        ),
+        Persistence::Fresh => format!(". {tmp}/env0.sh; cd {src_dir}\n{agent}\n:\n{command}\n"),
     }
 }
 
@@ -291,11 +289,17 @@ mod tests {
             tmp.to_str().unwrap(),
             tmp.to_str().unwrap(),
             Persistence::Carry,
-            AgentVars { succeeding: true, last_exit: 0 },
+            AgentVars {
+                succeeding: true,
+                last_exit: 0,
+            },
             cmd,
         );
         let mut text = Vec::new();
-        let code = d.run(&script, &mut |b| text.extend_from_slice(&b)).await.unwrap();
+        let code = d
+            .run(&script, &mut |b| text.extend_from_slice(&b))
+            .await
+            .unwrap();
         (code, String::from_utf8(text).unwrap())
     }
 
@@ -307,7 +311,12 @@ mod tests {
         assert_eq!(run(&mut d, t, "mkdir -p sub && cd sub").await.0, 0);
         assert_eq!(run(&mut d, t, "X=plain; export Y=exported").await.0, 0);
         assert_eq!(run(&mut d, t, "exit 3").await.0, 3);
-        let (code, out) = run(&mut d, t, "echo \"$X $Y\"; basename \"$PWD\"; sh -c 'echo child:$X'").await;
+        let (code, out) = run(
+            &mut d,
+            t,
+            "echo \"$X $Y\"; basename \"$PWD\"; sh -c 'echo child:$X'",
+        )
+        .await;
         assert_eq!(code, 0);
         assert_eq!(out, "plain exported\nsub\nchild:plain\n");
         assert_eq!(run(&mut d, t, "unset X").await.0, 0);
@@ -330,7 +339,10 @@ mod tests {
         let (code, _) = run(&mut d, t, "set -e\nfalse\ntrue").await;
         assert_eq!(code, 1);
         // set -e does not persist into the next command.
-        assert_eq!(run(&mut d, t, "false; echo after").await, (0, "after\n".into()));
+        assert_eq!(
+            run(&mut d, t, "false; echo after").await,
+            (0, "after\n".into())
+        );
         // Commands cannot read the driver's stdin.
         assert_eq!(run(&mut d, t, "cat; echo done").await, (0, "done\n".into()));
     }
@@ -341,7 +353,10 @@ mod tests {
         let mut d = local_driver(tmp.path(), "sh").await;
         let (code, out) = run(&mut d, tmp.path(), "no_such_command_xyz").await;
         assert_eq!(code, 127);
-        assert!(out.contains("script.sh: 4: no_such_command_xyz: not found"), "{out}");
+        assert!(
+            out.contains("script.sh: 4: no_such_command_xyz: not found"),
+            "{out}"
+        );
     }
 
     #[test]
