@@ -1,0 +1,7 @@
+//! Integration tests: one module per area; each runs the real `localbuild` or the library.
+
+mod cli_plan;
+mod cli_validate;
+mod corpus;
+mod hostile;
+mod util;
