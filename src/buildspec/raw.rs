@@ -138,7 +138,7 @@ pub struct SyntaxError {
 /// The parser options of decision U7, with a budget that keeps hostile input cheap.
 fn options() -> serde_saphyr::Options {
     let mut budget = Budget::default();
-    budget.max_depth = 64;
+    budget.max_depth = 40;
     budget.max_events = 200_000;
     budget.max_nodes = 100_000;
     budget.max_aliases = 10_000;
@@ -158,8 +158,35 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
+/// Stack for the parser thread: serde's recursive descent uses large frames (debug builds
+/// especially), and the caller's stack (a test thread, a tokio worker) may be small.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
 /// Parse YAML text into a located node tree. An empty document is `Node::Null`.
+///
+/// Runs on its own thread with a large stack, so nesting up to the budget's depth cannot
+/// overflow the caller's stack, and a panic in the parser becomes an error, not a crash.
 pub fn load(src: &str) -> Result<SNode, SyntaxError> {
+    let internal = |message: &str| SyntaxError {
+        line: 1,
+        column: 1,
+        message: format!("internal parser error: {message}"),
+    };
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new()
+            .name("buildspec-parser".to_owned())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || load_here(src))
+        {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(internal("the YAML parser panicked"))),
+            Err(e) => Err(internal(&e.to_string())),
+        }
+    })
+}
+
+fn load_here(src: &str) -> Result<SNode, SyntaxError> {
     let mut root: SNode = serde_saphyr::from_str_with_options(src, options()).map_err(|e| {
         let (line, column) = e
             .location()
@@ -188,7 +215,10 @@ fn clean_message(e: &serde_saphyr::Error) -> String {
     if let Some(re) = suffix {
         msg = re.replace(&msg, "").into_owned();
     }
-    let msg = msg.trim();
+    let msg = msg
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        .trim()
+        .to_owned();
     if msg.is_empty() {
         "invalid YAML".to_owned()
     } else {

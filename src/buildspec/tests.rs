@@ -406,10 +406,7 @@ fn semantic_errors_collect() {
 
 #[test]
 fn syntax_errors_are_located() {
-    check(
-        "a: 1\na: 2\n",
-        &["2:1: error: duplicate mapping key: a, set DuplicateKeyPolicy in Options if acceptable"],
-    );
+    check("a: 1\na: 2\n", &["2:1: error: duplicate mapping key: a"]);
     let e = parse(b"version: 0.2\nphases:\n\tbuild: x\n").unwrap_err();
     assert_eq!(e.errors.len(), 1);
     assert!(e.errors[0].line >= 2);

@@ -41,7 +41,7 @@ fn check(path: &Path) -> bool {
                 .chain(invalid.warnings.iter())
                 .collect();
             all.sort_by_key(|d| (d.line, d.column));
-            print_all(&name, &source, all.into_iter());
+            print_all(&name, &source, all);
             false
         }
     }

@@ -1,0 +1,21 @@
+//! Shared helpers for the integration tests.
+
+use std::path::PathBuf;
+
+/// `tests/fixtures/<name>`, relative to the crate root (the directory the CLI runs in).
+pub fn fixture(name: &str) -> String {
+    format!("tests/fixtures/{name}")
+}
+
+/// The crate root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `localbuild` binary, run from the crate root.
+pub fn localbuild() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("localbuild").expect("binary built");
+    cmd.current_dir(root());
+    cmd.env_remove("LOCALBUILD_LOG");
+    cmd
+}
