@@ -329,12 +329,21 @@ impl Run {
         }
         if step == Step::UploadArtifacts {
             self.begin(PhaseType::UploadArtifacts).await;
-            self.complete(
-                PhaseType::UploadArtifacts,
-                Status::Succeeded,
-                PhaseContext::default(),
-            )
-            .await;
+            match self.upload_artifacts(&spec).await {
+                Ok(()) => {
+                    self.complete(
+                        PhaseType::UploadArtifacts,
+                        Status::Succeeded,
+                        PhaseContext::default(),
+                    )
+                    .await
+                }
+                Err(UploadError::Interrupted(i)) => return self.interrupt(i).await,
+                Err(UploadError::Failed(ctx)) => {
+                    self.complete(PhaseType::UploadArtifacts, Status::Failed, ctx)
+                        .await
+                }
+            }
         }
         self.finalize(None).await;
     }
@@ -575,9 +584,7 @@ impl Run {
             }
         }
         self.agent(&format!("Moving to directory {src_dir}")).await;
-        self.agent("Cache is not defined in the buildspec").await;
-        self.agent("Skip cache due to: no paths specified to be cached")
-            .await;
+        self.restore_cache(&spec).await?;
         self.agent("Registering with agent").await;
         let defined: Vec<_> = spec.phases.defined().collect();
         self.agent(&format!("Phases found in YAML: {}", defined.len()))
@@ -590,6 +597,22 @@ impl Run {
             self.agent(&line).await;
         }
         Ok(spec)
+    }
+
+    /// Cache restore, in DOWNLOAD_SOURCE after the buildspec is parsed (decision U12).
+    async fn restore_cache(&mut self, spec: &Buildspec) -> Result<(), DownloadError> {
+        if spec.cache.is_none() {
+            self.agent("Cache is not defined in the buildspec").await;
+            self.agent("Skip cache due to: no paths specified to be cached")
+                .await;
+        }
+        Ok(())
+    }
+
+    /// UPLOAD_ARTIFACTS: artifacts, secondary artifacts, reports, cache save.
+    async fn upload_artifacts(&mut self, spec: &Buildspec) -> Result<(), UploadError> {
+        let _ = spec;
+        Ok(())
     }
 
     /// The buildspec's host path, and how the log shows it.
@@ -944,6 +967,13 @@ enum ProvisionError {
 
 enum DownloadError {
     Interrupted(Interrupt),
+    Failed(PhaseContext),
+}
+
+enum UploadError {
+    #[allow(dead_code)]
+    Interrupted(Interrupt),
+    #[allow(dead_code)]
     Failed(PhaseContext),
 }
 
