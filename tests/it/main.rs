@@ -3,6 +3,8 @@
 mod cli_plan;
 mod cli_validate;
 mod corpus;
+mod harness;
 mod hostile;
 mod registry;
+mod run_build;
 mod util;

@@ -1,0 +1,230 @@
+//! The build test harness: write a buildspec into a temp source dir, run the real
+//! `localbuild run` on the busybox test image, and inspect exit code, output and record.
+
+#![allow(dead_code)] // helpers shared by several test modules
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use tempfile::TempDir;
+
+/// The tiny test image (`scripts/build-test-images.sh`).
+pub const IMAGE: &str = "localbuild-test/busybox:1";
+
+/// Docker must be reachable: these tests never pass or skip without it.
+pub fn require_docker() {
+    static OK: OnceLock<Result<(), String>> = OnceLock::new();
+    let ok = OK.get_or_init(|| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "-f", "{{.Id}}", IMAGE])
+            .output()
+            .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "Docker or the test image {IMAGE} is not available: {}\n\
+                 run `scripts/ensure-docker.sh && scripts/build-test-images.sh` first",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    });
+    if let Err(e) = ok {
+        panic!("{e}");
+    }
+}
+
+/// A build to run: a source directory holding `buildspec.yml`, and the CLI arguments.
+pub struct Build {
+    pub src: TempDir,
+    pub home: TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    image: String,
+}
+
+/// A finished `localbuild run`.
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub record: Value,
+    pub home: PathBuf,
+}
+
+impl Build {
+    pub fn new(buildspec: &str) -> Build {
+        require_docker();
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+        Build {
+            src,
+            home: tempfile::tempdir().unwrap(),
+            args: vec![],
+            env: vec![],
+            image: IMAGE.to_owned(),
+        }
+    }
+
+    /// Add a file to the source directory.
+    pub fn file(self, path: &str, contents: &str) -> Build {
+        let p = self.src.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Build {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    pub fn image(mut self, image: &str) -> Build {
+        self.image = image.to_owned();
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Build {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn src(&self) -> &Path {
+        self.src.path()
+    }
+
+    /// The command that runs this build (for tests that drive the process themselves).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_localbuild"));
+        cmd.arg("run")
+            .args(["-i", &self.image, "-s"])
+            .arg(self.src.path())
+            .args(["--project", "it"])
+            .arg("--build-json")
+            .arg(self.home.path().join("record.json"))
+            .args(&self.args)
+            .env("LOCALBUILD_HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LOCALBUILD_LOG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self) -> Finished {
+        let out = self.command().output().expect("localbuild runs");
+        self.finished(out)
+    }
+
+    pub fn finished(&self, out: Output) -> Finished {
+        let record_path = self.home.path().join("record.json");
+        let record = std::fs::read(&record_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let finished = Finished {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            record,
+            home: self.home.path().to_owned(),
+        };
+        finished.assert_nothing_left_behind();
+        finished
+    }
+}
+
+impl Finished {
+    /// `(phaseType, phaseStatus)` of every phase in the record.
+    pub fn phases(&self) -> Vec<(String, String)> {
+        self.record["phases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        (
+                            p["phaseType"].as_str().unwrap_or("").to_owned(),
+                            p["phaseStatus"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The phase list as `TYPE:STATUS` strings (COMPLETED has no status).
+    pub fn phase_list(&self) -> Vec<String> {
+        self.phases()
+            .into_iter()
+            .map(|(t, s)| if s.is_empty() { t } else { format!("{t}:{s}") })
+            .collect()
+    }
+
+    pub fn phase(&self, name: &str) -> &Value {
+        self.record["phases"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["phaseType"] == name))
+            .unwrap_or(&Value::Null)
+    }
+
+    /// The context of a phase as `(statusCode, message)`.
+    pub fn context(&self, name: &str) -> (String, String) {
+        let c = &self.phase(name)["contexts"][0];
+        (
+            c["statusCode"].as_str().unwrap_or("").to_owned(),
+            c["message"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
+    pub fn status(&self) -> &str {
+        self.record["buildStatus"].as_str().unwrap_or("")
+    }
+
+    /// The build log lines without the `[Container] <date> <time> ` prefix.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .map(|l| match l.strip_prefix("[Container] ") {
+                Some(rest) => rest.splitn(3, ' ').nth(2).unwrap_or("").to_owned(),
+                None => l.to_owned(),
+            })
+            .collect()
+    }
+
+    /// The output lines printed between `Running command <cmd>` and the next agent line.
+    pub fn output_of(&self, cmd: &str) -> Vec<String> {
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| {
+                l.starts_with("[Container] ") && l.ends_with(&format!(" Running command {cmd}"))
+            })
+            .unwrap_or_else(|| panic!("no `Running command {cmd}` in:\n{}", self.stdout));
+        lines[start + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("[Container] "))
+            .filter(|l| !l.is_empty())
+            .map(|l| (*l).to_owned())
+            .collect()
+    }
+
+    /// No container, volume or network of this build remains.
+    pub fn assert_nothing_left_behind(&self) {
+        let Some(id) = self.record["id"].as_str() else {
+            return;
+        };
+        for kind in [["ps", "-a"], ["volume", "ls"], ["network", "ls"]] {
+            let out = Command::new("docker")
+                .args(kind)
+                .args(["-q", "--filter", &format!("label=localbuild.build-id={id}")])
+                .output()
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+                "build {id} left {kind:?} behind"
+            );
+        }
+    }
+}
