@@ -36,7 +36,7 @@ if [ -n "$missing" ] || [ ! -x /usr/bin/docker ]; then
     if [ ! -x /usr/bin/docker ]; then
         echo "install-packages: extracting /usr/bin/docker from docker.io"
         tmp=$(mktemp -d)
-        (cd "$tmp" && apt-get download -q docker.io)
+        (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root docker.io)
         dpkg-deb --fsys-tarfile "$tmp"/docker.io_*.deb | tar -x -C / ./usr/bin/docker
         rm -rf "$tmp"
     fi

@@ -321,8 +321,11 @@ async fn debootstrap_base(
         "importing the root filesystem as {DEBIAN_BASE_IMAGE}"
     ));
     import_rootfs(docker, &rootfs).await?;
-    progress(&format!("imported {DEBIAN_BASE_IMAGE}"));
-    drop(tmp); // removes the root filesystem
+    progress(&format!(
+        "imported {DEBIAN_BASE_IMAGE}; removing the temporary root filesystem"
+    ));
+    // Removing ~15k files takes a while: keep it off the async worker threads.
+    let _ = tokio::task::spawn_blocking(move || drop(tmp)).await;
     Ok(())
 }
 
