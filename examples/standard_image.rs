@@ -17,10 +17,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let start = Instant::now();
     let mut progress = |line: &str| eprintln!("[{:>6.1}s] {line}", start.elapsed().as_secs_f64());
-    if rebuild {
-        image::build_standard_image(&docker, &mut progress).await?;
+    let result = if rebuild {
+        image::build_standard_image(&docker, &mut progress).await
     } else {
-        image::ensure_standard_image(&docker, &mut progress).await?;
+        image::ensure_standard_image(&docker, &mut progress).await
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
     eprintln!(
         "[{:>6.1}s] {} ready",
