@@ -77,8 +77,25 @@ else
         -t "$DOCKER_IMAGE" "$TMP/docker" >/dev/null </dev/null
 fi
 
+# --- localbuild-test/bash:1 ----------------------------------------------------
+BASH_IMAGE=localbuild-test/bash:1
+BASH_STATIC=/bin/bash-static
+[ -x "$BASH_STATIC" ] || die "$BASH_STATIC is missing: apt-get install bash-static"
+bs_hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.bash" | sha256sum | cut -c1-32)
+if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$BASH_IMAGE")" = "$bs_hash" ]; then
+    say "$BASH_IMAGE is up to date ($bs_hash)"
+else
+    say "building $BASH_IMAGE ($bs_hash)"
+    mkdir "$TMP/bash"
+    cp "$RECIPE/Dockerfile.bash" "$TMP/bash/Dockerfile"
+    cp "$BASH_STATIC" "$TMP/bash/bash"
+    docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$bs_hash" \
+        -t "$BASH_IMAGE" "$TMP/bash" >/dev/null </dev/null
+fi
+
 # Smoke checks (cheap): the shell works, the users exist, /tmp is sticky.
 docker run --rm "$BUSYBOX_IMAGE" sh -c 'id codebuild-user >/dev/null && [ -k /tmp ] && [ "$PATH" = /usr/local/bin:/usr/bin:/bin ]' \
     || die "$BUSYBOX_IMAGE smoke check failed"
 docker run --rm "$DOCKER_IMAGE" docker --version >/dev/null || die "$DOCKER_IMAGE smoke check failed"
+docker run --rm "$BASH_IMAGE" bash -c '[[ -n $BASH_VERSION ]]' || die "$BASH_IMAGE smoke check failed"
 say "done"

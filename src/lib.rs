@@ -10,3 +10,4 @@ pub mod buildspec;
 pub mod docker;
 pub mod engine;
 pub mod plan;
+pub mod secrets;

@@ -65,6 +65,26 @@ pub struct RunArgs {
     /// Project name (default: the source directory's name)
     #[arg(long = "project")]
     pub project: Option<String>,
+    /// Env file: KEY=VALUE lines, # comments; overrides the buildspec's variables
+    #[arg(short = 'e', long = "env-file", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Set a variable (repeatable); overrides the env file and the buildspec
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Local values for env.parameter-store and env.secrets-manager (YAML or JSON)
+    #[arg(long = "secrets-file", value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Forward this machine's AWS configuration (~/.aws) and AWS_* variables into the build
+    #[arg(short = 'c', long = "aws-config")]
+    pub aws_config: bool,
+    /// AWS profile to use with -c (sets AWS_PROFILE in the build)
+    #[arg(
+        short = 'p',
+        long = "profile",
+        value_name = "PROFILE",
+        requires = "aws_config"
+    )]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

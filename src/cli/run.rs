@@ -73,6 +73,57 @@ pub fn run(args: &RunArgs) -> u8 {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "localbuild".to_owned());
+    let mut env_overrides = vec![];
+    if let Some(path) = &args.env_file {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return usage_error(&format!("-e: cannot read {}: {e}", path.display())),
+        };
+        match localbuild::secrets::parse_env_file(&text) {
+            Ok(vars) => env_overrides.extend(vars),
+            Err((line, m)) => return usage_error(&format!("{}:{line}: {m}", path.display())),
+        }
+    }
+    let mut mask = vec![];
+    let mut aws_dir = None;
+    if args.aws_config {
+        for (k, v) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                if k == "AWS_SECRET_ACCESS_KEY" || k == "AWS_SESSION_TOKEN" {
+                    mask.push(v.clone());
+                }
+                env_overrides.push((k, v));
+            }
+        }
+        if let Some(p) = &args.profile {
+            env_overrides.push(("AWS_PROFILE".to_owned(), p.clone()));
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        aws_dir = home.map(|h| h.join(".aws")).filter(|d| d.is_dir());
+    }
+    for kv in &args.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            return usage_error(&format!("--env: expected KEY=VALUE, found {kv:?}"));
+        };
+        if let Err(m) = localbuild::secrets::check_name(k) {
+            return usage_error(&format!("--env: {m}"));
+        }
+        env_overrides.push((k.to_owned(), v.to_owned()));
+    }
+    let secrets = match &args.secrets_file {
+        None => Default::default(),
+        Some(path) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| localbuild::secrets::SecretsFile::parse(&t));
+            match parsed {
+                Ok(s) => s,
+                Err(e) => {
+                    return usage_error(&format!("--secrets-file: {}: {e}", path.display()));
+                }
+            }
+        }
+    };
     let request = BuildRequest {
         project,
         source_dir: source,
@@ -81,10 +132,13 @@ pub fn run(args: &RunArgs) -> u8 {
         bind_mount: args.mount,
         privileged: args.privileged,
         timeout: Duration::from_secs(args.timeout * 60),
-        env_overrides: vec![],
+        env_overrides,
         initiator,
         region,
         store: store_root(),
+        secrets,
+        mask,
+        aws_dir,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -47,6 +47,12 @@ pub struct BuildRequest {
     pub region: String,
     /// Where build records and logs are kept (`<store>/builds/<project>/<number>/`).
     pub store: PathBuf,
+    /// Parameter Store and Secrets Manager values for `env.parameter-store` / `secrets-manager`.
+    pub secrets: crate::secrets::SecretsFile,
+    /// More values to mask everywhere (e.g. a forwarded `AWS_SECRET_ACCESS_KEY`).
+    pub mask: Vec<String>,
+    /// A host folder mounted read-only at `/root/.aws` (`-c`).
+    pub aws_dir: Option<PathBuf>,
 }
 
 /// What a build reports while it runs.

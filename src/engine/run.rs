@@ -11,6 +11,7 @@ use super::{
 };
 use crate::buildspec::{self, Buildspec, PhaseName, Version};
 use crate::docker::{ContainerSpec, Docker, DockerError};
+use crate::secrets::Masker;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -76,6 +77,7 @@ pub async fn run(
         succeeding: true,
         last_exit: 0,
         driver_env: vec![],
+        masker: Masker::default(),
         req,
     };
     run.execute(now).await;
@@ -181,6 +183,8 @@ struct Run {
     last_exit: i64,
     /// The environment every driver starts with (`KEY=VALUE`).
     driver_env: Vec<String>,
+    /// Secret values, replaced by `***` in everything this build writes.
+    masker: Masker,
 }
 
 impl Run {
@@ -190,18 +194,22 @@ impl Run {
 
     /// Write an agent line to the log and the event stream.
     async fn agent(&mut self, message: &str) {
-        let line = agent_line(OffsetDateTime::now_utc(), message);
+        let line = agent_line(OffsetDateTime::now_utc(), &self.masker.mask(message));
         let _ = writeln!(self.log, "{line}");
         self.emit(Event::Agent(line)).await;
     }
 
     async fn output(&mut self, bytes: Bytes) {
+        let bytes = match self.masker.mask_bytes(&bytes) {
+            Some(masked) => Bytes::from(masked),
+            None => bytes,
+        };
         let _ = self.log.write_all(&bytes);
         self.emit(Event::Output(bytes)).await;
     }
 
     async fn progress(&self, message: &str) {
-        self.emit(Event::Progress(message.to_owned())).await;
+        self.emit(Event::Progress(self.masker.mask(message))).await;
     }
 
     /// Start a phase; phases are contiguous in time.
@@ -234,7 +242,10 @@ impl Run {
         p.end_time = Some(end);
         p.duration_in_seconds = Some((end - p.start_time).floor() as i64);
         p.phase_status = Some(status);
-        p.contexts = context.map(|c| vec![c]);
+        p.contexts = context.map(|mut c| {
+            c.message = self.masker.mask(&c.message);
+            vec![c]
+        });
         let phase = p.phase_type;
         self.emit(Event::PhaseEnded(phase, status)).await;
     }
@@ -327,6 +338,7 @@ impl Run {
                 }
             }
         }
+        self.export_variables(&spec).await;
         if step == Step::UploadArtifacts {
             self.begin(PhaseType::UploadArtifacts).await;
             match self.upload_artifacts(&spec).await {
@@ -401,6 +413,9 @@ impl Run {
                 self.req.source_dir.display(),
                 self.src_dir
             ));
+        }
+        if let Some(aws) = &self.req.aws_dir {
+            binds.push(format!("{}:/root/.aws:ro", aws.display()));
         }
         let mut keep_entrypoint = false;
         if self.req.privileged {
@@ -531,23 +546,40 @@ impl Run {
         }
 
         self.agent("Processing environment variables").await;
-        if let Some(reference) = spec
-            .env
-            .parameter_store
-            .iter()
-            .map(|(_, p)| p.clone())
-            .chain(
-                spec.env
-                    .secrets_manager
-                    .iter()
-                    .map(|(_, s)| s.reference.clone()),
+        let mut resolved = Vec::new();
+        for (name, parameter) in &spec.env.parameter_store {
+            match self.req.secrets.parameter(parameter) {
+                Ok(v) => resolved.push((name.clone(), v)),
+                Err(m) => {
+                    return Err(DownloadError::Failed(PhaseContext::new(
+                        "Decrypted Variables Error",
+                        format!("{m} (variable {name})"),
+                    )));
+                }
+            }
+        }
+        for (name, reference) in &spec.env.secrets_manager {
+            match self.req.secrets.secret(reference) {
+                Ok(v) => resolved.push((name.clone(), v)),
+                Err(m) => {
+                    return Err(DownloadError::Failed(PhaseContext::new(
+                        "Decrypted Variables Error",
+                        format!("{m} (variable {name})"),
+                    )));
+                }
+            }
+        }
+        self.masker = Masker::new(
+            resolved
+                .iter()
+                .map(|(_, v)| v.clone())
+                .chain(self.req.mask.iter().cloned()),
+        );
+        if spec.env.git_credential_helper {
+            self.agent(
+                "git-credential-helper: not needed locally (the source is already here); skipping",
             )
-            .next()
-        {
-            return Err(DownloadError::Failed(PhaseContext::new(
-                "Decrypted Variables Error",
-                format!("cannot resolve {reference}: no secrets source is configured"),
-            )));
+            .await;
         }
         let runtimes = spec
             .phases
@@ -562,7 +594,7 @@ impl Run {
                 .await;
         }
 
-        self.driver_env = self.environment(&spec);
+        self.driver_env = self.environment(&spec, &resolved);
         self.build.environment.environment_variables = spec
             .env
             .variables
@@ -583,6 +615,26 @@ impl Run {
                 )));
             }
         }
+        let shell = spec.env.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+        match self.capture(&spec, ":").await {
+            Some((0, _)) => {}
+            Some((code, out)) => {
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "CLIENT_ERROR",
+                    format!(
+                        "cannot run commands with the shell {shell} (env.shell) in image {}: {} (exit status {code})",
+                        self.req.image,
+                        String::from_utf8_lossy(&out).trim()
+                    ),
+                )));
+            }
+            None => {
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "CLIENT_ERROR",
+                    format!("cannot start the shell {shell} in image {}", self.req.image),
+                )));
+            }
+        }
         self.agent(&format!("Moving to directory {src_dir}")).await;
         self.restore_cache(&spec).await?;
         self.agent("Registering with agent").await;
@@ -597,6 +649,79 @@ impl Run {
             self.agent(&line).await;
         }
         Ok(spec)
+    }
+
+    /// Run `cmd` with the build's shell semantics as the default user, without logging it;
+    /// returns its exit status and its output (stdout and stderr). `None` if the shell died.
+    async fn capture(&mut self, spec: &Buildspec, cmd: &str) -> Option<(i64, Vec<u8>)> {
+        self.driver(spec, None).await.ok()?;
+        let persistence = match spec.version {
+            Version::V0_1 => Persistence::Fresh,
+            Version::V0_2 => Persistence::Carry,
+        };
+        let script = compose_script(
+            TMP_DIR,
+            &self.src_dir,
+            persistence,
+            AgentVars {
+                succeeding: self.succeeding,
+                last_exit: self.last_exit,
+            },
+            cmd,
+        );
+        let mut driver = self
+            .drivers
+            .remove(&None)
+            .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()))?;
+        let mut out = Vec::new();
+        let result = self
+            .guard(driver.run(&script, &mut |b| out.extend_from_slice(&b)))
+            .await;
+        match result {
+            Ok(Ok(code)) => {
+                self.drivers.insert(None, std::sync::Mutex::new(driver));
+                Some((code, out))
+            }
+            Ok(Err(ShellError::Ended { output })) => {
+                out.extend_from_slice(&output);
+                let code = match driver.exec_id() {
+                    Some(id) => self.docker.exec_exit_code(id).await.unwrap_or(127),
+                    None => 127,
+                };
+                Some((code, out))
+            }
+            _ => None,
+        }
+    }
+
+    /// `env.exported-variables`: their values as the last command left them, into the record.
+    async fn export_variables(&mut self, spec: &Buildspec) {
+        let names: Vec<&String> = spec
+            .env
+            .exported_variables
+            .iter()
+            .filter(|n| crate::secrets::check_name(n).is_ok() || n.starts_with("CODEBUILD_"))
+            .collect();
+        if names.is_empty() || self.container.is_none() {
+            return;
+        }
+        let cmd: String = names
+            .iter()
+            .map(|n| format!("printf '%s\\0' \"${{{n}-}}\"; "))
+            .collect();
+        let Some((0, out)) = self.capture(spec, &cmd).await else {
+            return;
+        };
+        let values = out.split(|b| *b == 0);
+        self.build.exported_environment_variables = names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| EnvironmentVariable {
+                name: (*n).clone(),
+                value: self.masker.mask(&String::from_utf8_lossy(v)),
+                kind: None,
+            })
+            .collect();
     }
 
     /// Cache restore, in DOWNLOAD_SOURCE after the buildspec is parsed (decision U12).
@@ -636,12 +761,12 @@ impl Run {
     }
 
     /// The variables every command starts with, lowest precedence first.
-    fn environment(&mut self, spec: &Buildspec) -> Vec<String> {
+    fn environment(&mut self, spec: &Buildspec, resolved: &[(String, String)]) -> Vec<String> {
         let req = &self.req;
         let region = &req.region;
         let start_ms = (self.build.start_time * 1000.0).round() as i64;
-        let resolved = source::git_head(&req.source_dir);
-        self.build.resolved_source_version = resolved.clone();
+        let head = source::git_head(&req.source_dir);
+        self.build.resolved_source_version = head.clone();
         let mut vars: Vec<(String, String)> = vec![
             ("AWS_DEFAULT_REGION".into(), region.clone()),
             ("AWS_REGION".into(), region.clone()),
@@ -677,11 +802,12 @@ impl Run {
             ("CODEBUILD_START_TIME".into(), start_ms.to_string()),
             ("HOME".into(), "/root".into()),
         ];
-        if let Some(sha) = resolved {
+        if let Some(sha) = head {
             vars.push(("CODEBUILD_RESOLVED_SOURCE_VERSION".into(), sha.clone()));
             vars.push(("CODEBUILD_SOURCE_VERSION".into(), sha));
         }
         vars.extend(spec.env.variables.iter().cloned());
+        vars.extend(resolved.iter().cloned());
         vars.extend(req.env_overrides.iter().cloned());
         // Later entries win: keep the last value of each name.
         let mut seen = std::collections::HashSet::new();

@@ -3,6 +3,7 @@
 mod cli_plan;
 mod cli_validate;
 mod corpus;
+mod env_secrets;
 mod harness;
 mod hostile;
 mod registry;
