@@ -5,6 +5,7 @@
 //! 3 FAULT (Docker unreachable, image unavailable), 124 TIMED_OUT, 130 STOPPED.
 
 mod gc;
+mod image;
 mod plan;
 mod run;
 mod validate;
@@ -37,6 +38,15 @@ pub enum Command {
     Run(RunArgs),
     /// Remove containers, volumes and networks left behind by killed builds
     Gc,
+    /// Manage the default build image
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build (or rebuild) the default image localbuild/standard from its embedded recipe
+    Build,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,5 +128,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => plan::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
+        Command::Image(ImageCommand::Build) => image::build(),
     }
 }

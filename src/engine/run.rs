@@ -56,6 +56,11 @@ pub async fn run(
     })?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let build_id = format!("{}:{uuid}", req.project);
+    // If this future panics or is dropped mid-build, the guard still removes the container.
+    let mut guard = CleanupGuard {
+        docker: Some(docker.clone()),
+        build_id: build_id.clone(),
+    };
     let now = OffsetDateTime::now_utc();
     let src_root = format!(
         "/codebuild/output/src{}",
@@ -82,6 +87,7 @@ pub async fn run(
     };
     run.execute(now).await;
     run.cleanup().await;
+    guard.docker = None;
     let _ = run.log.flush();
     let json = serde_json::to_vec_pretty(&run.build).unwrap_or_default();
     std::fs::write(dir.join("build.json"), json).map_err(|source| EngineError::Store {
@@ -1083,6 +1089,31 @@ impl Run {
             .docker
             .remove_build_resources(Some(&self.build_id))
             .await;
+    }
+}
+
+/// Removes the build's labelled resources on drop unless disarmed (panic or dropped future).
+struct CleanupGuard {
+    docker: Option<Docker>,
+    build_id: String,
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        let Some(docker) = self.docker.take() else {
+            return;
+        };
+        let id = std::mem::take(&mut self.build_id);
+        // A fresh runtime on its own thread: this may run while a runtime is unwinding.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(docker.remove_build_resources(Some(&id)));
+            }
+        })
+        .join();
     }
 }
 
