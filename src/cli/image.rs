@@ -22,7 +22,7 @@ pub fn build() -> u8 {
             }
         };
         let mut progress = |line: &str| eprintln!("{line}");
-        match image::build_standard_image(docker.api(), &mut progress).await {
+        match image::build_standard_image(&docker, &mut progress).await {
             Ok(()) => {
                 println!("built {}", image::STANDARD_IMAGE);
                 0

@@ -128,23 +128,25 @@ impl ImageError {
 
 /// Make sure [`STANDARD_IMAGE`] exists, building it (and its base) if it does not.
 pub async fn ensure_standard_image(
-    docker: &Docker,
+    client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
+    let docker = client.api();
     if image_exists(docker, STANDARD_IMAGE).await? {
         return Ok(());
     }
     progress(&format!("{STANDARD_IMAGE} not found; building it"));
-    build_standard_image(docker, progress).await
+    build_standard_image(client, progress).await
 }
 
 /// Build [`STANDARD_IMAGE`] from the embedded recipe, making [`DEBIAN_BASE_IMAGE`] first if
 /// it is missing. Rebuilds even if the image exists.
 pub async fn build_standard_image(
-    docker: &Docker,
+    client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
-    ensure_debian_base(docker, progress).await?;
+    let docker = client.api();
+    ensure_debian_base(client, progress).await?;
     progress(&format!("building {STANDARD_IMAGE}"));
     let context = standard_build_context()
         .map_err(|e| ImageError::io("creating the build context tar", e))?;
@@ -192,9 +194,10 @@ pub async fn build_standard_image(
 
 /// Make sure [`DEBIAN_BASE_IMAGE`] exists: pull and retag, or debootstrap and import.
 pub async fn ensure_debian_base(
-    docker: &Docker,
+    client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
+    let docker = client.api();
     if image_exists(docker, DEBIAN_BASE_IMAGE).await? {
         return Ok(());
     }

@@ -137,8 +137,8 @@ impl Docker {
         self.endpoint.strip_prefix("unix://")
     }
 
-    /// The bollard client, for [`image`] (callers pass it straight back to this module).
-    pub fn api(&self) -> &bollard::Docker {
+    /// The bollard client, for the other parts of this module.
+    pub(crate) fn api(&self) -> &bollard::Docker {
         &self.api
     }
 

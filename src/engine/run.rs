@@ -376,7 +376,7 @@ impl Run {
                 let _ = tx.send(line.to_owned());
             };
             if image == DEFAULT_IMAGE {
-                crate::docker::image::ensure_standard_image(docker.api(), &mut progress)
+                crate::docker::image::ensure_standard_image(&docker, &mut progress)
                     .await
                     .map_err(|e| DockerError::ImageUnavailable {
                         image: image.clone(),
