@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Prepare this machine for localbuild and its tests (Debian/Ubuntu, as root): install the
+# packages, start a Docker daemon if none answers, and build the tiny test images.
+# Idempotent; a second run does nothing but check.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/setup.sh: must run as root (installs packages, starts dockerd)" >&2
+    exit 1
+fi
+
+# docker-registry + apache2-utils (htpasswd): the registry tests; busybox-static, bash-static
+# and file: the test images; debootstrap: the offline base of localbuild/standard;
+# docker.io only when no daemon answers (a static docker CLI may already be installed).
+packages=(docker-registry busybox-static bash-static apache2-utils debootstrap file)
+if ! docker info >/dev/null 2>&1 </dev/null && ! command -v dockerd >/dev/null 2>&1; then
+    packages+=(docker.io)
+fi
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -q </dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+scripts/ensure-docker.sh </dev/null
+scripts/build-test-images.sh </dev/null
