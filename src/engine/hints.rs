@@ -94,8 +94,8 @@ fn push_registry(output: &str) -> Option<String> {
         .find_map(|l| l.trim().strip_prefix("The push refers to repository ["))?
         .strip_suffix(']')?;
     let first = repo.split('/').next()?;
-    let is_host = repo.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let is_host =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     Some(if is_host { first } else { "docker.io" }.to_owned())
 }
 
@@ -146,7 +146,11 @@ mod tests {
         assert!(h.contains("docker login 127.0.0.1:5999"), "{h}");
         let hub = "The push refers to repository [docker.io/someuser/app]\n\
                    denied: requested access to the resource is denied\n";
-        assert!(hint(&facts(hub, 1)).unwrap().contains("docker login docker.io"));
+        assert!(
+            hint(&facts(hub, 1))
+                .unwrap()
+                .contains("docker login docker.io")
+        );
         let ecr = "The push refers to repository [123.dkr.ecr.eu-west-1.amazonaws.com/app]\n\
                    unauthorized: authentication required\n";
         assert!(

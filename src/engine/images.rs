@@ -114,7 +114,9 @@ fn built_name(line: &str) -> Option<String> {
     }
     // BuildKit: `#N naming to NAME [0.0s] [done]`, or without the step number (plain progress).
     let rest = match line.strip_prefix('#') {
-        Some(r) => r.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start(),
+        Some(r) => r
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start(),
         None => line,
     };
     let name = rest.strip_prefix("naming to ")?.split_whitespace().next()?;
@@ -250,7 +252,11 @@ no basic auth credentials
 
     #[test]
     fn a_failed_push_records_nothing() {
-        assert!(track(PhaseType::PostBuild, PUSH_NO_LOGIN).phases().is_empty());
+        assert!(
+            track(PhaseType::PostBuild, PUSH_NO_LOGIN)
+                .phases()
+                .is_empty()
+        );
     }
 
     #[test]

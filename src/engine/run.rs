@@ -1,12 +1,12 @@
 //! One build, start to finish: the algorithm of reference §2.9 over Docker.
 
+use super::images::ImageTracker;
 use super::log::{agent_line, context_message};
 use super::machine::{Machine, Step, should_retry};
 use super::record::*;
 use super::shell::{
     AgentVars, Driver, Persistence, ShellError, TMP_DIR, compose_script, driver_command,
 };
-use super::images::ImageTracker;
 use super::{
     BuildRequest, CancellationToken, DEFAULT_IMAGE, EngineError, Event, Outcome, hints, source,
     store,
@@ -433,14 +433,23 @@ impl Run {
             .guard(self.docker.start_container(&spec))
             .await
             .map_err(ProvisionError::Interrupted)?;
-        if !keep_entrypoint && started.as_ref().is_err_and(DockerError::is_privilege_denied) {
+        if started
+            .as_ref()
+            .is_err_and(DockerError::is_privilege_denied)
+        {
             // A daemon that cannot grant privileges (itself in a restricted container): docker
-            // commands still work through the mounted socket, so run unprivileged.
+            // commands still work through the mounted socket, so run unprivileged. (An image's
+            // own dockerd then fails to start, and the wait below reports it.)
             let _ = self
                 .docker
                 .remove_build_resources(Some(&self.build_id))
                 .await;
-            self.progress("warning: this Docker daemon cannot start privileged containers; running the build container unprivileged (docker commands use this machine's daemon through its socket)").await;
+            let effect = if keep_entrypoint {
+                "the image's own Docker daemon may fail to start"
+            } else {
+                "docker commands use this machine's daemon through its socket"
+            };
+            self.progress(&format!("warning: this Docker daemon cannot start privileged containers; running the build container unprivileged ({effect})")).await;
             spec.privileged = false;
             started = self
                 .guard(self.docker.start_container(&spec))
