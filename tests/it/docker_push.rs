@@ -304,3 +304,68 @@ fn a_dockerd_entrypoint_that_exits_fails_provisioning() {
     );
     assert!(!run.stdout.contains("never"), "{}", run.context());
 }
+
+#[test]
+fn the_sample_buildspec_runs_with_the_busybox_docker_image() {
+    require_docker();
+    let reg = Registry::start();
+    let name = unique("sample");
+    let sample = std::fs::read_to_string(crate::util::root().join("buildspecs/docker-push.yml"))
+        .expect("buildspecs/docker-push.yml");
+    let credentials = format!(
+        "  variables:\n    REGISTRY_USER: \"{}\"\n    REGISTRY_PASSWORD: \"{}\"\n",
+        reg.user(),
+        reg.password()
+    );
+    let spec = sample
+        .replace("\"localhost:5000\"", &format!("\"{}\"", reg.addr()))
+        .replace("\"localbuild-demo\"", &format!("\"{name}\""))
+        .replace("\"busybox:1.36\"", "\"localbuild-test/busybox:1\"")
+        .replacen("  variables:\n", &credentials, 1);
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("docker-push.yml");
+    std::fs::write(&file, spec).unwrap();
+
+    // From the repository root as the source directory, as the sample says.
+    let home = TempDir::new().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .current_dir(crate::util::root())
+        .env("LOCALBUILD_HOME", home.path())
+        .args(["run", "-d", "-i", IMAGE, "--project", "lbtest", "-b"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run localbuild");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let built: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  BUILD: built "))
+        .collect();
+    let _guards: Vec<TagGuard> = built
+        .iter()
+        .flat_map(|b| {
+            let tag = b.rsplit_once(':').map_or("latest", |(_, t)| t).to_owned();
+            [
+                TagGuard((*b).to_owned()),
+                TagGuard(format!("{}/{name}:{tag}", reg.addr())),
+                TagGuard(format!("{}/{name}:latest", reg.addr())),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(built.len(), 1, "{stdout}");
+    let mut tags = reg.tags(&name).unwrap();
+    tags.sort();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert!(tags.contains(&"latest".to_owned()), "{tags:?}");
+    assert_eq!(
+        stdout.matches("  POST_BUILD: pushed ").count(),
+        2,
+        "{stdout}"
+    );
+}
