@@ -433,9 +433,10 @@ impl Run {
             .guard(self.docker.start_container(&spec))
             .await
             .map_err(ProvisionError::Interrupted)?;
-        if started
-            .as_ref()
-            .is_err_and(DockerError::is_privilege_denied)
+        if spec.privileged
+            && started
+                .as_ref()
+                .is_err_and(DockerError::is_privilege_denied)
         {
             // A daemon that cannot grant privileges (itself in a restricted container): docker
             // commands still work through the mounted socket, so run unprivileged. (An image's
