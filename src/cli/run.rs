@@ -1,6 +1,7 @@
 //! `localbuild run`: start a build, print its log live, then a per-phase summary.
 
 use super::RunArgs;
+use localbuild::engine::images::PhaseImages;
 use localbuild::engine::record::{Build, PhaseType, Status};
 use localbuild::engine::{self, BuildRequest, CancellationToken, Event, Outcome};
 use std::io::{IsTerminal, Write};
@@ -282,8 +283,28 @@ pub fn summary(build: &Build, color: bool) -> String {
     s
 }
 
+/// What the build did with images, per phase: `  BUILD: built app:1f3c`,
+/// `  POST_BUILD: pushed 127.0.0.1:5000/app:1f3c@sha256:…`; empty when it did nothing.
+pub fn images_summary(images: &[PhaseImages]) -> String {
+    let mut s = String::new();
+    for p in images {
+        let phase = p.phase.as_str();
+        for name in &p.built {
+            s.push_str(&format!("  {phase}: built {name}\n"));
+        }
+        for pushed in &p.pushed {
+            s.push_str(&format!("  {phase}: pushed {pushed}\n"));
+        }
+    }
+    if s.is_empty() {
+        return s;
+    }
+    format!("Images:\n{s}")
+}
+
 fn print_summary(outcome: &Outcome, color: bool) {
     let mut text = summary(&outcome.build, color);
+    text.push_str(&images_summary(&outcome.images));
     text.push_str(&format!("Log and record: {}\n", outcome.dir.display()));
     print!("{text}");
     let _ = std::io::stdout().flush();

@@ -48,6 +48,15 @@ pub enum DockerError {
     },
 }
 
+impl DockerError {
+    /// The daemon could not start a privileged container (e.g. a daemon that itself runs
+    /// without all capabilities: runc's `unable to apply caps: operation not permitted`).
+    pub fn is_privilege_denied(&self) -> bool {
+        matches!(self, DockerError::Api { reason, .. }
+            if reason.contains("unable to apply caps") || reason.contains("operation not permitted"))
+    }
+}
+
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     move |e| DockerError::Api {
         action,
@@ -328,6 +337,32 @@ impl Docker {
                 reason: "the daemon started it detached".to_owned(),
             }),
         }
+    }
+
+    /// Run `cmd` in the container to completion, output discarded; its exit code.
+    pub async fn exec_status(&self, id: &str, cmd: Vec<String>) -> Result<i64, DockerError> {
+        let exec = self
+            .api
+            .create_exec(
+                id,
+                ExecConfig {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("run a command in the build container"))?;
+        if let StartExecResults::Attached { mut output, .. } = self
+            .api
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(api("run a command in the build container"))?
+        {
+            while output.next().await.is_some() {}
+        }
+        Ok(self.exec_exit_code(&exec.id).await.unwrap_or(-1))
     }
 
     /// The exit code of a finished exec, if Docker knows it.

@@ -6,6 +6,8 @@
 //! the record. A failing command is a phase result in the record, never an `Err`; `Err` means
 //! no build could be attempted at all (Docker unreachable, the record folder unwritable).
 
+pub mod hints;
+pub mod images;
 pub mod log;
 pub mod machine;
 pub mod record;
@@ -75,6 +77,9 @@ pub struct Outcome {
     /// The folder holding `build.json` and `build.log`.
     pub dir: PathBuf,
     pub log_path: PathBuf,
+    /// Images the build's docker commands built and pushed, per phase (not part of the
+    /// CodeBuild record).
+    pub images: Vec<images::PhaseImages>,
 }
 
 /// Why no build could be attempted.

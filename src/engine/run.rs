@@ -1,5 +1,6 @@
 //! One build, start to finish: the algorithm of reference §2.9 over Docker.
 
+use super::images::ImageTracker;
 use super::log::{agent_line, context_message};
 use super::machine::{Machine, Step, should_retry};
 use super::record::*;
@@ -7,7 +8,8 @@ use super::shell::{
     AgentVars, Driver, Persistence, ShellError, TMP_DIR, compose_script, driver_command,
 };
 use super::{
-    BuildRequest, CancellationToken, DEFAULT_IMAGE, EngineError, Event, Outcome, source, store,
+    BuildRequest, CancellationToken, DEFAULT_IMAGE, EngineError, Event, Outcome, hints, source,
+    store,
 };
 use crate::buildspec::{self, Buildspec, PhaseName, Version};
 use crate::docker::{ContainerSpec, Docker, DockerError};
@@ -83,6 +85,7 @@ pub async fn run(
         last_exit: 0,
         driver_env: vec![],
         masker: Masker::default(),
+        images: ImageTracker::new(),
         req,
     };
     run.execute(now).await;
@@ -98,6 +101,7 @@ pub async fn run(
         build: run.build,
         dir,
         log_path,
+        images: run.images.into_phases(),
     })
 }
 
@@ -191,6 +195,8 @@ struct Run {
     driver_env: Vec<String>,
     /// Secret values, replaced by `***` in everything this build writes.
     masker: Masker,
+    /// Images built and pushed, read from command output.
+    images: ImageTracker,
 }
 
 impl Run {
@@ -210,6 +216,7 @@ impl Run {
             Some(masked) => Bytes::from(masked),
             None => bytes,
         };
+        self.images.feed(self.build.current_phase, &bytes);
         let _ = self.log.write_all(&bytes);
         self.emit(Event::Output(bytes)).await;
     }
@@ -439,7 +446,7 @@ impl Run {
                 }
             }
         }
-        let spec = ContainerSpec {
+        let mut spec = ContainerSpec {
             name: format!(
                 "localbuild-{}-{}",
                 sanitize(&self.req.project),
@@ -452,13 +459,40 @@ impl Run {
             privileged: self.req.privileged,
             keep_entrypoint,
         };
-        let started = self
+        let mut started = self
             .guard(self.docker.start_container(&spec))
             .await
             .map_err(ProvisionError::Interrupted)?;
+        if spec.privileged
+            && started
+                .as_ref()
+                .is_err_and(DockerError::is_privilege_denied)
+        {
+            // A daemon that cannot grant privileges (itself in a restricted container): docker
+            // commands still work through the mounted socket, so run unprivileged. (An image's
+            // own dockerd then fails to start, and the wait below reports it.)
+            let _ = self
+                .docker
+                .remove_build_resources(Some(&self.build_id))
+                .await;
+            let effect = if keep_entrypoint {
+                "the image's own Docker daemon may fail to start"
+            } else {
+                "docker commands use this machine's daemon through its socket"
+            };
+            self.progress(&format!("warning: this Docker daemon cannot start privileged containers; running the build container unprivileged ({effect})")).await;
+            spec.privileged = false;
+            started = self
+                .guard(self.docker.start_container(&spec))
+                .await
+                .map_err(ProvisionError::Interrupted)?;
+        }
         match started {
             Ok(id) => {
-                self.container = Some(id);
+                self.container = Some(id.clone());
+                if keep_entrypoint {
+                    self.wait_for_dockerd(&id).await?;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -472,6 +506,43 @@ impl Run {
                     format!("Build container found dead before completing the build. {e}"),
                 )))
             }
+        }
+    }
+
+    /// The image's `dockerd-entrypoint.sh` starts dockerd: wait (up to ~60 s, as the script
+    /// does) until `docker info` succeeds in the container; fail if the container exits.
+    async fn wait_for_dockerd(&mut self, id: &str) -> Result<(), ProvisionError> {
+        self.progress("Waiting for the Docker daemon in the build container")
+            .await;
+        let dead = |why: &str| {
+            ProvisionError::Failed(PhaseContext::new(
+                "SINGLE_BUILD_CONTAINER_DEAD",
+                format!("Build container found dead before completing the build. {why}"),
+            ))
+        };
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if !self.docker.is_running(id).await {
+                return Err(dead(
+                    "Its entrypoint (dockerd-entrypoint.sh) exited before the Docker daemon started",
+                ));
+            }
+            let cmd = vec!["docker".to_owned(), "info".to_owned()];
+            let status = self
+                .guard(self.docker.exec_status(id, cmd))
+                .await
+                .map_err(ProvisionError::Interrupted)?;
+            if matches!(status, Ok(0)) {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(dead(
+                    "Timed out trying to connect to internal docker host (docker info did not succeed within 60 s)",
+                ));
+            }
+            self.guard(tokio::time::sleep(std::time::Duration::from_secs(1)))
+                .await
+                .map_err(ProvisionError::Interrupted)?;
         }
     }
 
@@ -866,7 +937,7 @@ impl Run {
         let user = phase.run_as.clone().or_else(|| spec.run_as.clone());
         let mut attempt = 0;
         loop {
-            let mut failure: Option<(PhaseContext, Bytes)> = None;
+            let mut failure: Option<(PhaseContext, Bytes, i64)> = None;
             for list in [&phase.commands, &phase.finally] {
                 for cmd in list {
                     match self.run_command(spec, user.as_deref(), cmd).await {
@@ -881,6 +952,7 @@ impl Run {
                                         ),
                                     ),
                                     output,
+                                    code,
                                 ));
                             }
                             break;
@@ -890,7 +962,7 @@ impl Run {
                     }
                 }
             }
-            let Some((ctx, output)) = failure else {
+            let Some((ctx, output, code)) = failure else {
                 self.complete(pt, Status::Succeeded, PhaseContext::default())
                     .await;
                 return PhaseEnd::Done { ok: true };
@@ -913,7 +985,17 @@ impl Run {
                 .await;
                 continue;
             }
+            let hint = hints::hint(&hints::Facts {
+                output: &out_text,
+                exit_code: code,
+                privileged: self.req.privileged,
+                shell: spec.env.shell.as_deref(),
+                image: &self.req.image,
+            });
             self.complete(pt, Status::Failed, ctx).await;
+            if let Some(hint) = hint {
+                self.agent(&format!("Hint: {hint}")).await;
+            }
             return PhaseEnd::Done { ok: false };
         }
     }

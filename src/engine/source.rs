@@ -52,6 +52,8 @@ pub fn tar_stream(dir: PathBuf, prefix: String) -> ReceiverStream<std::io::Resul
             buf: Vec::with_capacity(CHUNK),
         });
         builder.follow_symlinks(false);
+        // Docker cannot extract GNU sparse entries (type S).
+        builder.sparse(false);
         let result = builder
             .append_dir_all(&prefix, &dir)
             .and_then(|()| builder.into_inner())

@@ -3,6 +3,7 @@
 mod cli_plan;
 mod cli_validate;
 mod corpus;
+mod docker_push;
 mod engine_api;
 mod env_secrets;
 mod harness;

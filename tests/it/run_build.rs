@@ -426,6 +426,11 @@ fn the_source_directory_is_not_modified_without_mount() {
         "version: 0.2\nphases:\n  build:\n    commands:\n      - echo changed > input.txt\n      - touch new-file\n      - cat input.txt\n",
     )
     .file("input.txt", "original\n");
+    // A sparse file (Docker cannot extract GNU sparse tar entries).
+    std::fs::File::create(b.src().join("sparse.bin"))
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
     let r = b.run();
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(r.output_of("cat input.txt"), ["changed"]);

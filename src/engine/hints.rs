@@ -1,0 +1,194 @@
+//! Failure hints: one short line that names the usual cause of a failed command.
+//!
+//! Pure and table-driven: [`RULES`] is a list of [`Rule`]s, each a set of output fragments
+//! (any one must appear; empty = any output), an optional exit status, a condition on the
+//! build ([`Facts`]) and the hint's text. The first rule that matches wins, so specific rules
+//! come before general ones (the `docker` rule before "exit status 127"). Adding a rule is
+//! one entry in the table. The engine writes the hint as an agent line (`Hint: …`) after the
+//! failed phase's context line; it is never part of the CodeBuild record.
+
+/// What is known about a failed command.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The command's combined stdout and stderr.
+    pub output: &'a str,
+    pub exit_code: i64,
+    /// The build runs with `-d` / `--privileged`.
+    pub privileged: bool,
+    /// The buildspec's `env.shell`, `None` = the default `/bin/sh`.
+    pub shell: Option<&'a str>,
+    /// The build image.
+    pub image: &'a str,
+}
+
+/// One hint rule.
+pub struct Rule {
+    /// Fragments of the output, any of which triggers the rule (empty = no output condition).
+    pub any_of: &'static [&'static str],
+    /// The exit status the command must have, if any.
+    pub exit: Option<i64>,
+    /// A further condition on the build.
+    pub when: fn(&Facts) -> bool,
+    /// The hint text.
+    pub hint: fn(&Facts) -> String,
+}
+
+/// The rules, most specific first.
+#[rustfmt::skip]
+pub const RULES: &[Rule] = &[
+    Rule { any_of: &["Cannot connect to the Docker daemon", "docker: not found", "docker: command not found"], exit: None, when: not_privileged, hint: |_| "docker commands need privileged mode: run with -d (--privileged) to give the build this machine's Docker daemon".into() },
+    Rule { any_of: &["no basic auth credentials", "unauthorized", "denied: requested access"], exit: None, when: is_push, hint: login_hint },
+    Rule { any_of: &["Syntax error: redirection unexpected", "[[: not found", "Bad substitution", "bad substitution"], exit: None, when: default_shell, hint: |_| "the image's /bin/sh is dash or ash, not bash: set `env: shell: bash` in the buildspec (or use POSIX sh syntax)".into() },
+    Rule { any_of: &[], exit: Some(127), when: always, hint: |f| format!("command not found in image {}: install it in the install phase or use an image that has it", f.image) },
+];
+
+/// The hint for a failed command, if a rule recognises it.
+pub fn hint(facts: &Facts) -> Option<String> {
+    RULES
+        .iter()
+        .find(|r| {
+            (r.any_of.is_empty() || r.any_of.iter().any(|n| facts.output.contains(n)))
+                && r.exit.is_none_or(|e| e == facts.exit_code)
+                && (r.when)(facts)
+        })
+        .map(|r| (r.hint)(facts))
+}
+
+fn always(_: &Facts) -> bool {
+    true
+}
+
+fn not_privileged(f: &Facts) -> bool {
+    !f.privileged
+}
+
+fn default_shell(f: &Facts) -> bool {
+    matches!(f.shell, None | Some("sh" | "/bin/sh"))
+}
+
+/// A push (or a login) was attempted: the output shows the push or registry auth.
+fn is_push(f: &Facts) -> bool {
+    f.output.contains("The push refers to repository")
+        || f.output.contains("denied: requested access")
+        || f.output.contains("no basic auth credentials")
+}
+
+fn login_hint(f: &Facts) -> String {
+    match push_registry(f.output) {
+        Some(registry) => format!(
+            "the registry refused the push: the build did not run `docker login {registry}` \
+             (or ran it with wrong credentials) before pushing"
+        ),
+        None => "the registry refused the push: the build did not run `docker login` for it \
+                 (or ran it with wrong credentials) before pushing"
+            .into(),
+    }
+}
+
+/// The registry of the last `The push refers to repository [REPO]` line: the host part of
+/// REPO (`docker.io` when REPO names none).
+fn push_registry(output: &str) -> Option<String> {
+    let repo = output
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("The push refers to repository ["))?
+        .strip_suffix(']')?;
+    let first = repo.split('/').next()?;
+    let is_host =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    Some(if is_host { first } else { "docker.io" }.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(output: &str, exit_code: i64) -> Facts<'_> {
+        Facts {
+            output,
+            exit_code,
+            privileged: false,
+            shell: None,
+            image: "localbuild-test/docker:1",
+        }
+    }
+
+    /// Captured: `docker info` in `localbuild-test/docker:1` without the socket.
+    const NO_DAEMON: &str = "Client:\n Version:    28.2.2\n\nServer:\n\
+        Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n";
+
+    /// Captured: `docker push` to a loopback htpasswd registry without `docker login`.
+    const NO_LOGIN: &str = "The push refers to repository [127.0.0.1:5999/workshop/capapp]\n\
+        bae3704ff64d: Preparing\n0bab5b983bf6: Preparing\nno basic auth credentials\n";
+
+    #[test]
+    fn docker_without_privileged_mode_suggests_d() {
+        let h = hint(&facts(NO_DAEMON, 1)).unwrap();
+        assert!(h.contains("-d"), "{h}");
+        let h = hint(&facts("sh: docker: not found\n", 127)).unwrap();
+        assert!(h.contains("-d"), "{h}");
+        // With -d the daemon rule does not apply; a missing docker is then "not found".
+        let f = Facts {
+            privileged: true,
+            ..facts("sh: docker: not found\n", 127)
+        };
+        assert!(hint(&f).unwrap().contains("command not found in image"));
+        let f = Facts {
+            privileged: true,
+            ..facts(NO_DAEMON, 1)
+        };
+        assert_eq!(hint(&f), None);
+    }
+
+    #[test]
+    fn refused_pushes_name_the_registry() {
+        let h = hint(&facts(NO_LOGIN, 1)).unwrap();
+        assert!(h.contains("docker login 127.0.0.1:5999"), "{h}");
+        let hub = "The push refers to repository [docker.io/someuser/app]\n\
+                   denied: requested access to the resource is denied\n";
+        assert!(
+            hint(&facts(hub, 1))
+                .unwrap()
+                .contains("docker login docker.io")
+        );
+        let ecr = "The push refers to repository [123.dkr.ecr.eu-west-1.amazonaws.com/app]\n\
+                   unauthorized: authentication required\n";
+        assert!(
+            hint(&facts(ecr, 1))
+                .unwrap()
+                .contains("docker login 123.dkr.ecr.eu-west-1.amazonaws.com")
+        );
+        // "unauthorized" outside a push (e.g. curl output) is not a login problem.
+        assert_eq!(hint(&facts("HTTP 401 unauthorized\n", 1)), None);
+    }
+
+    #[test]
+    fn bash_syntax_under_sh_suggests_bash() {
+        for out in [
+            "/bin/sh: 1: Syntax error: redirection unexpected\n",
+            "/bin/sh: 1: [[: not found\n",
+            "/bin/sh: 1: Bad substitution\n",
+        ] {
+            let code = if out.contains("[[") { 127 } else { 2 };
+            let h = hint(&facts(out, code)).unwrap();
+            assert!(h.contains("shell: bash"), "{out}: {h}");
+            let bash = Facts {
+                shell: Some("bash"),
+                ..facts(out, code)
+            };
+            assert!(!hint(&bash).is_some_and(|h| h.contains("shell: bash")));
+        }
+    }
+
+    #[test]
+    fn exit_127_names_the_image() {
+        let h = hint(&facts("sh: jq: not found\n", 127)).unwrap();
+        assert!(h.contains("localbuild-test/docker:1"), "{h}");
+    }
+
+    #[test]
+    fn ordinary_failures_have_no_hint() {
+        assert_eq!(hint(&facts("tests failed\n", 1)), None);
+        assert_eq!(hint(&facts("", 2)), None);
+    }
+}
