@@ -57,7 +57,11 @@ pub fn normalize(p: &str) -> String {
         s = rest;
     }
     let s = s.trim_end_matches('/');
-    if s == "." { String::new() } else { s.to_owned() }
+    if s == "." {
+        String::new()
+    } else {
+        s.to_owned()
+    }
 }
 
 fn has_glob(p: &str) -> bool {
@@ -120,7 +124,8 @@ pub fn select(rules: &Rules, entries: &[Entry]) -> Selection {
         }
     };
     if bases.is_empty() {
-        out.lines.push(format!("Skipping invalid file path {shown}"));
+        out.lines
+            .push(format!("Skipping invalid file path {shown}"));
         return out;
     }
     let excludes = glob_set(&rules.exclude_paths).unwrap_or_else(|_| GlobSet::empty());
@@ -178,7 +183,8 @@ pub fn select(rules: &Rules, entries: &[Entry]) -> Selection {
     }
     for (i, pattern) in rules.files.iter().enumerate() {
         if !matched_any[i] {
-            out.lines.push(format!("Skipping invalid file path {pattern}"));
+            out.lines
+                .push(format!("Skipping invalid file path {pattern}"));
         }
     }
     out.files = chosen.into_values().collect();
@@ -260,7 +266,10 @@ mod tests {
     fn unmatched_paths_are_logged_and_nothing_found() {
         let s = select(&rules(&["nope/*.jar"], None, false), &tree());
         assert!(s.files.is_empty());
-        assert!(s.lines.contains(&"Skipping invalid file path nope/*.jar".to_owned()));
+        assert!(
+            s.lines
+                .contains(&"Skipping invalid file path nope/*.jar".to_owned())
+        );
         let s = select(&rules(&["**/*"], Some("missing"), false), &tree());
         assert!(s.files.is_empty());
     }
