@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 failure (invalid buildspec, FAILED build), 2 usage error,
 //! 3 FAULT (Docker unreachable, image unavailable), 124 TIMED_OUT, 130 STOPPED.
 
+mod cache;
 mod gc;
 mod plan;
 mod run;
@@ -37,6 +38,25 @@ pub enum Command {
     Run(RunArgs),
     /// Remove containers, volumes and networks left behind by killed builds
     Gc,
+    /// List or remove saved build caches
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the saved caches: project, key, size
+    Ls {
+        /// Only this project's caches
+        project: Option<String>,
+    },
+    /// Remove a project's caches (all of them, or one key)
+    Rm {
+        /// The project whose caches to remove
+        project: String,
+        /// Only the cache with this key (`default` = the unkeyed cache)
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +85,18 @@ pub struct RunArgs {
     /// Project name (default: the source directory's name)
     #[arg(long = "project")]
     pub project: Option<String>,
+    /// Write artifacts to DIR (default: artifacts/ in the build's record folder)
+    #[arg(short = 'a', long = "artifacts", value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Write report files and their JSON summaries to DIR (default: reports/ in the record folder)
+    #[arg(short = 'r', long = "reports", value_name = "DIR")]
+    pub reports: Option<PathBuf>,
+    /// Package each artifact as a zip instead of a folder
+    #[arg(long = "zip")]
+    pub zip: bool,
+    /// Neither restore nor save the buildspec's cache
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,5 +130,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => plan::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
+        Command::Cache(c) => cache::run(&c),
     }
 }

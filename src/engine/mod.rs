@@ -45,8 +45,17 @@ pub struct BuildRequest {
     pub initiator: String,
     /// `AWS_REGION` / `AWS_DEFAULT_REGION` and the region in ARNs.
     pub region: String,
-    /// Where build records and logs are kept (`<store>/builds/<project>/<number>/`).
+    /// Where build records and logs are kept (`<store>/builds/<project>/<number>/`), and the
+    /// cache (`<store>/cache/<project>/`).
     pub store: PathBuf,
+    /// `-a`: where artifacts go (default: `artifacts/` in the build's record folder).
+    pub artifacts_dir: Option<PathBuf>,
+    /// `-r`: where report files and summaries go (default: `reports/` in the record folder).
+    pub reports_dir: Option<PathBuf>,
+    /// Package artifacts as zips instead of folders.
+    pub zip: bool,
+    /// Neither restore nor save the cache.
+    pub no_cache: bool,
 }
 
 /// What a build reports while it runs.
@@ -69,6 +78,10 @@ pub struct Outcome {
     /// The folder holding `build.json` and `build.log`.
     pub dir: PathBuf,
     pub log_path: PathBuf,
+    /// One report per report group (not part of CodeBuild's `Build` record).
+    pub reports: Vec<crate::reports::Report>,
+    /// The artifacts written (folders or zips), primary first.
+    pub artifacts: Vec<PathBuf>,
 }
 
 /// Why no build could be attempted.

@@ -19,6 +19,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod outputs;
+
 /// Why a build stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupt {
@@ -76,6 +78,7 @@ pub async fn run(
         succeeding: true,
         last_exit: 0,
         driver_env: vec![],
+        outputs: outputs::Outputs::new(dir.clone()),
         req,
     };
     run.execute(now).await;
@@ -90,6 +93,8 @@ pub async fn run(
         build: run.build,
         dir,
         log_path,
+        reports: run.outputs.reports,
+        artifacts: run.outputs.artifacts,
     })
 }
 
@@ -181,6 +186,8 @@ struct Run {
     last_exit: i64,
     /// The environment every driver starts with (`KEY=VALUE`).
     driver_env: Vec<String>,
+    /// Artifacts, reports and cache state (see `outputs`).
+    outputs: outputs::Outputs,
 }
 
 impl Run {
@@ -601,18 +608,13 @@ impl Run {
 
     /// Cache restore, in DOWNLOAD_SOURCE after the buildspec is parsed (decision U12).
     async fn restore_cache(&mut self, spec: &Buildspec) -> Result<(), DownloadError> {
-        if spec.cache.is_none() {
-            self.agent("Cache is not defined in the buildspec").await;
-            self.agent("Skip cache due to: no paths specified to be cached")
-                .await;
-        }
+        self.restore_outputs_cache(spec).await;
         Ok(())
     }
 
     /// UPLOAD_ARTIFACTS: artifacts, secondary artifacts, reports, cache save.
     async fn upload_artifacts(&mut self, spec: &Buildspec) -> Result<(), UploadError> {
-        let _ = spec;
-        Ok(())
+        self.upload_outputs(spec).await
     }
 
     /// The buildspec's host path, and how the log shows it.
@@ -973,7 +975,6 @@ enum DownloadError {
 enum UploadError {
     #[allow(dead_code)]
     Interrupted(Interrupt),
-    #[allow(dead_code)]
     Failed(PhaseContext),
 }
 
