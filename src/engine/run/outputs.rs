@@ -185,6 +185,39 @@ fn kind_of(t: tar::EntryType) -> Option<Kind> {
     }
 }
 
+/// How cache archives name entries under the source folder.
+const SRC_PREFIX: &str = "@src/";
+
+/// A copy of a cache archive with `@src/` names moved under `src_dir`, ready to extract at `/`.
+fn relocate(cache: &Path, src_dir: &str) -> std::io::Result<std::fs::File> {
+    use std::io::Seek;
+    let mut archive = tar::Archive::new(std::fs::File::open(cache)?);
+    let mut out = tar::Builder::new(tempfile::tempfile()?);
+    let src = src_dir.trim_start_matches('/');
+    for e in archive.entries()? {
+        let mut e = e?;
+        let raw = e.path()?.to_string_lossy().into_owned();
+        if raw.split('/').any(|c| c == "..") {
+            continue;
+        }
+        let name = match raw.strip_prefix(SRC_PREFIX) {
+            Some(rel) => format!("{src}/{rel}"),
+            None => raw,
+        };
+        let mut h = e.header().clone();
+        if e.header().entry_type() == tar::EntryType::Symlink {
+            if let Some(t) = e.link_name()? {
+                out.append_link(&mut h, &name, t)?;
+            }
+        } else {
+            out.append_data(&mut h, &name, &mut e)?;
+        }
+    }
+    let mut f = out.into_inner()?;
+    f.rewind()?;
+    Ok(f)
+}
+
 /// A cache key as a file name.
 fn key_file(key: &str) -> String {
     key.chars()
@@ -741,8 +774,14 @@ impl Run {
         self.agent(&format!("Restoring cache from {}", file.display()))
             .await;
         let container = self.container.clone().unwrap_or_default();
-        let restored = match tokio::fs::File::open(&file).await {
+        let src_dir = self.src_dir.clone();
+        let relocated = tokio::task::spawn_blocking(move || relocate(&file, &src_dir))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        let restored = match relocated {
             Ok(f) => {
+                let f = tokio::fs::File::from_std(f);
                 let stream = tokio_util::io::ReaderStream::new(f);
                 self.docker
                     .upload_tar(&container, stream)
@@ -831,6 +870,7 @@ impl Run {
             let glob = (lit < comps.len())
                 .then(|| artifacts::glob_set(&[abs.clone()]).ok())
                 .flatten();
+            let src_dir = self.src_dir.clone();
             let parent = root
                 .rsplit_once('/')
                 .map(|(a, _)| a.to_owned())
@@ -854,7 +894,12 @@ impl Run {
                         if !keep {
                             continue;
                         }
-                        let name = full.trim_start_matches('/').to_owned();
+                        // Paths under the source folder are kept relative to it (`@src/…`):
+                        // the next build's source folder has another name.
+                        let name = match full.strip_prefix(&format!("{src_dir}/")) {
+                            Some(rel) => format!("{SRC_PREFIX}{rel}"),
+                            None => full.trim_start_matches('/').to_owned(),
+                        };
                         let mut h = e.header().clone();
                         match e.header().entry_type() {
                             tar::EntryType::Symlink => {
