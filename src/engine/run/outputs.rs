@@ -44,7 +44,7 @@ impl Outputs {
 enum Sink {
     Dir(PathBuf),
     Zip {
-        writer: zip::ZipWriter<std::fs::File>,
+        writer: Box<zip::ZipWriter<std::fs::File>>,
         symlinks: bool,
     },
 }
@@ -468,7 +468,7 @@ impl Run {
             }
             let file = std::fs::File::create_new(&path)?;
             plan.sinks.push(Sink::Zip {
-                writer: zip::ZipWriter::new(file),
+                writer: Box::new(zip::ZipWriter::new(file)),
                 symlinks,
             });
         } else {
@@ -868,7 +868,7 @@ impl Run {
                 continue;
             }
             let glob = (lit < comps.len())
-                .then(|| artifacts::glob_set(&[abs.clone()]).ok())
+                .then(|| artifacts::glob_set(std::slice::from_ref(&abs)).ok())
                 .flatten();
             let src_dir = self.src_dir.clone();
             let parent = root
