@@ -6,8 +6,10 @@
 //! through events into a record, and [`docker`] is the only module that talks to Docker.
 #![forbid(unsafe_code)]
 
+pub mod artifacts;
 pub mod buildspec;
 pub mod docker;
 pub mod engine;
 pub mod plan;
+pub mod reports;
 pub mod secrets;

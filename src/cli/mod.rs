@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 failure (invalid buildspec, FAILED build), 2 usage error,
 //! 3 FAULT (Docker unreachable, image unavailable), 124 TIMED_OUT, 130 STOPPED.
 
+mod cache;
 mod gc;
 mod image;
 mod plan;
@@ -35,18 +36,37 @@ pub enum Command {
     /// Show what a build would do, without Docker
     Plan(PlanArgs),
     /// Run a build in Docker, with CodeBuild's phases, variables and log
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Remove containers, volumes and networks left behind by killed builds
     Gc,
     /// Manage the default build image
     #[command(subcommand)]
     Image(ImageCommand),
+    /// List or remove saved build caches
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build (or rebuild) the default image localbuild/standard from its embedded recipe
     Build,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the saved caches: project, key, size
+    Ls {
+        /// Only this project's caches
+        project: Option<String>,
+    },
+    /// Remove a project's caches (all of them, or one key)
+    Rm {
+        /// The project whose caches to remove
+        project: String,
+        /// Only the cache with this key (`default` = the unkeyed cache)
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +115,18 @@ pub struct RunArgs {
         requires = "aws_config"
     )]
     pub profile: Option<String>,
+    /// Write artifacts to DIR (default: artifacts/ in the build's record folder)
+    #[arg(short = 'a', long = "artifacts", value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Write report files and their JSON summaries to DIR (default: reports/ in the record folder)
+    #[arg(short = 'r', long = "reports", value_name = "DIR")]
+    pub reports: Option<PathBuf>,
+    /// Package each artifact as a zip instead of a folder
+    #[arg(long = "zip")]
+    pub zip: bool,
+    /// Neither restore nor save the buildspec's cache
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,5 +161,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
         Command::Image(ImageCommand::Build) => image::build(),
+        Command::Cache(c) => cache::run(&c),
     }
 }

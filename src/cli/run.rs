@@ -32,6 +32,10 @@ pub fn store_root() -> PathBuf {
     home.join(".local/state/localbuild")
 }
 
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 fn usage_error(message: &str) -> u8 {
     eprintln!("error: {message}");
     2
@@ -140,6 +144,10 @@ pub fn run(args: &RunArgs) -> u8 {
         secrets,
         mask,
         aws_dir,
+        artifacts_dir: args.artifacts.as_ref().map(|a| absolute(a)),
+        reports_dir: args.reports.as_ref().map(|r| absolute(r)),
+        zip: args.zip,
+        no_cache: args.no_cache,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -305,7 +313,38 @@ pub fn images_summary(images: &[PhaseImages]) -> String {
 fn print_summary(outcome: &Outcome, color: bool) {
     let mut text = summary(&outcome.build, color);
     text.push_str(&images_summary(&outcome.images));
+    text.push_str(&reports_summary(outcome));
+    for a in &outcome.artifacts {
+        text.push_str(&format!("Artifact: {}\n", a.display()));
+    }
     text.push_str(&format!("Log and record: {}\n", outcome.dir.display()));
     print!("{text}");
     let _ = std::io::stdout().flush();
+}
+
+/// Per report group: counts (or coverage), then each failed test with its message.
+pub fn reports_summary(outcome: &Outcome) -> String {
+    let mut s = String::new();
+    for r in &outcome.reports {
+        s.push_str(&format!("Report {}: {}\n", r.name, r.one_line()));
+        for t in r.failed() {
+            let name = if t.prefix.is_empty() {
+                t.name.clone()
+            } else {
+                format!("{}.{}", t.prefix, t.name)
+            };
+            match &t.message {
+                Some(m) => s.push_str(&format!(
+                    "  {} {name}: {}\n",
+                    t.status.as_str(),
+                    m.lines().next().unwrap_or_default()
+                )),
+                None => s.push_str(&format!("  {} {name}\n", t.status.as_str())),
+            }
+        }
+        for w in &r.warnings {
+            s.push_str(&format!("  warning: {w}\n"));
+        }
+    }
+    s
 }

@@ -15,9 +15,9 @@ use bollard::container::LogOutput;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -275,6 +275,22 @@ impl Docker {
             .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
             .await
             .map_err(api("copy files into the build container"))
+    }
+
+    /// A tar stream of `path` in the container (Docker's archive API: entries are named after
+    /// the last component of `path`; symlinks are entries, not followed). Nothing is buffered:
+    /// the caller reads it as it arrives.
+    pub fn download_tar(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static + use<> {
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        self.api
+            .download_from_container(id, Some(opts))
+            .map(|r| r.map_err(|e| std::io::Error::other(root_cause(&e))))
     }
 
     /// Start `cmd` in the container with stdin, stdout and stderr attached (no TTY).

@@ -47,7 +47,8 @@ pub struct BuildRequest {
     pub initiator: String,
     /// `AWS_REGION` / `AWS_DEFAULT_REGION` and the region in ARNs.
     pub region: String,
-    /// Where build records and logs are kept (`<store>/builds/<project>/<number>/`).
+    /// Where build records and logs are kept (`<store>/builds/<project>/<number>/`), and the
+    /// cache (`<store>/cache/<project>/`).
     pub store: PathBuf,
     /// Parameter Store and Secrets Manager values for `env.parameter-store` / `secrets-manager`.
     pub secrets: crate::secrets::SecretsFile,
@@ -55,6 +56,41 @@ pub struct BuildRequest {
     pub mask: Vec<String>,
     /// A host folder mounted read-only at `/root/.aws` (`-c`).
     pub aws_dir: Option<PathBuf>,
+    /// `-a`: where artifacts go (default: `artifacts/` in the build's record folder).
+    pub artifacts_dir: Option<PathBuf>,
+    /// `-r`: where report files and summaries go (default: `reports/` in the record folder).
+    pub reports_dir: Option<PathBuf>,
+    /// Package artifacts as zips instead of folders.
+    pub zip: bool,
+    /// Neither restore nor save the cache.
+    pub no_cache: bool,
+}
+
+impl BuildRequest {
+    /// A request with CodeBuild's defaults: the default image, 60 minutes, `us-east-1`, no
+    /// overrides, secrets, artifacts folder or cache changes.
+    pub fn new(project: &str, source_dir: PathBuf, store: PathBuf) -> BuildRequest {
+        BuildRequest {
+            project: project.to_owned(),
+            source_dir,
+            buildspec: None,
+            image: DEFAULT_IMAGE.to_owned(),
+            bind_mount: false,
+            privileged: false,
+            timeout: Duration::from_secs(60 * 60),
+            env_overrides: vec![],
+            initiator: "localbuild".to_owned(),
+            region: "us-east-1".to_owned(),
+            store,
+            secrets: Default::default(),
+            mask: vec![],
+            aws_dir: None,
+            artifacts_dir: None,
+            reports_dir: None,
+            zip: false,
+            no_cache: false,
+        }
+    }
 }
 
 /// What a build reports while it runs.
@@ -80,6 +116,10 @@ pub struct Outcome {
     /// Images the build's docker commands built and pushed, per phase (not part of the
     /// CodeBuild record).
     pub images: Vec<images::PhaseImages>,
+    /// One report per report group (not part of CodeBuild's `Build` record).
+    pub reports: Vec<crate::reports::Report>,
+    /// The artifacts written (folders or zips), primary first.
+    pub artifacts: Vec<PathBuf>,
 }
 
 /// Why no build could be attempted.

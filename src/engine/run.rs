@@ -22,6 +22,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod outputs;
+
 /// Why a build stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupt {
@@ -86,6 +88,7 @@ pub async fn run(
         driver_env: vec![],
         masker: Masker::default(),
         images: ImageTracker::new(),
+        outputs: outputs::Outputs::new(dir.clone()),
         req,
     };
     run.execute(now).await;
@@ -102,6 +105,8 @@ pub async fn run(
         dir,
         log_path,
         images: run.images.into_phases(),
+        reports: run.outputs.reports,
+        artifacts: run.outputs.artifacts,
     })
 }
 
@@ -197,6 +202,8 @@ struct Run {
     masker: Masker,
     /// Images built and pushed, read from command output.
     images: ImageTracker,
+    /// Artifacts, reports and cache state (see `outputs`).
+    outputs: outputs::Outputs,
 }
 
 impl Run {
@@ -803,18 +810,13 @@ impl Run {
 
     /// Cache restore, in DOWNLOAD_SOURCE after the buildspec is parsed (decision U12).
     async fn restore_cache(&mut self, spec: &Buildspec) -> Result<(), DownloadError> {
-        if spec.cache.is_none() {
-            self.agent("Cache is not defined in the buildspec").await;
-            self.agent("Skip cache due to: no paths specified to be cached")
-                .await;
-        }
+        self.restore_outputs_cache(spec).await;
         Ok(())
     }
 
     /// UPLOAD_ARTIFACTS: artifacts, secondary artifacts, reports, cache save.
     async fn upload_artifacts(&mut self, spec: &Buildspec) -> Result<(), UploadError> {
-        let _ = spec;
-        Ok(())
+        self.upload_outputs(spec).await
     }
 
     /// The buildspec's host path, and how the log shows it.
@@ -1212,7 +1214,6 @@ enum DownloadError {
 enum UploadError {
     #[allow(dead_code)]
     Interrupted(Interrupt),
-    #[allow(dead_code)]
     Failed(PhaseContext),
 }
 

@@ -7,20 +7,12 @@ use std::time::Duration;
 
 fn request(src: &std::path::Path, store: &std::path::Path, timeout: Duration) -> BuildRequest {
     BuildRequest {
-        project: "api".into(),
-        source_dir: src.to_owned(),
-        buildspec: None,
         image: IMAGE.into(),
-        bind_mount: false,
-        privileged: false,
         timeout,
         env_overrides: vec![("FROM_REQUEST".into(), "yes".into())],
         initiator: "tester".into(),
         region: "eu-central-1".into(),
-        store: store.to_owned(),
-        secrets: Default::default(),
-        mask: vec![],
-        aws_dir: None,
+        ..BuildRequest::new("api", src.to_owned(), store.to_owned())
     }
 }
 

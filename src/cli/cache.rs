@@ -1,0 +1,67 @@
+//! `localbuild cache ls|rm`: the build caches kept under `<store>/cache/<project>/<key>.tar`.
+
+use super::CacheCommand;
+use super::run::store_root;
+
+pub fn run(cmd: &CacheCommand) -> u8 {
+    let root = store_root().join("cache");
+    match cmd {
+        CacheCommand::Ls { project } => {
+            let mut projects: Vec<_> = std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|p| project.as_ref().is_none_or(|want| want == p))
+                .collect();
+            projects.sort();
+            println!("{:<24} {:<40} {:>12}", "PROJECT", "KEY", "BYTES");
+            for p in projects {
+                let mut files: Vec<_> = std::fs::read_dir(root.join(&p))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let key = name.strip_suffix(".tar")?.to_owned();
+                        Some((key, e.metadata().map(|m| m.len()).unwrap_or(0)))
+                    })
+                    .collect();
+                files.sort();
+                for (key, size) in files {
+                    println!("{p:<24} {key:<40} {size:>12}");
+                }
+            }
+            0
+        }
+        CacheCommand::Rm { project, key } => {
+            if project.contains(['/', '\\']) || project.starts_with('.') {
+                eprintln!("error: '{project}' is not a project name");
+                return 2;
+            }
+            let dir = root.join(project);
+            let result = match key {
+                Some(k) => {
+                    if k.contains(['/', '\\']) || k.starts_with('.') {
+                        eprintln!("error: '{k}' is not a cache key");
+                        return 2;
+                    }
+                    std::fs::remove_file(dir.join(format!("{k}.tar")))
+                }
+                None => std::fs::remove_dir_all(&dir),
+            };
+            match result {
+                Ok(()) => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    eprintln!("error: no such cache");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
