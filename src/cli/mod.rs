@@ -74,9 +74,10 @@ pub struct RunArgs {
     /// Build image
     #[arg(short = 'i', long = "image", default_value = localbuild::engine::DEFAULT_IMAGE)]
     pub image: String,
-    /// Primary source directory
-    #[arg(short = 's', long = "source", default_value = ".")]
-    pub source: PathBuf,
+    /// Source directory: the first plain DIR is the primary source (default: .); ID:DIR adds a
+    /// secondary source with CODEBUILD_SRC_DIR_<ID> (repeatable)
+    #[arg(short = 's', long = "source", value_name = "[ID:]DIR")]
+    pub source: Vec<String>,
     /// Buildspec file (default: buildspec.yml in the source directory)
     #[arg(short = 'b', long = "buildspec")]
     pub buildspec: Option<PathBuf>,

@@ -41,17 +41,61 @@ fn usage_error(message: &str) -> u8 {
     2
 }
 
-pub fn run(args: &RunArgs) -> u8 {
-    if !args.source.is_dir() {
-        return usage_error(&format!(
-            "-s: source directory '{}' does not exist or is not a directory",
-            args.source.display()
-        ));
+type Sources = (PathBuf, Vec<(String, PathBuf)>);
+
+/// `-s DIR` (the primary, once) and `-s ID:DIR` (secondary sources), as codebuild_build.sh.
+fn parse_sources(values: &[String]) -> Result<Sources, String> {
+    let mut primary: Option<PathBuf> = None;
+    let mut secondary: Vec<(String, PathBuf)> = vec![];
+    for v in values {
+        let (id, dir) = match v.split_once(':') {
+            Some((id, dir))
+                if !id.is_empty()
+                    && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !std::path::Path::new(v).is_dir() =>
+            {
+                (Some(id), dir)
+            }
+            _ => (None, v.as_str()),
+        };
+        let path = PathBuf::from(dir);
+        if !path.is_dir() {
+            return Err(format!(
+                "-s: source directory '{dir}' does not exist or is not a directory"
+            ));
+        }
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        match id {
+            None if primary.is_some() => {
+                return Err(format!(
+                    "-s: '{v}': only one primary source; name secondary sources ID:DIR"
+                ));
+            }
+            None => primary = Some(path),
+            Some(id) if secondary.iter().any(|(s, _)| s == id) => {
+                return Err(format!("-s: source identifier '{id}' is used twice"));
+            }
+            Some(id) => secondary.push((id.to_owned(), path)),
+        }
     }
+    let primary = match primary {
+        Some(p) => p,
+        None => {
+            std::fs::canonicalize(".").map_err(|e| format!("-s: the current directory: {e}"))?
+        }
+    };
+    Ok((primary, secondary))
+}
+
+pub fn run(args: &RunArgs) -> u8 {
+    let (primary, secondary) = match parse_sources(&args.source) {
+        Ok(s) => s,
+        Err(m) => return usage_error(&m),
+    };
     if args.timeout == 0 || args.timeout > 2160 {
         return usage_error("--timeout: must be between 1 and 2160 minutes");
     }
-    let source = std::fs::canonicalize(&args.source).unwrap_or_else(|_| args.source.clone());
+    let source = primary;
     let project = match &args.project {
         Some(p) => p.clone(),
         None => source
@@ -130,6 +174,7 @@ pub fn run(args: &RunArgs) -> u8 {
         }
     };
     let request = BuildRequest {
+        secondary_sources: secondary,
         project,
         source_dir: source,
         buildspec: args.buildspec.clone(),

@@ -33,6 +33,8 @@ pub struct BuildRequest {
     pub project: String,
     /// The primary source directory on this machine.
     pub source_dir: PathBuf,
+    /// Secondary sources: identifier and directory (`-s ID:DIR`), in declaration order.
+    pub secondary_sources: Vec<(String, PathBuf)>,
     /// The buildspec file; `None` = `buildspec.yml` in the source directory.
     pub buildspec: Option<PathBuf>,
     pub image: String,
@@ -73,6 +75,7 @@ impl BuildRequest {
         BuildRequest {
             project: project.to_owned(),
             source_dir,
+            secondary_sources: vec![],
             buildspec: None,
             image: DEFAULT_IMAGE.to_owned(),
             bind_mount: false,

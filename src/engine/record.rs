@@ -128,6 +128,8 @@ pub struct Source {
     pub kind: String,
     pub location: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub buildspec: Option<String>,
 }
 

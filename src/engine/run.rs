@@ -80,7 +80,11 @@ pub async fn run(
         container: None,
         drivers: HashMap::new(),
         marker: format!("__localbuild_{}__", uuid::Uuid::new_v4().simple()),
-        src_dir: format!("{src_root}/src"),
+        src_dir: if req.secondary_sources.is_empty() {
+            format!("{src_root}/src")
+        } else {
+            format!("{src_root}/src/s3/00")
+        },
         src_root,
         build_id,
         succeeding: true,
@@ -138,9 +142,19 @@ fn new_record(
         source: Source {
             kind: "NO_SOURCE".to_owned(),
             location: req.source_dir.display().to_string(),
+            source_identifier: None,
             buildspec: req.buildspec.as_ref().map(|b| b.display().to_string()),
         },
-        secondary_sources: vec![],
+        secondary_sources: req
+            .secondary_sources
+            .iter()
+            .map(|(id, dir)| Source {
+                kind: "NO_SOURCE".to_owned(),
+                location: dir.display().to_string(),
+                source_identifier: Some(id.clone()),
+                buildspec: None,
+            })
+            .collect(),
         artifacts: Artifacts::default(),
         secondary_artifacts: vec![],
         cache: Cache {
@@ -428,11 +442,9 @@ impl Run {
 
         let mut binds = vec![];
         if self.req.bind_mount {
-            binds.push(format!(
-                "{}:{}",
-                self.req.source_dir.display(),
-                self.src_dir
-            ));
+            for (dir, path) in self.sources() {
+                binds.push(format!("{}:{path}", dir.display()));
+            }
         }
         if let Some(aws) = &self.req.aws_dir {
             binds.push(format!("{}:/root/.aws:ro", aws.display()));
@@ -563,22 +575,24 @@ impl Run {
         self.agent("Phase is DOWNLOAD_SOURCE").await;
         let src_dir = self.src_dir.clone();
         self.agent(&format!("CODEBUILD_SRC_DIR={src_dir}")).await;
+        for (id, path) in self.secondary_dirs() {
+            self.agent(&format!("CODEBUILD_SRC_DIR_{id}={path}")).await;
+        }
 
         let container = self.container.clone().unwrap_or_default();
         if !self.req.bind_mount {
-            let tar = source::tar_stream(
-                self.req.source_dir.clone(),
-                src_dir.trim_start_matches('/').to_owned(),
-            );
-            let uploaded = self
-                .guard(self.docker.upload_tar(&container, tar))
-                .await
-                .map_err(DownloadError::Interrupted)?;
-            if let Err(e) = uploaded {
-                return Err(DownloadError::Failed(PhaseContext::new(
-                    "CLIENT_ERROR",
-                    format!("error while downloading source: {e}"),
-                )));
+            for (dir, path) in self.sources() {
+                let tar = source::tar_stream(dir, path.trim_start_matches('/').to_owned());
+                let uploaded = self
+                    .guard(self.docker.upload_tar(&container, tar))
+                    .await
+                    .map_err(DownloadError::Interrupted)?;
+                if let Err(e) = uploaded {
+                    return Err(DownloadError::Failed(PhaseContext::new(
+                        "CLIENT_ERROR",
+                        format!("error while downloading source: {e}"),
+                    )));
+                }
             }
         }
 
@@ -819,6 +833,25 @@ impl Run {
         self.upload_outputs(spec).await
     }
 
+    /// Secondary sources: identifier and directory in the container (decision U11).
+    fn secondary_dirs(&self) -> Vec<(String, String)> {
+        self.req
+            .secondary_sources
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.clone(), format!("{}/src/s3/{:02}", self.src_root, i + 1)))
+            .collect()
+    }
+
+    /// Every source: host directory and its directory in the container, primary first.
+    fn sources(&self) -> Vec<(PathBuf, String)> {
+        let mut v = vec![(self.req.source_dir.clone(), self.src_dir.clone())];
+        for ((_, dir), (_, path)) in self.req.secondary_sources.iter().zip(self.secondary_dirs()) {
+            v.push((dir.clone(), path));
+        }
+        v
+    }
+
     /// The buildspec's host path, and how the log shows it.
     fn buildspec_location(&self) -> (PathBuf, String) {
         match &self.req.buildspec {
@@ -877,10 +910,15 @@ impl Run {
                 ),
             ),
             ("CODEBUILD_SRC_DIR".into(), self.src_dir.clone()),
+        ];
+        for (id, path) in self.secondary_dirs() {
+            vars.push((format!("CODEBUILD_SRC_DIR_{id}"), path));
+        }
+        vars.extend([
             ("CODEBUILD_GOPATH".into(), self.src_root.clone()),
             ("CODEBUILD_START_TIME".into(), start_ms.to_string()),
             ("HOME".into(), "/root".into()),
-        ];
+        ]);
         if let Some(sha) = head {
             vars.push(("CODEBUILD_RESOLVED_SOURCE_VERSION".into(), sha.clone()));
             vars.push(("CODEBUILD_SOURCE_VERSION".into(), sha));

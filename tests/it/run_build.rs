@@ -579,3 +579,52 @@ fn ctrl_c_stops_the_build_records_stopped_and_removes_the_container() {
     );
     assert!(r.stdout.contains("Phase complete: BUILD State: STOPPED"));
 }
+
+#[test]
+fn secondary_sources_get_their_own_directories_and_variables() {
+    let lib = tempfile::tempdir().unwrap();
+    std::fs::write(lib.path().join("lib.txt"), "from the library\n").unwrap();
+    let b = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat \"$CODEBUILD_SRC_DIR_lib/lib.txt\"\n      - cat main.txt\n      - echo \"$CODEBUILD_SRC_DIR $CODEBUILD_SRC_DIR_lib\"\n",
+    )
+    .file("main.txt", "from the primary\n")
+    .arg("-s")
+    .arg(&format!("lib:{}", lib.path().display()));
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of("cat \"$CODEBUILD_SRC_DIR_lib/lib.txt\""),
+        ["from the library"]
+    );
+    assert_eq!(r.output_of("cat main.txt"), ["from the primary"]);
+    let dirs = r.output_of("echo \"$CODEBUILD_SRC_DIR $CODEBUILD_SRC_DIR_lib\"");
+    let re = regex::Regex::new(
+        r"^(/codebuild/output/src\d+/src)/s3/00 (/codebuild/output/src\d+/src)/s3/01$",
+    )
+    .unwrap();
+    let caps = re.captures(&dirs[0]).unwrap_or_else(|| panic!("{dirs:?}"));
+    assert_eq!(&caps[1], &caps[2]);
+    assert!(
+        r.log_lines()
+            .iter()
+            .any(|l| l.starts_with("CODEBUILD_SRC_DIR_lib=/codebuild/output/src"))
+    );
+    assert_eq!(r.record["secondarySources"][0]["sourceIdentifier"], "lib");
+}
+
+#[test]
+fn bad_source_flags_are_usage_errors() {
+    let r = Build::new("version: 0.2\n")
+        .arg("-s")
+        .arg("lib:/nonexistent/dir")
+        .run();
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("-s: source directory '/nonexistent/dir'"),
+        "{}",
+        r.stderr
+    );
+    let r = Build::new("version: 0.2\n").arg("-s").arg("/tmp").run();
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("only one primary source"), "{}", r.stderr);
+}
