@@ -39,6 +39,7 @@ pub const RULES: &[Rule] = &[
     Rule { any_of: &["Cannot connect to the Docker daemon", "docker: not found", "docker: command not found"], exit: None, when: not_privileged, hint: |_| "docker commands need privileged mode: run with -d (--privileged) to give the build this machine's Docker daemon".into() },
     Rule { any_of: &["no basic auth credentials", "unauthorized", "denied: requested access"], exit: None, when: is_push, hint: login_hint },
     Rule { any_of: &["Syntax error: redirection unexpected", "[[: not found", "Bad substitution", "bad substitution"], exit: None, when: default_shell, hint: |_| "the image's /bin/sh is dash or ash, not bash: set `env: shell: bash` in the buildspec (or use POSIX sh syntax)".into() },
+    Rule { any_of: &["unable to find user"], exit: Some(126), when: always, hint: |f| format!("run-as names a user that image {} does not have: create it in the image, or drop run-as", f.image) },
     Rule { any_of: &[], exit: Some(127), when: always, hint: |f| format!("command not found in image {}: install it in the install phase or use an image that has it", f.image) },
 ];
 

@@ -45,7 +45,7 @@ fn source(buildspec: &str, greeting: &str) -> TempDir {
     dir
 }
 
-/// The seed's scenario, POSIX sh; credentials in `env.variables` (no `--env` flag yet).
+/// The seed's scenario, POSIX sh; the credentials come from `--env` (see [`creds`]).
 fn push_buildspec(reg: &Registry, repo: &str, local: &str, login: bool) -> String {
     let login = if login {
         "      - echo \"$REGISTRY_PASSWORD\" | docker login -u \"$REGISTRY_USER\" --password-stdin \"$REGISTRY\"\n"
@@ -54,15 +54,23 @@ fn push_buildspec(reg: &Registry, repo: &str, local: &str, login: bool) -> Strin
     };
     format!(
         "version: 0.2\n\
-         env:\n  variables:\n    REGISTRY: \"{addr}\"\n    REGISTRY_USER: \"{user}\"\n    REGISTRY_PASSWORD: \"{password}\"\n    \
+         env:\n  variables:\n    REGISTRY: \"{addr}\"\n    \
          REPO: \"{repo}\"\n    LOCAL: \"{local}\"\n\
          phases:\n  pre_build:\n    commands:\n{login}      - TAG=$(echo \"${{CODEBUILD_RESOLVED_SOURCE_VERSION:-1f3c}}\" | cut -c 1-7)\n\
          \x20 build:\n    commands:\n      - docker build -t \"$LOCAL:$TAG\" app\n      - docker tag \"$LOCAL:$TAG\" \"$REGISTRY/$REPO:$TAG\"\n\
          \x20 post_build:\n    commands:\n      - docker push \"$REGISTRY/$REPO:$TAG\"\n",
         addr = reg.addr(),
-        user = reg.user(),
-        password = reg.password(),
     )
+}
+
+/// `--env` flags with the registry's credentials.
+fn creds(reg: &Registry) -> Vec<String> {
+    vec![
+        "--env".into(),
+        format!("REGISTRY_USER={}", reg.user()),
+        "--env".into(),
+        format!("REGISTRY_PASSWORD={}", reg.password()),
+    ]
 }
 
 struct Run {
@@ -72,7 +80,7 @@ struct Run {
 }
 
 /// `localbuild run` with a private store; returns output and the build id from `--build-json`.
-fn localbuild(src: &Path, privileged: bool, image: &str) -> Run {
+fn localbuild(src: &Path, privileged: bool, image: &str, args: &[String]) -> Run {
     let home = TempDir::new().expect("temp LOCALBUILD_HOME");
     let json = home.path().join("build.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_localbuild"));
@@ -82,6 +90,7 @@ fn localbuild(src: &Path, privileged: bool, image: &str) -> Run {
         .arg(src)
         .arg("--build-json")
         .arg(&json)
+        .args(args)
         .stdin(Stdio::null());
     if privileged {
         cmd.arg("-d");
@@ -138,7 +147,7 @@ fn login_build_tag_push_then_pull_and_run() {
     let greeting = format!("hello from {name}");
     let src = source(&push_buildspec(&reg, &repo, &name, true), &greeting);
 
-    let run = localbuild(src.path(), true, IMAGE);
+    let run = localbuild(src.path(), true, IMAGE, &creds(&reg));
     assert_eq!(run.out.status.code(), Some(0), "{}", run.context());
     assert!(
         run.build_id.starts_with("lbtest:"),
@@ -194,7 +203,7 @@ fn push_without_login_fails_in_post_build_with_a_login_hint() {
     let _remote_guard = TagGuard(format!("{}/{repo}:1f3c", reg.addr()));
     let src = source(&push_buildspec(&reg, &repo, &name, false), "unused");
 
-    let run = localbuild(src.path(), true, IMAGE);
+    let run = localbuild(src.path(), true, IMAGE, &creds(&reg));
     assert_eq!(run.out.status.code(), Some(1), "{}", run.context());
     assert!(
         run.stdout
@@ -227,7 +236,7 @@ fn docker_without_privileged_mode_fails_with_a_hint() {
     require_docker();
     let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker info\n";
     let src = source(spec, "unused");
-    let run = localbuild(src.path(), false, IMAGE);
+    let run = localbuild(src.path(), false, IMAGE, &[]);
     assert_eq!(run.out.status.code(), Some(1), "{}", run.context());
     assert!(
         run.stdout.contains("Cannot connect to the Docker daemon"),
@@ -283,7 +292,7 @@ fn dockerd_entrypoint_images_are_waited_for() {
     let _image = fake_dind_image(&tag, "(sleep 1; touch /tmp/dockerd-ready) &\nexec \"$@\"");
     let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker info && echo daemon-ready\n";
     let src = source(spec, "unused");
-    let run = localbuild(src.path(), true, &tag);
+    let run = localbuild(src.path(), true, &tag, &[]);
     assert_eq!(run.out.status.code(), Some(0), "{}", run.context());
     assert!(run.stdout.contains("daemon-ready\n"), "{}", run.context());
 }
@@ -295,7 +304,7 @@ fn a_dockerd_entrypoint_that_exits_fails_provisioning() {
     let _image = fake_dind_image(&tag, "echo dockerd failed >&2\nexit 1");
     let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo never\n";
     let src = source(spec, "unused");
-    let run = localbuild(src.path(), true, &tag);
+    let run = localbuild(src.path(), true, &tag, &[]);
     assert_eq!(run.out.status.code(), Some(3), "{}", run.context());
     assert!(
         run.stdout.contains("PROVISIONING       FAILED"),
@@ -312,16 +321,10 @@ fn the_sample_buildspec_runs_with_the_busybox_docker_image() {
     let name = unique("sample");
     let sample = std::fs::read_to_string(crate::util::root().join("buildspecs/docker-push.yml"))
         .expect("buildspecs/docker-push.yml");
-    let credentials = format!(
-        "  variables:\n    REGISTRY_USER: \"{}\"\n    REGISTRY_PASSWORD: \"{}\"\n",
-        reg.user(),
-        reg.password()
-    );
     let spec = sample
         .replace("\"localhost:5000\"", &format!("\"{}\"", reg.addr()))
         .replace("\"localbuild-demo\"", &format!("\"{name}\""))
-        .replace("\"busybox:1.36\"", "\"localbuild-test/busybox:1\"")
-        .replacen("  variables:\n", &credentials, 1);
+        .replace("\"busybox:1.36\"", "\"localbuild-test/busybox:1\"");
     // The sample's layout (repository root as the source directory), with only the files the
     // build uses: copying the real root would copy `target/` too.
     let dir = TempDir::new().unwrap();
@@ -339,6 +342,7 @@ fn the_sample_buildspec_runs_with_the_busybox_docker_image() {
         .env("LOCALBUILD_HOME", home.path())
         .args(["run", "-d", "-i", IMAGE, "--project", "lbtest", "-s"])
         .arg(dir.path())
+        .args(creds(&reg))
         .stdin(Stdio::null())
         .output()
         .expect("run localbuild");

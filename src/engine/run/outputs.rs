@@ -651,6 +651,11 @@ impl Run {
                 )),
             }
         }
+        // Test names and messages are localbuild's output too: no secret in them.
+        for case in &mut report.test_cases {
+            case.name = self.masker.mask(&case.name);
+            case.message = case.message.as_deref().map(|m| self.masker.mask(m));
+        }
         for w in report.warnings.clone() {
             self.agent(&format!("Warning: report group {}: {w}", group.name))
                 .await;
