@@ -1,26 +1,7 @@
 //! `localbuild gc`: remove containers, volumes and networks left by builds that were killed.
 
-use localbuild::docker::Docker;
-
 pub fn run() -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 3;
-        }
-    };
-    runtime.block_on(async {
-        let docker = match Docker::connect().await {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 3;
-            }
-        };
+    super::with_docker(|docker| async move {
         match docker.remove_build_resources(None).await {
             Ok(removed) => {
                 for c in &removed.containers {

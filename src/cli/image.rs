@@ -1,26 +1,9 @@
 //! `localbuild image build`: build the default image from its embedded recipe.
 
-use localbuild::docker::{Docker, image};
+use localbuild::docker::image;
 
 pub fn build() -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 3;
-        }
-    };
-    runtime.block_on(async {
-        let docker = match Docker::connect().await {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 3;
-            }
-        };
+    super::with_docker(|docker| async move {
         let mut progress = |line: &str| eprintln!("{line}");
         match image::build_standard_image(&docker, &mut progress).await {
             Ok(()) => {

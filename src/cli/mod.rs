@@ -154,6 +154,39 @@ pub fn init_tracing() {
         .init();
 }
 
+/// A tokio runtime for one command; `Err` is the exit code after printing why.
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            3
+        })
+}
+
+/// Run `f` with a connected Docker client; an unreachable daemon is exit 3 with the reason.
+fn with_docker<F, Fut>(f: F) -> u8
+where
+    F: FnOnce(localbuild::docker::Docker) -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        match localbuild::docker::Docker::connect().await {
+            Ok(docker) => f(docker).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                3
+            }
+        }
+    })
+}
+
 /// Run the subcommand and return the process exit code.
 pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {

@@ -194,16 +194,9 @@ pub fn run(args: &RunArgs) -> u8 {
         zip: args.zip,
         no_cache: args.no_cache,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 3;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(run_build(request, args.build_json.clone()))
 }

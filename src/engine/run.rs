@@ -749,24 +749,24 @@ impl Run {
         Ok(spec)
     }
 
-    /// Run `cmd` with the build's shell semantics as the default user, without logging it;
-    /// returns its exit status and its output (stdout and stderr). `None` if the shell died.
-    async fn capture(&mut self, spec: &Buildspec, cmd: &str) -> Option<(i64, Vec<u8>)> {
-        self.driver(spec, None).await.ok()?;
+    /// The `script.sh` text for `cmd` at this point of the build.
+    fn script(&self, spec: &Buildspec, cmd: &str) -> String {
         let persistence = match spec.version {
             Version::V0_1 => Persistence::Fresh,
             Version::V0_2 => Persistence::Carry,
         };
-        let script = compose_script(
-            TMP_DIR,
-            &self.src_dir,
-            persistence,
-            AgentVars {
-                succeeding: self.succeeding,
-                last_exit: self.last_exit,
-            },
-            cmd,
-        );
+        let vars = AgentVars {
+            succeeding: self.succeeding,
+            last_exit: self.last_exit,
+        };
+        compose_script(TMP_DIR, &self.src_dir, persistence, vars, cmd)
+    }
+
+    /// Run `cmd` with the build's shell semantics as the default user, without logging it;
+    /// returns its exit status and its output (stdout and stderr). `None` if the shell died.
+    async fn capture(&mut self, spec: &Buildspec, cmd: &str) -> Option<(i64, Vec<u8>)> {
+        self.driver(spec, None).await.ok()?;
+        let script = self.script(spec, cmd);
         let mut driver = self
             .drivers
             .remove(&None)
@@ -1048,20 +1048,7 @@ impl Run {
         if let Err(e) = self.driver(spec, user).await {
             return CommandEnd::Fault(e.to_string());
         }
-        let persistence = match spec.version {
-            Version::V0_1 => Persistence::Fresh,
-            Version::V0_2 => Persistence::Carry,
-        };
-        let script = compose_script(
-            TMP_DIR,
-            &self.src_dir,
-            persistence,
-            AgentVars {
-                succeeding: self.succeeding,
-                last_exit: self.last_exit,
-            },
-            cmd,
-        );
+        let script = self.script(spec, cmd);
         let key = user.map(str::to_owned);
         let Some(mut driver) = self
             .drivers
