@@ -138,7 +138,11 @@ pub fn run(args: &RunArgs) -> u8 {
     if args.aws_config {
         for (k, v) in std::env::vars() {
             if k.starts_with("AWS_") {
-                if k == "AWS_SECRET_ACCESS_KEY" || k == "AWS_SESSION_TOKEN" {
+                // CodeBuild masks access key ids too.
+                if matches!(
+                    k.as_str(),
+                    "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN"
+                ) {
                     mask.push(v.clone());
                 }
                 env_overrides.push((k, v));

@@ -205,3 +205,46 @@ fn env_shell_missing_from_the_image_is_a_clear_error() {
     assert_eq!(code, "CLIENT_ERROR");
     assert!(msg.contains("bash") && msg.contains("env.shell"), "{msg}");
 }
+
+#[test]
+fn aws_config_is_forwarded_with_c_and_its_keys_are_masked() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile dev]\nregion = eu-north-1\n",
+    )
+    .unwrap();
+    let r = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat /root/.aws/config\n      - echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY $AWS_PROFILE\"\n      - touch /root/.aws/new || echo read-only\n",
+    )
+    .env("HOME", home.path().to_str().unwrap())
+    .env("AWS_ACCESS_KEY_ID", "AKIALOCALEXAMPLE")
+    .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-local-example")
+    .arg("-c")
+    .arg("-p")
+    .arg("dev")
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of("cat /root/.aws/config"),
+        ["[profile dev]", "region = eu-north-1"]
+    );
+    assert_eq!(
+        r.output_of("echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY $AWS_PROFILE\""),
+        ["*** *** dev"]
+    );
+    assert!(r.stdout.contains("\nread-only\n"));
+    assert!(!home.path().join(".aws/new").exists());
+}
+
+#[test]
+fn without_c_no_aws_configuration_reaches_the_build() {
+    let r = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"[${AWS_SECRET_ACCESS_KEY:-}]\"; ls /root/.aws 2>/dev/null || echo none\n",
+    )
+    .env("AWS_SECRET_ACCESS_KEY", "should-not-pass")
+    .run();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("\n[]\nnone\n"), "{}", r.stdout);
+}

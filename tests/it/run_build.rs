@@ -531,6 +531,15 @@ fn an_unreachable_docker_daemon_is_exit_3_naming_the_socket() {
 
 #[test]
 fn ctrl_c_stops_the_build_records_stopped_and_removes_the_container() {
+    stop_with("-INT");
+}
+
+#[test]
+fn sigterm_stops_the_build_like_ctrl_c() {
+    stop_with("-TERM");
+}
+
+fn stop_with(signal: &str) {
     use std::io::{BufRead, BufReader};
     let b = Build::new(
         "version: 0.2\nphases:\n  build:\n    commands:\n      - echo started\n      - sleep 300\n",
@@ -557,7 +566,7 @@ fn ctrl_c_stops_the_build_records_stopped_and_removes_the_container() {
     }
     let started = std::time::Instant::now();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
