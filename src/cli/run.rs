@@ -324,11 +324,11 @@ pub fn summary(build: &Build, color: bool) -> String {
     }
     let total = build.end_time.unwrap_or(build.start_time) - build.start_time;
     s.push_str(&format!(
-        "\nBuild {} {} in {:.1}s ({})\n",
+        "\nBuild #{} {} {} in {:.1}s\n",
+        build.build_number,
         build.id,
         paint(color, build.build_status, build.build_status.as_str()),
         total.max(0.0),
-        build.build_number
     ));
     s
 }

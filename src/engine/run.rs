@@ -693,11 +693,12 @@ impl Run {
         }
 
         self.driver_env = self.environment(&spec, &resolved);
-        self.build.environment.environment_variables = spec
-            .env
-            .variables
+        // Like a project's environment variables: the overrides, by name only (values given
+        // on a command line are often credentials; the record never holds them).
+        self.build.environment.environment_variables = self
+            .req
+            .env_overrides
             .iter()
-            .chain(self.req.env_overrides.iter())
             .map(|(k, _)| EnvironmentVariable {
                 name: k.clone(),
                 value: String::new(),

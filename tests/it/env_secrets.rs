@@ -51,6 +51,25 @@ phases:
         r.output_of("echo \"$ONLY_SPEC $FILE_WINS $FLAG_WINS $SHADOWED $LITERAL $FROM_FILE\""),
         ["spec file flag file $HOME/x 'quoted' $PATH"]
     );
+    // The record lists the overriding variables by name, never their values.
+    let vars = r.record["environment"]["environmentVariables"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "FILE_WINS",
+            "FLAG_WINS",
+            "SHADOWED",
+            "FROM_FILE",
+            "FLAG_WINS"
+        ]
+    );
+    assert!(
+        vars.iter()
+            .all(|v| v["value"] == "" && v["type"] == "PLAINTEXT")
+    );
 }
 
 #[test]
