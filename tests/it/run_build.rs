@@ -637,3 +637,68 @@ fn bad_source_flags_are_usage_errors() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("only one primary source"), "{}", r.stderr);
 }
+
+#[test]
+fn output_streams_live_while_the_command_runs() {
+    use std::io::{BufRead, BufReader};
+    // The command prints a line, then waits for a file the test creates only after it has seen
+    // that line: the line can only have arrived while the command was still running.
+    let b = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo tick-1; while [ ! -f go ]; do sleep 0.1; done; echo tick-2\n",
+    )
+    .arg("-m");
+    let mut child = b
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line == "tick-1\n" {
+            break;
+        }
+    }
+    std::fs::write(b.src().join("go"), "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}{rest}");
+    assert!(rest.contains("tick-2\n"));
+}
+
+#[test]
+fn an_image_without_a_shell_is_single_build_container_dead() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+    let image = format!("localbuild-test/noshell:{}", std::process::id());
+    let built = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &image])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let r = Build::new("version: 0.2\n").image(&image).run();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &image])
+        .output();
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.status(), "FAULT");
+    let (code, msg) = r.context("PROVISIONING");
+    assert_eq!(code, "SINGLE_BUILD_CONTAINER_DEAD");
+    assert!(msg.contains("Build container found dead"), "{msg}");
+}
