@@ -91,6 +91,8 @@ pub async fn run(
         last_exit: 0,
         driver_env: vec![],
         masker: Masker::default(),
+        provisioned: false,
+        leftovers: false,
         images: ImageTracker::new(),
         outputs: outputs::Outputs::new(dir.clone()),
         req,
@@ -214,6 +216,10 @@ struct Run {
     driver_env: Vec<String>,
     /// Secret values, replaced by `***` in everything this build writes.
     masker: Masker,
+    /// The container id is known (it was created and started).
+    provisioned: bool,
+    /// Removing the container failed: search by label at the end.
+    leftovers: bool,
     /// Images built and pushed, read from command output.
     images: ImageTracker,
     /// Artifacts, reports and cache state (see `outputs`).
@@ -420,6 +426,7 @@ impl Run {
                 let _ = events.send(Event::Progress(line)).await;
             }
         };
+        tracing::debug!("provisioning: image");
         let (result, ()) = self
             .guard(async { tokio::join!(ensure, forward) })
             .await
@@ -478,6 +485,7 @@ impl Run {
             privileged: self.req.privileged,
             keep_entrypoint,
         };
+        tracing::debug!("provisioning: image ready, starting the container");
         let mut started = self
             .guard(self.docker.start_container(&spec))
             .await
@@ -577,23 +585,6 @@ impl Run {
         self.agent(&format!("CODEBUILD_SRC_DIR={src_dir}")).await;
         for (id, path) in self.secondary_dirs() {
             self.agent(&format!("CODEBUILD_SRC_DIR_{id}={path}")).await;
-        }
-
-        let container = self.container.clone().unwrap_or_default();
-        if !self.req.bind_mount {
-            for (dir, path) in self.sources() {
-                let tar = source::tar_stream(dir, path.trim_start_matches('/').to_owned());
-                let uploaded = self
-                    .guard(self.docker.upload_tar(&container, tar))
-                    .await
-                    .map_err(DownloadError::Interrupted)?;
-                if let Err(e) = uploaded {
-                    return Err(DownloadError::Failed(PhaseContext::new(
-                        "CLIENT_ERROR",
-                        format!("error while downloading source: {e}"),
-                    )));
-                }
-            }
         }
 
         // The buildspec, read on the host: CodeBuild reads it from the downloaded source.
@@ -705,8 +696,13 @@ impl Run {
                 kind: Some("PLAINTEXT".to_owned()),
             })
             .collect();
-        match self.driver(&spec, None).await {
-            Ok(()) => {}
+        // The shell starts while the sources upload: it runs nothing before they are there.
+        let (driver, uploaded) = tokio::join!(self.open_driver(&spec, None), self.upload_sources());
+        uploaded?;
+        match driver {
+            Ok(d) => {
+                self.drivers.insert(None, std::sync::Mutex::new(d));
+            }
             Err(e) => {
                 return Err(DownloadError::Failed(PhaseContext::new(
                     "CLIENT_ERROR",
@@ -714,6 +710,7 @@ impl Run {
                 )));
             }
         }
+        tracing::debug!("download source: sources uploaded, shell started");
         let shell = spec.env.shell.clone().unwrap_or_else(|| "/bin/sh".into());
         match self.capture(&spec, ":").await {
             Some((0, _)) => {}
@@ -942,25 +939,49 @@ impl Run {
     /// Make sure a driver runs for `user`.
     async fn driver(&mut self, spec: &Buildspec, user: Option<&str>) -> Result<(), DockerError> {
         let key = user.map(str::to_owned);
-        if self.drivers.contains_key(&key) {
-            return Ok(());
+        if !self.drivers.contains_key(&key) {
+            let driver = self.open_driver(spec, user).await?;
+            self.drivers.insert(key, std::sync::Mutex::new(driver));
         }
+        Ok(())
+    }
+
+    /// Start a driver for `user` (it works from `/`; scripts `cd` where they run).
+    async fn open_driver(&self, spec: &Buildspec, user: Option<&str>) -> Result<Driver, DockerError> {
         let shell = spec.env.shell.clone().unwrap_or_else(|| "/bin/sh".into());
         let container = self.container.clone().unwrap_or_default();
         let session = self
             .docker
             .start_session(
                 &container,
-                driver_command(TMP_DIR, &self.marker, &shell),
+                driver_command(TMP_DIR, &self.marker, &shell, &self.src_dir),
                 user,
-                &self.src_dir,
+                "/",
                 &self.driver_env,
             )
             .await?;
-        self.drivers.insert(
-            key,
-            std::sync::Mutex::new(Driver::new(session, self.marker.clone())),
-        );
+        Ok(Driver::new(session, self.marker.clone()))
+    }
+
+    /// Copy every source into the container (nothing to do with `-m`).
+    async fn upload_sources(&self) -> Result<(), DownloadError> {
+        if self.req.bind_mount {
+            return Ok(());
+        }
+        let container = self.container.clone().unwrap_or_default();
+        for (dir, path) in self.sources() {
+            let tar = source::tar_stream(dir, path.trim_start_matches('/').to_owned());
+            let uploaded = self
+                .guard(self.docker.upload_tar(&container, tar))
+                .await
+                .map_err(DownloadError::Interrupted)?;
+            if let Err(e) = uploaded {
+                return Err(DownloadError::Failed(PhaseContext::new(
+                    "CLIENT_ERROR",
+                    format!("error while downloading source: {e}"),
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -1184,21 +1205,27 @@ impl Run {
     }
 
     async fn remove_container(&mut self) {
-        for (_, driver) in self.drivers.drain() {
-            drop(driver);
-        }
+        tracing::debug!("finalizing: removing the container");
+        self.drivers.clear();
         if let Some(id) = self.container.take() {
-            let _ = self.docker.remove_container(&id).await;
+            if self.docker.remove_container(&id).await.is_err() {
+                self.leftovers = true;
+            }
         }
     }
 
-    /// Whatever happened, nothing labelled with this build stays behind.
+    /// Whatever happened, nothing labelled with this build stays behind. The container was
+    /// removed by id in FINALIZING; a search by label is needed only when that failed or when
+    /// provisioning did not get as far as knowing the container's id.
     async fn cleanup(&mut self) {
+        tracing::debug!("cleanup");
         self.remove_container().await;
-        let _ = self
-            .docker
-            .remove_build_resources(Some(&self.build_id))
-            .await;
+        if self.leftovers || !self.provisioned {
+            let _ = self
+                .docker
+                .remove_build_resources(Some(&self.build_id))
+                .await;
+        }
     }
 }
 

@@ -20,11 +20,11 @@ use tokio::io::AsyncWriteExt;
 /// Agent-owned files live here, as in CodeBuild.
 pub const TMP_DIR: &str = "/codebuild/output/tmp";
 
-/// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell>`.
-pub const DRIVER: &str = r#"T="$1"; M="$2"; SH="$3"
+/// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell> <first working directory>`.
+pub const DRIVER: &str = r#"T="$1"; M="$2"; SH="$3"; D="$4"
 mkdir -p "$T" 2>/dev/null
 if [ ! -f "$T/env0.sh" ]; then
-  export -p > "$T/env0.sh"; cp "$T/env0.sh" "$T/env.sh"; pwd > "$T/dir"; : > "$T/script.sh"
+  export -p > "$T/env0.sh"; cp "$T/env0.sh" "$T/env.sh"; printf '%s\n' "$D" > "$T/dir"; : > "$T/script.sh"
   chmod 777 "$T"; chmod 666 "$T/env0.sh" "$T/env.sh" "$T/dir" "$T/script.sh"
 fi
 SHP=$(command -v "$SH") || SHP="$SH"
@@ -232,7 +232,7 @@ impl Driver {
 }
 
 /// The command that starts a driver.
-pub fn driver_command(tmp: &str, marker: &str, shell: &str) -> Vec<String> {
+pub fn driver_command(tmp: &str, marker: &str, shell: &str, workdir: &str) -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
@@ -241,6 +241,7 @@ pub fn driver_command(tmp: &str, marker: &str, shell: &str) -> Vec<String> {
         tmp.into(),
         marker.into(),
         shell.into(),
+        workdir.into(),
     ]
 }
 
@@ -253,7 +254,7 @@ mod tests {
     /// shell, so they are tested without Docker.
     async fn local_driver(tmp: &std::path::Path, shell: &str) -> Driver {
         let marker = "__lb_test_marker_7f3a__".to_owned();
-        let cmd = driver_command(tmp.to_str().unwrap(), &marker, shell);
+        let cmd = driver_command(tmp.to_str().unwrap(), &marker, shell, tmp.to_str().unwrap());
         let mut child = tokio::process::Command::new(&cmd[0])
             .args(&cmd[1..])
             .current_dir(tmp)
