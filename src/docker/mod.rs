@@ -11,13 +11,14 @@
 
 pub mod image;
 
-use bollard::container::LogOutput;
+use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -84,6 +85,9 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// Keep the image's entrypoint (e.g. `dockerd-entrypoint.sh`) instead of overriding it.
     pub keep_entrypoint: bool,
+    /// The main process, run with stdin, stdout and stderr attached (ignored with
+    /// `keep_entrypoint`); `None` = a process that only keeps the container alive.
+    pub main: Option<Vec<String>>,
 }
 
 /// One chunk of an exec's output.
@@ -212,16 +216,21 @@ impl Docker {
 
     /// Create and start the build container. Its main process only keeps it alive; commands
     /// arrive through [`Docker::start_session`].
-    pub async fn start_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+    /// Create and start the build container; with `spec.main`, also the attached session of its
+    /// main process (attached before the start, so no output is lost).
+    pub async fn start_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<(String, Option<Session>), DockerError> {
         let keep_alive = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
-        let (entrypoint, cmd) = if spec.keep_entrypoint {
-            (None, vec!["sh".into(), "-c".into(), keep_alive.into()])
-        } else {
-            (
-                Some(vec!["/bin/sh".into(), "-c".into(), keep_alive.into()]),
-                vec![],
-            )
+        let alive = || vec!["/bin/sh".to_owned(), "-c".to_owned(), keep_alive.to_owned()];
+        let main = spec.main.clone().filter(|_| !spec.keep_entrypoint);
+        let (entrypoint, cmd) = match (&main, spec.keep_entrypoint) {
+            (_, true) => (None, alive()),
+            (Some(main), false) => (Some(main.clone()), vec![]),
+            (None, false) => (Some(alive()), vec![]),
         };
+        let attached = main.is_some();
         let mut binds = spec.binds.clone();
         binds.sort();
         let body = ContainerCreateBody {
@@ -229,6 +238,11 @@ impl Docker {
             entrypoint,
             cmd: Some(cmd),
             env: Some(spec.env.clone()),
+            open_stdin: Some(attached),
+            stdin_once: Some(attached),
+            attach_stdin: Some(attached),
+            attach_stdout: Some(attached),
+            attach_stderr: Some(attached),
             labels: Some(HashMap::from([(
                 BUILD_LABEL.to_owned(),
                 spec.build_id.clone(),
@@ -236,6 +250,12 @@ impl Docker {
             host_config: Some(HostConfig {
                 privileged: Some(spec.privileged),
                 binds: Some(binds),
+                // The build log is localbuild's; the daemon keeping a copy of every byte of
+                // output (json-file) would only cost time and disk.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".to_owned()),
+                    config: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -249,11 +269,40 @@ impl Docker {
             .await
             .map_err(api("create the build container"))?
             .id;
+        let session = if attached {
+            let opts = AttachContainerOptionsBuilder::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(true)
+                .stream(true)
+                .build();
+            let AttachContainerResults { output, input } = self
+                .api
+                .attach_container(&id, Some(opts))
+                .await
+                .map_err(api("attach to the build container"))?;
+            Some(Session {
+                input,
+                output: Box::pin(output.filter_map(|frame| async move { chunk(frame) })),
+                exec_id: None,
+            })
+        } else {
+            None
+        };
         self.api
             .start_container(&id, None)
             .await
             .map_err(api("start the build container"))?;
-        Ok(id)
+        Ok((id, session))
+    }
+
+    /// Wait (at most `limit`) until the container has stopped; `false` if it has not.
+    pub async fn wait_stopped(&self, id: &str, limit: Duration) -> bool {
+        let wait = async {
+            let mut stream = self.api.wait_container(id, None);
+            stream.next().await
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// Is the container still running?
@@ -332,16 +381,7 @@ impl Docker {
             .map_err(api("start a command in the build container"))?
         {
             StartExecResults::Attached { output, input } => {
-                let output = output.filter_map(|frame| async move {
-                    match frame {
-                        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                            Some(Ok(Chunk::Stdout(message)))
-                        }
-                        Ok(LogOutput::StdErr { message }) => Some(Ok(Chunk::Stderr(message))),
-                        Ok(LogOutput::StdIn { .. }) => None,
-                        Err(e) => Some(Err(api("read command output")(e))),
-                    }
-                });
+                let output = output.filter_map(|frame| async move { chunk(frame) });
                 Ok(Session {
                     input,
                     output: Box::pin(output),
@@ -469,6 +509,18 @@ impl Docker {
             }
         }
         Ok(removed)
+    }
+}
+
+/// One frame of attached output as this module's [`Chunk`].
+fn chunk(frame: Result<LogOutput, bollard::errors::Error>) -> Option<Result<Chunk, DockerError>> {
+    match frame {
+        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+            Some(Ok(Chunk::Stdout(message)))
+        }
+        Ok(LogOutput::StdErr { message }) => Some(Ok(Chunk::Stderr(message))),
+        Ok(LogOutput::StdIn { .. }) => None,
+        Err(e) => Some(Err(api("read command output")(e))),
     }
 }
 

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -92,6 +93,8 @@ pub async fn run(
         driver_env: vec![],
         masker: Masker::default(),
         provisioned: false,
+        main_driver: false,
+        shell: "/bin/sh".to_owned(),
         leftovers: false,
         images: ImageTracker::new(),
         outputs: outputs::Outputs::new(dir.clone()),
@@ -218,6 +221,10 @@ struct Run {
     masker: Masker,
     /// The container id is known (it was created and started).
     provisioned: bool,
+    /// The default user's shell is the container's main process (it ends when its stdin does).
+    main_driver: bool,
+    /// The shell commands run with (`env.shell`, default `/bin/sh`).
+    shell: String,
     /// Removing the container failed: search by label at the end.
     leftovers: bool,
     /// Images built and pushed, read from command output.
@@ -330,6 +337,10 @@ impl Run {
         self.begin(PhaseType::Queued).await;
         self.end(Status::Succeeded, None).await;
 
+        // The buildspec and environment are worked out on the host first, so that the shell can
+        // be the container's main process; problems are reported in DOWNLOAD_SOURCE, as
+        // CodeBuild does.
+        let loaded = self.load();
         self.begin(PhaseType::Provisioning).await;
         match self.provision().await {
             Ok(()) => {
@@ -344,7 +355,7 @@ impl Run {
         }
 
         self.begin(PhaseType::DownloadSource).await;
-        let spec = match self.download_source().await {
+        let spec = match self.download_source(loaded).await {
             Ok(spec) => spec,
             Err(DownloadError::Interrupted(i)) => return self.interrupt(i).await,
             Err(DownloadError::Failed(ctx)) => {
@@ -484,7 +495,14 @@ impl Run {
             binds,
             privileged: self.req.privileged,
             keep_entrypoint,
+            main: Some(driver_command(
+                TMP_DIR,
+                &self.marker,
+                &self.shell,
+                &self.src_dir,
+            )),
         };
+        spec.env.extend(self.driver_env.iter().cloned());
         tracing::debug!("provisioning: image ready, starting the container");
         let mut started = self
             .guard(self.docker.start_container(&spec))
@@ -515,8 +533,14 @@ impl Run {
                 .map_err(ProvisionError::Interrupted)?;
         }
         match started {
-            Ok(id) => {
+            Ok((id, session)) => {
                 self.container = Some(id.clone());
+                self.provisioned = true;
+                if let Some(session) = session {
+                    let driver = Driver::new(session, self.marker.clone());
+                    self.drivers.insert(None, std::sync::Mutex::new(driver));
+                    self.main_driver = true;
+                }
                 if keep_entrypoint {
                     self.wait_for_dockerd(&id).await?;
                 }
@@ -574,7 +598,7 @@ impl Run {
     }
 
     /// DOWNLOAD_SOURCE: source, buildspec, environment, the first driver.
-    async fn download_source(&mut self) -> Result<Buildspec, DownloadError> {
+    async fn download_source(&mut self, loaded: Loaded) -> Result<Buildspec, DownloadError> {
         let version = env!("CARGO_PKG_VERSION");
         self.agent(&format!("Running on localbuild {version}"))
             .await;
@@ -588,82 +612,19 @@ impl Run {
         }
 
         // The buildspec, read on the host: CodeBuild reads it from the downloaded source.
-        let (path, shown) = self.buildspec_location();
-        self.agent(&format!("YAML location is {shown}")).await;
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                let message =
-                    if self.req.buildspec.is_none() && e.kind() == std::io::ErrorKind::NotFound {
-                        "YAML file does not exist".to_owned()
-                    } else {
-                        format!("stat {shown}: {}", io_reason(&e))
-                    };
-                return Err(DownloadError::Failed(PhaseContext::new(
-                    "YAML_FILE_ERROR",
-                    message,
-                )));
-            }
-        };
-        let parsed = match buildspec::parse(&bytes) {
-            Ok(p) => p,
-            Err(invalid) => {
-                let shown_path = path.display().to_string();
-                for d in &invalid.errors {
-                    self.progress(d.render(&shown_path, &bytes).trim_end())
-                        .await;
-                }
-                let first = invalid.errors.first();
-                let message = match first {
-                    Some(d) if d.line > 0 => format!("{} at line {}", d.message, d.line),
-                    _ => invalid.message().to_owned(),
-                };
-                return Err(DownloadError::Failed(PhaseContext::new(
-                    "YAML_FILE_ERROR",
-                    message,
-                )));
-            }
-        };
-        for w in &parsed.warnings {
-            self.progress(w.render(&path.display().to_string(), &bytes).trim_end())
-                .await;
+        self.agent(&format!("YAML location is {}", loaded.shown))
+            .await;
+        for line in &loaded.diagnostics {
+            self.progress(line).await;
         }
-        let spec = parsed.buildspec;
+        let spec = loaded.spec.map_err(DownloadError::Failed)?;
         if spec.batch.is_some() {
             self.progress("warning: batch builds are not supported yet; running the buildspec as a single build")
                 .await;
         }
 
         self.agent("Processing environment variables").await;
-        let mut resolved = Vec::new();
-        for (name, parameter) in &spec.env.parameter_store {
-            match self.req.secrets.parameter(parameter) {
-                Ok(v) => resolved.push((name.clone(), v)),
-                Err(m) => {
-                    return Err(DownloadError::Failed(PhaseContext::new(
-                        "Decrypted Variables Error",
-                        format!("{m} (variable {name})"),
-                    )));
-                }
-            }
-        }
-        for (name, reference) in &spec.env.secrets_manager {
-            match self.req.secrets.secret(reference) {
-                Ok(v) => resolved.push((name.clone(), v)),
-                Err(m) => {
-                    return Err(DownloadError::Failed(PhaseContext::new(
-                        "Decrypted Variables Error",
-                        format!("{m} (variable {name})"),
-                    )));
-                }
-            }
-        }
-        self.masker = Masker::new(
-            resolved
-                .iter()
-                .map(|(_, v)| v.clone())
-                .chain(self.req.mask.iter().cloned()),
-        );
+        loaded.secrets.map_err(DownloadError::Failed)?;
         if spec.env.git_credential_helper {
             self.agent(
                 "git-credential-helper: not needed locally (the source is already here); skipping",
@@ -683,7 +644,6 @@ impl Run {
                 .await;
         }
 
-        self.driver_env = self.environment(&spec, &resolved);
         // Like a project's environment variables: the overrides, by name only (values given
         // on a command line are often credentials; the record never holds them).
         self.build.environment.environment_variables = self
@@ -696,14 +656,23 @@ impl Run {
                 kind: Some("PLAINTEXT".to_owned()),
             })
             .collect();
-        // The shell starts while the sources upload: it runs nothing before they are there.
-        let (driver, uploaded) = tokio::join!(self.open_driver(&spec, None), self.upload_sources());
+        // Without a main-process shell (images that keep their entrypoint), one starts while
+        // the sources upload: it runs nothing before they are there.
+        let need_driver = !self.drivers.contains_key(&None);
+        let open = async {
+            match need_driver {
+                true => Some(self.open_driver(&spec, None).await),
+                false => None,
+            }
+        };
+        let (driver, uploaded) = tokio::join!(open, self.upload_sources());
         uploaded?;
         match driver {
-            Ok(d) => {
+            None => {}
+            Some(Ok(d)) => {
                 self.drivers.insert(None, std::sync::Mutex::new(d));
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 return Err(DownloadError::Failed(PhaseContext::new(
                     "CLIENT_ERROR",
                     format!("cannot start the command shell in the build container: {e}"),
@@ -745,6 +714,87 @@ impl Run {
             self.agent(&line).await;
         }
         Ok(spec)
+    }
+
+    /// Read and check the buildspec, resolve its secrets, and work out the environment every
+    /// command starts with. Pure host work; its failures are reported in DOWNLOAD_SOURCE.
+    fn load(&mut self) -> Loaded {
+        let (path, shown) = self.buildspec_location();
+        let mut loaded = Loaded {
+            spec: Err(PhaseContext::default()),
+            secrets: Ok(()),
+            diagnostics: vec![],
+            shown: shown.clone(),
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                let message =
+                    if self.req.buildspec.is_none() && e.kind() == std::io::ErrorKind::NotFound {
+                        "YAML file does not exist".to_owned()
+                    } else {
+                        format!("stat {shown}: {}", io_reason(&e))
+                    };
+                loaded.spec = Err(PhaseContext::new("YAML_FILE_ERROR", message));
+                self.driver_env = self.environment(None, &[]);
+                return loaded;
+            }
+        };
+        let shown_path = path.display().to_string();
+        let spec = match buildspec::parse(&bytes) {
+            Ok(parsed) => {
+                for w in &parsed.warnings {
+                    let text = w.render(&shown_path, &bytes);
+                    loaded.diagnostics.push(text.trim_end().to_owned());
+                }
+                parsed.buildspec
+            }
+            Err(invalid) => {
+                for d in &invalid.errors {
+                    let text = d.render(&shown_path, &bytes);
+                    loaded.diagnostics.push(text.trim_end().to_owned());
+                }
+                let message = match invalid.errors.first() {
+                    Some(d) if d.line > 0 => format!("{} at line {}", d.message, d.line),
+                    _ => invalid.message().to_owned(),
+                };
+                loaded.spec = Err(PhaseContext::new("YAML_FILE_ERROR", message));
+                self.driver_env = self.environment(None, &[]);
+                return loaded;
+            }
+        };
+        let mut resolved = Vec::new();
+        let failed = |name: &str, m: String| {
+            PhaseContext::new(
+                "Decrypted Variables Error",
+                format!("{m} (variable {name})"),
+            )
+        };
+        for (name, parameter) in &spec.env.parameter_store {
+            match self.req.secrets.parameter(parameter) {
+                Ok(v) => resolved.push((name.clone(), v)),
+                Err(m) => loaded.secrets = Err(failed(name, m)),
+            }
+        }
+        for (name, reference) in &spec.env.secrets_manager {
+            match self.req.secrets.secret(reference) {
+                Ok(v) => resolved.push((name.clone(), v)),
+                Err(m) => loaded.secrets = Err(failed(name, m)),
+            }
+        }
+        self.masker = Masker::new(
+            resolved
+                .iter()
+                .map(|(_, v)| v.clone())
+                .chain(self.req.mask.iter().cloned()),
+        );
+        if loaded.secrets.is_err() {
+            resolved.clear();
+        }
+        self.shell = spec.env.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+        self.driver_env = self.environment(Some(&spec), &resolved);
+        loaded.spec = Ok(spec);
+        loaded
     }
 
     /// The `script.sh` text for `cmd` at this point of the build.
@@ -871,7 +921,11 @@ impl Run {
     }
 
     /// The variables every command starts with, lowest precedence first.
-    fn environment(&mut self, spec: &Buildspec, resolved: &[(String, String)]) -> Vec<String> {
+    fn environment(
+        &mut self,
+        spec: Option<&Buildspec>,
+        resolved: &[(String, String)],
+    ) -> Vec<String> {
         let req = &self.req;
         let region = &req.region;
         let start_ms = (self.build.start_time * 1000.0).round() as i64;
@@ -921,7 +975,9 @@ impl Run {
             vars.push(("CODEBUILD_RESOLVED_SOURCE_VERSION".into(), sha.clone()));
             vars.push(("CODEBUILD_SOURCE_VERSION".into(), sha));
         }
-        vars.extend(spec.env.variables.iter().cloned());
+        if let Some(spec) = spec {
+            vars.extend(spec.env.variables.iter().cloned());
+        }
         vars.extend(resolved.iter().cloned());
         vars.extend(req.env_overrides.iter().cloned());
         // Later entries win: keep the last value of each name.
@@ -947,14 +1003,19 @@ impl Run {
     }
 
     /// Start a driver for `user` (it works from `/`; scripts `cd` where they run).
-    async fn open_driver(&self, spec: &Buildspec, user: Option<&str>) -> Result<Driver, DockerError> {
-        let shell = spec.env.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+    async fn open_driver(
+        &self,
+        spec: &Buildspec,
+        user: Option<&str>,
+    ) -> Result<Driver, DockerError> {
+        let _ = spec;
+        let shell = &self.shell;
         let container = self.container.clone().unwrap_or_default();
         let session = self
             .docker
             .start_session(
                 &container,
-                driver_command(TMP_DIR, &self.marker, &shell, &self.src_dir),
+                driver_command(TMP_DIR, &self.marker, shell, &self.src_dir),
                 user,
                 "/",
                 &self.driver_env,
@@ -1182,7 +1243,8 @@ impl Run {
     /// FINALIZING and COMPLETED; `forced` overrides the status computed from the phases.
     async fn finalize(&mut self, forced: Option<Status>) {
         self.begin(PhaseType::Finalizing).await;
-        self.remove_container().await;
+        // A stopped, timed-out or faulted build may still be running a command: no waiting.
+        self.remove_container(forced.is_none()).await;
         self.end(Status::Succeeded, Some(PhaseContext::default()))
             .await;
         self.begin(PhaseType::Completed).await;
@@ -1204,10 +1266,22 @@ impl Run {
         self.emit(Event::PhaseStarted(PhaseType::Completed)).await;
     }
 
-    async fn remove_container(&mut self) {
+    async fn remove_container(&mut self, graceful: bool) {
         tracing::debug!("finalizing: removing the container");
+        let root = self.drivers.remove(&None);
         self.drivers.clear();
+        if let Some(driver) = root {
+            // End of stdin ends the main-process shell, and with it the container.
+            driver
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .close()
+                .await;
+        }
         if let Some(id) = self.container.take() {
+            if graceful && self.main_driver {
+                self.docker.wait_stopped(&id, Duration::from_secs(2)).await;
+            }
             if self.docker.remove_container(&id).await.is_err() {
                 self.leftovers = true;
             }
@@ -1219,7 +1293,7 @@ impl Run {
     /// provisioning did not get as far as knowing the container's id.
     async fn cleanup(&mut self) {
         tracing::debug!("cleanup");
-        self.remove_container().await;
+        self.remove_container(false).await;
         if self.leftovers || !self.provisioned {
             let _ = self
                 .docker
@@ -1252,6 +1326,18 @@ impl Drop for CleanupGuard {
         })
         .join();
     }
+}
+
+/// The buildspec and its secrets, read before PROVISIONING and reported in DOWNLOAD_SOURCE.
+struct Loaded {
+    /// How the log shows the buildspec's path.
+    shown: String,
+    /// The buildspec, or the `YAML_FILE_ERROR` context.
+    spec: Result<Buildspec, PhaseContext>,
+    /// Parameter Store / Secrets Manager resolution.
+    secrets: Result<(), PhaseContext>,
+    /// Rendered errors and warnings, printed as progress (never in the build log).
+    diagnostics: Vec<String>,
 }
 
 enum ProvisionError {
