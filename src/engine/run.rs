@@ -100,7 +100,7 @@ pub async fn run(
         outputs: outputs::Outputs::new(dir.clone()),
         req,
     };
-    run.execute(now).await;
+    run.execute().await;
     run.cleanup().await;
     guard.docker = None;
     let _ = run.log.flush();
@@ -330,8 +330,7 @@ impl Run {
         }
     }
 
-    async fn execute(&mut self, now: OffsetDateTime) {
-        let _ = now;
+    async fn execute(&mut self) {
         self.begin(PhaseType::Submitted).await;
         self.end(Status::Succeeded, None).await;
         self.begin(PhaseType::Queued).await;
@@ -661,7 +660,7 @@ impl Run {
         let need_driver = !self.drivers.contains_key(&None);
         let open = async {
             match need_driver {
-                true => Some(self.open_driver(&spec, None).await),
+                true => Some(self.open_driver(None).await),
                 false => None,
             }
         };
@@ -813,7 +812,7 @@ impl Run {
     /// Run `cmd` with the build's shell semantics as the default user, without logging it;
     /// returns its exit status and its output (stdout and stderr). `None` if the shell died.
     async fn capture(&mut self, spec: &Buildspec, cmd: &str) -> Option<(i64, Vec<u8>)> {
-        self.driver(spec, None).await.ok()?;
+        self.driver(None).await.ok()?;
         let script = self.script(spec, cmd);
         let mut driver = self
             .drivers
@@ -878,7 +877,15 @@ impl Run {
 
     /// UPLOAD_ARTIFACTS: artifacts, secondary artifacts, reports, cache save.
     async fn upload_artifacts(&mut self, spec: &Buildspec) -> Result<(), UploadError> {
-        self.upload_outputs(spec).await
+        // Transfers are not interrupted midway; a stop or timeout is honoured before and after.
+        if let Some(i) = self.interrupted() {
+            return Err(UploadError::Interrupted(i));
+        }
+        self.upload_outputs(spec).await?;
+        match self.interrupted() {
+            Some(i) => Err(UploadError::Interrupted(i)),
+            None => Ok(()),
+        }
     }
 
     /// Secondary sources: identifier and directory in the container (decision U11).
@@ -993,22 +1000,17 @@ impl Run {
     }
 
     /// Make sure a driver runs for `user`.
-    async fn driver(&mut self, spec: &Buildspec, user: Option<&str>) -> Result<(), DockerError> {
+    async fn driver(&mut self, user: Option<&str>) -> Result<(), DockerError> {
         let key = user.map(str::to_owned);
         if !self.drivers.contains_key(&key) {
-            let driver = self.open_driver(spec, user).await?;
+            let driver = self.open_driver(user).await?;
             self.drivers.insert(key, std::sync::Mutex::new(driver));
         }
         Ok(())
     }
 
     /// Start a driver for `user` (it works from `/`; scripts `cd` where they run).
-    async fn open_driver(
-        &self,
-        spec: &Buildspec,
-        user: Option<&str>,
-    ) -> Result<Driver, DockerError> {
-        let _ = spec;
+    async fn open_driver(&self, user: Option<&str>) -> Result<Driver, DockerError> {
         let shell = &self.shell;
         let container = self.container.clone().unwrap_or_default();
         let session = self
@@ -1128,7 +1130,7 @@ impl Run {
             return CommandEnd::Interrupted(i);
         }
         self.agent(&format!("Running command {cmd}")).await;
-        if let Err(e) = self.driver(spec, user).await {
+        if let Err(e) = self.driver(user).await {
             return CommandEnd::Fault(e.to_string());
         }
         let script = self.script(spec, cmd);
@@ -1351,7 +1353,6 @@ enum DownloadError {
 }
 
 enum UploadError {
-    #[allow(dead_code)]
     Interrupted(Interrupt),
     Failed(PhaseContext),
 }
