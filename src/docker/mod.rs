@@ -140,11 +140,6 @@ impl Docker {
         Ok(Docker { api, endpoint })
     }
 
-    /// The daemon endpoint in use (`unix:///var/run/docker.sock`, `tcp://…`).
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// The host path of the daemon's Unix socket, when it is one (for `-d` builds).
     pub fn socket_path(&self) -> Option<&str> {
         self.endpoint.strip_prefix("unix://")

@@ -322,12 +322,7 @@ impl Run {
 
     /// Await `fut` unless the build is stopped or times out first.
     async fn guard<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Interrupt> {
-        tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => Err(Interrupt::Stopped),
-            () = tokio::time::sleep_until(self.deadline) => Err(Interrupt::TimedOut),
-            v = fut => Ok(v),
-        }
+        interruptible(&self.cancel, self.deadline, fut).await
     }
 
     async fn execute(&mut self) {
@@ -346,8 +341,8 @@ impl Run {
                 self.end(Status::Succeeded, Some(PhaseContext::default()))
                     .await
             }
-            Err(ProvisionError::Interrupted(i)) => return self.interrupt(i).await,
-            Err(ProvisionError::Failed(ctx)) => {
+            Err(PhaseError::Interrupted(i)) => return self.interrupt(i).await,
+            Err(PhaseError::Failed(ctx)) => {
                 self.end(Status::Failed, Some(ctx)).await;
                 return self.finalize(Some(Status::Fault)).await;
             }
@@ -356,8 +351,8 @@ impl Run {
         self.begin(PhaseType::DownloadSource).await;
         let spec = match self.download_source(loaded).await {
             Ok(spec) => spec,
-            Err(DownloadError::Interrupted(i)) => return self.interrupt(i).await,
-            Err(DownloadError::Failed(ctx)) => {
+            Err(PhaseError::Interrupted(i)) => return self.interrupt(i).await,
+            Err(PhaseError::Failed(ctx)) => {
                 self.complete(PhaseType::DownloadSource, Status::Failed, ctx)
                     .await;
                 return self.finalize(None).await;
@@ -400,8 +395,8 @@ impl Run {
                     )
                     .await
                 }
-                Err(UploadError::Interrupted(i)) => return self.interrupt(i).await,
-                Err(UploadError::Failed(ctx)) => {
+                Err(PhaseError::Interrupted(i)) => return self.interrupt(i).await,
+                Err(PhaseError::Failed(ctx)) => {
                     self.complete(PhaseType::UploadArtifacts, Status::Failed, ctx)
                         .await
                 }
@@ -411,7 +406,7 @@ impl Run {
     }
 
     /// PROVISIONING: the image, the container.
-    async fn provision(&mut self) -> Result<(), ProvisionError> {
+    async fn provision(&mut self) -> Result<(), PhaseError> {
         let image = self.req.image.clone();
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let docker = self.docker.clone();
@@ -440,7 +435,7 @@ impl Run {
         let (result, ()) = self
             .guard(async { tokio::join!(ensure, forward) })
             .await
-            .map_err(ProvisionError::Interrupted)?;
+            .map_err(PhaseError::Interrupted)?;
         if let Err(e) = result {
             let hint = if self.req.image == DEFAULT_IMAGE {
                 "run `localbuild image build` to build it".to_owned()
@@ -451,7 +446,7 @@ impl Run {
                     self.req.image
                 )
             };
-            return Err(ProvisionError::Failed(PhaseContext::new(
+            return Err(PhaseError::Failed(PhaseContext::new(
                 "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE",
                 format!("Unable to pull customer's container image. {e}. To fix: {hint}"),
             )));
@@ -506,7 +501,7 @@ impl Run {
         let mut started = self
             .guard(self.docker.start_container(&spec))
             .await
-            .map_err(ProvisionError::Interrupted)?;
+            .map_err(PhaseError::Interrupted)?;
         if spec.privileged
             && started
                 .as_ref()
@@ -529,7 +524,7 @@ impl Run {
             started = self
                 .guard(self.docker.start_container(&spec))
                 .await
-                .map_err(ProvisionError::Interrupted)?;
+                .map_err(PhaseError::Interrupted)?;
         }
         match started {
             Ok((id, session)) => {
@@ -551,7 +546,7 @@ impl Run {
                     .docker
                     .remove_build_resources(Some(&self.build_id))
                     .await;
-                Err(ProvisionError::Failed(PhaseContext::new(
+                Err(PhaseError::Failed(PhaseContext::new(
                     "SINGLE_BUILD_CONTAINER_DEAD",
                     format!("Build container found dead before completing the build. {e}"),
                 )))
@@ -561,11 +556,11 @@ impl Run {
 
     /// The image's `dockerd-entrypoint.sh` starts dockerd: wait (up to ~60 s, as the script
     /// does) until `docker info` succeeds in the container; fail if the container exits.
-    async fn wait_for_dockerd(&mut self, id: &str) -> Result<(), ProvisionError> {
+    async fn wait_for_dockerd(&mut self, id: &str) -> Result<(), PhaseError> {
         self.progress("Waiting for the Docker daemon in the build container")
             .await;
         let dead = |why: &str| {
-            ProvisionError::Failed(PhaseContext::new(
+            PhaseError::Failed(PhaseContext::new(
                 "SINGLE_BUILD_CONTAINER_DEAD",
                 format!("Build container found dead before completing the build. {why}"),
             ))
@@ -581,7 +576,7 @@ impl Run {
             let status = self
                 .guard(self.docker.exec_status(id, cmd))
                 .await
-                .map_err(ProvisionError::Interrupted)?;
+                .map_err(PhaseError::Interrupted)?;
             if matches!(status, Ok(0)) {
                 return Ok(());
             }
@@ -592,12 +587,12 @@ impl Run {
             }
             self.guard(tokio::time::sleep(std::time::Duration::from_secs(1)))
                 .await
-                .map_err(ProvisionError::Interrupted)?;
+                .map_err(PhaseError::Interrupted)?;
         }
     }
 
     /// DOWNLOAD_SOURCE: source, buildspec, environment, the first driver.
-    async fn download_source(&mut self, loaded: Loaded) -> Result<Buildspec, DownloadError> {
+    async fn download_source(&mut self, loaded: Loaded) -> Result<Buildspec, PhaseError> {
         let version = env!("CARGO_PKG_VERSION");
         self.agent(&format!("Running on localbuild {version}"))
             .await;
@@ -616,14 +611,14 @@ impl Run {
         for line in &loaded.diagnostics {
             self.progress(line).await;
         }
-        let spec = loaded.spec.map_err(DownloadError::Failed)?;
+        let spec = loaded.spec.map_err(PhaseError::Failed)?;
         if spec.batch.is_some() {
             self.progress("warning: batch builds are not supported yet; running the buildspec as a single build")
                 .await;
         }
 
         self.agent("Processing environment variables").await;
-        loaded.secrets.map_err(DownloadError::Failed)?;
+        loaded.secrets.map_err(PhaseError::Failed)?;
         if spec.env.git_credential_helper {
             self.agent(
                 "git-credential-helper: not needed locally (the source is already here); skipping",
@@ -672,7 +667,7 @@ impl Run {
                 self.drivers.insert(None, std::sync::Mutex::new(d));
             }
             Some(Err(e)) => {
-                return Err(DownloadError::Failed(PhaseContext::new(
+                return Err(PhaseError::Failed(PhaseContext::new(
                     "CLIENT_ERROR",
                     format!("cannot start the command shell in the build container: {e}"),
                 )));
@@ -683,7 +678,7 @@ impl Run {
         match self.capture(&spec, ":").await {
             Some((0, _)) => {}
             Some((code, out)) => {
-                return Err(DownloadError::Failed(PhaseContext::new(
+                return Err(PhaseError::Failed(PhaseContext::new(
                     "CLIENT_ERROR",
                     format!(
                         "cannot run commands with the shell {shell} (env.shell) in image {}: {} (exit status {code})",
@@ -693,7 +688,7 @@ impl Run {
                 )));
             }
             None => {
-                return Err(DownloadError::Failed(PhaseContext::new(
+                return Err(PhaseError::Failed(PhaseContext::new(
                     "CLIENT_ERROR",
                     format!("cannot start the shell {shell} in image {}", self.req.image),
                 )));
@@ -814,10 +809,7 @@ impl Run {
     async fn capture(&mut self, spec: &Buildspec, cmd: &str) -> Option<(i64, Vec<u8>)> {
         self.driver(None).await.ok()?;
         let script = self.script(spec, cmd);
-        let mut driver = self
-            .drivers
-            .remove(&None)
-            .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()))?;
+        let mut driver = self.take_driver(None)?;
         let mut out = Vec::new();
         let result = self
             .guard(driver.run(&script, &mut |b| out.extend_from_slice(&b)))
@@ -829,11 +821,7 @@ impl Run {
             }
             Ok(Err(ShellError::Ended { output })) => {
                 out.extend_from_slice(&output);
-                let code = match driver.exec_id() {
-                    Some(id) => self.docker.exec_exit_code(id).await.unwrap_or(127),
-                    None => 127,
-                };
-                Some((code, out))
+                Some((self.ended_status(driver.exec_id(), 127).await, out))
             }
             _ => None,
         }
@@ -870,20 +858,20 @@ impl Run {
     }
 
     /// Cache restore, in DOWNLOAD_SOURCE after the buildspec is parsed (decision U12).
-    async fn restore_cache(&mut self, spec: &Buildspec) -> Result<(), DownloadError> {
+    async fn restore_cache(&mut self, spec: &Buildspec) -> Result<(), PhaseError> {
         self.restore_outputs_cache(spec).await;
         Ok(())
     }
 
     /// UPLOAD_ARTIFACTS: artifacts, secondary artifacts, reports, cache save.
-    async fn upload_artifacts(&mut self, spec: &Buildspec) -> Result<(), UploadError> {
+    async fn upload_artifacts(&mut self, spec: &Buildspec) -> Result<(), PhaseError> {
         // Transfers are not interrupted midway; a stop or timeout is honoured before and after.
         if let Some(i) = self.interrupted() {
-            return Err(UploadError::Interrupted(i));
+            return Err(PhaseError::Interrupted(i));
         }
         self.upload_outputs(spec).await?;
         match self.interrupted() {
-            Some(i) => Err(UploadError::Interrupted(i)),
+            Some(i) => Err(PhaseError::Interrupted(i)),
             None => Ok(()),
         }
     }
@@ -999,6 +987,21 @@ impl Run {
         out
     }
 
+    /// Take `user`'s driver out of the map while a command uses it.
+    fn take_driver(&mut self, user: Option<&str>) -> Option<Driver> {
+        let driver = self.drivers.remove(&user.map(str::to_owned))?;
+        Some(driver.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The exit status of a driver that ended: Docker's for an exec (126 for a missing
+    /// `run-as` user), else `fallback`. (Takes the id, not the `Driver`, which is not `Sync`.)
+    async fn ended_status(&self, exec_id: Option<&str>, fallback: i64) -> i64 {
+        match exec_id {
+            Some(id) => self.docker.exec_exit_code(id).await.unwrap_or(fallback),
+            None => fallback,
+        }
+    }
+
     /// Make sure a driver runs for `user`.
     async fn driver(&mut self, user: Option<&str>) -> Result<(), DockerError> {
         let key = user.map(str::to_owned);
@@ -1027,7 +1030,7 @@ impl Run {
     }
 
     /// Copy every source into the container (nothing to do with `-m`).
-    async fn upload_sources(&self) -> Result<(), DownloadError> {
+    async fn upload_sources(&self) -> Result<(), PhaseError> {
         if self.req.bind_mount {
             return Ok(());
         }
@@ -1037,9 +1040,9 @@ impl Run {
             let uploaded = self
                 .guard(self.docker.upload_tar(&container, tar))
                 .await
-                .map_err(DownloadError::Interrupted)?;
+                .map_err(PhaseError::Interrupted)?;
             if let Err(e) = uploaded {
-                return Err(DownloadError::Failed(PhaseContext::new(
+                return Err(PhaseError::Failed(PhaseContext::new(
                     "CLIENT_ERROR",
                     format!("error while downloading source: {e}"),
                 )));
@@ -1135,11 +1138,7 @@ impl Run {
         }
         let script = self.script(spec, cmd);
         let key = user.map(str::to_owned);
-        let Some(mut driver) = self
-            .drivers
-            .remove(&key)
-            .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()))
-        else {
+        let Some(mut driver) = self.take_driver(user) else {
             return CommandEnd::Fault("no command shell".into());
         };
         // Output flows through a channel so that the log and events see it live.
@@ -1164,13 +1163,8 @@ impl Run {
                     self.output(b).await;
                 }
             };
-            let guarded = async { tokio::join!(run, pump).0 };
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => Err(Interrupt::Stopped),
-                () = tokio::time::sleep_until(deadline) => Err(Interrupt::TimedOut),
-                v = guarded => Ok(v),
-            }
+            // `guard` would borrow `self`, which `pump` holds.
+            interruptible(&cancel, deadline, async { tokio::join!(run, pump).0 }).await
         };
         let code = match result {
             Err(i) => return CommandEnd::Interrupted(i),
@@ -1190,10 +1184,7 @@ impl Run {
                         "Build container found dead before completing the build".into(),
                     );
                 }
-                match driver.exec_id() {
-                    Some(id) => self.docker.exec_exit_code(id).await.unwrap_or(126),
-                    None => 126,
-                }
+                self.ended_status(driver.exec_id(), 126).await
             }
             Ok(Err(e)) => return CommandEnd::Fault(e.to_string()),
         };
@@ -1270,15 +1261,11 @@ impl Run {
 
     async fn remove_container(&mut self, graceful: bool) {
         tracing::debug!("finalizing: removing the container");
-        let root = self.drivers.remove(&None);
+        let root = self.take_driver(None);
         self.drivers.clear();
         if let Some(driver) = root {
             // End of stdin ends the main-process shell, and with it the container.
-            driver
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .close()
-                .await;
+            driver.close().await;
         }
         if let Some(id) = self.container.take() {
             if graceful && self.main_driver {
@@ -1342,17 +1329,22 @@ struct Loaded {
     diagnostics: Vec<String>,
 }
 
-enum ProvisionError {
-    Interrupted(Interrupt),
-    Failed(PhaseContext),
+/// Await `fut` unless `cancel` fires or `deadline` passes first.
+async fn interruptible<T>(
+    cancel: &CancellationToken,
+    deadline: Instant,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Interrupt> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(Interrupt::Stopped),
+        () = tokio::time::sleep_until(deadline) => Err(Interrupt::TimedOut),
+        v = fut => Ok(v),
+    }
 }
 
-enum DownloadError {
-    Interrupted(Interrupt),
-    Failed(PhaseContext),
-}
-
-enum UploadError {
+/// Why a lifecycle phase (PROVISIONING, DOWNLOAD_SOURCE, UPLOAD_ARTIFACTS) did not succeed.
+enum PhaseError {
     Interrupted(Interrupt),
     Failed(PhaseContext),
 }

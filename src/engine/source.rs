@@ -68,18 +68,6 @@ pub fn tar_stream(dir: PathBuf, prefix: String) -> ReceiverStream<std::io::Resul
     ReceiverStream::new(rx)
 }
 
-/// A tar stream holding one file at `path` (absolute, in the container).
-pub fn single_file_tar(path: &str, contents: &[u8], mode: u32) -> std::io::Result<Bytes> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(contents.len() as u64);
-    header.set_mode(mode);
-    header.set_mtime(0);
-    header.set_cksum();
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.append_data(&mut header, path.trim_start_matches('/'), contents)?;
-    Ok(Bytes::from(tar.into_inner()?))
-}
-
 /// The commit checked out in `dir`, if it is a git work tree and `git` is installed.
 pub fn git_head(dir: &Path) -> Option<String> {
     let out = std::process::Command::new("git")

@@ -483,7 +483,7 @@ impl Run {
     }
 
     /// UPLOAD_ARTIFACTS: artifacts, secondary artifacts, reports, then the cache.
-    pub(super) async fn upload_outputs(&mut self, spec: &Buildspec) -> Result<(), UploadError> {
+    pub(super) async fn upload_outputs(&mut self, spec: &Buildspec) -> Result<(), PhaseError> {
         let mut failure = None;
         if spec.artifacts.is_some() || !spec.reports.is_empty() {
             match self.write_outputs(spec).await {
@@ -498,7 +498,7 @@ impl Run {
         }
         self.save_cache(spec).await;
         match failure {
-            Some(ctx) => Err(UploadError::Failed(ctx)),
+            Some(ctx) => Err(PhaseError::Failed(ctx)),
             None => Ok(()),
         }
     }
