@@ -131,8 +131,7 @@ pub async fn ensure_standard_image(
     client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
-    let docker = client.api();
-    if image_exists(docker, STANDARD_IMAGE).await? {
+    if exists(client, STANDARD_IMAGE).await? {
         return Ok(());
     }
     progress(&format!("{STANDARD_IMAGE} not found; building it"));
@@ -182,7 +181,7 @@ pub async fn build_standard_image(
         }
     }
     lines.finish(&mut *progress);
-    if !image_exists(docker, STANDARD_IMAGE).await? {
+    if !exists(client, STANDARD_IMAGE).await? {
         return Err(ImageError::Build {
             image: STANDARD_IMAGE.into(),
             message: "the build finished but the image is not there".into(),
@@ -198,14 +197,17 @@ pub async fn ensure_debian_base(
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
     let docker = client.api();
-    if image_exists(docker, DEBIAN_BASE_IMAGE).await? {
+    if exists(client, DEBIAN_BASE_IMAGE).await? {
         return Ok(());
     }
     let (repo, tag) = PULL_SOURCE;
     progress(&format!(
         "{DEBIAN_BASE_IMAGE} not found; trying to pull {repo}:{tag}"
     ));
-    let pull_error = match tokio::time::timeout(PULL_TIMEOUT, pull(docker, repo, tag)).await {
+    let mut quiet = |_: &str| {};
+    let source = format!("{repo}:{tag}");
+    let pulled = client.pull(&source, &mut quiet);
+    let pull_error = match tokio::time::timeout(PULL_TIMEOUT, pulled).await {
         Ok(Ok(())) => {
             let opts = TagImageOptionsBuilder::default()
                 .repo(DEBIAN_BASE_REPO)
@@ -218,6 +220,7 @@ pub async fn ensure_debian_base(
             progress(&format!("tagged {repo}:{tag} as {DEBIAN_BASE_IMAGE}"));
             return Ok(());
         }
+        Ok(Err(super::DockerError::ImageUnavailable { reason, .. })) => reason,
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {}s", PULL_TIMEOUT.as_secs()),
     };
@@ -227,27 +230,15 @@ pub async fn ensure_debian_base(
     debootstrap_base(docker, pull_error, progress).await
 }
 
-async fn pull(docker: &Docker, repo: &str, tag: &str) -> Result<(), DockerError> {
-    // Always give a tag: without one the daemon pulls every tag.
-    let opts = CreateImageOptionsBuilder::default()
-        .from_image(repo)
-        .tag(tag)
-        .build();
-    let mut stream = docker.create_image(Some(opts), None, None);
-    while let Some(item) = stream.next().await {
-        item?; // registry errors arrive in-band
-    }
-    Ok(())
-}
-
-async fn image_exists(docker: &Docker, image: &str) -> Result<bool, ImageError> {
-    match docker.inspect_image(image).await {
-        Ok(_) => Ok(true),
-        Err(DockerError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(false),
-        Err(e) => Err(ImageError::docker(format!("inspecting {image}"), e)),
-    }
+/// [`super::Docker::image_exists`], with this module's error.
+async fn exists(client: &super::Docker, image: &str) -> Result<bool, ImageError> {
+    client
+        .image_exists(image)
+        .await
+        .map_err(|e| ImageError::Docker {
+            action: format!("inspecting {image}"),
+            source: Box::new(e),
+        })
 }
 
 /// The Dockerfile and the files beside it, as an in-memory tar.

@@ -183,6 +183,15 @@ impl Docker {
             return Ok(());
         }
         progress(&format!("Pulling image {image}"));
+        self.pull(image, progress).await
+    }
+
+    /// Pull `image` (one tag, never all); a failure is [`DockerError::ImageUnavailable`].
+    pub async fn pull(
+        &self,
+        image: &str,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
         let (from_image, tag) = split_image_ref(image);
         let opts = CreateImageOptionsBuilder::default()
             .from_image(from_image)
