@@ -83,12 +83,16 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, Strin
     Ok(vars)
 }
 
+/// A shell variable name: letters, digits and `_`, not starting with a digit.
+pub fn is_variable_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// A variable name a user may set: a shell name, not reserved by CodeBuild.
 pub fn check_name(key: &str) -> Result<(), String> {
-    let valid = !key.is_empty()
-        && !key.starts_with(|c: char| c.is_ascii_digit())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
+    if !is_variable_name(key) {
         return Err(format!("{key:?} is not a valid variable name"));
     }
     if key.starts_with("CODEBUILD_") {

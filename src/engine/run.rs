@@ -833,7 +833,7 @@ impl Run {
             .env
             .exported_variables
             .iter()
-            .filter(|n| crate::secrets::check_name(n).is_ok() || n.starts_with("CODEBUILD_"))
+            .filter(|n| crate::secrets::is_variable_name(n))
             .collect();
         if names.is_empty() || self.container.is_none() {
             return;
