@@ -60,38 +60,34 @@ else
     rebuilt_busybox=1
 fi
 
-# --- localbuild-test/docker:1 --------------------------------------------------
+# --- images layered on the busybox image: one static binary each ------------------
+# layer IMAGE NAME BINARY: IMAGE from $RECIPE/Dockerfile.NAME, whose context holds only BINARY
+# (copied as NAME); rebuilt when the busybox image or that Dockerfile changed.
+layer() {
+    local image=$1 name=$2 binary=$3 hash
+    hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.$name" | sha256sum | cut -c1-32)
+    if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$image")" = "$hash" ]; then
+        say "$image is up to date ($hash)"
+        return
+    fi
+    say "building $image ($hash) with $binary"
+    mkdir "$TMP/$name"
+    cp "$RECIPE/Dockerfile.$name" "$TMP/$name/Dockerfile"
+    cp "$binary" "$TMP/$name/$name"
+    docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$hash" \
+        -t "$image" "$TMP/$name" >/dev/null </dev/null
+}
+
 DOCKER_CLI=$(command -v docker)
 if ! is_static "$DOCKER_CLI"; then
     die "$DOCKER_CLI is dynamically linked; localbuild-test/docker:1 needs a statically linked docker CLI (e.g. the one from download.docker.com/linux/static) - refusing to copy it into a FROM-scratch image"
 fi
-dk_hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.docker" | sha256sum | cut -c1-32)
-if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$DOCKER_IMAGE")" = "$dk_hash" ]; then
-    say "$DOCKER_IMAGE is up to date ($dk_hash)"
-else
-    say "building $DOCKER_IMAGE ($dk_hash) with $DOCKER_CLI"
-    mkdir "$TMP/docker"
-    cp "$RECIPE/Dockerfile.docker" "$TMP/docker/Dockerfile"
-    cp "$DOCKER_CLI" "$TMP/docker/docker"
-    docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$dk_hash" \
-        -t "$DOCKER_IMAGE" "$TMP/docker" >/dev/null </dev/null
-fi
+layer "$DOCKER_IMAGE" docker "$DOCKER_CLI"
 
-# --- localbuild-test/bash:1 ----------------------------------------------------
 BASH_IMAGE=localbuild-test/bash:1
 BASH_STATIC=/bin/bash-static
 [ -x "$BASH_STATIC" ] || die "$BASH_STATIC is missing: apt-get install bash-static"
-bs_hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.bash" | sha256sum | cut -c1-32)
-if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$BASH_IMAGE")" = "$bs_hash" ]; then
-    say "$BASH_IMAGE is up to date ($bs_hash)"
-else
-    say "building $BASH_IMAGE ($bs_hash)"
-    mkdir "$TMP/bash"
-    cp "$RECIPE/Dockerfile.bash" "$TMP/bash/Dockerfile"
-    cp "$BASH_STATIC" "$TMP/bash/bash"
-    docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$bs_hash" \
-        -t "$BASH_IMAGE" "$TMP/bash" >/dev/null </dev/null
-fi
+layer "$BASH_IMAGE" bash "$BASH_STATIC"
 
 # Smoke checks (cheap): the shell works, the users exist, /tmp is sticky.
 docker run --rm "$BUSYBOX_IMAGE" sh -c 'id codebuild-user >/dev/null && [ -k /tmp ] && [ "$PATH" = /usr/local/bin:/usr/bin:/bin ]' \

@@ -2,46 +2,63 @@
 
 use crate::harness::{IMAGE, require_docker};
 use localbuild::engine::record::{PhaseType, Status};
-use localbuild::engine::{self, BuildRequest, CancellationToken, Event};
+use localbuild::engine::{self, BuildRequest, CancellationToken, EngineError, Event, Outcome};
 use std::time::Duration;
 
-fn request(src: &std::path::Path, store: &std::path::Path, timeout: Duration) -> BuildRequest {
-    BuildRequest {
+/// A build started through the library; its folders live as long as this value.
+struct Started {
+    _src: tempfile::TempDir,
+    _store: tempfile::TempDir,
+    build: tokio::task::JoinHandle<Result<Outcome, EngineError>>,
+    events: tokio::sync::mpsc::Receiver<Event>,
+}
+
+/// Write `buildspec` into a new source folder and start `engine::run` on it; `adjust` changes
+/// the request first.
+fn start(
+    buildspec: &str,
+    cancel: CancellationToken,
+    adjust: impl FnOnce(&mut BuildRequest),
+) -> Started {
+    require_docker();
+    let src = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+    let mut req = BuildRequest {
         image: IMAGE.into(),
-        timeout,
+        timeout: Duration::from_secs(600),
         env_overrides: vec![("FROM_REQUEST".into(), "yes".into())],
         initiator: "tester".into(),
         region: "eu-central-1".into(),
-        ..BuildRequest::new("api", src.to_owned(), store.to_owned())
+        ..BuildRequest::new("api", src.path().to_owned(), store.path().to_owned())
+    };
+    adjust(&mut req);
+    let (tx, events) = tokio::sync::mpsc::channel(64);
+    Started {
+        build: tokio::spawn(engine::run(req, tx, cancel)),
+        events,
+        _src: src,
+        _store: store,
     }
 }
 
 #[tokio::test]
 async fn a_build_reports_events_and_ends_in_a_record() {
-    require_docker();
-    let src = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("buildspec.yml"),
+    let mut run = start(
         "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"request=$FROM_REQUEST\"\n",
-    )
-    .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let build = tokio::spawn(engine::run(
-        request(src.path(), store.path(), Duration::from_secs(600)),
-        tx,
         CancellationToken::new(),
-    ));
+        |_| {},
+    );
     let mut output = Vec::new();
     let mut started = Vec::new();
-    while let Some(e) = rx.recv().await {
+    while let Some(e) = run.events.recv().await {
         match e {
             Event::Output(b) => output.extend_from_slice(&b),
             Event::PhaseStarted(p) => started.push(p),
             _ => {}
         }
     }
-    let outcome = build.await.unwrap().unwrap();
+    let outcome = run.build.await.unwrap().unwrap();
     assert_eq!(outcome.build.build_status, Status::Succeeded);
     assert_eq!(outcome.build.initiator, "tester");
     assert!(String::from_utf8_lossy(&output).contains("request=yes\n"));
@@ -52,22 +69,14 @@ async fn a_build_reports_events_and_ends_in_a_record() {
 
 #[tokio::test]
 async fn a_build_that_runs_too_long_times_out() {
-    require_docker();
-    let src = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("buildspec.yml"),
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n  post_build:\n    commands:\n      - echo never\n",
-    )
-    .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let started = std::time::Instant::now();
-    let build = tokio::spawn(engine::run(
-        request(src.path(), store.path(), Duration::from_secs(3)),
-        tx,
+    let mut run = start(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n  post_build:\n    commands:\n      - echo never\n",
         CancellationToken::new(),
-    ));
-    while rx.recv().await.is_some() {}
+        |req| req.timeout = Duration::from_secs(3),
+    );
+    while run.events.recv().await.is_some() {}
+    let build = run.build;
     let outcome = build.await.unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(60));
     let b = &outcome.build;
@@ -100,26 +109,18 @@ async fn a_build_that_runs_too_long_times_out() {
 
 #[tokio::test]
 async fn cancelling_stops_the_build() {
-    require_docker();
-    let src = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("buildspec.yml"),
-        "version: 0.2\nphases:\n  install:\n    commands:\n      - echo go\n      - sleep 300\n",
-    )
-    .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let cancel = CancellationToken::new();
-    let build = tokio::spawn(engine::run(
-        request(src.path(), store.path(), Duration::from_secs(600)),
-        tx,
+    let mut run = start(
+        "version: 0.2\nphases:\n  install:\n    commands:\n      - echo go\n      - sleep 300\n",
         cancel.clone(),
-    ));
-    while let Some(e) = rx.recv().await {
+        |_| {},
+    );
+    while let Some(e) = run.events.recv().await {
         if matches!(&e, Event::Agent(l) if l.ends_with("Running command sleep 300")) {
             cancel.cancel();
         }
     }
+    let build = run.build;
     let outcome = build.await.unwrap().unwrap();
     assert_eq!(outcome.build.build_status, Status::Stopped);
     let install = outcome
@@ -133,24 +134,19 @@ async fn cancelling_stops_the_build() {
 
 #[tokio::test]
 async fn dropping_a_running_build_still_removes_its_container() {
-    require_docker();
-    let src = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("buildspec.yml"),
+    let project = format!("dropped-{}", std::process::id());
+    let prefix = format!("{project}:");
+    let mut run = start(
         "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n",
-    )
-    .unwrap();
-    let mut req = request(src.path(), store.path(), Duration::from_secs(600));
-    req.project = format!("dropped-{}", std::process::id());
-    let prefix = format!("{}:", req.project);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let build = tokio::spawn(engine::run(req, tx, CancellationToken::new()));
-    while let Some(e) = rx.recv().await {
+        CancellationToken::new(),
+        |req| req.project = project,
+    );
+    while let Some(e) = run.events.recv().await {
         if matches!(&e, Event::Agent(l) if l.ends_with("Running command sleep 300")) {
             break;
         }
     }
+    let build = run.build;
     let ours = || {
         let out = std::process::Command::new("docker")
             .args(["ps", "-a", "--filter", "label=localbuild.build-id"])

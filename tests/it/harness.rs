@@ -4,8 +4,9 @@
 #![allow(dead_code)] // helpers shared by several test modules
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use tempfile::TempDir;
 
@@ -113,6 +114,23 @@ impl Build {
         cmd
     }
 
+    /// Start the build and read its output as it comes (for tests that act while it runs).
+    pub fn spawn(&self) -> Running<'_> {
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("localbuild starts");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Running {
+            build: self,
+            child,
+            stdout,
+            seen: String::new(),
+        }
+    }
+
     pub fn run(&self) -> Finished {
         let out = self.command().output().expect("localbuild runs");
         self.finished(out)
@@ -133,6 +151,46 @@ impl Build {
         };
         finished.assert_nothing_left_behind();
         finished
+    }
+}
+
+/// A build started with [`Build::spawn`].
+pub struct Running<'a> {
+    build: &'a Build,
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    seen: String,
+}
+
+impl Running<'_> {
+    /// Read output lines until one satisfies `done` (synchronise on output, never on time).
+    pub fn wait_for_line(&mut self, done: impl Fn(&str) -> bool) {
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("read stdout");
+            assert!(n > 0, "the build ended early:\n{}", self.seen);
+            self.seen.push_str(&line);
+            if done(&line) {
+                return;
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Read the rest of the output, wait for the process, and inspect it like [`Build::run`].
+    pub fn finish(mut self) -> Finished {
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).expect("read stdout");
+        let status = self.child.wait().expect("wait for localbuild");
+        self.seen.push_str(&rest);
+        self.build.finished(Output {
+            status,
+            stdout: self.seen.into_bytes(),
+            stderr: vec![],
+        })
     }
 }
 

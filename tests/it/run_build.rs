@@ -540,46 +540,21 @@ fn sigterm_stops_the_build_like_ctrl_c() {
 }
 
 fn stop_with(signal: &str) {
-    use std::io::{BufRead, BufReader};
     let b = Build::new(
         "version: 0.2\nphases:\n  build:\n    commands:\n      - echo started\n      - sleep 300\n",
     );
-    let mut child = b
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    // Wait until the long command is running (synchronise on output, not on time).
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "build ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("Running command sleep 300") {
-            break;
-        }
-    }
+    let mut running = b.spawn();
+    // Wait until the long command is running.
+    running.wait_for_line(|l| l.contains("Running command sleep 300"));
     let started = std::time::Instant::now();
     let kill = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
+        .args([signal, &running.pid().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let r = running.finish();
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    assert_eq!(status.code(), Some(130), "{rest}");
-    let r = b.finished(std::process::Output {
-        status,
-        stdout: (seen + &rest).into_bytes(),
-        stderr: vec![],
-    });
+    assert_eq!(r.code, 130, "{}", r.stdout);
     assert_eq!(r.status(), "STOPPED");
     assert!(
         r.phase_list().contains(&"BUILD:STOPPED".to_owned()),
@@ -640,37 +615,18 @@ fn bad_source_flags_are_usage_errors() {
 
 #[test]
 fn output_streams_live_while_the_command_runs() {
-    use std::io::{BufRead, BufReader};
     // The command prints a line, then waits for a file the test creates only after it has seen
     // that line: the line can only have arrived while the command was still running.
     let b = Build::new(
         "version: 0.2\nphases:\n  build:\n    commands:\n      - echo tick-1; while [ ! -f go ]; do sleep 0.1; done; echo tick-2\n",
     )
     .arg("-m");
-    let mut child = b
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line == "tick-1\n" {
-            break;
-        }
-    }
+    let mut running = b.spawn();
+    running.wait_for_line(|l| l == "tick-1\n");
     std::fs::write(b.src().join("go"), "").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{seen}{rest}");
-    assert!(rest.contains("tick-2\n"));
+    let r = running.finish();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("tick-2\n"));
 }
 
 #[test]
