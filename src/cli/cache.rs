@@ -1,7 +1,9 @@
 //! `localbuild cache ls|rm`: the build caches kept under `<store>/cache/<project>/<key>.tar`.
 
 use super::CacheCommand;
+use super::exit;
 use super::run::store_root;
+use localbuild_engine::store::cache_file_name;
 
 pub fn run(cmd: &CacheCommand) -> u8 {
     let root = store_root().join("cache");
@@ -33,33 +35,27 @@ pub fn run(cmd: &CacheCommand) -> u8 {
                     println!("{p:<24} {key:<40} {size:>12}");
                 }
             }
-            0
+            exit::SUCCESS
         }
         CacheCommand::Rm { project, key } => {
-            if project.contains(['/', '\\']) || project.starts_with('.') {
-                eprintln!("error: '{project}' is not a project name");
-                return 2;
+            if let Err(e) = localbuild_engine::request::check_project_name(project) {
+                eprintln!("error: {e}");
+                return exit::USAGE;
             }
             let dir = root.join(project);
             let result = match key {
-                Some(k) => {
-                    if k.contains(['/', '\\']) || k.starts_with('.') {
-                        eprintln!("error: '{k}' is not a cache key");
-                        return 2;
-                    }
-                    std::fs::remove_file(dir.join(format!("{k}.tar")))
-                }
+                Some(k) => std::fs::remove_file(dir.join(cache_file_name(Some(k)))),
                 None => std::fs::remove_dir_all(&dir),
             };
             match result {
-                Ok(()) => 0,
+                Ok(()) => exit::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     eprintln!("error: no such cache");
-                    1
+                    exit::FAILURE
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    1
+                    exit::FAILURE
                 }
             }
         }

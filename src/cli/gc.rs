@@ -1,5 +1,7 @@
 //! `localbuild gc`: remove containers, volumes and networks left by builds that were killed.
 
+use super::exit;
+
 pub fn run() -> u8 {
     super::with_docker(|docker| async move {
         match docker.remove_build_resources(None).await {
@@ -16,11 +18,11 @@ pub fn run() -> u8 {
                 if removed == Default::default() {
                     println!("nothing to remove");
                 }
-                0
+                exit::SUCCESS
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                3
+                exit::FAULT
             }
         }
     })

@@ -1,6 +1,7 @@
 //! `localbuild image build`: build the default image from its embedded recipe.
 
-use localbuild::docker::image;
+use super::exit;
+use localbuild_docker::image;
 
 pub fn build() -> u8 {
     super::with_docker(|docker| async move {
@@ -8,11 +9,11 @@ pub fn build() -> u8 {
         match image::build_standard_image(&docker, &mut progress).await {
             Ok(()) => {
                 println!("built {}", image::STANDARD_IMAGE);
-                0
+                exit::SUCCESS
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                3
+                exit::FAULT
             }
         }
     })

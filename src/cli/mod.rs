@@ -1,10 +1,10 @@
 //! Command-line arguments (clap) and dispatch to one module per subcommand.
 //!
-//! Each subcommand module renders the library's typed results and returns the exit code.
-//! Exit codes: 0 success, 1 failure (invalid buildspec, FAILED build), 2 usage error,
-//! 3 FAULT (Docker unreachable, image unavailable), 124 TIMED_OUT, 130 STOPPED.
+//! Each subcommand module renders the library's typed results and returns the exit code, from
+//! [`exit`], the one place that maps outcomes to exit codes.
 
 mod cache;
+mod exit;
 mod gc;
 mod image;
 mod plan;
@@ -72,7 +72,7 @@ pub enum CacheCommand {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Build image
-    #[arg(short = 'i', long = "image", default_value = localbuild::engine::DEFAULT_IMAGE)]
+    #[arg(short = 'i', long = "image", default_value = localbuild_engine::DEFAULT_IMAGE)]
     pub image: String,
     /// Source directory: the first plain DIR is the primary source (default: .); ID:DIR adds a
     /// secondary source with CODEBUILD_SRC_DIR_<ID> (repeatable)
@@ -162,14 +162,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         .build()
         .map_err(|e| {
             eprintln!("error: cannot start the async runtime: {e}");
-            3
+            exit::FAULT
         })
 }
 
 /// Run `f` with a connected Docker client; an unreachable daemon is exit 3 with the reason.
 fn with_docker<F, Fut>(f: F) -> u8
 where
-    F: FnOnce(localbuild::docker::Docker) -> Fut,
+    F: FnOnce(localbuild_docker::Docker) -> Fut,
     Fut: std::future::Future<Output = u8>,
 {
     let rt = match runtime() {
@@ -177,11 +177,11 @@ where
         Err(code) => return code,
     };
     rt.block_on(async {
-        match localbuild::docker::Docker::connect().await {
+        match localbuild_docker::Docker::connect().await {
             Ok(docker) => f(docker).await,
             Err(e) => {
                 eprintln!("error: {e}");
-                3
+                exit::FAULT
             }
         }
     })

@@ -4,8 +4,9 @@
 //! directory. An invalid buildspec prints the same diagnostics as `validate` and exits 1.
 
 use super::PlanArgs;
-use localbuild::buildspec;
-use localbuild::plan::{Plan, PlanArtifactSet, PlanOnFailure, PlanPhase, plan};
+use super::exit;
+use localbuild_buildspec as buildspec;
+use localbuild_buildspec::plan::{Plan, PlanArtifactSet, PlanOnFailure, PlanPhase, plan};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -19,11 +20,11 @@ pub fn run(args: &PlanArgs) -> u8 {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!("{name}: error: buildspec not found (YAML file does not exist)");
-            return 1;
+            return exit::FAILURE;
         }
         Err(e) => {
             eprintln!("{name}: error: {e}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     let parsed = match buildspec::parse(&source) {
@@ -32,7 +33,7 @@ pub fn run(args: &PlanArgs) -> u8 {
             let mut all: Vec<_> = invalid.errors.iter().chain(&invalid.warnings).collect();
             all.sort_by_key(|d| (d.line, d.column));
             super::validate::print_all(&name, &source, all);
-            return 1;
+            return exit::FAILURE;
         }
     };
     super::validate::print_all(&name, &source, &parsed.warnings);
@@ -42,13 +43,13 @@ pub fn run(args: &PlanArgs) -> u8 {
             Ok(s) => super::validate::out(&format!("{s}\n")),
             Err(e) => {
                 eprintln!("error: cannot serialize the plan: {e}");
-                return 1;
+                return exit::FAILURE;
             }
         }
     } else {
         super::validate::out(&render(&p));
     }
-    0
+    exit::SUCCESS
 }
 
 fn yes(b: bool) -> &'static str {

@@ -1,23 +1,18 @@
 //! `localbuild run`: start a build, print its log live, then a per-phase summary.
 
-use super::RunArgs;
-use localbuild::engine::images::PhaseImages;
-use localbuild::engine::record::{Build, PhaseType, Status};
-use localbuild::engine::{self, BuildRequest, CancellationToken, Event, Outcome};
+use super::{RunArgs, exit};
+use localbuild_docker::Docker;
+use localbuild_engine::images::PhaseImages;
+use localbuild_engine::log::agent_line;
+use localbuild_engine::record::{Build, PhaseType, Status};
+use localbuild_engine::{
+    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Source, SubmitError,
+};
+use localbuild_store::FolderStore;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Exit status for a finished build (decision U16).
-pub fn exit_code(status: Status) -> u8 {
-    match status {
-        Status::Succeeded => 0,
-        Status::Failed | Status::InProgress => 1,
-        Status::Fault => 3,
-        Status::TimedOut => 124,
-        Status::Stopped => 130,
-    }
-}
 
 /// Where builds are kept: `LOCALBUILD_HOME`, else `$XDG_STATE_HOME/localbuild`, else
 /// `~/.local/state/localbuild`.
@@ -38,7 +33,7 @@ fn absolute(p: &std::path::Path) -> PathBuf {
 
 fn usage_error(message: &str) -> u8 {
     eprintln!("error: {message}");
-    2
+    exit::USAGE
 }
 
 type Sources = (PathBuf, Vec<(String, PathBuf)>);
@@ -92,9 +87,6 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(s) => s,
         Err(m) => return usage_error(&m),
     };
-    if args.timeout == 0 || args.timeout > 2160 {
-        return usage_error("--timeout: must be between 1 and 2160 minutes");
-    }
     let source = primary;
     let project = match &args.project {
         Some(p) => p.clone(),
@@ -105,15 +97,6 @@ pub fn run(args: &RunArgs) -> u8 {
             .unwrap_or("localbuild")
             .to_owned(),
     };
-    if project.is_empty()
-        || !project
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return usage_error(&format!(
-            "--project: '{project}' is not a valid project name (letters, digits, - and _)"
-        ));
-    }
     let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -128,7 +111,7 @@ pub fn run(args: &RunArgs) -> u8 {
             Ok(t) => t,
             Err(e) => return usage_error(&format!("-e: cannot read {}: {e}", path.display())),
         };
-        match localbuild::secrets::parse_env_file(&text) {
+        match localbuild_engine::secrets::parse_env_file(&text) {
             Ok(vars) => env_overrides.extend(vars),
             Err((line, m)) => return usage_error(&format!("{}:{line}: {m}", path.display())),
         }
@@ -158,7 +141,7 @@ pub fn run(args: &RunArgs) -> u8 {
         let Some((k, v)) = kv.split_once('=') else {
             return usage_error(&format!("--env: expected KEY=VALUE, found {kv:?}"));
         };
-        if let Err(m) = localbuild::secrets::check_name(k) {
+        if let Err(m) = localbuild_engine::secrets::check_name(k) {
             return usage_error(&format!("--env: {m}"));
         }
         env_overrides.push((k.to_owned(), v.to_owned()));
@@ -168,7 +151,7 @@ pub fn run(args: &RunArgs) -> u8 {
         Some(path) => {
             let parsed = std::fs::read_to_string(path)
                 .map_err(|e| e.to_string())
-                .and_then(|t| localbuild::secrets::SecretsFile::parse(&t));
+                .and_then(|t| localbuild_engine::secrets::SecretsFile::parse(&t));
             match parsed {
                 Ok(s) => s,
                 Err(e) => {
@@ -180,16 +163,18 @@ pub fn run(args: &RunArgs) -> u8 {
     let request = BuildRequest {
         secondary_sources: secondary,
         project,
-        source_dir: source,
-        buildspec: args.buildspec.clone(),
+        source: Source::Dir(source),
+        buildspec: args
+            .buildspec
+            .clone()
+            .map_or(BuildspecSource::Default, BuildspecSource::File),
         image: args.image.clone(),
         bind_mount: args.mount,
         privileged: args.privileged,
-        timeout: Duration::from_secs(args.timeout * 60),
+        timeout: Duration::from_secs(args.timeout.saturating_mul(60)),
         env_overrides,
         initiator,
         region,
-        store: store_root(),
         secrets,
         mask,
         aws_dir,
@@ -198,6 +183,9 @@ pub fn run(args: &RunArgs) -> u8 {
         zip: args.zip,
         no_cache: args.no_cache,
     };
+    if let Err(e) = request.check() {
+        return usage_error(&e.to_string());
+    }
     let runtime = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -206,53 +194,88 @@ pub fn run(args: &RunArgs) -> u8 {
 }
 
 async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
-    let cancel = CancellationToken::new();
-    spawn_signal_handler(cancel.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-    let build = tokio::spawn(engine::run(request, tx, cancel));
-
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    while let Some(event) = rx.recv().await {
-        let _ = match event {
-            Event::Agent(line) => writeln!(out, "{line}"),
-            Event::Output(bytes) => out.write_all(&bytes),
-            Event::Progress(line) => {
-                let _ = out.flush();
-                writeln!(std::io::stderr(), "{line}")
-            }
-            Event::PhaseStarted(_) | Event::PhaseEnded(..) => Ok(()),
-        };
-        if rx.is_empty() {
-            let _ = out.flush();
-        }
-    }
-    let _ = out.flush();
-    drop(out);
-
-    let outcome = match build.await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return 3;
-        }
+    let docker = match Docker::connect().await {
+        Ok(d) => d,
         Err(e) => {
-            eprintln!("error: the build engine failed: {e}");
-            return 3;
+            eprintln!("error: {e}");
+            return exit::FAULT;
         }
     };
-    print_summary(&outcome, color);
+    let engine = Engine::new(Arc::new(docker), Arc::new(FolderStore::new(store_root())));
+    let image = request.image.clone();
+    let handle = match engine.submit(request).await {
+        Ok(h) => h,
+        Err(SubmitError::Request(e)) => return usage_error(&e.to_string()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAULT;
+        }
+    };
+    spawn_signal_handler(handle.clone());
+    print_live(&handle).await;
+    let outcome = handle.outcome().await;
+    print_summary(&outcome, color());
+    if let Some(hint) = provisioning_hint(&outcome.build, &image) {
+        eprintln!("hint: {hint}");
+    }
+    if let Some(e) = &outcome.store_error {
+        eprintln!("warning: the build record could not be kept: {e}");
+    }
     if let Some(path) = build_json {
         let json = serde_json::to_string_pretty(&outcome.build).unwrap_or_default();
         if let Err(e) = std::fs::write(&path, json + "\n") {
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }
-    exit_code(outcome.build.build_status)
+    exit::for_status(outcome.build.build_status)
+}
+
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The build log as it happens: agent lines and output on stdout, localbuild's own progress
+/// on stderr.
+async fn print_live(handle: &BuildHandle) {
+    let mut events = handle.subscribe();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    while let Some(event) = events.next().await {
+        let _ = match event {
+            Event::Agent { at, text } => writeln!(out, "{}", agent_line(at, &text)),
+            Event::Output(bytes) | Event::Lagged { log: bytes } => out.write_all(&bytes),
+            Event::Progress(line) => {
+                let _ = out.flush();
+                writeln!(std::io::stderr(), "{line}")
+            }
+            _ => Ok(()),
+        };
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+/// What to do about an image that could not be had (CLI wording, not the record's).
+fn provisioning_hint(build: &Build, image: &str) -> Option<String> {
+    let failed = build.phases.iter().any(|p| {
+        p.contexts
+            .iter()
+            .flatten()
+            .any(|c| c.status_code == "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE")
+    });
+    if !failed {
+        return None;
+    }
+    Some(if image == localbuild_engine::DEFAULT_IMAGE {
+        "run `localbuild image build` to build it".to_owned()
+    } else {
+        format!(
+            "build or load it locally (`docker build -t {image} .` or `docker load`), or choose another image with -i"
+        )
+    })
 }
 
 /// Ctrl-C and SIGTERM stop the build (it still records, cleans up and exits 130).
-fn spawn_signal_handler(cancel: CancellationToken) {
+fn spawn_signal_handler(handle: BuildHandle) {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -274,7 +297,7 @@ fn spawn_signal_handler(cancel: CancellationToken) {
         {
             let _ = ctrl_c.await;
         }
-        cancel.cancel();
+        handle.stop();
     });
 }
 

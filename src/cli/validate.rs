@@ -4,15 +4,16 @@
 //! stderr as `FILE:LINE:COLUMN: error: message` plus the source line and a caret; `FILE: ok`
 //! goes to stdout for each valid file. Warnings never change the exit code.
 
-use localbuild::buildspec::{self, Diagnostic};
+use super::exit;
+use localbuild_buildspec::{self as buildspec, Diagnostic};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn run(files: &[PathBuf]) -> u8 {
-    let mut code = 0;
+    let mut code = exit::SUCCESS;
     for file in files {
         if !check(file) {
-            code = 1;
+            code = exit::FAILURE;
         }
     }
     code

@@ -175,9 +175,10 @@ fn no_matching_artifact_paths_fails_the_build() {
 
 #[test]
 fn junit_report_is_summarised_and_written() {
-    let junit =
-        std::fs::read_to_string(super::util::root().join("tests/fixtures/reports/junit.xml"))
-            .unwrap();
+    let junit = std::fs::read_to_string(
+        super::util::root().join("crates/engine/tests/fixtures/reports/junit.xml"),
+    )
+    .unwrap();
     let case = Case::new(
         "version: 0.2\nphases:\n  build:\n    commands:\n      - echo ok\nreports:\n  unit:\n    files: ['reports/*.xml']\n    file-format: JUNITXML\n",
     );

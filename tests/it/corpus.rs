@@ -2,7 +2,7 @@
 //! outcome matches `tests/corpus.expected` (regenerate with `UPDATE_CORPUS=1`).
 
 use crate::util::root;
-use localbuild::buildspec::parse;
+use localbuild_buildspec::parse;
 
 #[test]
 fn corpus_matches_expected() {

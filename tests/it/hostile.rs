@@ -1,6 +1,6 @@
 //! Hostile input: `parse` never panics or hangs, and every error is located (line >= 1).
 
-use localbuild::buildspec::{Invalid, Parsed, parse};
+use localbuild_buildspec::{Invalid, Parsed, parse};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 

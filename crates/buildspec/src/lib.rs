@@ -1,11 +1,14 @@
-//! Buildspec parsing and validation: YAML bytes → [`Buildspec`] plus located diagnostics.
+//! Buildspec parsing and validation: YAML bytes → [`Buildspec`] plus located diagnostics, and
+//! the dry-run [`plan`] of what a build would do.
 //!
 //! Owns the raw serde structs (`raw`), the rules that turn them into the validated model
-//! (`model`), and the compiler-style rendering of problems (`diagnostic`). Pure: no I/O,
-//! no Docker. Errors use CodeBuild's own wording where CodeBuild has one.
+//! (`model`), the compiler-style rendering of problems (`diagnostic`) and the plan (`plan`).
+//! Pure: no I/O, no Docker. Errors use CodeBuild's own wording where CodeBuild has one.
+#![forbid(unsafe_code)]
 
 mod diagnostic;
 pub mod model;
+pub mod plan;
 pub mod raw;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use super::*;
 use crate::artifacts::{self, Entry, Kind, Rules, Selected};
 use crate::buildspec::{ArtifactSet, CacheAction};
 use crate::reports::{self, Report};
+use crate::store::{cache_file_name, safe_file_name};
 use futures_util::Stream;
 use std::io::Read;
 use std::path::Path;
@@ -22,22 +23,11 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 /// Results kept for the [`Outcome`].
 #[derive(Debug, Default)]
 pub(super) struct Outputs {
-    /// The build's record folder.
-    pub dir: PathBuf,
     pub reports: Vec<Report>,
     /// Where the artifacts were written (folders or zips).
     pub artifacts: Vec<PathBuf>,
     /// The evaluated cache key (from the restore), reused by the save.
     cache_key: Option<String>,
-}
-
-impl Outputs {
-    pub fn new(dir: PathBuf) -> Outputs {
-        Outputs {
-            dir,
-            ..Outputs::default()
-        }
-    }
 }
 
 /// Where selected entries go.
@@ -58,7 +48,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn add(&mut self, sink: usize, files: &[Selected]) {
+    pub(super) fn add(&mut self, sink: usize, files: &[Selected]) {
         for f in files {
             self.targets
                 .entry(f.src.clone())
@@ -218,30 +208,15 @@ fn relocate(cache: &Path, src_dir: &str) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// A cache key as a file name.
-fn key_file(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_start_matches('.')
-        .to_owned()
-}
-
 impl Run {
-    fn tar_of(&self, path: &str) -> TarStream {
+    pub(super) fn tar_of(&self, path: &str) -> TarStream {
         let container = self.container.clone().unwrap_or_default();
-        Box::pin(self.docker.download_tar(&container, path))
+        self.runtime.download_tar(&container, path)
     }
 
     /// Run `cmd` silently with the build's shell (default user) and return its stdout, or
     /// `None` if it failed.
-    async fn capture_stdout(&mut self, spec: &Buildspec, cmd: &str) -> Option<String> {
+    pub(super) async fn capture_stdout(&mut self, spec: &Buildspec, cmd: &str) -> Option<String> {
         let (code, out) = self
             .capture(spec, &format!("{{ {cmd}\n}} 2>/dev/null"))
             .await?;
@@ -256,14 +231,14 @@ impl Run {
     }
 
     /// Evaluate `text` with the build's shell semantics (`$VAR`, `$(cmd)`).
-    async fn evaluate(&mut self, spec: &Buildspec, text: &str) -> Option<String> {
+    pub(super) async fn evaluate(&mut self, spec: &Buildspec, text: &str) -> Option<String> {
         let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
         self.capture_stdout(spec, &format!("printf '%s' \"{escaped}\""))
             .await
     }
 
     /// The source directory's entries, relative to it.
-    async fn list_source(&self) -> std::io::Result<Vec<Entry>> {
+    pub(super) async fn list_source(&self) -> std::io::Result<Vec<Entry>> {
         let stream = self.tar_of(&self.src_dir);
         with_archive(stream, |archive| -> std::io::Result<Vec<Entry>> {
             let mut out = vec![];
@@ -420,7 +395,7 @@ impl Run {
             .req
             .artifacts_dir
             .clone()
-            .unwrap_or_else(|| self.outputs.dir.join("artifacts"));
+            .unwrap_or_else(|| self.place.artifacts.clone());
         std::fs::create_dir_all(&root)?;
         let mut path = root;
         for c in name.split('/') {
@@ -457,7 +432,7 @@ impl Run {
     }
 
     /// The artifact name: `name` evaluated in the container, or `primary`.
-    async fn artifact_name(&mut self, spec: &Buildspec, set: &ArtifactSet) -> String {
+    pub(super) async fn artifact_name(&mut self, spec: &Buildspec, set: &ArtifactSet) -> String {
         let Some(name) = &set.name else {
             return "primary".to_owned();
         };
@@ -469,14 +444,12 @@ impl Run {
                 }
                 self.agent(&format!(
                     "Artifact name {n:?} is not a plain relative path; using primary"
-                ))
-                .await;
+                ));
             }
             None => {
                 self.agent(&format!(
                     "Cannot evaluate artifact name {name}; using primary"
-                ))
-                .await;
+                ));
             }
         }
         "primary".to_owned()
@@ -503,7 +476,10 @@ impl Run {
         }
     }
 
-    async fn write_outputs(&mut self, spec: &Buildspec) -> std::io::Result<Option<PhaseContext>> {
+    pub(super) async fn write_outputs(
+        &mut self,
+        spec: &Buildspec,
+    ) -> std::io::Result<Option<PhaseContext>> {
         let entries = self.list_source().await?;
         let mut plan = Plan::default();
         let mut failure = None;
@@ -517,12 +493,11 @@ impl Run {
             );
             for (id, set) in sets {
                 if let Some(id) = &id {
-                    self.agent(&format!("Preparing to copy secondary artifacts {id}"))
-                        .await;
+                    self.agent(&format!("Preparing to copy secondary artifacts {id}"));
                 }
                 let sel = artifacts::select(&rules(&set), &entries);
                 for line in &sel.lines {
-                    self.agent(line).await;
+                    self.agent(line);
                 }
                 if sel.files.is_empty() {
                     failure.get_or_insert_with(|| {
@@ -551,7 +526,7 @@ impl Run {
             .req
             .reports_dir
             .clone()
-            .unwrap_or_else(|| self.outputs.dir.join("reports"));
+            .unwrap_or_else(|| self.place.reports.clone());
         let mut groups = vec![];
         for group in &spec.reports {
             let r = Rules {
@@ -562,9 +537,9 @@ impl Run {
             };
             let sel = artifacts::select(&r, &entries);
             for line in &sel.lines {
-                self.agent(line).await;
+                self.agent(line);
             }
-            let dir = reports_root.join(key_file(&group.name));
+            let dir = reports_root.join(safe_file_name(&group.name));
             match std::fs::symlink_metadata(&dir) {
                 Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dir)?,
                 Ok(_) => std::fs::remove_file(&dir)?,
@@ -580,7 +555,7 @@ impl Run {
             plan = self.resolve_link(spec, plan, &src, targets).await;
         }
         for w in std::mem::take(&mut plan.warnings) {
-            self.agent(&format!("Warning: {w}")).await;
+            self.agent(&format!("Warning: {w}"));
         }
         for sink in plan.sinks {
             if let Sink::Zip { writer, .. } = sink {
@@ -605,7 +580,7 @@ impl Run {
     }
 
     /// Parse one report group's files and write its JSON summary.
-    async fn report(
+    pub(super) async fn report(
         &mut self,
         group: &buildspec::ReportGroup,
         dir: &Path,
@@ -653,15 +628,17 @@ impl Run {
         }
         // Test names and messages are localbuild's output too: no secret in them.
         for case in &mut report.test_cases {
-            case.name = self.masker.mask(&case.name);
-            case.message = case.message.as_deref().map(|m| self.masker.mask(m));
+            case.name = self.hub.mask(&case.name);
+            case.message = case.message.as_deref().map(|m| self.hub.mask(m));
         }
         for w in report.warnings.clone() {
-            self.agent(&format!("Warning: report group {}: {w}", group.name))
-                .await;
+            self.agent(&format!("Warning: report group {}: {w}", group.name));
         }
         if let Ok(json) = serde_json::to_vec_pretty(&report) {
-            let _ = std::fs::write(root.join(format!("{}.json", key_file(&group.name))), json);
+            let _ = std::fs::write(
+                root.join(format!("{}.json", safe_file_name(&group.name))),
+                json,
+            );
         }
         self.build.report_arns.push(arn);
         self.outputs.reports.push(report);
@@ -669,32 +646,30 @@ impl Run {
 
     // ---------- cache ----------
 
-    fn cache_dir(&self) -> PathBuf {
-        self.req.store.join("cache").join(&self.req.project)
+    pub(super) fn cache_dir(&self) -> PathBuf {
+        self.store.cache_dir(&self.req.project)
     }
 
     /// Restore the cache in DOWNLOAD_SOURCE (decision U12).
     pub(super) async fn restore_outputs_cache(&mut self, spec: &Buildspec) {
         let Some(cache) = spec.cache.clone() else {
-            self.agent("Cache is not defined in the buildspec").await;
-            self.agent("Skip cache due to: no paths specified to be cached")
-                .await;
+            self.agent("Cache is not defined in the buildspec");
+            self.agent("Skip cache due to: no paths specified to be cached");
             return;
         };
         if self.req.no_cache {
-            self.agent("Skip cache due to: --no-cache").await;
+            self.agent("Skip cache due to: --no-cache");
             return;
         }
         let key = match &cache.key {
             Some(k) => match self
                 .evaluate(spec, k)
                 .await
-                .filter(|k| !key_file(k).is_empty())
+                .filter(|k| !safe_file_name(k).is_empty())
             {
                 Some(v) => Some(v),
                 None => {
-                    self.agent(&format!("Skip cache due to: cannot evaluate cache key {k}"))
-                        .await;
+                    self.agent(&format!("Skip cache due to: cannot evaluate cache key {k}"));
                     return;
                 }
             },
@@ -702,14 +677,14 @@ impl Run {
         };
         self.outputs.cache_key = key.clone();
         if cache.action == Some(CacheAction::Save) {
-            self.agent("Cache action is save: not restoring").await;
+            self.agent("Cache action is save: not restoring");
             return;
         }
         let dir = self.cache_dir();
         let found = match &key {
-            None => Some(dir.join("default.tar")).filter(|p| p.is_file()),
+            None => Some(dir.join(cache_file_name(None))).filter(|p| p.is_file()),
             Some(k) => {
-                let exact = dir.join(format!("{}.tar", key_file(k)));
+                let exact = dir.join(cache_file_name(Some(k)));
                 if exact.is_file() {
                     Some(exact)
                 } else {
@@ -718,7 +693,7 @@ impl Run {
                         let Some(prefix) = self.evaluate(spec, &fb).await else {
                             continue;
                         };
-                        let prefix = key_file(&prefix);
+                        let prefix = safe_file_name(&prefix);
                         let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
                         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                             let name = e.file_name().to_string_lossy().into_owned();
@@ -733,8 +708,7 @@ impl Run {
                         if let Some((_, p)) = best {
                             self.agent(&format!(
                                 "Cache key {k} not found; using fallback key {fb}"
-                            ))
-                            .await;
+                            ));
                             hit = Some(p);
                             break;
                         }
@@ -745,12 +719,10 @@ impl Run {
         };
         let shown = key.clone().unwrap_or_else(|| "default".to_owned());
         let Some(file) = found else {
-            self.agent(&format!("Cache miss for key {shown}; nothing restored"))
-                .await;
+            self.agent(&format!("Cache miss for key {shown}; nothing restored"));
             return;
         };
-        self.agent(&format!("Restoring cache from {}", file.display()))
-            .await;
+        self.agent(&format!("Restoring cache from {}", file.display()));
         let container = self.container.clone().unwrap_or_default();
         let src_dir = self.src_dir.clone();
         let relocated = tokio::task::spawn_blocking(move || relocate(&file, &src_dir))
@@ -761,24 +733,21 @@ impl Run {
             Ok(f) => {
                 let f = tokio::fs::File::from_std(f);
                 let stream = tokio_util::io::ReaderStream::new(f);
-                self.docker
-                    .upload_tar(&container, stream)
+                self.runtime
+                    .upload_tar(&container, Box::pin(stream))
                     .await
                     .map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),
         };
         match restored {
-            Ok(()) => self.agent(&format!("Cache restored for key {shown}")).await,
-            Err(e) => {
-                self.agent(&format!("Warning: cache restore failed: {e}"))
-                    .await
-            }
+            Ok(()) => self.agent(&format!("Cache restored for key {shown}")),
+            Err(e) => self.agent(&format!("Warning: cache restore failed: {e}")),
         }
     }
 
     /// Save the cache at the end of UPLOAD_ARTIFACTS. Failures are warnings.
-    async fn save_cache(&mut self, spec: &Buildspec) {
+    pub(super) async fn save_cache(&mut self, spec: &Buildspec) {
         let Some(cache) = spec.cache.clone() else {
             return;
         };
@@ -787,8 +756,8 @@ impl Run {
         }
         let dir = self.cache_dir();
         let file = match &self.outputs.cache_key {
-            Some(k) => dir.join(format!("{}.tar", key_file(k))),
-            None => dir.join("default.tar"),
+            Some(k) => dir.join(cache_file_name(Some(k))),
+            None => dir.join(cache_file_name(None)),
         };
         let shown = self
             .outputs
@@ -796,21 +765,17 @@ impl Run {
             .clone()
             .unwrap_or_else(|| "default".to_owned());
         if self.outputs.cache_key.is_some() && file.exists() {
-            self.agent(&format!("Cache for key {shown} already exists; not saving"))
-                .await;
+            self.agent(&format!("Cache for key {shown} already exists; not saving"));
             return;
         }
-        self.agent(&format!("Saving cache for key {shown}")).await;
+        self.agent(&format!("Saving cache for key {shown}"));
         match self.write_cache(spec, &cache.paths, &dir, &file).await {
-            Ok(n) => {
-                self.agent(&format!("Cache saved: {n} entries in {}", file.display()))
-                    .await
-            }
-            Err(e) => self.agent(&format!("Warning: cache not saved: {e}")).await,
+            Ok(n) => self.agent(&format!("Cache saved: {n} entries in {}", file.display())),
+            Err(e) => self.agent(&format!("Warning: cache not saved: {e}")),
         }
     }
 
-    async fn write_cache(
+    pub(super) async fn write_cache(
         &mut self,
         spec: &Buildspec,
         paths: &[String],
@@ -841,8 +806,7 @@ impl Run {
                 .await
                 .is_none()
             {
-                self.agent(&format!("Skipping cache path {p}: {root} does not exist"))
-                    .await;
+                self.agent(&format!("Skipping cache path {p}: {root} does not exist"));
                 continue;
             }
             let glob = (lit < comps.len())
@@ -904,7 +868,7 @@ impl Run {
                     count += n;
                 }
                 Err(e) => {
-                    self.agent(&format!("Skipping cache path {p}: {e}")).await;
+                    self.agent(&format!("Skipping cache path {p}: {e}"));
                     return Err(e);
                 }
             }

@@ -12,7 +12,7 @@
 //! exported) and the saved working directory, line 3 installs an `EXIT` trap that saves them
 //! again with `set -a` on, so plain assignments persist too. `exit N` ends only that command.
 
-use crate::docker::{Chunk, DockerError, Session};
+use crate::runtime::{Chunk, RuntimeError as DockerError, Session};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;

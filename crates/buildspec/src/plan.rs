@@ -3,7 +3,7 @@
 //! Pure: built from a [`Buildspec`] and rendered as text or JSON by the CLI. Secret sources
 //! appear by reference, never by value.
 
-use crate::buildspec::{
+use crate::{
     ArtifactSet, BatchEnv, BatchKind, BatchTask, Buildspec, CacheAction, OnFailure, PhaseName,
 };
 use serde::Serialize;
@@ -364,7 +364,7 @@ const MAX_MATRIX_TASKS: usize = 256;
 
 /// The combinations of a build-matrix, in CodeBuild's axis order (buildspec, image,
 /// compute type, variables), capped at [`MAX_MATRIX_TASKS`].
-fn matrix_tasks(m: &crate::buildspec::BuildMatrix) -> Vec<PlanBatchTask> {
+fn matrix_tasks(m: &crate::BuildMatrix) -> Vec<PlanBatchTask> {
     let base = with_env(
         PlanBatchTask {
             ignore_failure: m.static_ignore_failure,

@@ -20,43 +20,15 @@ use bollard::query_parameters::{
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
     UploadToContainerOptionsBuilder,
 };
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
+use localbuild_engine::DEFAULT_IMAGE;
+use localbuild_engine::runtime::Runtime;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::time::Duration;
-use tokio::io::AsyncWrite;
 
-/// The label on everything localbuild creates; its value is the build id.
-pub const BUILD_LABEL: &str = "localbuild.build-id";
-
-/// A Docker failure, phrased for the user.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DockerError {
-    #[error(
-        "cannot connect to the Docker daemon at {endpoint}: {reason}\n\
-         Is Docker running? Start it (`sudo systemctl start docker`, or `sudo dockerd &` on a machine \
-         without systemd), or set DOCKER_HOST to a daemon that is running."
-    )]
-    Unreachable { endpoint: String, reason: String },
-    #[error("image {image} is not available locally and could not be pulled: {reason}")]
-    ImageUnavailable { image: String, reason: String },
-    #[error("Docker error while trying to {action}: {reason}")]
-    Api {
-        action: &'static str,
-        reason: String,
-    },
-}
-
-impl DockerError {
-    /// The daemon could not start a privileged container (e.g. a daemon that itself runs
-    /// without all capabilities: runc's `unable to apply caps: operation not permitted`).
-    pub fn is_privilege_denied(&self) -> bool {
-        matches!(self, DockerError::Api { reason, .. }
-            if reason.contains("unable to apply caps") || reason.contains("operation not permitted"))
-    }
-}
+pub use localbuild_engine::runtime::{
+    BUILD_LABEL, Chunk, ContainerSpec, Removed, RuntimeError as DockerError, Session, TarStream,
+};
 
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     move |e| DockerError::Api {
@@ -65,52 +37,11 @@ fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerErr
     }
 }
 
-/// A connected Docker daemon.
+/// A connected Docker daemon: the [`Runtime`] of every build in this process (cheap to clone).
 #[derive(Clone)]
 pub struct Docker {
     api: bollard::Docker,
     endpoint: String,
-}
-
-/// What the build container looks like.
-#[derive(Debug, Clone)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub image: String,
-    pub build_id: String,
-    /// `KEY=VALUE` entries for the container environment.
-    pub env: Vec<String>,
-    /// `host_path:container_path[:ro]` bind mounts.
-    pub binds: Vec<String>,
-    pub privileged: bool,
-    /// Keep the image's entrypoint (e.g. `dockerd-entrypoint.sh`) instead of overriding it.
-    pub keep_entrypoint: bool,
-    /// The main process, run with stdin, stdout and stderr attached (ignored with
-    /// `keep_entrypoint`); `None` = a process that only keeps the container alive.
-    pub main: Option<Vec<String>>,
-}
-
-/// One chunk of an exec's output.
-#[derive(Debug, Clone)]
-pub enum Chunk {
-    Stdout(Bytes),
-    Stderr(Bytes),
-}
-
-/// A process running in the container with its stdin, stdout and stderr attached.
-pub struct Session {
-    pub input: Pin<Box<dyn AsyncWrite + Send>>,
-    pub output: Pin<Box<dyn Stream<Item = Result<Chunk, DockerError>> + Send>>,
-    /// The exec id, when the session is a Docker exec (for its exit code).
-    pub exec_id: Option<String>,
-}
-
-/// What `remove_build_resources` removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Removed {
-    pub containers: Vec<String>,
-    pub volumes: Vec<String>,
-    pub networks: Vec<String>,
 }
 
 /// The daemon's address as the user configured it: `DOCKER_HOST`, or the default socket.
@@ -174,7 +105,7 @@ impl Docker {
     }
 
     /// Make sure `image` is present: pull it (one tag, never all) when it is not.
-    pub async fn ensure_image(
+    pub async fn ensure_pulled(
         &self,
         image: &str,
         progress: &mut (dyn FnMut(&str) + Send),
@@ -236,6 +167,11 @@ impl Docker {
         };
         let attached = main.is_some();
         let mut binds = spec.binds.clone();
+        if spec.docker_socket {
+            if let Some(sock) = self.socket_path() {
+                binds.push(format!("{sock}:/var/run/docker.sock"));
+            }
+        }
         binds.sort();
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -318,11 +254,7 @@ impl Docker {
     }
 
     /// Extract a tar stream at `/` in the container (entries carry their full paths).
-    pub async fn upload_tar(
-        &self,
-        id: &str,
-        tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    ) -> Result<(), DockerError> {
+    pub async fn upload_tar(&self, id: &str, tar: TarStream) -> Result<(), DockerError> {
         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
         self.api
             .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
@@ -333,17 +265,15 @@ impl Docker {
     /// A tar stream of `path` in the container (Docker's archive API: entries are named after
     /// the last component of `path`; symlinks are entries, not followed). Nothing is buffered:
     /// the caller reads it as it arrives.
-    pub fn download_tar(
-        &self,
-        id: &str,
-        path: &str,
-    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static + use<> {
+    pub fn download_tar(&self, id: &str, path: &str) -> TarStream {
         let opts = DownloadFromContainerOptionsBuilder::default()
             .path(path)
             .build();
-        self.api
-            .download_from_container(id, Some(opts))
-            .map(|r| r.map_err(|e| std::io::Error::other(root_cause(&e))))
+        Box::pin(
+            self.api
+                .download_from_container(id, Some(opts))
+                .map(|r| r.map_err(|e| std::io::Error::other(root_cause(&e)))),
+        )
     }
 
     /// Start `cmd` in the container with stdin, stdout and stderr attached (no TTY).
@@ -513,6 +443,70 @@ impl Docker {
             }
         }
         Ok(removed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for Docker {
+    /// The default image is made from its recipe ([`image`]); any other image is pulled.
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<(), DockerError> {
+        if image == DEFAULT_IMAGE {
+            image::ensure_standard_image(self, progress)
+                .await
+                .map_err(|e| DockerError::ImageUnavailable {
+                    image: image.to_owned(),
+                    reason: e.to_string(),
+                })
+        } else {
+            self.ensure_pulled(image, progress).await
+        }
+    }
+    async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, DockerError> {
+        Docker::image_entrypoint(self, image).await
+    }
+    async fn start_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<(String, Option<Session>), DockerError> {
+        Docker::start_container(self, spec).await
+    }
+    async fn start_session(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        user: Option<&str>,
+        working_dir: &str,
+        env: &[String],
+    ) -> Result<Session, DockerError> {
+        Docker::start_session(self, container, cmd, user, working_dir, env).await
+    }
+    async fn exec_status(&self, container: &str, cmd: Vec<String>) -> Result<i64, DockerError> {
+        Docker::exec_status(self, container, cmd).await
+    }
+    async fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
+        Docker::exec_exit_code(self, exec_id).await
+    }
+    async fn is_running(&self, container: &str) -> bool {
+        Docker::is_running(self, container).await
+    }
+    async fn wait_stopped(&self, container: &str, limit: Duration) -> bool {
+        Docker::wait_stopped(self, container, limit).await
+    }
+    async fn upload_tar(&self, container: &str, tar: TarStream) -> Result<(), DockerError> {
+        Docker::upload_tar(self, container, tar).await
+    }
+    fn download_tar(&self, container: &str, path: &str) -> TarStream {
+        Docker::download_tar(self, container, path)
+    }
+    async fn remove_container(&self, container: &str) -> Result<(), DockerError> {
+        Docker::remove_container(self, container).await
+    }
+    async fn remove_build_resources(&self, build_id: Option<&str>) -> Result<Removed, DockerError> {
+        Docker::remove_build_resources(self, build_id).await
     }
 }
 

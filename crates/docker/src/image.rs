@@ -1,7 +1,7 @@
 //! The default build image, `localbuild/standard:1.0`.
 //!
-//! Recipe: `docker/standard/` (Dockerfile, `install-packages.sh`, `sources.list`), embedded
-//! at compile time; see `docker/standard/README.md` for the verified shell equivalent.
+//! Recipe: `crates/docker/standard/` (Dockerfile, `install-packages.sh`, `sources.list`), embedded
+//! at compile time; see `crates/docker/standard/README.md` for the verified shell equivalent.
 //!
 //! [`ensure_standard_image`] builds the image only when it is missing. Its base,
 //! `localbuild/debian-base:bookworm`, is made by pulling `debian:bookworm-slim` (bounded by a
@@ -31,8 +31,8 @@ use tokio::process::Command;
 use tokio_util::io::ReaderStream;
 
 /// The default build image.
-pub const STANDARD_IMAGE: &str = "localbuild/standard:1.0";
-/// The base image `docker/standard/Dockerfile` starts from.
+pub const STANDARD_IMAGE: &str = localbuild_engine::DEFAULT_IMAGE;
+/// The base image `crates/docker/standard/Dockerfile` starts from.
 pub const DEBIAN_BASE_IMAGE: &str = "localbuild/debian-base:bookworm";
 const DEBIAN_BASE_REPO: &str = "localbuild/debian-base";
 const DEBIAN_BASE_TAG: &str = "bookworm";
@@ -46,7 +46,7 @@ pub const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 /// Installed at debootstrap time (`--include`): build containers may have no network, so
 /// the Dockerfile must not need any on the debootstrap base. `bash` and `dash` are
 /// essential packages, always present in `minbase`. Keep in sync with
-/// `docker/standard/install-packages.sh`.
+/// `crates/docker/standard/install-packages.sh`.
 pub const DEBOOTSTRAP_PACKAGES: &[&str] = &[
     "git",
     "curl",
@@ -58,9 +58,9 @@ pub const DEBOOTSTRAP_PACKAGES: &[&str] = &[
     "procps",
 ];
 
-const DOCKERFILE: &str = include_str!("../../docker/standard/Dockerfile");
-const INSTALL_PACKAGES_SH: &str = include_str!("../../docker/standard/install-packages.sh");
-const SOURCES_LIST: &str = include_str!("../../docker/standard/sources.list");
+const DOCKERFILE: &str = include_str!("../standard/Dockerfile");
+const INSTALL_PACKAGES_SH: &str = include_str!("../standard/install-packages.sh");
+const SOURCES_LIST: &str = include_str!("../standard/sources.list");
 
 /// Lines of a failing child process's output kept for the error message.
 const TAIL_LINES: usize = 25;

@@ -1,0 +1,257 @@
+//! The buildspec phases: each command through the user's shell driver (see [`crate::shell`]),
+//! with live output, `CODEBUILD_BUILD_SUCCEEDING` / `CODEBUILD_LAST_EXIT`, and the exported
+//! variables at the end.
+
+use super::*;
+use crate::buildspec::Version;
+use crate::runtime::RuntimeError;
+use crate::shell::{AgentVars, Persistence, ShellError, compose_script, driver_command};
+use tokio::sync::mpsc;
+
+impl Run {
+    /// The `script.sh` text for `cmd` at this point of the build.
+    pub(super) fn script(&self, spec: &Buildspec, cmd: &str) -> String {
+        let persistence = match spec.version {
+            Version::V0_1 => Persistence::Fresh,
+            Version::V0_2 => Persistence::Carry,
+        };
+        let vars = AgentVars {
+            succeeding: self.succeeding,
+            last_exit: self.last_exit,
+        };
+        compose_script(
+            &self.layout.tmp_dir(),
+            &self.src_dir,
+            persistence,
+            vars,
+            cmd,
+        )
+    }
+
+    /// Run `cmd` with the build's shell semantics as the default user, without logging it;
+    /// returns its exit status and its output (stdout and stderr). `None` if the shell died.
+    pub(super) async fn capture(&mut self, spec: &Buildspec, cmd: &str) -> Option<(i64, Vec<u8>)> {
+        self.driver(None).await.ok()?;
+        let script = self.script(spec, cmd);
+        let mut driver = self.take_driver(None)?;
+        let mut out = Vec::new();
+        let result = self
+            .guard(driver.run(&script, &mut |b| out.extend_from_slice(&b)))
+            .await;
+        match result {
+            Ok(Ok(code)) => {
+                self.drivers.insert(None, std::sync::Mutex::new(driver));
+                Some((code, out))
+            }
+            Ok(Err(ShellError::Ended { output })) => {
+                out.extend_from_slice(&output);
+                Some((self.ended_status(driver.exec_id(), 127).await, out))
+            }
+            _ => None,
+        }
+    }
+
+    /// `env.exported-variables`: their values as the last command left them, into the record.
+    pub(super) async fn export_variables(&mut self, spec: &Buildspec) {
+        let names: Vec<&String> = spec
+            .env
+            .exported_variables
+            .iter()
+            .filter(|n| crate::secrets::is_variable_name(n))
+            .collect();
+        if names.is_empty() || self.container.is_none() {
+            return;
+        }
+        let cmd: String = names
+            .iter()
+            .map(|n| format!("printf '%s\\0' \"${{{n}-}}\"; "))
+            .collect();
+        let Some((0, out)) = self.capture(spec, &cmd).await else {
+            return;
+        };
+        let values = out.split(|b| *b == 0);
+        self.build.exported_environment_variables = names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| EnvironmentVariable {
+                name: (*n).clone(),
+                value: self.hub.mask(&String::from_utf8_lossy(v)),
+                kind: None,
+            })
+            .collect();
+    }
+
+    /// Take `user`'s driver out of the map while a command uses it.
+    pub(super) fn take_driver(&mut self, user: Option<&str>) -> Option<Driver> {
+        let driver = self.drivers.remove(&user.map(str::to_owned))?;
+        Some(driver.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The exit status of a driver that ended: Docker's for an exec (126 for a missing
+    /// `run-as` user), else `fallback`. (Takes the id, not the `Driver`, which is not `Sync`.)
+    pub(super) async fn ended_status(&self, exec_id: Option<&str>, fallback: i64) -> i64 {
+        match exec_id {
+            Some(id) => self.runtime.exec_exit_code(id).await.unwrap_or(fallback),
+            None => fallback,
+        }
+    }
+
+    /// Make sure a driver runs for `user`.
+    pub(super) async fn driver(&mut self, user: Option<&str>) -> Result<(), RuntimeError> {
+        let key = user.map(str::to_owned);
+        if !self.drivers.contains_key(&key) {
+            let driver = self.open_driver(user).await?;
+            self.drivers.insert(key, std::sync::Mutex::new(driver));
+        }
+        Ok(())
+    }
+
+    /// Start a driver for `user` (it works from `/`; scripts `cd` where they run).
+    pub(super) async fn open_driver(&self, user: Option<&str>) -> Result<Driver, RuntimeError> {
+        let shell = &self.shell;
+        let container = self.container.clone().unwrap_or_default();
+        let session = self
+            .runtime
+            .start_session(
+                &container,
+                driver_command(&self.layout.tmp_dir(), &self.marker, shell, &self.src_dir),
+                user,
+                "/",
+                &self.driver_env,
+            )
+            .await?;
+        Ok(Driver::new(session, self.marker.clone()))
+    }
+
+    /// One attempt at a buildspec phase: its commands until one fails, then its `finally`
+    /// commands until one fails (decision U5).
+    pub(super) async fn run_phase(
+        &mut self,
+        spec: &Buildspec,
+        phase: &buildspec::Phase,
+    ) -> Attempt {
+        let user = phase.run_as.clone().or_else(|| spec.run_as.clone());
+        let mut failure: Option<Attempt> = None;
+        for list in [&phase.commands, &phase.finally] {
+            for cmd in list {
+                match self.run_command(spec, user.as_deref(), cmd).await {
+                    CommandEnd::Ok => {}
+                    CommandEnd::Failed { code, output } => {
+                        if failure.is_none() {
+                            failure = Some(Attempt {
+                                output,
+                                code,
+                                ..Attempt::with(
+                                    Ended::Failed,
+                                    PhaseContext::new(
+                                        "COMMAND_EXECUTION_ERROR",
+                                        format!(
+                                            "Error while executing command: {cmd}. Reason: exit status {code}"
+                                        ),
+                                    ),
+                                )
+                            });
+                        }
+                        break;
+                    }
+                    CommandEnd::Interrupted(i) => return Attempt::interrupted(i),
+                    CommandEnd::Fault(m) => {
+                        return Attempt::with(
+                            Ended::Fault,
+                            PhaseContext::new("SINGLE_BUILD_CONTAINER_DEAD", m),
+                        );
+                    }
+                }
+            }
+        }
+        failure.unwrap_or_else(Attempt::succeeded)
+    }
+
+    pub(super) async fn run_command(
+        &mut self,
+        spec: &Buildspec,
+        user: Option<&str>,
+        cmd: &str,
+    ) -> CommandEnd {
+        if let Some(i) = self.interrupted() {
+            return CommandEnd::Interrupted(i);
+        }
+        self.agent(&format!("Running command {cmd}"));
+        if let Err(e) = self.driver(user).await {
+            return CommandEnd::Fault(e.to_string());
+        }
+        let script = self.script(spec, cmd);
+        let key = user.map(str::to_owned);
+        let Some(mut driver) = self.take_driver(user) else {
+            return CommandEnd::Fault("no command shell".into());
+        };
+        // Output flows through a channel so that the log and events see it live.
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let mut captured = Vec::new();
+        let cancel = self.cancel.clone();
+        let deadline = self.deadline;
+        let result = {
+            let run = async {
+                let mut sink = |b: Bytes| {
+                    let _ = tx.send(b);
+                };
+                let r = driver.run(&script, &mut sink).await;
+                drop(tx);
+                r
+            };
+            let pump = async {
+                while let Some(b) = rx.recv().await {
+                    if captured.len() < 1 << 20 {
+                        captured.extend_from_slice(&b);
+                    }
+                    self.output(b);
+                }
+            };
+            // `guard` would borrow `self`, which `pump` holds.
+            interruptible(&cancel, deadline, async { tokio::join!(run, pump).0 }).await
+        };
+        let code = match result {
+            Err(i) => return CommandEnd::Interrupted(i),
+            Ok(Ok(code)) => {
+                self.drivers.insert(key, std::sync::Mutex::new(driver));
+                code
+            }
+            Ok(Err(ShellError::Ended { output })) => {
+                // The driver ended: a missing run-as user (exit 126), or the container died.
+                if !output.is_empty() {
+                    captured.extend_from_slice(&output);
+                    self.output(output);
+                }
+                let container = self.container.clone().unwrap_or_default();
+                if !self.runtime.is_running(&container).await {
+                    return CommandEnd::Fault(
+                        "Build container found dead before completing the build".into(),
+                    );
+                }
+                self.ended_status(driver.exec_id(), 126).await
+            }
+            Ok(Err(e)) => return CommandEnd::Fault(e.to_string()),
+        };
+        self.emit(Event::Output(Bytes::from_static(b"\n")));
+        self.last_exit = code;
+        if code == 0 {
+            CommandEnd::Ok
+        } else {
+            self.succeeding = false;
+            self.agent(&format!(
+                "Command did not exit successfully {cmd} exit status {code}"
+            ));
+            CommandEnd::Failed {
+                code,
+                output: Bytes::from(captured),
+            }
+        }
+    }
+}
+
+pub(super) enum CommandEnd {
+    Ok,
+    Failed { code: i64, output: Bytes },
+    Interrupted(Interrupt),
+    Fault(String),
+}

@@ -1,0 +1,627 @@
+//! Carries out one build: the async half of the lifecycle. [`crate::lifecycle`] decides what
+//! comes next; this module does it: PROVISIONING ([`provision`]), DOWNLOAD_SOURCE
+//! ([`download`]), the buildspec phases ([`commands`]), UPLOAD_ARTIFACTS and the cache
+//! ([`outputs`]), FINALIZING. It reaches containers only through [`crate::runtime::Runtime`],
+//! reports only through the build's [`Hub`], and keeps the record through the [`Store`].
+//!
+//! Stop and timeout are honoured around every wait on the container (`guard`, `interruptible`);
+//! transfers in UPLOAD_ARTIFACTS are checked before and after, not midway.
+
+mod commands;
+mod download;
+mod outputs;
+mod provision;
+
+use crate::buildspec::{self, Buildspec, PhaseName};
+use crate::event::Event;
+use crate::handle::{Engine, Hub};
+use crate::images::ImageTracker;
+use crate::lifecycle::{Ended, Lifecycle, Next, is_logged};
+use crate::log::context_message;
+use crate::record::*;
+use crate::request::{ACCOUNT_ID, BuildRequest, BuildspecSource};
+use crate::runtime::{Layout, Runtime};
+use crate::shell::Driver;
+use crate::store::{Place, Store};
+use crate::{Outcome, hints};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use download::Loaded;
+
+/// Why a build stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    TimedOut,
+    Stopped,
+}
+
+/// How one attempt at a phase went: what the lifecycle needs to decide, and what the record
+/// and the hint need to say.
+struct Attempt {
+    how: Ended,
+    /// The phase's context (`None`: the phase has no contexts key, as SUBMITTED and QUEUED).
+    context: Option<PhaseContext>,
+    /// The failing command's output and exit status (for `RETRY-N-regex` and hints).
+    output: Bytes,
+    code: i64,
+}
+
+impl Attempt {
+    fn succeeded() -> Attempt {
+        Attempt::with(Ended::Succeeded, PhaseContext::default())
+    }
+
+    fn with(how: Ended, context: PhaseContext) -> Attempt {
+        Attempt {
+            how,
+            context: Some(context),
+            output: Bytes::new(),
+            code: 0,
+        }
+    }
+
+    fn interrupted(i: Interrupt) -> Attempt {
+        match i {
+            Interrupt::TimedOut => Attempt::with(
+                Ended::TimedOut,
+                PhaseContext::new("BUILD_TIMED_OUT", "Build has timed out. "),
+            ),
+            Interrupt::Stopped => Attempt::with(Ended::Stopped, PhaseContext::default()),
+        }
+    }
+}
+
+impl From<Result<(), PhaseError>> for Attempt {
+    fn from(r: Result<(), PhaseError>) -> Attempt {
+        match r {
+            Ok(()) => Attempt::succeeded(),
+            Err(PhaseError::Interrupted(i)) => Attempt::interrupted(i),
+            Err(PhaseError::Failed(ctx)) => Attempt::with(Ended::Failed, ctx),
+            Err(PhaseError::Fault(ctx)) => Attempt::with(Ended::Fault, ctx),
+        }
+    }
+}
+
+/// The milliseconds-precision epoch seconds of the record.
+fn epoch(t: OffsetDateTime) -> f64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0
+}
+
+/// The record of a build just submitted.
+pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place) -> Build {
+    let now = OffsetDateTime::now_utc();
+    let region = &req.region;
+    let group = format!("/aws/codebuild/{}", req.project);
+    let (kind, location) = match req.source_dir() {
+        Some(dir) => ("NO_SOURCE", dir.display().to_string()),
+        None => ("NO_SOURCE", String::new()),
+    };
+    Build {
+        id: build_id.to_owned(),
+        arn: format!("arn:aws:codebuild:{region}:{ACCOUNT_ID}:build/{build_id}"),
+        build_number: place.number,
+        start_time: epoch(now),
+        end_time: None,
+        current_phase: PhaseType::Submitted,
+        build_status: Status::InProgress,
+        resolved_source_version: None,
+        project_name: req.project.clone(),
+        phases: vec![],
+        source: Source {
+            kind: kind.to_owned(),
+            location,
+            source_identifier: None,
+            buildspec: match &req.buildspec {
+                BuildspecSource::Default => None,
+                BuildspecSource::File(p) => Some(p.display().to_string()),
+                BuildspecSource::InSource(p) | BuildspecSource::Inline(p) => Some(p.clone()),
+            },
+        },
+        secondary_sources: req
+            .secondary_sources
+            .iter()
+            .map(|(id, dir)| Source {
+                kind: "NO_SOURCE".to_owned(),
+                location: dir.display().to_string(),
+                source_identifier: Some(id.clone()),
+                buildspec: None,
+            })
+            .collect(),
+        artifacts: Artifacts::default(),
+        secondary_artifacts: vec![],
+        cache: Cache {
+            kind: "NO_CACHE".to_owned(),
+        },
+        environment: Environment {
+            kind: "LINUX_CONTAINER".to_owned(),
+            image: req.image.clone(),
+            compute_type: "BUILD_GENERAL1_SMALL".to_owned(),
+            environment_variables: vec![],
+            privileged_mode: req.privileged,
+            image_pull_credentials_type: "CODEBUILD".to_owned(),
+        },
+        logs: Logs {
+            deep_link: format!(
+                "https://console.aws.amazon.com/cloudwatch/home?region={region}#logEvent:group={group};stream={uuid}"
+            ),
+            group_name: group,
+            stream_name: uuid.to_owned(),
+            cloud_watch_logs: LogStatus {
+                status: "ENABLED".to_owned(),
+            },
+            s3_logs: LogStatus {
+                status: "DISABLED".to_owned(),
+            },
+            local_path: Some(place.log.display().to_string()),
+        },
+        timeout_in_minutes: req.timeout.as_secs().div_ceil(60),
+        queued_timeout_in_minutes: 480,
+        build_complete: false,
+        initiator: req.initiator.clone(),
+        encryption_key: format!("arn:aws:kms:{region}:{ACCOUNT_ID}:alias/aws/s3"),
+        exported_environment_variables: vec![],
+        report_arns: vec![],
+    }
+}
+
+/// One build being carried out.
+pub(crate) struct Run {
+    req: BuildRequest,
+    runtime: Arc<dyn Runtime>,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    cancel: CancellationToken,
+    deadline: Instant,
+    place: Place,
+    build: Build,
+    build_id: String,
+    layout: Layout,
+    container: Option<String>,
+    /// One driver per `run-as` user (`None` = the image's default user, root).
+    /// (In a `Mutex` only so that `Run` is `Sync`; a driver is used by one command at a time.)
+    drivers: HashMap<Option<String>, std::sync::Mutex<Driver>>,
+    marker: String,
+    src_root: String,
+    src_dir: String,
+    succeeding: bool,
+    last_exit: i64,
+    /// The environment every driver starts with (`KEY=VALUE`).
+    driver_env: Vec<String>,
+    /// The container id is known (it was created and started).
+    provisioned: bool,
+    /// The default user's shell is the container's main process (it ends when its stdin does).
+    main_driver: bool,
+    /// The shell commands run with (`env.shell`, default `/bin/sh`).
+    shell: String,
+    /// Removing the container failed: search by label at the end.
+    leftovers: bool,
+    /// Images built and pushed, read from command output.
+    images: ImageTracker,
+    /// Artifacts, reports and cache state (see `outputs`).
+    outputs: outputs::Outputs,
+    /// The first failure to keep the record (the build goes on; the outcome says so).
+    store_error: Option<String>,
+}
+
+impl Run {
+    pub(crate) fn new(
+        engine: Engine,
+        req: BuildRequest,
+        place: Place,
+        hub: Arc<Hub>,
+        cancel: CancellationToken,
+    ) -> Run {
+        let runtime = engine.runtime().clone();
+        let layout = runtime.layout();
+        let build = hub.record();
+        let src_root = format!(
+            "{}/src{}",
+            layout.output_dir,
+            100_000_000 + (uuid::Uuid::new_v4().as_u128() % 900_000_000)
+        );
+        Run {
+            deadline: Instant::now() + req.timeout,
+            build_id: build.id.clone(),
+            build,
+            store: engine.store().clone(),
+            runtime,
+            hub,
+            cancel,
+            container: None,
+            drivers: HashMap::new(),
+            marker: format!("__localbuild_{}__", uuid::Uuid::new_v4().simple()),
+            src_dir: if req.secondary_sources.is_empty() {
+                format!("{src_root}/src")
+            } else {
+                format!("{src_root}/src/s3/00")
+            },
+            src_root,
+            layout,
+            succeeding: true,
+            last_exit: 0,
+            driver_env: vec![],
+            provisioned: false,
+            main_driver: false,
+            shell: "/bin/sh".to_owned(),
+            leftovers: false,
+            images: ImageTracker::new(),
+            outputs: outputs::Outputs::default(),
+            store_error: None,
+            place,
+            req,
+        }
+    }
+
+    /// Carry out the build to the end, whatever happens, and publish its outcome.
+    pub(crate) async fn run(mut self) {
+        // If this future panics or is dropped mid-build, the guard still removes the container.
+        let mut guard = CleanupGuard {
+            runtime: Some(self.runtime.clone()),
+            build_id: self.build_id.clone(),
+        };
+        self.execute().await;
+        self.cleanup().await;
+        guard.runtime = None;
+        self.hub.flush_log();
+        self.save().await;
+        let outcome = Outcome {
+            build: self.build.clone(),
+            dir: self.place.dir.clone(),
+            log_path: self.place.log.clone(),
+            images: std::mem::take(&mut self.images).into_phases(),
+            reports: std::mem::take(&mut self.outputs.reports),
+            artifacts: std::mem::take(&mut self.outputs.artifacts),
+            store_error: self.store_error.take(),
+        };
+        self.hub.finish(outcome);
+    }
+
+    /// Keep the record as it is now. A failure is reported once and never stops the build.
+    async fn save(&mut self) {
+        let store = self.store.clone();
+        let build = self.build.clone();
+        let saved = tokio::task::spawn_blocking(move || store.save(&build)).await;
+        let error = match saved {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        if self.store_error.is_none() {
+            self.progress(&format!("warning: the build record was not saved: {error}"));
+            self.store_error = Some(error);
+        }
+    }
+
+    /// Publish an event; returns it as published (masked).
+    fn emit(&self, event: Event) -> Event {
+        self.hub.publish(event)
+    }
+
+    /// An agent line of the build log.
+    fn agent(&self, message: &str) {
+        self.emit(Event::Agent {
+            at: OffsetDateTime::now_utc(),
+            text: message.to_owned(),
+        });
+    }
+
+    /// Command output (complete lines).
+    fn output(&mut self, bytes: Bytes) {
+        if let Event::Output(masked) = self.emit(Event::Output(bytes)) {
+            self.images.feed(self.build.current_phase, &masked);
+        }
+    }
+
+    fn progress(&self, message: &str) {
+        self.emit(Event::Progress(message.to_owned()));
+    }
+
+    /// Start a phase; phases are contiguous in time.
+    async fn begin(&mut self, phase: PhaseType) {
+        let start = self
+            .build
+            .phases
+            .last()
+            .and_then(|p| p.end_time)
+            .unwrap_or(self.build.start_time);
+        self.build.current_phase = phase;
+        self.build.phases.push(BuildPhase {
+            phase_type: phase,
+            phase_status: None,
+            start_time: start,
+            end_time: None,
+            duration_in_seconds: None,
+            contexts: None,
+        });
+        self.hub.set_record(&self.build);
+        self.emit(Event::PhaseStarted { phase, at: start });
+        self.save().await;
+    }
+
+    /// End the current phase; the agent's two closing lines first for the phases it logs.
+    async fn close(&mut self, status: Status, context: Option<PhaseContext>) {
+        let phase = self.build.current_phase;
+        let context = context.map(|mut c| {
+            c.message = self.hub.mask(&c.message);
+            c
+        });
+        if let (true, Some(ctx)) = (is_logged(phase), &context) {
+            self.agent(&format!(
+                "Phase complete: {} State: {}",
+                phase.as_str(),
+                status.as_str()
+            ));
+            self.agent(&context_message(&ctx.status_code, &ctx.message));
+        }
+        let now = epoch(OffsetDateTime::now_utc());
+        let Some(p) = self.build.phases.last_mut() else {
+            return;
+        };
+        let end = now.max(p.start_time);
+        p.end_time = Some(end);
+        p.duration_in_seconds = Some((end - p.start_time).floor() as i64);
+        p.phase_status = Some(status);
+        p.contexts = context.clone().map(|c| vec![c]);
+        self.hub.set_record(&self.build);
+        self.emit(Event::PhaseEnded {
+            phase,
+            status,
+            contexts: context.map(|c| vec![c]),
+            at: end,
+        });
+        self.save().await;
+    }
+
+    fn interrupted(&self) -> Option<Interrupt> {
+        if self.cancel.is_cancelled() {
+            Some(Interrupt::Stopped)
+        } else if Instant::now() >= self.deadline {
+            Some(Interrupt::TimedOut)
+        } else {
+            None
+        }
+    }
+
+    /// Await `fut` unless the build is stopped or times out first.
+    async fn guard<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Interrupt> {
+        interruptible(&self.cancel, self.deadline, fut).await
+    }
+
+    /// The lifecycle: carry out the current phase, ask [`Lifecycle`] what it means, repeat.
+    async fn execute(&mut self) {
+        let mut lifecycle = Lifecycle::new();
+        let mut phase = Lifecycle::FIRST;
+        let mut loaded: Option<Loaded> = None;
+        let mut spec: Option<Buildspec> = None;
+        self.begin(phase).await;
+        loop {
+            let current = buildspec_phase(phase);
+            let definition = match (current, &spec) {
+                (Some(name), Some(spec)) => spec.phases.get(name).cloned().unwrap_or_default(),
+                _ => buildspec::Phase::default(),
+            };
+            let attempt = match phase {
+                PhaseType::Submitted | PhaseType::Queued => Attempt {
+                    context: None,
+                    ..Attempt::succeeded()
+                },
+                PhaseType::Provisioning => {
+                    // The buildspec and environment are worked out on the host first, so that
+                    // the shell can be the container's main process; problems are reported in
+                    // DOWNLOAD_SOURCE, as CodeBuild does.
+                    loaded = Some(self.load().await);
+                    self.provision().await.into()
+                }
+                PhaseType::DownloadSource => match loaded.take() {
+                    Some(l) => match self.download_source(l).await {
+                        Ok(s) => {
+                            spec = Some(s);
+                            Attempt::succeeded()
+                        }
+                        Err(e) => Err(e).into(),
+                    },
+                    None => Attempt::succeeded(),
+                },
+                PhaseType::UploadArtifacts => match &spec {
+                    Some(s) => {
+                        let s = s.clone();
+                        self.upload_artifacts(&s).await.into()
+                    }
+                    None => Attempt::succeeded(),
+                },
+                PhaseType::Finalizing => {
+                    // A stopped, timed-out or faulted build may still be running a command.
+                    let graceful =
+                        matches!(lifecycle.build_status(), Status::Succeeded | Status::Failed);
+                    self.remove_container(graceful).await;
+                    Attempt::succeeded()
+                }
+                PhaseType::Completed => Attempt::succeeded(),
+                _ => match &spec {
+                    Some(s) => {
+                        let s = s.clone();
+                        self.run_phase(&s, &definition).await
+                    }
+                    None => Attempt::succeeded(),
+                },
+            };
+            let output = String::from_utf8_lossy(&attempt.output);
+            let message = attempt.context.as_ref().map_or("", |c| c.message.as_str());
+            let decision = lifecycle.ended(
+                phase,
+                attempt.how,
+                definition.on_failure.as_ref(),
+                &[message, &output],
+            );
+            if let Next::Retry { attempt: n, of } = decision.next {
+                let name = current.map_or("", |n| n.upper());
+                self.agent(&format!("Retrying phase {name} (attempt {n} of {of})"));
+                continue;
+            }
+            let hint = match (attempt.how, &spec) {
+                (Ended::Failed, Some(spec)) if current.is_some() => hints::hint(&hints::Facts {
+                    output: &output,
+                    exit_code: attempt.code,
+                    privileged: self.req.privileged,
+                    shell: spec.env.shell.as_deref(),
+                    image: &self.req.image,
+                }),
+                _ => None,
+            };
+            let leaving_phases = current.is_some()
+                && matches!(attempt.how, Ended::Succeeded | Ended::Failed)
+                && matches!(
+                    decision.next,
+                    Next::Enter(PhaseType::UploadArtifacts | PhaseType::Finalizing)
+                );
+            if let Some(status) = decision.status {
+                self.close(status, attempt.context).await;
+            }
+            if let Some(hint) = hint {
+                self.agent(&format!("Hint: {hint}"));
+            }
+            if let (true, Some(s)) = (leaving_phases, &spec) {
+                let s = s.clone();
+                self.export_variables(&s).await;
+            }
+            match decision.next {
+                Next::Enter(PhaseType::Completed) => {
+                    // The final status is set before COMPLETED is announced.
+                    self.build.build_complete = true;
+                    self.build.build_status = lifecycle.build_status();
+                    self.build.end_time = self.build.phases.last().and_then(|p| p.end_time);
+                    phase = PhaseType::Completed;
+                    self.begin(phase).await;
+                }
+                Next::Enter(next) => {
+                    phase = next;
+                    self.begin(phase).await;
+                    if let Some(name) = buildspec_phase(phase) {
+                        self.agent(&format!("Entering phase {}", name.upper()));
+                    }
+                }
+                Next::Retry { .. } | Next::Done => break,
+            }
+        }
+    }
+
+    async fn remove_container(&mut self, graceful: bool) {
+        tracing::debug!("finalizing: removing the container");
+        let root = self.take_driver(None);
+        self.drivers.clear();
+        if let Some(driver) = root {
+            // End of stdin ends the main-process shell, and with it the container.
+            driver.close().await;
+        }
+        if let Some(id) = self.container.take() {
+            if graceful && self.main_driver {
+                self.runtime.wait_stopped(&id, Duration::from_secs(2)).await;
+            }
+            if self.runtime.remove_container(&id).await.is_err() {
+                self.leftovers = true;
+            }
+        }
+    }
+
+    /// Whatever happened, nothing labelled with this build stays behind. The container was
+    /// removed by id in FINALIZING; a search by label is needed only when that failed or when
+    /// provisioning did not get as far as knowing the container's id.
+    async fn cleanup(&mut self) {
+        tracing::debug!("cleanup");
+        self.remove_container(false).await;
+        if self.leftovers || !self.provisioned {
+            let _ = self
+                .runtime
+                .remove_build_resources(Some(&self.build_id))
+                .await;
+        }
+    }
+}
+
+/// The buildspec phase a lifecycle phase runs, if it is one.
+fn buildspec_phase(phase: PhaseType) -> Option<PhaseName> {
+    match phase {
+        PhaseType::Install => Some(PhaseName::Install),
+        PhaseType::PreBuild => Some(PhaseName::PreBuild),
+        PhaseType::Build => Some(PhaseName::Build),
+        PhaseType::PostBuild => Some(PhaseName::PostBuild),
+        _ => None,
+    }
+}
+
+/// Removes the build's labelled resources on drop unless disarmed (panic or dropped future).
+struct CleanupGuard {
+    runtime: Option<Arc<dyn Runtime>>,
+    build_id: String,
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let id = std::mem::take(&mut self.build_id);
+        // A fresh runtime on its own thread: this may run while a runtime is unwinding.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(runtime.remove_build_resources(Some(&id)));
+            }
+        })
+        .join();
+    }
+}
+
+/// Await `fut` unless `cancel` fires or `deadline` passes first.
+async fn interruptible<T>(
+    cancel: &CancellationToken,
+    deadline: Instant,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Interrupt> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(Interrupt::Stopped),
+        () = tokio::time::sleep_until(deadline) => Err(Interrupt::TimedOut),
+        v = fut => Ok(v),
+    }
+}
+
+/// Why a lifecycle phase (PROVISIONING, DOWNLOAD_SOURCE, UPLOAD_ARTIFACTS) did not succeed.
+enum PhaseError {
+    Interrupted(Interrupt),
+    Failed(PhaseContext),
+    /// The build container could not be provisioned or died.
+    Fault(PhaseContext),
+}
+
+/// A container-name-safe version of the project name.
+fn sanitize(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.trim_start_matches(['-', '.', '_']).to_owned()
+}
+
+/// `no such file or directory`, as Go prints it.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,162 @@
+//! PROVISIONING: the image, then the build container with the command shell as its main
+//! process (or the image's own entrypoint, for images that start their own Docker daemon).
+
+use super::*;
+use crate::runtime::{ContainerSpec, RuntimeError};
+use crate::shell::driver_command;
+
+impl Run {
+    /// PROVISIONING: the image, the container.
+    pub(super) async fn provision(&mut self) -> Result<(), PhaseError> {
+        let image = self.req.image.clone();
+        let hub = self.hub.clone();
+        let runtime = self.runtime.clone();
+        let ensure = async move {
+            let mut progress = |line: &str| {
+                hub.publish(Event::Progress(line.to_owned()));
+            };
+            runtime.ensure_image(&image, &mut progress).await
+        };
+        tracing::debug!("provisioning: image");
+        let result = self.guard(ensure).await.map_err(PhaseError::Interrupted)?;
+        if let Err(e) = result {
+            return Err(PhaseError::Fault(PhaseContext::new(
+                "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE",
+                format!("Unable to pull customer's container image. {e}"),
+            )));
+        }
+
+        let mut binds = vec![];
+        if self.req.bind_mount {
+            for (dir, path) in self.sources() {
+                binds.push(format!("{}:{path}", dir.display()));
+            }
+        }
+        if let Some(aws) = &self.req.aws_dir {
+            binds.push(format!("{}:/root/.aws:ro", aws.display()));
+        }
+        let mut keep_entrypoint = false;
+        if self.req.privileged {
+            let entrypoint = self
+                .runtime
+                .image_entrypoint(&self.req.image)
+                .await
+                .unwrap_or_default();
+            keep_entrypoint = entrypoint
+                .iter()
+                .any(|e| e.ends_with("dockerd-entrypoint.sh"));
+        }
+        let mut spec = ContainerSpec {
+            name: format!(
+                "localbuild-{}-{}",
+                sanitize(&self.req.project),
+                &self.build.logs.stream_name[..8]
+            ),
+            image: self.req.image.clone(),
+            build_id: self.build_id.clone(),
+            env: vec!["HOME=/root".to_owned()],
+            binds,
+            privileged: self.req.privileged,
+            docker_socket: self.req.privileged && !keep_entrypoint,
+            keep_entrypoint,
+            main: Some(driver_command(
+                &self.layout.tmp_dir(),
+                &self.marker,
+                &self.shell,
+                &self.src_dir,
+            )),
+        };
+        spec.env.extend(self.driver_env.iter().cloned());
+        tracing::debug!("provisioning: image ready, starting the container");
+        let mut started = self
+            .guard(self.runtime.start_container(&spec))
+            .await
+            .map_err(PhaseError::Interrupted)?;
+        if spec.privileged
+            && started
+                .as_ref()
+                .is_err_and(RuntimeError::is_privilege_denied)
+        {
+            // A daemon that cannot grant privileges (itself in a restricted container): docker
+            // commands still work through the mounted socket, so run unprivileged. (An image's
+            // own dockerd then fails to start, and the wait below reports it.)
+            let _ = self
+                .runtime
+                .remove_build_resources(Some(&self.build_id))
+                .await;
+            let effect = if keep_entrypoint {
+                "the image's own Docker daemon may fail to start"
+            } else {
+                "docker commands use this machine's daemon through its socket"
+            };
+            self.progress(&format!("warning: this Docker daemon cannot start privileged containers; running the build container unprivileged ({effect})"));
+            spec.privileged = false;
+            started = self
+                .guard(self.runtime.start_container(&spec))
+                .await
+                .map_err(PhaseError::Interrupted)?;
+        }
+        match started {
+            Ok((id, session)) => {
+                self.container = Some(id.clone());
+                self.provisioned = true;
+                if let Some(session) = session {
+                    let driver = Driver::new(session, self.marker.clone());
+                    self.drivers.insert(None, std::sync::Mutex::new(driver));
+                    self.main_driver = true;
+                }
+                if keep_entrypoint {
+                    self.wait_for_dockerd(&id).await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The container may exist even though it could not start.
+                let _ = self
+                    .runtime
+                    .remove_build_resources(Some(&self.build_id))
+                    .await;
+                Err(PhaseError::Fault(PhaseContext::new(
+                    "SINGLE_BUILD_CONTAINER_DEAD",
+                    format!("Build container found dead before completing the build. {e}"),
+                )))
+            }
+        }
+    }
+
+    /// The image's `dockerd-entrypoint.sh` starts dockerd: wait (up to ~60 s, as the script
+    /// does) until `docker info` succeeds in the container; fail if the container exits.
+    pub(super) async fn wait_for_dockerd(&mut self, id: &str) -> Result<(), PhaseError> {
+        self.progress("Waiting for the Docker daemon in the build container");
+        let dead = |why: &str| {
+            PhaseError::Fault(PhaseContext::new(
+                "SINGLE_BUILD_CONTAINER_DEAD",
+                format!("Build container found dead before completing the build. {why}"),
+            ))
+        };
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if !self.runtime.is_running(id).await {
+                return Err(dead(
+                    "Its entrypoint (dockerd-entrypoint.sh) exited before the Docker daemon started",
+                ));
+            }
+            let cmd = vec!["docker".to_owned(), "info".to_owned()];
+            let status = self
+                .guard(self.runtime.exec_status(id, cmd))
+                .await
+                .map_err(PhaseError::Interrupted)?;
+            if matches!(status, Ok(0)) {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(dead(
+                    "Timed out trying to connect to internal docker host (docker info did not succeed within 60 s)",
+                ));
+            }
+            self.guard(tokio::time::sleep(std::time::Duration::from_secs(1)))
+                .await
+                .map_err(PhaseError::Interrupted)?;
+        }
+    }
+}

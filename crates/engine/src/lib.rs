@@ -1,0 +1,58 @@
+//! localbuild's build engine: CodeBuild's build lifecycle over a container runtime.
+//!
+//! [`Engine::submit`] takes a [`BuildRequest`] and returns a [`BuildHandle`] at once: a live
+//! snapshot of the CodeBuild `Build` record, typed [`Event`]s for any number of subscribers,
+//! stop, and the [`Outcome`]. The engine prints nothing, owns no paths (the [`store::Store`]
+//! says where things go) and never names Docker (it talks to a [`runtime::Runtime`]).
+//!
+//! * Pure: [`lifecycle`] (phase transitions and final status), [`shell`]'s script protocol,
+//!   [`artifacts`] selection, [`reports`] parsing, [`hints`], [`images`], [`secrets`].
+//! * Async: [`handle`] (engine, handles, the event hub) and `execute` (carries out a build).
+//!
+//! A failing command is a phase result in the record, never an `Err`; `Err` from
+//! [`Engine::submit`] means no build was started (a refused request, an unwritable store).
+#![forbid(unsafe_code)]
+
+pub use localbuild_buildspec as buildspec;
+
+pub mod artifacts;
+pub mod event;
+mod execute;
+pub mod handle;
+pub mod hints;
+pub mod images;
+pub mod lifecycle;
+pub mod log;
+pub mod record;
+pub mod reports;
+pub mod request;
+pub mod runtime;
+pub mod secrets;
+pub mod shell;
+pub mod source;
+pub mod store;
+
+pub use event::Event;
+pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
+pub use request::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE, RequestError, Source};
+pub use tokio_util::sync::CancellationToken;
+
+use std::path::PathBuf;
+
+/// A finished build: its record and what it left.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub build: record::Build,
+    /// The folder holding the build's files.
+    pub dir: PathBuf,
+    pub log_path: PathBuf,
+    /// Images the build's docker commands built and pushed, per phase (not part of the
+    /// CodeBuild record).
+    pub images: Vec<images::PhaseImages>,
+    /// One report per report group (not part of CodeBuild's `Build` record).
+    pub reports: Vec<reports::Report>,
+    /// The artifacts written (folders or zips), primary first.
+    pub artifacts: Vec<PathBuf>,
+    /// The record could not be kept in the store (the build's result above is still whole).
+    pub store_error: Option<String>,
+}

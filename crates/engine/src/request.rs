@@ -1,0 +1,228 @@
+//! What a build is asked to do, and the checks the engine makes before accepting it.
+//!
+//! Callers (the CLI, the API server, a pipeline) build a [`BuildRequest`]; [`BuildRequest::check`]
+//! applies CodeBuild's rules to it (project name, source identifiers, variable names, timeout)
+//! with typed errors, so that no caller can submit what CodeBuild would refuse, and a project
+//! name can never become a path outside the store.
+
+use crate::secrets::SecretsFile;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default build image, made from its recipe by the runtime the first time it is needed.
+pub const DEFAULT_IMAGE: &str = "localbuild/standard:1.0";
+
+/// The account id in every ARN localbuild makes (a local build belongs to no AWS account).
+pub const ACCOUNT_ID: &str = "000000000000";
+
+/// Where the primary source comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A directory of this machine, copied into the container (or bind-mounted).
+    Dir(PathBuf),
+    /// `NO_SOURCE`: nothing is downloaded; the buildspec must be inline.
+    None,
+}
+
+/// Where the buildspec comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildspecSource {
+    /// `buildspec.yml` at the root of the primary source.
+    Default,
+    /// A file of this machine (`-b FILE`).
+    File(PathBuf),
+    /// A path relative to the primary source's root (a project's `source.buildspec`).
+    InSource(String),
+    /// The YAML text itself (the API's `buildspecOverride`).
+    Inline(String),
+}
+
+/// Everything a build needs to start.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// Project name: in the build id, the ARN, the log group and the number sequence.
+    pub project: String,
+    pub source: Source,
+    /// Secondary sources: identifier and directory (`-s ID:DIR`), in declaration order.
+    pub secondary_sources: Vec<(String, PathBuf)>,
+    pub buildspec: BuildspecSource,
+    pub image: String,
+    /// Bind-mount the source instead of copying it (the build may then modify it).
+    pub bind_mount: bool,
+    /// Privileged mode: docker commands in the build use the host daemon.
+    pub privileged: bool,
+    pub timeout: Duration,
+    /// Variables that override the buildspec's (highest precedence), in order.
+    pub env_overrides: Vec<(String, String)>,
+    /// `CODEBUILD_INITIATOR` and the record's `initiator`.
+    pub initiator: String,
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION` and the region in ARNs.
+    pub region: String,
+    /// Parameter Store and Secrets Manager values for `env.parameter-store` / `secrets-manager`.
+    pub secrets: SecretsFile,
+    /// More values to mask everywhere (e.g. a forwarded `AWS_SECRET_ACCESS_KEY`).
+    pub mask: Vec<String>,
+    /// A host folder mounted read-only at `/root/.aws` (`-c`).
+    pub aws_dir: Option<PathBuf>,
+    /// Where artifacts go (default: the store's place for the build).
+    pub artifacts_dir: Option<PathBuf>,
+    /// Where report files and summaries go (default: the store's place for the build).
+    pub reports_dir: Option<PathBuf>,
+    /// Package artifacts as zips instead of folders.
+    pub zip: bool,
+    /// Neither restore nor save the cache.
+    pub no_cache: bool,
+}
+
+impl BuildRequest {
+    /// A request with CodeBuild's defaults: the default image, 60 minutes, `us-east-1`, the
+    /// source's `buildspec.yml`, no overrides, secrets, artifacts folder or cache changes.
+    pub fn new(project: &str, source: Source) -> BuildRequest {
+        BuildRequest {
+            project: project.to_owned(),
+            source,
+            secondary_sources: vec![],
+            buildspec: BuildspecSource::Default,
+            image: DEFAULT_IMAGE.to_owned(),
+            bind_mount: false,
+            privileged: false,
+            timeout: Duration::from_secs(60 * 60),
+            env_overrides: vec![],
+            initiator: "localbuild".to_owned(),
+            region: "us-east-1".to_owned(),
+            secrets: Default::default(),
+            mask: vec![],
+            aws_dir: None,
+            artifacts_dir: None,
+            reports_dir: None,
+            zip: false,
+            no_cache: false,
+        }
+    }
+
+    /// The primary source directory, if the build has one.
+    pub fn source_dir(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            Source::Dir(d) => Some(d),
+            Source::None => None,
+        }
+    }
+
+    /// CodeBuild's rules for a request, checked before anything is created.
+    pub fn check(&self) -> Result<(), RequestError> {
+        check_project_name(&self.project)?;
+        let mut ids = std::collections::HashSet::new();
+        for (id, _) in &self.secondary_sources {
+            if id.is_empty()
+                || id.len() > 128
+                || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(RequestError::SourceIdentifier(id.clone()));
+            }
+            if !ids.insert(id) {
+                return Err(RequestError::DuplicateSourceIdentifier(id.clone()));
+            }
+        }
+        for (name, _) in &self.env_overrides {
+            crate::secrets::check_name(name)
+                .map_err(|m| RequestError::VariableName(name.clone(), m))?;
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(RequestError::Timeout);
+        }
+        if self.source == Source::None
+            && matches!(
+                self.buildspec,
+                BuildspecSource::Default | BuildspecSource::InSource(_)
+            )
+        {
+            return Err(RequestError::NoBuildspec);
+        }
+        Ok(())
+    }
+}
+
+/// CodeBuild's longest build timeout: 36 hours.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(2160 * 60);
+
+/// CodeBuild's project name rule: `[A-Za-z0-9][A-Za-z0-9\-_]{1,254}`. A name that passes is a
+/// single safe path component.
+pub fn check_project_name(name: &str) -> Result<(), RequestError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if first_ok && rest_ok && (2..=255).contains(&name.len()) {
+        Ok(())
+    } else {
+        Err(RequestError::ProjectName(name.to_owned()))
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error(
+        "'{0}' is not a valid project name: 2 to 255 letters, digits, - and _, starting with a letter or digit"
+    )]
+    ProjectName(String),
+    #[error("'{0}' is not a valid source identifier: letters, digits and _, at most 128")]
+    SourceIdentifier(String),
+    #[error("source identifier '{0}' is used twice")]
+    DuplicateSourceIdentifier(String),
+    #[error("invalid variable name '{0}': {1}")]
+    VariableName(String, String),
+    #[error("the timeout must be between 1 and 2160 minutes")]
+    Timeout,
+    #[error("a build without a source needs an inline buildspec")]
+    NoBuildspec,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> BuildRequest {
+        BuildRequest::new("demo", Source::Dir("/tmp".into()))
+    }
+
+    #[test]
+    fn project_names_follow_codebuild_and_never_make_paths() {
+        for ok in ["demo", "a1", "my-app_2", "X9"] {
+            assert_eq!(check_project_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "a", "-x", "_x", "../etc", "a/b", "a.b", ".hidden", "a b",
+        ] {
+            assert!(check_project_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_project_name(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn requests_are_checked_before_anything_runs() {
+        assert_eq!(request().check(), Ok(()));
+        let mut r = request();
+        r.secondary_sources = vec![("s1".into(), "/a".into()), ("s1".into(), "/b".into())];
+        assert_eq!(
+            r.check(),
+            Err(RequestError::DuplicateSourceIdentifier("s1".into()))
+        );
+        let mut r = request();
+        r.secondary_sources = vec![("bad-id".into(), "/a".into())];
+        assert!(matches!(r.check(), Err(RequestError::SourceIdentifier(_))));
+        let mut r = request();
+        r.env_overrides = vec![("CODEBUILD_X".into(), "1".into())];
+        assert!(matches!(r.check(), Err(RequestError::VariableName(..))));
+        let mut r = request();
+        r.timeout = Duration::ZERO;
+        assert_eq!(r.check(), Err(RequestError::Timeout));
+        r.timeout = MAX_TIMEOUT + Duration::from_secs(1);
+        assert_eq!(r.check(), Err(RequestError::Timeout));
+        let mut r = request();
+        r.source = Source::None;
+        assert_eq!(r.check(), Err(RequestError::NoBuildspec));
+        r.buildspec = BuildspecSource::Inline("version: 0.2".into());
+        assert_eq!(r.check(), Ok(()));
+    }
+}

@@ -1,0 +1,183 @@
+//! The runtime seam: everything the engine asks of a container runtime.
+//!
+//! The engine owns the build lifecycle and never names Docker; it talks to containers through
+//! [`Runtime`], which `localbuild-docker` implements over the Docker Engine API (local socket,
+//! `DOCKER_HOST=tcp://` or `ssh://`, Podman's compatible socket). A Kubernetes executor would be
+//! another implementation. The engine's own tests run builds against a local-process
+//! implementation (`tests/local.rs`): a "container" is a folder of this machine and a session is
+//! a `/bin/sh` child process.
+//!
+//! Invariant: every resource a runtime creates for a build carries that build's id (Docker: the
+//! label [`BUILD_LABEL`]), so that [`Runtime::remove_build_resources`] finds whatever is left,
+//! whatever happened to the process that created it.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+
+/// The label on everything a runtime creates for a build; its value is the build id.
+pub const BUILD_LABEL: &str = "localbuild.build-id";
+
+/// A stream of tar bytes (never held whole in memory).
+pub type TarStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A runtime failure, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error(
+        "cannot connect to the Docker daemon at {endpoint}: {reason}\n\
+         Is Docker running? Start it (`sudo systemctl start docker`, or `sudo dockerd &` on a machine \
+         without systemd), or set DOCKER_HOST to a daemon that is running."
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error("image {image} is not available locally and could not be pulled: {reason}")]
+    ImageUnavailable { image: String, reason: String },
+    #[error("Docker error while trying to {action}: {reason}")]
+    Api {
+        action: &'static str,
+        reason: String,
+    },
+}
+
+impl RuntimeError {
+    /// The runtime could not start a privileged container (e.g. a daemon that itself runs
+    /// without all capabilities: runc's `unable to apply caps: operation not permitted`).
+    pub fn is_privilege_denied(&self) -> bool {
+        matches!(self, RuntimeError::Api { reason, .. }
+            if reason.contains("unable to apply caps") || reason.contains("operation not permitted"))
+    }
+}
+
+/// What the build container looks like.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub build_id: String,
+    /// `KEY=VALUE` entries for the container environment.
+    pub env: Vec<String>,
+    /// `host_path:container_path[:ro]` bind mounts.
+    pub binds: Vec<String>,
+    pub privileged: bool,
+    /// Give the build this machine's container daemon at `/var/run/docker.sock` (privileged
+    /// builds whose image does not start its own).
+    pub docker_socket: bool,
+    /// Keep the image's entrypoint (e.g. `dockerd-entrypoint.sh`) instead of overriding it.
+    pub keep_entrypoint: bool,
+    /// The main process, run with stdin, stdout and stderr attached (ignored with
+    /// `keep_entrypoint`); `None` = a process that only keeps the container alive.
+    pub main: Option<Vec<String>>,
+}
+
+/// One chunk of a session's output.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// A process running in the container with its stdin, stdout and stderr attached.
+pub struct Session {
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    pub output: Pin<Box<dyn Stream<Item = Result<Chunk, RuntimeError>> + Send>>,
+    /// The exec id, when the session is a separate process started in a running container
+    /// (for its exit code).
+    pub exec_id: Option<String>,
+}
+
+/// What [`Runtime::remove_build_resources`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub volumes: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// Where the agent's files live inside the build container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// CodeBuild's `/codebuild/output`: `tmp/` (the agent's files) and `src<N>/` (sources).
+    pub output_dir: String,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            output_dir: "/codebuild/output".to_owned(),
+        }
+    }
+}
+
+impl Layout {
+    /// The agent's own files (`script.sh`, `env.sh`), as in CodeBuild.
+    pub fn tmp_dir(&self) -> String {
+        format!("{}/tmp", self.output_dir)
+    }
+}
+
+/// A container runtime, as the engine needs it. One value per process, shared by every build.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Where the agent's files live in this runtime's containers.
+    fn layout(&self) -> Layout {
+        Layout::default()
+    }
+
+    /// Make sure `image` is present: pull it (one tag), or make it when the runtime knows its
+    /// recipe (the default image). `progress` receives one-line progress messages.
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<(), RuntimeError>;
+
+    /// The image's entrypoint, if it has one.
+    async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, RuntimeError>;
+
+    /// Create and start the build container; with `spec.main`, also the attached session of its
+    /// main process (attached before the start, so no output is lost). Returns the container id.
+    async fn start_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<(String, Option<Session>), RuntimeError>;
+
+    /// Start `cmd` in the container with stdin, stdout and stderr attached (no TTY).
+    async fn start_session(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        user: Option<&str>,
+        working_dir: &str,
+        env: &[String],
+    ) -> Result<Session, RuntimeError>;
+
+    /// Run `cmd` in the container to completion, output discarded; its exit code.
+    async fn exec_status(&self, container: &str, cmd: Vec<String>) -> Result<i64, RuntimeError>;
+
+    /// The exit code of a finished session, if known.
+    async fn exec_exit_code(&self, exec_id: &str) -> Option<i64>;
+
+    /// Is the container still running?
+    async fn is_running(&self, container: &str) -> bool;
+
+    /// Wait (at most `limit`) until the container has stopped; `false` if it has not.
+    async fn wait_stopped(&self, container: &str, limit: Duration) -> bool;
+
+    /// Extract a tar stream at `/` in the container (entries carry their full paths).
+    async fn upload_tar(&self, container: &str, tar: TarStream) -> Result<(), RuntimeError>;
+
+    /// A tar stream of `path` in the container: entries are named after the last component of
+    /// `path`; symlinks are entries, not followed.
+    fn download_tar(&self, container: &str, path: &str) -> TarStream;
+
+    /// Force-remove a container and its anonymous volumes. A missing container is not an error.
+    async fn remove_container(&self, container: &str) -> Result<(), RuntimeError>;
+
+    /// Remove everything created for one build (`Some(build_id)`), or for every build (`None`,
+    /// for `localbuild gc`).
+    async fn remove_build_resources(&self, build_id: Option<&str>)
+    -> Result<Removed, RuntimeError>;
+}

@@ -1,0 +1,85 @@
+//! The store seam: where builds are numbered and kept.
+//!
+//! The engine owns no paths. When a build is submitted it asks the [`Store`] for a number and a
+//! [`Place`] (where its log, artifacts and reports go); at every phase change it hands the live
+//! record to [`Store::save`], so a process killed mid-build leaves a record that says where the
+//! build was. `localbuild-store` implements it; the methods block (file and database work), and
+//! the engine calls them off the async threads.
+
+use crate::record::Build;
+use std::path::PathBuf;
+
+/// Where one build's files go.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The build number: 1, 2, … per project, never reused.
+    pub number: u64,
+    /// The folder holding the build's files (shown to the user).
+    pub dir: PathBuf,
+    /// The build log (the agent's lines and command output, masked).
+    pub log: PathBuf,
+    /// Default folders for artifacts and report files.
+    pub artifacts: PathBuf,
+    pub reports: PathBuf,
+}
+
+/// A store failure, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {path}: {source}")]
+pub struct StoreError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Builds' numbers, records and logs. One value per process, shared by every build.
+pub trait Store: Send + Sync + 'static {
+    /// Claim the next build number of `project` for the build `build_id` and make its place.
+    /// `project` has passed [`crate::request::check_project_name`].
+    fn create(&self, project: &str, build_id: &str) -> Result<Place, StoreError>;
+
+    /// Keep the record as it is now (called at every phase change and at the end).
+    fn save(&self, build: &Build) -> Result<(), StoreError>;
+
+    /// Where `project`'s saved caches live.
+    fn cache_dir(&self, project: &str) -> PathBuf;
+}
+
+/// The file a saved cache is kept in, inside [`Store::cache_dir`]: `<key>.tar` with the key's
+/// unsafe characters replaced, or `default.tar` for a cache without a key.
+pub fn cache_file_name(key: Option<&str>) -> String {
+    match key {
+        None => "default.tar".to_owned(),
+        Some(key) => format!("{}.tar", safe_file_name(key)),
+    }
+}
+
+/// `name` as one file name: characters other than letters, digits, `.`, `_` and `-` become
+/// `_`, and leading dots go.
+pub fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_file_name;
+
+    #[test]
+    fn cache_keys_become_safe_file_names() {
+        assert_eq!(cache_file_name(None), "default.tar");
+        assert_eq!(cache_file_name(Some("npm-abc")), "npm-abc.tar");
+        assert_eq!(cache_file_name(Some("a/b:c")), "a_b_c.tar");
+        assert_eq!(cache_file_name(Some("../x")), "_x.tar");
+    }
+}
