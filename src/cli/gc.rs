@@ -4,6 +4,13 @@ use super::exit;
 
 pub fn run() -> u8 {
     super::with_docker(|docker| async move {
+        // Builds whose process died are finalised first (FAILED, with a context saying so).
+        match localbuild_store::HistoryStore::open(super::run::store_root())
+            .and_then(|h| h.recover())
+        {
+            Ok(ids) => ids.iter().for_each(|id| println!("finalised build {id}")),
+            Err(e) => eprintln!("warning: the build history could not be checked: {e}"),
+        }
         match docker.remove_build_resources(None).await {
             Ok(removed) => {
                 for c in &removed.containers {

@@ -8,7 +8,7 @@ use localbuild_engine::record::{Build, PhaseType, Status};
 use localbuild_engine::{
     BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Source, SubmitError,
 };
-use localbuild_store::FolderStore;
+use localbuild_store::HistoryStore;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -201,7 +201,17 @@ async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
             return exit::FAULT;
         }
     };
-    let engine = Engine::new(Arc::new(docker), Arc::new(FolderStore::new(store_root())));
+    let store = match HistoryStore::open(store_root()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the build history under {}: {e}",
+                store_root().display()
+            );
+            return exit::FAULT;
+        }
+    };
+    let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let image = request.image.clone();
     let handle = match engine.submit(request).await {
         Ok(h) => h,

@@ -1,6 +1,8 @@
 //! Where builds are kept on this machine, under one root (`$LOCALBUILD_HOME`):
 //!
 //! ```text
+//! localbuild.db                          the history: projects, builds (record + indexed
+//!                                        fields + owning process), other services' documents
 //! builds/<project>/<number>/build.json   the record, rewritten at every phase change
 //! builds/<project>/<number>/build.log    the build log
 //! builds/<project>/<number>/artifacts/   default artifacts folder
@@ -8,14 +10,218 @@
 //! cache/<project>/<key>.tar              saved caches
 //! ```
 //!
-//! Build numbers count per project from 1; a number is claimed by creating its folder, which is
-//! atomic, so concurrent builds of one project (even from several processes) never share one.
+//! [`HistoryStore`] is the store of every command and the server: build numbers come from the
+//! database (one sequence per project, shared by every process), each record is written to the
+//! database and to `build.json` at every phase change, and a build row names its owning process
+//! so that a later process can finalise builds whose owner died ([`HistoryStore::recover`]).
+//! [`FolderStore`] is the same layout without the database (numbers are claimed by creating
+//! the build's folder, which is atomic).
 //! Project names reach this module only after the engine checked them (one safe path
 //! component).
 
-use localbuild_engine::record::Build;
+pub use localbuild_db::{BuildQuery, BuildRow, Db, DbError, ProjectSort};
+use localbuild_engine::record::{Build, PhaseContext, PhaseType, Status};
 use localbuild_engine::store::{Place, Store, StoreError};
 use std::path::{Path, PathBuf};
+
+/// The history database and the build folders beside it.
+#[derive(Clone)]
+pub struct HistoryStore {
+    root: PathBuf,
+    db: Db,
+    owner: (u32, u64),
+}
+
+impl HistoryStore {
+    /// Open (or create) the history under `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<HistoryStore, DbError> {
+        let root = root.into();
+        let db = Db::open(&root.join("localbuild.db"))?;
+        Ok(HistoryStore {
+            root,
+            db,
+            owner: localbuild_db::this_process(),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A stored build's record.
+    pub fn build(&self, id: &str) -> Result<Option<Build>, DbError> {
+        let rows = self.db.get_builds(&[id.to_owned()])?;
+        Ok(rows
+            .first()
+            .and_then(|r| serde_json::from_str(&r.json).ok()))
+    }
+
+    /// Finalise the builds whose owning process is gone (killed with `kill -9`, or a crash):
+    /// the phase they were in ends FAILED with a context saying localbuild stopped, the build
+    /// is FAILED and complete. Returns their ids (the caller removes their containers).
+    pub fn recover(&self) -> Result<Vec<String>, DbError> {
+        let mut ids = vec![];
+        for row in self.db.orphans(localbuild_db::process_alive)? {
+            let Ok(mut build) = serde_json::from_str::<Build>(&row.json) else {
+                continue;
+            };
+            finalise_abandoned(&mut build);
+            let json = serde_json::to_string(&build).unwrap_or_default();
+            self.db
+                .update_build(&row.id, build.build_status.as_str(), true, &json)?;
+            let _ = write_record(
+                &self.build_dir(&build.project_name, build.build_number),
+                &build,
+            );
+            ids.push(row.id);
+        }
+        Ok(ids)
+    }
+
+    fn build_dir(&self, project: &str, number: u64) -> PathBuf {
+        self.root
+            .join("builds")
+            .join(project)
+            .join(number.to_string())
+    }
+}
+
+/// A build whose process died: its open phase ends FAILED, then FINALIZING and COMPLETED.
+fn finalise_abandoned(build: &mut Build) {
+    let now = build
+        .phases
+        .last()
+        .map_or(build.start_time, |p| p.end_time.unwrap_or(p.start_time));
+    let now = now.max(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0),
+    );
+    if let Some(p) = build.phases.last_mut().filter(|p| p.phase_status.is_none()) {
+        p.phase_status = Some(Status::Failed);
+        p.end_time = Some(now);
+        p.duration_in_seconds = Some((now - p.start_time).max(0.0).floor() as i64);
+        p.contexts = Some(vec![PhaseContext::new(
+            "CLIENT_ERROR",
+            "localbuild stopped before the build completed (its process ended); finalised by a later localbuild",
+        )]);
+    }
+    for phase in [PhaseType::Finalizing, PhaseType::Completed] {
+        build.phases.push(localbuild_engine::record::BuildPhase {
+            phase_type: phase,
+            phase_status: (phase == PhaseType::Finalizing).then_some(Status::Succeeded),
+            start_time: now,
+            end_time: (phase == PhaseType::Finalizing).then_some(now),
+            duration_in_seconds: (phase == PhaseType::Finalizing).then_some(0),
+            contexts: (phase == PhaseType::Finalizing).then(|| vec![PhaseContext::default()]),
+        });
+    }
+    build.current_phase = PhaseType::Completed;
+    build.build_status = Status::Failed;
+    build.build_complete = true;
+    build.end_time = Some(now);
+}
+
+fn write_record(dir: &Path, build: &Build) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(build).map_err(std::io::Error::other)?;
+    // Write then rename: a reader (or a crash) never sees half a record.
+    let tmp = dir.join(".build.json.tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, dir.join("build.json"))
+}
+
+fn db_error(action: &'static str, path: &Path, e: DbError) -> StoreError {
+    StoreError {
+        action,
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+impl Store for HistoryStore {
+    fn create(&self, project: &str, build_id: &str) -> Result<Place, StoreError> {
+        let db_path = self.root.join("localbuild.db");
+        loop {
+            let new = localbuild_db::NewBuild {
+                id: build_id.to_owned(),
+                project: project.to_owned(),
+                arn: String::new(),
+                start_time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_millis() as f64 / 1000.0),
+                status: Status::InProgress.as_str().to_owned(),
+                owner_pid: self.owner.0,
+                owner_start: self.owner.1,
+                log_path: None,
+            };
+            let number = self
+                .db
+                .insert_build(&new, |_| "{}".to_owned())
+                .map_err(|e| db_error("record a new build in", &db_path, e))?;
+            let dir = self.build_dir(project, number);
+            let parent = dir.parent().unwrap_or(&self.root);
+            std::fs::create_dir_all(parent).map_err(|source| StoreError {
+                action: "create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    return Ok(Place {
+                        number,
+                        log: dir.join("build.log"),
+                        artifacts: dir.join("artifacts"),
+                        reports: dir.join("reports"),
+                        dir,
+                    });
+                }
+                // A folder left by a store without the database: never reuse it, take the
+                // next number (the row just made is replaced by the next attempt's).
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = self.db.delete_builds(&[build_id.to_owned()]);
+                }
+                Err(source) => {
+                    return Err(StoreError {
+                        action: "create",
+                        path: dir,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn save(&self, build: &Build) -> Result<(), StoreError> {
+        let dir = self.build_dir(&build.project_name, build.build_number);
+        let json = serde_json::to_string(build).map_err(|e| StoreError {
+            action: "serialise the record of",
+            path: dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        // The database first: it is what every other process reads.
+        let db = self.db.update_build(
+            &build.id,
+            build.build_status.as_str(),
+            build.build_complete,
+            &json,
+        );
+        let file = write_record(&dir, build).map_err(|source| StoreError {
+            action: "write",
+            path: dir.join("build.json"),
+            source,
+        });
+        db.map_err(|e| db_error("update the build in", &self.root.join("localbuild.db"), e))?;
+        file
+    }
+
+    fn cache_dir(&self, project: &str) -> PathBuf {
+        self.root.join("cache").join(project)
+    }
+}
 
 /// The folder layout above.
 #[derive(Debug, Clone)]
@@ -58,21 +264,11 @@ impl Store for FolderStore {
 
     fn save(&self, build: &Build) -> Result<(), StoreError> {
         let dir = self.build_dir(&build.project_name, build.build_number);
-        let path = dir.join("build.json");
-        let json = serde_json::to_vec_pretty(build).map_err(|e| StoreError {
-            action: "serialise the record for",
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        // Write then rename: a reader (or a crash) never sees half a record.
-        let tmp = dir.join(".build.json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| StoreError {
-                action: "write",
-                path,
-                source,
-            })
+        write_record(&dir, build).map_err(|source| StoreError {
+            action: "write",
+            path: dir.join("build.json"),
+            source,
+        })
     }
 
     fn cache_dir(&self, project: &str) -> PathBuf {
@@ -114,5 +310,19 @@ mod tests {
         assert_eq!(place.number, 3);
         assert!(place.dir.ends_with("builds/a/3"));
         assert_eq!(place.log, place.dir.join("build.log"));
+    }
+
+    #[test]
+    fn the_history_numbers_builds_and_skips_folders_it_did_not_make() {
+        let root = tempfile::tempdir().unwrap();
+        // A folder from before the database existed.
+        std::fs::create_dir_all(root.path().join("builds/a/1")).unwrap();
+        let store = HistoryStore::open(root.path()).unwrap();
+        assert_eq!(store.create("a", "a:x").unwrap().number, 2);
+        assert_eq!(store.create("a", "a:y").unwrap().number, 3);
+        assert_eq!(store.create("b", "b:x").unwrap().number, 1);
+        // Another process sees the same sequence.
+        let other = HistoryStore::open(root.path()).unwrap();
+        assert_eq!(other.create("a", "a:z").unwrap().number, 4);
     }
 }
