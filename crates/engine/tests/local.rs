@@ -1,0 +1,521 @@
+//! The runtime seam is real: whole builds through the engine against a runtime that is not
+//! Docker. A "container" is a folder of this machine and its processes are `/bin/sh` children,
+//! so the lifecycle (every transition, retry, stop, timeout, fault) and the shell protocol are
+//! tested here without a daemon. (The Docker runtime has its own tests in `tests/it`.)
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use localbuild_engine::record::{Build, PhaseType, Status};
+use localbuild_engine::runtime::{
+    Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, TarStream,
+};
+use localbuild_engine::store::{Place, Store, StoreError};
+use localbuild_engine::{BuildRequest, Engine, Event, Outcome, Source};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Processes of this machine as build containers, rooted in a temporary folder.
+struct LocalRuntime {
+    root: tempfile::TempDir,
+    children: Mutex<HashMap<String, Vec<u32>>>,
+}
+
+impl LocalRuntime {
+    fn new() -> LocalRuntime {
+        LocalRuntime {
+            root: tempfile::tempdir().unwrap(),
+            children: Mutex::default(),
+        }
+    }
+
+    /// Start `cmd` with its standard streams attached, as a session of `container`.
+    fn spawn(
+        &self,
+        container: &str,
+        cmd: &[String],
+        env: &[String],
+        dir: &Path,
+    ) -> Result<Session, RuntimeError> {
+        let mut command = tokio::process::Command::new(&cmd[0]);
+        command
+            .args(&cmd[1..])
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                command.env(k, v);
+            }
+        }
+        let mut child = command.spawn().map_err(|e| RuntimeError::Api {
+            action: "start a local process",
+            reason: e.to_string(),
+        })?;
+        let pid = child.id().unwrap_or(0);
+        self.children
+            .lock()
+            .unwrap()
+            .entry(container.to_owned())
+            .or_default()
+            .push(pid);
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio_util::io::ReaderStream::new(child.stdout.take().unwrap())
+            .map(|b| Ok(Chunk::Stdout(b.unwrap_or_default())));
+        let stderr = tokio_util::io::ReaderStream::new(child.stderr.take().unwrap())
+            .map(|b| Ok(Chunk::Stderr(b.unwrap_or_default())));
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Ok(Session {
+            input: Box::pin(stdin),
+            output: Box::pin(stdout.merge(stderr)),
+            exec_id: None,
+        })
+    }
+
+    fn kill(&self, container: &str) {
+        for pid in self
+            .children
+            .lock()
+            .unwrap()
+            .remove(container)
+            .unwrap_or_default()
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    fn alive(&self, container: &str) -> bool {
+        let children = self.children.lock().unwrap();
+        children.get(container).is_some_and(|pids| {
+            pids.first()
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        })
+    }
+}
+
+#[async_trait]
+impl Runtime for LocalRuntime {
+    fn layout(&self) -> Layout {
+        Layout {
+            output_dir: self
+                .root
+                .path()
+                .join("codebuild/output")
+                .display()
+                .to_string(),
+        }
+    }
+
+    async fn ensure_image(
+        &self,
+        image: &str,
+        _progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<(), RuntimeError> {
+        match image {
+            "local" => Ok(()),
+            _ => Err(RuntimeError::ImageUnavailable {
+                image: image.to_owned(),
+                reason: "no such local image".to_owned(),
+            }),
+        }
+    }
+
+    async fn image_entrypoint(&self, _image: &str) -> Result<Vec<String>, RuntimeError> {
+        Ok(vec![])
+    }
+
+    async fn start_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<(String, Option<Session>), RuntimeError> {
+        let id = spec.name.clone();
+        let main = spec.main.clone().unwrap_or_default();
+        let session = self.spawn(&id, &main, &spec.env, self.root.path())?;
+        Ok((id, Some(session)))
+    }
+
+    async fn start_session(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        _user: Option<&str>,
+        _working_dir: &str,
+        env: &[String],
+    ) -> Result<Session, RuntimeError> {
+        self.spawn(container, &cmd, env, self.root.path())
+    }
+
+    async fn exec_status(&self, _container: &str, cmd: Vec<String>) -> Result<i64, RuntimeError> {
+        let status = tokio::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .status()
+            .await
+            .map_err(|e| RuntimeError::Api {
+                action: "run a local process",
+                reason: e.to_string(),
+            })?;
+        Ok(status.code().unwrap_or(-1).into())
+    }
+
+    async fn exec_exit_code(&self, _exec_id: &str) -> Option<i64> {
+        None
+    }
+
+    async fn is_running(&self, container: &str) -> bool {
+        self.alive(container)
+    }
+
+    async fn wait_stopped(&self, container: &str, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while self.alive(container) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        !self.alive(container)
+    }
+
+    async fn upload_tar(&self, _container: &str, tar: TarStream) -> Result<(), RuntimeError> {
+        let mut bytes = Vec::new();
+        let mut tar = tar;
+        while let Some(chunk) = tar.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| RuntimeError::Api {
+                action: "read a tar stream",
+                reason: e.to_string(),
+            })?);
+        }
+        // Entry names are the full paths under the layout's root, without the leading `/`.
+        tar::Archive::new(bytes.as_slice())
+            .unpack("/")
+            .map_err(|e| RuntimeError::Api {
+                action: "unpack a tar stream",
+                reason: e.to_string(),
+            })
+    }
+
+    fn download_tar(&self, _container: &str, path: &str) -> TarStream {
+        let path = PathBuf::from(path);
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        std::thread::spawn(move || {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder.follow_symlinks(false);
+            let name = path.file_name().unwrap_or_default().to_owned();
+            let built = builder
+                .append_dir_all(name, &path)
+                .and_then(|()| builder.into_inner());
+            let _ = tx.blocking_send(built.map(Bytes::from));
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    async fn remove_container(&self, container: &str) -> Result<(), RuntimeError> {
+        self.kill(container);
+        Ok(())
+    }
+
+    async fn remove_build_resources(
+        &self,
+        build_id: Option<&str>,
+    ) -> Result<Removed, RuntimeError> {
+        // One runtime per test build: everything it started belongs to that build.
+        let _ = build_id;
+        let names: Vec<String> = self.children.lock().unwrap().keys().cloned().collect();
+        names.iter().for_each(|n| self.kill(n));
+        Ok(Removed::default())
+    }
+}
+
+/// A store in a temporary folder, keeping the records it was given.
+#[derive(Default)]
+struct MemoryStore {
+    dir: Mutex<Option<tempfile::TempDir>>,
+    numbers: Mutex<HashMap<String, u64>>,
+    saved: Mutex<Vec<Build>>,
+}
+
+impl Store for MemoryStore {
+    fn create(&self, project: &str, _build_id: &str) -> Result<Place, StoreError> {
+        let mut dir = self.dir.lock().unwrap();
+        let root = dir
+            .get_or_insert_with(|| tempfile::tempdir().unwrap())
+            .path()
+            .to_owned();
+        let mut numbers = self.numbers.lock().unwrap();
+        let number = numbers.entry(project.to_owned()).or_default();
+        *number += 1;
+        let place = root.join(format!("{project}-{number}"));
+        std::fs::create_dir_all(&place).unwrap();
+        Ok(Place {
+            number: *number,
+            log: place.join("build.log"),
+            artifacts: place.join("artifacts"),
+            reports: place.join("reports"),
+            dir: place,
+        })
+    }
+
+    fn save(&self, build: &Build) -> Result<(), StoreError> {
+        self.saved.lock().unwrap().push(build.clone());
+        Ok(())
+    }
+
+    fn cache_dir(&self, project: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("localbuild-local-cache-{project}"))
+    }
+}
+
+/// A build specification: a buildspec, request changes, then run and inspect.
+struct Spec {
+    buildspec: String,
+    image: String,
+    timeout: Duration,
+}
+
+/// What a finished local build left.
+struct Finished {
+    outcome: Outcome,
+    log: String,
+    saved: Vec<Build>,
+}
+
+impl Finished {
+    fn phases(&self) -> Vec<(PhaseType, Option<Status>)> {
+        let b = &self.outcome.build;
+        b.phases
+            .iter()
+            .map(|p| (p.phase_type, p.phase_status))
+            .collect()
+    }
+
+    fn status_of(&self, phase: PhaseType) -> Option<Status> {
+        self.phases()
+            .into_iter()
+            .find(|(p, _)| *p == phase)
+            .and_then(|(_, s)| s)
+    }
+
+    fn entered(&self, phase: PhaseType) -> bool {
+        self.phases().iter().any(|(p, _)| *p == phase)
+    }
+}
+
+fn build(buildspec: &str) -> Spec {
+    Spec {
+        buildspec: buildspec.to_owned(),
+        image: "local".to_owned(),
+        timeout: Duration::from_secs(120),
+    }
+}
+
+impl Spec {
+    fn image(mut self, image: &str) -> Spec {
+        self.image = image.to_owned();
+        self
+    }
+
+    fn timeout(mut self, t: Duration) -> Spec {
+        self.timeout = t;
+        self
+    }
+
+    /// Submit; `during` acts on the live handle before the build is awaited.
+    async fn run_with(self, during: impl AsyncFnOnce(&localbuild_engine::BuildHandle)) -> Finished {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("buildspec.yml"), &self.buildspec).unwrap();
+        std::fs::write(src.path().join("hello.txt"), "hello from the source\n").unwrap();
+        let store = Arc::new(MemoryStore::default());
+        let engine = Engine::new(Arc::new(LocalRuntime::new()), store.clone());
+        let req = BuildRequest {
+            image: self.image,
+            timeout: self.timeout,
+            ..BuildRequest::new("local", Source::Dir(src.path().to_owned()))
+        };
+        let handle = engine.submit(req).await.unwrap();
+        during(&handle).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(120), handle.outcome())
+            .await
+            .expect("the build ends");
+        let log = std::fs::read_to_string(&outcome.log_path).unwrap();
+        let saved = store.saved.lock().unwrap().clone();
+        Finished {
+            outcome,
+            log,
+            saved,
+        }
+    }
+
+    async fn run(self) -> Finished {
+        self.run_with(async |_| {}).await
+    }
+}
+
+/// Wait (bounded) until the agent logs `text`.
+async fn until_agent(handle: &localbuild_engine::BuildHandle, text: &str) {
+    let mut events = handle.subscribe();
+    let wait = async {
+        while let Some(e) = events.next().await {
+            if matches!(&e, Event::Agent { text: t, .. } if t == text) {
+                return;
+            }
+        }
+        panic!("the build ended before {text:?}");
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("bounded wait");
+}
+
+use PhaseType::*;
+
+const ALL: [PhaseType; 11] = [
+    Submitted,
+    Queued,
+    Provisioning,
+    DownloadSource,
+    Install,
+    PreBuild,
+    Build,
+    PostBuild,
+    UploadArtifacts,
+    Finalizing,
+    Completed,
+];
+
+#[tokio::test]
+async fn a_passing_build_runs_every_phase_and_carries_shell_state() {
+    let r = build(
+        "version: 0.2\nphases:\n  install:\n    commands:\n      - cat hello.txt\n      - mkdir -p sub && cd sub\n      - export CARRIED=yes\n  build:\n    commands:\n      - echo \"pwd=$(basename $(pwd)) carried=$CARRIED succeeding=$CODEBUILD_BUILD_SUCCEEDING\"\n",
+    )
+    .run()
+    .await;
+    let phases: Vec<_> = r.phases().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(phases, ALL);
+    assert_eq!(r.outcome.build.build_status, Status::Succeeded);
+    assert!(r.log.contains("hello from the source\n"), "{}", r.log);
+    assert!(
+        r.log.contains("pwd=sub carried=yes succeeding=1\n"),
+        "{}",
+        r.log
+    );
+    assert!(r.log.contains("Phase complete: BUILD State: SUCCEEDED"));
+    // The record was kept at every phase change, the last time complete.
+    assert!(r.saved.len() >= 20, "{} saves", r.saved.len());
+    assert!(r.saved.last().unwrap().build_complete);
+}
+
+#[tokio::test]
+async fn a_build_failure_still_runs_post_build_and_upload_and_the_build_fails() {
+    let r = build(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - exit 3\n      - echo skipped\n  post_build:\n    commands:\n      - echo \"post succeeding=$CODEBUILD_BUILD_SUCCEEDING\"\n",
+    )
+    .run()
+    .await;
+    assert_eq!(r.status_of(Build), Some(Status::Failed));
+    assert_eq!(r.status_of(PostBuild), Some(Status::Succeeded));
+    assert_eq!(r.status_of(UploadArtifacts), Some(Status::Succeeded));
+    assert!(!r.log.contains("skipped\n"));
+    assert!(r.log.contains("post succeeding=0\n"));
+    assert!(
+        r.log
+            .contains("Command did not exit successfully exit 3 exit status 3")
+    );
+    assert_eq!(r.outcome.build.build_status, Status::Failed);
+}
+
+#[tokio::test]
+async fn an_install_failure_goes_to_finalizing() {
+    let r = build("version: 0.2\nphases:\n  install:\n    commands:\n      - false\n  build:\n    commands:\n      - echo never\n")
+        .run()
+        .await;
+    assert_eq!(r.status_of(Install), Some(Status::Failed));
+    assert!(!r.entered(Build) && !r.entered(UploadArtifacts));
+    assert_eq!(r.status_of(Finalizing), Some(Status::Succeeded));
+    assert_eq!(r.outcome.build.build_status, Status::Failed);
+}
+
+#[tokio::test]
+async fn a_retried_phase_runs_again_until_it_succeeds() {
+    let r = build(
+        "version: 0.2\nphases:\n  build:\n    on-failure: RETRY-2\n    commands:\n      - echo attempt >> $CODEBUILD_SRC_DIR/attempts\n      - test $(wc -l < $CODEBUILD_SRC_DIR/attempts) -ge 2\n",
+    )
+    .run()
+    .await;
+    assert!(
+        r.log.contains("Retrying phase BUILD (attempt 1 of 2)"),
+        "{}",
+        r.log
+    );
+    assert!(!r.log.contains("attempt 2 of 2"));
+    assert_eq!(r.status_of(Build), Some(Status::Succeeded));
+    assert_eq!(r.outcome.build.build_status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn a_stopped_build_ends_stopped_in_the_phase_it_was_in() {
+    let r = build("version: 0.2\nphases:\n  pre_build:\n    commands:\n      - sleep 300\n  build:\n    commands:\n      - echo never\n")
+        .run_with(async |handle| {
+            until_agent(handle, "Running command sleep 300").await;
+            assert_eq!(handle.snapshot().current_phase, PreBuild);
+            handle.stop();
+        })
+        .await;
+    assert_eq!(r.status_of(PreBuild), Some(Status::Stopped));
+    assert!(!r.entered(Build));
+    assert_eq!(r.outcome.build.build_status, Status::Stopped);
+    assert!(r.outcome.build.build_complete);
+}
+
+#[tokio::test]
+async fn a_build_past_its_timeout_is_timed_out() {
+    let r = build("version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n")
+        .timeout(Duration::from_secs(2))
+        .run()
+        .await;
+    assert_eq!(r.status_of(Build), Some(Status::TimedOut));
+    assert!(r.log.contains("Phase context status code: BUILD_TIMED_OUT"));
+    assert_eq!(r.outcome.build.build_status, Status::TimedOut);
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_had_is_a_provisioning_fault() {
+    let r = build("version: 0.2\nphases:\n  build:\n    commands:\n      - echo never\n")
+        .image("missing")
+        .run()
+        .await;
+    assert_eq!(
+        r.phases().into_iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        [Submitted, Queued, Provisioning, Finalizing, Completed]
+    );
+    assert_eq!(r.status_of(Provisioning), Some(Status::Failed));
+    assert_eq!(r.outcome.build.build_status, Status::Fault);
+}
+
+#[tokio::test]
+async fn a_buildspec_error_fails_download_source() {
+    let r = build("version: 0.2\nphases:\n  bogus:\n    commands:\n      - echo\n")
+        .run()
+        .await;
+    assert_eq!(r.status_of(DownloadSource), Some(Status::Failed));
+    let ctx = r
+        .outcome
+        .build
+        .phases
+        .iter()
+        .find(|p| p.phase_type == DownloadSource)
+        .and_then(|p| p.contexts.clone())
+        .unwrap();
+    assert_eq!(ctx[0].status_code, "YAML_FILE_ERROR");
+    assert!(!r.entered(Install));
+    assert_eq!(r.outcome.build.build_status, Status::Failed);
+}
