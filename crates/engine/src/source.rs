@@ -170,3 +170,63 @@ pub fn git_head(dir: &Path) -> Option<String> {
     let sha = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     (sha.len() == 40).then_some(sha)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    /// The entries of a tar stream: name, and link target for symlinks.
+    async fn entries(stream: ReceiverStream<std::io::Result<Bytes>>) -> Vec<(String, String)> {
+        let chunks: Vec<_> = stream.collect().await;
+        let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap()).collect();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = e
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.display().to_string())
+                    .unwrap_or_default();
+                (e.path().unwrap().display().to_string(), link)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn listed_files_come_with_their_folders_and_git_and_links_stay_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join(".git/refs")).unwrap();
+        std::fs::write(d.join(".git/HEAD"), "ref").unwrap();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/c.txt"), "c").unwrap();
+        std::fs::write(d.join("ignored.txt"), "i").unwrap();
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::fs::write(d.join("real/secret"), "s").unwrap();
+        std::os::unix::fs::symlink("real", d.join("via")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", d.join("link")).unwrap();
+        let files = ["a/b/c.txt", "link", "via/secret", "../x", "gone.txt"]
+            .map(PathBuf::from)
+            .to_vec();
+        let got = entries(tar_stream_files(d.to_owned(), "src".into(), files)).await;
+        let names: Vec<_> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "src",
+                "src/.git/",
+                "src/.git/HEAD",
+                "src/.git/refs",
+                "src/a",
+                "src/a/b",
+                "src/a/b/c.txt",
+                "src/link",
+            ]
+        );
+        assert_eq!(got[7].1, "/etc/hostname");
+    }
+}
