@@ -128,6 +128,21 @@ pub struct RunArgs {
     /// Neither restore nor save the buildspec's cache
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Build this version of the source repository (branch, tag, commit, refs/..., pr/N),
+    /// checked out the way CodeBuild clones it; the -s directory must be a git repository
+    #[arg(long = "source-version", value_name = "REF")]
+    pub source_version: Option<String>,
+    /// With --source-version: clone only the last N commits (CodeBuild's gitCloneDepth)
+    #[arg(
+        long = "git-clone-depth",
+        value_name = "N",
+        requires = "source_version"
+    )]
+    pub git_clone_depth: Option<u32>,
+    /// Copy every file of a git work tree, also those git ignores (default: only what git
+    /// does not ignore, and .git)
+    #[arg(long = "all-files")]
+    pub all_files: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -160,14 +160,36 @@ pub fn run(args: &RunArgs) -> u8 {
             }
         }
     };
+    let mut buildspec = args
+        .buildspec
+        .clone()
+        .map_or(BuildspecSource::Default, BuildspecSource::File);
+    let source = match &args.source_version {
+        None => Source::Dir(source),
+        Some(version) => {
+            if let Err(e) = localbuild_sources::resolve_version(&source, None) {
+                if matches!(e, localbuild_sources::SourceError::RepositoryNotFound(_)) {
+                    return usage_error(&format!(
+                        "--source-version: {} is not a git repository",
+                        source.display()
+                    ));
+                }
+            }
+            // A buildspec inside the repository is read from the checked-out commit.
+            if let BuildspecSource::File(file) = &buildspec {
+                let file = std::fs::canonicalize(file).unwrap_or_else(|_| absolute(file));
+                if let Ok(rel) = file.strip_prefix(&source) {
+                    buildspec = BuildspecSource::InSource(rel.display().to_string());
+                }
+            }
+            Source::git(source, Some(version.clone()), args.git_clone_depth)
+        }
+    };
     let request = BuildRequest {
         secondary_sources: secondary,
         project,
-        source: Source::Dir(source),
-        buildspec: args
-            .buildspec
-            .clone()
-            .map_or(BuildspecSource::Default, BuildspecSource::File),
+        source,
+        buildspec,
         image: args.image.clone(),
         bind_mount: args.mount,
         privileged: args.privileged,
@@ -182,6 +204,7 @@ pub fn run(args: &RunArgs) -> u8 {
         reports_dir: args.reports.as_ref().map(|r| absolute(r)),
         zip: args.zip,
         no_cache: args.no_cache,
+        respect_gitignore: !args.all_files,
     };
     if let Err(e) = request.check() {
         return usage_error(&e.to_string());

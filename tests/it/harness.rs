@@ -95,6 +95,42 @@ impl Build {
         self.src.path()
     }
 
+    /// Run git in the source directory (with a fixed identity); its trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+            .arg(self.src.path())
+            .args(args)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Make the source directory a git repository (branch `main`) if it is not one yet, and
+    /// commit every file that is not ignored.
+    pub fn commit(self, message: &str) -> Build {
+        if !self.src.path().join(".git").exists() {
+            self.git(&["init", "-q", "-b", "main"]);
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self
+    }
+
+    /// Run a git command in the source directory (e.g. `["tag", "v1"]`), as a builder step.
+    pub fn with_git(self, args: &[&str]) -> Build {
+        self.git(args);
+        self
+    }
+
     /// The command that runs this build (for tests that drive the process themselves).
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_localbuild"));
@@ -133,6 +169,16 @@ impl Build {
 
     pub fn run(&self) -> Finished {
         let out = self.command().output().expect("localbuild runs");
+        self.finished(out)
+    }
+
+    /// Run with `extra` arguments after the builder's (several builds of one source).
+    pub fn run_with(&self, extra: &[&str]) -> Finished {
+        let out = self
+            .command()
+            .args(extra)
+            .output()
+            .expect("localbuild runs");
         self.finished(out)
     }
 

@@ -7,6 +7,7 @@ mod corpus;
 mod docker_push;
 mod engine_api;
 mod env_secrets;
+mod git_sources;
 mod harness;
 mod hostile;
 mod registry;

@@ -127,6 +127,9 @@ pub struct Source {
     #[serde(rename = "type")]
     pub kind: String,
     pub location: String,
+    /// Set for git sources cloned with a depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_clone_depth: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,6 +198,9 @@ pub struct Build {
     pub end_time: Option<f64>,
     pub current_phase: PhaseType,
     pub build_status: Status,
+    /// The version asked for (for a git source; its commit when none was asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_source_version: Option<String>,
     pub project_name: String,

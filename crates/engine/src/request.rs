@@ -18,10 +18,42 @@ pub const ACCOUNT_ID: &str = "000000000000";
 /// Where the primary source comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A directory of this machine, copied into the container (or bind-mounted).
+    /// A directory of this machine, copied into the container (or bind-mounted). When it is a
+    /// git work tree and [`BuildRequest::respect_gitignore`] is on, only the files git does not
+    /// ignore are copied (and `.git`).
     Dir(PathBuf),
+    /// One commit of a git repository of this machine, checked out the way CodeBuild clones
+    /// (`.git` present, on the branch or detached) into a folder the build owns and deletes at
+    /// its end, then copied like a directory. The buildspec is read from that checkout.
+    Git {
+        /// A work tree or bare repository.
+        repo: PathBuf,
+        /// CodeBuild's `sourceVersion`: branch, tag, commit (full or at least 4 hex digits),
+        /// full reference, `pr/N` or `REF^{SHA}`; `None` is the repository's `HEAD`.
+        version: Option<String>,
+        /// `gitCloneDepth`: `None` or `Some(0)` clones the whole history.
+        depth: Option<u32>,
+        /// The source type shown in the record (`GITHUB`, `CODECOMMIT`, …; any CodeBuild git
+        /// type).
+        kind: String,
+        /// The record's `source.location` and `CODEBUILD_SOURCE_REPO_URL`.
+        location: String,
+    },
     /// `NO_SOURCE`: nothing is downloaded; the buildspec must be inline.
     None,
+}
+
+impl Source {
+    /// A git source of type `GITHUB` whose location is the repository's path.
+    pub fn git(repo: PathBuf, version: Option<String>, depth: Option<u32>) -> Source {
+        Source::Git {
+            location: repo.display().to_string(),
+            repo,
+            version,
+            depth,
+            kind: "GITHUB".to_owned(),
+        }
+    }
 }
 
 /// Where the buildspec comes from.
@@ -72,6 +104,10 @@ pub struct BuildRequest {
     pub zip: bool,
     /// Neither restore nor save the cache.
     pub no_cache: bool,
+    /// Copy only the files git does not ignore (tracked, and untracked but not ignored, plus
+    /// `.git`) of a directory source that is a git work tree; `false` copies everything.
+    /// Secondary sources too; a bind mount always shows everything.
+    pub respect_gitignore: bool,
 }
 
 impl BuildRequest {
@@ -97,14 +133,16 @@ impl BuildRequest {
             reports_dir: None,
             zip: false,
             no_cache: false,
+            respect_gitignore: true,
         }
     }
 
-    /// The primary source directory, if the build has one.
+    /// The primary source directory of a [`Source::Dir`] (a git source's checkout is made by
+    /// the build).
     pub fn source_dir(&self) -> Option<&std::path::Path> {
         match &self.source {
             Source::Dir(d) => Some(d),
-            Source::None => None,
+            Source::Git { .. } | Source::None => None,
         }
     }
 
@@ -129,6 +167,14 @@ impl BuildRequest {
         }
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
             return Err(RequestError::Timeout);
+        }
+        if let Source::Git { kind, .. } = &self.source {
+            let git = kind
+                .parse::<localbuild_sources::SourceKind>()
+                .is_ok_and(|k| k.is_git());
+            if !git {
+                return Err(RequestError::SourceType(kind.clone()));
+            }
         }
         if self.source == Source::None
             && matches!(
@@ -176,6 +222,10 @@ pub enum RequestError {
     Timeout,
     #[error("a build without a source needs an inline buildspec")]
     NoBuildspec,
+    #[error(
+        "'{0}' is not a git source type: one of CODECOMMIT, GITHUB, GITHUB_ENTERPRISE, GITLAB, GITLAB_SELF_MANAGED, BITBUCKET"
+    )]
+    SourceType(String),
 }
 
 #[cfg(test)]
@@ -224,5 +274,12 @@ mod tests {
         assert_eq!(r.check(), Err(RequestError::NoBuildspec));
         r.buildspec = BuildspecSource::Inline("version: 0.2".into());
         assert_eq!(r.check(), Ok(()));
+        let mut r = request();
+        r.source = Source::git("/repo".into(), Some("main".into()), None);
+        assert_eq!(r.check(), Ok(()));
+        if let Source::Git { kind, .. } = &mut r.source {
+            *kind = "S3".into();
+        }
+        assert_eq!(r.check(), Err(RequestError::SourceType("S3".into())));
     }
 }

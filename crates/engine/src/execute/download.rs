@@ -1,10 +1,13 @@
-//! DOWNLOAD_SOURCE: the buildspec (read on the host before PROVISIONING, reported here), the
-//! secrets, the environment every command starts with, the sources, the first shell and the
-//! cache restore.
+//! DOWNLOAD_SOURCE: a git source's checkout and the buildspec (both made on the host before
+//! PROVISIONING, reported here), the secrets, the environment every command starts with, the
+//! sources (only what git does not ignore, for a work tree), the first shell and the cache
+//! restore.
 
 use super::*;
+use crate::request::Source as RequestSource;
 use crate::secrets::Masker;
 use crate::source;
+use std::path::Path;
 
 impl Run {
     /// DOWNLOAD_SOURCE: source, buildspec, environment, the first driver.
@@ -22,6 +25,8 @@ impl Run {
         for (id, path) in self.secondary_dirs() {
             self.agent(&format!("CODEBUILD_SRC_DIR_{id}={path}"));
         }
+        // A git source's checkout, made on the host before PROVISIONING.
+        loaded.source.map_err(PhaseError::Failed)?;
 
         // The buildspec, read on the host: CodeBuild reads it from the downloaded source.
         self.agent(&format!("YAML location is {}", loaded.shown));
@@ -125,13 +130,20 @@ impl Run {
     /// Read and check the buildspec, resolve its secrets, and work out the environment every
     /// command starts with. Pure host work; its failures are reported in DOWNLOAD_SOURCE.
     pub(super) async fn load(&mut self) -> Loaded {
+        let source = self.check_out().await;
         let (path, shown) = self.buildspec_location();
         let mut loaded = Loaded {
+            source: Ok(()),
             spec: Err(PhaseContext::default()),
             secrets: Ok(()),
             diagnostics: vec![],
             shown: shown.clone(),
         };
+        if let Err(context) = source {
+            loaded.source = Err(context);
+            self.driver_env = self.environment(None, &[]);
+            return loaded;
+        }
         let read = match (&self.req.buildspec, &path) {
             (BuildspecSource::Inline(text), _) => Ok(text.clone().into_bytes()),
             (_, Some(path)) => tokio::fs::read(path).await,
@@ -208,6 +220,68 @@ impl Run {
         loaded
     }
 
+    /// A git source: check its version out into a folder the build owns, with
+    /// `localbuild_sources::checkout` (CodeBuild's clone: `.git` present, on the branch or
+    /// detached, full or shallow). Host work before PROVISIONING; a failure (an unknown
+    /// version) is DOWNLOAD_SOURCE's `CLIENT_ERROR`.
+    async fn check_out(&mut self) -> Result<(), PhaseContext> {
+        let RequestSource::Git {
+            repo,
+            version,
+            depth,
+            ..
+        } = &self.req.source
+        else {
+            return Ok(());
+        };
+        let (repo, version, depth) = (repo.clone(), version.clone(), *depth);
+        let failed = |message: String| {
+            let message = match message.strip_prefix("CLIENT_ERROR: ") {
+                Some(m) => m.to_owned(),
+                None => message,
+            };
+            PhaseContext::new("CLIENT_ERROR", message)
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("localbuild-src-")
+            .tempdir()
+            .map_err(|e| failed(format!("cannot make a folder for the git checkout: {e}")))?;
+        let dest = dir.path().to_path_buf();
+        tracing::debug!(
+            "checking out {} {version:?} into {}",
+            repo.display(),
+            dest.display()
+        );
+        let checked = tokio::task::spawn_blocking(move || {
+            localbuild_sources::checkout(&repo, version.as_deref(), depth, &dest)
+        })
+        .await;
+        match checked {
+            Ok(Ok(c)) => {
+                self.build.resolved_source_version = Some(c.commit.clone());
+                self.build
+                    .source_version
+                    .get_or_insert_with(|| c.commit.clone());
+                self.checkout = Some(Checkout {
+                    dir,
+                    commit: c.commit,
+                });
+                Ok(())
+            }
+            Ok(Err(e)) => Err(failed(e.to_string())),
+            Err(e) => Err(failed(format!("the git checkout failed: {e}"))),
+        }
+    }
+
+    /// The primary source's directory on this machine: the directory of a directory source,
+    /// the checkout of a git source (once made).
+    fn source_dir(&self) -> Option<&Path> {
+        match &self.req.source {
+            RequestSource::Git { .. } => self.checkout.as_ref().map(|c| c.dir.path()),
+            _ => self.req.source_dir(),
+        }
+    }
+
     /// Secondary sources: identifier and directory in the container (decision U11).
     pub(super) fn secondary_dirs(&self) -> Vec<(String, String)> {
         self.req
@@ -221,7 +295,6 @@ impl Run {
     /// Every source: host directory and its directory in the container, primary first.
     pub(super) fn sources(&self) -> Vec<(PathBuf, String)> {
         let mut v: Vec<(PathBuf, String)> = self
-            .req
             .source_dir()
             .map(|d| (d.to_path_buf(), self.src_dir.clone()))
             .into_iter()
@@ -235,7 +308,7 @@ impl Run {
     /// The buildspec's host path (none for an inline buildspec or a `..` path), and how the
     /// log shows it.
     pub(super) fn buildspec_location(&self) -> (Option<PathBuf>, String) {
-        let source = self.req.source_dir();
+        let source = self.source_dir();
         match &self.req.buildspec {
             BuildspecSource::Default => (
                 source.map(|s| s.join("buildspec.yml")),
@@ -276,7 +349,13 @@ impl Run {
         let req = &self.req;
         let region = &req.region;
         let start_ms = (self.build.start_time * 1000.0).round() as i64;
-        let head = req.source_dir().and_then(source::git_head);
+        let (head, git) = match (&req.source, &self.checkout) {
+            (RequestSource::Git { location, .. }, Some(c)) => {
+                (Some(c.commit.clone()), Some(location))
+            }
+            (RequestSource::Git { .. }, None) => (None, None),
+            _ => (req.source_dir().and_then(source::git_head), None),
+        };
         self.build.resolved_source_version = head.clone();
         let mut vars: Vec<(String, String)> = vec![
             ("AWS_DEFAULT_REGION".into(), region.clone()),
@@ -320,7 +399,15 @@ impl Run {
         ]);
         if let Some(sha) = head {
             vars.push(("CODEBUILD_RESOLVED_SOURCE_VERSION".into(), sha.clone()));
-            vars.push(("CODEBUILD_SOURCE_VERSION".into(), sha));
+            // A git source: the version asked for (its commit when none was).
+            let version = match git {
+                Some(_) => self.build.source_version.clone().unwrap_or(sha),
+                None => sha,
+            };
+            vars.push(("CODEBUILD_SOURCE_VERSION".into(), version));
+        }
+        if let Some(location) = git {
+            vars.push(("CODEBUILD_SOURCE_REPO_URL".into(), location.clone()));
         }
         if let Some(spec) = spec {
             vars.extend(spec.env.variables.iter().cloned());
@@ -345,11 +432,18 @@ impl Run {
             return Ok(());
         }
         let container = self.container.clone().unwrap_or_default();
-        for (dir, path) in self.sources() {
-            let tar = Box::pin(source::tar_stream(
-                dir,
-                path.trim_start_matches('/').to_owned(),
-            ));
+        for (i, (dir, path)) in self.sources().into_iter().enumerate() {
+            let prefix = path.trim_start_matches('/').to_owned();
+            // A fresh checkout holds nothing git ignores.
+            let checkout = i == 0 && self.checkout.is_some();
+            let files = match self.req.respect_gitignore && !checkout {
+                true => self.work_tree_files(&dir).await,
+                false => None,
+            };
+            let tar = match files {
+                Some(files) => Box::pin(source::tar_stream_files(dir, prefix, files)),
+                None => Box::pin(source::tar_stream(dir, prefix)),
+            };
             let uploaded = self
                 .guard(self.runtime.upload_tar(&container, tar))
                 .await
@@ -362,6 +456,32 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// The files of `dir` that git does not ignore, when it is a git work tree (`None`: copy
+    /// everything). Says so on the progress stream, once per source.
+    async fn work_tree_files(&self, dir: &Path) -> Option<Vec<PathBuf>> {
+        let d = dir.to_path_buf();
+        let listed =
+            tokio::task::spawn_blocking(move || localbuild_sources::work_tree_files(&d)).await;
+        match listed {
+            Ok(Ok(Some(files))) => {
+                self.progress(&format!(
+                    "skipping files ignored by git in {}; --all-files copies everything",
+                    dir.display()
+                ));
+                Some(files)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                self.progress(&format!(
+                    "warning: cannot list the files git ignores in {} ({e}); copying everything",
+                    dir.display()
+                ));
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Cache restore, in DOWNLOAD_SOURCE after the buildspec is parsed (decision U12).
@@ -386,6 +506,8 @@ impl Run {
 
 /// The buildspec and its secrets, read before PROVISIONING and reported in DOWNLOAD_SOURCE.
 pub(crate) struct Loaded {
+    /// A git source's checkout, or the `CLIENT_ERROR` context.
+    pub(crate) source: Result<(), PhaseContext>,
     /// How the log shows the buildspec's path.
     pub(crate) shown: String,
     /// The buildspec, or the `YAML_FILE_ERROR` context.

@@ -99,9 +99,21 @@ pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: 
     let now = OffsetDateTime::now_utc();
     let region = &req.region;
     let group = format!("/aws/codebuild/{}", req.project);
-    let (kind, location) = match req.source_dir() {
-        Some(dir) => ("NO_SOURCE", dir.display().to_string()),
-        None => ("NO_SOURCE", String::new()),
+    let (kind, location, depth, version) = match &req.source {
+        crate::request::Source::Dir(dir) => ("NO_SOURCE", dir.display().to_string(), None, None),
+        crate::request::Source::Git {
+            kind,
+            location,
+            depth,
+            version,
+            ..
+        } => (
+            kind.as_str(),
+            location.clone(),
+            depth.filter(|&d| d > 0),
+            version.clone().filter(|v| !v.is_empty()),
+        ),
+        crate::request::Source::None => ("NO_SOURCE", String::new(), None, None),
     };
     Build {
         id: build_id.to_owned(),
@@ -111,12 +123,14 @@ pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: 
         end_time: None,
         current_phase: PhaseType::Submitted,
         build_status: Status::InProgress,
+        source_version: version,
         resolved_source_version: None,
         project_name: req.project.clone(),
         phases: vec![],
         source: Source {
             kind: kind.to_owned(),
             location,
+            git_clone_depth: depth,
             source_identifier: None,
             buildspec: match &req.buildspec {
                 BuildspecSource::Default => None,
@@ -130,6 +144,7 @@ pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: 
             .map(|(id, dir)| Source {
                 kind: "NO_SOURCE".to_owned(),
                 location: dir.display().to_string(),
+                git_clone_depth: None,
                 source_identifier: Some(id.clone()),
                 buildspec: None,
             })
@@ -208,6 +223,15 @@ pub(crate) struct Run {
     outputs: outputs::Outputs,
     /// The first failure to keep the record (the build goes on; the outcome says so).
     store_error: Option<String>,
+    /// A git source's checkout (made before PROVISIONING, deleted at the end of the build).
+    checkout: Option<Checkout>,
+}
+
+/// A git source checked out for one build: the folder is the build's, and goes with it (a
+/// `TempDir` is removed on drop, so also on a panic or a dropped build).
+struct Checkout {
+    dir: tempfile::TempDir,
+    commit: String,
 }
 
 impl Run {
@@ -254,6 +278,7 @@ impl Run {
             images: ImageTracker::new(),
             outputs: outputs::Outputs::default(),
             store_error: None,
+            checkout: None,
             place,
             req,
         }
@@ -269,6 +294,9 @@ impl Run {
         self.execute().await;
         self.cleanup().await;
         guard.runtime = None;
+        if let Some(checkout) = self.checkout.take() {
+            let _ = tokio::task::spawn_blocking(move || checkout.dir.close()).await;
+        }
         self.hub.flush_log();
         self.save().await;
         let outcome = Outcome {
