@@ -3,6 +3,7 @@
 //! Each subcommand module renders the library's typed results and returns the exit code, from
 //! [`exit`], the one place that maps outcomes to exit codes.
 
+mod builds;
 mod cache;
 mod exit;
 mod gc;
@@ -45,6 +46,35 @@ pub enum Command {
     /// List or remove saved build caches
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// The build history: list builds, show one, print or follow its log
+    #[command(subcommand)]
+    Builds(BuildsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildsCommand {
+    /// List builds, newest first
+    List {
+        /// Only this project's builds
+        #[arg(long)]
+        project: Option<String>,
+        /// Only builds with this status (SUCCEEDED, FAILED, IN_PROGRESS, ...)
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show a build (ID or PROJECT:NUMBER): its phase table, or its record with --json
+    Show {
+        build: String,
+        /// Print the Build record as BatchGetBuilds returns it
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a build's log (ID or PROJECT:NUMBER); -f follows a running build
+    Logs {
+        build: String,
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,5 +241,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Gc => gc::run(),
         Command::Image(ImageCommand::Build) => image::build(),
         Command::Cache(c) => cache::run(&c),
+        Command::Builds(c) => builds::run(&c),
     }
 }

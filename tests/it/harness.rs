@@ -222,6 +222,11 @@ impl Running<'_> {
         }
     }
 
+    /// Reap a process that was killed (`kill -9`): no record is expected.
+    pub fn finish_killed(mut self) -> Option<i32> {
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

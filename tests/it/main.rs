@@ -9,6 +9,7 @@ mod engine_api;
 mod env_secrets;
 mod git_sources;
 mod harness;
+mod history;
 mod hostile;
 mod registry;
 mod run_build;

@@ -266,7 +266,10 @@ impl Hub {
         let mut state = self.lock();
         let event = mask(&state.masker, event);
         if let Some(text) = event.log_text() {
+            // Written through at once: another process may follow the log, and a killed
+            // process must leave every line it had published.
             let _ = state.log.write_all(&text);
+            let _ = state.log.flush();
             state.log_len += text.len() as u64;
         }
         state.weight += event.weight();

@@ -8,6 +8,9 @@
 //! marker, so no output is lost or attributed to the wrong command, and no `docker exec` is paid
 //! per command.
 //!
+//! The driver's own variables are prefixed `_lb_` and never exported, so that a build variable
+//! of any other name (`T`, `M`, `D`, …) reaches the commands unchanged.
+//!
 //! State between commands lives in the container: line 1 restores `env.sh` (every variable,
 //! exported) and the saved working directory, line 3 installs an `EXIT` trap that saves them
 //! again with `set -a` on, so plain assignments persist too. `exit N` ends only that command.
@@ -21,21 +24,21 @@ use tokio::io::AsyncWriteExt;
 pub const TMP_DIR: &str = "/codebuild/output/tmp";
 
 /// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell> <first working directory>`.
-pub const DRIVER: &str = r#"T="$1"; M="$2"; SH="$3"; D="$4"
-mkdir -p "$T" 2>/dev/null
-if [ ! -f "$T/env0.sh" ]; then
-  export -p > "$T/env0.sh"; cp "$T/env0.sh" "$T/env.sh"; printf '%s\n' "$D" > "$T/dir"; : > "$T/script.sh"
-  chmod 777 "$T"; chmod 666 "$T/env0.sh" "$T/env.sh" "$T/dir" "$T/script.sh"
+pub const DRIVER: &str = r#"_lb_t="$1"; _lb_m="$2"; _lb_sh="$3"; _lb_d="$4"
+mkdir -p "$_lb_t" 2>/dev/null
+if [ ! -f "$_lb_t/env0.sh" ]; then
+  export -p > "$_lb_t/env0.sh"; cp "$_lb_t/env0.sh" "$_lb_t/env.sh"; printf '%s\n' "$_lb_d" > "$_lb_t/dir"; : > "$_lb_t/script.sh"
+  chmod 777 "$_lb_t"; chmod 666 "$_lb_t/env0.sh" "$_lb_t/env.sh" "$_lb_t/dir" "$_lb_t/script.sh"
 fi
-SHP=$(command -v "$SH") || SHP="$SH"
+_lb_shp=$(command -v "$_lb_sh") || _lb_shp="$_lb_sh"
 while :; do
-  ok=
-  { while IFS= read -r l; do if [ "$l" = "$M" ]; then ok=1; break; fi; printf '%s\n' "$l"; done; } > "$T/script.sh"
-  [ -n "$ok" ] || exit 0
-  env -i "$SHP" "$T/script.sh" < /dev/null
-  rc=$?
-  printf '%s:%s\n' "$M" "$rc"
-  printf '%s:%s\n' "$M" "$rc" >&2
+  _lb_ok=
+  { while IFS= read -r _lb_l; do if [ "$_lb_l" = "$_lb_m" ]; then _lb_ok=1; break; fi; printf '%s\n' "$_lb_l"; done; } > "$_lb_t/script.sh"
+  [ -n "$_lb_ok" ] || exit 0
+  env -i "$_lb_shp" "$_lb_t/script.sh" < /dev/null
+  _lb_rc=$?
+  printf '%s:%s\n' "$_lb_m" "$_lb_rc"
+  printf '%s:%s\n' "$_lb_m" "$_lb_rc" >&2
 done
 "#;
 

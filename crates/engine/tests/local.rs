@@ -280,6 +280,7 @@ struct Spec {
     buildspec: String,
     image: String,
     timeout: Duration,
+    env: Vec<(String, String)>,
 }
 
 /// What a finished local build left.
@@ -315,12 +316,18 @@ fn build(buildspec: &str) -> Spec {
         buildspec: buildspec.to_owned(),
         image: "local".to_owned(),
         timeout: Duration::from_secs(120),
+        env: vec![],
     }
 }
 
 impl Spec {
     fn image(mut self, image: &str) -> Spec {
         self.image = image.to_owned();
+        self
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Spec {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -339,6 +346,7 @@ impl Spec {
         let req = BuildRequest {
             image: self.image,
             timeout: self.timeout,
+            env_overrides: self.env,
             ..BuildRequest::new("local", Source::Dir(src.path().to_owned()))
         };
         let handle = engine.submit(req).await.unwrap();
@@ -518,4 +526,22 @@ async fn a_buildspec_error_fails_download_source() {
     assert_eq!(ctx[0].status_code, "YAML_FILE_ERROR");
     assert!(!r.entered(Install));
     assert_eq!(r.outcome.build.build_status, Status::Failed);
+}
+
+#[tokio::test]
+async fn variables_named_like_the_drivers_own_reach_the_commands_unchanged() {
+    let r = build("version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"T=$T M=$M SH=$SH D=$D l=$l rc=$rc\"\n")
+        .env("T", "/app/token")
+        .env("M", "m")
+        .env("SH", "s")
+        .env("D", "d")
+        .env("l", "L")
+        .env("rc", "R")
+        .run()
+        .await;
+    assert!(
+        r.log.contains("T=/app/token M=m SH=s D=d l=L rc=R\n"),
+        "{}",
+        r.log
+    );
 }

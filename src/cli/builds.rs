@@ -1,0 +1,162 @@
+//! `localbuild builds list|show|logs`: the build history, read from the store (the same one
+//! `run` and `serve` write), with or without a server running.
+
+use super::{BuildsCommand, exit};
+use localbuild_engine::record::{Build, Status};
+use localbuild_store::{BuildQuery, BuildRow, HistoryStore};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub fn run(cmd: &BuildsCommand) -> u8 {
+    let store = match HistoryStore::open(super::run::store_root()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot open the build history: {e}");
+            return exit::FAILURE;
+        }
+    };
+    match cmd {
+        BuildsCommand::List { project, status } => list(&store, project.clone(), status.clone()),
+        BuildsCommand::Show { build, json } => match find(&store, build) {
+            Ok(b) => {
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+                } else {
+                    print!("{}", super::run::summary(&b, false));
+                }
+                exit::SUCCESS
+            }
+            Err(code) => code,
+        },
+        BuildsCommand::Logs { build, follow } => match find(&store, build) {
+            Ok(b) => logs(&store, b, *follow),
+            Err(code) => code,
+        },
+    }
+}
+
+fn list(store: &HistoryStore, project: Option<String>, status: Option<String>) -> u8 {
+    let status = status.map(|s| s.to_ascii_uppercase());
+    let mut query = BuildQuery {
+        project,
+        status,
+        ..BuildQuery::default()
+    };
+    println!(
+        "{:<50} {:>6} {:<12} {:<20} {:>9}",
+        "BUILD", "NUMBER", "STATUS", "STARTED (UTC)", "DURATION"
+    );
+    loop {
+        let (ids, next) = match store.db().list_builds(&query) {
+            Ok(page) => page,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILURE;
+            }
+        };
+        let rows = store.db().get_builds(&ids).unwrap_or_default();
+        for row in rows {
+            let Some(b) = record(&row) else { continue };
+            let duration = b
+                .end_time
+                .map(|end| format!("{:.1}s", (end - b.start_time).max(0.0)))
+                .unwrap_or_default();
+            println!(
+                "{:<50} {:>6} {:<12} {:<20} {:>9}",
+                b.id,
+                b.build_number,
+                b.build_status.as_str(),
+                started(b.start_time),
+                duration
+            );
+        }
+        match next {
+            Some(token) => query.next_token = Some(token),
+            None => return exit::SUCCESS,
+        }
+    }
+}
+
+fn started(epoch: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn record(row: &BuildRow) -> Option<Build> {
+    serde_json::from_str(&row.json).ok()
+}
+
+/// A build by id (`project:uuid`) or by `project:number`.
+fn find(store: &HistoryStore, which: &str) -> Result<Build, u8> {
+    let row = match which.rsplit_once(':') {
+        Some((project, n)) if n.parse::<u64>().is_ok() => store
+            .db()
+            .build_by_number(project, n.parse().unwrap_or_default()),
+        _ => store.db().get_build(which),
+    };
+    match row {
+        Ok(Some(row)) => record(&row).ok_or_else(|| {
+            eprintln!("error: the record of {which} is not readable yet");
+            exit::FAILURE
+        }),
+        Ok(None) => {
+            eprintln!("error: no build {which} (give a build id or PROJECT:NUMBER)");
+            Err(exit::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(exit::FAILURE)
+        }
+    }
+}
+
+/// Print the build log; with `follow`, keep printing what is appended until the build is
+/// complete (whichever process runs it).
+fn logs(store: &HistoryStore, build: Build, follow: bool) -> u8 {
+    let path = build
+        .logs
+        .local_path
+        .clone()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            store
+                .root()
+                .join("builds")
+                .join(&build.project_name)
+                .join(build.build_number.to_string())
+                .join("build.log")
+        });
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return exit::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut complete = build.build_complete;
+    loop {
+        let mut chunk = Vec::new();
+        let _ = file.read_to_end(&mut chunk);
+        let _ = out.write_all(&chunk);
+        let _ = out.flush();
+        if !follow || complete {
+            return exit::SUCCESS;
+        }
+        // The build runs in another process: poll its record and the file's growth.
+        std::thread::sleep(Duration::from_millis(200));
+        complete = store
+            .build(&build.id)
+            .ok()
+            .flatten()
+            .is_none_or(|b| b.build_complete || b.build_status != Status::InProgress);
+    }
+}
