@@ -9,6 +9,7 @@ mod gc;
 mod image;
 mod plan;
 mod run;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,25 @@ pub enum Command {
     /// List or remove saved build caches
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port, printed at start)
+    #[arg(long = "listen", default_value = "127.0.0.1:4599", value_name = "ADDRESS:PORT")]
+    pub listen: String,
+    /// Accept only requests signed (SigV4) with a key of this AWS shared credentials file;
+    /// required to listen on a non-loopback address
+    #[arg(long = "credentials", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Values for PARAMETER_STORE and SECRETS_MANAGER variables (as `run --secrets-file`)
+    #[arg(long = "secrets-file", value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Builds that run at once; more wait QUEUED (default: the number of CPUs)
+    #[arg(long = "max-concurrent-builds", value_name = "N")]
+    pub max_concurrent_builds: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,5 +216,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Gc => gc::run(),
         Command::Image(ImageCommand::Build) => image::build(),
         Command::Cache(c) => cache::run(&c),
+        Command::Serve(args) => serve::run(&args),
     }
 }
