@@ -11,4 +11,5 @@ mod harness;
 mod hostile;
 mod registry;
 mod run_build;
+mod serve;
 mod util;
