@@ -53,7 +53,11 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address and port to listen on (port 0: any free port, printed at start)
-    #[arg(long = "listen", default_value = "127.0.0.1:4599", value_name = "ADDRESS:PORT")]
+    #[arg(
+        long = "listen",
+        default_value = "127.0.0.1:4599",
+        value_name = "ADDRESS:PORT"
+    )]
     pub listen: String,
     /// Accept only requests signed (SigV4) with a key of this AWS shared credentials file;
     /// required to listen on a non-loopback address

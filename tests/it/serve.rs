@@ -34,7 +34,10 @@ impl Serve {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let _ = tx.send(line);
             }
         });
@@ -263,11 +266,14 @@ fn serve_runs_builds_for_the_aws_cli() {
         .iter()
         .map(|e| e["message"].as_str().unwrap())
         .collect();
-    assert!(messages.iter().any(|m| *m == "hello-from-serve\n"), "{messages:?}");
+    assert!(messages.contains(&"hello-from-serve\n"), "{messages:?}");
     assert!(messages.iter().any(|m| m.starts_with("[Container] ")));
     assert!(events["events"][0]["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
     let groups = s.ok(&["logs", "describe-log-groups"]);
-    assert_eq!(groups["logGroups"][0]["logGroupName"], "/aws/codebuild/serve-demo");
+    assert_eq!(
+        groups["logGroups"][0]["logGroupName"],
+        "/aws/codebuild/serve-demo"
+    );
     let err = s
         .aws(&[
             "logs",
@@ -279,7 +285,10 @@ fn serve_runs_builds_for_the_aws_cli() {
         ])
         .unwrap_err();
     assert!(err.contains("ResourceNotFoundException"), "{err}");
-    assert!(err.contains("The specified log stream does not exist."), "{err}");
+    assert!(
+        err.contains("The specified log stream does not exist."),
+        "{err}"
+    );
 
     // The deep link serves the log.
     let link = done["logs"]["deepLink"].as_str().unwrap();
@@ -337,10 +346,7 @@ fn serve_queues_and_stops_builds() {
     // A queued build stops without ever starting a container.
     let stopped = s.ok(&["codebuild", "stop-build", "--id", &second_id])["build"].clone();
     assert_eq!(stopped["buildStatus"], "STOPPED", "{stopped:#}");
-    assert_eq!(
-        phases(&stopped),
-        ["SUBMITTED", "QUEUED", "COMPLETED"]
-    );
+    assert_eq!(phases(&stopped), ["SUBMITTED", "QUEUED", "COMPLETED"]);
     assert_eq!(containers_of(&second_id), "");
 
     // A running one ends STOPPED and leaves nothing behind.
@@ -372,7 +378,9 @@ fn serve_answers_errors_as_codebuild() {
         .unwrap_err();
     assert!(err.contains("ResourceAlreadyExistsException"), "{err}");
     assert!(
-        err.contains("Project already exists: arn:aws:codebuild:us-east-1:000000000000:project/serve-err"),
+        err.contains(
+            "Project already exists: arn:aws:codebuild:us-east-1:000000000000:project/serve-err"
+        ),
         "{err}"
     );
     let err = s
@@ -380,7 +388,9 @@ fn serve_answers_errors_as_codebuild() {
         .unwrap_err();
     assert!(err.contains("ResourceNotFoundException"), "{err}");
     assert!(
-        err.contains("Project cannot be found: arn:aws:codebuild:us-east-1:000000000000:project/nope"),
+        err.contains(
+            "Project cannot be found: arn:aws:codebuild:us-east-1:000000000000:project/nope"
+        ),
         "{err}"
     );
 

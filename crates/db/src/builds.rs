@@ -132,7 +132,7 @@ impl Cursor {
 
     fn decode(token: &str) -> Result<Cursor, DbError> {
         let bad = || DbError::InvalidInput(format!("invalid nextToken: {token}"));
-        if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        if token.len() % 2 != 0 || !token.is_ascii() {
             return Err(bad());
         }
         let bytes = (0..token.len())

@@ -323,7 +323,11 @@ fn batch_get_projects(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let names: Vec<String> = input
         .names
         .iter()
-        .map(|n| n.rsplit_once(":project/").map_or(n.as_str(), |(_, n)| n).to_owned())
+        .map(|n| {
+            n.rsplit_once(":project/")
+                .map_or(n.as_str(), |(_, n)| n)
+                .to_owned()
+        })
         .collect();
     let found = ctx
         .state
@@ -465,7 +469,9 @@ fn resolve_source(
 fn buildspec_source(text: Option<&str>) -> BuildspecSource {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => BuildspecSource::Default,
-        Some(_) if text.is_some_and(|t| t.contains('\n') || t.trim_start().starts_with("version")) => {
+        Some(_)
+            if text.is_some_and(|t| t.contains('\n') || t.trim_start().starts_with("version")) =>
+        {
             BuildspecSource::Inline(text.unwrap_or_default().to_owned())
         }
         Some(t) => BuildspecSource::InSource(t.to_owned()),
@@ -530,7 +536,13 @@ fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
     request.region = ctx.region.clone();
     request.secrets = state.secrets.clone();
     let mut vars = project.environment.environment_variables.clone();
-    vars.extend(input.environment_variables_override.iter().flatten().cloned());
+    vars.extend(
+        input
+            .environment_variables_override
+            .iter()
+            .flatten()
+            .cloned(),
+    );
     for v in &vars {
         let value = match v.kind.as_deref().unwrap_or("PLAINTEXT") {
             "PLAINTEXT" => v.value.clone(),
@@ -539,14 +551,13 @@ fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
                 .parameter(&v.value)
                 .map_err(ApiError::InvalidInput)?,
             "SECRETS_MANAGER" => {
-                let r = localbuild_engine::buildspec::parse_secret_ref(&v.value).ok_or_else(
-                    || {
+                let r =
+                    localbuild_engine::buildspec::parse_secret_ref(&v.value).ok_or_else(|| {
                         ApiError::InvalidInput(format!(
                             "Invalid Secrets Manager reference for {}: {}",
                             v.name, v.value
                         ))
-                    },
-                )?;
+                    })?;
                 state.secrets.secret(&r).map_err(ApiError::InvalidInput)?
             }
             other => {
@@ -574,7 +585,10 @@ fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
     if let Some(b) = &buildspec_text {
         src["buildspec"] = json!(b);
     }
-    let mut env = project_json.get("environment").cloned().unwrap_or(json!({}));
+    let mut env = project_json
+        .get("environment")
+        .cloned()
+        .unwrap_or(json!({}));
     env["image"] = json!(request.image);
     env["privilegedMode"] = json!(request.privileged);
     env["environmentVariables"] = json!(vars);
@@ -613,7 +627,13 @@ fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
 }
 
 /// The record of a build accepted but not yet started: SUBMITTED done, QUEUED begun.
-fn queued_record(req: &BuildRequest, uuid: &str, number: u64, log: &std::path::Path, at: f64) -> Build {
+fn queued_record(
+    req: &BuildRequest,
+    uuid: &str,
+    number: u64,
+    log: &std::path::Path,
+    at: f64,
+) -> Build {
     let id = format!("{}:{uuid}", req.project);
     let region = &req.region;
     let group = format!("/aws/codebuild/{}", req.project);
@@ -730,10 +750,8 @@ pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) 
     }
     if let Some(Value::Object(logs)) = v.get_mut("logs") {
         logs.remove("localPath");
-        let encoded = percent_encoding::utf8_percent_encode(
-            &build.id,
-            percent_encoding::NON_ALPHANUMERIC,
-        );
+        let encoded =
+            percent_encoding::utf8_percent_encode(&build.id, percent_encoding::NON_ALPHANUMERIC);
         logs.insert(
             "deepLink".into(),
             json!(format!("http://{}/builds/{encoded}", state.addr)),
@@ -806,7 +824,11 @@ async fn start_build(
 ) -> Result<Value, ApiError> {
     let state = &ctx.state;
     check_name(&input.project_name).map_err(|_| project_not_found(ctx, &input.project_name))?;
-    if let Some(token) = input.idempotency_token.as_deref().filter(|_| retry_of.is_none()) {
+    if let Some(token) = input
+        .idempotency_token
+        .as_deref()
+        .filter(|_| retry_of.is_none())
+    {
         let known = {
             let mut inner = state.inner();
             inner
@@ -820,7 +842,9 @@ async fn start_build(
     }
     let prepared = prepare(ctx, &input)?;
     if state.inner().shutting_down {
-        return Err(ApiError::Service("localbuild serve is shutting down".into()));
+        return Err(ApiError::Service(
+            "localbuild serve is shutting down".into(),
+        ));
     }
     let uuid = uuid::Uuid::new_v4().to_string();
     let id = format!("{}:{uuid}", input.project_name);
@@ -840,7 +864,11 @@ async fn start_build(
     let response = present(state, &record, Some(&prepared.overlay));
     {
         let mut inner = state.inner();
-        if let Some(token) = input.idempotency_token.as_deref().filter(|_| retry_of.is_none()) {
+        if let Some(token) = input
+            .idempotency_token
+            .as_deref()
+            .filter(|_| retry_of.is_none())
+        {
             inner
                 .tokens
                 .insert(token.to_owned(), (Instant::now(), id.clone()));
@@ -889,7 +917,9 @@ async fn run_build(state: Arc<AppState>, id: String, request: BuildRequest, uuid
                 let mut inner = state.inner();
                 let stop = matches!(inner.builds.get(&id), Some(Live::Queued(q)) if q.stop_requested)
                     || inner.shutting_down;
-                inner.builds.insert(id.clone(), Live::Running(handle.clone()));
+                inner
+                    .builds
+                    .insert(id.clone(), Live::Running(handle.clone()));
                 stop
             };
             if stop {

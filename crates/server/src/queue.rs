@@ -50,7 +50,9 @@ impl Queue {
         let mut i = 0;
         while i < self.waiting.len() && self.running.len() < self.max {
             let w = &self.waiting[i];
-            if w.limit.is_some_and(|l| self.running_in(&w.project) >= l.max(1)) {
+            if w.limit
+                .is_some_and(|l| self.running_in(&w.project) >= l.max(1))
+            {
                 i += 1;
                 continue;
             }
