@@ -1162,11 +1162,7 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let mut to_delete = vec![];
     for id in input.ids.iter().map(|i| build_id(i)) {
         if state.inner().builds.contains_key(&id) {
-            not_deleted.push(json!({
-                "id": id,
-                "statusCode": "BUILD_IN_PROGRESS",
-                "message": "Build is in progress; stop it or wait for it to complete"
-            }));
+            not_deleted.push(json!({"id": id, "statusCode": "BUILD_IN_PROGRESS"}));
         } else {
             to_delete.push(id);
         }
@@ -1180,11 +1176,7 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         let _ = state.history.db().delete_doc(BUILD_DOC, id);
     }
     for id in missing {
-        not_deleted.push(json!({
-            "id": id,
-            "statusCode": "BUILD_NOT_FOUND",
-            "message": format!("Build {id} does not exist")
-        }));
+        not_deleted.push(json!({"id": id, "statusCode": "BUILD_NOT_FOUND"}));
     }
     json(&json!({"buildsDeleted": deleted, "buildsNotDeleted": not_deleted}))
 }
