@@ -10,6 +10,7 @@ mod gc;
 mod image;
 mod plan;
 mod run;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ pub enum Command {
     /// The build history: list builds, show one, print or follow its log
     #[command(subcommand)]
     Builds(BuildsCommand),
+    /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +78,31 @@ pub enum BuildsCommand {
         #[arg(short = 'f', long = "follow")]
         follow: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port, printed at start)
+    #[arg(
+        long = "listen",
+        default_value = "127.0.0.1:4599",
+        value_name = "ADDRESS:PORT"
+    )]
+    pub listen: String,
+    /// Accept only requests signed (SigV4) with a key of this AWS shared credentials file;
+    /// required to listen on a non-loopback address
+    #[arg(long = "credentials", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Values for PARAMETER_STORE and SECRETS_MANAGER variables (as `run --secrets-file`)
+    #[arg(long = "secrets-file", value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Builds that run at once; more wait QUEUED (default: the number of CPUs)
+    #[arg(long = "max-concurrent-builds", value_name = "N")]
+    pub max_concurrent_builds: Option<usize>,
+    /// Where repository locations resolve: https://host/OWNER/REPO to DIR/OWNER/REPO, else
+    /// DIR/REPO (default: $LOCALBUILD_HOME/git)
+    #[arg(long = "git-root", value_name = "DIR")]
+    pub git_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,5 +270,6 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Image(ImageCommand::Build) => image::build(),
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -167,13 +167,13 @@ pub fn run(args: &RunArgs) -> u8 {
     let source = match &args.source_version {
         None => Source::Dir(source),
         Some(version) => {
-            if let Err(e) = localbuild_sources::resolve_version(&source, None) {
-                if matches!(e, localbuild_sources::SourceError::RepositoryNotFound(_)) {
-                    return usage_error(&format!(
-                        "--source-version: {} is not a git repository",
-                        source.display()
-                    ));
-                }
+            if let Err(e) = localbuild_sources::resolve_version(&source, None)
+                && matches!(e, localbuild_sources::SourceError::RepositoryNotFound(_))
+            {
+                return usage_error(&format!(
+                    "--source-version: {} is not a git repository",
+                    source.display()
+                ));
             }
             // A buildspec inside the repository is read from the checked-out commit.
             if let BuildspecSource::File(file) = &buildspec {
@@ -370,12 +370,11 @@ pub fn summary(build: &Build, color: bool) -> String {
             paint(color, status, &cell),
             duration
         ));
-        if status != Status::Succeeded {
-            if let Some(ctx) = p.contexts.as_ref().and_then(|c| c.first()) {
-                if !ctx.status_code.is_empty() || !ctx.message.is_empty() {
-                    s.push_str(&format!("  {}: {}\n", ctx.status_code, ctx.message));
-                }
-            }
+        if status != Status::Succeeded
+            && let Some(ctx) = p.contexts.as_ref().and_then(|c| c.first())
+            && (!ctx.status_code.is_empty() || !ctx.message.is_empty())
+        {
+            s.push_str(&format!("  {}: {}\n", ctx.status_code, ctx.message));
         }
     }
     let total = build.end_time.unwrap_or(build.start_time) - build.start_time;

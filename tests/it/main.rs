@@ -13,4 +13,5 @@ mod history;
 mod hostile;
 mod registry;
 mod run_build;
+mod serve;
 mod util;

@@ -132,10 +132,10 @@ impl Docker {
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
-                    if let Some(status) = info.status.as_deref() {
-                        if info.id.is_none() {
-                            progress(status);
-                        }
+                    if let Some(status) = info.status.as_deref()
+                        && info.id.is_none()
+                    {
+                        progress(status);
                     }
                 }
                 Err(e) => {
@@ -167,10 +167,10 @@ impl Docker {
         };
         let attached = main.is_some();
         let mut binds = spec.binds.clone();
-        if spec.docker_socket {
-            if let Some(sock) = self.socket_path() {
-                binds.push(format!("{sock}:/var/run/docker.sock"));
-            }
+        if spec.docker_socket
+            && let Some(sock) = self.socket_path()
+        {
+            binds.push(format!("{sock}:/var/run/docker.sock"));
         }
         binds.sort();
         let body = ContainerCreateBody {

@@ -58,8 +58,19 @@ impl Engine {
     /// Check the request, claim a build number and start the build. Returns as soon as the
     /// build is recorded as SUBMITTED.
     pub async fn submit(&self, request: BuildRequest) -> Result<BuildHandle, SubmitError> {
+        self.submit_as(request, uuid::Uuid::new_v4().to_string())
+            .await
+    }
+
+    /// [`Engine::submit`] with the build's UUID chosen by the caller (the build id is
+    /// `<project>:<uuid>`): a server that queues builds hands out the id before the build
+    /// reaches the engine.
+    pub async fn submit_as(
+        &self,
+        request: BuildRequest,
+        uuid: String,
+    ) -> Result<BuildHandle, SubmitError> {
         request.check()?;
-        let uuid = uuid::Uuid::new_v4().to_string();
         let build_id = format!("{}:{uuid}", request.project);
         let store = self.store.clone();
         let (project, id) = (request.project.clone(), build_id.clone());

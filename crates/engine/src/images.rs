@@ -68,16 +68,16 @@ impl ImageTracker {
             .and_then(|r| r.strip_suffix(']'))
         {
             self.pushing = Some(short_name(repo));
-        } else if let Some((tag, digest)) = push_digest(line) {
-            if let Some(repo) = self.pushing.clone() {
-                let pushed = Pushed {
-                    reference: format!("{repo}:{tag}"),
-                    digest,
-                };
-                let entry = self.entry(phase);
-                if !entry.pushed.contains(&pushed) {
-                    entry.pushed.push(pushed);
-                }
+        } else if let Some((tag, digest)) = push_digest(line)
+            && let Some(repo) = self.pushing.clone()
+        {
+            let pushed = Pushed {
+                reference: format!("{repo}:{tag}"),
+                digest,
+            };
+            let entry = self.entry(phase);
+            if !entry.pushed.contains(&pushed) {
+                entry.pushed.push(pushed);
             }
         }
     }

@@ -461,11 +461,11 @@ fn clone_into(
                 .arg(dest)
                 .run()?;
             let mut refspecs = Vec::new();
-            if let (Some(reference), Some(local)) = (&wanted.reference, &local) {
-                if !ref_exists(dest, local)? {
-                    // e.g. refs/pull/N/head, which `git clone` does not copy.
-                    refspecs.push(format!("+{reference}:{local}"));
-                }
+            if let (Some(reference), Some(local)) = (&wanted.reference, &local)
+                && !ref_exists(dest, local)?
+            {
+                // e.g. refs/pull/N/head, which `git clone` does not copy.
+                refspecs.push(format!("+{reference}:{local}"));
             }
             if want_commit_by_id && peel(dest, &wanted.commit)?.is_none() {
                 refspecs.push(wanted.commit.clone());

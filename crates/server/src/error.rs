@@ -1,0 +1,120 @@
+//! The one place where a failed API call becomes an AWS JSON 1.1 error: the body
+//! `{"__type": "<ErrorShape>", "message": "..."}`, the `X-Amzn-ErrorType` header and the HTTP
+//! status. Every operation returns [`ApiError`]; nothing else builds error responses, and no
+//! request can turn into a 500 or a panic (internal failures are `ServiceException`s with a
+//! message).
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// A failed call, typed by the error shape the client will see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    ResourceAlreadyExists(String),
+    #[error("{0}")]
+    AccountLimitExceeded(String),
+    /// Malformed JSON or a value of the wrong type; the message names the field.
+    #[error("{0}")]
+    Serialization(String),
+    #[error("{0}")]
+    UnknownOperation(String),
+    /// The body is over the server's limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A SigV4 failure: the type and status the verifier chose.
+    #[error("{message}")]
+    Auth {
+        aws_type: &'static str,
+        status: u16,
+        message: String,
+    },
+    /// The server could not do what was asked (database, Docker): a 500-class fault with a
+    /// message, never a crash.
+    #[error("{0}")]
+    Service(String),
+}
+
+impl ApiError {
+    /// `__type` of the error body.
+    pub fn aws_type(&self) -> &'static str {
+        match self {
+            ApiError::ResourceNotFound(_) => "ResourceNotFoundException",
+            ApiError::InvalidInput(_) => "InvalidInputException",
+            ApiError::ResourceAlreadyExists(_) => "ResourceAlreadyExistsException",
+            ApiError::AccountLimitExceeded(_) => "AccountLimitExceededException",
+            ApiError::Serialization(_) => "SerializationException",
+            ApiError::UnknownOperation(_) => "UnknownOperationException",
+            ApiError::TooLarge(_) => "RequestEntityTooLargeException",
+            ApiError::Auth { aws_type, .. } => aws_type,
+            ApiError::Service(_) => "ServiceUnavailableException",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Auth { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ApiError::Service(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A database failure, as a service error.
+    pub fn db(e: localbuild_store::DbError) -> ApiError {
+        match e {
+            localbuild_store::DbError::InvalidInput(m) => ApiError::InvalidInput(m),
+            e => ApiError::Service(format!("the build history failed: {e}")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"__type": self.aws_type(), "message": self.to_string()});
+        let mut response = (
+            self.status(),
+            [("content-type", "application/x-amz-json-1.1")],
+            body.to_string(),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(self.aws_type()),
+        );
+        response
+    }
+}
+
+/// A serde error at a path, as the message of a `SerializationException`.
+pub fn serialization(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path.is_empty() || path == "." {
+        ApiError::Serialization(format!("Invalid request body: {inner}"))
+    } else {
+        ApiError::Serialization(format!("Invalid value for field '{path}': {inner}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_aws_types_and_statuses() {
+        let e = ApiError::ResourceNotFound("x".into());
+        assert_eq!(e.aws_type(), "ResourceNotFoundException");
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ApiError::TooLarge("x".into()).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+}

@@ -1,0 +1,592 @@
+//! `localbuild serve` driven by the real `aws` CLI: a real server process on a free port, a
+//! temporary `LOCALBUILD_HOME`, real Docker builds on the busybox test image. Conditions are
+//! awaited by bounded polling of the API, never by sleeping.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "localbuild-test/busybox:1";
+
+/// A running `localbuild serve`.
+struct Serve {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    addr: String,
+    home: tempfile::TempDir,
+    /// (access key, secret) the aws CLI signs with.
+    keys: (String, String),
+}
+
+impl Serve {
+    fn start(args: &[&str]) -> Serve {
+        let home = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("LOCALBUILD_HOME", home.path())
+            .env_remove("LOCALBUILD_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("localbuild serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("serve prints its address");
+            if let Some(url) = line.strip_prefix("export AWS_ENDPOINT_URL=http://") {
+                break url.to_owned();
+            }
+        };
+        Serve {
+            child,
+            addr,
+            home,
+            keys: ("test".into(), "test".into()),
+        }
+    }
+
+    /// Run `aws ARGS --output json`; the parsed output, or the error text.
+    fn aws(&self, args: &[&str]) -> Result<Value, String> {
+        let out = Command::new("aws")
+            .args(args)
+            .args(["--output", "json"])
+            .env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
+            .env("AWS_ACCESS_KEY_ID", &self.keys.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.keys.1)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .expect("aws runs");
+        if out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            Ok(if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).expect("aws prints JSON")
+            })
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        self.aws(args)
+            .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
+    }
+
+    fn create_project(&self, name: &str, commands: &[&str]) -> Value {
+        let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
+        for c in commands {
+            buildspec.push_str(&format!("      - {c}\n"));
+        }
+        let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+        let env = json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+        self.ok(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            name,
+            "--source",
+            &source,
+            "--artifacts",
+            "type=NO_ARTIFACTS",
+            "--environment",
+            &env,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ])
+    }
+
+    fn start_build(&self, project: &str) -> Value {
+        self.ok(&["codebuild", "start-build", "--project-name", project])["build"].clone()
+    }
+
+    fn build(&self, id: &str) -> Value {
+        let out = self.ok(&["codebuild", "batch-get-builds", "--ids", id]);
+        out["builds"][0].clone()
+    }
+
+    /// Poll the build until `cond` holds (at most `secs`).
+    fn wait(&self, id: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let b = self.build(id);
+            if cond(&b) {
+                return b;
+            }
+            assert!(Instant::now() < deadline, "{what}: build is now {b:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_complete(&self, id: &str) -> Value {
+        self.wait(id, 120, "buildComplete", |b| b["buildComplete"] == true)
+    }
+
+    /// A raw POST (for what the aws CLI never sends): status and JSON body.
+    fn post(&self, target: Option<&str>, body: &[u8]) -> (u16, Value) {
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(t) = target {
+            req.push_str(&format!("X-Amz-Target: {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        // The server may answer (and close) before reading a body over its limit.
+        let _ = s.write_all(body);
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let text = String::from_utf8_lossy(&resp);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // SIGTERM: the server stops its builds and exits 0.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn phases(b: &Value) -> Vec<String> {
+    b["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["phaseType"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn containers_of(id: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=localbuild.build-id={id}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn serve_runs_builds_for_the_aws_cli() {
+    let s = Serve::start(&[]);
+    let project = s.create_project("serve-demo", &["echo hello-from-serve"]);
+    assert_eq!(
+        project["project"]["arn"],
+        "arn:aws:codebuild:us-east-1:000000000000:project/serve-demo"
+    );
+
+    let started = s.start_build("serve-demo");
+    assert_eq!(started["buildStatus"], "IN_PROGRESS");
+    assert_eq!(started["buildNumber"], 1);
+    assert_eq!(phases(&started)[0], "SUBMITTED");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let done = s.wait_complete(&id);
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{done:#}");
+    assert_eq!(
+        phases(&done),
+        [
+            "SUBMITTED",
+            "QUEUED",
+            "PROVISIONING",
+            "DOWNLOAD_SOURCE",
+            "INSTALL",
+            "PRE_BUILD",
+            "BUILD",
+            "POST_BUILD",
+            "UPLOAD_ARTIFACTS",
+            "FINALIZING",
+            "COMPLETED"
+        ]
+    );
+    assert!(done["logs"].get("localPath").is_none());
+    assert_eq!(done["environment"]["image"], IMAGE);
+    assert_eq!(done["serviceRole"], "arn:aws:iam::000000000000:role/any");
+
+    // The log as CloudWatch Logs events.
+    let stream = id.split_once(':').unwrap().1;
+    let events = s.ok(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/codebuild/serve-demo",
+        "--log-stream-name",
+        stream,
+        "--start-from-head",
+    ]);
+    let messages: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(messages.contains(&"hello-from-serve\n"), "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("[Container] ")));
+    assert!(events["events"][0]["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    let groups = s.ok(&["logs", "describe-log-groups"]);
+    assert_eq!(
+        groups["logGroups"][0]["logGroupName"],
+        "/aws/codebuild/serve-demo"
+    );
+    let err = s
+        .aws(&[
+            "logs",
+            "get-log-events",
+            "--log-group-name",
+            "/aws/codebuild/serve-demo",
+            "--log-stream-name",
+            "nope",
+        ])
+        .unwrap_err();
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    assert!(
+        err.contains("The specified log stream does not exist."),
+        "{err}"
+    );
+
+    // The deep link serves the log.
+    let link = done["logs"]["deepLink"].as_str().unwrap();
+    let path = link.split_once(&s.addr).unwrap().1;
+    let mut conn = std::net::TcpStream::connect(&s.addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).unwrap();
+    assert!(page.contains("hello-from-serve"), "{page}");
+
+    // Retry: a new build with the next number; listing is newest first.
+    let retried = s.ok(&["codebuild", "retry-build", "--id", &id])["build"].clone();
+    assert_eq!(retried["buildNumber"], 2);
+    let id2 = retried["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_complete(&id2)["buildStatus"], "SUCCEEDED");
+    let listed = s.ok(&[
+        "codebuild",
+        "list-builds-for-project",
+        "--project-name",
+        "serve-demo",
+    ]);
+    assert_eq!(listed["ids"], json!([id2, id]));
+    let asc = s.ok(&["codebuild", "list-builds", "--sort-order", "ASCENDING"]);
+    assert_eq!(asc["ids"], json!([id, id2]));
+
+    let missing = s.ok(&["codebuild", "batch-get-builds", "--ids", "serve-demo:nope"]);
+    assert_eq!(missing["buildsNotFound"], json!(["serve-demo:nope"]));
+    let deleted = s.ok(&["codebuild", "batch-delete-builds", "--ids", &id]);
+    assert_eq!(deleted["buildsDeleted"], json!([id]));
+}
+
+#[test]
+fn serve_queues_and_stops_builds() {
+    let s = Serve::start(&["--max-concurrent-builds", "1"]);
+    s.create_project("serve-sleep", &["echo sleeping", "sleep 60"]);
+    let first = s.start_build("serve-sleep")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = s.start_build("serve-sleep");
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(second["buildNumber"], 2);
+    s.wait(&first, 60, "first build in BUILD", |b| {
+        b["currentPhase"] == "BUILD"
+    });
+    // The first holds the only slot: the second is still QUEUED.
+    let queued = s.build(&second_id);
+    assert_eq!(queued["currentPhase"], "QUEUED", "{queued:#}");
+    assert_eq!(queued["buildStatus"], "IN_PROGRESS");
+
+    // A queued build stops without ever starting a container.
+    let stopped = s.ok(&["codebuild", "stop-build", "--id", &second_id])["build"].clone();
+    assert_eq!(stopped["buildStatus"], "STOPPED", "{stopped:#}");
+    assert_eq!(phases(&stopped), ["SUBMITTED", "QUEUED", "COMPLETED"]);
+    assert_eq!(containers_of(&second_id), "");
+
+    // A running one ends STOPPED and leaves nothing behind.
+    let stopped = s.ok(&["codebuild", "stop-build", "--id", &first])["build"].clone();
+    assert_eq!(stopped["buildStatus"], "STOPPED", "{stopped:#}");
+    assert_eq!(stopped["buildComplete"], true);
+    assert_eq!(containers_of(&first), "");
+}
+
+#[test]
+fn serve_answers_errors_as_codebuild() {
+    let s = Serve::start(&[]);
+    s.create_project("serve-err", &["true"]);
+    let err = s
+        .aws(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            "serve-err",
+            "--source",
+            "type=NO_SOURCE,buildspec=version: 0.2",
+            "--artifacts",
+            "type=NO_ARTIFACTS",
+            "--environment",
+            "type=LINUX_CONTAINER,image=x,computeType=BUILD_GENERAL1_SMALL",
+            "--service-role",
+            "r",
+        ])
+        .unwrap_err();
+    assert!(err.contains("ResourceAlreadyExistsException"), "{err}");
+    assert!(
+        err.contains(
+            "Project already exists: arn:aws:codebuild:us-east-1:000000000000:project/serve-err"
+        ),
+        "{err}"
+    );
+    let err = s
+        .aws(&["codebuild", "start-build", "--project-name", "nope"])
+        .unwrap_err();
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    assert!(
+        err.contains(
+            "Project cannot be found: arn:aws:codebuild:us-east-1:000000000000:project/nope"
+        ),
+        "{err}"
+    );
+
+    let (status, body) = s.post(Some("CodeBuild_20161006.BatchGetBuilds"), b"{not json");
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "SerializationException");
+    let (status, body) = s.post(Some("CodeBuild_20161006.BatchGetBuilds"), br#"{"ids": 5}"#);
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "SerializationException");
+    assert!(body["message"].as_str().unwrap().contains("ids"), "{body}");
+    let (status, body) = s.post(Some("CodeBuild_20161006.NoSuchThing"), b"{}");
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "UnknownOperationException");
+    let (status, body) = s.post(Some("Nope_2020.ListBuilds"), b"{}");
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "UnknownOperationException");
+    let (status, body) = s.post(None, b"{}");
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "UnknownOperationException");
+    let big = vec![b' '; 7 * 1024 * 1024];
+    let (status, body) = s.post(Some("CodeBuild_20161006.ListBuilds"), &big);
+    assert_eq!(status, 413);
+    assert_eq!(body["__type"], "RequestEntityTooLargeException");
+}
+
+#[test]
+fn serve_checks_signatures_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIDLOCAL\naws_secret_access_key = s3cret\n",
+    )
+    .unwrap();
+    let mut s = Serve::start(&["--credentials", creds.to_str().unwrap()]);
+    s.keys = ("AKIDLOCAL".into(), "s3cret".into());
+    assert_eq!(s.ok(&["codebuild", "list-projects"])["projects"], json!([]));
+    s.keys = ("AKIDOTHER".into(), "s3cret".into());
+    let err = s.aws(&["codebuild", "list-projects"]).unwrap_err();
+    assert!(err.contains("UnrecognizedClientException"), "{err}");
+    s.keys = ("AKIDLOCAL".into(), "wrong".into());
+    let err = s.aws(&["codebuild", "list-projects"]).unwrap_err();
+    assert!(err.contains("InvalidSignatureException"), "{err}");
+
+    // Without credentials, only loopback.
+    let out = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--credentials"));
+}
+
+/// `git ARGS` in `dir` with a fixed identity; its trimmed stdout.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn serve_builds_a_github_project_from_a_local_repository() {
+    let s = Serve::start(&[]);
+    // https://github.com/acme/app.git resolves to $LOCALBUILD_HOME/git/acme/app.
+    let repo = s.home.path().join("git/acme/app");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat content.txt\n      - echo \"resolved=$CODEBUILD_RESOLVED_SOURCE_VERSION\"\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("content.txt"), "main content\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "main"]);
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(repo.join("content.txt"), "feature content\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "feature"]);
+    let feature = git(&repo, &["rev-parse", "HEAD"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    // An uncommitted change never reaches the build.
+    std::fs::write(repo.join("content.txt"), "dirty\n").unwrap();
+
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    let create = |name: &str, location: &str| {
+        s.aws(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            name,
+            "--source",
+            &json!({"type": "GITHUB", "location": location}).to_string(),
+            "--artifacts",
+            "type=NO_ARTIFACTS",
+            "--environment",
+            &env,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ])
+    };
+    create("app", "https://github.com/acme/app.git").expect("create-project");
+    let err = create("nowhere", "https://github.com/acme/nowhere.git").unwrap_err();
+    assert!(
+        err.contains("InvalidInputException") && err.contains("nowhere"),
+        "{err}"
+    );
+
+    let started = s.ok(&[
+        "codebuild",
+        "start-build",
+        "--project-name",
+        "app",
+        "--source-version",
+        "feature",
+    ])["build"]
+        .clone();
+    let id = started["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["resolvedSourceVersion"], feature.as_str());
+    assert_eq!(b["sourceVersion"], "feature");
+    assert_eq!(b["source"]["type"], "GITHUB");
+    let stream = id.split_once(':').unwrap().1;
+    let events = s.ok(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/codebuild/app",
+        "--log-stream-name",
+        stream,
+        "--start-from-head",
+    ]);
+    let text: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let text = text.join("\n");
+    assert!(text.contains("feature content"), "{text}");
+    assert!(!text.contains("dirty"), "{text}");
+    assert!(text.contains(&format!("resolved={feature}")), "{text}");
+
+    // An unknown version fails DOWNLOAD_SOURCE, a build result.
+    let bad = s.ok(&[
+        "codebuild",
+        "start-build",
+        "--project-name",
+        "app",
+        "--source-version",
+        "no-such-branch",
+    ])["build"]
+        .clone();
+    let b = s.wait_complete(bad["id"].as_str().unwrap());
+    assert_eq!(b["buildStatus"], "FAILED");
+    let download = b["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phaseType"] == "DOWNLOAD_SOURCE")
+        .unwrap();
+    assert_eq!(download["phaseStatus"], "FAILED", "{b:#}");
+    assert!(
+        download["contexts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-branch"),
+        "{download:#}"
+    );
+}
+
+/// Every response and error the server gives, through boto3, checked against botocore's own
+/// service models (`tests/api/check_shapes.py`).
+#[test]
+fn serve_responses_match_botocores_model() {
+    let s = Serve::start(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/walk_codebuild.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(IMAGE)
+        .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("walked"), "{stdout}");
+}
