@@ -3,6 +3,7 @@
 //! Each subcommand module renders the library's typed results and returns the exit code, from
 //! [`exit`], the one place that maps outcomes to exit codes.
 
+mod batch;
 mod builds;
 mod cache;
 mod exit;
@@ -201,6 +202,20 @@ pub struct RunArgs {
     /// does not ignore, and .git)
     #[arg(long = "all-files")]
     pub all_files: bool,
+    /// Run the buildspec's `batch` section as a batch build (as StartBuildBatch does): one
+    /// build per task, each with its own container, record and log
+    #[arg(long = "batch")]
+    pub batch: bool,
+    /// With --batch: builds running at once (default: the number of CPUs)
+    #[arg(long = "parallel", value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// With --batch: put each build's artifacts in a folder named by its identifier in the
+    /// batch's artifacts folder (CodeBuild's combineArtifacts)
+    #[arg(long = "combine-artifacts", requires = "batch")]
+    pub combine_artifacts: bool,
+    /// With --batch: refuse a batch of more than N builds (restrictions.maximumBuildsAllowed)
+    #[arg(long = "max-builds", value_name = "N", requires = "batch")]
+    pub max_builds: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -37,6 +37,13 @@ pub fn run(args: &PlanArgs) -> u8 {
         }
     };
     super::validate::print_all(&name, &source, &parsed.warnings);
+    // The batch's builds come from the same expansion `run --batch` uses.
+    if let Some(batch) = &parsed.buildspec.batch
+        && let Err(d) = buildspec::batch::expand(batch)
+    {
+        super::validate::print_all(&name, &source, [&d]);
+        return exit::FAILURE;
+    }
     let p = plan(&parsed.buildspec, &name);
     if args.json {
         match serde_json::to_string_pretty(&p) {
@@ -232,6 +239,9 @@ pub fn render(p: &Plan) -> String {
             yes(b.fast_fail),
             b.tasks.len()
         );
+        for n in &b.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
         for t in &b.tasks {
             let mut line = format!("  {}", t.identifier);
             if let Some(bs) = &t.buildspec {

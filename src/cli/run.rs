@@ -31,7 +31,7 @@ fn absolute(p: &std::path::Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn usage_error(message: &str) -> u8 {
+pub(super) fn usage_error(message: &str) -> u8 {
     eprintln!("error: {message}");
     exit::USAGE
 }
@@ -205,9 +205,14 @@ pub fn run(args: &RunArgs) -> u8 {
         zip: args.zip,
         no_cache: args.no_cache,
         respect_gitignore: !args.all_files,
+        compute_type: None,
+        batch: None,
     };
     if let Err(e) = request.check() {
         return usage_error(&e.to_string());
+    }
+    if args.batch {
+        return super::batch::run(request, args);
     }
     let runtime = match super::runtime() {
         Ok(rt) => rt,
@@ -263,7 +268,7 @@ async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
     exit::for_status(outcome.build.build_status)
 }
 
-fn color() -> bool {
+pub(super) fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
@@ -310,31 +315,36 @@ fn provisioning_hint(build: &Build, image: &str) -> Option<String> {
 /// Ctrl-C and SIGTERM stop the build (it still records, cleans up and exits 130).
 fn spawn_signal_handler(handle: BuildHandle) {
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {},
-                        _ = term.recv() => {},
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
+        interrupted().await;
         handle.stop();
     });
 }
 
-fn paint(color: bool, status: Status, text: &str) -> String {
+/// Wait for Ctrl-C or SIGTERM.
+pub(super) async fn interrupted() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub(super) fn paint(color: bool, status: Status, text: &str) -> String {
     if !color {
         return text.to_owned();
     }

@@ -117,3 +117,34 @@ fn hello_example_plan() {
                 .and(predicate::str::contains("  POST_BUILD\n")),
         );
 }
+
+#[test]
+fn batch_tasks_come_from_the_expansion_run_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("b.yml");
+    std::fs::write(
+        &f,
+        "version: 0.2\nbatch:\n  build-fanout:\n    parallelism: 2\nphases:\n  build:\n    commands:\n      - echo hi\n",
+    )
+    .unwrap();
+    let out = localbuild().args(["plan", "-b"]).arg(&f).assert().code(0);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("Batch: build-fanout (fast-fail no), 2 task(s)\n  note: build-fanout: every shard runs the whole buildspec")
+            && text.contains("  shard-1\n  shard-2\n"),
+        "{text}"
+    );
+    std::fs::write(
+        &f,
+        "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\n    - identifier: b\n      depend-on: [a]\n",
+    )
+    .unwrap();
+    localbuild()
+        .args(["plan", "-b"])
+        .arg(&f)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            ":7:19: error: 'batch.build-graph' has a dependency cycle: a -> b -> a",
+        ));
+}

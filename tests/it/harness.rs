@@ -81,6 +81,11 @@ impl Build {
         self
     }
 
+    pub fn args(mut self, args: &[&str]) -> Build {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
     pub fn image(mut self, image: &str) -> Build {
         self.image = image.to_owned();
         self

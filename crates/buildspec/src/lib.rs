@@ -6,6 +6,7 @@
 //! Pure: no I/O, no Docker. Errors use CodeBuild's own wording where CodeBuild has one.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 mod diagnostic;
 pub mod model;
 pub mod plan;

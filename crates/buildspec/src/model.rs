@@ -170,11 +170,21 @@ pub struct Proxy {
     pub logs: bool,
 }
 
-/// `batch` section. Batch builds run later; the model keeps what the buildspec says.
+/// A 1-based line and column in the buildspec (for problems found after validation, e.g. by
+/// the batch expansion).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// `batch` section, as the buildspec says it; [`crate::batch::expand`] turns it into builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub fast_fail: bool,
     pub kind: BatchKind,
+    /// Where the build kind's key is (the `batch` key when there is none).
+    pub at: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +206,10 @@ pub struct BatchTask {
     pub identifier: String,
     pub buildspec: Option<String>,
     pub depend_on: Vec<String>,
+    /// Where each `depend-on` entry is (same length as `depend_on` when parsed).
+    pub depend_on_at: Vec<Location>,
+    /// Where the task is (its list item).
+    pub at: Location,
     pub ignore_failure: bool,
     pub env: BatchEnv,
     pub debug_session: bool,

@@ -3,9 +3,7 @@
 //! Pure: built from a [`Buildspec`] and rendered as text or JSON by the CLI. Secret sources
 //! appear by reference, never by value.
 
-use crate::{
-    ArtifactSet, BatchEnv, BatchKind, BatchTask, Buildspec, CacheAction, OnFailure, PhaseName,
-};
+use crate::{ArtifactSet, BatchKind, Buildspec, CacheAction, OnFailure, PhaseName};
 use serde::Serialize;
 
 /// What a build would do.
@@ -144,8 +142,10 @@ pub struct PlanBatch {
     /// `build-list`, `build-graph`, `build-matrix`, `build-fanout` or `none`.
     pub kind: String,
     /// Tasks of a build-list / build-graph, or the expanded combinations of a build-matrix,
-    /// or the shards of a build-fanout.
+    /// or the shards of a build-fanout ([`crate::batch::expand`]).
     pub tasks: Vec<PlanBatchTask>,
+    /// What runs differently from CodeBuild (e.g. no test splitting in a build-fanout).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -272,32 +272,7 @@ pub fn plan(buildspec: &Buildspec, path: &str) -> Plan {
             upload_artifacts: b.proxy.upload_artifacts,
             logs: b.proxy.logs,
         },
-        batch: b.batch.as_ref().map(|batch| {
-            let (kind, tasks) = match &batch.kind {
-                BatchKind::BuildList(ts) => ("build-list", ts.iter().map(task).collect()),
-                BatchKind::BuildGraph(ts) => ("build-graph", ts.iter().map(task).collect()),
-                BatchKind::BuildMatrix(m) => ("build-matrix", matrix_tasks(m)),
-                BatchKind::BuildFanout {
-                    parallelism,
-                    ignore_failure,
-                } => (
-                    "build-fanout",
-                    (1..=*parallelism)
-                        .map(|i| PlanBatchTask {
-                            identifier: format!("shard-{i}"),
-                            ignore_failure: *ignore_failure,
-                            ..empty_task()
-                        })
-                        .collect(),
-                ),
-                BatchKind::None => ("none", Vec::new()),
-            };
-            PlanBatch {
-                fast_fail: batch.fast_fail,
-                kind: kind.to_owned(),
-                tasks,
-            }
-        }),
+        batch: b.batch.as_ref().map(plan_batch),
     }
 }
 
@@ -323,96 +298,41 @@ fn artifact_set(identifier: Option<String>, s: &ArtifactSet) -> PlanArtifactSet 
     }
 }
 
-fn empty_task() -> PlanBatchTask {
-    PlanBatchTask {
-        identifier: String::new(),
-        buildspec: None,
-        depend_on: Vec::new(),
-        ignore_failure: false,
-        image: None,
-        compute_type: None,
-        env_type: None,
-        privileged_mode: None,
-        variables: Vec::new(),
-    }
-}
-
-fn with_env(mut t: PlanBatchTask, env: &BatchEnv) -> PlanBatchTask {
-    t.image = env.image.clone();
-    t.compute_type = env.compute_type.clone();
-    t.env_type = env.env_type.clone();
-    t.privileged_mode = env.privileged_mode;
-    t.variables = vars(&env.variables);
-    t
-}
-
-fn task(t: &BatchTask) -> PlanBatchTask {
-    with_env(
-        PlanBatchTask {
-            identifier: t.identifier.clone(),
-            buildspec: t.buildspec.clone(),
-            depend_on: t.depend_on.clone(),
-            ignore_failure: t.ignore_failure,
-            ..empty_task()
+/// The batch's builds, from the same expansion `run --batch` uses.
+fn plan_batch(batch: &crate::Batch) -> PlanBatch {
+    match crate::batch::expand(batch) {
+        Ok(e) => PlanBatch {
+            fast_fail: e.fast_fail,
+            kind: e.kind.as_str().to_owned(),
+            tasks: e
+                .tasks
+                .iter()
+                .map(|t| PlanBatchTask {
+                    identifier: t.identifier.clone(),
+                    buildspec: t.buildspec.clone(),
+                    depend_on: t.depends_on.clone(),
+                    ignore_failure: t.ignore_failure,
+                    image: t.image.clone(),
+                    compute_type: t.compute_type.clone(),
+                    env_type: t.env_type.clone(),
+                    privileged_mode: t.privileged,
+                    variables: vars(&t.variables),
+                })
+                .collect(),
+            notes: e.notes,
         },
-        &t.env,
-    )
-}
-
-/// At most this many matrix combinations are listed.
-const MAX_MATRIX_TASKS: usize = 256;
-
-/// The combinations of a build-matrix, in CodeBuild's axis order (buildspec, image,
-/// compute type, variables), capped at [`MAX_MATRIX_TASKS`].
-fn matrix_tasks(m: &crate::BuildMatrix) -> Vec<PlanBatchTask> {
-    let base = with_env(
-        PlanBatchTask {
-            ignore_failure: m.static_ignore_failure,
-            ..empty_task()
-        },
-        &m.static_env,
-    );
-    let mut out = vec![base];
-    let opt = |v: &[String]| -> Vec<Option<String>> {
-        if v.is_empty() {
-            vec![None]
-        } else {
-            v.iter().cloned().map(Some).collect()
-        }
-    };
-    let expand = |out: Vec<PlanBatchTask>,
-                  vals: Vec<Option<String>>,
-                  set: &dyn Fn(&mut PlanBatchTask, String)| {
-        let mut next = Vec::new();
-        for t in &out {
-            for v in &vals {
-                if next.len() >= MAX_MATRIX_TASKS {
-                    return next;
-                }
-                let mut t = t.clone();
-                if let Some(v) = v {
-                    set(&mut t, v.clone());
-                }
-                next.push(t);
+        Err(d) => PlanBatch {
+            fast_fail: batch.fast_fail,
+            kind: match batch.kind {
+                BatchKind::BuildList(_) => "build-list",
+                BatchKind::BuildGraph(_) => "build-graph",
+                BatchKind::BuildMatrix(_) => "build-matrix",
+                BatchKind::BuildFanout { .. } => "build-fanout",
+                BatchKind::None => "none",
             }
-        }
-        next
-    };
-    out = expand(out, opt(&m.buildspecs), &|t, v| t.buildspec = Some(v));
-    out = expand(out, opt(&m.images), &|t, v| t.image = Some(v));
-    out = expand(out, opt(&m.compute_types), &|t, v| t.compute_type = Some(v));
-    for (name, values) in &m.variables {
-        let name = name.clone();
-        out = expand(out, opt(values), &|t, v| {
-            t.variables.retain(|x| x.name != name);
-            t.variables.push(PlanVariable {
-                name: name.clone(),
-                value: v,
-            });
-        });
+            .to_owned(),
+            tasks: Vec::new(),
+            notes: vec![format!("error: {}:{}: {}", d.line, d.column, d.message)],
+        },
     }
-    for (i, t) in out.iter_mut().enumerate() {
-        t.identifier = format!("matrix-{}", i + 1);
-    }
-    out
 }

@@ -363,7 +363,9 @@ fn batch_kinds() {
     assert_eq!(ts[1].env.privileged_mode, Some(true));
     check(
         &format!("{V}batch:\n  build-graph:\n    - identifier: a\n      depend-on: [z]\n"),
-        &["4:5: error: task 'a' depends on 'z', which is not an identifier in 'batch.build-graph'"],
+        &[
+            "5:19: error: task 'a' depends on 'z', which is not an identifier in 'batch.build-graph'",
+        ],
     );
     let b = ok(&format!(
         "{V}batch:\n  build-matrix:\n    dynamic:\n      env:\n        image: [i1, i2]\n        variables:\n          V: [1, 2, 3]\n"

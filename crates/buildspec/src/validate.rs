@@ -294,7 +294,7 @@ pub fn buildspec(ctx: &mut Ctx, root: &SNode) -> Option<Buildspec> {
                 spec.env = env(ctx, e.value, &e.key);
             }
             "proxy" => spec.proxy = proxy(ctx, e.value),
-            "batch" => spec.batch = batch(ctx, e.value),
+            "batch" => spec.batch = batch(ctx, e.key_node, e.value),
             "phases" => spec.phases = phases(ctx, e.value),
             "reports" => spec.reports = reports(ctx, e.value),
             "artifacts" => spec.artifacts = artifacts(ctx, e.key_node, e.value, v),
@@ -461,11 +461,17 @@ fn proxy(ctx: &mut Ctx, node: &SNode) -> Proxy {
     p
 }
 
-fn batch(ctx: &mut Ctx, node: &SNode) -> Option<Batch> {
+fn loc(node: &SNode) -> Location {
+    let (line, column) = pos(node);
+    Location { line, column }
+}
+
+fn batch(ctx: &mut Ctx, key: &SNode, node: &SNode) -> Option<Batch> {
     let es = entries(ctx, node, "batch")?;
     let mut b = Batch {
         fast_fail: false,
         kind: BatchKind::None,
+        at: loc(key),
     };
     let mut kind_key: Option<String> = None;
     for e in &es {
@@ -474,10 +480,18 @@ fn batch(ctx: &mut Ctx, node: &SNode) -> Option<Batch> {
                 b.fast_fail = yes_no(ctx, e.value, "batch.fast-fail");
                 continue;
             }
-            "build-list" => BatchKind::BuildList(tasks(ctx, e.value, "build-list", false)),
+            "build-list" => {
+                let ts = tasks(ctx, e.value, "build-list", false);
+                for d in crate::batch::graph_problems(&ts) {
+                    ctx.errors.push(d);
+                }
+                BatchKind::BuildList(ts)
+            }
             "build-graph" => {
                 let ts = tasks(ctx, e.value, "build-graph", true);
-                check_graph(ctx, e.value, &ts);
+                for d in crate::batch::graph_problems(&ts) {
+                    ctx.errors.push(d);
+                }
                 BatchKind::BuildGraph(ts)
             }
             "build-matrix" => BatchKind::BuildMatrix(matrix(ctx, e.value)),
@@ -495,6 +509,7 @@ fn batch(ctx: &mut Ctx, node: &SNode) -> Option<Batch> {
         } else {
             kind_key = Some(e.key.clone());
             b.kind = kind;
+            b.at = loc(e.key_node);
         }
     }
     Some(b)
@@ -520,7 +535,10 @@ fn tasks(ctx: &mut Ctx, node: &SNode, what: &str, graph: bool) -> Vec<BatchTask>
         let Some(es) = entries(ctx, item, &format!("batch.{what}[]")) else {
             continue;
         };
-        let mut t = BatchTask::default();
+        let mut t = BatchTask {
+            at: loc(item),
+            ..BatchTask::default()
+        };
         let mut has_id = false;
         for e in &es {
             let w = format!("batch.{what}.{}", e.key);
@@ -532,7 +550,17 @@ fn tasks(ctx: &mut Ctx, node: &SNode, what: &str, graph: bool) -> Vec<BatchTask>
                     }
                 }
                 "buildspec" => t.buildspec = text(ctx, e.value, &w),
-                "depend-on" if graph => t.depend_on = string_list(ctx, e.value, &w),
+                "depend-on" if graph => {
+                    t.depend_on = string_list(ctx, e.value, &w);
+                    t.depend_on_at = match &e.value.value {
+                        Node::Seq(items) => items
+                            .iter()
+                            .filter(|i| matches!(i.value, Node::Scalar { .. }))
+                            .map(loc)
+                            .collect(),
+                        _ => vec![loc(e.value); t.depend_on.len()],
+                    };
+                }
                 "ignore-failure" => t.ignore_failure = yes_no(ctx, e.value, &w),
                 "debug-session" => t.debug_session = yes_no(ctx, e.value, &w),
                 "env" => t.env = batch_env(ctx, e.value, &w),
@@ -548,22 +576,6 @@ fn tasks(ctx: &mut Ctx, node: &SNode, what: &str, graph: bool) -> Vec<BatchTask>
         out.push(t);
     }
     out
-}
-
-fn check_graph(ctx: &mut Ctx, node: &SNode, tasks: &[BatchTask]) {
-    for t in tasks {
-        for d in &t.depend_on {
-            if !tasks.iter().any(|o| &o.identifier == d) {
-                ctx.error(
-                    node,
-                    format!(
-                        "task '{}' depends on '{d}', which is not an identifier in 'batch.build-graph'",
-                        t.identifier
-                    ),
-                );
-            }
-        }
-    }
 }
 
 fn batch_env(ctx: &mut Ctx, node: &SNode, what: &str) -> BatchEnv {

@@ -7,7 +7,8 @@
 //!
 //! * Pure: [`lifecycle`] (phase transitions and final status), [`shell`]'s script protocol,
 //!   [`artifacts`] selection, [`reports`] parsing, [`hints`], [`images`], [`secrets`].
-//! * Async: [`handle`] (engine, handles, the event hub) and `execute` (carries out a build).
+//! * Async: [`handle`] (engine, handles, the event hub), `execute` (carries out a build) and
+//!   [`batch`] (runs a batch's builds through [`Engine::submit`]).
 //!
 //! A failing command is a phase result in the record, never an `Err`; `Err` from
 //! [`Engine::submit`] means no build was started (a refused request, an unwritable store).
@@ -16,6 +17,7 @@
 pub use localbuild_buildspec as buildspec;
 
 pub mod artifacts;
+pub mod batch;
 pub mod event;
 mod execute;
 pub mod handle;
@@ -32,9 +34,12 @@ pub mod shell;
 pub mod source;
 pub mod store;
 
+pub use batch::{BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, TaskOutcome};
 pub use event::Event;
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
-pub use request::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE, RequestError, Source};
+pub use request::{
+    ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, RequestError, Source,
+};
 pub use tokio_util::sync::CancellationToken;
 
 use std::path::PathBuf;

@@ -219,6 +219,9 @@ pub struct Build {
     pub encryption_key: String,
     pub exported_environment_variables: Vec<EnvironmentVariable>,
     pub report_arns: Vec<String>,
+    /// The batch this build belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_batch_arn: Option<String>,
 }
 
 impl Build {
@@ -228,4 +231,112 @@ impl Build {
             matches!(p.phase_status, Some(s) if s != Status::Succeeded && s != Status::InProgress)
         })
     }
+}
+
+/// `BuildBatchPhaseType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BatchPhaseType {
+    Submitted,
+    DownloadBatchspec,
+    InProgress,
+    CombineArtifacts,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl BatchPhaseType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchPhaseType::Submitted => "SUBMITTED",
+            BatchPhaseType::DownloadBatchspec => "DOWNLOAD_BATCHSPEC",
+            BatchPhaseType::InProgress => "IN_PROGRESS",
+            BatchPhaseType::CombineArtifacts => "COMBINE_ARTIFACTS",
+            BatchPhaseType::Succeeded => "SUCCEEDED",
+            BatchPhaseType::Failed => "FAILED",
+            BatchPhaseType::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// `BuildBatchPhase`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchPhase {
+    pub phase_type: BatchPhaseType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_status: Option<Status>,
+    pub start_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Vec<PhaseContext>>,
+}
+
+/// `BuildSummary`: one build of a batch. A task that never started (a dependency failed, the
+/// batch stopped) has no `arn` and no `requestedOn`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_on: Option<f64>,
+    pub build_status: Status,
+}
+
+/// `BuildGroup`: one task of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildGroup {
+    pub identifier: String,
+    pub depends_on: Vec<String>,
+    pub ignore_failure: bool,
+    /// `None` while the task waits (for a dependency or a free slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_build_summary: Option<BuildSummary>,
+}
+
+/// `BatchRestrictions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRestrictions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_builds_allowed: Option<u32>,
+}
+
+/// `ProjectBuildBatchConfig` (the parts localbuild honours).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildBatchConfig {
+    pub combine_artifacts: bool,
+    pub restrictions: BatchRestrictions,
+}
+
+/// CodeBuild's `BuildBatch` object, as `BatchGetBuildBatches` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildBatch {
+    pub id: String,
+    pub arn: String,
+    pub build_batch_number: u64,
+    pub start_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    pub current_phase: BatchPhaseType,
+    pub build_batch_status: Status,
+    pub project_name: String,
+    pub phases: Vec<BatchPhase>,
+    pub source: Source,
+    pub artifacts: Artifacts,
+    pub environment: Environment,
+    pub build_timeout_in_minutes: u64,
+    pub complete: bool,
+    pub initiator: String,
+    pub encryption_key: String,
+    pub build_batch_config: BuildBatchConfig,
+    pub build_groups: Vec<BuildGroup>,
 }

@@ -108,6 +108,19 @@ pub struct BuildRequest {
     /// `.git`) of a directory source that is a git work tree; `false` copies everything.
     /// Secondary sources too; a bind mount always shows everything.
     pub respect_gitignore: bool,
+    /// The record's `environment.computeType` (default `BUILD_GENERAL1_SMALL`; locally it
+    /// changes nothing else).
+    pub compute_type: Option<String>,
+    /// Set when the build is one task of a batch build ([`crate::batch`]).
+    pub batch: Option<BatchMember>,
+}
+
+/// A build's place in a batch: `CODEBUILD_BATCH_BUILD_IDENTIFIER`,
+/// `CODEBUILD_BUILD_BATCH_TRIGGERED=true` and the record's `buildBatchArn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMember {
+    pub batch_arn: String,
+    pub identifier: String,
 }
 
 impl BuildRequest {
@@ -134,6 +147,8 @@ impl BuildRequest {
             zip: false,
             no_cache: false,
             respect_gitignore: true,
+            compute_type: None,
+            batch: None,
         }
     }
 

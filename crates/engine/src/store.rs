@@ -6,7 +6,7 @@
 //! build was. `localbuild-store` implements it; the methods block (file and database work), and
 //! the engine calls them off the async threads.
 
-use crate::record::Build;
+use crate::record::{Build, BuildBatch};
 use std::path::PathBuf;
 
 /// Where one build's files go.
@@ -21,6 +21,16 @@ pub struct Place {
     /// Default folders for artifacts and report files.
     pub artifacts: PathBuf,
     pub reports: PathBuf,
+}
+
+/// Where one batch's files go (its record; combined artifacts).
+#[derive(Debug, Clone)]
+pub struct BatchPlace {
+    /// The batch number: 1, 2, … per project, never reused (`buildBatchNumber`).
+    pub number: u64,
+    pub dir: PathBuf,
+    /// The batch's artifacts folder (`combine-artifacts` puts each build's under its identifier).
+    pub artifacts: PathBuf,
 }
 
 /// A store failure, phrased for the user.
@@ -44,6 +54,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Where `project`'s saved caches live.
     fn cache_dir(&self, project: &str) -> PathBuf;
+
+    /// Claim the next batch number of `project` for the batch `batch_id` and make its place.
+    /// A store that keeps no batches refuses.
+    fn create_batch(&self, project: &str, batch_id: &str) -> Result<BatchPlace, StoreError> {
+        let _ = batch_id;
+        Err(StoreError {
+            action: "create a batch build in",
+            path: PathBuf::from(project),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this store keeps no batch builds",
+            ),
+        })
+    }
+
+    /// Keep the batch record as it is now (called at every change and at the end).
+    fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
+        let _ = batch;
+        Ok(())
+    }
 }
 
 /// The file a saved cache is kept in, inside [`Store::cache_dir`]: `<key>.tar` with the key's

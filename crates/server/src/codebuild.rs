@@ -702,6 +702,7 @@ fn queued_record(
         build_status: Status::InProgress,
         resolved_source_version: None,
         source_version: None,
+        build_batch_arn: None,
         project_name: req.project.clone(),
         phases: vec![
             BuildPhase {

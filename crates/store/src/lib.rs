@@ -8,6 +8,9 @@
 //! builds/<project>/<number>/artifacts/   default artifacts folder
 //! builds/<project>/<number>/reports/     default reports folder
 //! cache/<project>/<key>.tar              saved caches
+//! batches/<project>/<number>/batch.json  a batch build's record (also in the database's
+//!                                        documents, kind `build-batch`)
+//! batches/<project>/<number>/artifacts/  its combined artifacts
 //! ```
 //!
 //! [`HistoryStore`] is the store of every command and the server: build numbers come from the
@@ -20,8 +23,8 @@
 //! component).
 
 pub use localbuild_db::{BuildQuery, BuildRow, Db, DbError, ProjectSort};
-use localbuild_engine::record::{Build, PhaseContext, PhaseType, Status};
-use localbuild_engine::store::{Place, Store, StoreError};
+use localbuild_engine::record::{Build, BuildBatch, PhaseContext, PhaseType, Status};
+use localbuild_engine::store::{BatchPlace, Place, Store, StoreError};
 use std::path::{Path, PathBuf};
 
 /// The history database and the build folders beside it.
@@ -221,6 +224,55 @@ impl Store for HistoryStore {
     fn cache_dir(&self, project: &str) -> PathBuf {
         self.root.join("cache").join(project)
     }
+
+    fn create_batch(&self, project: &str, _batch_id: &str) -> Result<BatchPlace, StoreError> {
+        create_batch(&self.root, project)
+    }
+
+    fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
+        let dir = batch_dir(&self.root, &batch.project_name, batch.build_batch_number);
+        let json = serde_json::to_string(batch).map_err(|e| StoreError {
+            action: "serialise the record of",
+            path: dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let db = self.db.put_doc("build-batch", &batch.id, &json);
+        let file = write_batch(&dir, batch);
+        db.map_err(|e| db_error("record the batch in", &self.root.join("localbuild.db"), e))?;
+        file
+    }
+}
+
+fn batch_dir(root: &Path, project: &str, number: u64) -> PathBuf {
+    root.join("batches").join(project).join(number.to_string())
+}
+
+/// Batch numbers are claimed by creating the batch's folder (atomic across processes).
+fn create_batch(root: &Path, project: &str) -> Result<BatchPlace, StoreError> {
+    let (number, dir) = claim_dir(&root.join("batches"), project).map_err(|source| StoreError {
+        action: "create a batch folder under",
+        path: root.join("batches").join(project),
+        source,
+    })?;
+    Ok(BatchPlace {
+        number,
+        artifacts: dir.join("artifacts"),
+        dir,
+    })
+}
+
+fn write_batch(dir: &Path, batch: &BuildBatch) -> Result<(), StoreError> {
+    let write = || -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(batch).map_err(std::io::Error::other)?;
+        let tmp = dir.join("batch.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, dir.join("batch.json"))
+    };
+    write().map_err(|source| StoreError {
+        action: "write",
+        path: dir.join("batch.json"),
+        source,
+    })
 }
 
 /// The folder layout above.
@@ -274,11 +326,25 @@ impl Store for FolderStore {
     fn cache_dir(&self, project: &str) -> PathBuf {
         self.root.join("cache").join(project)
     }
+
+    fn create_batch(&self, project: &str, _batch_id: &str) -> Result<BatchPlace, StoreError> {
+        create_batch(&self.root, project)
+    }
+
+    fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
+        let dir = batch_dir(&self.root, &batch.project_name, batch.build_batch_number);
+        write_batch(&dir, batch)
+    }
 }
 
 /// Claim the next build number of `project`; returns it and its (new, empty) folder.
 fn claim_build_dir(root: &Path, project: &str) -> std::io::Result<(u64, PathBuf)> {
-    let dir = root.join("builds").join(project);
+    claim_dir(&root.join("builds"), project)
+}
+
+/// Claim the next number under `base/<project>/` by creating its folder.
+fn claim_dir(base: &Path, project: &str) -> std::io::Result<(u64, PathBuf)> {
+    let dir = base.join(project);
     std::fs::create_dir_all(&dir)?;
     let mut next = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())

@@ -34,8 +34,8 @@ impl Run {
             self.progress(line);
         }
         let spec = loaded.spec.map_err(PhaseError::Failed)?;
-        if spec.batch.is_some() {
-            self.progress("warning: batch builds are not supported yet; running the buildspec as a single build");
+        if spec.batch.is_some() && self.req.batch.is_none() {
+            self.progress("warning: the buildspec has a 'batch' section: running it as a single build (as StartBuild does); `localbuild run --batch` runs the batch");
         }
 
         self.agent("Processing environment variables");
@@ -389,6 +389,13 @@ impl Run {
             ),
             ("CODEBUILD_SRC_DIR".into(), self.src_dir.clone()),
         ];
+        if let Some(member) = &req.batch {
+            vars.push((
+                "CODEBUILD_BATCH_BUILD_IDENTIFIER".into(),
+                member.identifier.clone(),
+            ));
+            vars.push(("CODEBUILD_BUILD_BATCH_TRIGGERED".into(), "true".into()));
+        }
         for (id, path) in self.secondary_dirs() {
             vars.push((format!("CODEBUILD_SRC_DIR_{id}"), path));
         }

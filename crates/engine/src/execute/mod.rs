@@ -157,7 +157,10 @@ pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: 
         environment: Environment {
             kind: "LINUX_CONTAINER".to_owned(),
             image: req.image.clone(),
-            compute_type: "BUILD_GENERAL1_SMALL".to_owned(),
+            compute_type: req
+                .compute_type
+                .clone()
+                .unwrap_or_else(|| "BUILD_GENERAL1_SMALL".to_owned()),
             environment_variables: vec![],
             privileged_mode: req.privileged,
             image_pull_credentials_type: "CODEBUILD".to_owned(),
@@ -183,6 +186,7 @@ pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: 
         encryption_key: format!("arn:aws:kms:{region}:{ACCOUNT_ID}:alias/aws/s3"),
         exported_environment_variables: vec![],
         report_arns: vec![],
+        build_batch_arn: req.batch.as_ref().map(|b| b.batch_arn.clone()),
     }
 }
 

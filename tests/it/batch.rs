@@ -1,0 +1,297 @@
+//! `localbuild run --batch` on real Docker: graph order, failures with and without
+//! `ignore-failure`, fast-fail, a build-matrix, fan-out shards, combined artifacts and Ctrl-C.
+//! `--build-json` writes the `BuildBatch`; each task's `Build` record is read from the store.
+
+use crate::harness::{Build, Finished};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The command every task runs: it prints its identifier and the matrix / task variables.
+const ECHO: &str = "phases:\n  build:\n    commands:\n      - echo \"task=$CODEBUILD_BATCH_BUILD_IDENTIFIER triggered=$CODEBUILD_BUILD_BATCH_TRIGGERED A=$A B=$B\"\n      - test \"$FAIL\" != yes\n";
+
+fn batch(yaml: &str) -> Build {
+    Build::new(&format!("version: 0.2\n{yaml}{ECHO}"))
+        .arg("--batch")
+        .arg("--parallel")
+        .arg("2")
+}
+
+/// Every task's `Build` record, by identifier (matched through the batch's build groups).
+fn task_records(r: &Finished) -> HashMap<String, Value> {
+    let mut by_arn = HashMap::new();
+    let dir = r.home.join("builds/it");
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if let Ok(bytes) = std::fs::read(e.path().join("build.json")) {
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            by_arn.insert(v["arn"].as_str().unwrap_or("").to_owned(), v);
+        }
+    }
+    let mut out = HashMap::new();
+    for g in r.record["buildGroups"].as_array().expect("buildGroups") {
+        let id = g["identifier"].as_str().unwrap().to_owned();
+        if let Some(arn) = g["currentBuildSummary"]["arn"].as_str() {
+            let rec = by_arn.remove(arn).unwrap_or_else(|| {
+                panic!("no record for {id} ({arn}) in {dir:?}: {:?}", by_arn.keys())
+            });
+            assert_eq!(rec["buildBatchArn"], r.record["arn"], "{id}");
+            out.insert(id, rec);
+        }
+    }
+    out
+}
+
+/// No container of any task remains.
+fn assert_no_task_left(records: &HashMap<String, Value>) {
+    for (id, rec) in records {
+        let build_id = rec["id"].as_str().unwrap();
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=localbuild.build-id={build_id}"))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "task {id} ({build_id}) left a container"
+        );
+    }
+}
+
+fn group<'a>(r: &'a Finished, id: &str) -> &'a Value {
+    r.record["buildGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["identifier"] == id)
+        .unwrap_or_else(|| panic!("no group {id}"))
+}
+
+fn group_status(r: &Finished, id: &str) -> String {
+    group(r, id)["currentBuildSummary"]["buildStatus"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn time(rec: &Value, key: &str) -> f64 {
+    rec[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {key} in {rec}"))
+}
+
+#[test]
+fn a_build_graph_diamond_runs_in_dependency_order() {
+    let b = batch(
+        "batch:\n  build-graph:\n    - identifier: a\n    - identifier: b\n      depend-on: [a]\n    - identifier: c\n      depend-on: [a]\n    - identifier: d\n      depend-on: [b, c]\n",
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.record["buildBatchStatus"], "SUCCEEDED");
+    assert_eq!(r.record["currentPhase"], "SUCCEEDED");
+    let arn = r.record["arn"].as_str().unwrap();
+    assert!(
+        arn.starts_with("arn:aws:codebuild:us-east-1:000000000000:build-batch/it:"),
+        "{arn}"
+    );
+    let phases: Vec<&str> = r.record["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phaseType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "SUBMITTED",
+            "DOWNLOAD_BATCHSPEC",
+            "IN_PROGRESS",
+            "SUCCEEDED"
+        ]
+    );
+    assert_eq!(group(&r, "d")["dependsOn"], serde_json::json!(["b", "c"]));
+    let recs = task_records(&r);
+    assert_eq!(recs.len(), 4);
+    for id in ["a", "b", "c", "d"] {
+        assert_eq!(recs[id]["buildStatus"], "SUCCEEDED", "{id}");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l == format!("[{id}] task={id} triggered=true A= B=")),
+            "{id}:\n{}",
+            r.stdout
+        );
+    }
+    let (start, end) = (
+        |id: &str| time(&recs[id], "startTime"),
+        |id: &str| time(&recs[id], "endTime"),
+    );
+    assert!(start("b") >= end("a") && start("c") >= end("a"));
+    assert!(start("d") >= end("b") && start("d") >= end("c"));
+    assert!(r.stdout.contains("\nTASK "), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("batch: d SUCCEEDED; 0 running, 4 done, 0 failed")
+    );
+    assert_no_task_left(&recs);
+}
+
+#[test]
+fn a_failed_task_fails_the_batch_and_its_dependents_never_start() {
+    let b = batch(
+        "batch:\n  build-graph:\n    - identifier: bad\n      env:\n        variables:\n          FAIL: yes\n    - identifier: after\n      depend-on: [bad]\n    - identifier: ok\n",
+    );
+    let r = b.run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.record["buildBatchStatus"], "FAILED");
+    assert_eq!(group_status(&r, "bad"), "FAILED");
+    assert_eq!(group_status(&r, "ok"), "SUCCEEDED");
+    assert_eq!(group_status(&r, "after"), "FAILED");
+    assert!(group(&r, "after")["currentBuildSummary"]["arn"].is_null());
+    let recs = task_records(&r);
+    assert_eq!(recs.len(), 2, "'after' never ran");
+    assert!(
+        r.stdout
+            .contains("not started: its dependency 'bad' did not succeed")
+    );
+    assert_no_task_left(&recs);
+}
+
+#[test]
+fn an_ignored_failure_lets_the_batch_succeed() {
+    let b = batch(
+        "batch:\n  build-graph:\n    - identifier: bad\n      ignore-failure: true\n      env:\n        variables:\n          FAIL: yes\n    - identifier: after\n      ignore-failure: true\n      depend-on: [bad]\n    - identifier: ok\n",
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.record["buildBatchStatus"], "SUCCEEDED");
+    assert_eq!(group_status(&r, "bad"), "FAILED");
+    assert_eq!(group(&r, "bad")["ignoreFailure"], true);
+    // A dependent of a failed task never starts, ignore-failure or not.
+    assert_eq!(group_status(&r, "after"), "FAILED");
+    assert!(group(&r, "after")["currentBuildSummary"]["arn"].is_null());
+    assert_eq!(group_status(&r, "ok"), "SUCCEEDED");
+}
+
+#[test]
+fn fast_fail_stops_a_long_running_sibling() {
+    // The sources are bind-mounted (-m), so `slow` tells `bad` it is running through a file.
+    let b = Build::new(
+        "version: 0.2\nbatch:\n  fast-fail: true\n  build-list:\n    - identifier: slow\n      env:\n        variables:\n          ROLE: slow\n    - identifier: bad\n      env:\n        variables:\n          ROLE: bad\nphases:\n  build:\n    commands:\n      - |\n        if [ \"$ROLE\" = slow ]; then touch slow-is-running; sleep 300; fi\n      - |\n        if [ \"$ROLE\" = bad ]; then for i in $(seq 1 600); do [ -f slow-is-running ] && exit 1; sleep 0.1; done; fi\n",
+    )
+    .args(&["--batch", "--parallel", "2", "-m"]);
+    let started = Instant::now();
+    let r = b.run();
+    assert!(started.elapsed() < Duration::from_secs(120));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.record["buildBatchStatus"], "FAILED");
+    assert_eq!(group_status(&r, "bad"), "FAILED");
+    assert_eq!(group_status(&r, "slow"), "STOPPED");
+    let recs = task_records(&r);
+    assert_eq!(recs["slow"]["buildStatus"], "STOPPED");
+    assert_no_task_left(&recs);
+}
+
+#[test]
+fn a_two_by_two_build_matrix_runs_every_combination() {
+    let b = batch(
+        "batch:\n  build-matrix:\n    dynamic:\n      env:\n        variables:\n          A: [a1, a2]\n          B: [b1, b2]\n",
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let ids: Vec<&str> = r.record["buildGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["identifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["matrix-1", "matrix-2", "matrix-3", "matrix-4"]);
+    for (id, a, b) in [
+        ("matrix-1", "a1", "b1"),
+        ("matrix-2", "a1", "b2"),
+        ("matrix-3", "a2", "b1"),
+        ("matrix-4", "a2", "b2"),
+    ] {
+        let line = format!("[{id}] task={id} triggered=true A={a} B={b}");
+        assert!(r.stdout.lines().any(|l| l == line), "{line}:\n{}", r.stdout);
+    }
+    assert_no_task_left(&task_records(&r));
+}
+
+#[test]
+fn a_fanout_runs_parallelism_shards_with_their_identifiers() {
+    let b = batch("batch:\n  build-fanout:\n    parallelism: 3\n");
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for i in 1..=3 {
+        let line = format!("[shard-{i}] task=shard-{i} triggered=true A= B=");
+        assert!(r.stdout.lines().any(|l| l == line), "{line}:\n{}", r.stdout);
+    }
+    assert!(r.stderr.contains("note: build-fanout:"), "{}", r.stderr);
+    assert_eq!(task_records(&r).len(), 3);
+}
+
+#[test]
+fn combine_artifacts_puts_each_build_in_a_folder_named_by_its_identifier() {
+    let out = tempfile::tempdir().unwrap();
+    let b = Build::new(
+        "version: 0.2\nbatch:\n  build-list:\n    - identifier: one\n    - identifier: two\nphases:\n  build:\n    commands:\n      - echo \"from $CODEBUILD_BATCH_BUILD_IDENTIFIER\" > out.txt\nartifacts:\n  files:\n    - out.txt\n",
+    )
+    .args(&["--batch", "--combine-artifacts", "-a"])
+    .arg(&out.path().display().to_string());
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.record["buildBatchConfig"]["combineArtifacts"], true);
+    let phases: Vec<&str> = r.record["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phaseType"].as_str().unwrap())
+        .collect();
+    assert!(phases.contains(&"COMBINE_ARTIFACTS"), "{phases:?}");
+    for id in ["one", "two"] {
+        let file = out.path().join(id).join("primary/out.txt");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+            format!("from {id}\n")
+        );
+    }
+}
+
+#[test]
+fn a_batch_larger_than_maximum_builds_allowed_is_refused() {
+    let b = batch("batch:\n  build-fanout:\n    parallelism: 3\n").args(&["--max-builds", "2"]);
+    let r = b.run();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("more than the 2 allowed"), "{}", r.stderr);
+    assert!(!r.home.join("builds").exists(), "nothing ran");
+}
+
+#[test]
+fn ctrl_c_stops_every_running_task() {
+    let b = Build::new(
+        "version: 0.2\nbatch:\n  build-list:\n    - identifier: one\n    - identifier: two\nphases:\n  build:\n    commands:\n      - echo \"ready $CODEBUILD_BATCH_BUILD_IDENTIFIER\"\n      - sleep 300\n",
+    )
+    .args(&["--batch", "--parallel", "2"]);
+    let mut running = b.spawn();
+    running
+        .wait_for_line(|l| l.trim_end() == "[one] ready one" || l.trim_end() == "[two] ready two");
+    running
+        .wait_for_line(|l| l.trim_end() == "[one] ready one" || l.trim_end() == "[two] ready two");
+    let started = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let r = running.finish();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(r.code, 130, "{}", r.stdout);
+    assert_eq!(r.record["buildBatchStatus"], "STOPPED");
+    let recs = task_records(&r);
+    assert_eq!(recs.len(), 2);
+    for id in ["one", "two"] {
+        assert_eq!(recs[id]["buildStatus"], "STOPPED", "{id}");
+    }
+    assert_no_task_left(&recs);
+}
