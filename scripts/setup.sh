@@ -30,3 +30,4 @@ fi
 
 scripts/ensure-docker.sh </dev/null
 scripts/build-test-images.sh </dev/null
+scripts/python-env.sh </dev/null

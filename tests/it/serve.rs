@@ -59,7 +59,7 @@ impl Serve {
 
     /// Run `aws ARGS --output json`; the parsed output, or the error text.
     fn aws(&self, args: &[&str]) -> Result<Value, String> {
-        let out = Command::new("aws")
+        let out = Command::new(crate::util::client_tool("aws"))
             .args(args)
             .args(["--output", "json"])
             .env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
@@ -573,7 +573,7 @@ fn serve_builds_a_github_project_from_a_local_repository() {
 fn serve_responses_match_botocores_model() {
     let s = Serve::start(&[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/walk_codebuild.py");
-    let out = Command::new("python3")
+    let out = Command::new(crate::util::client_tool("python3"))
         .arg(script)
         .arg(IMAGE)
         .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))

@@ -19,3 +19,14 @@ pub fn localbuild() -> assert_cmd::Command {
     cmd.env_remove("LOCALBUILD_LOG");
     cmd
 }
+
+/// A client tool of the API tests (`aws`, `python3` with boto3): the one in the repository's
+/// `.venv` (made by `scripts/python-env.sh`) when it exists, else the one on PATH.
+pub fn client_tool(name: &str) -> PathBuf {
+    let venv = root().join(".venv/bin").join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
