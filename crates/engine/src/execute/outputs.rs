@@ -593,13 +593,13 @@ impl Run {
             group.name.clone()
         } else {
             format!(
-                "arn:aws:codebuild:{region}:000000000000:report-group/{project}-{}",
+                "arn:aws:codebuild:{region}:{ACCOUNT_ID}:report-group/{project}-{}",
                 group.name
             )
         };
         let short = group.name.rsplit('/').next().unwrap_or(&group.name);
         let arn = format!(
-            "arn:aws:codebuild:{region}:000000000000:report/{project}-{short}:{}",
+            "arn:aws:codebuild:{region}:{ACCOUNT_ID}:report/{project}-{short}:{}",
             uuid::Uuid::new_v4()
         );
         let mut report = Report::new(
