@@ -21,7 +21,11 @@ struct Serve {
 
 impl Serve {
     fn start(args: &[&str]) -> Serve {
-        let home = tempfile::tempdir().unwrap();
+        Serve::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// Start a server on an existing `LOCALBUILD_HOME` (a restart).
+    fn start_in(home: tempfile::TempDir, args: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_localbuild"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -589,4 +593,65 @@ fn serve_responses_match_botocores_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("walked"), "{stdout}");
+}
+
+#[test]
+fn serve_restarted_after_kill_9_finalises_what_it_left() {
+    let mut s = Serve::start(&[]);
+    s.create_project("victim", &["echo before", "sleep 300"]);
+    s.create_project("done", &["echo finished"]);
+    let done = s.start_build("done")["id"].as_str().unwrap().to_owned();
+    s.wait_complete(&done);
+    let id = s.start_build("victim")["id"].as_str().unwrap().to_owned();
+    s.wait(&id, 120, "the sleep to run", |b| {
+        b["currentPhase"] == "BUILD"
+    });
+    assert_eq!(containers_of(&id).lines().count(), 1, "its container runs");
+    // kill -9: no shutdown, no cleanup.
+    let pid = s.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = s.child.wait();
+    let home = std::mem::replace(&mut s.home, tempfile::tempdir().unwrap());
+
+    let s = Serve::start_in(home, &[]);
+    let b = s.build(&id);
+    assert_eq!(b["buildStatus"], "FAILED", "{b:#}");
+    assert_eq!(b["buildComplete"], true);
+    let build = b["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phaseType"] == "BUILD")
+        .unwrap();
+    assert_eq!(build["phaseStatus"], "FAILED");
+    assert!(
+        build["contexts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("localbuild stopped"),
+        "{build:#}"
+    );
+    assert_eq!(
+        containers_of(&id),
+        "",
+        "the dead server's container is gone"
+    );
+    // What had finished is intact, logs included.
+    assert_eq!(s.build(&done)["buildStatus"], "SUCCEEDED");
+    let events = s.ok(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/codebuild/victim",
+        "--log-stream-name",
+        id.split_once(':').unwrap().1,
+        "--start-from-head",
+    ]);
+    assert!(events.to_string().contains("before"), "{events}");
 }
