@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// How much of a build's events the hub keeps for late or slow subscribers.
-const REPLAY_BUDGET: usize = 8 << 20;
+const REPLAY_BUDGET: usize = 4 << 20;
 
 /// Why a build could not be accepted (nothing was started).
 #[derive(Debug, thiserror::Error)]
