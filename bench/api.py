@@ -279,7 +279,10 @@ def run(a, cl):
     for name, url in (("localbuild", lb_url), ("ministack", ms_url)):
         cb = client("codebuild", url)
         create_project(cb, "bench-api", a.image)
-        ids[name] = wait_done(cb, cb.start_build(projectName="bench-api")["build"]["id"])["id"]
+        b = wait_done(cb, cb.start_build(projectName="bench-api")["build"]["id"])
+        if b["buildStatus"] != "SUCCEEDED":
+            sys.exit("%s: the build %s ended %s" % (name, b["id"], b["buildStatus"]))
+        ids[name] = b["id"]
     servers = (("localbuild", lb_url, lb_proc.pid), ("ministack", ms_url, ms_proc.pid))
 
     res = {}
