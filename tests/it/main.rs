@@ -12,6 +12,7 @@ mod git_sources;
 mod harness;
 mod history;
 mod hostile;
+mod pipeline;
 mod registry;
 mod run_build;
 mod serve;

@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 const IMAGE: &str = "localbuild-test/busybox:1";
 
 /// A running `localbuild serve`.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     /// `127.0.0.1:PORT`
-    addr: String,
-    home: tempfile::TempDir,
+    pub(crate) addr: String,
+    pub(crate) home: tempfile::TempDir,
     /// (access key, secret) the aws CLI signs with.
     keys: (String, String),
 }
 
 impl Serve {
-    fn start(args: &[&str]) -> Serve {
+    pub(crate) fn start(args: &[&str]) -> Serve {
         Serve::start_in(tempfile::tempdir().unwrap(), args)
     }
 
@@ -62,7 +62,7 @@ impl Serve {
     }
 
     /// Run `aws ARGS --output json`; the parsed output, or the error text.
-    fn aws(&self, args: &[&str]) -> Result<Value, String> {
+    pub(crate) fn aws(&self, args: &[&str]) -> Result<Value, String> {
         let out = Command::new(crate::util::client_tool("aws"))
             .args(args)
             .args(["--output", "json"])
@@ -88,7 +88,7 @@ impl Serve {
         }
     }
 
-    fn ok(&self, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, args: &[&str]) -> Value {
         self.aws(args)
             .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
     }
@@ -443,7 +443,7 @@ fn serve_checks_signatures_with_credentials() {
 }
 
 /// `git ARGS` in `dir` with a fixed identity; its trimmed stdout.
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
         .arg(dir)

@@ -13,7 +13,9 @@ pub mod image;
 
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig};
+use bollard::models::{
+    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, PortBinding,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
@@ -27,7 +29,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use localbuild_engine::runtime::{
-    BUILD_LABEL, Chunk, ContainerSpec, Removed, RuntimeError as DockerError, Session, TarStream,
+    BUILD_LABEL, Chunk, ContainerSpec, Removed, RuntimeError as DockerError, SERVICE_LABEL,
+    ServiceContainer, Session, TarStream,
 };
 
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
@@ -375,6 +378,99 @@ impl Docker {
         }
     }
 
+    /// Run a service container (see [`Runtime::run_service`]). It also carries
+    /// [`BUILD_LABEL`]` = ecs-service:<service>`, so `localbuild gc` removes it.
+    pub async fn run_service(
+        &self,
+        image: &str,
+        name: &str,
+        service: &str,
+    ) -> Result<ServiceContainer, DockerError> {
+        let exposed: Vec<String> = self
+            .api
+            .inspect_image(image)
+            .await
+            .map_err(api("inspect the service image"))?
+            .config
+            .and_then(|c| c.exposed_ports)
+            .map(|p| p.into_iter().collect())
+            .unwrap_or_default();
+        let bindings: HashMap<String, Option<Vec<PortBinding>>> = exposed
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".to_owned()),
+                        host_port: Some(String::new()),
+                    }]),
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            labels: Some(HashMap::from([
+                (SERVICE_LABEL.to_owned(), service.to_owned()),
+                (BUILD_LABEL.to_owned(), format!("ecs-service:{service}")),
+            ])),
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let id = self
+            .api
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api("create the service container"))?
+            .id;
+        if let Err(e) = self.api.start_container(&id, None).await {
+            let _ = self.remove_container(&id).await;
+            return Err(api("start the service container")(e));
+        }
+        let info = self
+            .api
+            .inspect_container(&id, None)
+            .await
+            .map_err(api("inspect the service container"))?;
+        let mut ports = vec![];
+        for (port, bound) in info
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default()
+        {
+            if let Some(host) = bound
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.host_port?.parse::<u16>().ok())
+                .next()
+            {
+                ports.push((port, host));
+            }
+        }
+        ports.sort();
+        // The new container runs: the previous ones of the service go.
+        let label = format!("{SERVICE_LABEL}={service}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for c in self
+            .api
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?
+        {
+            if let Some(other) = c.id.filter(|o| *o != id) {
+                self.remove_container(&other).await?;
+            }
+        }
+        Ok(ServiceContainer { id, ports })
+    }
+
     /// Remove every container, volume and network labelled by localbuild: those of one build
     /// (`Some(build_id)`), or all of them (`None`, for `localbuild gc`).
     pub async fn remove_build_resources(
@@ -507,6 +603,14 @@ impl Runtime for Docker {
     }
     async fn remove_build_resources(&self, build_id: Option<&str>) -> Result<Removed, DockerError> {
         Docker::remove_build_resources(self, build_id).await
+    }
+    async fn run_service(
+        &self,
+        image: &str,
+        name: &str,
+        service: &str,
+    ) -> Result<ServiceContainer, DockerError> {
+        Docker::run_service(self, image, name, service).await
     }
 }
 

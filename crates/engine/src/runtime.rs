@@ -118,6 +118,17 @@ impl Layout {
     }
 }
 
+/// The label of the containers a pipeline's ECS deploy action runs: `<cluster>/<service>`.
+pub const SERVICE_LABEL: &str = "localbuild.ecs-service";
+
+/// A service container that runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceContainer {
+    pub id: String,
+    /// (container port as `80/tcp`, host port on 127.0.0.1).
+    pub ports: Vec<(String, u16)>,
+}
+
 /// A container runtime, as the engine needs it. One value per process, shared by every build.
 #[async_trait::async_trait]
 pub trait Runtime: Send + Sync + 'static {
@@ -175,6 +186,23 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Force-remove a container and its anonymous volumes. A missing container is not an error.
     async fn remove_container(&self, container: &str) -> Result<(), RuntimeError>;
+
+    /// Run `image` as a long-lived service container (its own entrypoint and command) named
+    /// `name` and labelled [`SERVICE_LABEL`]` = service`, every port the image exposes published
+    /// on `127.0.0.1` at an ephemeral host port; once it runs, remove every other container of
+    /// that service. The pipeline's ECS deploy action uses it.
+    async fn run_service(
+        &self,
+        image: &str,
+        name: &str,
+        service: &str,
+    ) -> Result<ServiceContainer, RuntimeError> {
+        let _ = (image, name, service);
+        Err(RuntimeError::Api {
+            action: "run a service container",
+            reason: "this runtime cannot run service containers".to_owned(),
+        })
+    }
 
     /// Remove everything created for one build (`Some(build_id)`), or for every build (`None`,
     /// for `localbuild gc`).

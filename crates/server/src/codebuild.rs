@@ -468,6 +468,82 @@ pub(crate) struct StartBuildInput {
     environment_type_override: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_token: Option<String>,
+    /// A build started by a pipeline's CodeBuild action: its input artifact, unpacked.
+    #[serde(skip)]
+    pipeline: Option<PipelineSource>,
+}
+
+/// The source of a build a pipeline starts (source type `CODEPIPELINE`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PipelineSource {
+    /// The primary input artifact, unpacked.
+    pub dir: std::path::PathBuf,
+    /// The pipeline's name: the build's initiator is `codepipeline/<name>`.
+    pub pipeline: String,
+}
+
+/// Start a build of `project` for a pipeline action, through the same path as `StartBuild`;
+/// the build's id.
+pub(crate) async fn start_for_pipeline(
+    ctx: &Ctx,
+    project: &str,
+    source: PipelineSource,
+    env: Vec<(String, String, Option<String>)>,
+) -> Result<String, ApiError> {
+    let input = StartBuildInput {
+        project_name: project.to_owned(),
+        environment_variables_override: Some(
+            env.into_iter()
+                .map(|(name, value, kind)| EnvVar { name, value, kind })
+                .collect(),
+        ),
+        pipeline: Some(source),
+        ..Default::default()
+    };
+    let out = start_build(ctx, input, None).await?;
+    out["build"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Service("the build has no id".into()))
+}
+
+/// Wait for a build to end; its outcome when the engine ran it, else its final record.
+pub(crate) async fn wait_build(
+    state: &Arc<AppState>,
+    id: &str,
+) -> (Option<localbuild_engine::Outcome>, Option<Build>) {
+    loop {
+        let handle = match state.inner().builds.get(id) {
+            Some(Live::Running(h)) => Some(h.clone()),
+            Some(Live::Queued(_)) => None,
+            None => return (None, record(state, id)),
+        };
+        if let Some(h) = handle {
+            let outcome = h.outcome().await;
+            // The server's record (restamped) once the build has left the live set.
+            return (Some(outcome), None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stop a build a pipeline started (best effort).
+pub(crate) fn stop_for_pipeline(state: &Arc<AppState>, id: &str) {
+    let mut inner = state.inner();
+    let waiting = inner.queue.cancel(id);
+    match inner.builds.get_mut(id) {
+        Some(Live::Running(h)) => h.stop(),
+        Some(Live::Queued(q)) if !waiting => q.stop_requested = true,
+        Some(Live::Queued(q)) => {
+            let mut r = q.record.clone();
+            end_record(&mut r, Status::Stopped, None);
+            inner.builds.remove(id);
+            drop(inner);
+            let _ = state.history.save(&r);
+            state.store.forget(id);
+        }
+        None => {}
+    }
 }
 
 /// Where a build's source comes from, for the engine: the one place that maps CodeBuild's
@@ -555,13 +631,20 @@ fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
     let depth = input
         .git_clone_depth_override
         .or(project.source.git_clone_depth);
-    let source = resolve_source(
-        &state.roots,
-        &kind,
-        location.as_deref(),
-        input.source_version.as_deref(),
-        depth,
-    )?;
+    let (kind, location) = match &input.pipeline {
+        Some(_) => ("CODEPIPELINE".to_owned(), None),
+        None => (kind, location),
+    };
+    let source = match &input.pipeline {
+        Some(p) => localbuild_engine::Source::Dir(p.dir.clone()),
+        None => resolve_source(
+            &state.roots,
+            &kind,
+            location.as_deref(),
+            input.source_version.as_deref(),
+            depth,
+        )?,
+    };
     let buildspec_text = input
         .buildspec_override
         .clone()
@@ -589,6 +672,9 @@ fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
     };
     request.timeout = Duration::from_secs(minutes * 60);
     request.region = ctx.region.clone();
+    if let Some(p) = &input.pipeline {
+        request.initiator = format!("codepipeline/{}", p.pipeline);
+    }
     request.secrets = state.secrets.clone();
     let mut vars = project.environment.environment_variables.clone();
     vars.extend(

@@ -33,6 +33,25 @@ pub enum ApiError {
         status: u16,
         message: String,
     },
+    /// CodePipeline and CodeConnections: a value breaks the model's constraints.
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    PipelineNameInUse(String),
+    #[error("{0}")]
+    PipelineNotFound(String),
+    #[error("{0}")]
+    PipelineVersionNotFound(String),
+    #[error("{0}")]
+    PipelineExecutionNotFound(String),
+    #[error("{0}")]
+    PipelineExecutionNotStoppable(String),
+    #[error("{0}")]
+    InvalidStructure(String),
+    #[error("{0}")]
+    InvalidStageDeclaration(String),
+    #[error("{0}")]
+    InvalidActionDeclaration(String),
     /// The server could not do what was asked (database, Docker): a 500-class fault with a
     /// message, never a crash.
     #[error("{0}")]
@@ -51,6 +70,15 @@ impl ApiError {
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::TooLarge(_) => "RequestEntityTooLargeException",
             ApiError::Auth { aws_type, .. } => aws_type,
+            ApiError::Validation(_) => "ValidationException",
+            ApiError::PipelineNameInUse(_) => "PipelineNameInUseException",
+            ApiError::PipelineNotFound(_) => "PipelineNotFoundException",
+            ApiError::PipelineVersionNotFound(_) => "PipelineVersionNotFoundException",
+            ApiError::PipelineExecutionNotFound(_) => "PipelineExecutionNotFoundException",
+            ApiError::PipelineExecutionNotStoppable(_) => "PipelineExecutionNotStoppableException",
+            ApiError::InvalidStructure(_) => "InvalidStructureException",
+            ApiError::InvalidStageDeclaration(_) => "InvalidStageDeclarationException",
+            ApiError::InvalidActionDeclaration(_) => "InvalidActionDeclarationException",
             ApiError::Service(_) => "ServiceUnavailableException",
         }
     }

@@ -6,6 +6,8 @@
 //! * [`auth`] — SigV4 verification with `--credentials`, else open.
 //! * [`codebuild`] — projects and builds; [`queue`] — which queued build may start.
 //! * [`logs`] — the build logs as CloudWatch Logs groups, streams and events.
+//! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
+//!   and CodeStar Connections / CodeConnections.
 //!
 //! The server owns the engine's store ([`ServerStore`], a thin layer over the history) so that
 //! a build has its id and number the moment `StartBuild` answers, even while it waits in the
@@ -15,6 +17,7 @@ pub mod auth;
 pub mod codebuild;
 pub mod error;
 pub mod logs;
+pub mod pipeline;
 pub mod protocol;
 pub mod queue;
 
@@ -173,6 +176,8 @@ pub struct AppState {
     pub(crate) store: Arc<ServerStore>,
     pub(crate) roots: localbuild_sources::Roots,
     pub(crate) inner: Mutex<Inner>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) pipelines: pipeline::Live,
 }
 
 impl AppState {
@@ -205,6 +210,7 @@ impl Server {
             })?;
         let addr = listener.local_addr()?;
         let store = Arc::new(ServerStore::new(config.history.clone()));
+        let runtime = config.runtime.clone();
         let engine = Engine::new(config.runtime, store.clone());
         let state = Arc::new(AppState {
             roots: config.roots.clone(),
@@ -221,6 +227,8 @@ impl Server {
                 tokens: HashMap::new(),
                 shutting_down: false,
             }),
+            runtime,
+            pipelines: pipeline::Live::default(),
         });
         Ok(Server { listener, state })
     }
@@ -237,6 +245,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let state = self.state.clone();
+        tokio::spawn(pipeline::exec::watch(self.state.clone()));
         let app = Router::new()
             .route("/", post(api))
             .route("/builds/{id}", get(build_page))

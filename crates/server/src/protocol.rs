@@ -5,12 +5,19 @@
 //! malformed body is the same `SerializationException` naming the field.
 
 use crate::error::{self, ApiError};
-use crate::{Ctx, codebuild, logs};
+use crate::{Ctx, codebuild, logs, pipeline};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 /// CodeBuild's target prefix.
 pub const CODEBUILD: &str = "CodeBuild_20161006";
+/// CodePipeline's target prefix.
+pub const CODEPIPELINE: &str = "CodePipeline_20150709";
+/// CodeStar Connections' target prefix.
+pub const CODESTAR_CONNECTIONS: &str =
+    "com.amazonaws.codestar.connections.CodeStar_connections_20191201";
+/// CodeConnections' target prefix (the same operations under the new name).
+pub const CODECONNECTIONS: &str = "com.amazonaws.codeconnections.CodeConnections_20231201";
 /// CloudWatch Logs' target prefix.
 pub const LOGS: &str = "Logs_20140328";
 
@@ -32,9 +39,14 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApiErro
 
 /// Run the operation named by `target`.
 pub async fn call(ctx: Ctx, target: Option<&str>, body: &[u8]) -> Response {
-    let result = match target.and_then(|t| t.split_once('.')) {
+    let result = match target.and_then(|t| t.rsplit_once('.')) {
         Some((CODEBUILD, op)) => codebuild::call(&ctx, op, body).await,
         Some((LOGS, op)) => logs::call(&ctx, op, body).await,
+        Some((CODEPIPELINE, op)) => pipeline::call(&ctx, op, body).await,
+        Some((CODESTAR_CONNECTIONS, op)) => {
+            pipeline::connections::call(&ctx, CODESTAR_CONNECTIONS, op, body)
+        }
+        Some((CODECONNECTIONS, op)) => pipeline::connections::call(&ctx, CODECONNECTIONS, op, body),
         _ => Err(ApiError::UnknownOperation(format!(
             "Unknown operation: X-Amz-Target {}",
             target.map_or_else(|| "is missing".to_owned(), |t| format!("'{t}'"))

@@ -1,0 +1,862 @@
+//! CodePipeline on the same server (`X-Amz-Target: CodePipeline_20150709.*`), and the
+//! connections its source actions name ([`connections`]).
+//!
+//! * [`machine`] — the pure state machine of one execution (stages, runOrder, failure, stop,
+//!   supersede).
+//! * this module — the declaration (checked as CodePipeline checks it, with the providers
+//!   localbuild can run), the operations, and where pipelines and executions are kept: the
+//!   docs table, `codepipeline.pipeline` (key: name; plus `codepipeline.pipeline-version`,
+//!   key `name/version`) and `codepipeline.execution` (key `name/executionId`).
+//! * [`exec`] — the executor (one task per execution, advancing the machine; the actions:
+//!   CodeStarSourceConnection / CodeCommit sources, CodeBuild, ECS as a local container) and
+//!   the watcher that starts an execution when a watched branch moves.
+
+pub mod connections;
+pub mod exec;
+pub mod machine;
+
+use crate::error::ApiError;
+use crate::protocol::{parse, unknown};
+use crate::{AppState, Ctx};
+use localbuild_engine::ACCOUNT_ID;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+pub(crate) const PIPELINE_DOC: &str = "codepipeline.pipeline";
+pub(crate) const VERSION_DOC: &str = "codepipeline.pipeline-version";
+pub(crate) const EXECUTION_DOC: &str = "codepipeline.execution";
+
+/// The providers localbuild runs, as (category, provider).
+pub const PROVIDERS: [(&str, &str); 5] = [
+    ("Source", "CodeStarSourceConnection"),
+    ("Source", "CodeCommit"),
+    ("Build", "CodeBuild"),
+    ("Test", "CodeBuild"),
+    ("Deploy", "ECS"),
+];
+
+/// Executions running in this server: execution id → (pipeline, the executor's inbox).
+#[derive(Default)]
+pub(crate) struct Live {
+    pub execs: Mutex<HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>>,
+}
+
+impl Live {
+    pub fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>,
+    > {
+        self.execs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The declaration
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declaration {
+    pub name: String,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub artifact_store: Option<ArtifactStore>,
+    #[serde(default)]
+    pub artifact_stores: Option<Value>,
+    pub stages: Vec<Stage>,
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub execution_mode: Option<String>,
+    #[serde(default)]
+    pub pipeline_type: Option<String>,
+    #[serde(default)]
+    pub variables: Option<Vec<Variable>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactStore {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Variable {
+    pub name: String,
+    #[serde(default)]
+    pub default_value: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    pub name: String,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub name: String,
+    pub action_type_id: ActionTypeId,
+    #[serde(default)]
+    pub run_order: Option<i64>,
+    #[serde(default)]
+    pub configuration: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub input_artifacts: Option<Vec<Named>>,
+    #[serde(default)]
+    pub output_artifacts: Option<Vec<Named>>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl Action {
+    pub fn config(&self, key: &str) -> Option<&str> {
+        self.configuration
+            .as_ref()
+            .and_then(|c| c.get(key))
+            .map(String::as_str)
+    }
+    pub fn inputs(&self) -> impl Iterator<Item = &str> {
+        self.input_artifacts
+            .iter()
+            .flatten()
+            .map(|n| n.name.as_str())
+    }
+    pub fn outputs(&self) -> impl Iterator<Item = &str> {
+        self.output_artifacts
+            .iter()
+            .flatten()
+            .map(|n| n.name.as_str())
+    }
+    pub fn run_order(&self) -> u32 {
+        self.run_order
+            .and_then(|o| u32::try_from(o).ok())
+            .unwrap_or(1)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionTypeId {
+    pub category: String,
+    pub owner: String,
+    pub provider: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Named {
+    pub name: String,
+}
+
+fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))
+}
+
+/// Check a declaration as CodePipeline does (structure, actions, artifacts), and that
+/// localbuild can run every action.
+pub fn check(d: &Declaration) -> Result<(), ApiError> {
+    if !valid_name(&d.name, 100) {
+        return Err(ApiError::Validation(format!(
+            "1 validation error detected: Value '{}' at 'pipeline.name' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+",
+            d.name
+        )));
+    }
+    match (&d.artifact_store, &d.artifact_stores) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidStructure(
+                "Pipeline cannot have both artifactStore and artifactStores".into(),
+            ));
+        }
+        (None, _) => {
+            return Err(ApiError::InvalidStructure(
+                "Pipeline must have an artifactStore (localbuild keeps artifacts in $LOCALBUILD_HOME/s3/<location>)".into(),
+            ));
+        }
+        (Some(s), None) if s.kind != "S3" || s.location.is_empty() => {
+            return Err(ApiError::InvalidStructure(format!(
+                "Invalid artifactStore: type must be S3 and location a bucket name (got type {} location '{}')",
+                s.kind, s.location
+            )));
+        }
+        _ => {}
+    }
+    if let Some(m) = &d.execution_mode
+        && !["QUEUED", "SUPERSEDED", "PARALLEL"].contains(&m.as_str())
+    {
+        return Err(ApiError::Validation(format!(
+            "Invalid executionMode {m}: QUEUED, SUPERSEDED or PARALLEL"
+        )));
+    }
+    if d.stages.len() < 2 {
+        return Err(ApiError::InvalidStructure(format!(
+            "Pipeline has only {} stage(s). There should be a minimum of 2 stages in a pipeline",
+            d.stages.len()
+        )));
+    }
+    let mut stage_names = HashSet::new();
+    let mut outputs: HashSet<&str> = HashSet::new();
+    for (si, stage) in d.stages.iter().enumerate() {
+        if !valid_name(&stage.name, 100) {
+            return Err(ApiError::InvalidStageDeclaration(format!(
+                "Invalid stage name '{}': 1 to 100 characters of A-Za-z0-9.@-_",
+                stage.name
+            )));
+        }
+        if !stage_names.insert(stage.name.as_str()) {
+            return Err(ApiError::InvalidStructure(format!(
+                "Stage names must be unique: there is more than one stage named '{}'",
+                stage.name
+            )));
+        }
+        if stage.actions.is_empty() {
+            return Err(ApiError::InvalidStructure(format!(
+                "Stage '{}' must contain at least one action",
+                stage.name
+            )));
+        }
+        let mut action_names = HashSet::new();
+        let mut stage_outputs = vec![];
+        for a in &stage.actions {
+            let at = format!("action '{}' in stage '{}'", a.name, stage.name);
+            if !valid_name(&a.name, 100) {
+                return Err(ApiError::InvalidActionDeclaration(format!(
+                    "Invalid name for {at}: 1 to 100 characters of A-Za-z0-9.@-_"
+                )));
+            }
+            if !action_names.insert(a.name.as_str()) {
+                return Err(ApiError::InvalidStructure(format!(
+                    "Action names must be unique within a stage: there is more than one action named '{}' in stage '{}'",
+                    a.name, stage.name
+                )));
+            }
+            if let Some(o) = a.run_order
+                && !(1..=999).contains(&o)
+            {
+                return Err(ApiError::InvalidActionDeclaration(format!(
+                    "Invalid runOrder {o} for {at}: it must be between 1 and 999"
+                )));
+            }
+            let t = &a.action_type_id;
+            let source = t.category == "Source";
+            if si == 0 && !source {
+                return Err(ApiError::InvalidStructure(format!(
+                    "The first stage '{}' must contain only source actions: action '{}' is of category {}",
+                    stage.name, a.name, t.category
+                )));
+            }
+            if si > 0 && source {
+                return Err(ApiError::InvalidStructure(format!(
+                    "Source actions can only be in the first stage: {at} is a source action"
+                )));
+            }
+            if !PROVIDERS.contains(&(t.category.as_str(), t.provider.as_str())) || t.owner != "AWS"
+            {
+                let known: Vec<String> = PROVIDERS
+                    .iter()
+                    .map(|(c, p)| format!("{c}/AWS/{p}"))
+                    .collect();
+                return Err(ApiError::InvalidActionDeclaration(format!(
+                    "ActionType (Category: '{}', Provider: '{}', Owner: '{}', Version: '{}') of {at} is not one localbuild can run; it runs: {}",
+                    t.category,
+                    t.provider,
+                    t.owner,
+                    t.version,
+                    known.join(", ")
+                )));
+            }
+            let required: &[&str] = match t.provider.as_str() {
+                "CodeStarSourceConnection" => &["ConnectionArn", "FullRepositoryId", "BranchName"],
+                "CodeCommit" => &["RepositoryName", "BranchName"],
+                "CodeBuild" => &["ProjectName"],
+                "ECS" => &["ClusterName", "ServiceName"],
+                _ => &[],
+            };
+            for key in required {
+                if a.config(key).is_none_or(str::is_empty) {
+                    return Err(ApiError::InvalidActionDeclaration(format!(
+                        "Action configuration for action '{}' is missing required configuration '{key}'",
+                        a.name
+                    )));
+                }
+            }
+            let (ins, outs) = (a.inputs().count(), a.outputs().count());
+            let (in_range, out_range) = match t.provider.as_str() {
+                "CodeStarSourceConnection" | "CodeCommit" => ((0, 0), (1, 1)),
+                "CodeBuild" => ((1, 5), (0, 5)),
+                _ => ((1, 1), (0, 0)),
+            };
+            if ins < in_range.0 || ins > in_range.1 || outs < out_range.0 || outs > out_range.1 {
+                return Err(ApiError::InvalidActionDeclaration(format!(
+                    "Action '{}' in stage '{}' has {ins} input artifact(s) and {outs} output artifact(s); {} actions take {} to {} inputs and {} to {} outputs",
+                    a.name,
+                    stage.name,
+                    t.provider,
+                    in_range.0,
+                    in_range.1,
+                    out_range.0,
+                    out_range.1
+                )));
+            }
+            if t.provider == "CodeBuild" && ins > 1 && a.config("PrimarySource").is_none() {
+                return Err(ApiError::InvalidActionDeclaration(format!(
+                    "Action configuration for action '{}' is missing required configuration 'PrimarySource' (it has more than one input artifact)",
+                    a.name
+                )));
+            }
+            if let Some(env) = a.config("EnvironmentVariables")
+                && serde_json::from_str::<Vec<EnvVarDecl>>(env).is_err()
+            {
+                return Err(ApiError::InvalidActionDeclaration(format!(
+                    "Invalid EnvironmentVariables for {at}: a JSON list of {{name, value, type}}"
+                )));
+            }
+            for input in a.inputs() {
+                if !outputs.contains(input) {
+                    return Err(ApiError::InvalidStructure(format!(
+                        "Input artifact '{input}' of {at} is not the output artifact of an action in an earlier stage"
+                    )));
+                }
+            }
+            for output in a.outputs() {
+                if !valid_name(output, 100) || output.contains(['.', '@']) {
+                    return Err(ApiError::InvalidActionDeclaration(format!(
+                        "Invalid output artifact name '{output}' of {at}: 1 to 100 characters of A-Za-z0-9_-"
+                    )));
+                }
+                stage_outputs.push(output);
+            }
+        }
+        for o in stage_outputs {
+            if !outputs.insert(o) {
+                return Err(ApiError::InvalidStructure(format!(
+                    "Output artifact name '{o}' is used by more than one action; artifact names must be unique in a pipeline"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An entry of a CodeBuild action's `EnvironmentVariables`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvVarDecl {
+    pub name: String,
+    pub value: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+
+/// Run one CodePipeline operation.
+pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match op {
+        "CreatePipeline" => create_pipeline(ctx, body),
+        "GetPipeline" => get_pipeline(ctx, body),
+        "UpdatePipeline" => update_pipeline(ctx, body),
+        "DeletePipeline" => delete_pipeline(ctx, body),
+        "ListPipelines" => list_pipelines(ctx, body),
+        "StartPipelineExecution" => start_pipeline_execution(ctx, body),
+        "StopPipelineExecution" => stop_pipeline_execution(ctx, body),
+        "GetPipelineState" => get_pipeline_state(ctx, body),
+        "GetPipelineExecution" => get_pipeline_execution(ctx, body),
+        "ListPipelineExecutions" => list_pipeline_executions(ctx, body),
+        _ => Err(unknown(crate::protocol::CODEPIPELINE, op)),
+    }
+}
+
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+}
+
+pub(crate) fn pipeline_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:codepipeline:{region}:{ACCOUNT_ID}:{name}")
+}
+
+/// A pipeline as stored: the declaration as sent (defaults filled), and its metadata.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub(crate) struct Stored {
+    pub pipeline: Value,
+    pub created: f64,
+    pub updated: f64,
+    pub region: String,
+}
+
+impl Stored {
+    pub fn declaration(&self) -> Option<Declaration> {
+        serde_json::from_value(self.pipeline.clone()).ok()
+    }
+}
+
+pub(crate) fn load(state: &AppState, name: &str) -> Result<Option<Stored>, ApiError> {
+    let doc = state
+        .history
+        .db()
+        .get_doc(PIPELINE_DOC, name)
+        .map_err(ApiError::db)?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::PipelineNotFound(format!(
+        "Account '{ACCOUNT_ID}' does not have a pipeline with name '{name}'"
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PipelineInput {
+    pipeline: Value,
+    #[serde(default)]
+    tags: Option<Value>,
+}
+
+/// The declaration with CodePipeline's defaults filled in.
+fn normalise(raw: &Value, version: i64) -> Result<(Value, Declaration), ApiError> {
+    let Value::Object(mut p) = raw.clone() else {
+        return Err(ApiError::Serialization(
+            "Invalid value for field 'pipeline': expected an object".into(),
+        ));
+    };
+    p.insert("version".into(), json!(version));
+    p.entry("executionMode").or_insert(json!("SUPERSEDED"));
+    p.entry("pipelineType").or_insert(json!("V1"));
+    if let Some(Value::Array(stages)) = p.get_mut("stages") {
+        for s in stages {
+            if let Some(Value::Array(actions)) = s.get_mut("actions") {
+                for a in actions.iter_mut().filter_map(Value::as_object_mut) {
+                    a.entry("runOrder").or_insert(json!(1));
+                    a.entry("configuration").or_insert(json!({}));
+                    a.entry("inputArtifacts").or_insert(json!([]));
+                    a.entry("outputArtifacts").or_insert(json!([]));
+                }
+            }
+        }
+    }
+    let value = Value::Object(p);
+    let decl: Declaration = {
+        let de = serde_json::to_string(&value).unwrap_or_default();
+        let de = &mut serde_json::Deserializer::from_str(&de);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            ApiError::Serialization(format!(
+                "Invalid value for field 'pipeline.{}': {}",
+                e.path(),
+                e.inner()
+            ))
+        })?
+    };
+    check(&decl)?;
+    Ok((value, decl))
+}
+
+fn save(state: &AppState, name: &str, stored: &Stored) -> Result<(), ApiError> {
+    let db = state.history.db();
+    let version = stored.pipeline["version"].as_i64().unwrap_or(1);
+    db.put_doc(
+        VERSION_DOC,
+        &format!("{name}/{version:010}"),
+        &stored.pipeline.to_string(),
+    )
+    .map_err(ApiError::db)?;
+    db.put_doc(PIPELINE_DOC, name, &json!(stored).to_string())
+        .map_err(ApiError::db)
+}
+
+fn create_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: PipelineInput = parse(body)?;
+    let (pipeline, decl) = normalise(&input.pipeline, 1)?;
+    let state = &ctx.state;
+    if load(state, &decl.name)?.is_some() {
+        return Err(ApiError::PipelineNameInUse(format!(
+            "A pipeline with the name '{}' already exists in account '{ACCOUNT_ID}'",
+            decl.name
+        )));
+    }
+    let at = now();
+    let stored = Stored {
+        pipeline: pipeline.clone(),
+        created: at,
+        updated: at,
+        region: ctx.region.clone(),
+    };
+    save(state, &decl.name, &stored)?;
+    exec::start(ctx, &decl.name, "CreatePipeline", "", vec![])?;
+    let mut out = json!({ "pipeline": pipeline });
+    if let Some(t) = input
+        .tags
+        .filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        out["tags"] = t;
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetInput {
+    name: String,
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+fn get_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: GetInput = parse(body)?;
+    let stored = load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let pipeline = match input.version {
+        None => stored.pipeline.clone(),
+        Some(v) => {
+            let doc = ctx
+                .state
+                .history
+                .db()
+                .get_doc(VERSION_DOC, &format!("{}/{v:010}", input.name))
+                .map_err(ApiError::db)?;
+            doc.and_then(|d| serde_json::from_str(&d).ok())
+                .ok_or_else(|| {
+                    ApiError::PipelineVersionNotFound(format!(
+                        "Pipeline '{}' has no version {v}",
+                        input.name
+                    ))
+                })?
+        }
+    };
+    Ok(json!({
+        "pipeline": pipeline,
+        "metadata": {
+            "pipelineArn": pipeline_arn(&stored.region, &input.name),
+            "created": stored.created,
+            "updated": stored.updated,
+        }
+    }))
+}
+
+fn update_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: PipelineInput = parse(body)?;
+    let name = input.pipeline["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let state = &ctx.state;
+    let old = load(state, &name)?.ok_or_else(|| not_found(&name))?;
+    let version = old.pipeline["version"].as_i64().unwrap_or(1) + 1;
+    let (pipeline, _) = normalise(&input.pipeline, version)?;
+    let stored = Stored {
+        pipeline: pipeline.clone(),
+        created: old.created,
+        updated: now(),
+        region: old.region,
+    };
+    save(state, &name, &stored)?;
+    Ok(json!({ "pipeline": pipeline }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NameInput {
+    name: String,
+}
+
+fn delete_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: NameInput = parse(body)?;
+    let state = &ctx.state;
+    // Running executions stop; a missing pipeline is not an error (as CodePipeline).
+    let running: Vec<_> = state
+        .pipelines
+        .lock()
+        .values()
+        .filter(|(p, _)| *p == input.name)
+        .map(|(_, tx)| tx.clone())
+        .collect();
+    for tx in running {
+        let _ = tx.send(exec::Msg::Stop {
+            abandon: true,
+            reason: Some("The pipeline was deleted".into()),
+        });
+    }
+    let db = state.history.db();
+    db.delete_doc(PIPELINE_DOC, &input.name)
+        .map_err(ApiError::db)?;
+    for (key, _) in db
+        .list_docs(VERSION_DOC, &format!("{}/", input.name))
+        .map_err(ApiError::db)?
+    {
+        let _ = db.delete_doc(VERSION_DOC, &key);
+    }
+    for (key, _) in db
+        .list_docs(EXECUTION_DOC, &format!("{}/", input.name))
+        .map_err(ApiError::db)?
+    {
+        let _ = db.delete_doc(EXECUTION_DOC, &key);
+    }
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct PageInput {
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+fn page<T: Clone>(
+    all: &[T],
+    input: &PageInput,
+    default: i64,
+    max: i64,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let start = match input.next_token.as_deref() {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ApiError::Validation(format!("Invalid nextToken: {t}")))?,
+    };
+    let size = input.max_results.unwrap_or(default);
+    if !(1..=max).contains(&size) {
+        return Err(ApiError::Validation(format!(
+            "1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and {max}"
+        )));
+    }
+    let size = usize::try_from(size).unwrap_or(1);
+    let items = all.iter().skip(start).take(size).cloned().collect();
+    let next = (start + size < all.len()).then(|| (start + size).to_string());
+    Ok((items, next))
+}
+
+fn list_pipelines(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: PageInput = parse(body)?;
+    let docs = ctx
+        .state
+        .history
+        .db()
+        .list_docs(PIPELINE_DOC, "")
+        .map_err(ApiError::db)?;
+    let all: Vec<Value> = docs
+        .into_iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Stored>(&d).ok())
+        .map(|s| {
+            json!({
+                "name": s.pipeline["name"],
+                "version": s.pipeline["version"],
+                "pipelineType": s.pipeline["pipelineType"],
+                "executionMode": s.pipeline["executionMode"],
+                "created": s.created,
+                "updated": s.updated,
+            })
+        })
+        .collect();
+    let (items, next) = page(&all, &input, 1000, 1000)?;
+    let mut out = json!({ "pipelines": items });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartInput {
+    name: String,
+    #[serde(default)]
+    variables: Option<Vec<VarInput>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    client_request_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VarInput {
+    name: String,
+    value: String,
+}
+
+fn start_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: StartInput = parse(body)?;
+    load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let vars = input
+        .variables
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| (v.name, v.value))
+        .collect();
+    let id = exec::start(ctx, &input.name, "StartPipelineExecution", "", vars)?;
+    Ok(json!({ "pipelineExecutionId": id }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopInput {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+    #[serde(default)]
+    abandon: Option<bool>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn stop_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: StopInput = parse(body)?;
+    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
+    let live = ctx
+        .state
+        .pipelines
+        .lock()
+        .get(&input.pipeline_execution_id)
+        .map(|(_, tx)| tx.clone());
+    match live {
+        Some(tx) => {
+            let _ = tx.send(exec::Msg::Stop {
+                abandon: input.abandon.unwrap_or(false),
+                reason: input.reason,
+            });
+            Ok(json!({ "pipelineExecutionId": input.pipeline_execution_id }))
+        }
+        None => {
+            exec::load_execution(
+                &ctx.state,
+                &input.pipeline_name,
+                &input.pipeline_execution_id,
+            )?
+            .ok_or_else(|| {
+                execution_not_found(&input.pipeline_name, &input.pipeline_execution_id)
+            })?;
+            Err(ApiError::PipelineExecutionNotStoppable(format!(
+                "Unable to stop pipeline execution {}: it is not in progress",
+                input.pipeline_execution_id
+            )))
+        }
+    }
+}
+
+fn execution_not_found(pipeline: &str, id: &str) -> ApiError {
+    ApiError::PipelineExecutionNotFound(format!(
+        "Pipeline execution with id '{id}' for pipeline '{pipeline}' not found"
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecInput {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+}
+
+fn get_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: ExecInput = parse(body)?;
+    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
+    let e = exec::load_execution(
+        &ctx.state,
+        &input.pipeline_name,
+        &input.pipeline_execution_id,
+    )?
+    .ok_or_else(|| execution_not_found(&input.pipeline_name, &input.pipeline_execution_id))?;
+    Ok(json!({ "pipelineExecution": e.execution() }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListExecInput {
+    pipeline_name: String,
+    #[serde(default)]
+    max_results: Option<i64>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+fn list_pipeline_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: ListExecInput = parse(body)?;
+    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
+    let all: Vec<Value> = exec::executions(&ctx.state, &input.pipeline_name)?
+        .iter()
+        .map(exec::Execution::summary)
+        .collect();
+    let (items, next) = page(
+        &all,
+        &PageInput {
+            max_results: input.max_results,
+            next_token: input.next_token,
+        },
+        100,
+        100,
+    )?;
+    let mut out = json!({ "pipelineExecutionSummaries": items });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(out)
+}
+
+fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: NameInput = parse(body)?;
+    let stored = load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let execs = exec::executions(&ctx.state, &input.name)?;
+    let mut stages = vec![];
+    if let Some(Value::Array(decl_stages)) = stored.pipeline.get("stages") {
+        for s in decl_stages {
+            let name = s["name"].as_str().unwrap_or_default();
+            // Each stage shows the newest execution that reached it.
+            let reached = execs.iter().find_map(|e| {
+                e.stages
+                    .iter()
+                    .find(|st| st.name == name && st.status.is_some())
+                    .map(|st| (e, st))
+            });
+            let mut state = Map::new();
+            state.insert("stageName".into(), json!(name));
+            state.insert("inboundTransitionState".into(), json!({"enabled": true}));
+            let mut actions = vec![];
+            for a in s["actions"].as_array().into_iter().flatten() {
+                let aname = a["name"].as_str().unwrap_or_default();
+                let mut st = json!({ "actionName": aname });
+                if let Some((_, stage)) = reached
+                    && let Some(rec) = stage.actions.iter().find(|r| r.name == aname)
+                {
+                    if let Some(latest) = rec.latest() {
+                        st["latestExecution"] = latest;
+                    }
+                    if let Some(rev) = &rec.revision {
+                        st["currentRevision"] = json!({"revisionId": rev});
+                    }
+                    if let Some(url) = &rec.entity_url {
+                        st["entityUrl"] = json!(url);
+                    }
+                }
+                actions.push(st);
+            }
+            state.insert("actionStates".into(), json!(actions));
+            if let Some((e, stage)) = reached {
+                state.insert(
+                    "latestExecution".into(),
+                    json!({
+                        "pipelineExecutionId": e.id,
+                        "status": stage.status,
+                    }),
+                );
+            }
+            stages.push(Value::Object(state));
+        }
+    }
+    Ok(json!({
+        "pipelineName": input.name,
+        "pipelineVersion": stored.pipeline["version"],
+        "stageStates": stages,
+        "created": stored.created,
+        "updated": stored.updated,
+    }))
+}
