@@ -6,6 +6,7 @@
 mod batch;
 mod builds;
 mod cache;
+mod completions;
 mod exit;
 mod gc;
 mod image;
@@ -53,6 +54,16 @@ pub enum Command {
     Builds(BuildsCommand),
     /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
     Serve(ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of localbuild, or of one of its subcommands
+    Man {
+        /// A subcommand (e.g. `run`) for its own page
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,5 +297,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),
         Command::Serve(args) => serve::run(&args),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { subcommand } => completions::man(subcommand.as_deref()),
     }
 }

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod batch;
+mod cli_completions;
 mod cli_plan;
 mod cli_validate;
 mod corpus;
