@@ -10,6 +10,7 @@ mod completions;
 mod exit;
 mod gc;
 mod image;
+mod json;
 mod plan;
 mod run;
 mod serve;
@@ -227,6 +228,26 @@ pub struct RunArgs {
     /// With --batch: refuse a batch of more than N builds (restrictions.maximumBuildsAllowed)
     #[arg(long = "max-builds", value_name = "N", requires = "batch")]
     pub max_builds: Option<u32>,
+    /// What stdout shows: the text log and summary, or one JSON object per event (JSON Lines;
+    /// the last line is the final Build record)
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT",
+        conflicts_with = "batch"
+    )]
+    pub output: OutputFormat,
+}
+
+/// `run --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The agent log and output live, then the phase table
+    Text,
+    /// JSON Lines: one object per event, the final Build record last
+    Json,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,6 @@
 //! `localbuild run`: start a build, print its log live, then a per-phase summary.
 
-use super::{RunArgs, exit};
+use super::{OutputFormat, RunArgs, exit};
 use localbuild_docker::Docker;
 use localbuild_engine::images::PhaseImages;
 use localbuild_engine::log::agent_line;
@@ -218,10 +218,10 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    runtime.block_on(run_build(request, args.build_json.clone()))
+    runtime.block_on(run_build(request, args))
 }
 
-async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
+async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
         Err(e) => {
@@ -250,16 +250,22 @@ async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
         }
     };
     spawn_signal_handler(handle.clone());
-    print_live(&handle).await;
-    let outcome = handle.outcome().await;
-    print_summary(&outcome, color());
+    let outcome = match args.output {
+        OutputFormat::Text => {
+            print_live(&handle).await;
+            let outcome = handle.outcome().await;
+            print_summary(&outcome, color());
+            outcome
+        }
+        OutputFormat::Json => print_json(&handle).await,
+    };
     if let Some(hint) = provisioning_hint(&outcome.build, &image) {
         eprintln!("hint: {hint}");
     }
     if let Some(e) = &outcome.store_error {
         eprintln!("warning: the build record could not be kept: {e}");
     }
-    if let Some(path) = build_json {
+    if let Some(path) = &args.build_json {
         let json = serde_json::to_string_pretty(&outcome.build).unwrap_or_default();
         if let Err(e) = std::fs::write(&path, json + "\n") {
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
@@ -290,6 +296,20 @@ async fn print_live(handle: &BuildHandle) {
         let _ = out.flush();
     }
     let _ = out.flush();
+}
+
+/// `--output json`: every event as JSON Lines, then the final record.
+async fn print_json(handle: &BuildHandle) -> Outcome {
+    let mut events = handle.subscribe();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    while let Some(event) = events.next().await {
+        let _ = super::json::write_event(&mut out, &event);
+        let _ = out.flush();
+    }
+    let outcome = handle.outcome().await;
+    let _ = super::json::write_outcome(&mut out, &outcome);
+    let _ = out.flush();
+    outcome
 }
 
 /// What to do about an image that could not be had (CLI wording, not the record's).
