@@ -7,6 +7,7 @@ mod batch;
 mod builds;
 mod cache;
 mod completions;
+mod config;
 mod exit;
 mod gc;
 mod image;
@@ -55,6 +56,8 @@ pub enum Command {
     Builds(BuildsCommand),
     /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
     Serve(ServeArgs),
+    /// Print the effective run settings (config files, defaults) and where each came from
+    Config(ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions {
         /// The shell to complete for
@@ -140,11 +143,13 @@ pub enum CacheCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
+/// `run`'s flags. Those a config file can set are `Option`s (or `false`) until
+/// [`config::resolve`] fills them in; after it, `image` and `timeout` are always `Some`.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
-    /// Build image
-    #[arg(short = 'i', long = "image", default_value = localbuild_engine::DEFAULT_IMAGE)]
-    pub image: String,
+    /// Build image (default: localbuild/standard:1.0, built on first use)
+    #[arg(short = 'i', long = "image")]
+    pub image: Option<String>,
     /// Source directory: the first plain DIR is the primary source (default: .); ID:DIR adds a
     /// secondary source with CODEBUILD_SRC_DIR_<ID> (repeatable)
     #[arg(short = 's', long = "source", value_name = "[ID:]DIR")]
@@ -161,9 +166,9 @@ pub struct RunArgs {
     /// Write the build record (CodeBuild's Build object) to FILE as JSON
     #[arg(long = "build-json", value_name = "FILE")]
     pub build_json: Option<PathBuf>,
-    /// Build timeout in minutes
-    #[arg(long = "timeout", default_value_t = 60, value_name = "MINUTES")]
-    pub timeout: u64,
+    /// Build timeout in minutes (default: 60)
+    #[arg(long = "timeout", value_name = "MINUTES")]
+    pub timeout: Option<u64>,
     /// Project name (default: the source directory's name)
     #[arg(long = "project")]
     pub project: Option<String>,
@@ -179,13 +184,8 @@ pub struct RunArgs {
     /// Forward this machine's AWS configuration (~/.aws) and AWS_* variables into the build
     #[arg(short = 'c', long = "aws-config")]
     pub aws_config: bool,
-    /// AWS profile to use with -c (sets AWS_PROFILE in the build)
-    #[arg(
-        short = 'p',
-        long = "profile",
-        value_name = "PROFILE",
-        requires = "aws_config"
-    )]
+    /// AWS profile to use with -c (sets AWS_PROFILE in the build; needs -c, here or in a config file)
+    #[arg(short = 'p', long = "profile", value_name = "PROFILE")]
     pub profile: Option<String>,
     /// Write artifacts to DIR (default: artifacts/ in the build's record folder)
     #[arg(short = 'a', long = "artifacts", value_name = "DIR")]
@@ -239,15 +239,33 @@ pub struct RunArgs {
         conflicts_with = "batch"
     )]
     pub output: OutputFormat,
+    /// No progress lines or spinners on stderr (warnings and errors still show)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// No flags given (what `localbuild config` resolves).
+    pub fn defaults() -> RunArgs {
+        RunArgs::default()
+    }
 }
 
 /// `run --output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// The agent log and output live, then the phase table
+    #[default]
     Text,
     /// JSON Lines: one object per event, the final Build record last
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Primary source directory (where .localbuild.toml is looked for)
+    #[arg(short = 's', long = "source", default_value = ".")]
+    pub source: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -318,6 +336,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),
         Command::Serve(args) => serve::run(&args),
+        Command::Config(args) => config::run(&args),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man { subcommand } => completions::man(subcommand.as_deref()),
     }

@@ -87,6 +87,14 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(s) => s,
         Err(m) => return usage_error(&m),
     };
+    let resolved = match super::config::resolve(args, &primary) {
+        Ok(r) => r,
+        Err(e) => return e.print(),
+    };
+    let args = &resolved.args;
+    if args.profile.is_some() && !args.aws_config {
+        return usage_error("-p/--profile needs -c/--aws-config (on the command line or in a config file)");
+    }
     let source = primary;
     let project = match &args.project {
         Some(p) => p.clone(),
@@ -105,17 +113,8 @@ pub fn run(args: &RunArgs) -> u8 {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "localbuild".to_owned());
-    let mut env_overrides = vec![];
-    if let Some(path) = &args.env_file {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => return usage_error(&format!("-e: cannot read {}: {e}", path.display())),
-        };
-        match localbuild_engine::secrets::parse_env_file(&text) {
-            Ok(vars) => env_overrides.extend(vars),
-            Err((line, m)) => return usage_error(&format!("{}:{line}: {m}", path.display())),
-        }
-    }
+    // Config files' `env` tables, then the env file; `-c` and `--env` win over both.
+    let mut env_overrides = resolved.env.clone();
     let mut mask = vec![];
     let mut aws_dir = None;
     if args.aws_config {
@@ -190,10 +189,13 @@ pub fn run(args: &RunArgs) -> u8 {
         project,
         source,
         buildspec,
-        image: args.image.clone(),
+        image: args
+            .image
+            .clone()
+            .unwrap_or_else(|| localbuild_engine::DEFAULT_IMAGE.to_owned()),
         bind_mount: args.mount,
         privileged: args.privileged,
-        timeout: Duration::from_secs(args.timeout.saturating_mul(60)),
+        timeout: Duration::from_secs(args.timeout.unwrap_or(60).saturating_mul(60)),
         env_overrides,
         initiator,
         region,

@@ -3,6 +3,7 @@
 mod artifacts;
 mod batch;
 mod cli_completions;
+mod cli_config;
 mod cli_output;
 mod cli_plan;
 mod cli_validate;
