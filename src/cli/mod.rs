@@ -12,6 +12,7 @@ mod exit;
 mod gc;
 mod image;
 mod json;
+mod list;
 mod plan;
 mod run;
 mod serve;
@@ -41,6 +42,8 @@ pub enum Command {
     },
     /// Show what a build would do, without Docker
     Plan(PlanArgs),
+    /// List a buildspec's phases and commands (or its batch builds) in a compact table
+    List(ListArgs),
     /// Run a build in Docker, with CodeBuild's phases, variables and log
     Run(Box<RunArgs>),
     /// Remove containers, volumes and networks left behind by killed builds
@@ -262,6 +265,19 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Buildspec file (default: buildspec.yml in the source directory)
+    #[arg(short = 'b', long = "buildspec")]
+    pub buildspec: Option<PathBuf>,
+    /// Primary source directory
+    #[arg(short = 's', long = "source", default_value = ".")]
+    pub source: PathBuf,
+    /// List the builds of the buildspec's batch section instead of its phases
+    #[arg(long)]
+    pub batch: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
     /// Primary source directory (where .localbuild.toml is looked for)
     #[arg(short = 's', long = "source", default_value = ".")]
@@ -330,6 +346,7 @@ pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Plan(args) => plan::run(&args),
+        Command::List(args) => list::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
         Command::Image(ImageCommand::Build) => image::build(),

@@ -11,6 +11,8 @@ const SUBCOMMANDS: &[&str] = &[
     "cache",
     "image",
     "gc",
+    "list",
+    "config",
 ];
 
 #[test]

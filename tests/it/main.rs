@@ -4,6 +4,7 @@ mod artifacts;
 mod batch;
 mod cli_completions;
 mod cli_config;
+mod cli_list;
 mod cli_output;
 mod cli_plan;
 mod cli_validate;
