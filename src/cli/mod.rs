@@ -14,6 +14,7 @@ mod image;
 mod json;
 mod list;
 mod plan;
+mod progress;
 mod run;
 mod serve;
 mod validate;
@@ -334,7 +335,7 @@ where
         match localbuild_docker::Docker::connect().await {
             Ok(docker) => f(docker).await,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprint!("{}", progress::docker_error(&e));
                 exit::FAULT
             }
         }

@@ -227,10 +227,17 @@ async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprint!("{}", super::progress::docker_error(&e));
             return exit::FAULT;
         }
     };
+    let mode = super::progress::Mode::detect(args.quiet);
+    if request.image == localbuild_engine::DEFAULT_IMAGE
+        && mode != super::progress::Mode::Quiet
+        && matches!(docker.image_exists(&request.image).await, Ok(false))
+    {
+        eprintln!("{}", super::progress::default_image_missing());
+    }
     let store = match HistoryStore::open(store_root()) {
         Ok(s) => s,
         Err(e) => {
@@ -254,7 +261,7 @@ async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
     spawn_signal_handler(handle.clone());
     let outcome = match args.output {
         OutputFormat::Text => {
-            print_live(&handle).await;
+            print_live(&handle, mode).await;
             let outcome = handle.outcome().await;
             print_summary(&outcome, color());
             outcome
@@ -281,9 +288,12 @@ pub(super) fn color() -> bool {
 }
 
 /// The build log as it happens: agent lines and output on stdout, localbuild's own progress
-/// on stderr.
-async fn print_live(handle: &BuildHandle) {
+/// on stderr (a spinner for the image work of PROVISIONING on a terminal, see
+/// [`super::progress`]).
+async fn print_live(handle: &BuildHandle, mode: super::progress::Mode) {
     let mut events = handle.subscribe();
+    let mut progress = super::progress::Progress::new(mode);
+    let mut provisioning = false;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     while let Some(event) = events.next().await {
         let _ = match event {
@@ -291,12 +301,27 @@ async fn print_live(handle: &BuildHandle) {
             Event::Output(bytes) | Event::Lagged { log: bytes } => out.write_all(&bytes),
             Event::Progress(line) => {
                 let _ = out.flush();
-                writeln!(std::io::stderr(), "{line}")
+                if provisioning {
+                    progress.step(&line);
+                } else {
+                    progress.line(&line);
+                }
+                Ok(())
+            }
+            Event::PhaseStarted { phase, .. } => {
+                provisioning = phase == PhaseType::Provisioning;
+                Ok(())
+            }
+            Event::PhaseEnded { .. } => {
+                provisioning = false;
+                progress.finish();
+                Ok(())
             }
             _ => Ok(()),
         };
-        let _ = out.flush();
+        let _ = progress.suspend(|| out.flush());
     }
+    progress.finish();
     let _ = out.flush();
 }
 

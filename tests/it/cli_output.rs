@@ -67,3 +67,57 @@ fn cli_json_refuses_batch() {
         .run();
     assert_eq!(f.code, 2, "{}", f.stderr);
 }
+
+const OK: &str = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo built\n";
+
+#[test]
+fn cli_piped_stderr_has_plain_progress_lines() {
+    // A git work tree: the "skipping files ignored by git" note is a progress line.
+    let b = Build::new(OK).file(".gitignore", "junk\n").commit("init");
+    let f = b.run();
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    assert!(f.stderr.contains("skipping files ignored by git"), "{}", f.stderr);
+    assert!(!f.stderr.contains('\x1b'), "escape codes on a pipe: {:?}", f.stderr);
+    assert!(!f.stderr.contains('\r'), "{:?}", f.stderr);
+
+    // An image that has to be pulled (and cannot be): its steps are plain lines too.
+    let f = Build::new(OK).image("127.0.0.1:1/localbuild-nope:1").run();
+    assert_eq!(f.code, 3, "{}", f.stderr);
+    assert!(f.stderr.contains("Pulling image 127.0.0.1:1/localbuild-nope:1\n"), "{}", f.stderr);
+    assert!(!f.stderr.contains('\x1b'), "{:?}", f.stderr);
+}
+
+#[test]
+fn cli_quiet_prints_no_progress_lines() {
+    let b = Build::new(OK).file(".gitignore", "junk\n").commit("init").arg("--quiet");
+    let f = b.run();
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    assert!(f.stdout.contains("\nbuilt\n"), "the log still prints: {}", f.stdout);
+    assert!(!f.stderr.contains("skipping files"), "{}", f.stderr);
+
+    let f = Build::new(OK)
+        .image("127.0.0.1:1/localbuild-nope:1")
+        .arg("-q")
+        .run();
+    assert_eq!(f.code, 3, "{}", f.stderr);
+    assert!(!f.stderr.contains("Pulling image"), "{}", f.stderr);
+    // The hint is not progress: it still shows.
+    assert!(f.stderr.contains("hint: "), "{}", f.stderr);
+}
+
+#[test]
+fn cli_docker_unreachable_is_one_message() {
+    let f = Build::new(OK)
+        .env("DOCKER_HOST", "unix:///nonexistent/localbuild-test.sock")
+        .run();
+    assert_eq!(f.code, 3, "{}", f.stderr);
+    assert!(
+        f.stderr.starts_with(
+            "error: cannot connect to the Docker daemon at unix:///nonexistent/localbuild-test.sock"
+        ),
+        "{}",
+        f.stderr
+    );
+    assert!(f.stderr.contains("DOCKER_HOST is set"), "{}", f.stderr);
+    assert_eq!(f.stderr.matches("error:").count(), 1, "{}", f.stderr);
+}
