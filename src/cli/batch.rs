@@ -152,7 +152,13 @@ async fn run_batch(
                         .position(|i| *i == identifier)
                         .unwrap_or(0);
                     let prefix = prefix(&identifier, index, width, color);
-                    progress(quiet, &format!("{identifier} started"), running, done, failed);
+                    progress(
+                        quiet,
+                        &format!("{identifier} started"),
+                        running,
+                        done,
+                        failed,
+                    );
                     printers.spawn(print_task(build, prefix, quiet));
                 }
                 BatchEvent::TaskFinished { identifier, status } => {
@@ -174,7 +180,13 @@ async fn run_batch(
                 } => {
                     done += 1;
                     failed += 1;
-                    progress(quiet, &format!("{identifier} {reason}"), running, done, failed);
+                    progress(
+                        quiet,
+                        &format!("{identifier} {reason}"),
+                        running,
+                        done,
+                        failed,
+                    );
                 }
                 BatchEvent::Finished(_) => break,
             }

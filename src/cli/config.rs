@@ -63,7 +63,7 @@ impl Layer {
     /// A path value, relative to the file's folder.
     fn path(&self, p: &Path) -> PathBuf {
         let base = self.path.parent().unwrap_or(Path::new("."));
-        expand_home(p).map_or_else(|| base.join(p), |h| h)
+        expand_home(p).unwrap_or_else(|| base.join(p))
     }
 }
 
@@ -198,9 +198,11 @@ fn load(path: &Path) -> Result<Option<Layer>, ConfigError> {
         span,
         message,
     };
-    let settings: FileSettings = toml::from_str(&text)
-        .map_err(|e| {
-        let message = e.message().trim().replace("expected u64", "expected a whole number");
+    let settings: FileSettings = toml::from_str(&text).map_err(|e| {
+        let message = e
+            .message()
+            .trim()
+            .replace("expected u64", "expected a whole number");
         located(e.span().unwrap_or(0..0), message)
     })?;
     for (k, _) in settings.env.iter().flatten() {
@@ -211,7 +213,10 @@ fn load(path: &Path) -> Result<Option<Layer>, ConfigError> {
     if let Some(t) = &settings.timeout
         && *t.get_ref() == 0
     {
-        return Err(located(t.span(), "timeout: must be at least 1 minute".into()));
+        return Err(located(
+            t.span(),
+            "timeout: must be at least 1 minute".into(),
+        ));
     }
     Ok(Some(Layer {
         path: path.to_owned(),
@@ -290,9 +295,10 @@ pub fn resolve(args: &RunArgs, source_dir: &Path) -> Result<Resolved, ConfigErro
         buildspec,
         path,
         None,
-        |v: &Option<PathBuf>| v
-            .as_ref()
-            .map_or_else(|| "buildspec.yml in the source".into(), |p| p.display().to_string())
+        |v: &Option<PathBuf>| v.as_ref().map_or_else(
+            || "buildspec.yml in the source".into(),
+            |p| p.display().to_string()
+        )
     );
     out.project = pick!(
         "project",
@@ -418,9 +424,8 @@ pub fn resolve(args: &RunArgs, source_dir: &Path) -> Result<Resolved, ConfigErro
         }
     }
     if let Some(path) = &out.env_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::Plain(format!("-e: cannot read {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Plain(format!("-e: cannot read {}: {e}", path.display())))?;
         let parsed = localbuild_engine::secrets::parse_env_file(&text)
             .map_err(|(line, m)| ConfigError::Plain(format!("{}:{line}: {m}", path.display())))?;
         for (k, v) in parsed {
@@ -504,7 +509,11 @@ mod tests {
         let text = "image = \"x\"\nimag = \"y\"\n";
         let e = parse(text).unwrap_err();
         assert_eq!(line_col(text, e.span().unwrap().start), (2, 1));
-        assert!(e.message().contains("unknown field `imag`"), "{}", e.message());
+        assert!(
+            e.message().contains("unknown field `imag`"),
+            "{}",
+            e.message()
+        );
 
         let text = "timeout = \"ten\"\n";
         let e = parse(text).unwrap_err();

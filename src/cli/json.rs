@@ -118,10 +118,7 @@ pub fn write_outcome(out: &mut impl Write, outcome: &Outcome) -> std::io::Result
     )
 }
 
-fn each_line(
-    bytes: &[u8],
-    mut f: impl FnMut(&str) -> std::io::Result<()>,
-) -> std::io::Result<()> {
+fn each_line(bytes: &[u8], mut f: impl FnMut(&str) -> std::io::Result<()>) -> std::io::Result<()> {
     let text = String::from_utf8_lossy(bytes);
     for line in text.split_terminator('\n') {
         f(line.strip_suffix('\r').unwrap_or(line))?;

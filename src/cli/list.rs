@@ -64,7 +64,13 @@ pub fn phases(plan: &Plan) -> String {
 
 /// The batch table: identifier, dependencies, buildspec, image, the rest.
 pub fn tasks(batch: &PlanBatch) -> String {
-    let mut rows = vec![row(["IDENTIFIER", "DEPEND-ON", "BUILDSPEC", "IMAGE", "SETTINGS"])];
+    let mut rows = vec![row([
+        "IDENTIFIER",
+        "DEPEND-ON",
+        "BUILDSPEC",
+        "IMAGE",
+        "SETTINGS",
+    ])];
     let dash = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
     for t in &batch.tasks {
         let mut settings = vec![];

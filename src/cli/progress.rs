@@ -247,7 +247,10 @@ mod tests {
         h.dockerd = false;
         h.setup_script = Some("scripts/setup.sh".into());
         let m = docker_unreachable("unix:///var/run/docker.sock", "refused", &h);
-        assert!(m.contains("apt-get install -y docker.io && systemctl start docker"), "{m}");
+        assert!(
+            m.contains("apt-get install -y docker.io && systemctl start docker"),
+            "{m}"
+        );
         assert!(m.contains("scripts/setup.sh"), "{m}");
     }
 

@@ -93,7 +93,9 @@ pub fn run(args: &RunArgs) -> u8 {
     };
     let args = &resolved.args;
     if args.profile.is_some() && !args.aws_config {
-        return usage_error("-p/--profile needs -c/--aws-config (on the command line or in a config file)");
+        return usage_error(
+            "-p/--profile needs -c/--aws-config (on the command line or in a config file)",
+        );
     }
     let source = primary;
     let project = match &args.project {
@@ -276,7 +278,7 @@ async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
     }
     if let Some(path) = &args.build_json {
         let json = serde_json::to_string_pretty(&outcome.build).unwrap_or_default();
-        if let Err(e) = std::fs::write(&path, json + "\n") {
+        if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }

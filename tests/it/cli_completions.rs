@@ -3,16 +3,7 @@
 use crate::util::localbuild;
 
 const SUBCOMMANDS: &[&str] = &[
-    "run",
-    "plan",
-    "validate",
-    "serve",
-    "builds",
-    "cache",
-    "image",
-    "gc",
-    "list",
-    "config",
+    "run", "plan", "validate", "serve", "builds", "cache", "image", "gc", "list", "config",
 ];
 
 #[test]
@@ -38,7 +29,10 @@ fn every_shell_completes_the_subcommands() {
 
 #[test]
 fn unknown_shell_is_a_usage_error() {
-    localbuild().args(["completions", "cmd.exe"]).assert().code(2);
+    localbuild()
+        .args(["completions", "cmd.exe"])
+        .assert()
+        .code(2);
 }
 
 #[test]

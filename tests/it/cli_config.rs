@@ -4,7 +4,8 @@
 use crate::harness::Build;
 use crate::util::localbuild;
 
-const ECHO: &str = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"A=$A B=$B C=$C D=$D\"\n";
+const ECHO: &str =
+    "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"A=$A B=$B C=$C D=$D\"\n";
 
 /// A build whose user config (XDG_CONFIG_HOME) and project config set variables and a timeout.
 fn configured() -> Build {
@@ -30,12 +31,14 @@ fn cli_config_values_are_used_and_flags_win() {
     let f = b.run();
     assert_eq!(f.code, 0, "{}\n{}", f.stdout, f.stderr);
     assert!(
-        f.stdout
-            .contains("A=user B=project C=envfile D=envfile\n"),
+        f.stdout.contains("A=user B=project C=envfile D=envfile\n"),
         "{}",
         f.stdout
     );
-    assert_eq!(f.record["timeoutInMinutes"], 7, "project config beats user config");
+    assert_eq!(
+        f.record["timeoutInMinutes"], 7,
+        "project config beats user config"
+    );
 
     let f = b.run_with(&["--env", "D=flag", "--timeout", "8"]);
     assert_eq!(f.code, 0, "{}", f.stderr);
@@ -94,12 +97,19 @@ fn cli_config_unknown_key_is_a_located_error() {
         assert!(err.contains("  |   ^\n"), "{err}");
     }
     // A wrong type is located at the value.
-    std::fs::write(dir.path().join(".localbuild.toml"), "privileged = \"yes\"\n").unwrap();
+    std::fs::write(
+        dir.path().join(".localbuild.toml"),
+        "privileged = \"yes\"\n",
+    )
+    .unwrap();
     let out = localbuild()
         .args(["config", "-s"])
         .arg(dir.path())
         .assert()
         .code(2);
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains(".localbuild.toml:1:14: error: invalid type"), "{err}");
+    assert!(
+        err.contains(".localbuild.toml:1:14: error: invalid type"),
+        "{err}"
+    );
 }

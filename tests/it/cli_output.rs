@@ -27,7 +27,10 @@ fn cli_json_lines_end_with_the_record() {
     assert_eq!(last["type"], "build");
     assert_eq!(last["build"]["buildStatus"], "FAILED");
     assert_eq!(last["build"]["id"], f.record["id"]);
-    assert_eq!(last["build"], f.record, "the last line is the same record as --build-json");
+    assert_eq!(
+        last["build"], f.record,
+        "the last line is the same record as --build-json"
+    );
     assert!(last["dir"].is_string());
 
     let outputs: Vec<&str> = lines
@@ -49,7 +52,10 @@ fn cli_json_lines_end_with_the_record() {
         .find(|l| l["type"] == "phaseEnded" && l["phase"] == "BUILD")
         .expect("BUILD ended");
     assert_eq!(ended["status"], "FAILED");
-    assert_eq!(ended["contexts"][0]["statusCode"], "COMMAND_EXECUTION_ERROR");
+    assert_eq!(
+        ended["contexts"][0]["statusCode"],
+        "COMMAND_EXECUTION_ERROR"
+    );
     assert!(ended["at"].as_f64().is_some());
     assert!(
         lines
@@ -76,23 +82,43 @@ fn cli_piped_stderr_has_plain_progress_lines() {
     let b = Build::new(OK).file(".gitignore", "junk\n").commit("init");
     let f = b.run();
     assert_eq!(f.code, 0, "{}", f.stderr);
-    assert!(f.stderr.contains("skipping files ignored by git"), "{}", f.stderr);
-    assert!(!f.stderr.contains('\x1b'), "escape codes on a pipe: {:?}", f.stderr);
+    assert!(
+        f.stderr.contains("skipping files ignored by git"),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        !f.stderr.contains('\x1b'),
+        "escape codes on a pipe: {:?}",
+        f.stderr
+    );
     assert!(!f.stderr.contains('\r'), "{:?}", f.stderr);
 
     // An image that has to be pulled (and cannot be): its steps are plain lines too.
     let f = Build::new(OK).image("127.0.0.1:1/localbuild-nope:1").run();
     assert_eq!(f.code, 3, "{}", f.stderr);
-    assert!(f.stderr.contains("Pulling image 127.0.0.1:1/localbuild-nope:1\n"), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains("Pulling image 127.0.0.1:1/localbuild-nope:1\n"),
+        "{}",
+        f.stderr
+    );
     assert!(!f.stderr.contains('\x1b'), "{:?}", f.stderr);
 }
 
 #[test]
 fn cli_quiet_prints_no_progress_lines() {
-    let b = Build::new(OK).file(".gitignore", "junk\n").commit("init").arg("--quiet");
+    let b = Build::new(OK)
+        .file(".gitignore", "junk\n")
+        .commit("init")
+        .arg("--quiet");
     let f = b.run();
     assert_eq!(f.code, 0, "{}", f.stderr);
-    assert!(f.stdout.contains("\nbuilt\n"), "the log still prints: {}", f.stdout);
+    assert!(
+        f.stdout.contains("\nbuilt\n"),
+        "the log still prints: {}",
+        f.stdout
+    );
     assert!(!f.stderr.contains("skipping files"), "{}", f.stderr);
 
     let f = Build::new(OK)
