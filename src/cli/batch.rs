@@ -81,6 +81,7 @@ pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
         expansion.tasks,
         config,
         args.build_json.clone(),
+        args.quiet,
     ))
 }
 
@@ -89,11 +90,12 @@ async fn run_batch(
     tasks: Vec<buildspec::batch::Task>,
     config: BatchConfig,
     build_json: Option<PathBuf>,
+    quiet: bool,
 ) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprint!("{}", super::progress::docker_error(&e));
             return exit::FAULT;
         }
     };
@@ -150,8 +152,14 @@ async fn run_batch(
                         .position(|i| *i == identifier)
                         .unwrap_or(0);
                     let prefix = prefix(&identifier, index, width, color);
-                    progress(&format!("{identifier} started"), running, done, failed);
-                    printers.spawn(print_task(build, prefix));
+                    progress(
+                        quiet,
+                        &format!("{identifier} started"),
+                        running,
+                        done,
+                        failed,
+                    );
+                    printers.spawn(print_task(build, prefix, quiet));
                 }
                 BatchEvent::TaskFinished { identifier, status } => {
                     running = running.saturating_sub(1);
@@ -160,6 +168,7 @@ async fn run_batch(
                         failed += 1;
                     }
                     progress(
+                        quiet,
                         &format!("{identifier} {}", status.as_str()),
                         running,
                         done,
@@ -171,7 +180,13 @@ async fn run_batch(
                 } => {
                     done += 1;
                     failed += 1;
-                    progress(&format!("{identifier} {reason}"), running, done, failed);
+                    progress(
+                        quiet,
+                        &format!("{identifier} {reason}"),
+                        running,
+                        done,
+                        failed,
+                    );
                 }
                 BatchEvent::Finished(_) => break,
             }
@@ -193,7 +208,10 @@ async fn run_batch(
     exit::for_status(outcome.batch.build_batch_status)
 }
 
-fn progress(what: &str, running: usize, done: usize, failed: usize) {
+fn progress(quiet: bool, what: &str, running: usize, done: usize, failed: usize) {
+    if quiet {
+        return;
+    }
     eprintln!("batch: {what}; {running} running, {done} done, {failed} failed");
 }
 
@@ -208,7 +226,7 @@ fn prefix(identifier: &str, index: usize, width: usize, color: bool) -> Vec<u8> 
 }
 
 /// One task's log, each line prefixed and written whole.
-async fn print_task(build: BuildHandle, prefix: Vec<u8>) {
+async fn print_task(build: BuildHandle, prefix: Vec<u8>, quiet: bool) {
     let mut events = build.subscribe();
     while let Some(event) = events.next().await {
         let mut buf: Vec<u8> = Vec::new();
@@ -229,6 +247,9 @@ async fn print_task(build: BuildHandle, prefix: Vec<u8>) {
                 }
             }
             Event::Progress(line) => {
+                if quiet && !super::progress::is_warning(&line) {
+                    continue;
+                }
                 to_stderr = true;
                 buf.extend_from_slice(&prefix);
                 buf.extend_from_slice(line.as_bytes());

@@ -6,10 +6,15 @@
 mod batch;
 mod builds;
 mod cache;
+mod completions;
+mod config;
 mod exit;
 mod gc;
 mod image;
+mod json;
+mod list;
 mod plan;
+mod progress;
 mod run;
 mod serve;
 mod validate;
@@ -38,6 +43,8 @@ pub enum Command {
     },
     /// Show what a build would do, without Docker
     Plan(PlanArgs),
+    /// List a buildspec's phases and commands (or its batch builds) in a compact table
+    List(ListArgs),
     /// Run a build in Docker, with CodeBuild's phases, variables and log
     Run(Box<RunArgs>),
     /// Remove containers, volumes and networks left behind by killed builds
@@ -53,6 +60,18 @@ pub enum Command {
     Builds(BuildsCommand),
     /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
     Serve(ServeArgs),
+    /// Print the effective run settings (config files, defaults) and where each came from
+    Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of localbuild, or of one of its subcommands
+    Man {
+        /// A subcommand (e.g. `run`) for its own page
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,11 +147,13 @@ pub enum CacheCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
+/// `run`'s flags. Those a config file can set are `Option`s (or `false`) until
+/// [`config::resolve`] fills them in; after it, `image` and `timeout` are always `Some`.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
-    /// Build image
-    #[arg(short = 'i', long = "image", default_value = localbuild_engine::DEFAULT_IMAGE)]
-    pub image: String,
+    /// Build image (default: localbuild/standard:1.0, built on first use)
+    #[arg(short = 'i', long = "image")]
+    pub image: Option<String>,
     /// Source directory: the first plain DIR is the primary source (default: .); ID:DIR adds a
     /// secondary source with CODEBUILD_SRC_DIR_<ID> (repeatable)
     #[arg(short = 's', long = "source", value_name = "[ID:]DIR")]
@@ -149,9 +170,9 @@ pub struct RunArgs {
     /// Write the build record (CodeBuild's Build object) to FILE as JSON
     #[arg(long = "build-json", value_name = "FILE")]
     pub build_json: Option<PathBuf>,
-    /// Build timeout in minutes
-    #[arg(long = "timeout", default_value_t = 60, value_name = "MINUTES")]
-    pub timeout: u64,
+    /// Build timeout in minutes (default: 60)
+    #[arg(long = "timeout", value_name = "MINUTES")]
+    pub timeout: Option<u64>,
     /// Project name (default: the source directory's name)
     #[arg(long = "project")]
     pub project: Option<String>,
@@ -167,13 +188,8 @@ pub struct RunArgs {
     /// Forward this machine's AWS configuration (~/.aws) and AWS_* variables into the build
     #[arg(short = 'c', long = "aws-config")]
     pub aws_config: bool,
-    /// AWS profile to use with -c (sets AWS_PROFILE in the build)
-    #[arg(
-        short = 'p',
-        long = "profile",
-        value_name = "PROFILE",
-        requires = "aws_config"
-    )]
+    /// AWS profile to use with -c (sets AWS_PROFILE in the build; needs -c, here or in a config file)
+    #[arg(short = 'p', long = "profile", value_name = "PROFILE")]
     pub profile: Option<String>,
     /// Write artifacts to DIR (default: artifacts/ in the build's record folder)
     #[arg(short = 'a', long = "artifacts", value_name = "DIR")]
@@ -216,6 +232,57 @@ pub struct RunArgs {
     /// With --batch: refuse a batch of more than N builds (restrictions.maximumBuildsAllowed)
     #[arg(long = "max-builds", value_name = "N", requires = "batch")]
     pub max_builds: Option<u32>,
+    /// What stdout shows: the text log and summary, or one JSON object per event (JSON Lines;
+    /// the last line is the final Build record)
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT",
+        conflicts_with = "batch"
+    )]
+    pub output: OutputFormat,
+    /// No progress lines or spinners on stderr (warnings and errors still show)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// No flags given (what `localbuild config` resolves).
+    pub fn defaults() -> RunArgs {
+        RunArgs::default()
+    }
+}
+
+/// `run --output`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The agent log and output live, then the phase table
+    #[default]
+    Text,
+    /// JSON Lines: one object per event, the final Build record last
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Buildspec file (default: buildspec.yml in the source directory)
+    #[arg(short = 'b', long = "buildspec")]
+    pub buildspec: Option<PathBuf>,
+    /// Primary source directory
+    #[arg(short = 's', long = "source", default_value = ".")]
+    pub source: PathBuf,
+    /// List the builds of the buildspec's batch section instead of its phases
+    #[arg(long)]
+    pub batch: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Primary source directory (where .localbuild.toml is looked for)
+    #[arg(short = 's', long = "source", default_value = ".")]
+    pub source: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -268,7 +335,7 @@ where
         match localbuild_docker::Docker::connect().await {
             Ok(docker) => f(docker).await,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprint!("{}", progress::docker_error(&e));
                 exit::FAULT
             }
         }
@@ -280,11 +347,15 @@ pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Plan(args) => plan::run(&args),
+        Command::List(args) => list::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
         Command::Image(ImageCommand::Build) => image::build(),
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),
         Command::Serve(args) => serve::run(&args),
+        Command::Config(args) => config::run(&args),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { subcommand } => completions::man(subcommand.as_deref()),
     }
 }

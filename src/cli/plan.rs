@@ -8,43 +8,13 @@ use super::exit;
 use localbuild_buildspec as buildspec;
 use localbuild_buildspec::plan::{Plan, PlanArtifactSet, PlanOnFailure, PlanPhase, plan};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn run(args: &PlanArgs) -> u8 {
-    let path: PathBuf = match &args.buildspec {
-        Some(b) => b.clone(),
-        None => args.source.join("buildspec.yml"),
-    };
-    let name = path.display().to_string();
-    let source = match std::fs::read(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("{name}: error: buildspec not found (YAML file does not exist)");
-            return exit::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("{name}: error: {e}");
-            return exit::FAILURE;
-        }
-    };
-    let parsed = match buildspec::parse(&source) {
+    let p = match load(args.buildspec.as_deref(), &args.source) {
         Ok(p) => p,
-        Err(invalid) => {
-            let mut all: Vec<_> = invalid.errors.iter().chain(&invalid.warnings).collect();
-            all.sort_by_key(|d| (d.line, d.column));
-            super::validate::print_all(&name, &source, all);
-            return exit::FAILURE;
-        }
+        Err(code) => return code,
     };
-    super::validate::print_all(&name, &source, &parsed.warnings);
-    // The batch's builds come from the same expansion `run --batch` uses.
-    if let Some(batch) = &parsed.buildspec.batch
-        && let Err(d) = buildspec::batch::expand(batch)
-    {
-        super::validate::print_all(&name, &source, [&d]);
-        return exit::FAILURE;
-    }
-    let p = plan(&parsed.buildspec, &name);
     if args.json {
         match serde_json::to_string_pretty(&p) {
             Ok(s) => super::validate::out(&format!("{s}\n")),
@@ -57,6 +27,45 @@ pub fn run(args: &PlanArgs) -> u8 {
         super::validate::out(&render(&p));
     }
     exit::SUCCESS
+}
+
+/// Find, read and validate the buildspec (`-b FILE`, else `buildspec.yml` in `source`) and make
+/// its plan; `Err` is the exit code after printing the diagnostics (also used by `list`).
+pub fn load(buildspec: Option<&Path>, source: &Path) -> Result<Plan, u8> {
+    let path: PathBuf = match buildspec {
+        Some(b) => b.to_path_buf(),
+        None => source.join("buildspec.yml"),
+    };
+    let name = path.display().to_string();
+    let source = match std::fs::read(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("{name}: error: buildspec not found (YAML file does not exist)");
+            return Err(exit::FAILURE);
+        }
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            return Err(exit::FAILURE);
+        }
+    };
+    let parsed = match buildspec::parse(&source) {
+        Ok(p) => p,
+        Err(invalid) => {
+            let mut all: Vec<_> = invalid.errors.iter().chain(&invalid.warnings).collect();
+            all.sort_by_key(|d| (d.line, d.column));
+            super::validate::print_all(&name, &source, all);
+            return Err(exit::FAILURE);
+        }
+    };
+    super::validate::print_all(&name, &source, &parsed.warnings);
+    // The batch's builds come from the same expansion `run --batch` uses.
+    if let Some(batch) = &parsed.buildspec.batch
+        && let Err(d) = buildspec::batch::expand(batch)
+    {
+        super::validate::print_all(&name, &source, [&d]);
+        return Err(exit::FAILURE);
+    }
+    Ok(plan(&parsed.buildspec, &name))
 }
 
 fn yes(b: bool) -> &'static str {

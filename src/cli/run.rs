@@ -1,6 +1,6 @@
 //! `localbuild run`: start a build, print its log live, then a per-phase summary.
 
-use super::{RunArgs, exit};
+use super::{OutputFormat, RunArgs, exit};
 use localbuild_docker::Docker;
 use localbuild_engine::images::PhaseImages;
 use localbuild_engine::log::agent_line;
@@ -87,6 +87,16 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(s) => s,
         Err(m) => return usage_error(&m),
     };
+    let resolved = match super::config::resolve(args, &primary) {
+        Ok(r) => r,
+        Err(e) => return e.print(),
+    };
+    let args = &resolved.args;
+    if args.profile.is_some() && !args.aws_config {
+        return usage_error(
+            "-p/--profile needs -c/--aws-config (on the command line or in a config file)",
+        );
+    }
     let source = primary;
     let project = match &args.project {
         Some(p) => p.clone(),
@@ -105,17 +115,8 @@ pub fn run(args: &RunArgs) -> u8 {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "localbuild".to_owned());
-    let mut env_overrides = vec![];
-    if let Some(path) = &args.env_file {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => return usage_error(&format!("-e: cannot read {}: {e}", path.display())),
-        };
-        match localbuild_engine::secrets::parse_env_file(&text) {
-            Ok(vars) => env_overrides.extend(vars),
-            Err((line, m)) => return usage_error(&format!("{}:{line}: {m}", path.display())),
-        }
-    }
+    // Config files' `env` tables, then the env file; `-c` and `--env` win over both.
+    let mut env_overrides = resolved.env.clone();
     let mut mask = vec![];
     let mut aws_dir = None;
     if args.aws_config {
@@ -190,10 +191,13 @@ pub fn run(args: &RunArgs) -> u8 {
         project,
         source,
         buildspec,
-        image: args.image.clone(),
+        image: args
+            .image
+            .clone()
+            .unwrap_or_else(|| localbuild_engine::DEFAULT_IMAGE.to_owned()),
         bind_mount: args.mount,
         privileged: args.privileged,
-        timeout: Duration::from_secs(args.timeout.saturating_mul(60)),
+        timeout: Duration::from_secs(args.timeout.unwrap_or(60).saturating_mul(60)),
         env_overrides,
         initiator,
         region,
@@ -218,17 +222,24 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    runtime.block_on(run_build(request, args.build_json.clone()))
+    runtime.block_on(run_build(request, args))
 }
 
-async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
+async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprint!("{}", super::progress::docker_error(&e));
             return exit::FAULT;
         }
     };
+    let mode = super::progress::Mode::detect(args.quiet);
+    if request.image == localbuild_engine::DEFAULT_IMAGE
+        && mode != super::progress::Mode::Quiet
+        && matches!(docker.image_exists(&request.image).await, Ok(false))
+    {
+        eprintln!("{}", super::progress::default_image_missing());
+    }
     let store = match HistoryStore::open(store_root()) {
         Ok(s) => s,
         Err(e) => {
@@ -250,18 +261,24 @@ async fn run_build(request: BuildRequest, build_json: Option<PathBuf>) -> u8 {
         }
     };
     spawn_signal_handler(handle.clone());
-    print_live(&handle).await;
-    let outcome = handle.outcome().await;
-    print_summary(&outcome, color());
+    let outcome = match args.output {
+        OutputFormat::Text => {
+            print_live(&handle, mode).await;
+            let outcome = handle.outcome().await;
+            print_summary(&outcome, color());
+            outcome
+        }
+        OutputFormat::Json => print_json(&handle).await,
+    };
     if let Some(hint) = provisioning_hint(&outcome.build, &image) {
         eprintln!("hint: {hint}");
     }
     if let Some(e) = &outcome.store_error {
         eprintln!("warning: the build record could not be kept: {e}");
     }
-    if let Some(path) = build_json {
+    if let Some(path) = &args.build_json {
         let json = serde_json::to_string_pretty(&outcome.build).unwrap_or_default();
-        if let Err(e) = std::fs::write(&path, json + "\n") {
+        if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }
@@ -273,9 +290,12 @@ pub(super) fn color() -> bool {
 }
 
 /// The build log as it happens: agent lines and output on stdout, localbuild's own progress
-/// on stderr.
-async fn print_live(handle: &BuildHandle) {
+/// on stderr (a spinner for the image work of PROVISIONING on a terminal, see
+/// [`super::progress`]).
+async fn print_live(handle: &BuildHandle, mode: super::progress::Mode) {
     let mut events = handle.subscribe();
+    let mut progress = super::progress::Progress::new(mode);
+    let mut provisioning = false;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     while let Some(event) = events.next().await {
         let _ = match event {
@@ -283,13 +303,42 @@ async fn print_live(handle: &BuildHandle) {
             Event::Output(bytes) | Event::Lagged { log: bytes } => out.write_all(&bytes),
             Event::Progress(line) => {
                 let _ = out.flush();
-                writeln!(std::io::stderr(), "{line}")
+                if provisioning {
+                    progress.step(&line);
+                } else {
+                    progress.line(&line);
+                }
+                Ok(())
+            }
+            Event::PhaseStarted { phase, .. } => {
+                provisioning = phase == PhaseType::Provisioning;
+                Ok(())
+            }
+            Event::PhaseEnded { .. } => {
+                provisioning = false;
+                progress.finish();
+                Ok(())
             }
             _ => Ok(()),
         };
+        let _ = progress.suspend(|| out.flush());
+    }
+    progress.finish();
+    let _ = out.flush();
+}
+
+/// `--output json`: every event as JSON Lines, then the final record.
+async fn print_json(handle: &BuildHandle) -> Outcome {
+    let mut events = handle.subscribe();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    while let Some(event) = events.next().await {
+        let _ = super::json::write_event(&mut out, &event);
         let _ = out.flush();
     }
+    let outcome = handle.outcome().await;
+    let _ = super::json::write_outcome(&mut out, &outcome);
     let _ = out.flush();
+    outcome
 }
 
 /// What to do about an image that could not be had (CLI wording, not the record's).

@@ -148,6 +148,8 @@ impl Build {
             .args(&self.args)
             .env("LOCALBUILD_HOME", self.home.path())
             .env("NO_COLOR", "1")
+            // No user config file from the machine running the tests.
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
             .env_remove("LOCALBUILD_LOG");
         for (k, v) in &self.env {
             cmd.env(k, v);

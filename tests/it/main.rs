@@ -2,6 +2,10 @@
 
 mod artifacts;
 mod batch;
+mod cli_completions;
+mod cli_config;
+mod cli_list;
+mod cli_output;
 mod cli_plan;
 mod cli_validate;
 mod corpus;

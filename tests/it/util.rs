@@ -17,6 +17,8 @@ pub fn localbuild() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("localbuild").expect("binary built");
     cmd.current_dir(root());
     cmd.env_remove("LOCALBUILD_LOG");
+    // No user config file from the machine running the tests.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/localbuild-tests");
     cmd
 }
 
