@@ -180,7 +180,9 @@ fn on_path(name: &str) -> bool {
 /// One message: what failed, and the one command to run on this system.
 pub fn docker_unreachable(endpoint: &str, reason: &str, host: &Host) -> String {
     let sudo = if host.root { "" } else { "sudo " };
-    let mut s = format!("error: cannot connect to the Docker daemon at {endpoint} ({reason})\n");
+    let mut s = format!(
+        "error: cannot connect to the Docker daemon at {endpoint} ({reason})\nIs Docker running? "
+    );
     if host.docker_host {
         s.push_str(&format!(
             "DOCKER_HOST is set: start the daemon it names, or unset DOCKER_HOST to use the local one{}\n",

@@ -235,7 +235,11 @@ class _Walker:
     def __init__(self, model, allow_null=False, patterns=False):
         self.model = model
         self.shapes = model["shapes"]
-        self.protocol = model["metadata"].get("protocol", "json")
+        # Newer models list several protocols (e.g. smithy-rpc-v2-cbor first, then json); the
+        # bodies checked here are JSON, so JSON's rules apply whenever the service speaks it.
+        meta = model["metadata"]
+        protocols = meta.get("protocols") or [meta.get("protocol", "json")]
+        self.protocol = "json" if "json" in protocols else protocols[0]
         self.allow_null = allow_null
         self.patterns = patterns
         self.problems = []

@@ -655,3 +655,56 @@ fn serve_restarted_after_kill_9_finalises_what_it_left() {
     ]);
     assert!(events.to_string().contains("before"), "{events}");
 }
+
+#[test]
+fn serve_builds_an_s3_zip_source() {
+    let s = Serve::start(&[]);
+    // BUCKET/KEY resolves to $LOCALBUILD_HOME/s3/BUCKET/KEY.
+    let bucket = s.home.path().join("s3/artifacts-bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let zip = bucket.join("app.zip");
+    let made = Command::new(crate::util::client_tool("python3"))
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1], 'w')\n\
+             z.writestr('buildspec.yml', 'version: 0.2\\nphases:\\n  build:\\n    commands:\\n      - cat sub/data.txt\\n')\n\
+             z.writestr('sub/data.txt', 'zipped data\\n')\n\
+             z.close()",
+        )
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "zipped",
+        "--source",
+        &json!({"type": "S3", "location": "artifacts-bucket/app.zip"}).to_string(),
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let id = s.start_build("zipped")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["source"]["type"], "S3");
+    let events = s.ok(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/codebuild/zipped",
+        "--log-stream-name",
+        id.split_once(':').unwrap().1,
+        "--start-from-head",
+    ]);
+    assert!(events.to_string().contains("zipped data"), "{events}");
+}

@@ -286,11 +286,12 @@ impl Engine {
             source: crate::record::Source {
                 kind: match &parent.source {
                     Source::Git { kind, .. } => kind.clone(),
+                    Source::Zip { .. } => "S3".to_owned(),
                     _ => "NO_SOURCE".to_owned(),
                 },
                 location: match &parent.source {
                     Source::Dir(d) => d.display().to_string(),
-                    Source::Git { location, .. } => location.clone(),
+                    Source::Git { location, .. } | Source::Zip { location, .. } => location.clone(),
                     Source::None => String::new(),
                 },
                 git_clone_depth: None,

@@ -39,6 +39,9 @@ pub enum Source {
         /// The record's `source.location` and `CODEBUILD_SOURCE_REPO_URL`.
         location: String,
     },
+    /// A zip file of this machine (an S3 source `BUCKET/KEY.zip`), extracted into a folder the
+    /// build owns. `location` is the record's `source.location`.
+    Zip { file: PathBuf, location: String },
     /// `NO_SOURCE`: nothing is downloaded; the buildspec must be inline.
     None,
 }
@@ -157,7 +160,7 @@ impl BuildRequest {
     pub fn source_dir(&self) -> Option<&std::path::Path> {
         match &self.source {
             Source::Dir(d) => Some(d),
-            Source::Git { .. } | Source::None => None,
+            Source::Git { .. } | Source::Zip { .. } | Source::None => None,
         }
     }
 

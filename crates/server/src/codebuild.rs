@@ -577,10 +577,10 @@ fn resolve_source(
             location: location.to_owned(),
         }),
         Ok(Resolved::Dir(dir)) => Ok(localbuild_engine::Source::Dir(dir)),
-        Ok(Resolved::Zip(zip)) => Err(ApiError::InvalidInput(format!(
-            "S3 source {location} is a zip file ({}); localbuild builds S3 sources that are folders (unzip it beside it)",
-            zip.display()
-        ))),
+        Ok(Resolved::Zip(file)) => Ok(localbuild_engine::Source::Zip {
+            file,
+            location: location.to_owned(),
+        }),
         Ok(Resolved::None) => Ok(localbuild_engine::Source::None),
         Err(e) => Err(ApiError::InvalidInput(e.to_string())),
     }

@@ -225,6 +225,9 @@ impl Run {
     /// detached, full or shallow). Host work before PROVISIONING; a failure (an unknown
     /// version) is DOWNLOAD_SOURCE's `CLIENT_ERROR`.
     async fn check_out(&mut self) -> Result<(), PhaseContext> {
+        if let RequestSource::Zip { file, .. } = &self.req.source {
+            return self.unzip(file.clone()).await;
+        }
         let RequestSource::Git {
             repo,
             version,
@@ -273,11 +276,43 @@ impl Run {
         }
     }
 
+    /// A zip source (S3): extract it into a folder the build owns, refusing entries that would
+    /// land outside it. A bad zip is DOWNLOAD_SOURCE's `CLIENT_ERROR`.
+    async fn unzip(&mut self, file: PathBuf) -> Result<(), PhaseContext> {
+        let failed = |m: String| PhaseContext::new("CLIENT_ERROR", m);
+        let dir = tempfile::Builder::new()
+            .prefix("localbuild-src-")
+            .tempdir()
+            .map_err(|e| failed(format!("cannot make a folder for the source: {e}")))?;
+        let dest = dir.path().to_path_buf();
+        let shown = file.display().to_string();
+        let extracted = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let f = std::fs::File::open(&file).map_err(|e| e.to_string())?;
+            let mut archive = zip::ZipArchive::new(f).map_err(|e| e.to_string())?;
+            // `extract` refuses names with `..` or absolute paths.
+            archive.extract(&dest).map_err(|e| e.to_string())
+        })
+        .await;
+        match extracted {
+            Ok(Ok(())) => {
+                self.checkout = Some(Checkout {
+                    dir,
+                    commit: String::new(),
+                });
+                Ok(())
+            }
+            Ok(Err(e)) => Err(failed(format!("cannot extract the source {shown}: {e}"))),
+            Err(e) => Err(failed(format!("cannot extract the source {shown}: {e}"))),
+        }
+    }
+
     /// The primary source's directory on this machine: the directory of a directory source,
     /// the checkout of a git source (once made).
     fn source_dir(&self) -> Option<&Path> {
         match &self.req.source {
-            RequestSource::Git { .. } => self.checkout.as_ref().map(|c| c.dir.path()),
+            RequestSource::Git { .. } | RequestSource::Zip { .. } => {
+                self.checkout.as_ref().map(|c| c.dir.path())
+            }
             _ => self.req.source_dir(),
         }
     }

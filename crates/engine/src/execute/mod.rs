@@ -113,6 +113,7 @@ pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: 
             depth.filter(|&d| d > 0),
             version.clone().filter(|v| !v.is_empty()),
         ),
+        crate::request::Source::Zip { location, .. } => ("S3", location.clone(), None, None),
         crate::request::Source::None => ("NO_SOURCE", String::new(), None, None),
     };
     Build {
