@@ -524,7 +524,9 @@ pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErr
             "Build batch {id} is in progress: stop it before deleting it"
         )));
     }
-    let batch = record(state, &id).ok_or_else(|| batch_not_found(&id))?;
+    // The model gives DeleteBuildBatch no ResourceNotFoundException.
+    let batch = record(state, &id)
+        .ok_or_else(|| ApiError::InvalidInput(batch_not_found(&id).to_string()))?;
     let builds: Vec<String> = batch
         .build_groups
         .iter()
