@@ -68,6 +68,35 @@ expect_error("ResourceAlreadyExistsException", cb.create_project, name="walk",
              environment=env, serviceRole="r")
 expect_error("ResourceNotFoundException", cb.start_build, projectName="missing")
 expect_error("ResourceNotFoundException", logs.get_log_events, logGroupName="/aws/codebuild/none", logStreamName="x")
+# Batch builds: every batch response, and a task build's, against the model.
+bspec = ("version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: b\n"
+         "      env:\n        variables:\n          MODE: b\n"
+         "phases:\n  build:\n    commands:\n      - echo walk $MODE\n")
+cb.update_project(name="walk", buildBatchConfig={"serviceRole": "r", "combineArtifacts": False,
+                                                 "restrictions": {"maximumBuildsAllowed": 4}})
+batch = cb.start_build_batch(projectName="walk", buildspecOverride=bspec, idempotencyToken="b1")["buildBatch"]["id"]
+assert cb.start_build_batch(projectName="walk", buildspecOverride=bspec, idempotencyToken="b1")["buildBatch"]["id"] == batch
+done = until("the batch", lambda: [b for b in cb.batch_get_build_batches(ids=[batch])["buildBatches"] if b["complete"]])[0]
+assert done["buildBatchStatus"] == "SUCCEEDED", done
+cb.batch_get_build_batches(ids=[batch, "walk:00000000-0000-0000-0000-000000000000"])
+task_builds = [g["currentBuildSummary"]["arn"] for g in done["buildGroups"]]
+cb.batch_get_builds(ids=task_builds)
+cb.list_build_batches()
+cb.list_build_batches(filter={"status": "SUCCEEDED"}, sortOrder="ASCENDING", maxResults=5)
+cb.list_build_batches_for_project(projectName="walk")
+sleepy = cb.start_build_batch(projectName="walk",
+                              buildspecOverride=bspec.replace("echo walk $MODE", "sleep 300"))["buildBatch"]["id"]
+until("a sleeping task", lambda: "arn" in cb.batch_get_build_batches(ids=[sleepy])["buildBatches"][0]
+      ["buildGroups"][0].get("currentBuildSummary", {}))
+cb.stop_build_batch(id=sleepy)
+retried = cb.retry_build_batch(id=sleepy, retryType="RETRY_FAILED_BUILDS")["buildBatch"]["id"]
+cb.stop_build_batch(id=retried)
+cb.delete_build_batch(id=batch)
+expect_error("ResourceNotFoundException", cb.start_build_batch, projectName="missing")
+expect_error("ResourceNotFoundException", cb.stop_build_batch, id="walk:nope")
+expect_error("InvalidInputException", cb.delete_build_batch, id="walk:nope")
+expect_error("ResourceNotFoundException", cb.list_build_batches_for_project, projectName="missing")
+expect_error("InvalidInputException", cb.start_build_batch, projectName="walk")
 cb.delete_project(name="walk")
 rec.check()
 print("walked %d responses" % len(rec.records))

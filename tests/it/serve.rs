@@ -354,6 +354,181 @@ fn serve_queues_and_stops_builds() {
     assert_eq!(containers_of(&first), "");
 }
 
+/// A project whose inline buildspec is a batch.
+fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        name,
+        "--source",
+        &source,
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+        "--build-batch-config",
+        "serviceRole=arn:aws:iam::000000000000:role/any,combineArtifacts=false,restrictions={maximumBuildsAllowed=5}",
+    ]);
+}
+
+impl Serve {
+    fn batch(&self, id: &str) -> Value {
+        let out = self.ok(&["codebuild", "batch-get-build-batches", "--ids", id]);
+        out["buildBatches"][0].clone()
+    }
+
+    fn wait_batch(&self, id: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let b = self.batch(id);
+            if cond(&b) {
+                return b;
+            }
+            assert!(Instant::now() < deadline, "{what}: batch is now {b:#}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+#[test]
+fn serve_batch_builds_for_the_aws_cli() {
+    let s = Serve::start(&[]);
+    let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\n      env:\n        variables:\n          WHO: two\nphases:\n  build:\n    commands:\n      - echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER $WHO\n";
+    create_batch_project(&s, "serve-batch", spec);
+    let started = s.ok(&[
+        "codebuild",
+        "start-build-batch",
+        "--project-name",
+        "serve-batch",
+        "--environment-variables-override",
+        "name=WHO,value=one,type=PLAINTEXT",
+    ])["buildBatch"]
+        .clone();
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("serve-batch:"), "{started:#}");
+    assert_eq!(started["buildBatchNumber"], 1);
+    assert_eq!(started["complete"], false);
+    assert_eq!(
+        started["buildBatchConfig"]["restrictions"]["maximumBuildsAllowed"],
+        5
+    );
+
+    let done = s.wait_batch(&id, 180, "batch complete", |b| b["complete"] == true);
+    assert_eq!(done["buildBatchStatus"], "SUCCEEDED", "{done:#}");
+    assert!(done["endTime"].is_number(), "{done:#}");
+    let groups = done["buildGroups"].as_array().unwrap();
+    let idents: Vec<&str> = groups
+        .iter()
+        .map(|g| g["identifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(idents, ["first", "second"]);
+    assert_eq!(groups[1]["dependsOn"], json!(["first"]));
+    let mut arns = vec![];
+    for g in groups {
+        let summary = &g["currentBuildSummary"];
+        assert_eq!(summary["buildStatus"], "SUCCEEDED", "{g:#}");
+        arns.push(summary["arn"].as_str().unwrap().to_owned());
+    }
+
+    // The task builds are ordinary builds with the batch's ARN.
+    let mut args = vec!["codebuild", "batch-get-builds", "--ids"];
+    args.extend(arns.iter().map(String::as_str));
+    let builds = s.ok(&args)["builds"].as_array().unwrap().clone();
+    assert_eq!(builds.len(), 2);
+    for b in &builds {
+        assert_eq!(b["buildBatchArn"], done["arn"], "{b:#}");
+        assert_eq!(b["buildStatus"], "SUCCEEDED");
+    }
+    let listed = s.ok(&[
+        "codebuild",
+        "list-builds-for-project",
+        "--project-name",
+        "serve-batch",
+    ]);
+    assert_eq!(listed["ids"].as_array().unwrap().len(), 2, "{listed:#}");
+
+    let batches = s.ok(&[
+        "codebuild",
+        "list-build-batches-for-project",
+        "--project-name",
+        "serve-batch",
+    ]);
+    assert_eq!(batches["ids"], json!([id]));
+    let all = s.ok(&[
+        "codebuild",
+        "list-build-batches",
+        "--filter",
+        "status=SUCCEEDED",
+    ]);
+    assert_eq!(all["ids"], json!([id]));
+    let err = s
+        .aws(&["codebuild", "start-build-batch", "--project-name", "nope"])
+        .unwrap_err();
+    assert!(
+        err.contains("ResourceNotFoundException") && err.contains("Project cannot be found"),
+        "{err}"
+    );
+
+    // Stopping a batch whose task sleeps: STOPPED, nothing left running.
+    let sleepy = spec.replace(
+        "echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER $WHO",
+        "sleep 120",
+    );
+    let started = s.ok(&[
+        "codebuild",
+        "start-build-batch",
+        "--project-name",
+        "serve-batch",
+        "--buildspec-override",
+        &sleepy,
+    ])["buildBatch"]
+        .clone();
+    let sleeping = started["id"].as_str().unwrap().to_owned();
+    let running = s.wait_batch(&sleeping, 120, "first task running", |b| {
+        b["buildGroups"][0]["currentBuildSummary"]["arn"].is_string() || b["complete"] == true
+    });
+    let task_arn = running["buildGroups"][0]["currentBuildSummary"]["arn"]
+        .as_str()
+        .expect("the first task started")
+        .to_owned();
+    let task_id = task_arn.split_once(":build/").unwrap().1.to_owned();
+    s.wait(&task_id, 120, "the task in BUILD", |b| {
+        b["currentPhase"] == "BUILD"
+    });
+    let stopped = s.ok(&["codebuild", "stop-build-batch", "--id", &sleeping])["buildBatch"].clone();
+    assert_eq!(stopped["buildBatchStatus"], "STOPPED", "{stopped:#}");
+    assert_eq!(stopped["complete"], true);
+    assert_eq!(
+        stopped["buildGroups"][0]["currentBuildSummary"]["buildStatus"], "STOPPED",
+        "{stopped:#}"
+    );
+    assert_eq!(containers_of(&task_id), "");
+
+    // A retry re-runs what did not succeed, as a new batch.
+    let retried =
+        s.ok(&["codebuild", "retry-build-batch", "--id", &sleeping])["buildBatch"].clone();
+    assert_ne!(retried["id"], json!(sleeping));
+    let retried_id = retried["id"].as_str().unwrap().to_owned();
+    s.ok(&["codebuild", "stop-build-batch", "--id", &retried_id]);
+
+    // Deleting a batch deletes its builds.
+    let deleted = s.ok(&["codebuild", "delete-build-batch", "--id", &id]);
+    assert_eq!(
+        deleted["buildsDeleted"].as_array().unwrap().len(),
+        2,
+        "{deleted:#}"
+    );
+    let gone = s.ok(&["codebuild", "batch-get-build-batches", "--ids", &id]);
+    assert_eq!(gone["buildBatchesNotFound"], json!([id]));
+}
+
 #[test]
 fn serve_answers_errors_as_codebuild() {
     let s = Serve::start(&[]);

@@ -689,6 +689,7 @@ impl Run {
         let engine = self.engine.clone();
         let halt = self.shared.halt.clone();
         let events = self.events.clone();
+        let shared = self.shared.clone();
         async move {
             let permit = tokio::select! {
                 p = semaphore.acquire_owned() => p,
@@ -702,6 +703,12 @@ impl Run {
                 Ok(h) => h,
                 Err(e) => return (i, Err(format!("not started: {e}"))),
             };
+            // While it runs, the build group shows the build IN_PROGRESS (as CodeBuild does).
+            lock(&shared.record).build_groups[i].current_build_summary = Some(BuildSummary {
+                arn: Some(handle.arn.clone()),
+                requested_on: Some(now()),
+                build_status: Status::InProgress,
+            });
             {
                 let mut r = lock(&running);
                 r.insert(i, handle.clone());

@@ -25,11 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The document kind holding each build's `StartBuild` input and overlay.
-const BUILD_DOC: &str = "codebuild.build-input";
+pub(crate) const BUILD_DOC: &str = "codebuild.build-input";
 /// How long an `idempotencyToken` names the same build.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub(crate) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// How long StopBuild waits for the build to end.
-const STOP_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// Run one CodeBuild operation.
 pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -46,19 +46,26 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "StopBuild" => stop_build(ctx, body).await,
         "RetryBuild" => retry_build(ctx, body).await,
         "BatchDeleteBuilds" => batch_delete_builds(ctx, body),
+        "StartBuildBatch" => crate::batch::start_build_batch(ctx, body).await,
+        "BatchGetBuildBatches" => crate::batch::batch_get_build_batches(ctx, body),
+        "ListBuildBatches" => crate::batch::list_build_batches(ctx, body, false),
+        "ListBuildBatchesForProject" => crate::batch::list_build_batches(ctx, body, true),
+        "StopBuildBatch" => crate::batch::stop_build_batch(ctx, body).await,
+        "RetryBuildBatch" => crate::batch::retry_build_batch(ctx, body).await,
+        "DeleteBuildBatch" => crate::batch::delete_build_batch(ctx, body),
         _ => Err(unknown(crate::protocol::CODEBUILD, op)),
     }
 }
 
 /// The model gives these id lists a minimum of one item: an empty one is left out.
-fn without_empty(mut v: Value) -> Value {
+pub(crate) fn without_empty(mut v: Value) -> Value {
     if let Some(map) = v.as_object_mut() {
         map.retain(|_, x| x.as_array().is_none_or(|a| !a.is_empty()));
     }
     v
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
@@ -131,7 +138,7 @@ struct StoredProject {
     concurrent_build_limit: Option<i64>,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.len() > 150 || check_project_name(name).is_err() {
         return Err(ApiError::InvalidInput(format!(
             "Invalid project name: {name}. The name must be 2 to 150 characters: letters, digits, - and _, starting with a letter or digit"
@@ -223,7 +230,7 @@ fn check_source_type(kind: &str) -> Result<(), ApiError> {
     }
 }
 
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match parse::<Value>(body)? {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::Serialization(
@@ -385,7 +392,7 @@ struct ListProjectsInput {
     next_token: Option<String>,
 }
 
-fn sort_descending(order: Option<&str>, default: bool) -> Result<bool, ApiError> {
+pub(crate) fn sort_descending(order: Option<&str>, default: bool) -> Result<bool, ApiError> {
     match order {
         None => Ok(default),
         Some("ASCENDING") => Ok(false),
@@ -430,7 +437,7 @@ fn list_projects(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     Ok(out)
 }
 
-fn project_not_found(ctx: &Ctx, name: &str) -> ApiError {
+pub(crate) fn project_not_found(ctx: &Ctx, name: &str) -> ApiError {
     ApiError::ResourceNotFound(format!(
         "Project cannot be found: {}",
         project_arn(&ctx.region, name)
@@ -444,9 +451,9 @@ fn project_not_found(ctx: &Ctx, name: &str) -> ApiError {
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StartBuildInput {
-    project_name: String,
+    pub(crate) project_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    source_version: Option<String>,
+    pub(crate) source_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     buildspec_override: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -467,7 +474,7 @@ pub(crate) struct StartBuildInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     environment_type_override: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    idempotency_token: Option<String>,
+    pub(crate) idempotency_token: Option<String>,
     /// A build started by a pipeline's CodeBuild action: its input artifact, unpacked.
     #[serde(skip)]
     pipeline: Option<PipelineSource>,
@@ -601,13 +608,13 @@ fn buildspec_source(text: Option<&str>) -> BuildspecSource {
 }
 
 /// An accepted build: the engine's request, and the CodeBuild fields laid over its record.
-struct Prepared {
-    request: BuildRequest,
-    overlay: Value,
-    limit: Option<usize>,
+pub(crate) struct Prepared {
+    pub(crate) request: BuildRequest,
+    pub(crate) overlay: Value,
+    pub(crate) limit: Option<usize>,
 }
 
-fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
+pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, ApiError> {
     let state = &ctx.state;
     let stored = state
         .history
@@ -1122,8 +1129,8 @@ fn end_record(r: &mut Build, status: Status, message: Option<String>) {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct IdsInput {
-    ids: Vec<String>,
+pub(crate) struct IdsInput {
+    pub(crate) ids: Vec<String>,
 }
 
 fn batch_get_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
@@ -1207,8 +1214,8 @@ fn list_builds(ctx: &Ctx, body: &[u8], for_project: bool) -> Result<Value, ApiEr
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct IdInput {
-    id: String,
+pub(crate) struct IdInput {
+    pub(crate) id: String,
 }
 
 fn build_not_found(id: &str) -> ApiError {
@@ -1360,6 +1367,13 @@ pub(crate) async fn stop_all(state: &Arc<AppState>) {
     }
     for h in running {
         let _ = tokio::time::timeout(STOP_WAIT * 2, h.outcome()).await;
+    }
+    let batches = crate::batch::running(state);
+    for b in &batches {
+        b.stop();
+    }
+    for b in batches {
+        let _ = tokio::time::timeout(STOP_WAIT * 2, b.outcome()).await;
     }
     // Builds being handed to the engine right now stop as soon as they have a handle.
     let deadline = Instant::now() + STOP_WAIT;

@@ -5,6 +5,7 @@
 //! * [`error`] — the one mapping from typed errors to `{"__type", "message"}` and a status.
 //! * [`auth`] — SigV4 verification with `--credentials`, else open.
 //! * [`codebuild`] — projects and builds; [`queue`] — which queued build may start.
+//! * [`batch`] — batch builds (StartBuildBatch and the other `*BuildBatch*` operations).
 //! * [`logs`] — the build logs as CloudWatch Logs groups, streams and events.
 //! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
 //!   and CodeStar Connections / CodeConnections.
@@ -14,6 +15,7 @@
 //! queue. This crate is the only one that depends on axum.
 
 pub mod auth;
+pub mod batch;
 pub mod codebuild;
 pub mod error;
 pub mod logs;
@@ -30,10 +32,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiError;
 use localbuild_engine::record::Build;
+use localbuild_engine::record::BuildBatch;
 use localbuild_engine::runtime::Runtime;
 use localbuild_engine::secrets::SecretsFile;
-use localbuild_engine::store::{Place, Store, StoreError};
-use localbuild_engine::{BuildHandle, BuildRequest, Engine};
+use localbuild_engine::store::{BatchPlace, Place, Store, StoreError};
+use localbuild_engine::{BatchHandle, BuildHandle, BuildRequest, Engine};
 use localbuild_sigv4::Credentials;
 use localbuild_store::HistoryStore;
 use std::collections::HashMap;
@@ -136,6 +139,14 @@ impl Store for ServerStore {
     fn cache_dir(&self, project: &str) -> PathBuf {
         self.history.cache_dir(project)
     }
+
+    fn create_batch(&self, project: &str, batch_id: &str) -> Result<BatchPlace, StoreError> {
+        self.history.create_batch(project, batch_id)
+    }
+
+    fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
+        self.history.save_batch(batch)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,6 +173,10 @@ pub(crate) struct Inner {
     pub builds: HashMap<String, Live>,
     /// idempotencyToken → (when, build id).
     pub tokens: HashMap<String, (Instant, String)>,
+    /// Batches running now, by batch id.
+    pub batches: HashMap<String, BatchHandle>,
+    /// StartBuildBatch's idempotencyToken → (when, batch id).
+    pub batch_tokens: HashMap<String, (Instant, String)>,
     pub shutting_down: bool,
 }
 
@@ -175,6 +190,8 @@ pub struct AppState {
     pub(crate) history: HistoryStore,
     pub(crate) store: Arc<ServerStore>,
     pub(crate) roots: localbuild_sources::Roots,
+    /// `--max-concurrent-builds`: also how many builds of one batch run at once.
+    pub(crate) max_concurrent_builds: usize,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) pipelines: pipeline::Live,
@@ -221,10 +238,13 @@ impl Server {
             engine,
             history: config.history,
             store,
+            max_concurrent_builds: config.max_concurrent_builds,
             inner: Mutex::new(Inner {
                 queue: queue::Queue::new(config.max_concurrent_builds),
                 builds: HashMap::new(),
                 tokens: HashMap::new(),
+                batches: HashMap::new(),
+                batch_tokens: HashMap::new(),
                 shutting_down: false,
             }),
             runtime,

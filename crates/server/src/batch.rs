@@ -1,0 +1,593 @@
+//! CodeBuild's batch builds: `StartBuildBatch`, `BatchGetBuildBatches`, `ListBuildBatches`,
+//! `ListBuildBatchesForProject`, `StopBuildBatch`, `RetryBuildBatch`, `DeleteBuildBatch`.
+//!
+//! `StartBuildBatch` takes the same path as `StartBuild` ([`codebuild::prepare`]: project,
+//! source, buildspec, image and variable overrides), then reads the buildspec's `batch`
+//! section at once (inline, from a folder source, or `git show` of a repository source),
+//! expands it and hands it to [`Engine::submit_batch`](localbuild_engine::Engine). The
+//! project's `buildBatchConfig` (or `buildBatchConfigOverride`) gives `combineArtifacts` and
+//! `restrictions.maximumBuildsAllowed`; `--max-concurrent-builds` bounds how many builds of
+//! one batch run at once (batch builds do not take slots of the StartBuild queue).
+//!
+//! While a batch runs its [`BatchHandle`] is the truth; afterwards the history's documents of
+//! kind `build-batch` (the engine saves the record at every change). Each batch leaves a
+//! document (`codebuild.batch-input`) with its input and the CodeBuild fields laid over the
+//! record (the project's source and environment with the overrides, `serviceRole`,
+//! `sourceVersion`). The task builds are ordinary builds of the history (with
+//! `buildBatchArn`), so `BatchGetBuilds` and `ListBuilds` show them.
+//!
+//! `RetryBuildBatch` starts a **new** batch (new id and `buildBatchNumber`; CodeBuild reuses
+//! the batch's id) from the original input, with only the tasks that did not succeed
+//! (`RETRY_FAILED_BUILDS`, the default) or every task (`RETRY_ALL_BUILDS`); a retried task's
+//! dependencies on tasks that already succeeded are dropped.
+
+use crate::codebuild::{
+    self, IdInput, IdsInput, StartBuildInput, object, project_not_found, sort_descending,
+    without_empty,
+};
+use crate::error::ApiError;
+use crate::protocol::parse;
+use crate::{AppState, Ctx};
+use localbuild_engine::buildspec;
+use localbuild_engine::record::{BuildBatch, Status};
+use localbuild_engine::{BatchConfig, BatchError, BatchHandle, BuildRequest, BuildspecSource};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::path::{Component, Path};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The engine's batch records in the history.
+const BATCH_RECORD: &str = "build-batch";
+/// The document kind holding each batch's `StartBuildBatch` input and overlay.
+const BATCH_DOC: &str = "codebuild.batch-input";
+
+/// A batch id, also given as its ARN.
+fn batch_id(id: &str) -> String {
+    id.split_once(":build-batch/")
+        .map_or(id, |(_, rest)| rest)
+        .to_owned()
+}
+
+fn batch_not_found(id: &str) -> ApiError {
+    ApiError::ResourceNotFound(format!("Build batch {id} does not exist"))
+}
+
+/// `StartBuildBatch`'s input as `StartBuild`'s (the names that differ mapped).
+fn build_input(raw: &Map<String, Value>) -> Result<StartBuildInput, ApiError> {
+    let mut m = raw.clone();
+    m.remove("buildBatchConfigOverride");
+    if let Some(t) = m.remove("buildTimeoutInMinutesOverride") {
+        m.insert("timeoutInMinutesOverride".into(), t);
+    }
+    let input: StartBuildInput = serde_json::from_value(Value::Object(m))
+        .map_err(|e| ApiError::Serialization(format!("Invalid request body: {e}")))?;
+    if input.project_name.is_empty() {
+        return Err(ApiError::InvalidInput(
+            "Missing required parameter: projectName".into(),
+        ));
+    }
+    Ok(input)
+}
+
+/// A relative path inside the source, or an error naming it.
+fn inside(path: &str) -> Result<&Path, ApiError> {
+    let p = Path::new(path);
+    if p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        Ok(p)
+    } else {
+        Err(ApiError::InvalidInput(format!(
+            "Invalid buildspec path {path}: it must be a relative path inside the source"
+        )))
+    }
+}
+
+/// The bytes of the buildspec the batch runs.
+fn buildspec_bytes(request: &BuildRequest) -> Result<Vec<u8>, ApiError> {
+    use localbuild_engine::Source;
+    let path_in_source = match &request.buildspec {
+        BuildspecSource::Inline(text) => return Ok(text.clone().into_bytes()),
+        BuildspecSource::File(p) => {
+            return std::fs::read(p).map_err(|e| {
+                ApiError::InvalidInput(format!("cannot read the buildspec {}: {e}", p.display()))
+            });
+        }
+        BuildspecSource::Default => "buildspec.yml".to_owned(),
+        BuildspecSource::InSource(p) => p.clone(),
+    };
+    let rel = inside(&path_in_source)?;
+    match &request.source {
+        Source::Dir(d) => std::fs::read(d.join(rel)).map_err(|e| {
+            ApiError::InvalidInput(format!(
+                "YAML_FILE_ERROR: cannot read the buildspec {path_in_source} in the source {}: {e}",
+                d.display()
+            ))
+        }),
+        Source::Git { repo, version, .. } => {
+            let commit = localbuild_sources::resolve_version(repo, version.as_deref())
+                .map_err(|e| ApiError::InvalidInput(e.to_string()))?;
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(["show", &format!("{commit}:{path_in_source}")])
+                .env_remove("GIT_DIR")
+                .env_remove("GIT_WORK_TREE")
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .output()
+                .map_err(|e| ApiError::Service(format!("cannot run git: {e}")))?;
+            if out.status.success() {
+                Ok(out.stdout)
+            } else {
+                Err(ApiError::InvalidInput(format!(
+                    "YAML_FILE_ERROR: the source has no buildspec {path_in_source} at {commit}"
+                )))
+            }
+        }
+        _ => Err(ApiError::InvalidInput(
+            "YAML_FILE_ERROR: a batch build without source needs an inline buildspec (buildspecOverride or the project's source.buildspec)".into(),
+        )),
+    }
+}
+
+/// The batch's tasks and its fast-fail setting, from its buildspec.
+fn expand(request: &BuildRequest) -> Result<(Vec<buildspec::batch::Task>, bool), ApiError> {
+    let bytes = buildspec_bytes(request)?;
+    let parsed = buildspec::parse(&bytes).map_err(|invalid| {
+        ApiError::InvalidInput(format!("YAML_FILE_ERROR: {}", invalid.message()))
+    })?;
+    let Some(batch) = &parsed.buildspec.batch else {
+        return Err(ApiError::InvalidInput(
+            "Batch build configuration is missing: the buildspec has no 'batch' section".into(),
+        ));
+    };
+    let expansion = buildspec::batch::expand(batch).map_err(|d| {
+        ApiError::InvalidInput(format!("YAML_FILE_ERROR: line {}: {}", d.line, d.message))
+    })?;
+    Ok((expansion.tasks, expansion.fast_fail))
+}
+
+/// `combineArtifacts` and `restrictions.maximumBuildsAllowed`: the override's, else the
+/// project's.
+fn batch_settings(
+    project: &Value,
+    raw: &Map<String, Value>,
+) -> Result<(bool, Option<u32>), ApiError> {
+    let config = raw
+        .get("buildBatchConfigOverride")
+        .or_else(|| project.get("buildBatchConfig"));
+    let combine = config
+        .and_then(|c| c.get("combineArtifacts"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let max = match config
+        .and_then(|c| c.get("restrictions"))
+        .and_then(|r| r.get("maximumBuildsAllowed"))
+    {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    ApiError::InvalidInput(format!(
+                        "Invalid maximumBuildsAllowed: {v}. It must be a positive integer"
+                    ))
+                })?,
+        ),
+    };
+    Ok((combine, max))
+}
+
+/// What a retry keeps of the original batch.
+struct Retry {
+    of: String,
+    /// `None`: every task; else only these identifiers.
+    only: Option<Vec<String>>,
+}
+
+pub(crate) async fn start_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let raw = object(body)?;
+    start(ctx, raw, None).await
+}
+
+async fn start(
+    ctx: &Ctx,
+    raw: Map<String, Value>,
+    retry: Option<Retry>,
+) -> Result<Value, ApiError> {
+    let state = &ctx.state;
+    let input = build_input(&raw)?;
+    codebuild::check_name(&input.project_name)
+        .map_err(|_| project_not_found(ctx, &input.project_name))?;
+    let token = input.idempotency_token.clone();
+    if let Some(token) = &token {
+        let known = {
+            let mut inner = state.inner();
+            inner
+                .batch_tokens
+                .retain(|_, (at, _)| at.elapsed() < codebuild::IDEMPOTENCY_WINDOW);
+            inner.batch_tokens.get(token).map(|(_, id)| id.clone())
+        };
+        if let Some(batch) = known.and_then(|id| presented(state, &id)) {
+            return Ok(json!({ "buildBatch": batch }));
+        }
+    }
+    let prepared = codebuild::prepare(ctx, &input)?;
+    let project: Value = state
+        .history
+        .db()
+        .get_project(&input.project_name)
+        .map_err(ApiError::db)?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
+    let (combine_artifacts, maximum_builds_allowed) = batch_settings(&project, &raw)?;
+    let (mut tasks, fast_fail) = expand(&prepared.request)?;
+    if let Some(Retry {
+        only: Some(only), ..
+    }) = &retry
+    {
+        tasks.retain(|t| only.contains(&t.identifier));
+        for t in &mut tasks {
+            t.depends_on.retain(|d| only.contains(d));
+        }
+    }
+    if state.inner().shutting_down {
+        return Err(ApiError::Service(
+            "localbuild serve is shutting down".into(),
+        ));
+    }
+    let config = BatchConfig {
+        parallel: state.max_concurrent_builds.max(1),
+        fast_fail,
+        combine_artifacts,
+        maximum_builds_allowed,
+    };
+    let handle = state
+        .engine
+        .submit_batch(prepared.request, tasks, config)
+        .await
+        .map_err(|e| match e {
+            BatchError::Store(e) => ApiError::Service(e.to_string()),
+            e => ApiError::InvalidInput(e.to_string()),
+        })?;
+
+    // What the record shows beyond the engine's: the project's settings with the overrides.
+    let o = &prepared.overlay;
+    let mut overlay = json!({
+        "source": o["source"],
+        "environment": o["environment"],
+        "serviceRole": o["serviceRole"],
+        "queuedTimeoutInMinutes": o["queuedTimeoutInMinutes"],
+        "secondarySources": [],
+        "secondarySourceVersions": [],
+        "secondaryArtifacts": [],
+        "cache": project.get("cache").cloned().unwrap_or(json!({"type": "NO_CACHE"})),
+    });
+    if let Some(v) = o.get("sourceVersion") {
+        overlay["sourceVersion"] = v.clone();
+    }
+    if let Some(role) = project
+        .get("buildBatchConfig")
+        .and_then(|c| c.get("serviceRole"))
+    {
+        overlay["buildBatchConfigServiceRole"] = role.clone();
+    }
+    let doc = json!({
+        "input": raw,
+        "overlay": overlay,
+        "retryOf": retry.as_ref().map(|r| r.of.clone()),
+    });
+    state
+        .history
+        .db()
+        .put_doc(BATCH_DOC, &handle.id, &doc.to_string())
+        .map_err(ApiError::db)?;
+    {
+        let mut inner = state.inner();
+        if let Some(token) = token.filter(|_| retry.is_none()) {
+            inner
+                .batch_tokens
+                .insert(token, (Instant::now(), handle.id.clone()));
+        }
+        inner.batches.insert(handle.id.clone(), handle.clone());
+    }
+    let watcher = (state.clone(), handle.clone());
+    tokio::spawn(async move {
+        let (state, handle) = watcher;
+        let _ = handle.outcome().await;
+        state.inner().batches.remove(&handle.id);
+    });
+    let batch = present(&handle.snapshot(), Some(&overlay));
+    Ok(json!({ "buildBatch": batch }))
+}
+
+/// The current record of a batch: live, else from the history.
+fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
+    let live = state.inner().batches.get(id).map(BatchHandle::snapshot);
+    if live.is_some() {
+        return live;
+    }
+    let doc = state.history.db().get_doc(BATCH_RECORD, id).ok()??;
+    serde_json::from_str(&doc).ok()
+}
+
+fn doc_of(state: &AppState, id: &str) -> Option<Value> {
+    let doc = state.history.db().get_doc(BATCH_DOC, id).ok()??;
+    serde_json::from_str(&doc).ok()
+}
+
+/// A batch record as the API returns it.
+fn present(batch: &BuildBatch, overlay: Option<&Value>) -> Value {
+    let mut v = serde_json::to_value(batch).unwrap_or(json!({}));
+    if let Some(Value::Object(o)) = overlay {
+        for (k, val) in o {
+            if k == "buildBatchConfigServiceRole" {
+                v["buildBatchConfig"]["serviceRole"] = val.clone();
+            } else if !val.is_null() {
+                v[k] = val.clone();
+            }
+        }
+    }
+    v
+}
+
+fn presented(state: &AppState, id: &str) -> Option<Value> {
+    let batch = record(state, id)?;
+    let doc = doc_of(state, id);
+    Some(present(&batch, doc.as_ref().and_then(|d| d.get("overlay"))))
+}
+
+pub(crate) fn batch_get_build_batches(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: IdsInput = parse(body)?;
+    if input.ids.is_empty() || input.ids.len() > 100 {
+        return Err(ApiError::InvalidInput(
+            "ids must hold 1 to 100 build batch ids".into(),
+        ));
+    }
+    let mut found = vec![];
+    let mut not_found = vec![];
+    for id in input.ids.iter().map(|i| batch_id(i)) {
+        match presented(&ctx.state, &id) {
+            Some(b) => found.push(b),
+            None => not_found.push(id),
+        }
+    }
+    Ok(without_empty(
+        json!({"buildBatches": found, "buildBatchesNotFound": not_found}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    status: Option<Status>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListInput {
+    project_name: Option<String>,
+    #[serde(default)]
+    filter: Filter,
+    max_results: Option<usize>,
+    sort_order: Option<String>,
+    next_token: Option<String>,
+}
+
+pub(crate) fn list_build_batches(
+    ctx: &Ctx,
+    body: &[u8],
+    for_project: bool,
+) -> Result<Value, ApiError> {
+    let input: ListInput = parse(body)?;
+    let db = ctx.state.history.db();
+    let prefix = if for_project {
+        let name = input.project_name.clone().ok_or_else(|| {
+            ApiError::InvalidInput("Missing required parameter: projectName".into())
+        })?;
+        format!("{name}:")
+    } else {
+        String::new()
+    };
+    let descending = sort_descending(input.sort_order.as_deref(), true)?;
+    let page = input.max_results.unwrap_or(100);
+    if !(1..=100).contains(&page) {
+        return Err(ApiError::InvalidInput(format!(
+            "Invalid maxResults: {page}. It must be between 1 and 100"
+        )));
+    }
+    let mut batches: Vec<BuildBatch> = db
+        .list_docs(BATCH_RECORD, &prefix)
+        .map_err(ApiError::db)?
+        .into_iter()
+        .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+        .collect();
+    if for_project && batches.is_empty() {
+        let name = prefix.trim_end_matches(':');
+        if db.get_project(name).map_err(ApiError::db)?.is_none() {
+            return Err(project_not_found(ctx, name));
+        }
+    }
+    if let Some(s) = input.filter.status {
+        batches.retain(|b| b.build_batch_status == s);
+    }
+    batches.sort_by(|a, b| {
+        (a.start_time, a.build_batch_number)
+            .partial_cmp(&(b.start_time, b.build_batch_number))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if descending {
+        batches.reverse();
+    }
+    let start = match &input.next_token {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ApiError::InvalidInput(format!("Invalid nextToken: {t}")))?,
+    };
+    let ids: Vec<&String> = batches
+        .iter()
+        .skip(start)
+        .take(page)
+        .map(|b| &b.id)
+        .collect();
+    let mut out = json!({ "ids": ids });
+    if start + page < batches.len() {
+        out["nextToken"] = json!((start + page).to_string());
+    }
+    Ok(out)
+}
+
+pub(crate) async fn stop_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: IdInput = parse(body)?;
+    let id = batch_id(&input.id);
+    let state = &ctx.state;
+    let live = state.inner().batches.get(&id).cloned();
+    if let Some(h) = live {
+        h.stop();
+        let _ = tokio::time::timeout(codebuild::STOP_WAIT, h.outcome()).await;
+    }
+    let batch = presented(state, &id).ok_or_else(|| batch_not_found(&id))?;
+    Ok(json!({ "buildBatch": batch }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryInput {
+    id: Option<String>,
+    idempotency_token: Option<String>,
+    retry_type: Option<String>,
+}
+
+pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: RetryInput = parse(body)?;
+    let id = batch_id(
+        input
+            .id
+            .as_deref()
+            .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?,
+    );
+    let state = &ctx.state;
+    let batch = record(state, &id).ok_or_else(|| batch_not_found(&id))?;
+    if !batch.complete {
+        return Err(ApiError::InvalidInput(format!(
+            "Build batch {id} is still in progress: only a completed batch can be retried"
+        )));
+    }
+    let all = match input.retry_type.as_deref() {
+        None | Some("RETRY_FAILED_BUILDS") => false,
+        Some("RETRY_ALL_BUILDS") => true,
+        Some(t) => {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid retryType: {t}. Valid values: RETRY_ALL_BUILDS, RETRY_FAILED_BUILDS"
+            )));
+        }
+    };
+    let only = if all {
+        None
+    } else {
+        let failed: Vec<String> = batch
+            .build_groups
+            .iter()
+            .filter(|g| {
+                g.current_build_summary
+                    .as_ref()
+                    .is_none_or(|s| s.build_status != Status::Succeeded)
+            })
+            .map(|g| g.identifier.clone())
+            .collect();
+        if failed.is_empty() {
+            return Err(ApiError::InvalidInput(format!(
+                "Build batch {id} has no failed builds to retry"
+            )));
+        }
+        Some(failed)
+    };
+    let mut raw = doc_of(state, &id)
+        .and_then(|d| d.get("input").and_then(Value::as_object).cloned())
+        .ok_or_else(|| batch_not_found(&id))?;
+    raw.remove("idempotencyToken");
+    if let Some(t) = input.idempotency_token {
+        raw.insert("idempotencyToken".into(), json!(t));
+    }
+    start(ctx, raw, Some(Retry { of: id, only })).await
+}
+
+pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: IdInput = parse(body)?;
+    let id = batch_id(&input.id);
+    let state = &ctx.state;
+    if state.inner().batches.contains_key(&id) {
+        return Err(ApiError::InvalidInput(format!(
+            "Build batch {id} is in progress: stop it before deleting it"
+        )));
+    }
+    // The model gives DeleteBuildBatch no ResourceNotFoundException.
+    let batch = record(state, &id)
+        .ok_or_else(|| ApiError::InvalidInput(batch_not_found(&id).to_string()))?;
+    let builds: Vec<String> = batch
+        .build_groups
+        .iter()
+        .filter_map(|g| g.current_build_summary.as_ref()?.arn.as_deref())
+        .map(|arn| {
+            arn.split_once(":build/")
+                .map_or(arn, |(_, rest)| rest)
+                .to_owned()
+        })
+        .collect();
+    let db = state.history.db();
+    let (deleted, missing) = db.delete_builds(&builds).map_err(ApiError::db)?;
+    for b in &deleted {
+        let _ = db.delete_doc(codebuild::BUILD_DOC, b);
+    }
+    db.delete_doc(BATCH_RECORD, &id).map_err(ApiError::db)?;
+    let _ = db.delete_doc(BATCH_DOC, &id);
+    let not_deleted: Vec<Value> = missing
+        .iter()
+        .map(|b| json!({"id": b, "statusCode": "BUILD_NOT_FOUND"}))
+        .collect();
+    Ok(without_empty(json!({
+        "statusCode": "BATCH_DELETED",
+        "buildsDeleted": deleted,
+        "buildsNotDeleted": not_deleted,
+    })))
+}
+
+/// Every running batch (for shutdown).
+pub(crate) fn running(state: &Arc<AppState>) -> Vec<BatchHandle> {
+    state.inner().batches.values().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_may_be_arns() {
+        assert_eq!(
+            batch_id("arn:aws:codebuild:us-east-1:000000000000:build-batch/p:u-1"),
+            "p:u-1"
+        );
+        assert_eq!(batch_id("p:u-1"), "p:u-1");
+    }
+
+    #[test]
+    fn buildspec_paths_stay_inside_the_source() {
+        assert!(inside("ci/buildspec.yml").is_ok());
+        assert!(inside("../x.yml").is_err());
+        assert!(inside("/etc/x.yml").is_err());
+    }
+
+    #[test]
+    fn the_batch_timeout_maps_to_the_build_timeout() {
+        let raw = json!({"projectName": "p", "buildTimeoutInMinutesOverride": 9,
+                         "buildBatchConfigOverride": {"combineArtifacts": true}});
+        let input = build_input(raw.as_object().unwrap()).unwrap();
+        assert_eq!(input.project_name, "p");
+        let (combine, max) = batch_settings(&json!({}), raw.as_object().unwrap()).unwrap();
+        assert!(combine);
+        assert_eq!(max, None);
+    }
+}
