@@ -288,3 +288,33 @@ fn shutting_down_the_runtime_mid_build_still_removes_its_container() {
         "the dropped build left its container behind"
     );
 }
+
+#[tokio::test]
+async fn a_build_stopped_while_its_container_is_being_created_leaves_nothing() {
+    for _ in 0..6 {
+        let run = start(
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo never\n",
+            |_| {},
+        )
+        .await;
+        let mut events = run.handle.subscribe();
+        read_until(&mut events, |e| {
+            matches!(
+                e,
+                Event::PhaseStarted {
+                    phase: PhaseType::Provisioning,
+                    ..
+                }
+            )
+        })
+        .await;
+        run.handle.stop();
+        let outcome = run.handle.outcome().await;
+        assert_eq!(outcome.build.build_status, Status::Stopped);
+        assert_eq!(
+            containers_of(&outcome.build.id),
+            0,
+            "a container created while the build stopped outlived it"
+        );
+    }
+}

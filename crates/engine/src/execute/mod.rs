@@ -5,7 +5,8 @@
 //! reports only through the build's [`Hub`], and keeps the record through the [`Store`].
 //!
 //! Stop and timeout are honoured around every wait on the container (`guard`, `interruptible`);
-//! transfers in UPLOAD_ARTIFACTS are checked before and after, not midway.
+//! transfers in UPLOAD_ARTIFACTS and the container's creation (a create request dropped in
+//! flight would still make a container after the cleanup looked) are checked before and after.
 
 mod commands;
 mod download;

@@ -68,10 +68,10 @@ impl Run {
         };
         spec.env.extend(self.driver_env.iter().cloned());
         tracing::debug!("provisioning: image ready, starting the container");
-        let mut started = self
-            .guard(self.runtime.start_container(&spec))
-            .await
-            .map_err(PhaseError::Interrupted)?;
+        // Not abandoned midway, unlike every other wait: a create request dropped in flight
+        // still makes its container after the cleanup has looked for it. A stop or timeout
+        // is honoured as soon as the container is known (below).
+        let mut started = self.runtime.start_container(&spec).await;
         if spec.privileged
             && started
                 .as_ref()
@@ -91,10 +91,7 @@ impl Run {
             };
             self.progress(&format!("warning: this Docker daemon cannot start privileged containers; running the build container unprivileged ({effect})"));
             spec.privileged = false;
-            started = self
-                .guard(self.runtime.start_container(&spec))
-                .await
-                .map_err(PhaseError::Interrupted)?;
+            started = self.runtime.start_container(&spec).await;
         }
         match started {
             Ok((id, session)) => {
@@ -104,6 +101,9 @@ impl Run {
                     let driver = Driver::new(session, self.marker.clone());
                     self.drivers.insert(None, std::sync::Mutex::new(driver));
                     self.main_driver = true;
+                }
+                if let Some(i) = self.interrupted() {
+                    return Err(PhaseError::Interrupted(i));
                 }
                 if keep_entrypoint {
                     self.wait_for_dockerd(&id).await?;
