@@ -20,6 +20,7 @@ pub mod artifacts;
 pub mod batch;
 pub mod event;
 mod execute;
+pub use execute::new_record;
 pub mod handle;
 pub mod hints;
 pub mod images;

@@ -13,9 +13,7 @@
 use crate::error::ApiError;
 use crate::protocol::{json, parse, unknown};
 use crate::{AppState, Ctx, Live, QueuedBuild};
-use localbuild_engine::record::{
-    Artifacts, Build, BuildPhase, Cache, Environment, LogStatus, Logs, PhaseType, Source, Status,
-};
+use localbuild_engine::record::{Build, BuildPhase, PhaseType, Status};
 use localbuild_engine::request::check_project_name;
 use localbuild_engine::store::Store;
 use localbuild_engine::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE};
@@ -774,7 +772,8 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
     })
 }
 
-/// The record of a build accepted but not yet started: SUBMITTED done, QUEUED begun.
+/// A build the server holds in its queue: the engine's own submitted record, accepted at `at`,
+/// SUBMITTED done and QUEUED open.
 fn queued_record(
     req: &BuildRequest,
     uuid: &str,
@@ -782,80 +781,24 @@ fn queued_record(
     log: &std::path::Path,
     at: f64,
 ) -> Build {
+    let dir = log
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let place = localbuild_engine::store::Place {
+        number,
+        log: log.to_path_buf(),
+        artifacts: dir.join("artifacts"),
+        reports: dir.join("reports"),
+        dir,
+    };
     let id = format!("{}:{uuid}", req.project);
-    let region = &req.region;
-    let group = format!("/aws/codebuild/{}", req.project);
-    Build {
-        arn: format!("arn:aws:codebuild:{region}:{ACCOUNT_ID}:build/{id}"),
-        id,
-        build_number: number,
-        start_time: at,
-        end_time: None,
-        current_phase: PhaseType::Queued,
-        build_status: Status::InProgress,
-        resolved_source_version: None,
-        source_version: None,
-        build_batch_arn: None,
-        project_name: req.project.clone(),
-        phases: vec![
-            BuildPhase {
-                phase_type: PhaseType::Submitted,
-                phase_status: Some(Status::Succeeded),
-                start_time: at,
-                end_time: Some(at),
-                duration_in_seconds: Some(0),
-                contexts: None,
-            },
-            BuildPhase {
-                phase_type: PhaseType::Queued,
-                phase_status: None,
-                start_time: at,
-                end_time: None,
-                duration_in_seconds: None,
-                contexts: None,
-            },
-        ],
-        source: Source {
-            kind: "NO_SOURCE".into(),
-            location: String::new(),
-            source_identifier: None,
-            buildspec: None,
-            git_clone_depth: None,
-        },
-        secondary_sources: vec![],
-        artifacts: Artifacts::default(),
-        secondary_artifacts: vec![],
-        cache: Cache {
-            kind: "NO_CACHE".into(),
-        },
-        environment: Environment {
-            kind: "LINUX_CONTAINER".into(),
-            image: req.image.clone(),
-            compute_type: "BUILD_GENERAL1_SMALL".into(),
-            environment_variables: vec![],
-            privileged_mode: req.privileged,
-            image_pull_credentials_type: "CODEBUILD".into(),
-        },
-        logs: Logs {
-            deep_link: String::new(),
-            group_name: group,
-            stream_name: uuid.to_owned(),
-            cloud_watch_logs: LogStatus {
-                status: "ENABLED".into(),
-            },
-            s3_logs: LogStatus {
-                status: "DISABLED".into(),
-            },
-            local_path: Some(log.display().to_string()),
-        },
-        timeout_in_minutes: req.timeout.as_secs().div_ceil(60),
-        queued_timeout_in_minutes: 480,
-        build_complete: false,
-        initiator: req.initiator.clone(),
-        encryption_key: format!("arn:aws:kms:{region}:{ACCOUNT_ID}:alias/aws/s3"),
-        exported_environment_variables: vec![],
-        report_arns: vec![],
-    }
+    let mut build = localbuild_engine::new_record(req, &id, uuid, &place);
+    build.start_time = at;
+    build.current_phase = PhaseType::Queued;
+    build.logs.deep_link = String::new();
+    build.phases = queued_record_phases(at);
+    build
 }
 
 /// The engine's record with the server's acceptance time: the build started when StartBuild
@@ -920,14 +863,18 @@ pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) 
 }
 
 fn queued_record_phases(at: f64) -> Vec<BuildPhase> {
-    let mut r = queued_record(
-        &BuildRequest::new("xx", localbuild_engine::Source::None),
-        "",
-        0,
-        std::path::Path::new(""),
-        at,
-    );
-    std::mem::take(&mut r.phases)
+    let phase = |phase_type, done: bool| BuildPhase {
+        phase_type,
+        phase_status: done.then_some(Status::Succeeded),
+        start_time: at,
+        end_time: done.then_some(at),
+        duration_in_seconds: done.then_some(0),
+        contexts: None,
+    };
+    vec![
+        phase(PhaseType::Submitted, true),
+        phase(PhaseType::Queued, false),
+    ]
 }
 
 /// The overlay document of a build.

@@ -95,8 +95,9 @@ fn epoch(t: OffsetDateTime) -> f64 {
     (t.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0
 }
 
-/// The record of a build just submitted.
-pub(crate) fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place) -> Build {
+/// The record of a build just submitted (id `<project>:<uuid>`, at `place`): what the engine
+/// starts from, and what a caller that holds a build in a queue of its own shows meanwhile.
+pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place) -> Build {
     let now = OffsetDateTime::now_utc();
     let region = &req.region;
     let group = format!("/aws/codebuild/{}", req.project);
