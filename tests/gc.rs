@@ -12,21 +12,6 @@ use std::sync::Mutex;
 /// The tests of this binary each run `gc`, which removes every labelled resource: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// `localbuild ARGS` with the same history as `build`.
-fn localbuild(build: &Build, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_localbuild"))
-        .args(args)
-        .env("LOCALBUILD_HOME", build.home.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("localbuild runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn gc_removes_labelled_containers_volumes_and_networks() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,13 +97,13 @@ fn a_killed_run_is_finalised_by_gc_and_the_history_stays_whole() {
     );
     // Reap the killed process (its record says IN_PROGRESS, BUILD).
     let _ = running.finish_killed();
-    let (_, json, _) = localbuild(&b, &["builds", "show", "it:2", "--json"]);
+    let (_, json, _) = b.cli(&["builds", "show", "it:2", "--json"]);
     let before: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(before["buildStatus"], "IN_PROGRESS");
     assert_eq!(before["currentPhase"], "BUILD");
     let id = before["id"].as_str().unwrap().to_owned();
 
-    let (code, out, err) = localbuild(&b, &["gc"]);
+    let (code, out, err) = b.cli(&["gc"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("finalised build {id}")), "{out}");
     let left = Command::new("docker")
@@ -131,7 +116,7 @@ fn a_killed_run_is_finalised_by_gc_and_the_history_stays_whole() {
         "the killed build's container is gone"
     );
 
-    let (_, json, _) = localbuild(&b, &["builds", "show", "it:2", "--json"]);
+    let (_, json, _) = b.cli(&["builds", "show", "it:2", "--json"]);
     let after: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(after["buildStatus"], "FAILED");
     assert_eq!(after["buildComplete"], true);
@@ -150,10 +135,10 @@ fn a_killed_run_is_finalised_by_gc_and_the_history_stays_whole() {
         "{build_phase}"
     );
     // The finished build and its log are intact; the database is sound.
-    let (_, json, _) = localbuild(&b, &["builds", "show", "it:1", "--json"]);
+    let (_, json, _) = b.cli(&["builds", "show", "it:1", "--json"]);
     let first: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(first["buildStatus"], "SUCCEEDED");
-    let (_, log, _) = localbuild(&b, &["builds", "logs", "it:2"]);
+    let (_, log, _) = b.cli(&["builds", "logs", "it:2"]);
     assert!(log.contains("installed\n"), "{log}");
     let db = localbuild_db::Db::open(&b.home.path().join("localbuild.db")).unwrap();
     assert!(db.integrity_check().unwrap());

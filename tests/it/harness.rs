@@ -157,6 +157,21 @@ impl Build {
         cmd
     }
 
+    /// `localbuild ARGS` (any subcommand) with this build's history: exit code, stdout, stderr.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+            .args(args)
+            .env("LOCALBUILD_HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("localbuild runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Start the build and read its output as it comes (for tests that act while it runs).
     pub fn spawn(&self) -> Running<'_> {
         let mut child = self

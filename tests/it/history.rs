@@ -2,22 +2,6 @@
 //! killed mid-build and finalised by `gc` is tested in `tests/gc.rs`: gc touches every build.)
 
 use crate::harness::Build;
-use std::process::Command;
-
-/// `localbuild ARGS` with the same history as `build`.
-fn localbuild(build: &Build, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_localbuild"))
-        .args(args)
-        .env("LOCALBUILD_HOME", build.home.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("localbuild runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn runs_share_one_history_that_builds_commands_read() {
@@ -27,7 +11,7 @@ fn runs_share_one_history_that_builds_commands_read() {
     assert_eq!(b.run().code, 0);
     assert_eq!(b.run().code, 0);
 
-    let (code, list, err) = localbuild(&b, &["builds", "list", "--project", "it"]);
+    let (code, list, err) = b.cli(&["builds", "list", "--project", "it"]);
     assert_eq!(code, 0, "{err}");
     let numbers: Vec<&str> = list
         .lines()
@@ -40,26 +24,26 @@ fn runs_share_one_history_that_builds_commands_read() {
         "{list}"
     );
 
-    let (code, json, _) = localbuild(&b, &["builds", "show", "it:1", "--json"]);
+    let (code, json, _) = b.cli(&["builds", "show", "it:1", "--json"]);
     assert_eq!(code, 0);
     let record: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(record["buildNumber"], 1);
     assert_eq!(record["buildStatus"], "SUCCEEDED");
     let id = record["id"].as_str().unwrap().to_owned();
 
-    let (code, table, _) = localbuild(&b, &["builds", "show", &id]);
+    let (code, table, _) = b.cli(&["builds", "show", &id]);
     assert_eq!(code, 0);
     assert!(
         table.contains("Build #1") && table.contains("SUCCEEDED"),
         "{table}"
     );
 
-    let (code, log, _) = localbuild(&b, &["builds", "logs", "it:2"]);
+    let (code, log, _) = b.cli(&["builds", "logs", "it:2"]);
     assert_eq!(code, 0);
     assert!(log.contains("number 2\n"), "{log}");
     assert!(log.contains("[Container] "), "{log}");
 
-    let (code, _, err) = localbuild(&b, &["builds", "show", "it:9"]);
+    let (code, _, err) = b.cli(&["builds", "show", "it:9"]);
     assert_eq!(code, 1);
     assert!(err.contains("no build it:9"), "{err}");
 }
