@@ -511,13 +511,6 @@ fn serve_batch_builds_for_the_aws_cli() {
     );
     assert_eq!(containers_of(&task_id), "");
 
-    // A retry re-runs what did not succeed, as a new batch.
-    let retried =
-        s.ok(&["codebuild", "retry-build-batch", "--id", &sleeping])["buildBatch"].clone();
-    assert_ne!(retried["id"], json!(sleeping));
-    let retried_id = retried["id"].as_str().unwrap().to_owned();
-    s.ok(&["codebuild", "stop-build-batch", "--id", &retried_id]);
-
     // Deleting a batch deletes its builds.
     let deleted = s.ok(&["codebuild", "delete-build-batch", "--id", &id]);
     assert_eq!(
@@ -527,6 +520,113 @@ fn serve_batch_builds_for_the_aws_cli() {
     );
     let gone = s.ok(&["codebuild", "batch-get-build-batches", "--ids", &id]);
     assert_eq!(gone["buildBatchesNotFound"], json!([id]));
+}
+
+#[test]
+fn serve_retries_a_batch_under_its_own_id_running_only_what_failed() {
+    let s = Serve::start(&[]);
+    // https://github.com/acme/retry.git resolves to $LOCALBUILD_HOME/git/acme/retry.
+    let repo = s.home.path().join("git/acme/retry");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.join("buildspec.yml"),
+        "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\n    - identifier: third\n      depend-on:\n        - second\nphases:\n  build:\n    commands:\n      - test $CODEBUILD_BATCH_BUILD_IDENTIFIER != second || test -f fixed\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "second fails"]);
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "retry",
+        "--source",
+        &json!({"type": "GITHUB", "location": "https://github.com/acme/retry.git"}).to_string(),
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let id =
+        s.ok(&["codebuild", "start-build-batch", "--project-name", "retry"])["buildBatch"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let failed = s.wait_batch(&id, 180, "batch complete", |b| b["complete"] == true);
+    assert_eq!(failed["buildBatchStatus"], "FAILED", "{failed:#}");
+    let status =
+        |b: &Value, i: usize| b["buildGroups"][i]["currentBuildSummary"]["buildStatus"].clone();
+    assert_eq!(status(&failed, 0), "SUCCEEDED");
+    assert_eq!(status(&failed, 1), "FAILED");
+    assert_eq!(status(&failed, 2), "FAILED", "never started: {failed:#}");
+    let first_build = failed["buildGroups"][0]["currentBuildSummary"]["arn"].clone();
+    let second_build = failed["buildGroups"][1]["currentBuildSummary"]["arn"].clone();
+
+    // The fix lands; the retry runs `second` and `third` again, not `first`.
+    std::fs::write(repo.join("fixed"), "").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "fixed"]);
+    let retried = s.ok(&["codebuild", "retry-build-batch", "--id", &id])["buildBatch"].clone();
+    assert_eq!(retried["id"], json!(id), "the same batch: {retried:#}");
+    assert_eq!(retried["buildBatchNumber"], failed["buildBatchNumber"]);
+    assert_eq!(retried["complete"], false);
+    let done = s.wait_batch(&id, 180, "retried batch complete", |b| {
+        b["complete"] == true
+    });
+    assert_eq!(done["buildBatchStatus"], "SUCCEEDED", "{done:#}");
+    let groups = done["buildGroups"].as_array().unwrap();
+    assert_eq!(groups[0]["currentBuildSummary"]["arn"], first_build);
+    assert!(groups[0].get("priorBuildSummaryList").is_none(), "{done:#}");
+    assert_eq!(status(&done, 1), "SUCCEEDED");
+    assert_ne!(groups[1]["currentBuildSummary"]["arn"], second_build);
+    assert_eq!(groups[1]["priorBuildSummaryList"][0]["arn"], second_build);
+    assert_eq!(
+        groups[1]["priorBuildSummaryList"][0]["buildStatus"],
+        "FAILED"
+    );
+    assert_eq!(
+        groups[2]["priorBuildSummaryList"][0]["buildStatus"],
+        "FAILED"
+    );
+    let phases: Vec<&str> = done["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phaseType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "SUBMITTED",
+            "DOWNLOAD_BATCHSPEC",
+            "IN_PROGRESS",
+            "FAILED",
+            "SUBMITTED",
+            "DOWNLOAD_BATCHSPEC",
+            "IN_PROGRESS",
+            "SUCCEEDED"
+        ]
+    );
+    let err = s
+        .aws(&["codebuild", "retry-build-batch", "--id", &id])
+        .unwrap_err();
+    assert!(
+        err.contains("InvalidInputException") && err.contains("no failed builds"),
+        "{err}"
+    );
+    let listed = s.ok(&[
+        "codebuild",
+        "list-build-batches-for-project",
+        "--project-name",
+        "retry",
+    ]);
+    assert_eq!(listed["ids"], json!([id]));
 }
 
 #[test]

@@ -142,6 +142,11 @@ impl BatchHandle {
         lock(&self.shared.record).clone()
     }
 
+    /// Whether `other` watches the same run of the batch (a retry runs under the same id).
+    pub fn is(&self, other: &BatchHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// The batch's events, from its start; only the first call gets them.
     pub fn events(&self) -> Option<mpsc::UnboundedReceiver<BatchEvent>> {
         lock(&self.shared.events).take()
@@ -221,6 +226,15 @@ fn phase(kind: BatchPhaseType, start: f64) -> BatchPhase {
     }
 }
 
+/// How a retried batch treats the tasks of its earlier attempt (RetryBuildBatch's `retryType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryType {
+    /// Run again only the tasks that did not succeed (CodeBuild's default).
+    FailedBuilds,
+    /// Run every task again.
+    AllBuilds,
+}
+
 impl Engine {
     /// Check the batch, claim a batch number and start it. Returns as soon as the batch is
     /// recorded; nothing ran when this returns `Err`.
@@ -230,42 +244,16 @@ impl Engine {
         tasks: Vec<Task>,
         config: BatchConfig,
     ) -> Result<BatchHandle, BatchError> {
-        parent.check()?;
-        if tasks.is_empty() {
-            return Err(BatchError::Empty);
-        }
-        if let Some(allowed) = config.maximum_builds_allowed
-            && tasks.len() > allowed as usize
-        {
-            return Err(BatchError::TooManyBuilds {
-                builds: tasks.len(),
-                allowed,
-            });
-        }
         let uuid = uuid::Uuid::new_v4().to_string();
         let id = format!("{}:{uuid}", parent.project);
         let arn = format!(
             "arn:aws:codebuild:{}:{ACCOUNT_ID}:build-batch/{id}",
             parent.region
         );
-        // Every task's request must pass before anything runs.
-        for t in &tasks {
-            task_request(&parent, t, &arn, None)
-                .check()
-                .map_err(|error| BatchError::Task {
-                    identifier: t.identifier.clone(),
-                    error,
-                })?;
-        }
+        check_batch(&parent, &tasks, &config, &arn)?;
         let store = self.store().clone();
         let (project, batch_id) = (parent.project.clone(), id.clone());
-        let place = tokio::task::spawn_blocking(move || store.create_batch(&project, &batch_id))
-            .await
-            .map_err(|e| StoreError {
-                action: "claim a batch number in",
-                path: PathBuf::new(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let place = blocking(move || store.create_batch(&project, &batch_id)).await?;
         let artifacts = config.combine_artifacts.then(|| {
             parent
                 .artifacts_dir
@@ -337,38 +325,179 @@ impl Engine {
                     depends_on: t.depends_on.clone(),
                     ignore_failure: t.ignore_failure,
                     current_build_summary: None,
+                    prior_build_summary_list: vec![],
                 })
                 .collect(),
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            record: Mutex::new(record),
-            halt: CancellationToken::new(),
-            stopped: AtomicBool::new(false),
-            events: Mutex::new(Some(rx)),
-            outcome: watch::Sender::new(None),
+        let initial = vec![State::Waiting; tasks.len()];
+        Ok(self
+            .launch(record, place.dir, artifacts, parent, tasks, config, initial)
+            .await)
+    }
+
+    /// Run a finished batch again under its own id and number, as RetryBuildBatch does: the
+    /// tasks to run again keep their earlier builds in `priorBuildSummaryList`; with
+    /// [`RetryType::FailedBuilds`] a task that SUCCEEDED keeps its build and counts as done
+    /// (its dependents may start at once). `tasks` is the batch's expansion now; a task the
+    /// earlier attempt did not have simply runs.
+    pub async fn retry_batch(
+        &self,
+        prior: BuildBatch,
+        parent: BuildRequest,
+        tasks: Vec<Task>,
+        config: BatchConfig,
+        retry: RetryType,
+    ) -> Result<BatchHandle, BatchError> {
+        check_batch(&parent, &tasks, &config, &prior.arn)?;
+        let store = self.store().clone();
+        let (project, number) = (prior.project_name.clone(), prior.build_batch_number);
+        let place = blocking(move || store.reopen_batch(&project, number)).await?;
+        let artifacts = config.combine_artifacts.then(|| {
+            parent
+                .artifacts_dir
+                .clone()
+                .unwrap_or_else(|| place.artifacts.clone())
         });
+        let (record, initial) = retried(prior, &tasks, retry, now());
+        Ok(self
+            .launch(record, place.dir, artifacts, parent, tasks, config, initial)
+            .await)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        &self,
+        record: BuildBatch,
+        dir: PathBuf,
+        artifacts: Option<PathBuf>,
+        parent: BuildRequest,
+        tasks: Vec<Task>,
+        config: BatchConfig,
+        initial: Vec<State>,
+    ) -> BatchHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
         let handle = BatchHandle {
-            id,
-            arn,
-            number: place.number,
-            shared: shared.clone(),
+            id: record.id.clone(),
+            arn: record.arn.clone(),
+            number: record.build_batch_number,
+            shared: Arc::new(Shared {
+                record: Mutex::new(record),
+                halt: CancellationToken::new(),
+                stopped: AtomicBool::new(false),
+                events: Mutex::new(Some(rx)),
+                outcome: watch::Sender::new(None),
+            }),
         };
         let run = Run {
             engine: self.clone(),
             parent,
             tasks,
             config,
-            shared,
+            shared: handle.shared.clone(),
             events: tx,
-            dir: place.dir,
+            dir,
             artifacts,
             store_error: None,
         };
         run.save().await;
-        tokio::spawn(run.run());
-        Ok(handle)
+        tokio::spawn(run.run(initial));
+        handle
     }
+}
+
+/// Everything that must hold before a batch starts: nothing runs when this fails.
+fn check_batch(
+    parent: &BuildRequest,
+    tasks: &[Task],
+    config: &BatchConfig,
+    arn: &str,
+) -> Result<(), BatchError> {
+    parent.check()?;
+    if tasks.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    if let Some(allowed) = config.maximum_builds_allowed
+        && tasks.len() > allowed as usize
+    {
+        return Err(BatchError::TooManyBuilds {
+            builds: tasks.len(),
+            allowed,
+        });
+    }
+    for t in tasks {
+        task_request(parent, t, arn, None)
+            .check()
+            .map_err(|error| BatchError::Task {
+                identifier: t.identifier.clone(),
+                error,
+            })?;
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError {
+            action: "reach",
+            path: PathBuf::from("the build history"),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+/// The record of a batch about to run again, and where each of `tasks` starts: the final
+/// phase of the earlier attempt is closed and a new SUBMITTED phase begins; a group that runs
+/// again moves its build to `priorBuildSummaryList`.
+fn retried(
+    mut batch: BuildBatch,
+    tasks: &[Task],
+    retry: RetryType,
+    at: f64,
+) -> (BuildBatch, Vec<State>) {
+    let mut prior: HashMap<String, BuildGroup> = batch
+        .build_groups
+        .drain(..)
+        .map(|g| (g.identifier.clone(), g))
+        .collect();
+    let mut initial = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let mut group = prior.remove(&t.identifier).unwrap_or_else(|| BuildGroup {
+            identifier: t.identifier.clone(),
+            depends_on: vec![],
+            ignore_failure: false,
+            current_build_summary: None,
+            prior_build_summary_list: vec![],
+        });
+        group.depends_on = t.depends_on.clone();
+        group.ignore_failure = t.ignore_failure;
+        let succeeded = group
+            .current_build_summary
+            .as_ref()
+            .is_some_and(|s| s.build_status == Status::Succeeded);
+        if succeeded && retry == RetryType::FailedBuilds {
+            initial.push(State::Done(Status::Succeeded));
+        } else {
+            if let Some(s) = group.current_build_summary.take() {
+                group.prior_build_summary_list.push(s);
+            }
+            initial.push(State::Waiting);
+        }
+        batch.build_groups.push(group);
+    }
+    if let Some(p) = batch.phases.last_mut()
+        && p.end_time.is_none()
+    {
+        p.end_time = Some(at);
+        p.duration_in_seconds = Some((at - p.start_time).max(0.0) as i64);
+    }
+    batch.phases.push(phase(BatchPhaseType::Submitted, at));
+    batch.current_phase = BatchPhaseType::Submitted;
+    batch.build_batch_status = Status::InProgress;
+    batch.end_time = None;
+    batch.complete = false;
+    (batch, initial)
 }
 
 /// Where a task is.
@@ -434,7 +563,7 @@ impl Run {
         let _ = self.events.send(e);
     }
 
-    async fn run(mut self) {
+    async fn run(mut self, initial: Vec<State>) {
         self.next_phase(Status::Succeeded, BatchPhaseType::DownloadBatchspec);
         self.next_phase(Status::Succeeded, BatchPhaseType::InProgress);
         self.save_keep().await;
@@ -446,7 +575,7 @@ impl Run {
             .enumerate()
             .map(|(i, t)| (t.identifier.clone(), i))
             .collect();
-        let mut state = vec![State::Waiting; n];
+        let mut state = initial;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
         let semaphore = Arc::new(Semaphore::new(self.config.parallel.max(1)));
         let running: Arc<Mutex<HashMap<usize, BuildHandle>>> = Arc::default();

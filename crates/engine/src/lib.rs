@@ -35,7 +35,9 @@ pub mod shell;
 pub mod source;
 pub mod store;
 
-pub use batch::{BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, TaskOutcome};
+pub use batch::{
+    BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, RetryType, TaskOutcome,
+};
 pub use event::Event;
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{

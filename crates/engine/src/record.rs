@@ -298,6 +298,9 @@ pub struct BuildGroup {
     /// `None` while the task waits (for a dependency or a free slot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_build_summary: Option<BuildSummary>,
+    /// The builds of earlier attempts (RetryBuildBatch), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prior_build_summary_list: Vec<BuildSummary>,
 }
 
 /// `BatchRestrictions`.

@@ -69,6 +69,13 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// The place of the batch `number` of `project` made earlier by [`Store::create_batch`]
+    /// (a batch being retried).
+    fn reopen_batch(&self, project: &str, number: u64) -> Result<BatchPlace, StoreError> {
+        let _ = number;
+        self.create_batch(project, "")
+    }
+
     /// Keep the batch record as it is now (called at every change and at the end).
     fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
         let _ = batch;

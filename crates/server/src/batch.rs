@@ -16,10 +16,12 @@
 //! `sourceVersion`). The task builds are ordinary builds of the history (with
 //! `buildBatchArn`), so `BatchGetBuilds` and `ListBuilds` show them.
 //!
-//! `RetryBuildBatch` starts a **new** batch (new id and `buildBatchNumber`; CodeBuild reuses
-//! the batch's id) from the original input, with only the tasks that did not succeed
-//! (`RETRY_FAILED_BUILDS`, the default) or every task (`RETRY_ALL_BUILDS`); a retried task's
-//! dependencies on tasks that already succeeded are dropped.
+//! `RetryBuildBatch` runs the batch again under its own id and `buildBatchNumber`, as
+//! CodeBuild does ([`Engine::retry_batch`](localbuild_engine::Engine)), from the original
+//! input: only the tasks that did not succeed (`RETRY_FAILED_BUILDS`, the default; a task that
+//! succeeded keeps its build and its dependents may start at once) or every task
+//! (`RETRY_ALL_BUILDS`); each task run again keeps its earlier build in
+//! `priorBuildSummaryList`.
 
 use crate::codebuild::{
     self, IdInput, IdsInput, StartBuildInput, object, project_not_found, sort_descending,
@@ -30,7 +32,9 @@ use crate::protocol::parse;
 use crate::{AppState, Ctx};
 use localbuild_engine::buildspec;
 use localbuild_engine::record::{BuildBatch, Status};
-use localbuild_engine::{BatchConfig, BatchError, BatchHandle, BuildRequest, BuildspecSource};
+use localbuild_engine::{
+    BatchConfig, BatchError, BatchHandle, BuildRequest, BuildspecSource, RetryType,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::path::{Component, Path};
@@ -180,11 +184,10 @@ fn batch_settings(
     Ok((combine, max))
 }
 
-/// What a retry keeps of the original batch.
+/// A batch run again under its own id (RetryBuildBatch).
 struct Retry {
-    of: String,
-    /// `None`: every task; else only these identifiers.
-    only: Option<Vec<String>>,
+    prior: BuildBatch,
+    kind: RetryType,
 }
 
 pub(crate) async fn start_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
@@ -223,16 +226,7 @@ async fn start(
         .and_then(|j| serde_json::from_str(&j).ok())
         .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
     let (combine_artifacts, maximum_builds_allowed) = batch_settings(&project, &raw)?;
-    let (mut tasks, fast_fail) = expand(&prepared.request)?;
-    if let Some(Retry {
-        only: Some(only), ..
-    }) = &retry
-    {
-        tasks.retain(|t| only.contains(&t.identifier));
-        for t in &mut tasks {
-            t.depends_on.retain(|d| only.contains(d));
-        }
-    }
+    let (tasks, fast_fail) = expand(&prepared.request)?;
     if state.inner().shutting_down {
         return Err(ApiError::Service(
             "localbuild serve is shutting down".into(),
@@ -244,14 +238,24 @@ async fn start(
         combine_artifacts,
         maximum_builds_allowed,
     };
-    let handle = state
-        .engine
-        .submit_batch(prepared.request, tasks, config)
-        .await
-        .map_err(|e| match e {
-            BatchError::Store(e) => ApiError::Service(e.to_string()),
-            e => ApiError::InvalidInput(e.to_string()),
-        })?;
+    let started = match retry {
+        None => {
+            state
+                .engine
+                .submit_batch(prepared.request, tasks, config)
+                .await
+        }
+        Some(Retry { prior, kind }) => {
+            state
+                .engine
+                .retry_batch(prior, prepared.request, tasks, config, kind)
+                .await
+        }
+    };
+    let handle = started.map_err(|e| match e {
+        BatchError::Store(e) => ApiError::Service(e.to_string()),
+        e => ApiError::InvalidInput(e.to_string()),
+    })?;
 
     // What the record shows beyond the engine's: the project's settings with the overrides.
     let o = &prepared.overlay;
@@ -274,11 +278,7 @@ async fn start(
     {
         overlay["buildBatchConfigServiceRole"] = role.clone();
     }
-    let doc = json!({
-        "input": raw,
-        "overlay": overlay,
-        "retryOf": retry.as_ref().map(|r| r.of.clone()),
-    });
+    let doc = json!({ "input": raw, "overlay": overlay });
     state
         .history
         .db()
@@ -286,7 +286,7 @@ async fn start(
         .map_err(ApiError::db)?;
     {
         let mut inner = state.inner();
-        if let Some(token) = token.filter(|_| retry.is_none()) {
+        if let Some(token) = token {
             inner
                 .batch_tokens
                 .insert(token, (Instant::now(), handle.id.clone()));
@@ -297,7 +297,11 @@ async fn start(
     tokio::spawn(async move {
         let (state, handle) = watcher;
         let _ = handle.outcome().await;
-        state.inner().batches.remove(&handle.id);
+        let mut inner = state.inner();
+        // A retry may already run under the same id.
+        if inner.batches.get(&handle.id).is_some_and(|h| h.is(&handle)) {
+            inner.batches.remove(&handle.id);
+        }
     });
     let batch = present(&handle.snapshot(), Some(&overlay));
     Ok(json!({ "buildBatch": batch }))
@@ -476,35 +480,25 @@ pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
             "Build batch {id} is still in progress: only a completed batch can be retried"
         )));
     }
-    let all = match input.retry_type.as_deref() {
-        None | Some("RETRY_FAILED_BUILDS") => false,
-        Some("RETRY_ALL_BUILDS") => true,
+    let kind = match input.retry_type.as_deref() {
+        None | Some("RETRY_FAILED_BUILDS") => RetryType::FailedBuilds,
+        Some("RETRY_ALL_BUILDS") => RetryType::AllBuilds,
         Some(t) => {
             return Err(ApiError::InvalidInput(format!(
                 "Invalid retryType: {t}. Valid values: RETRY_ALL_BUILDS, RETRY_FAILED_BUILDS"
             )));
         }
     };
-    let only = if all {
-        None
-    } else {
-        let failed: Vec<String> = batch
-            .build_groups
-            .iter()
-            .filter(|g| {
-                g.current_build_summary
-                    .as_ref()
-                    .is_none_or(|s| s.build_status != Status::Succeeded)
-            })
-            .map(|g| g.identifier.clone())
-            .collect();
-        if failed.is_empty() {
-            return Err(ApiError::InvalidInput(format!(
-                "Build batch {id} has no failed builds to retry"
-            )));
-        }
-        Some(failed)
-    };
+    let all_succeeded = batch.build_groups.iter().all(|g| {
+        g.current_build_summary
+            .as_ref()
+            .is_some_and(|s| s.build_status == Status::Succeeded)
+    });
+    if kind == RetryType::FailedBuilds && all_succeeded {
+        return Err(ApiError::InvalidInput(format!(
+            "Build batch {id} has no failed builds to retry"
+        )));
+    }
     let mut raw = doc_of(state, &id)
         .and_then(|d| d.get("input").and_then(Value::as_object).cloned())
         .ok_or_else(|| batch_not_found(&id))?;
@@ -512,7 +506,7 @@ pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
     if let Some(t) = input.idempotency_token {
         raw.insert("idempotencyToken".into(), json!(t));
     }
-    start(ctx, raw, Some(Retry { of: id, only })).await
+    start(ctx, raw, Some(Retry { prior: batch, kind })).await
 }
 
 pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {

@@ -144,6 +144,10 @@ impl Store for ServerStore {
         self.history.create_batch(project, batch_id)
     }
 
+    fn reopen_batch(&self, project: &str, number: u64) -> Result<BatchPlace, StoreError> {
+        self.history.reopen_batch(project, number)
+    }
+
     fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
         self.history.save_batch(batch)
     }

@@ -229,6 +229,10 @@ impl Store for HistoryStore {
         create_batch(&self.root, project)
     }
 
+    fn reopen_batch(&self, project: &str, number: u64) -> Result<BatchPlace, StoreError> {
+        reopen_batch(&self.root, project, number)
+    }
+
     fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
         let dir = batch_dir(&self.root, &batch.project_name, batch.build_batch_number);
         let json = serde_json::to_string(batch).map_err(|e| StoreError {
@@ -252,6 +256,20 @@ fn create_batch(root: &Path, project: &str) -> Result<BatchPlace, StoreError> {
     let (number, dir) = claim_dir(&root.join("batches"), project).map_err(|source| StoreError {
         action: "create a batch folder under",
         path: root.join("batches").join(project),
+        source,
+    })?;
+    Ok(BatchPlace {
+        number,
+        artifacts: dir.join("artifacts"),
+        dir,
+    })
+}
+
+fn reopen_batch(root: &Path, project: &str, number: u64) -> Result<BatchPlace, StoreError> {
+    let dir = batch_dir(root, project, number);
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError {
+        action: "reopen the batch folder",
+        path: dir.clone(),
         source,
     })?;
     Ok(BatchPlace {
@@ -329,6 +347,10 @@ impl Store for FolderStore {
 
     fn create_batch(&self, project: &str, _batch_id: &str) -> Result<BatchPlace, StoreError> {
         create_batch(&self.root, project)
+    }
+
+    fn reopen_batch(&self, project: &str, number: u64) -> Result<BatchPlace, StoreError> {
+        reopen_batch(&self.root, project, number)
     }
 
     fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
