@@ -4,9 +4,11 @@
 //! Each output line of a task is prefixed `[identifier] ` (a colour per task on a terminal,
 //! plain when piped) and written whole, so tasks never interleave within a line; a progress
 //! line goes to stderr whenever a task starts or ends. Ctrl-C / SIGTERM stop the whole batch.
+//! With `--output json`, stdout is JSON Lines instead ([`super::json::BatchLine`]).
 
+use super::json::BatchLine;
 use super::run::{color, interrupted, paint, store_root, usage_error};
-use super::{RunArgs, exit};
+use super::{OutputFormat, RunArgs, exit};
 use localbuild_buildspec as buildspec;
 use localbuild_docker::Docker;
 use localbuild_engine::log::agent_line;
@@ -22,24 +24,9 @@ use std::sync::Arc;
 
 /// Run `request`'s buildspec as a batch.
 pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
-    let path: PathBuf = match (&request.source, &request.buildspec) {
-        (Source::Git { .. }, _) => {
-            return usage_error(
-                "--batch with --source-version is not supported yet: check the version out and run --batch on it",
-            );
-        }
-        (_, BuildspecSource::File(p)) => p.clone(),
-        (Source::Dir(d), BuildspecSource::Default) => d.join("buildspec.yml"),
-        (Source::Dir(d), BuildspecSource::InSource(p)) => d.join(p),
-        _ => return usage_error("--batch needs a buildspec file"),
-    };
-    let name = path.display().to_string();
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{name}: error: cannot read the buildspec: {e}");
-            return exit::FAILURE;
-        }
+    let (name, bytes) = match buildspec_of(&request) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let parsed = match buildspec::parse(&bytes) {
         Ok(p) => p,
@@ -82,7 +69,49 @@ pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
         config,
         args.build_json.clone(),
         args.quiet,
+        args.output == OutputFormat::Json,
     ))
+}
+
+/// The batch's buildspec: its file, or the file at `--source-version` of the repository.
+fn buildspec_of(request: &BuildRequest) -> Result<(String, Vec<u8>), u8> {
+    let in_source = match &request.buildspec {
+        BuildspecSource::File(p) => return read(p),
+        BuildspecSource::Default => "buildspec.yml",
+        BuildspecSource::InSource(p) => p.as_str(),
+        BuildspecSource::Inline(_) => return Err(usage_error("--batch needs a buildspec file")),
+    };
+    match &request.source {
+        Source::Dir(d) => read(&d.join(in_source)),
+        Source::Git { repo, version, .. } => {
+            match localbuild_sources::read_file(repo, version.as_deref(), in_source) {
+                Ok((commit, Some(bytes))) => Ok((format!("{in_source} (at {commit})"), bytes)),
+                Ok((commit, None)) => {
+                    eprintln!(
+                        "error: {in_source} is not in {} at {commit}",
+                        repo.display()
+                    );
+                    Err(exit::FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Err(exit::FAILURE)
+                }
+            }
+        }
+        _ => Err(usage_error("--batch needs a buildspec file")),
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<(String, Vec<u8>), u8> {
+    let name = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((name, bytes)),
+        Err(e) => {
+            eprintln!("{name}: error: cannot read the buildspec: {e}");
+            Err(exit::FAILURE)
+        }
+    }
 }
 
 async fn run_batch(
@@ -91,6 +120,7 @@ async fn run_batch(
     config: BatchConfig,
     build_json: Option<PathBuf>,
     quiet: bool,
+    json: bool,
 ) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
@@ -147,6 +177,14 @@ async fn run_batch(
             match event {
                 BatchEvent::TaskStarted { identifier, build } => {
                     running += 1;
+                    if json {
+                        json_line(&BatchLine::TaskStarted {
+                            task: &identifier,
+                            build_id: &build.id,
+                        });
+                        printers.spawn(print_task_json(build, identifier.clone()));
+                        continue;
+                    }
                     let index = identifiers
                         .iter()
                         .position(|i| *i == identifier)
@@ -162,6 +200,12 @@ async fn run_batch(
                     printers.spawn(print_task(build, prefix, quiet));
                 }
                 BatchEvent::TaskFinished { identifier, status } => {
+                    if json {
+                        json_line(&BatchLine::TaskFinished {
+                            task: &identifier,
+                            status,
+                        });
+                    }
                     running = running.saturating_sub(1);
                     done += 1;
                     if status != Status::Succeeded {
@@ -176,8 +220,17 @@ async fn run_batch(
                     );
                 }
                 BatchEvent::TaskSkipped {
-                    identifier, reason, ..
+                    identifier,
+                    reason,
+                    status,
                 } => {
+                    if json {
+                        json_line(&BatchLine::TaskSkipped {
+                            task: &identifier,
+                            status,
+                            reason: &reason,
+                        });
+                    }
                     done += 1;
                     failed += 1;
                     progress(
@@ -194,7 +247,14 @@ async fn run_batch(
     }
     while printers.join_next().await.is_some() {}
     let outcome = handle.outcome().await;
-    print!("{}", summary(&outcome, color));
+    if json {
+        json_line(&BatchLine::Batch {
+            batch: &outcome.batch,
+            dir: &outcome.dir,
+        });
+    } else {
+        print!("{}", summary(&outcome, color));
+    }
     let _ = std::io::stdout().flush();
     if let Some(e) = &outcome.store_error {
         eprintln!("warning: the batch record could not be kept: {e}");
@@ -223,6 +283,31 @@ fn prefix(identifier: &str, index: usize, width: usize, color: bool) -> Vec<u8> 
     }
     const COLOURS: [&str; 6] = ["36", "35", "34", "33", "32", "31"];
     format!("\x1b[{}m{text}\x1b[0m ", COLOURS[index % COLOURS.len()]).into_bytes()
+}
+
+fn json_line(line: &BatchLine<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = super::json::write_batch_line(&mut out, line);
+    let _ = out.flush();
+}
+
+/// `--output json`: one task's events as JSON Lines tagged with its identifier, then its
+/// record; each event written whole.
+async fn print_task_json(build: BuildHandle, task: String) {
+    let mut events = build.subscribe();
+    while let Some(event) = events.next().await {
+        let mut buf = Vec::new();
+        let _ = super::json::write_task_event(&mut buf, Some(&task), &event);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&buf);
+        let _ = out.flush();
+    }
+    let outcome = build.outcome().await;
+    let mut buf = Vec::new();
+    let _ = super::json::write_task_outcome(&mut buf, Some(&task), &outcome);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&buf);
+    let _ = out.flush();
 }
 
 /// One task's log, each line prefixed and written whole.

@@ -1,8 +1,8 @@
-//! `localbuild builds list|show|logs`: the build history, read from the store (the same one
-//! `run` and `serve` write), with or without a server running.
+//! `localbuild builds list|batches|show|logs`: the build history, read from the store (the
+//! same one `run` and `serve` write), with or without a server running.
 
 use super::{BuildsCommand, exit};
-use localbuild_engine::record::{Build, Status};
+use localbuild_engine::record::{Build, BuildGroup, Status};
 use localbuild_store::{BuildQuery, BuildRow, HistoryStore};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -18,6 +18,12 @@ pub fn run(cmd: &BuildsCommand) -> u8 {
     };
     match cmd {
         BuildsCommand::List { project, status } => list(&store, project.clone(), status.clone()),
+        BuildsCommand::Batches { project, status } => {
+            batches(&store, project.as_deref(), status.as_deref())
+        }
+        BuildsCommand::Show { build, json } if is_batch(&store, build) => {
+            show_batch(&store, build, *json)
+        }
         BuildsCommand::Show { build, json } => match find(&store, build) {
             Ok(b) => {
                 if *json {
@@ -76,6 +82,115 @@ fn list(store: &HistoryStore, project: Option<String>, status: Option<String>) -
             None => return exit::SUCCESS,
         }
     }
+}
+
+fn batches(store: &HistoryStore, project: Option<&str>, status: Option<&str>) -> u8 {
+    let all = match store.batches(project) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    println!(
+        "{:<50} {:>6} {:<12} {:<20} {:>9}  TASKS",
+        "BATCH", "NUMBER", "STATUS", "STARTED (UTC)", "DURATION"
+    );
+    for b in all {
+        if status.is_some_and(|s| !s.eq_ignore_ascii_case(b.build_batch_status.as_str())) {
+            continue;
+        }
+        let ok = b
+            .build_groups
+            .iter()
+            .filter(|g| group_status(g) == Some(Status::Succeeded))
+            .count();
+        println!(
+            "{:<50} {:>6} {:<12} {:<20} {:>9}  {ok}/{} succeeded",
+            b.id,
+            b.build_batch_number,
+            b.build_batch_status.as_str(),
+            started(b.start_time),
+            duration(b.start_time, b.end_time),
+            b.build_groups.len()
+        );
+    }
+    exit::SUCCESS
+}
+
+fn group_status(g: &BuildGroup) -> Option<Status> {
+    g.current_build_summary.as_ref().map(|s| s.build_status)
+}
+
+fn duration(start: f64, end: Option<f64>) -> String {
+    end.map(|end| format!("{:.1}s", (end - start).max(0.0)))
+        .unwrap_or_default()
+}
+
+fn is_batch(store: &HistoryStore, id: &str) -> bool {
+    matches!(store.batch(id), Ok(Some(_)))
+}
+
+/// A batch: its tasks (status, build, depends-on), or its record with `json`.
+fn show_batch(store: &HistoryStore, id: &str, json: bool) -> u8 {
+    let Ok(Some(b)) = store.batch(id) else {
+        eprintln!("error: no batch {id}");
+        return exit::FAILURE;
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+        return exit::SUCCESS;
+    }
+    let width = b
+        .build_groups
+        .iter()
+        .map(|g| g.identifier.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    println!(
+        "{:<width$} {:<12} {:<50} DEPENDS ON",
+        "TASK", "STATUS", "BUILD"
+    );
+    for g in &b.build_groups {
+        let build = g
+            .current_build_summary
+            .as_ref()
+            .and_then(|s| s.arn.as_deref())
+            .map_or("-", |arn| {
+                arn.split_once(":build/").map_or(arn, |(_, id)| id)
+            });
+        let depends = if g.depends_on.is_empty() {
+            "-".to_owned()
+        } else {
+            g.depends_on.join(", ")
+        };
+        let status = group_status(g).map_or("WAITING", Status::as_str);
+        let line = format!(
+            "{:<width$} {status:<12} {build:<50} {depends}",
+            g.identifier
+        );
+        println!("{}", line.trim_end());
+        if !g.prior_build_summary_list.is_empty() {
+            println!(
+                "{:<width$} earlier attempts: {}",
+                "",
+                g.prior_build_summary_list
+                    .iter()
+                    .map(|s| s.build_status.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    println!(
+        "\nBatch #{} {} {} {}",
+        b.build_batch_number,
+        b.id,
+        b.build_batch_status.as_str(),
+        duration(b.start_time, b.end_time)
+    );
+    exit::SUCCESS
 }
 
 fn started(epoch: f64) -> String {

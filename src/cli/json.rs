@@ -4,10 +4,13 @@
 //! camelCase); the README documents it. Times are seconds since the Unix epoch as numbers,
 //! like the record's `startTime`. The last line is always `{"type":"build",...}` with the
 //! final `Build` record.
+//!
+//! `run --batch --output json` writes every task's lines with a `task` field (its identifier),
+//! [`BatchLine`]s as tasks start and end, and last `{"type":"batch",...}` with the `BuildBatch`.
 
 use localbuild_engine::Event;
 use localbuild_engine::Outcome;
-use localbuild_engine::record::{Build, PhaseContext, PhaseType, Status};
+use localbuild_engine::record::{Build, BuildBatch, PhaseContext, PhaseType, Status};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -52,6 +55,34 @@ pub enum Line<'a> {
     },
 }
 
+/// The lines of `run --batch --output json` about the batch itself.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum BatchLine<'a> {
+    /// A task's build was submitted; its own lines follow with `task` set.
+    #[serde(rename_all = "camelCase")]
+    TaskStarted { task: &'a str, build_id: &'a str },
+    /// A task's build ended.
+    TaskFinished { task: &'a str, status: Status },
+    /// A task never started (a dependency failed, the batch stopped).
+    TaskSkipped {
+        task: &'a str,
+        status: Status,
+        reason: &'a str,
+    },
+    /// The last line: the final `BuildBatch` record and the batch's folder.
+    Batch {
+        batch: &'a BuildBatch,
+        dir: &'a PathBuf,
+    },
+}
+
+/// Write one [`BatchLine`].
+pub fn write_batch_line(out: &mut impl Write, line: &BatchLine<'_>) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, line).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
 fn seconds(at: OffsetDateTime) -> f64 {
     // Microseconds, as the agent line shows them.
     (at.unix_timestamp_nanos() / 1_000) as f64 / 1e6
@@ -59,6 +90,16 @@ fn seconds(at: OffsetDateTime) -> f64 {
 
 /// Write the lines of one event (an output chunk can hold several lines).
 pub fn write_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+    write_task_event(out, None, event)
+}
+
+/// [`write_event`] for a task of a batch: every line carries `"task": identifier`.
+pub fn write_task_event(
+    out: &mut impl Write,
+    task: Option<&str>,
+    event: &Event,
+) -> std::io::Result<()> {
+    let write = |out: &mut _, line: &Line<'_>| write(out, task, line);
     match event {
         Event::Started(b) => write(
             out,
@@ -108,8 +149,18 @@ pub fn write_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
 
 /// The last line.
 pub fn write_outcome(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()> {
+    write_task_outcome(out, None, outcome)
+}
+
+/// [`write_outcome`] for a task of a batch.
+pub fn write_task_outcome(
+    out: &mut impl Write,
+    task: Option<&str>,
+    outcome: &Outcome,
+) -> std::io::Result<()> {
     write(
         out,
+        task,
         &Line::Build {
             build: &outcome.build,
             dir: &outcome.dir,
@@ -126,8 +177,18 @@ fn each_line(bytes: &[u8], mut f: impl FnMut(&str) -> std::io::Result<()>) -> st
     Ok(())
 }
 
-fn write(out: &mut impl Write, line: &Line<'_>) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, line).map_err(std::io::Error::other)?;
+fn write(out: &mut impl Write, task: Option<&str>, line: &Line<'_>) -> std::io::Result<()> {
+    match task {
+        None => serde_json::to_writer(&mut *out, line),
+        Some(task) => {
+            let mut value = serde_json::to_value(line).map_err(std::io::Error::other)?;
+            if let serde_json::Value::Object(fields) = &mut value {
+                fields.insert("task".to_owned(), task.into());
+            }
+            serde_json::to_writer(&mut *out, &value)
+        }
+    }
+    .map_err(std::io::Error::other)?;
     out.write_all(b"\n")
 }
 

@@ -85,10 +85,21 @@ pub enum BuildsCommand {
         #[arg(long)]
         status: Option<String>,
     },
-    /// Show a build (ID or PROJECT:NUMBER): its phase table, or its record with --json
+    /// List batch builds, newest first, with their tasks' statuses
+    Batches {
+        /// Only this project's batches
+        #[arg(long)]
+        project: Option<String>,
+        /// Only batches with this status (SUCCEEDED, FAILED, STOPPED, IN_PROGRESS)
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show a build (ID or PROJECT:NUMBER) or a batch (its ID): its phase or task table, or its
+    /// record with --json
     Show {
         build: String,
-        /// Print the Build record as BatchGetBuilds returns it
+        /// Print the Build (or BuildBatch) record as BatchGetBuilds (BatchGetBuildBatches)
+        /// returns it
         #[arg(long)]
         json: bool,
     },
@@ -233,14 +244,13 @@ pub struct RunArgs {
     #[arg(long = "max-builds", value_name = "N", requires = "batch")]
     pub max_builds: Option<u32>,
     /// What stdout shows: the text log and summary, or one JSON object per event (JSON Lines;
-    /// the last line is the final Build record)
+    /// the last line is the final Build record, or BuildBatch with --batch)
     #[arg(
         long = "output",
         short = 'o',
         value_enum,
         default_value = "text",
-        value_name = "FORMAT",
-        conflicts_with = "batch"
+        value_name = "FORMAT"
     )]
     pub output: OutputFormat,
     /// No progress lines or spinners on stderr (warnings and errors still show)

@@ -155,6 +155,41 @@ fn a_failed_task_fails_the_batch_and_its_dependents_never_start() {
             .contains("not started: its dependency 'bad' did not succeed")
     );
     assert_no_task_left(&recs);
+
+    // The history lists the batch and shows its tasks.
+    let id = r.record["id"].as_str().unwrap();
+    let (code, list, err) = b.cli(&["builds", "batches", "--project", "it"]);
+    assert_eq!(code, 0, "{err}");
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        row.contains("FAILED") && row.ends_with("1/3 succeeded"),
+        "{row}"
+    );
+    let (code, list, _) = b.cli(&["builds", "batches", "--status", "succeeded"]);
+    assert_eq!(code, 0);
+    assert!(!list.contains(id), "{list}");
+    let (code, table, err) = b.cli(&["builds", "show", id]);
+    assert_eq!(code, 0, "{err}");
+    let bad = recs["bad"]["id"].as_str().unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("bad") && l.contains("FAILED") && l.contains(bad)),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("after") && l.ends_with(" bad")),
+        "{table}"
+    );
+    let (code, json, _) = b.cli(&["builds", "show", id, "--json"]);
+    assert_eq!(code, 0);
+    let shown: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(shown, r.record);
 }
 
 #[test]
@@ -256,6 +291,78 @@ fn combine_artifacts_puts_each_build_in_a_folder_named_by_its_identifier() {
             format!("from {id}\n")
         );
     }
+}
+
+#[test]
+fn a_batch_runs_the_buildspec_of_its_source_version() {
+    let at =
+        |who: &str| format!("version: 0.2\nbatch:\n  build-list:\n    - identifier: {who}\n{ECHO}");
+    let b = Build::new(&at("committed"))
+        .commit("the batch")
+        .file("buildspec.yml", &at("uncommitted"))
+        .args(&["--batch", "--source-version", "main"]);
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == "[committed] task=committed triggered=true A= B="),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("uncommitted"), "{}", r.stdout);
+    let records = task_records(&r);
+    let sha = b.git(&["rev-parse", "main"]);
+    assert_eq!(records["committed"]["resolvedSourceVersion"], sha.as_str());
+}
+
+#[test]
+fn a_batch_as_json_lines_tags_every_task_line_and_ends_with_the_batch() {
+    let b = batch(
+        "batch:\n  build-graph:\n    - identifier: one\n    - identifier: two\n      depend-on:\n        - one\n",
+    )
+    .args(&["--output", "json"]);
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "batch");
+    assert_eq!(last["batch"]["buildBatchStatus"], "SUCCEEDED");
+    assert_eq!(last["batch"], r.record, "the same record as --build-json");
+    for task in ["one", "two"] {
+        let of = |kind: &str| {
+            lines
+                .iter()
+                .filter(|l| l["task"] == task && l["type"] == kind)
+                .count()
+        };
+        assert_eq!(of("taskStarted"), 1, "{task}");
+        assert_eq!(of("taskFinished"), 1, "{task}");
+        assert_eq!(of("build"), 1, "{task}");
+        let echoed = format!("task={task} triggered=true A= B=");
+        assert!(
+            lines.iter().any(|l| l["task"] == task
+                && l["type"] == "output"
+                && l["text"] == echoed.as_str()),
+            "{task}: {}",
+            r.stdout
+        );
+    }
+    let started = |task: &str| {
+        lines
+            .iter()
+            .position(|l| l["task"] == task && l["type"] == "taskStarted")
+            .unwrap()
+    };
+    let finished_one = lines
+        .iter()
+        .position(|l| l["task"] == "one" && l["type"] == "taskFinished")
+        .unwrap();
+    assert!(started("one") < finished_one && finished_one < started("two"));
 }
 
 #[test]

@@ -41,8 +41,6 @@ use std::path::{Component, Path};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The engine's batch records in the history.
-const BATCH_RECORD: &str = "build-batch";
 /// The document kind holding each batch's `StartBuildBatch` input and overlay.
 const BATCH_DOC: &str = "codebuild.batch-input";
 
@@ -110,23 +108,12 @@ fn buildspec_bytes(request: &BuildRequest) -> Result<Vec<u8>, ApiError> {
             ))
         }),
         Source::Git { repo, version, .. } => {
-            let commit = localbuild_sources::resolve_version(repo, version.as_deref())
-                .map_err(|e| ApiError::InvalidInput(e.to_string()))?;
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(repo)
-                .args(["show", &format!("{commit}:{path_in_source}")])
-                .env_remove("GIT_DIR")
-                .env_remove("GIT_WORK_TREE")
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .output()
-                .map_err(|e| ApiError::Service(format!("cannot run git: {e}")))?;
-            if out.status.success() {
-                Ok(out.stdout)
-            } else {
-                Err(ApiError::InvalidInput(format!(
+            match localbuild_sources::read_file(repo, version.as_deref(), &path_in_source) {
+                Ok((_, Some(bytes))) => Ok(bytes),
+                Ok((commit, None)) => Err(ApiError::InvalidInput(format!(
                     "YAML_FILE_ERROR: the source has no buildspec {path_in_source} at {commit}"
-                )))
+                ))),
+                Err(e) => Err(ApiError::InvalidInput(e.to_string())),
             }
         }
         _ => Err(ApiError::InvalidInput(
@@ -313,8 +300,7 @@ fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
     if live.is_some() {
         return live;
     }
-    let doc = state.history.db().get_doc(BATCH_RECORD, id).ok()??;
-    serde_json::from_str(&doc).ok()
+    state.history.batch(id).ok()?
 }
 
 fn doc_of(state: &AppState, id: &str) -> Option<Value> {
@@ -402,12 +388,8 @@ pub(crate) fn list_build_batches(
             "Invalid maxResults: {page}. It must be between 1 and 100"
         )));
     }
-    let mut batches: Vec<BuildBatch> = db
-        .list_docs(BATCH_RECORD, &prefix)
-        .map_err(ApiError::db)?
-        .into_iter()
-        .filter_map(|(_, j)| serde_json::from_str(&j).ok())
-        .collect();
+    let project = for_project.then(|| prefix.trim_end_matches(':'));
+    let mut batches = ctx.state.history.batches(project).map_err(ApiError::db)?;
     if for_project && batches.is_empty() {
         let name = prefix.trim_end_matches(':');
         if db.get_project(name).map_err(ApiError::db)?.is_none() {
@@ -417,12 +399,7 @@ pub(crate) fn list_build_batches(
     if let Some(s) = input.filter.status {
         batches.retain(|b| b.build_batch_status == s);
     }
-    batches.sort_by(|a, b| {
-        (a.start_time, a.build_batch_number)
-            .partial_cmp(&(b.start_time, b.build_batch_number))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    if descending {
+    if !descending {
         batches.reverse();
     }
     let start = match &input.next_token {
@@ -536,7 +513,7 @@ pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErr
     for b in &deleted {
         let _ = db.delete_doc(codebuild::BUILD_DOC, b);
     }
-    db.delete_doc(BATCH_RECORD, &id).map_err(ApiError::db)?;
+    state.history.delete_batch(&id).map_err(ApiError::db)?;
     let _ = db.delete_doc(BATCH_DOC, &id);
     let not_deleted: Vec<Value> = missing
         .iter()

@@ -115,6 +115,23 @@ pub fn resolve_version(repo: &Path, version: Option<&str>) -> Result<String, Sou
     Ok(resolve_wanted(&repo, version)?.commit)
 }
 
+/// The contents of the file `path` (relative to the repository's root) at `version` of the
+/// local repository `repo` (the same versions as [`checkout`]), with the commit it was read
+/// from; `Ok(None)` when that commit has no such file. Nothing is checked out.
+pub fn read_file(
+    repo: &Path,
+    version: Option<&str>,
+    path: &str,
+) -> Result<(String, Option<Vec<u8>>), SourceError> {
+    let repo = absolute(repo)?;
+    let commit = resolve_wanted(&repo, version)?.commit;
+    let out = GitCmd::new(Some(&repo))
+        .arg("show")
+        .arg(format!("{commit}:{path}"))
+        .output()?;
+    Ok((commit, out.status.success().then_some(out.stdout)))
+}
+
 /// List the files of the work tree at `dir` that git does not ignore.
 ///
 /// Returns `Ok(None)` when `dir` is not inside a git work tree (no

@@ -12,7 +12,8 @@
 //!   folders.
 //! * [`checkout`] makes a clean clone of one version of a local repository,
 //!   with `.git` present, full or shallow, on a branch or detached like
-//!   CodeBuild; [`resolve_version`] only resolves the version to a commit.
+//!   CodeBuild; [`resolve_version`] only resolves the version to a commit, and
+//!   [`read_file`] reads one file of it (a batch's buildspec).
 //! * [`work_tree_files`] lists the files of a work tree that git does not
 //!   ignore, for copying a work tree without `node_modules/` or `target/`.
 //!
@@ -42,7 +43,7 @@ mod resolve;
 
 use std::path::PathBuf;
 
-pub use git::{Checkout, checkout, resolve_version, work_tree_files};
+pub use git::{Checkout, checkout, read_file, resolve_version, work_tree_files};
 pub use kind::SourceKind;
 pub use resolve::{Resolved, Roots, resolve};
 

@@ -27,6 +27,9 @@ use localbuild_engine::record::{Build, BuildBatch, PhaseContext, PhaseType, Stat
 use localbuild_engine::store::{BatchPlace, Place, Store, StoreError};
 use std::path::{Path, PathBuf};
 
+/// The kind of the database documents that hold batch records.
+const BATCH_DOC: &str = "build-batch";
+
 /// The history database and the build folders beside it.
 #[derive(Clone)]
 pub struct HistoryStore {
@@ -61,6 +64,36 @@ impl HistoryStore {
         Ok(rows
             .first()
             .and_then(|r| serde_json::from_str(&r.json).ok()))
+    }
+
+    /// A stored batch's record.
+    pub fn batch(&self, id: &str) -> Result<Option<BuildBatch>, DbError> {
+        Ok(self
+            .db
+            .get_doc(BATCH_DOC, id)?
+            .and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Forget a batch's record (its folder stays); whether there was one.
+    pub fn delete_batch(&self, id: &str) -> Result<bool, DbError> {
+        self.db.delete_doc(BATCH_DOC, id)
+    }
+
+    /// The stored batches (of `project`, or all), newest first.
+    pub fn batches(&self, project: Option<&str>) -> Result<Vec<BuildBatch>, DbError> {
+        let prefix = project.map(|p| format!("{p}:")).unwrap_or_default();
+        let mut batches: Vec<BuildBatch> = self
+            .db
+            .list_docs(BATCH_DOC, &prefix)?
+            .into_iter()
+            .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+            .collect();
+        batches.sort_by(|a, b| {
+            (b.start_time, b.build_batch_number)
+                .partial_cmp(&(a.start_time, a.build_batch_number))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(batches)
     }
 
     /// Finalise the builds whose owning process is gone (killed with `kill -9`, or a crash):
@@ -240,7 +273,7 @@ impl Store for HistoryStore {
             path: dir.clone(),
             source: std::io::Error::other(e),
         })?;
-        let db = self.db.put_doc("build-batch", &batch.id, &json);
+        let db = self.db.put_doc(BATCH_DOC, &batch.id, &json);
         let file = write_batch(&dir, batch);
         db.map_err(|e| db_error("record the batch in", &self.root.join("localbuild.db"), e))?;
         file
