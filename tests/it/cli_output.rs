@@ -66,14 +66,6 @@ fn cli_json_lines_end_with_the_record() {
     assert_eq!(lines.iter().filter(|l| l["type"] == "build").count(), 1);
 }
 
-#[test]
-fn cli_json_refuses_batch() {
-    let f = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - 'true'\n")
-        .args(&["--output", "json", "--batch"])
-        .run();
-    assert_eq!(f.code, 2, "{}", f.stderr);
-}
-
 const OK: &str = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo built\n";
 
 #[test]
