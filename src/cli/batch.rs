@@ -54,7 +54,7 @@ pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
         |n| n as usize,
     );
     let config = BatchConfig {
-        parallel,
+        slots: localbuild_engine::Parallel::new(parallel),
         fast_fail: expansion.fast_fail,
         combine_artifacts: args.combine_artifacts,
         maximum_builds_allowed: args.max_builds,

@@ -523,6 +523,61 @@ fn serve_batch_builds_for_the_aws_cli() {
 }
 
 #[test]
+fn serve_batch_builds_wait_in_the_same_queue_as_start_build() {
+    let s = Serve::start(&["--max-concurrent-builds", "1"]);
+    let spec = "version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: b\nphases:\n  build:\n    commands:\n      - sleep 120\n";
+    create_batch_project(&s, "queued-batch", spec);
+    s.create_project("queued-plain", &["true"]);
+    let batch = s.ok(&[
+        "codebuild",
+        "start-build-batch",
+        "--project-name",
+        "queued-batch",
+    ])["buildBatch"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let running = s.wait_batch(&batch, 120, "one task running", |b| {
+        b["buildGroups"][0]["currentBuildSummary"]["arn"].is_string()
+    });
+    let task = running["buildGroups"][0]["currentBuildSummary"]["arn"]
+        .as_str()
+        .unwrap()
+        .split_once(":build/")
+        .unwrap()
+        .1
+        .to_owned();
+    s.wait(&task, 120, "task a in BUILD", |b| {
+        b["currentPhase"] == "BUILD"
+    });
+    // One slot: the other task waits, and so does a StartBuild build.
+    assert!(
+        s.batch(&batch)["buildGroups"][1]
+            .get("currentBuildSummary")
+            .is_none(),
+        "task b waits for the slot: {running:#}"
+    );
+    let plain =
+        s.ok(&["codebuild", "start-build", "--project-name", "queued-plain"])["build"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert_eq!(s.build(&plain)["currentPhase"], "QUEUED");
+    // Stopping the batch frees the slot: the queued build runs.
+    s.ok(&["codebuild", "stop-build-batch", "--id", &batch]);
+    let done = s.wait_complete(&plain);
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{done:#}");
+    let stopped = s.batch(&batch);
+    assert_eq!(stopped["buildBatchStatus"], "STOPPED", "{stopped:#}");
+    assert_eq!(
+        stopped["buildGroups"][1]["currentBuildSummary"]["buildStatus"], "STOPPED",
+        "b never started: {stopped:#}"
+    );
+    assert!(stopped["buildGroups"][1]["currentBuildSummary"]["arn"].is_null());
+    assert_eq!(containers_of(&task), "");
+}
+
+#[test]
 fn serve_retries_a_batch_under_its_own_id_running_only_what_failed() {
     let s = Serve::start(&[]);
     // https://github.com/acme/retry.git resolves to $LOCALBUILD_HOME/git/acme/retry.

@@ -4,8 +4,9 @@
 //! crate expanded ([`crate::buildspec::batch::expand`]) and returns a [`BatchHandle`] at once.
 //! Every task is a whole build of its own through [`Engine::submit`] (its container, record,
 //! log), marked as a batch member (`CODEBUILD_BATCH_BUILD_IDENTIFIER`,
-//! `CODEBUILD_BUILD_BATCH_TRIGGERED=true`, `buildBatchArn`). At most `parallel` builds run at
-//! once (a semaphore, first come first served in task order); a task starts only when every
+//! `CODEBUILD_BUILD_BATCH_TRIGGERED=true`, `buildBatchArn`). A task's build starts when its
+//! batch's [`Slots`] give it a slot ([`Parallel`]: at most N at once, first come first served
+//! in task order; the server passes its own build queue); a task starts only when every
 //! task it depends on SUCCEEDED, and a task whose dependency did not succeed is recorded as
 //! never started (FAILED). With `fast-fail`, the first failing task that does not
 //! `ignore-failure` stops the running builds and starts no more; [`BatchHandle::stop`] does the
@@ -26,18 +27,48 @@ use crate::request::{BatchMember, BuildRequest, BuildspecSource, RequestError, S
 use crate::store::StoreError;
 use crate::{ACCOUNT_ID, BuildHandle, Engine, Outcome};
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// How to run a batch (CodeBuild's project-level `buildBatchConfig`, plus local parallelism).
-#[derive(Debug, Clone)]
+/// A slot for one build; dropping it frees the slot.
+pub type Slot = Box<dyn Send>;
+
+/// Where the builds of a batch wait for a slot to run in.
+pub trait Slots: Send + Sync + 'static {
+    /// Wait for a slot for one build of `project`. Dropping the future before it is ready
+    /// gives up its place.
+    fn acquire(&self, project: &str) -> Pin<Box<dyn Future<Output = Slot> + Send>>;
+}
+
+/// At most N builds at once, first come first served (`run --batch --parallel N`).
+pub struct Parallel(Arc<Semaphore>);
+
+impl Parallel {
+    /// Slots for `n` builds at once (at least 1).
+    pub fn new(n: usize) -> Arc<Parallel> {
+        Arc::new(Parallel(Arc::new(Semaphore::new(n.max(1)))))
+    }
+}
+
+impl Slots for Parallel {
+    fn acquire(&self, _project: &str) -> Pin<Box<dyn Future<Output = Slot> + Send>> {
+        let semaphore = self.0.clone();
+        Box::pin(async move { Box::new(semaphore.acquire_owned().await.ok()) as Slot })
+    }
+}
+
+/// How to run a batch (CodeBuild's project-level `buildBatchConfig`, plus where its builds
+/// wait for a slot).
+#[derive(Clone)]
 pub struct BatchConfig {
-    /// Builds running at once (at least 1).
-    pub parallel: usize,
+    /// Where each task's build waits for a slot before it is submitted.
+    pub slots: Arc<dyn Slots>,
     /// `fast-fail` from the buildspec.
     pub fast_fail: bool,
     /// `combineArtifacts`: each build's artifacts under `<batch artifacts>/<identifier>/`.
@@ -577,7 +608,6 @@ impl Run {
             .collect();
         let mut state = initial;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-        let semaphore = Arc::new(Semaphore::new(self.config.parallel.max(1)));
         let running: Arc<Mutex<HashMap<usize, BuildHandle>>> = Arc::default();
         let mut set: tokio::task::JoinSet<TaskResult> = tokio::task::JoinSet::new();
         let mut failed = false;
@@ -647,7 +677,7 @@ impl Run {
                     if ready {
                         state[i] = State::Running;
                         changed = true;
-                        set.spawn(self.start_task(i, semaphore.clone(), running.clone()));
+                        set.spawn(self.start_task(i, running.clone()));
                     }
                 }
             }
@@ -794,7 +824,6 @@ impl Run {
     fn start_task(
         &self,
         i: usize,
-        semaphore: Arc<Semaphore>,
         running: Arc<Mutex<HashMap<usize, BuildHandle>>>,
     ) -> impl std::future::Future<Output = TaskResult> + Send + 'static {
         let task = self.tasks[i].clone();
@@ -816,15 +845,15 @@ impl Run {
             artifacts,
         );
         let engine = self.engine.clone();
+        let slot = self.config.slots.acquire(&self.parent.project);
         let halt = self.shared.halt.clone();
         let events = self.events.clone();
         let shared = self.shared.clone();
         async move {
-            let permit = tokio::select! {
-                p = semaphore.acquire_owned() => p,
+            let _slot = tokio::select! {
+                s = slot => s,
                 _ = halt.cancelled() => return (i, Err("not started: the batch is stopping".to_owned())),
             };
-            let _permit = permit;
             if halt.is_cancelled() {
                 return (i, Err("not started: the batch is stopping".to_owned()));
             }

@@ -36,7 +36,8 @@ pub mod source;
 pub mod store;
 
 pub use batch::{
-    BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, RetryType, TaskOutcome,
+    BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, Parallel, RetryType, Slot,
+    Slots, TaskOutcome,
 };
 pub use event::Event;
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};

@@ -6,8 +6,9 @@
 //! section at once (inline, from a folder source, or `git show` of a repository source),
 //! expands it and hands it to [`Engine::submit_batch`](localbuild_engine::Engine). The
 //! project's `buildBatchConfig` (or `buildBatchConfigOverride`) gives `combineArtifacts` and
-//! `restrictions.maximumBuildsAllowed`; `--max-concurrent-builds` bounds how many builds of
-//! one batch run at once (batch builds do not take slots of the StartBuild queue).
+//! `restrictions.maximumBuildsAllowed`. Each task's build waits in the server's build queue
+//! ([`QueueSlots`]) like a StartBuild build: `--max-concurrent-builds` and the project's
+//! `concurrentBuildLimit` count every build, batch or not.
 //!
 //! While a batch runs its [`BatchHandle`] is the truth; afterwards the history's documents of
 //! kind `build-batch` (the engine saves the record at every change). Each batch leaves a
@@ -33,13 +34,16 @@ use crate::{AppState, Ctx};
 use localbuild_engine::buildspec;
 use localbuild_engine::record::{BuildBatch, Status};
 use localbuild_engine::{
-    BatchConfig, BatchError, BatchHandle, BuildRequest, BuildspecSource, RetryType,
+    BatchConfig, BatchError, BatchHandle, BuildRequest, BuildspecSource, RetryType, Slot, Slots,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::future::Future;
 use std::path::{Component, Path};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
+use tokio::sync::oneshot;
 
 /// The document kind holding each batch's `StartBuildBatch` input and overlay.
 const BATCH_DOC: &str = "codebuild.batch-input";
@@ -220,7 +224,10 @@ async fn start(
         ));
     }
     let config = BatchConfig {
-        parallel: state.max_concurrent_builds.max(1),
+        slots: Arc::new(QueueSlots {
+            state: Arc::downgrade(state),
+            limit: prepared.limit,
+        }),
         fast_fail,
         combine_artifacts,
         maximum_builds_allowed,
@@ -292,6 +299,61 @@ async fn start(
     });
     let batch = present(&handle.snapshot(), Some(&overlay));
     Ok(json!({ "buildBatch": batch }))
+}
+
+/// A batch's builds wait in the server's build queue, behind and beside StartBuild's builds
+/// (`--max-concurrent-builds`, the project's `concurrentBuildLimit`).
+struct QueueSlots {
+    state: Weak<AppState>,
+    limit: Option<usize>,
+}
+
+impl Slots for QueueSlots {
+    fn acquire(&self, project: &str) -> Pin<Box<dyn Future<Output = Slot> + Send>> {
+        let Some(state) = self.state.upgrade() else {
+            return Box::pin(async { Box::new(()) as Slot });
+        };
+        // Queued now, so that tasks queue in the order they ask.
+        let id = format!("batch-task:{}", uuid::Uuid::new_v4());
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = state.inner();
+            inner.queue.push(&id, project, self.limit);
+            inner.slot_waiters.insert(id.clone(), tx);
+        }
+        // From here on, dropping the guard gives the place or the slot back.
+        let guard = QueueSlot {
+            state: self.state.clone(),
+            id,
+        };
+        codebuild::pump(&state);
+        Box::pin(async move {
+            let _ = rx.await;
+            Box::new(guard) as Slot
+        })
+    }
+}
+
+/// A place in the server's queue, then a slot: dropping it frees either.
+struct QueueSlot {
+    state: Weak<AppState>,
+    id: String,
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        {
+            let mut inner = state.inner();
+            inner.slot_waiters.remove(&self.id);
+            if !inner.queue.cancel(&self.id) {
+                inner.queue.finished(&self.id);
+            }
+        }
+        codebuild::pump(&state);
+    }
 }
 
 /// The current record of a batch: live, else from the history.

@@ -995,6 +995,16 @@ pub(crate) fn pump(state: &Arc<AppState>) {
         }
         let ids = inner.queue.admit();
         ids.into_iter()
+            .filter_map(|id| {
+                // A batch's build: its batch submits it.
+                if let Some(waiter) = inner.slot_waiters.remove(&id) {
+                    let _ = waiter.send(());
+                    return None;
+                }
+                Some(id)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
             .filter_map(|id| match inner.builds.get(&id) {
                 Some(Live::Queued(q)) => Some((id, q.request.clone(), q.uuid.clone())),
                 _ => None,

@@ -181,6 +181,8 @@ pub(crate) struct Inner {
     pub batches: HashMap<String, BatchHandle>,
     /// StartBuildBatch's idempotencyToken → (when, batch id).
     pub batch_tokens: HashMap<String, (Instant, String)>,
+    /// Batch builds waiting in `queue` for a slot: told when they have one.
+    pub slot_waiters: HashMap<String, tokio::sync::oneshot::Sender<()>>,
     pub shutting_down: bool,
 }
 
@@ -194,8 +196,6 @@ pub struct AppState {
     pub(crate) history: HistoryStore,
     pub(crate) store: Arc<ServerStore>,
     pub(crate) roots: localbuild_sources::Roots,
-    /// `--max-concurrent-builds`: also how many builds of one batch run at once.
-    pub(crate) max_concurrent_builds: usize,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) pipelines: pipeline::Live,
@@ -242,13 +242,13 @@ impl Server {
             engine,
             history: config.history,
             store,
-            max_concurrent_builds: config.max_concurrent_builds,
             inner: Mutex::new(Inner {
                 queue: queue::Queue::new(config.max_concurrent_builds),
                 builds: HashMap::new(),
                 tokens: HashMap::new(),
                 batches: HashMap::new(),
                 batch_tokens: HashMap::new(),
+                slot_waiters: HashMap::new(),
                 shutting_down: false,
             }),
             runtime,
