@@ -143,3 +143,71 @@ fn a_killed_run_is_finalised_by_gc_and_the_history_stays_whole() {
     let db = localbuild_db::Db::open(&b.home.path().join("localbuild.db")).unwrap();
     assert!(db.integrity_check().unwrap());
 }
+
+#[test]
+fn a_killed_batch_is_finalised_by_gc_with_its_unfinished_tasks() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let b = Build::new(
+        "version: 0.2\nbatch:\n  build-graph:\n    - identifier: slow\n    - identifier: after\n      depend-on:\n        - slow\nphases:\n  build:\n    commands:\n      - echo started-$CODEBUILD_BATCH_BUILD_IDENTIFIER\n      - sleep 300\n",
+    )
+    .arg("--batch");
+    let mut running = b.spawn();
+    running.wait_for_line(|l| l.contains("started-slow"));
+    assert!(
+        Command::new("kill")
+            .args(["-9", &running.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = running.finish_killed();
+    let (_, list, _) = b.cli(&["builds", "batches"]);
+    let id = list
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_owned();
+    assert!(list.contains("IN_PROGRESS"), "{list}");
+
+    let (code, _, err) = b.cli(&["gc"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, json, _) = b.cli(&["builds", "show", &id, "--json"]);
+    let batch: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(batch["buildBatchStatus"], "FAILED", "{batch:#}");
+    assert_eq!(batch["complete"], true);
+    let groups = batch["buildGroups"].as_array().unwrap();
+    assert_eq!(groups[0]["currentBuildSummary"]["buildStatus"], "FAILED");
+    assert_eq!(groups[1]["currentBuildSummary"]["buildStatus"], "FAILED");
+    let phases = batch["phases"].as_array().unwrap();
+    assert_eq!(phases.last().unwrap()["phaseType"], "FAILED");
+    let in_progress = &phases[phases.len() - 2];
+    assert_eq!(in_progress["phaseType"], "IN_PROGRESS");
+    assert!(
+        in_progress["contexts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("localbuild stopped"),
+        "{in_progress}"
+    );
+    // The task's build was finalised too and its container removed.
+    let task = groups[0]["currentBuildSummary"]["arn"]
+        .as_str()
+        .unwrap()
+        .split_once(":build/")
+        .unwrap()
+        .1
+        .to_owned();
+    let (_, json, _) = b.cli(&["builds", "show", &task, "--json"]);
+    let build: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(build["buildStatus"], "FAILED");
+    let left = Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=localbuild.build-id={task}"))
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the killed task's container is gone"
+    );
+}

@@ -165,6 +165,21 @@ struct Shared {
     stopped: AtomicBool,
     events: Mutex<Option<mpsc::UnboundedReceiver<BatchEvent>>>,
     outcome: watch::Sender<Option<Arc<BatchOutcome>>>,
+    /// Saves one at a time, each of the record as it is then, so that none overtakes a later.
+    saving: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// Keep the record as it is now in `store`.
+    async fn save(&self, store: Arc<dyn crate::store::Store>) -> Option<String> {
+        let _one = self.saving.lock().await;
+        let record = lock(&self.record).clone();
+        match tokio::task::spawn_blocking(move || store.save_batch(&record)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
+    }
 }
 
 impl BatchHandle {
@@ -417,6 +432,7 @@ impl Engine {
                 stopped: AtomicBool::new(false),
                 events: Mutex::new(Some(rx)),
                 outcome: watch::Sender::new(None),
+                saving: tokio::sync::Mutex::new(()),
             }),
         };
         let run = Run {
@@ -561,13 +577,7 @@ impl Run {
     }
 
     async fn save(&self) -> Option<String> {
-        let record = lock(&self.shared.record).clone();
-        let store = self.engine.store().clone();
-        match tokio::task::spawn_blocking(move || store.save_batch(&record)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        }
+        self.shared.save(self.engine.store().clone()).await
     }
 
     async fn save_keep(&mut self) {
@@ -867,6 +877,8 @@ impl Run {
                 requested_on: Some(now()),
                 build_status: Status::InProgress,
             });
+            // Kept at once: a batch cut off now still names its running builds.
+            let _ = shared.save(engine.store().clone()).await;
             {
                 let mut r = lock(&running);
                 r.insert(i, handle.clone());

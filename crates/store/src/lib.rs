@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 /// The kind of the database documents that hold batch records.
 const BATCH_DOC: &str = "build-batch";
+/// The kind of the documents naming the process that runs an unfinished batch (`pid start`).
+const BATCH_OWNER_DOC: &str = "build-batch-owner";
 
 /// The history database and the build folders beside it.
 #[derive(Clone)]
@@ -98,7 +100,8 @@ impl HistoryStore {
 
     /// Finalise the builds whose owning process is gone (killed with `kill -9`, or a crash):
     /// the phase they were in ends FAILED with a context saying localbuild stopped, the build
-    /// is FAILED and complete. Returns their ids (the caller removes their containers).
+    /// is FAILED and complete. Returns their ids (the caller removes their containers). The
+    /// batches such a process ran end FAILED the same way, with their unfinished tasks.
     pub fn recover(&self) -> Result<Vec<String>, DbError> {
         let mut ids = vec![];
         for row in self.db.orphans(localbuild_db::process_alive)? {
@@ -114,6 +117,23 @@ impl HistoryStore {
                 &build,
             );
             ids.push(row.id);
+        }
+        for (id, owner) in self.db.list_docs(BATCH_OWNER_DOC, "")? {
+            let mut parts = owner.split(' ').map(str::parse::<u64>);
+            let (Some(Ok(pid)), Some(Ok(start))) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if localbuild_db::process_alive(pid as u32, start) {
+                continue;
+            }
+            if let Some(mut batch) = self.batch(&id)? {
+                finalise_abandoned_batch(&mut batch);
+                let json = serde_json::to_string(&batch).unwrap_or_default();
+                self.db.put_doc(BATCH_DOC, &id, &json)?;
+                let dir = batch_dir(&self.root, &batch.project_name, batch.build_batch_number);
+                let _ = write_batch(&dir, &batch);
+            }
+            self.db.delete_doc(BATCH_OWNER_DOC, &id)?;
         }
         Ok(ids)
     }
@@ -160,6 +180,49 @@ fn finalise_abandoned(build: &mut Build) {
     build.build_status = Status::Failed;
     build.build_complete = true;
     build.end_time = Some(now);
+}
+
+/// A batch whose process died: its open phase ends FAILED, unfinished tasks are FAILED, and
+/// the batch ends FAILED.
+fn finalise_abandoned_batch(batch: &mut BuildBatch) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+        .max(batch.start_time);
+    if let Some(p) = batch.phases.last_mut().filter(|p| p.end_time.is_none()) {
+        p.phase_status = Some(Status::Failed);
+        p.end_time = Some(now);
+        p.duration_in_seconds = Some((now - p.start_time).max(0.0).floor() as i64);
+        p.contexts = Some(vec![PhaseContext::new(
+            "CLIENT_ERROR",
+            "localbuild stopped before the batch completed (its process ended); finalised by a later localbuild",
+        )]);
+    }
+    for g in &mut batch.build_groups {
+        match &mut g.current_build_summary {
+            Some(s) if s.build_status == Status::InProgress => s.build_status = Status::Failed,
+            Some(_) => {}
+            None => {
+                g.current_build_summary = Some(localbuild_engine::record::BuildSummary {
+                    arn: None,
+                    requested_on: None,
+                    build_status: Status::Failed,
+                })
+            }
+        }
+    }
+    batch.phases.push(localbuild_engine::record::BatchPhase {
+        phase_type: localbuild_engine::record::BatchPhaseType::Failed,
+        phase_status: None,
+        start_time: now,
+        end_time: None,
+        duration_in_seconds: None,
+        contexts: None,
+    });
+    batch.current_phase = localbuild_engine::record::BatchPhaseType::Failed;
+    batch.build_batch_status = Status::Failed;
+    batch.complete = true;
+    batch.end_time = Some(now);
 }
 
 fn write_record(dir: &Path, build: &Build) -> std::io::Result<()> {
@@ -273,7 +336,14 @@ impl Store for HistoryStore {
             path: dir.clone(),
             source: std::io::Error::other(e),
         })?;
-        let db = self.db.put_doc(BATCH_DOC, &batch.id, &json);
+        let owner = if batch.complete {
+            self.db.delete_doc(BATCH_OWNER_DOC, &batch.id).map(drop)
+        } else {
+            let (pid, start) = self.owner;
+            self.db
+                .put_doc(BATCH_OWNER_DOC, &batch.id, &format!("{pid} {start}"))
+        };
+        let db = owner.and_then(|()| self.db.put_doc(BATCH_DOC, &batch.id, &json));
         let file = write_batch(&dir, batch);
         db.map_err(|e| db_error("record the batch in", &self.root.join("localbuild.db"), e))?;
         file
