@@ -36,9 +36,10 @@ pub mod source;
 pub mod store;
 
 pub use batch::{BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, TaskOutcome};
-pub use event::Event;
+pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
+    Debug,
     ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, RequestError, Source,
 };
 pub use tokio_util::sync::CancellationToken;
