@@ -58,43 +58,57 @@ done
 /// installed by the driver in `<tmp>/bin` and linked into `/usr/local/bin`; `$_lb_d` is
 /// `<tmp>/debug`, set on the line before.
 ///
-/// The pause is a command that waits: `codebuild-breakpoint` saves the variables and working
-/// directory it sees (`debug/env.sh`, `debug/dir`: with `set -a` in the preamble every
-/// variable of the command is exported, so a breakpoint inside a script sees them too),
-/// makes the FIFO `debug/resume` and reads one line from it. `codebuild-resume` writes `go`
-/// (or `retry`) into it. Without session debugging (no `debug/enabled`) the breakpoint returns
-/// at once. `--failed` (sent by the engine after a failed command with `--shell-on-failure`)
-/// always waits, leaves the saved state to the command that failed, marks `debug/failed`, and
-/// exits [`RESUME_RETRY`] for `codebuild-resume --retry`.
+/// A pause is a command that waits. `--prepare` saves the variables and working directory it
+/// sees (`debug/env.sh`, `debug/dir`: with `set -a` in the preamble every variable of the
+/// command is exported, so a breakpoint inside a script sees them too) and makes the FIFO
+/// `debug/resume`; `--wait` reads one line from it, which `codebuild-resume` writes (`go`, or
+/// `retry`). Without session debugging (no `debug/enabled`) `--prepare` makes no FIFO, so
+/// nothing waits. `--failed` (after a failed command, `--shell-on-failure`, run with the
+/// preamble of the next command: the failed command's state and the agent's variables as the
+/// next command gets them) does the same whatever the setting and marks `debug/failed`; its
+/// `--wait` exits [`RESUME_RETRY`] for `codebuild-resume --retry`. With no
+/// argument (a breakpoint inside a script) it prepares and waits. The engine sends the two
+/// steps as two scripts, so that it announces the pause only once the FIFO exists.
 pub const HELPER: &str = r##"case "${0##*/}" in
 codebuild-resume)
   _lb_r=go; [ "$1" = --retry ] && _lb_r=retry
   if [ ! -p "$_lb_d/resume" ]; then echo "codebuild-resume: the build is not paused" >&2; exit 1; fi
   printf '%s\n' "$_lb_r" > "$_lb_d/resume"
+  rm -f "$_lb_d/resume" "$_lb_d/failed"
   echo "codebuild-resume: the build goes on"
   exit 0 ;;
 esac
-_lb_f=; [ "$1" = --failed ] && _lb_f=1
-[ -n "$_lb_f" ] || [ -f "$_lb_d/enabled" ] || exit 0
-if [ -n "$_lb_f" ]; then : > "$_lb_d/failed"; else export -p > "$_lb_d/env.sh"; pwd > "$_lb_d/dir"; fi
-rm -f "$_lb_d/resume"
-mkfifo -m 600 "$_lb_d/resume" || exit 0
+case "$1" in
+--prepare|--failed|"")
+  [ "$1" = --failed ] || [ -f "$_lb_d/enabled" ] || exit 0
+  export -p > "$_lb_d/env.sh"; pwd > "$_lb_d/dir"
+  rm -f "$_lb_d/resume" "$_lb_d/failed"; mkfifo -m 600 "$_lb_d/resume" || exit 0
+  [ "$1" = --failed ] && : > "$_lb_d/failed"
+  [ -n "$1" ] && exit 0 ;;
+esac
+[ -p "$_lb_d/resume" ] || exit 0
+_lb_f=; [ -f "$_lb_d/failed" ] && _lb_f=1
 read -r _lb_r < "$_lb_d/resume"
 rm -f "$_lb_d/resume" "$_lb_d/env.sh" "$_lb_d/dir" "$_lb_d/failed"
 if [ -n "$_lb_f" ] && [ "$_lb_r" = retry ]; then exit 100; fi
 exit 0"##;
 
-/// The exit status of `codebuild-breakpoint --failed` when the shell said
-/// `codebuild-resume --retry`.
+/// The exit status of `codebuild-breakpoint --wait` after a failed command when the shell
+/// said `codebuild-resume --retry`.
 pub const RESUME_RETRY: i64 = 100;
 
 /// The buildspec command that pauses a build (CodeBuild's).
 pub const BREAKPOINT: &str = "codebuild-breakpoint";
 
-/// The script the engine sends after a failed command with `--shell-on-failure`: wait for
-/// `codebuild-resume` (or the shell to be left) without touching the saved state.
-pub fn wait_after_failure(tmp: &str) -> String {
-    format!("exec {tmp}/bin/codebuild-breakpoint --failed\n")
+/// The helper's full path (it works whatever the image's `PATH`).
+pub fn helper_path(tmp: &str) -> String {
+    format!("{tmp}/bin/{BREAKPOINT}")
+}
+
+/// A script that runs the helper with `arg` (`--prepare`, `--failed`, `--wait`) and nothing
+/// else: no preamble, so the saved state stays as the build's last command left it.
+pub fn helper_script(tmp: &str, arg: &str) -> String {
+    format!("exec {} {arg}\n", helper_path(tmp))
 }
 
 /// The script a parked driver runs when the container is kept after the build: it never

@@ -10,7 +10,7 @@ use crate::runtime::RuntimeError;
 use crate::event::Pause;
 use crate::shell::{
     AgentVars, BREAKPOINT, Persistence, RESUME_RETRY, ShellError, compose_script, driver_command,
-    wait_after_failure,
+    helper_path, helper_script,
 };
 use tokio::sync::mpsc;
 
@@ -206,7 +206,7 @@ impl Run {
             if !(self.req.debug.on_failure && matches!(end, CommandEnd::Failed { .. })) {
                 return end;
             }
-            match self.pause_after_failure(user, cmd).await {
+            match self.pause_after_failure(spec, user, cmd).await {
                 Ok(true) => {
                     self.succeeding = succeeding;
                     self.agent(&format!("Retrying command {cmd} (codebuild-resume --retry)"));
@@ -225,12 +225,6 @@ impl Run {
             .as_ref()
             .and_then(|d| d.session_target.clone())
             .unwrap_or_default();
-        self.emit(Event::Paused {
-            at: OffsetDateTime::now_utc(),
-            why,
-            target,
-            command: cmd.to_owned(),
-        });
         let id = &self.build_id;
         match why {
             Pause::Breakpoint => self.agent(&format!(
@@ -240,6 +234,13 @@ impl Run {
                 "Build paused after the failed command: run `localbuild attach {id}` for a shell at its state; leave the shell to go on, or run codebuild-resume --retry there to run the command again"
             )),
         }
+        // The log line first: a consumer that acts on the event has printed it.
+        self.emit(Event::Paused {
+            at: OffsetDateTime::now_utc(),
+            why,
+            target,
+            command: cmd.to_owned(),
+        });
     }
 
     fn resumed(&self, retry: bool) {
@@ -254,12 +255,15 @@ impl Run {
     /// the failed command again.
     async fn pause_after_failure(
         &mut self,
+        spec: &Buildspec,
         user: Option<&str>,
         cmd: &str,
     ) -> Result<bool, CommandEnd> {
+        let tmp = self.layout.tmp_dir();
+        let prepare = self.script(spec, &format!("{} --failed", helper_path(&tmp)));
+        self.drive(user, &prepare).await?;
         self.pause(Pause::Failure, cmd);
-        let script = wait_after_failure(&self.layout.tmp_dir());
-        let (code, _) = self.drive(user, &script).await?;
+        let (code, _) = self.drive(user, &helper_script(&tmp, "--wait")).await?;
         let retry = code == RESUME_RETRY;
         self.resumed(retry);
         Ok(retry)
@@ -279,16 +283,19 @@ impl Run {
         if let Err(e) = self.driver(user).await {
             return CommandEnd::Fault(e.to_string());
         }
+        let tmp = self.layout.tmp_dir();
         let script = if breakpoint {
-            // The helper by its full path: it pauses whatever the image's PATH.
-            let helper = format!("{}/bin/{BREAKPOINT}", self.layout.tmp_dir());
-            self.pause(Pause::Breakpoint, cmd);
-            self.script(spec, &helper)
+            // Saves the command's state and makes the FIFO the pause waits on.
+            self.script(spec, &format!("{} --prepare", helper_path(&tmp)))
         } else {
             self.script(spec, cmd)
         };
         let driven = self.drive(user, &script).await;
-        if breakpoint && driven.is_ok() {
+        if breakpoint && matches!(driven, Ok((0, _))) {
+            self.pause(Pause::Breakpoint, cmd);
+            if let Err(end) = self.drive(user, &helper_script(&tmp, "--wait")).await {
+                return end;
+            }
             self.resumed(false);
         }
         let (code, captured) = match driven {
