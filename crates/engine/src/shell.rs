@@ -83,7 +83,7 @@ case "$1" in
   [ "$1" = --failed ] || [ -f "$_lb_d/enabled" ] || exit 0
   export -p > "$_lb_d/env.sh"; pwd > "$_lb_d/dir"
   rm -f "$_lb_d/resume" "$_lb_d/failed"; mkfifo -m 600 "$_lb_d/resume" || exit 0
-  [ "$1" = --failed ] && : > "$_lb_d/failed"
+  [ "$1" = --failed ] && echo "$$" > "$_lb_d/failed"
   [ -n "$1" ] && exit 0 ;;
 esac
 [ -p "$_lb_d/resume" ] || exit 0
@@ -120,13 +120,17 @@ trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done\n";
 /// `sh -c ATTACH sh <tmp dir>`: the variables and working directory the next command would
 /// see (those a breakpoint saved, else those the last command left), in a clean environment
 /// plus `TERM`; bash when the image has it, else `sh`. Leaving a shell opened after a failed
-/// command goes on with the failure (as `codebuild-resume` would).
+/// command goes on with the failure (as `codebuild-resume` would), if that pause (the
+/// helper's pid in `debug/failed`) still waits.
 pub const ATTACH: &str = r##"_lb_t="$1"; _lb_d="$_lb_t/debug"
 if [ -f "$_lb_d/env.sh" ]; then _lb_e="$_lb_d/env.sh"; _lb_w="$_lb_d/dir"; else _lb_e="$_lb_t/env.sh"; _lb_w="$_lb_t/dir"; fi
+_lb_p=$(cat "$_lb_d/failed" 2>/dev/null)
 _lb_sh=$(command -v bash 2>/dev/null) || _lb_sh=$(command -v sh)
 env -i TERM="${TERM:-xterm}" "$_lb_sh" -c '. "$1"; cd "$(cat "$2")"; set +a; if [ -n "${BASH_VERSION:-}" ]; then exec "$0" --norc --noprofile -i; fi; exec "$0" -i' "$_lb_sh" "$_lb_e" "$_lb_w"
 _lb_rc=$?
-if [ -f "$_lb_d/failed" ] && [ -p "$_lb_d/resume" ]; then "$_lb_t/bin/codebuild-resume" >/dev/null 2>&1; fi
+if [ -n "$_lb_p" ] && [ "$(cat "$_lb_d/failed" 2>/dev/null)" = "$_lb_p" ] && [ -p "$_lb_d/resume" ]; then
+  "$_lb_t/bin/codebuild-resume" >/dev/null 2>&1
+fi
 exit $_lb_rc
 "##;
 
