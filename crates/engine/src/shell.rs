@@ -35,10 +35,12 @@ if [ ! -f "$_lb_t/env0.sh" ]; then
 _LB_HELPER_
   } > "$_lb_t/bin/codebuild-breakpoint"
   ln -s codebuild-breakpoint "$_lb_t/bin/codebuild-resume"
-  mkdir -p /usr/local/bin 2>/dev/null
-  for _lb_n in codebuild-breakpoint codebuild-resume; do
-    [ -e "/usr/local/bin/$_lb_n" ] || ln -s "$_lb_t/bin/$_lb_n" "/usr/local/bin/$_lb_n" 2>/dev/null
-  done
+  case "$_lb_t" in /codebuild/*)
+    mkdir -p /usr/local/bin 2>/dev/null
+    for _lb_n in codebuild-breakpoint codebuild-resume; do
+      [ -e "/usr/local/bin/$_lb_n" ] || ln -s "$_lb_t/bin/$_lb_n" "/usr/local/bin/$_lb_n" 2>/dev/null
+    done ;;
+  esac
   chmod 777 "$_lb_t" "$_lb_t/debug"; chmod 755 "$_lb_t/bin/codebuild-breakpoint"
   chmod 666 "$_lb_t/env0.sh" "$_lb_t/env.sh" "$_lb_t/dir" "$_lb_t/script.sh"
 fi
@@ -55,7 +57,9 @@ done
 "##;
 
 /// `codebuild-breakpoint` and `codebuild-resume` (one script, by the name it is called by),
-/// installed by the driver in `<tmp>/bin` and linked into `/usr/local/bin`; `$_lb_d` is
+/// installed by the driver in `<tmp>/bin` and linked into `/usr/local/bin` (only in a
+/// container laid out as CodeBuild's, `/codebuild/...`: never on a machine whose processes
+/// play the container, as in the engine's tests); `$_lb_d` is
 /// `<tmp>/debug`, set on the line before.
 ///
 /// A pause is a command that waits. `--prepare` saves the variables and working directory it
