@@ -6,8 +6,7 @@ use localbuild_engine::images::PhaseImages;
 use localbuild_engine::log::agent_line;
 use localbuild_engine::record::{Build, PhaseType, Status};
 use localbuild_engine::{
-    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Pause, Source,
-    SubmitError,
+    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Pause, Source, SubmitError,
 };
 use localbuild_store::HistoryStore;
 use std::io::{IsTerminal, Write};
@@ -264,12 +263,11 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs) -> u8 {
         );
         request.debug.on_failure = false;
     }
-    let debugger = (interactive && (request.debug.session || request.debug.on_failure)).then(|| {
-        Debugger {
+    let debugger =
+        (interactive && (request.debug.session || request.debug.on_failure)).then(|| Debugger {
             docker: docker.clone(),
             keys: super::attach::Keys::start(),
-        }
-    });
+        });
     let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let image = request.image.clone();
     let handle = match engine.submit(request).await {
@@ -343,11 +341,7 @@ async fn print_live(
                 progress.finish();
                 Ok(())
             }
-            Event::Paused {
-                why,
-                target,
-                ..
-            } => {
+            Event::Paused { why, target, .. } => {
                 if let Some(d) = debugger.as_mut() {
                     let _ = out.flush();
                     progress.finish();
@@ -382,7 +376,8 @@ impl Debugger {
                 _ = handle.outcome() => None,
             };
             match answer {
-                Some(k) if !k.trim_ascii().starts_with(b"n") && !k.trim_ascii().starts_with(b"N") => {}
+                Some(k)
+                    if !k.trim_ascii().starts_with(b"n") && !k.trim_ascii().starts_with(b"N") => {}
                 _ => return,
             }
             if !super::attach::is_paused(&self.docker, target).await {

@@ -188,7 +188,10 @@ fn a_breakpoint_pauses_the_build_until_codebuild_resume_in_an_attached_shell() {
     term.open("run", &run);
     // On a terminal, run offers a shell at once; this time, no.
     let screen = term.wait_for("run", "Open a shell in the paused build now? [Y/n]");
-    assert!(screen.contains("Running command codebuild-breakpoint"), "{screen}");
+    assert!(
+        screen.contains("Running command codebuild-breakpoint"),
+        "{screen}"
+    );
     let id = build_id(&screen, "attach");
     let _left = Leftovers(id.clone());
     term.type_line("run", "n");
@@ -215,7 +218,10 @@ fn a_breakpoint_pauses_the_build_until_codebuild_resume_in_an_attached_shell() {
     let screen = term.wait_for("run", "[exited 0]");
     assert!(screen.contains("resumed with two"), "{screen}");
     assert!(screen.contains("Build resumed"), "{screen}");
-    assert!(screen.contains(&format!("Build #1 {id} SUCCEEDED")), "{screen}");
+    assert!(
+        screen.contains(&format!("Build #1 {id} SUCCEEDED")),
+        "{screen}"
+    );
     let record = record(&b);
     assert_eq!(record["buildStatus"], "SUCCEEDED");
     assert_eq!(record["debugSession"]["sessionEnabled"], true);
@@ -279,12 +285,18 @@ phases:
     term.type_line("run", "exit");
     term.wait_for("run", "ready in two");
     // The next failure opens the shell again; leaving it goes on with the failure.
-    term.wait_for("run", "Command did not exit successfully exit 3 exit status 3");
+    term.wait_for(
+        "run",
+        "Command did not exit successfully exit 3 exit status 3",
+    );
     term.type_line("run", "echo \"in the shell: $CODEBUILD_LAST_EXIT\"");
     term.wait_line("run", "in the shell: 3");
     term.type_line("run", "exit");
     let screen = term.wait_for("run", "[exited 1]");
-    assert!(screen.contains("Retrying command test -f ready"), "{screen}");
+    assert!(
+        screen.contains("Retrying command test -f ready"),
+        "{screen}"
+    );
     assert!(!screen.contains("\nnever\n"), "{screen}");
     let record = record(&b);
     assert_eq!(record["buildStatus"], "FAILED");
@@ -333,7 +345,8 @@ phases:
     let (code, dry, _) = b.cli(&["gc", "--dry-run"]);
     assert_eq!(code, 0);
     assert!(
-        dry.lines().any(|l| l == format!("would remove container {target}")),
+        dry.lines()
+            .any(|l| l == format!("would remove container {target}")),
         "{dry}"
     );
 
@@ -363,8 +376,10 @@ phases:
     );
     let done = b.run();
     assert_eq!(done.code, 0, "{}", done.stdout);
-    assert!(done.log_lines().iter().any(|l| l
-        == "Session debugging is not enabled for this build: codebuild-breakpoint is ignored"));
+    assert!(
+        done.log_lines().iter().any(|l| l
+            == "Session debugging is not enabled for this build: codebuild-breakpoint is ignored")
+    );
     assert_eq!(
         done.output_of("sh -c 'codebuild-breakpoint && echo inside a script too'"),
         ["inside a script too"]

@@ -39,8 +39,8 @@ pub use batch::{BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, 
 pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
-    Debug,
-    ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, RequestError, Source,
+    ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, Debug, RequestError,
+    Source,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -612,7 +612,10 @@ async fn a_breakpoint_waits_for_codebuild_resume_with_the_state_saved_for_the_sh
             assert_eq!(handle.snapshot().current_phase, Build);
             // What `localbuild attach` restores: the variables and folder the next command sees.
             let env = std::fs::read_to_string(tmp.join("debug/env.sh")).unwrap();
-            assert!(env.contains("STAGE='two'") || env.contains("STAGE=\"two\""), "{env}");
+            assert!(
+                env.contains("STAGE='two'") || env.contains("STAGE=\"two\""),
+                "{env}"
+            );
             let dir = std::fs::read_to_string(tmp.join("debug/dir")).unwrap();
             assert!(dir.trim_end().ends_with("/src/sub"), "{dir}");
             assert!(!handle.is_finished());
@@ -630,7 +633,11 @@ async fn a_breakpoint_waits_for_codebuild_resume_with_the_state_saved_for_the_sh
 async fn without_session_debugging_a_breakpoint_is_a_no_op() {
     let r = build(BREAKPOINT).run().await;
     assert_eq!(r.outcome.build.build_status, Status::Succeeded);
-    assert!(r.log.contains("codebuild-breakpoint is ignored"), "{}", r.log);
+    assert!(
+        r.log.contains("codebuild-breakpoint is ignored"),
+        "{}",
+        r.log
+    );
     assert!(r.outcome.build.debug_session.is_none());
 }
 
@@ -670,7 +677,11 @@ async fn a_failed_command_pauses_and_resume_retry_runs_it_again() {
         })
         .await;
     assert_eq!(r.outcome.build.build_status, Status::Failed);
-    assert!(r.log.contains("Retrying command test -f ready"), "{}", r.log);
+    assert!(
+        r.log.contains("Retrying command test -f ready"),
+        "{}",
+        r.log
+    );
     assert!(r.log.contains("\nready\n"), "{}", r.log);
     assert!(r.log.contains("exit status 3"), "{}", r.log);
 }

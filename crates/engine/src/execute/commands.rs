@@ -6,8 +6,8 @@
 
 use super::*;
 use crate::buildspec::Version;
-use crate::runtime::RuntimeError;
 use crate::event::Pause;
+use crate::runtime::RuntimeError;
 use crate::shell::{
     AgentVars, BREAKPOINT, Persistence, RESUME_RETRY, ShellError, compose_script, driver_command,
     helper_path, helper_script,
@@ -209,7 +209,9 @@ impl Run {
             match self.pause_after_failure(spec, user, cmd).await {
                 Ok(true) => {
                     self.succeeding = succeeding;
-                    self.agent(&format!("Retrying command {cmd} (codebuild-resume --retry)"));
+                    self.agent(&format!(
+                        "Retrying command {cmd} (codebuild-resume --retry)"
+                    ));
                 }
                 Ok(false) => return end,
                 Err(e) => return e,

@@ -190,7 +190,7 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
         exported_environment_variables: vec![],
         report_arns: vec![],
         build_batch_arn: req.batch.as_ref().map(|b| b.batch_arn.clone()),
-        debug_session: req.debug.any().then(|| DebugSession {
+        debug_session: req.debug.any().then_some(DebugSession {
             session_enabled: req.debug.session,
             session_target: None,
         }),
