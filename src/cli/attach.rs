@@ -205,5 +205,10 @@ pub async fn shell(docker: &Docker, container: &str, keys: &mut Keys) -> Result<
         }
     }
     drop(raw);
+    if !docker.is_running(container).await {
+        eprintln!(
+            "\nThe build's container is gone (the build ended or was stopped): the shell ended with it."
+        );
+    }
     Ok(docker.exec_exit_code(&exec_id).await.unwrap_or(0))
 }

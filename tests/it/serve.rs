@@ -909,7 +909,10 @@ fn start_build_with_debug_session_enabled_pauses_at_a_breakpoint_until_codebuild
     let b = s.wait(&id, 60, "a session target", |b| {
         b["debugSession"]["sessionTarget"].is_string()
     });
-    let target = b["debugSession"]["sessionTarget"].as_str().unwrap().to_owned();
+    let target = b["debugSession"]["sessionTarget"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let exec = |args: &[&str]| {
         Command::new("docker")
             .args(["exec", &target])
