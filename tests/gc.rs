@@ -210,4 +210,47 @@ fn a_killed_batch_is_finalised_by_gc_with_its_unfinished_tasks() {
         left.stdout.is_empty(),
         "the killed task's container is gone"
     );
+fn a_container_kept_with_keep_container_is_listed_by_dry_run_and_removed_by_gc() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let b = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - echo kept\n");
+    let out = b.command().arg("--keep-container").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.home.path().join("record.json")).unwrap()).unwrap();
+    let target = record["debugSession"]["sessionTarget"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let running = |name: &str| {
+        let out = Command::new("docker")
+            .args(["ps", "-q", "--filter", &format!("name=^{name}$")])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    assert!(running(&target), "the kept container runs");
+
+    let (code, dry, _) = b.cli(&["gc", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(
+        dry.lines()
+            .any(|l| l == format!("would remove container {target}")),
+        "{dry}"
+    );
+    assert!(running(&target), "--dry-run removes nothing");
+
+    let (code, removed, _) = b.cli(&["gc"]);
+    assert_eq!(code, 0);
+    assert!(
+        removed
+            .lines()
+            .any(|l| l == format!("removed container {target}")),
+        "{removed}"
+    );
+    let finished = b.finished(std::process::Output {
+        status: out.status,
+        stdout: out.stdout,
+        stderr: vec![],
+    });
+    finished.assert_nothing_left_behind();
 }

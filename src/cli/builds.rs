@@ -210,7 +210,7 @@ fn record(row: &BuildRow) -> Option<Build> {
 }
 
 /// A build by id (`project:uuid`) or by `project:number`.
-fn find(store: &HistoryStore, which: &str) -> Result<Build, u8> {
+pub(super) fn find(store: &HistoryStore, which: &str) -> Result<Build, u8> {
     let row = match which.rsplit_once(':') {
         Some((project, n)) if n.parse::<u64>().is_ok() => store
             .db()

@@ -1,9 +1,33 @@
-//! `localbuild gc`: remove containers, volumes and networks left by builds that were killed.
+//! `localbuild gc`: remove containers, volumes and networks left by builds that were killed,
+//! and containers kept with `run --keep-container`; `--dry-run` only lists them.
 
 use super::exit;
 
-pub fn run() -> u8 {
+pub fn run(dry_run: bool) -> u8 {
     super::with_docker(|docker| async move {
+        if dry_run {
+            return match docker.list_build_resources(None).await {
+                Ok(found) => {
+                    for c in &found.containers {
+                        println!("would remove container {c}");
+                    }
+                    for v in &found.volumes {
+                        println!("would remove volume {v}");
+                    }
+                    for n in &found.networks {
+                        println!("would remove network {n}");
+                    }
+                    if found == Default::default() {
+                        println!("nothing to remove");
+                    }
+                    exit::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAULT
+                }
+            };
+        }
         // Builds whose process died are finalised first (FAILED, with a context saying so).
         match localbuild_store::HistoryStore::open(super::run::store_root())
             .and_then(|h| h.recover())

@@ -46,6 +46,16 @@ pub enum Line<'a> {
     Progress { text: &'a str },
     /// A line of the build log this reader fell behind on (read back from the log file).
     Lagged { text: &'a str },
+    /// The build waits in its container (`why`: `breakpoint` or `failure`) until
+    /// `codebuild-resume` runs in `localbuild attach`'s shell; `target` is the container.
+    Paused {
+        at: f64,
+        why: &'a str,
+        target: &'a str,
+        command: &'a str,
+    },
+    /// The build goes on after a pause (`retry`: the failed command runs again).
+    Resumed { at: f64, retry: bool },
     /// The last line: the final `Build` record, the build's folder and its artifacts.
     #[serde(rename_all = "camelCase")]
     Build {
@@ -142,6 +152,27 @@ pub fn write_task_event(
         Event::Output(bytes) => each_line(bytes, |text| write(out, &Line::Output { text })),
         Event::Lagged { log } => each_line(log, |text| write(out, &Line::Lagged { text })),
         Event::Progress(text) => write(out, &Line::Progress { text }),
+        Event::Paused {
+            at,
+            why,
+            target,
+            command,
+        } => write(
+            out,
+            &Line::Paused {
+                at: seconds(*at),
+                why: why.as_str(),
+                target,
+                command,
+            },
+        ),
+        Event::Resumed { at, retry } => write(
+            out,
+            &Line::Resumed {
+                at: seconds(*at),
+                retry: *retry,
+            },
+        ),
         // The final record comes from the outcome, after every event: see `write_outcome`.
         Event::Finished(_) => Ok(()),
     }

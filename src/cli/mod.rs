@@ -3,6 +3,7 @@
 //! Each subcommand module renders the library's typed results and returns the exit code, from
 //! [`exit`], the one place that maps outcomes to exit codes.
 
+mod attach;
 mod batch;
 mod builds;
 mod cache;
@@ -47,8 +48,25 @@ pub enum Command {
     List(ListArgs),
     /// Run a build in Docker, with CodeBuild's phases, variables and log
     Run(Box<RunArgs>),
-    /// Remove containers, volumes and networks left behind by killed builds
-    Gc,
+    /// Remove containers, volumes and networks left behind by killed builds, and kept ones
+    Gc {
+        /// Only list what would be removed
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// Open a shell in a paused build (`run --debug` at codebuild-breakpoint, or
+    /// `--shell-on-failure`), at its working directory with its variables; `codebuild-resume`
+    /// there lets the build go on
+    Attach {
+        /// The build: its id, or PROJECT:NUMBER
+        build: String,
+    },
+    /// Open a shell in the container a build kept (`run --keep-container`), with the state
+    /// its last command left
+    Shell {
+        /// The build: its id, or PROJECT:NUMBER
+        build: String,
+    },
     /// Manage the default build image
     #[command(subcommand)]
     Image(ImageCommand),
@@ -256,6 +274,18 @@ pub struct RunArgs {
     /// No progress lines or spinners on stderr (warnings and errors still show)
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+    /// Session debugging (CodeBuild's debugSessionEnabled): a `codebuild-breakpoint` command
+    /// pauses the build until `codebuild-resume` runs in `localbuild attach`'s shell
+    #[arg(long = "debug", conflicts_with = "batch")]
+    pub debug: bool,
+    /// On an interactive terminal: when a command fails, open a shell at the state it left
+    /// before the phase fails; leaving it goes on, `codebuild-resume --retry` runs it again
+    #[arg(long = "shell-on-failure", conflicts_with = "batch")]
+    pub shell_on_failure: bool,
+    /// Do not remove the build container at the end: `localbuild shell BUILD` opens a shell
+    /// in it, `localbuild gc` removes it
+    #[arg(long = "keep-container", conflicts_with = "batch")]
+    pub keep_container: bool,
 }
 
 impl RunArgs {
@@ -359,7 +389,9 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => plan::run(&args),
         Command::List(args) => list::run(&args),
         Command::Run(args) => run::run(&args),
-        Command::Gc => gc::run(),
+        Command::Gc { dry_run } => gc::run(dry_run),
+        Command::Attach { build } => attach::run(&build, attach::Mode::Attach),
+        Command::Shell { build } => attach::run(&build, attach::Mode::Shell),
         Command::Image(ImageCommand::Build) => image::build(),
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),

@@ -6,7 +6,7 @@ use localbuild_engine::images::PhaseImages;
 use localbuild_engine::log::agent_line;
 use localbuild_engine::record::{Build, PhaseType, Status};
 use localbuild_engine::{
-    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Source, SubmitError,
+    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Pause, Source, SubmitError,
 };
 use localbuild_store::HistoryStore;
 use std::io::{IsTerminal, Write};
@@ -211,6 +211,11 @@ pub fn run(args: &RunArgs) -> u8 {
         respect_gitignore: !args.all_files,
         compute_type: None,
         batch: None,
+        debug: localbuild_engine::Debug {
+            session: args.debug,
+            on_failure: args.shell_on_failure,
+            keep_container: args.keep_container,
+        },
     };
     if let Err(e) = request.check() {
         return usage_error(&e.to_string());
@@ -225,7 +230,7 @@ pub fn run(args: &RunArgs) -> u8 {
     runtime.block_on(run_build(request, args))
 }
 
-async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
+async fn run_build(mut request: BuildRequest, args: &RunArgs) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
         Err(e) => {
@@ -250,6 +255,19 @@ async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
             return exit::FAULT;
         }
     };
+    // The shells `run` opens itself need a person at the terminal, and its text output.
+    let interactive = super::attach::interactive() && args.output == OutputFormat::Text;
+    if request.debug.on_failure && !interactive {
+        eprintln!(
+            "note: --shell-on-failure opens a shell only on an interactive terminal; a failed command fails its phase as usual"
+        );
+        request.debug.on_failure = false;
+    }
+    let debugger =
+        (interactive && (request.debug.session || request.debug.on_failure)).then(|| Debugger {
+            docker: docker.clone(),
+            keys: super::attach::Keys::start(),
+        });
     let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let image = request.image.clone();
     let handle = match engine.submit(request).await {
@@ -263,7 +281,7 @@ async fn run_build(request: BuildRequest, args: &RunArgs) -> u8 {
     spawn_signal_handler(handle.clone());
     let outcome = match args.output {
         OutputFormat::Text => {
-            print_live(&handle, mode).await;
+            print_live(&handle, mode, debugger).await;
             let outcome = handle.outcome().await;
             print_summary(&outcome, color());
             outcome
@@ -292,7 +310,11 @@ pub(super) fn color() -> bool {
 /// The build log as it happens: agent lines and output on stdout, localbuild's own progress
 /// on stderr (a spinner for the image work of PROVISIONING on a terminal, see
 /// [`super::progress`]).
-async fn print_live(handle: &BuildHandle, mode: super::progress::Mode) {
+async fn print_live(
+    handle: &BuildHandle,
+    mode: super::progress::Mode,
+    mut debugger: Option<Debugger>,
+) {
     let mut events = handle.subscribe();
     let mut progress = super::progress::Progress::new(mode);
     let mut provisioning = false;
@@ -319,12 +341,60 @@ async fn print_live(handle: &BuildHandle, mode: super::progress::Mode) {
                 progress.finish();
                 Ok(())
             }
+            Event::Paused { why, target, .. } => {
+                if let Some(d) = debugger.as_mut() {
+                    let _ = out.flush();
+                    progress.finish();
+                    d.paused(handle, why, &target).await;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         };
         let _ = progress.suspend(|| out.flush());
     }
     progress.finish();
     let _ = out.flush();
+}
+
+/// The shells `run` opens on an interactive terminal when its build pauses.
+struct Debugger {
+    docker: Docker,
+    keys: super::attach::Keys,
+}
+
+impl Debugger {
+    /// At a breakpoint, offer a shell; after a failed command (`--shell-on-failure`), open
+    /// one. The build goes on when the shell says `codebuild-resume` (after a failure, also
+    /// when the shell is left).
+    async fn paused(&mut self, handle: &BuildHandle, why: Pause, target: &str) {
+        if why == Pause::Breakpoint {
+            eprint!("Open a shell in the paused build now? [Y/n] ");
+            let _ = std::io::stderr().flush();
+            let answer = tokio::select! {
+                k = self.keys.next() => k,
+                _ = handle.outcome() => None,
+            };
+            match answer {
+                Some(k)
+                    if !k.trim_ascii().starts_with(b"n") && !k.trim_ascii().starts_with(b"N") => {}
+                _ => return,
+            }
+            if !super::attach::is_paused(&self.docker, target).await {
+                eprintln!("The build is no longer paused.");
+                return;
+            }
+        }
+        if let Err(e) = super::attach::shell(&self.docker, target, &mut self.keys).await {
+            eprintln!("error: {e}");
+        }
+        if why == Pause::Breakpoint && super::attach::is_paused(&self.docker, target).await {
+            let id = handle.snapshot().id;
+            eprintln!(
+                "The build is still paused: `localbuild attach {id}` opens the shell again; codebuild-resume there lets it go on."
+            );
+        }
+    }
 }
 
 /// `--output json`: every event as JSON Lines, then the final record.

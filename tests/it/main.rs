@@ -9,6 +9,7 @@ mod cli_output;
 mod cli_plan;
 mod cli_validate;
 mod corpus;
+mod debug;
 mod docker_push;
 mod engine_api;
 mod env_secrets;

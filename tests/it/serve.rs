@@ -1038,3 +1038,58 @@ fn serve_builds_an_s3_zip_source() {
     ]);
     assert!(events.to_string().contains("zipped data"), "{events}");
 }
+
+#[test]
+fn start_build_with_debug_session_enabled_pauses_at_a_breakpoint_until_codebuild_resume() {
+    let s = Serve::start(&[]);
+    s.create_project(
+        "debugged",
+        &[
+            "export STAGE=two",
+            "codebuild-breakpoint",
+            "echo \"resumed with $STAGE\"",
+        ],
+    );
+    let started = s.ok(&[
+        "codebuild",
+        "start-build",
+        "--project-name",
+        "debugged",
+        "--debug-session-enabled",
+    ])["build"]
+        .clone();
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(started["debugSession"]["sessionEnabled"], true);
+    // The build waits in its container (its sessionTarget) at the breakpoint.
+    let b = s.wait(&id, 60, "a session target", |b| {
+        b["debugSession"]["sessionTarget"].is_string()
+    });
+    let target = b["debugSession"]["sessionTarget"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let exec = |args: &[&str]| {
+        Command::new("docker")
+            .args(["exec", &target])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !exec(&["test", "-p", "/codebuild/output/tmp/debug/resume"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the build never paused");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(s.build(&id)["buildStatus"], "IN_PROGRESS");
+    let resumed = exec(&["codebuild-resume"]);
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout),
+        "codebuild-resume: the build goes on\n"
+    );
+    let done = s.wait_complete(&id);
+    assert_eq!(done["buildStatus"], "SUCCEEDED");
+    assert_eq!(done["debugSession"]["sessionTarget"], target.as_str());
+}

@@ -2,7 +2,8 @@
 //!
 //! Owns the connection to the daemon (respecting `DOCKER_HOST`), images (inspect, pull, and the
 //! default image's recipe in [`image`]), the build container's lifecycle, tar uploads and
-//! downloads, and attached exec sessions. Every other module speaks this module's types only;
+//! downloads, attached exec sessions, and a person's shell with a TTY (`localbuild attach`,
+//! `localbuild shell`). Every other module speaks this module's types only;
 //! no bollard type crosses its boundary except `&bollard::Docker` inside `docker::*`.
 //!
 //! Invariant: every container, volume and network created here carries the label
@@ -38,6 +39,15 @@ fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerErr
         action,
         reason: e.to_string(),
     }
+}
+
+/// An interactive process with a TTY in a container ([`Docker::start_tty`]).
+pub struct Tty {
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    pub output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, DockerError>> + Send>,
+    >,
+    pub exec_id: String,
 }
 
 /// A connected Docker daemon: the [`Runtime`] of every build in this process (cheap to clone).
@@ -477,6 +487,110 @@ impl Docker {
         &self,
         build_id: Option<&str>,
     ) -> Result<Removed, DockerError> {
+        self.build_resources(build_id, true).await
+    }
+
+    /// What [`Docker::remove_build_resources`] would remove (`localbuild gc --dry-run`).
+    pub async fn list_build_resources(
+        &self,
+        build_id: Option<&str>,
+    ) -> Result<Removed, DockerError> {
+        self.build_resources(build_id, false).await
+    }
+
+    /// The running container of a build (paused, or kept with `--keep-container`), by its
+    /// label.
+    pub async fn build_container(&self, build_id: &str) -> Result<Option<String>, DockerError> {
+        let label = format!("{BUILD_LABEL}={build_id}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        Ok(self
+            .api
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?
+            .into_iter()
+            .find_map(|c| c.id))
+    }
+
+    /// Start `cmd` in a running container with a TTY (a person's interactive shell: `env`
+    /// added to the container's, `cols`×`rows` characters). The TTY's output is one stream.
+    pub async fn start_tty(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        env: &[String],
+        (cols, rows): (u16, u16),
+    ) -> Result<Tty, DockerError> {
+        let exec = self
+            .api
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd),
+                    env: Some(env.to_vec()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("open a shell in the build container"))?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: true,
+            output_capacity: None,
+        };
+        match self
+            .api
+            .start_exec(&exec.id, Some(start))
+            .await
+            .map_err(api("open a shell in the build container"))?
+        {
+            StartExecResults::Attached { output, input } => {
+                let tty = Tty {
+                    input,
+                    output: Box::pin(output.filter_map(|frame| async move {
+                        match frame {
+                            Ok(LogOutput::StdIn { .. }) => None,
+                            Ok(f) => Some(Ok(f.into_bytes())),
+                            Err(e) => Some(Err(api("read the shell's output")(e))),
+                        }
+                    })),
+                    exec_id: exec.id,
+                };
+                // Best effort: the shell may not have its TTY yet; the next resize fixes it.
+                let _ = self.resize_tty(&tty.exec_id, cols, rows).await;
+                Ok(tty)
+            }
+            StartExecResults::Detached => Err(DockerError::Api {
+                action: "open a shell in the build container",
+                reason: "the daemon started it detached".to_owned(),
+            }),
+        }
+    }
+
+    /// Set the size of a TTY started by [`Docker::start_tty`].
+    pub async fn resize_tty(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), DockerError> {
+        let opts = bollard::query_parameters::ResizeExecOptionsBuilder::default()
+            .w(i32::from(cols))
+            .h(i32::from(rows))
+            .build();
+        self.api
+            .resize_exec(exec_id, opts)
+            .await
+            .map_err(api("resize the shell's terminal"))
+    }
+
+    async fn build_resources(
+        &self,
+        build_id: Option<&str>,
+        remove: bool,
+    ) -> Result<Removed, DockerError> {
         let label = match build_id {
             Some(id) => format!("{BUILD_LABEL}={id}"),
             None => BUILD_LABEL.to_owned(),
@@ -495,7 +609,9 @@ impl Docker {
             .map_err(api("list containers"))?
         {
             if let Some(id) = c.id {
-                self.remove_container(&id).await?;
+                if remove {
+                    self.remove_container(&id).await?;
+                }
                 let name = c
                     .names
                     .and_then(|n| n.into_iter().next())
@@ -513,11 +629,13 @@ impl Docker {
             .await
             .map_err(api("list volumes"))?;
         for v in volumes.volumes.unwrap_or_default() {
-            let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
-            self.api
-                .remove_volume(&v.name, Some(opts))
-                .await
-                .map_err(api("remove a volume"))?;
+            if remove {
+                let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
+                self.api
+                    .remove_volume(&v.name, Some(opts))
+                    .await
+                    .map_err(api("remove a volume"))?;
+            }
             removed.volumes.push(v.name);
         }
 
@@ -531,10 +649,12 @@ impl Docker {
             .map_err(api("list networks"))?
         {
             if let Some(name) = n.name {
-                self.api
-                    .remove_network(&name)
-                    .await
-                    .map_err(api("remove a network"))?;
+                if remove {
+                    self.api
+                        .remove_network(&name)
+                        .await
+                        .map_err(api("remove a network"))?;
+                }
                 removed.networks.push(name);
             }
         }

@@ -31,8 +31,38 @@ pub enum Event {
     /// This subscriber fell behind and the events it missed are gone from memory: `log` is the
     /// build log text they wrote (agent lines and output), read back from the log file.
     Lagged { log: Bytes },
+    /// The build waits in its container until `codebuild-resume` runs there (or a stop or
+    /// its timeout): `localbuild attach <build id>` opens a shell in `target`.
+    Paused {
+        at: OffsetDateTime,
+        why: Pause,
+        /// The container (its name) the shell opens in.
+        target: String,
+        /// The command at which the build waits (the breakpoint, or the command that failed).
+        command: String,
+    },
+    /// The build goes on after a pause; `retry`: the failed command runs again.
+    Resumed { at: OffsetDateTime, retry: bool },
     /// The build is over: its final record.
     Finished(Box<Build>),
+}
+
+/// Why a build paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// A `codebuild-breakpoint` command, with session debugging on.
+    Breakpoint,
+    /// A command failed, with `--shell-on-failure`.
+    Failure,
+}
+
+impl Pause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pause::Breakpoint => "breakpoint",
+            Pause::Failure => "failure",
+        }
+    }
 }
 
 impl Event {
@@ -56,6 +86,8 @@ impl Event {
             Event::Agent { text, .. } | Event::Progress(text) => text.len() + 48,
             Event::Started(_) | Event::Finished(_) => 2048,
             Event::PhaseStarted { .. } | Event::PhaseEnded { .. } => 128,
+            Event::Paused { command, .. } => command.len() + 128,
+            Event::Resumed { .. } => 64,
         }
     }
 }

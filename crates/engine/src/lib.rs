@@ -39,10 +39,11 @@ pub use batch::{
     BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, Parallel, RetryType, Slot,
     Slots, TaskOutcome,
 };
-pub use event::Event;
+pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
-    ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, RequestError, Source,
+    ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, Debug, RequestError,
+    Source,
 };
 pub use tokio_util::sync::CancellationToken;
 

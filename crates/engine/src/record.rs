@@ -222,6 +222,20 @@ pub struct Build {
     /// The batch this build belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_batch_arn: Option<String>,
+    /// CodeBuild's `debugSession`: present when the build can be paused or kept
+    /// (`debugSessionEnabled`, `--shell-on-failure`, `--keep-container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_session: Option<DebugSession>,
+}
+
+/// CodeBuild's `DebugSession`. Locally the target is the build container's name: what
+/// `localbuild attach` opens a shell in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugSession {
+    pub session_enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_target: Option<String>,
 }
 
 impl Build {

@@ -116,6 +116,31 @@ pub struct BuildRequest {
     pub compute_type: Option<String>,
     /// Set when the build is one task of a batch build ([`crate::batch`]).
     pub batch: Option<BatchMember>,
+    /// Pauses and a kept container, for a person to look inside the build ([`Debug`]).
+    pub debug: Debug,
+}
+
+/// How a build can be looked into while it runs and after (issue "debug a build where it
+/// stops"). A pause is carried out in the container (see [`crate::shell`]): the build waits
+/// in a command until `codebuild-resume` runs there; timeouts and stop still apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Debug {
+    /// CodeBuild's `debugSessionEnabled`: a `codebuild-breakpoint` command pauses the build
+    /// (without it the command does nothing).
+    pub session: bool,
+    /// Pause after a command fails, before its phase is marked failed
+    /// (`--shell-on-failure`); `codebuild-resume --retry` runs the command again.
+    pub on_failure: bool,
+    /// Leave the build container running at the end (`--keep-container`); it keeps its
+    /// label, so `localbuild gc` removes it.
+    pub keep_container: bool,
+}
+
+impl Debug {
+    /// Does the record get a `debugSession` (and the build a session target)?
+    pub fn any(&self) -> bool {
+        self.session || self.on_failure || self.keep_container
+    }
 }
 
 /// A build's place in a batch: `CODEBUILD_BATCH_BUILD_IDENTIFIER`,
@@ -152,6 +177,7 @@ impl BuildRequest {
             respect_gitignore: true,
             compute_type: None,
             batch: None,
+            debug: Debug::default(),
         }
     }
 

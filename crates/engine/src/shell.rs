@@ -23,12 +23,26 @@ use tokio::io::AsyncWriteExt;
 /// Agent-owned files live here, as in CodeBuild.
 pub const TMP_DIR: &str = "/codebuild/output/tmp";
 
-/// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell> <first working directory>`.
-pub const DRIVER: &str = r#"_lb_t="$1"; _lb_m="$2"; _lb_sh="$3"; _lb_d="$4"
+/// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell> <first working directory>
+/// <debug>` (`<debug>` non-empty: session debugging is on, see [`HELPER`]).
+pub const DRIVER: &str = r##"_lb_t="$1"; _lb_m="$2"; _lb_sh="$3"; _lb_d="$4"
 mkdir -p "$_lb_t" 2>/dev/null
 if [ ! -f "$_lb_t/env0.sh" ]; then
   export -p > "$_lb_t/env0.sh"; cp "$_lb_t/env0.sh" "$_lb_t/env.sh"; printf '%s\n' "$_lb_d" > "$_lb_t/dir"; : > "$_lb_t/script.sh"
-  chmod 777 "$_lb_t"; chmod 666 "$_lb_t/env0.sh" "$_lb_t/env.sh" "$_lb_t/dir" "$_lb_t/script.sh"
+  mkdir -p "$_lb_t/bin" "$_lb_t/debug"; [ -n "$5" ] && : > "$_lb_t/debug/enabled"
+  { printf '#!/bin/sh\n_lb_d=%s/debug\n' "$_lb_t"; cat <<'_LB_HELPER_'
+@HELPER@
+_LB_HELPER_
+  } > "$_lb_t/bin/codebuild-breakpoint"
+  ln -s codebuild-breakpoint "$_lb_t/bin/codebuild-resume"
+  case "$_lb_t" in /codebuild/*)
+    mkdir -p /usr/local/bin 2>/dev/null
+    for _lb_n in codebuild-breakpoint codebuild-resume; do
+      [ -e "/usr/local/bin/$_lb_n" ] || ln -s "$_lb_t/bin/$_lb_n" "/usr/local/bin/$_lb_n" 2>/dev/null
+    done ;;
+  esac
+  chmod 777 "$_lb_t" "$_lb_t/debug"; chmod 755 "$_lb_t/bin/codebuild-breakpoint"
+  chmod 666 "$_lb_t/env0.sh" "$_lb_t/env.sh" "$_lb_t/dir" "$_lb_t/script.sh"
 fi
 _lb_shp=$(command -v "$_lb_sh") || _lb_shp="$_lb_sh"
 while :; do
@@ -40,7 +54,100 @@ while :; do
   printf '%s:%s\n' "$_lb_m" "$_lb_rc"
   printf '%s:%s\n' "$_lb_m" "$_lb_rc" >&2
 done
-"#;
+"##;
+
+/// `codebuild-breakpoint` and `codebuild-resume` (one script, by the name it is called by),
+/// installed by the driver in `<tmp>/bin` and linked into `/usr/local/bin` (only in a
+/// container laid out as CodeBuild's, `/codebuild/...`: never on a machine whose processes
+/// play the container, as in the engine's tests); `$_lb_d` is
+/// `<tmp>/debug`, set on the line before.
+///
+/// A pause is a command that waits. `--prepare` saves the variables and working directory it
+/// sees (`debug/env.sh`, `debug/dir`: with `set -a` in the preamble every variable of the
+/// command is exported, so a breakpoint inside a script sees them too) and makes the FIFO
+/// `debug/resume`; `--wait` reads one line from it, which `codebuild-resume` writes (`go`, or
+/// `retry`). Without session debugging (no `debug/enabled`) `--prepare` makes no FIFO, so
+/// nothing waits. `--failed` (after a failed command, `--shell-on-failure`, run with the
+/// preamble of the next command: the failed command's state and the agent's variables as the
+/// next command gets them) does the same whatever the setting and marks `debug/failed`; its
+/// `--wait` exits [`RESUME_RETRY`] for `codebuild-resume --retry`. With no
+/// argument (a breakpoint inside a script) it prepares and waits. The engine sends the two
+/// steps as two scripts, so that it announces the pause only once the FIFO exists.
+pub const HELPER: &str = r##"case "${0##*/}" in
+codebuild-resume)
+  _lb_r=go; [ "$1" = --retry ] && _lb_r=retry
+  if [ ! -p "$_lb_d/resume" ]; then echo "codebuild-resume: the build is not paused" >&2; exit 1; fi
+  printf '%s\n' "$_lb_r" > "$_lb_d/resume"
+  rm -f "$_lb_d/resume" "$_lb_d/failed"
+  echo "codebuild-resume: the build goes on"
+  exit 0 ;;
+esac
+case "$1" in
+--prepare|--failed|"")
+  [ "$1" = --failed ] || [ -f "$_lb_d/enabled" ] || exit 0
+  export -p > "$_lb_d/env.sh"; pwd > "$_lb_d/dir"
+  rm -f "$_lb_d/resume" "$_lb_d/failed"; mkfifo -m 600 "$_lb_d/resume" || exit 0
+  [ "$1" = --failed ] && echo "$$" > "$_lb_d/failed"
+  [ -n "$1" ] && exit 0 ;;
+esac
+[ -p "$_lb_d/resume" ] || exit 0
+_lb_f=; [ -f "$_lb_d/failed" ] && _lb_f=1
+read -r _lb_r < "$_lb_d/resume"
+rm -f "$_lb_d/resume" "$_lb_d/env.sh" "$_lb_d/dir" "$_lb_d/failed"
+if [ -n "$_lb_f" ] && [ "$_lb_r" = retry ]; then exit 100; fi
+exit 0"##;
+
+/// The exit status of `codebuild-breakpoint --wait` after a failed command when the shell
+/// said `codebuild-resume --retry`.
+pub const RESUME_RETRY: i64 = 100;
+
+/// The buildspec command that pauses a build (CodeBuild's).
+pub const BREAKPOINT: &str = "codebuild-breakpoint";
+
+/// The helper's full path (it works whatever the image's `PATH`).
+pub fn helper_path(tmp: &str) -> String {
+    format!("{tmp}/bin/{BREAKPOINT}")
+}
+
+/// A script that runs the helper with `arg` (`--prepare`, `--failed`, `--wait`) and nothing
+/// else: no preamble, so the saved state stays as the build's last command left it.
+pub fn helper_script(tmp: &str, arg: &str) -> String {
+    format!("exec {} {arg}\n", helper_path(tmp))
+}
+
+/// The script a parked driver runs when the container is kept after the build: it never
+/// returns, so the driver never reads its (closed) input again and the container stays up.
+pub const PARK: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; \
+trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done\n";
+
+/// The interactive shell of `localbuild attach` / `localbuild shell`, run with a TTY as
+/// `sh -c ATTACH sh <tmp dir>`: the variables and working directory the next command would
+/// see (those a breakpoint saved, else those the last command left), in a clean environment
+/// plus `TERM`; bash when the image has it, else `sh`. Leaving a shell opened after a failed
+/// command goes on with the failure (as `codebuild-resume` would), if that pause (the
+/// helper's pid in `debug/failed`) still waits.
+pub const ATTACH: &str = r##"_lb_t="$1"; _lb_d="$_lb_t/debug"
+if [ -f "$_lb_d/env.sh" ]; then _lb_e="$_lb_d/env.sh"; _lb_w="$_lb_d/dir"; else _lb_e="$_lb_t/env.sh"; _lb_w="$_lb_t/dir"; fi
+_lb_p=$(cat "$_lb_d/failed" 2>/dev/null)
+_lb_sh=$(command -v bash 2>/dev/null) || _lb_sh=$(command -v sh)
+env -i TERM="${TERM:-xterm}" "$_lb_sh" -c '. "$1"; cd "$(cat "$2")"; set +a; if [ -n "${BASH_VERSION:-}" ]; then exec "$0" --norc --noprofile -i; fi; exec "$0" -i' "$_lb_sh" "$_lb_e" "$_lb_w"
+_lb_rc=$?
+if [ -n "$_lb_p" ] && [ "$(cat "$_lb_d/failed" 2>/dev/null)" = "$_lb_p" ] && [ -p "$_lb_d/resume" ]; then
+  "$_lb_t/bin/codebuild-resume" >/dev/null 2>&1
+fi
+exit $_lb_rc
+"##;
+
+/// The command that opens the interactive shell (see [`ATTACH`]).
+pub fn attach_command(tmp: &str) -> Vec<String> {
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        ATTACH.into(),
+        "sh".into(),
+        tmp.into(),
+    ]
+}
 
 /// How state carries over between commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,23 +335,37 @@ impl Driver {
         self.session.exec_id.as_deref()
     }
 
+    /// Leave the driver running [`PARK`] (for a kept container) and let go of it.
+    pub async fn park(mut self) {
+        let msg = format!("{PARK}{}\n", self.marker);
+        let _ = self.session.input.write_all(msg.as_bytes()).await;
+        let _ = self.session.input.flush().await;
+    }
+
     /// Close the driver's stdin; it exits after the current command.
     pub async fn close(mut self) {
         let _ = self.session.input.shutdown().await;
     }
 }
 
-/// The command that starts a driver.
-pub fn driver_command(tmp: &str, marker: &str, shell: &str, workdir: &str) -> Vec<String> {
+/// The command that starts a driver (`debug`: session debugging is on).
+pub fn driver_command(
+    tmp: &str,
+    marker: &str,
+    shell: &str,
+    workdir: &str,
+    debug: bool,
+) -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
-        DRIVER.into(),
+        DRIVER.replace("@HELPER@", HELPER),
         "sh".into(),
         tmp.into(),
         marker.into(),
         shell.into(),
         workdir.into(),
+        if debug { "1".into() } else { String::new() },
     ]
 }
 
@@ -257,7 +378,13 @@ mod tests {
     /// shell, so they are tested without Docker.
     async fn local_driver(tmp: &std::path::Path, shell: &str) -> Driver {
         let marker = "__lb_test_marker_7f3a__".to_owned();
-        let cmd = driver_command(tmp.to_str().unwrap(), &marker, shell, tmp.to_str().unwrap());
+        let cmd = driver_command(
+            tmp.to_str().unwrap(),
+            &marker,
+            shell,
+            tmp.to_str().unwrap(),
+            true,
+        );
         let mut child = tokio::process::Command::new(&cmd[0])
             .args(&cmd[1..])
             .current_dir(tmp)

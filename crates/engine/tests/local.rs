@@ -10,7 +10,7 @@ use localbuild_engine::runtime::{
     Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, TarStream,
 };
 use localbuild_engine::store::{Place, Store, StoreError};
-use localbuild_engine::{BuildRequest, Engine, Event, Outcome, Source};
+use localbuild_engine::{BuildRequest, Debug, Engine, Event, Outcome, Pause, Source};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -281,6 +281,7 @@ struct Spec {
     image: String,
     timeout: Duration,
     env: Vec<(String, String)>,
+    debug: Debug,
 }
 
 /// What a finished local build left.
@@ -317,6 +318,7 @@ fn build(buildspec: &str) -> Spec {
         image: "local".to_owned(),
         timeout: Duration::from_secs(120),
         env: vec![],
+        debug: Debug::default(),
     }
 }
 
@@ -336,21 +338,37 @@ impl Spec {
         self
     }
 
+    fn debug(mut self, debug: Debug) -> Spec {
+        self.debug = debug;
+        self
+    }
+
     /// Submit; `during` acts on the live handle before the build is awaited.
     async fn run_with(self, during: impl AsyncFnOnce(&localbuild_engine::BuildHandle)) -> Finished {
+        self.run_in(async |handle, _| during(handle).await).await
+    }
+
+    /// As [`Spec::run_with`]; `during` also gets the agent's folder (`/codebuild/output/tmp`).
+    async fn run_in(
+        self,
+        during: impl AsyncFnOnce(&localbuild_engine::BuildHandle, &Path),
+    ) -> Finished {
         let src = tempfile::tempdir().unwrap();
         std::fs::write(src.path().join("buildspec.yml"), &self.buildspec).unwrap();
         std::fs::write(src.path().join("hello.txt"), "hello from the source\n").unwrap();
         let store = Arc::new(MemoryStore::default());
-        let engine = Engine::new(Arc::new(LocalRuntime::new()), store.clone());
+        let runtime = Arc::new(LocalRuntime::new());
+        let tmp = PathBuf::from(runtime.layout().tmp_dir());
+        let engine = Engine::new(runtime, store.clone());
         let req = BuildRequest {
             image: self.image,
             timeout: self.timeout,
             env_overrides: self.env,
+            debug: self.debug,
             ..BuildRequest::new("local", Source::Dir(src.path().to_owned()))
         };
         let handle = engine.submit(req).await.unwrap();
-        during(&handle).await;
+        during(&handle, &tmp).await;
         let outcome = tokio::time::timeout(Duration::from_secs(120), handle.outcome())
             .await
             .expect("the build ends");
@@ -382,6 +400,31 @@ async fn until_agent(handle: &localbuild_engine::BuildHandle, text: &str) {
     tokio::time::timeout(Duration::from_secs(60), wait)
         .await
         .expect("bounded wait");
+}
+
+/// Wait (bounded) for the build's next pause; why it paused.
+async fn until_paused(events: &mut localbuild_engine::Subscription) -> Pause {
+    let wait = async {
+        while let Some(e) = events.next().await {
+            if let Event::Paused { why, .. } = e {
+                return why;
+            }
+        }
+        panic!("the build ended without a pause");
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("bounded wait")
+}
+
+/// `codebuild-resume ARGS` as a person in the container would run it.
+fn resume(tmp: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(tmp.join("bin/codebuild-resume"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 use PhaseType::*;
@@ -544,4 +587,101 @@ async fn variables_named_like_the_drivers_own_reach_the_commands_unchanged() {
         "{}",
         r.log
     );
+}
+
+const BREAKPOINT: &str = "version: 0.2
+phases:
+  build:
+    commands:
+      - export STAGE=two; mkdir -p sub; cd sub
+      - codebuild-breakpoint
+      - echo \"after $STAGE\"
+";
+
+#[tokio::test]
+async fn a_breakpoint_waits_for_codebuild_resume_with_the_state_saved_for_the_shell() {
+    let session = Debug {
+        session: true,
+        ..Debug::default()
+    };
+    let r = build(BREAKPOINT)
+        .debug(session)
+        .run_in(async |handle, tmp| {
+            let mut events = handle.subscribe();
+            assert_eq!(until_paused(&mut events).await, Pause::Breakpoint);
+            assert_eq!(handle.snapshot().current_phase, Build);
+            // What `localbuild attach` restores: the variables and folder the next command sees.
+            let env = std::fs::read_to_string(tmp.join("debug/env.sh")).unwrap();
+            assert!(
+                env.contains("STAGE='two'") || env.contains("STAGE=\"two\""),
+                "{env}"
+            );
+            let dir = std::fs::read_to_string(tmp.join("debug/dir")).unwrap();
+            assert!(dir.trim_end().ends_with("/src/sub"), "{dir}");
+            assert!(!handle.is_finished());
+            assert_eq!(resume(tmp, &[]), "codebuild-resume: the build goes on\n");
+        })
+        .await;
+    assert_eq!(r.outcome.build.build_status, Status::Succeeded);
+    assert!(r.log.contains("\nafter two\n"), "{}", r.log);
+    assert!(r.log.contains("Build resumed"), "{}", r.log);
+    let session = r.outcome.build.debug_session.as_ref().unwrap();
+    assert!(session.session_enabled);
+}
+
+#[tokio::test]
+async fn without_session_debugging_a_breakpoint_is_a_no_op() {
+    let r = build(BREAKPOINT).run().await;
+    assert_eq!(r.outcome.build.build_status, Status::Succeeded);
+    assert!(
+        r.log.contains("codebuild-breakpoint is ignored"),
+        "{}",
+        r.log
+    );
+    assert!(r.outcome.build.debug_session.is_none());
+}
+
+#[tokio::test]
+async fn a_paused_build_still_times_out() {
+    let r = build(BREAKPOINT)
+        .debug(Debug {
+            session: true,
+            ..Debug::default()
+        })
+        .timeout(Duration::from_secs(2))
+        .run()
+        .await;
+    assert_eq!(r.status_of(Build), Some(Status::TimedOut));
+    assert_eq!(r.outcome.build.build_status, Status::TimedOut);
+}
+
+#[tokio::test]
+async fn a_failed_command_pauses_and_resume_retry_runs_it_again() {
+    let on_failure = Debug {
+        on_failure: true,
+        ..Debug::default()
+    };
+    let r = build("version: 0.2\nphases:\n  build:\n    commands:\n      - test -f ready\n      - echo ready\n      - exit 3\n")
+        .debug(on_failure)
+        .run_in(async |handle, tmp| {
+            let mut events = handle.subscribe();
+            assert_eq!(until_paused(&mut events).await, Pause::Failure);
+            let dir = std::fs::read_to_string(tmp.join("debug/dir")).unwrap();
+            std::fs::write(Path::new(dir.trim_end()).join("ready"), "").unwrap();
+            resume(tmp, &["--retry"]);
+            // The next failure pauses again; a plain resume goes on with the failure.
+            assert_eq!(until_paused(&mut events).await, Pause::Failure);
+            let env = std::fs::read_to_string(tmp.join("debug/env.sh")).unwrap();
+            assert!(env.contains("CODEBUILD_LAST_EXIT='3'") || env.contains("CODEBUILD_LAST_EXIT=\"3\""), "{env}");
+            resume(tmp, &[]);
+        })
+        .await;
+    assert_eq!(r.outcome.build.build_status, Status::Failed);
+    assert!(
+        r.log.contains("Retrying command test -f ready"),
+        "{}",
+        r.log
+    );
+    assert!(r.log.contains("\nready\n"), "{}", r.log);
+    assert!(r.log.contains("exit status 3"), "{}", r.log);
 }

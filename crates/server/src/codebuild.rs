@@ -473,6 +473,10 @@ pub(crate) struct StartBuildInput {
     environment_type_override: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) idempotency_token: Option<String>,
+    /// Session debugging: `codebuild-breakpoint` pauses the build until `codebuild-resume`
+    /// runs in `localbuild attach`'s shell (the record's `debugSession`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debug_session_enabled: Option<bool>,
     /// A build started by a pipeline's CodeBuild action: its input artifact, unpacked.
     #[serde(skip)]
     pipeline: Option<PipelineSource>,
@@ -676,6 +680,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
         None => project.timeout_in_minutes.unwrap_or(60),
     };
     request.timeout = Duration::from_secs(minutes * 60);
+    request.debug.session = input.debug_session_enabled.unwrap_or(false);
     request.region = ctx.region.clone();
     if let Some(p) = &input.pipeline {
         request.initiator = format!("codepipeline/{}", p.pipeline);

@@ -190,6 +190,10 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
         exported_environment_variables: vec![],
         report_arns: vec![],
         build_batch_arn: req.batch.as_ref().map(|b| b.batch_arn.clone()),
+        debug_session: req.debug.any().then_some(DebugSession {
+            session_enabled: req.debug.session,
+            session_target: None,
+        }),
     }
 }
 
@@ -551,6 +555,29 @@ impl Run {
         tracing::debug!("finalizing: removing the container");
         let root = self.take_driver(None);
         self.drivers.clear();
+        // `--keep-container`, for a build that ended on its own: the main shell is parked
+        // (it never reads again), so the container stays up, labelled, for `localbuild shell`.
+        if graceful
+            && self.req.debug.keep_container
+            && self.container.is_some()
+            && (root.is_some() || !self.main_driver)
+        {
+            if let Some(driver) = root {
+                driver.park().await;
+            }
+            let id = self.container.take().unwrap_or_default();
+            let name = self
+                .build
+                .debug_session
+                .as_ref()
+                .and_then(|d| d.session_target.clone())
+                .unwrap_or(id);
+            self.agent(&format!(
+                "Keeping the build container {name}: `localbuild shell {}` opens a shell in it, `localbuild gc` removes it",
+                self.build_id
+            ));
+            return;
+        }
         if let Some(driver) = root {
             // End of stdin ends the main-process shell, and with it the container.
             driver.close().await;

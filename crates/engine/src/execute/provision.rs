@@ -64,8 +64,12 @@ impl Run {
                 &self.marker,
                 &self.shell,
                 &self.src_dir,
+                self.req.debug.session,
             )),
         };
+        if let Some(session) = &mut self.build.debug_session {
+            session.session_target = Some(spec.name.clone());
+        }
         spec.env.extend(self.driver_env.iter().cloned());
         tracing::debug!("provisioning: image ready, starting the container");
         // Not abandoned midway, unlike every other wait: a create request dropped in flight
