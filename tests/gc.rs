@@ -210,6 +210,9 @@ fn a_killed_batch_is_finalised_by_gc_with_its_unfinished_tasks() {
         left.stdout.is_empty(),
         "the killed task's container is gone"
     );
+}
+
+#[test]
 fn a_container_kept_with_keep_container_is_listed_by_dry_run_and_removed_by_gc() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let b = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - echo kept\n");
