@@ -152,11 +152,7 @@ fn finalise_abandoned(build: &mut Build) {
         .phases
         .last()
         .map_or(build.start_time, |p| p.end_time.unwrap_or(p.start_time));
-    let now = now.max(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0),
-    );
+    let now = now.max(unix_now());
     if let Some(p) = build.phases.last_mut().filter(|p| p.phase_status.is_none()) {
         p.phase_status = Some(Status::Failed);
         p.end_time = Some(now);
@@ -182,13 +178,17 @@ fn finalise_abandoned(build: &mut Build) {
     build.end_time = Some(now);
 }
 
+/// Seconds since the Unix epoch, to the millisecond, as finalised records show them.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+}
+
 /// A batch whose process died: its open phase ends FAILED, unfinished tasks are FAILED, and
 /// the batch ends FAILED.
 fn finalise_abandoned_batch(batch: &mut BuildBatch) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
-        .max(batch.start_time);
+    let now = unix_now().max(batch.start_time);
     if let Some(p) = batch.phases.last_mut().filter(|p| p.end_time.is_none()) {
         p.phase_status = Some(Status::Failed);
         p.end_time = Some(now);
