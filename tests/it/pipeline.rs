@@ -1,9 +1,12 @@
-//! CodePipeline on `localbuild serve`, driven by the real `aws` CLI: a connection, a pipeline
-//! from a JSON file (CodeStarSourceConnection → CodeBuild building an image in privileged mode
-//! → ECS as a local container), the first execution, a commit that starts the second one by
-//! itself, the deployed container serving the new content; a failing build; invalid
-//! declarations. Real Docker, real git; bounded polling, no bare sleeps.
+//! CodePipeline on `localbuild serve`, driven by the real `aws` CLI. The tutorial end to end:
+//! a connection, a pipeline from a JSON file (CodeStarSourceConnection → CodeBuild in privileged
+//! mode logging in to a real `docker-registry` and pushing `app:latest` → ECS as a local
+//! container), the first execution, a commit that starts the second one by itself, the
+//! registry's digest moving and the deployed container serving the new content. Then the
+//! failure paths and the operations around executions. Real Docker, real git; bounded
+//! polling, no bare sleeps.
 
+use crate::registry::{Registry, TagGuard};
 use crate::serve::{Serve, git};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -108,31 +111,45 @@ fn write_json(dir: &std::path::Path, v: &Value) -> String {
     format!("file://{}", path.display())
 }
 
-#[test]
-fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
-    let s = Serve::start(&[]);
-    let name = format!("web-{}", std::process::id());
-    let image = format!("lbtest-pipe-{}", std::process::id());
-    let repo = s.home.path().join("git/acme/web");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        repo.join("buildspec.yml"),
-        format!(
-            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"initiator=$CODEBUILD_INITIATOR\"\n      - docker build -q -t \"{image}:$COMMIT\" .\n      - printf '[{{\"name\":\"web\",\"imageUri\":\"%s\"}}]' \"{image}:$COMMIT\" > imagedefinitions.json\nartifacts:\n  files:\n    - imagedefinitions.json\n"
-        ),
-    )
-    .unwrap();
+/// The tutorial's buildspec: log in to the registry, build the app's image, push
+/// `…/app:latest`, write `imagedefinitions.json`. The registry and its credentials come from
+/// the project's environment, the commit from the pipeline action's `EnvironmentVariables`.
+const TUTORIAL_BUILDSPEC: &str = r#"version: 0.2
+phases:
+  pre_build:
+    commands:
+      - echo "$REGISTRY_PASSWORD" | docker login -u "$REGISTRY_USER" --password-stdin "$REGISTRY"
+      - IMAGE_URI="$REGISTRY/$REPO:latest"
+  build:
+    commands:
+      - echo "initiator=$CODEBUILD_INITIATOR"
+      - docker build -q -t "$IMAGE_URI" -t "$REGISTRY/$REPO:$COMMIT" .
+  post_build:
+    commands:
+      - docker push "$IMAGE_URI"
+      - printf '[{"name":"app","imageUri":"%s"}]' "$IMAGE_URI" > imagedefinitions.json
+artifacts:
+  files:
+    - imagedefinitions.json
+"#;
+
+/// The app: busybox httpd serving `index.html` on 8080 (built from the local test image, no
+/// public image involved).
+fn app_repo(repo: &std::path::Path, page: &str) {
+    std::fs::create_dir_all(repo).unwrap();
+    git(repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("buildspec.yml"), TUTORIAL_BUILDSPEC).unwrap();
     std::fs::write(
         repo.join("Dockerfile"),
         "FROM localbuild-test/busybox:1\nCOPY index.html /www/index.html\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
     )
     .unwrap();
-    std::fs::write(repo.join("index.html"), "version one\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "first version"]);
-    let first = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("index.html"), page).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "first version"]);
+}
 
+fn connection(s: &Serve) -> String {
     let conn = s.ok(&[
         "codestar-connections",
         "create-connection",
@@ -151,8 +168,85 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         &conn,
     ]);
     assert_eq!(got["Connection"]["ConnectionStatus"], "AVAILABLE");
+    conn
+}
 
-    project(&s, "webbuild", DOCKER_IMAGE, true);
+/// The port the deploy action published, from its `externalExecutionUrl`.
+fn deployed_port(state: &Value) -> u16 {
+    let url = state["stageStates"][2]["actionStates"][0]["latestExecution"]["externalExecutionUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deploy URL: {state:#}"));
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn service_containers(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=localbuild.ecs-service={label}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes a service's containers at the end of a test, passed or not.
+struct ServiceGuard(String);
+
+impl Drop for ServiceGuard {
+    fn drop(&mut self) {
+        let ids = service_containers(&self.0);
+        if !ids.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn the_tutorial_pipeline_pushes_to_a_registry_deploys_and_reruns_on_a_commit() {
+    let reg = Registry::start();
+    let s = Serve::start(&[]);
+    let name = format!("web-{}", std::process::id());
+    let repo_name = format!("tutorial/app-{}", std::process::id());
+    let latest = format!("{}/{repo_name}:latest", reg.addr());
+    let _latest = TagGuard(latest.clone());
+    let _service = ServiceGuard(format!("local/{name}"));
+    let repo = s.home.path().join("git/acme/web");
+    app_repo(&repo, "version one\n");
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let _first = TagGuard(format!("{}/{repo_name}:{first}", reg.addr()));
+
+    let conn = connection(&s);
+    let env = json!({"type": "LINUX_CONTAINER", "image": DOCKER_IMAGE,
+        "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": true,
+        "environmentVariables": [
+            {"name": "REGISTRY", "value": reg.addr()},
+            {"name": "REPO", "value": repo_name},
+            {"name": "REGISTRY_USER", "value": reg.user()},
+            {"name": "REGISTRY_PASSWORD", "value": reg.password()}]})
+    .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "webbuild",
+        "--source",
+        r#"{"type": "CODEPIPELINE"}"#,
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
     let file = write_json(s.home.path(), &declaration(&name, &conn, "webbuild", true));
     let created = s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
     assert_eq!(created["pipeline"]["version"], 1);
@@ -166,6 +260,10 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
     );
     assert_eq!(execs[0]["trigger"]["triggerType"], "CreatePipeline");
     assert_eq!(execs[0]["sourceRevisions"][0]["revisionId"], first.as_str());
+    let digest_one = reg
+        .manifest_digest(&repo_name, "latest")
+        .unwrap()
+        .unwrap_or_else(|| panic!("app:latest was not pushed\n{}", reg.log()));
 
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
     let build = &state["stageStates"][1]["actionStates"][0]["latestExecution"];
@@ -173,9 +271,7 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
     let b = &s.ok(&["codebuild", "batch-get-builds", "--ids", &build_id])["builds"][0];
     assert_eq!(b["source"]["type"], "CODEPIPELINE");
     assert_eq!(b["initiator"], format!("codepipeline/{name}"));
-    let deploy = &state["stageStates"][2]["actionStates"][0]["latestExecution"];
-    let url = deploy["externalExecutionUrl"].as_str().unwrap();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let port = deployed_port(&state);
     let page = wait_for("the first deployment to serve", 30, || {
         http_get(port)
             .filter(|p| p.contains("version one"))
@@ -187,6 +283,7 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
     std::fs::write(repo.join("index.html"), "version two\n").unwrap();
     git(&repo, &["commit", "-q", "-am", "second version"]);
     let second = git(&repo, &["rev-parse", "HEAD"]);
+    let _second = TagGuard(format!("{}/{repo_name}:{second}", reg.addr()));
     let execs = wait_executions(&s, &name, 2);
     assert_eq!(execs.len(), 2, "{execs:#?}");
     assert_eq!(execs[0]["status"], "Succeeded", "{execs:#?}");
@@ -200,6 +297,12 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         "second version"
     );
     assert_eq!(execs[1]["sourceRevisions"][0]["revisionId"], first.as_str());
+    assert!(execs[0]["startTime"].as_f64() > execs[1]["startTime"].as_f64());
+
+    // The registry's app:latest moved.
+    let digest_two = reg.manifest_digest(&repo_name, "latest").unwrap().unwrap();
+    assert_ne!(digest_one, digest_two, "app:latest did not change");
+
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
     for st in state["stageStates"].as_array().unwrap() {
         assert_eq!(
@@ -208,27 +311,18 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         );
         assert_eq!(st["latestExecution"]["status"], "Succeeded");
     }
-    let url = state["stageStates"][2]["actionStates"][0]["latestExecution"]["externalExecutionUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(
+        state["stageStates"][0]["actionStates"][0]["currentRevision"]["revisionId"],
+        second.as_str()
+    );
+    let port = deployed_port(&state);
     wait_for("the second deployment to serve", 30, || {
         http_get(port)
             .filter(|p| p.contains("version two"))
             .map(Value::String)
     });
     // The previous container of the service is gone.
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=localbuild.ecs-service=local/{name}"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(service_containers(&format!("local/{name}")).len(), 1);
     let got = s.ok(&[
         "codepipeline",
         "get-pipeline-execution",
@@ -241,18 +335,7 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         got["pipelineExecution"]["artifactRevisions"][0]["revisionId"],
         second.as_str()
     );
-
-    // Clean up: the service container and the images.
-    let _ = std::process::Command::new("docker")
-        .args(["rm", "-f"])
-        .args(String::from_utf8_lossy(&out.stdout).lines())
-        .output();
     s.ok(&["codepipeline", "delete-pipeline", "--name", &name]);
-    for c in [&first, &second] {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", &format!("{image}:{c}")])
-            .output();
-    }
 }
 
 #[test]
