@@ -468,3 +468,624 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
     let listed = s.ok(&["codepipeline", "list-pipelines"]);
     assert_eq!(listed["pipelines"].as_array().unwrap().len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// Executions: approvals, retries, stop and abandon, transitions, supersede, restarts
+
+/// A CodePipeline-typed project whose buildspec is part of the project (busybox image).
+fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
+    let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
+    for c in commands {
+        buildspec.push_str(&format!("      - {c}\n"));
+    }
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        name,
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+}
+
+/// A repository `git/acme/<name>` with one commit; its path.
+fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
+    let repo = s.home.path().join("git/acme").join(name);
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "one\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    repo
+}
+
+/// Source (the repository `acme/<repo>`) → [Approve (manual)] → Build (`project`).
+fn staged(name: &str, conn: &str, repo: &str, project: &str, approval: bool) -> Value {
+    let mut stages = vec![json!({"name": "Source", "actions": [{
+        "name": "Source",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+        "configuration": {"ConnectionArn": conn, "FullRepositoryId": format!("acme/{repo}"), "BranchName": "main"},
+        "outputArtifacts": [{"name": "Src"}],
+        "namespace": "SourceVariables"}]})];
+    if approval {
+        stages.push(json!({"name": "Approve", "actions": [{
+            "name": "Approval",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+            "configuration": {"CustomData": "Ship it?"},
+            "timeoutInMinutes": 5}]}));
+    }
+    stages.push(json!({"name": "Build", "actions": [{
+        "name": "Build",
+        "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+        "configuration": {"ProjectName": project},
+        "inputArtifacts": [{"name": "Src"}]}]}));
+    json!({"pipeline": {
+        "name": name,
+        "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": stages,
+    }})
+}
+
+fn state(s: &Serve, name: &str) -> Value {
+    s.ok(&["codepipeline", "get-pipeline-state", "--name", name])
+}
+
+/// `stageStates[i]` of the stage named `stage`.
+fn stage<'a>(state: &'a Value, stage: &str) -> &'a Value {
+    state["stageStates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stageName"] == stage)
+        .unwrap_or_else(|| panic!("no stage {stage}: {state:#}"))
+}
+
+fn execution(s: &Serve, name: &str, id: &str) -> Value {
+    s.ok(&[
+        "codepipeline",
+        "get-pipeline-execution",
+        "--pipeline-name",
+        name,
+        "--pipeline-execution-id",
+        id,
+    ])["pipelineExecution"]
+        .clone()
+}
+
+/// Wait until the only action of `stage_name` is InProgress in execution `id`; its
+/// latestExecution.
+fn wait_action_running(s: &Serve, name: &str, stage_name: &str, id: &str) -> Value {
+    wait_for(&format!("{stage_name} to run in {id}"), 120, || {
+        let st = state(s, name);
+        let stg = stage(&st, stage_name);
+        (stg["latestExecution"]["pipelineExecutionId"] == id
+            && stg["actionStates"][0]["latestExecution"]["status"] == "InProgress")
+            .then(|| stg["actionStates"][0]["latestExecution"].clone())
+    })
+}
+
+fn wait_execution(
+    s: &Serve,
+    name: &str,
+    id: &str,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(&format!("execution {id} {what}"), 180, || {
+        let e = execution(s, name, id);
+        cond(&e).then_some(e)
+    })
+}
+
+fn first_execution(s: &Serve, name: &str) -> String {
+    wait_for("the first execution", 30, || {
+        executions(s, name)
+            .first()
+            .map(|e| e["pipelineExecutionId"].clone())
+    })
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
+fn approve(
+    s: &Serve,
+    name: &str,
+    token: &str,
+    status: &str,
+    summary: &str,
+) -> Result<Value, String> {
+    s.aws(&[
+        "codepipeline",
+        "put-approval-result",
+        "--pipeline-name",
+        name,
+        "--stage-name",
+        "Approve",
+        "--action-name",
+        "Approval",
+        "--token",
+        token,
+        "--result",
+        &format!("summary={summary},status={status}"),
+    ])
+}
+
+#[test]
+fn a_manual_approval_waits_for_its_token_and_a_rejected_stage_is_retried() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "gated");
+    let conn = connection(&s);
+    inline_project(&s, "gatedbuild", &["echo built"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("gated", &conn, "gated", "gatedbuild", true),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "gated");
+
+    // The approval waits, with a token, and the build stage is not reached.
+    let waiting = wait_action_running(&s, "gated", "Approve", &id);
+    let token = waiting["token"].as_str().expect("a token").to_owned();
+    assert!(
+        stage(&state(&s, "gated"), "Build")
+            .get("latestExecution")
+            .is_none()
+    );
+    let err = approve(
+        &s,
+        "gated",
+        "00000000-0000-0000-0000-000000000000",
+        "Approved",
+        "x",
+    )
+    .unwrap_err();
+    assert!(err.contains("InvalidApprovalTokenException"), "{err}");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "put-approval-result",
+            "--pipeline-name",
+            "gated",
+            "--stage-name",
+            "Nope",
+            "--action-name",
+            "Approval",
+            "--token",
+            &token,
+            "--result",
+            "summary=x,status=Approved",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("StageNotFoundException") && err.contains("'Nope'"),
+        "{err}"
+    );
+
+    // Rejected: the stage and the execution fail; the build never runs.
+    let out = approve(&s, "gated", &token, "Rejected", "not today").unwrap();
+    assert!(out["approvedAt"].is_number(), "{out}");
+    let e = wait_execution(&s, "gated", &id, "to fail", |e| e["status"] == "Failed");
+    assert_eq!(e["statusSummary"], "not today", "{e:#}");
+    let st = state(&s, "gated");
+    let latest = &stage(&st, "Approve")["actionStates"][0]["latestExecution"];
+    assert_eq!(latest["status"], "Failed");
+    assert_eq!(latest["summary"], "not today");
+    assert!(latest.get("token").is_none(), "{latest:#}");
+    assert!(
+        latest["errorDetails"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected"),
+        "{latest:#}"
+    );
+    assert!(stage(&st, "Build").get("latestExecution").is_none());
+    let err = approve(&s, "gated", &token, "Approved", "too late").unwrap_err();
+    assert!(err.contains("ApprovalAlreadyCompletedException"), "{err}");
+
+    // Retry the failed stage: a new approval (a new token), approved, and the build runs.
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "retry-stage-execution",
+            "--pipeline-name",
+            "gated",
+            "--stage-name",
+            "Build",
+            "--pipeline-execution-id",
+            &id,
+            "--retry-mode",
+            "FAILED_ACTIONS",
+        ])
+        .unwrap_err();
+    assert!(err.contains("StageNotRetryableException"), "{err}");
+    let out = s.ok(&[
+        "codepipeline",
+        "retry-stage-execution",
+        "--pipeline-name",
+        "gated",
+        "--stage-name",
+        "Approve",
+        "--pipeline-execution-id",
+        &id,
+        "--retry-mode",
+        "FAILED_ACTIONS",
+    ]);
+    assert_eq!(out["pipelineExecutionId"], id.as_str());
+    let again = wait_action_running(&s, "gated", "Approve", &id);
+    let token2 = again["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, token2);
+    approve(&s, "gated", &token2, "Approved", "go").unwrap();
+    let e = wait_execution(&s, "gated", &id, "to succeed", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e["status"], "Succeeded", "{e:#}\n{:#}", state(&s, "gated"));
+    assert_eq!(
+        executions(&s, "gated").len(),
+        1,
+        "a retry is the same execution"
+    );
+
+    // Every start of an action, newest first, with its input and result.
+    let details = s.ok(&[
+        "codepipeline",
+        "list-action-executions",
+        "--pipeline-name",
+        "gated",
+        "--filter",
+        &format!("pipelineExecutionId={id}"),
+    ])["actionExecutionDetails"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let seen: Vec<(&str, &str)> = details
+        .iter()
+        .map(|d| {
+            (
+                d["actionName"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Build", "Succeeded"),
+            ("Approval", "Succeeded"),
+            ("Approval", "Failed"),
+            ("Source", "Succeeded")
+        ],
+        "{details:#?}"
+    );
+    let build = &details[0];
+    assert_eq!(
+        build["input"]["resolvedConfiguration"]["ProjectName"],
+        "gatedbuild"
+    );
+    assert_eq!(build["input"]["inputArtifacts"][0]["name"], "Src");
+    assert_eq!(
+        build["input"]["inputArtifacts"][0]["s3location"]["bucket"],
+        "artifacts"
+    );
+    let build_id = build["output"]["executionResult"]["externalExecutionId"]
+        .as_str()
+        .unwrap();
+    assert!(build_id.starts_with("gatedbuild:"), "{build:#}");
+    let source = &details[3];
+    assert!(
+        source["output"]["outputVariables"]["CommitId"].is_string(),
+        "{source:#}"
+    );
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "list-action-executions",
+            "--pipeline-name",
+            "gated",
+            "--filter",
+            "pipelineExecutionId=00000000-0000-0000-0000-000000000000",
+        ])
+        .unwrap_err();
+    assert!(err.contains("PipelineExecutionNotFoundException"), "{err}");
+}
+
+#[test]
+fn stop_waits_for_running_actions_and_abandon_does_not() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "stoppable");
+    let conn = connection(&s);
+    inline_project(&s, "short", &["echo started", "sleep 6", "echo done"]);
+    inline_project(&s, "long", &["echo started", "sleep 300"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("waits", &conn, "stoppable", "short", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "waits");
+    wait_action_running(&s, "waits", "Build", &id);
+    s.ok(&[
+        "codepipeline",
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "waits",
+        "--pipeline-execution-id",
+        &id,
+        "--reason",
+        "enough",
+    ]);
+    let e = execution(&s, "waits", &id);
+    assert!(
+        e["status"] == "Stopping" || e["status"] == "Stopped",
+        "{e:#}"
+    );
+    if e["status"] == "Stopping" {
+        let err = s
+            .aws(&[
+                "codepipeline",
+                "stop-pipeline-execution",
+                "--pipeline-name",
+                "waits",
+                "--pipeline-execution-id",
+                &id,
+            ])
+            .unwrap_err();
+        assert!(err.contains("DuplicatedStopRequestException"), "{err}");
+    }
+    let e = wait_execution(&s, "waits", &id, "to stop", |e| e["status"] == "Stopped");
+    assert_eq!(e["statusSummary"], "enough");
+    // The running build was left to finish.
+    let st = state(&s, "waits");
+    let build = &stage(&st, "Build")["actionStates"][0]["latestExecution"];
+    assert_eq!(build["status"], "Succeeded", "{st:#}");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "stop-pipeline-execution",
+            "--pipeline-name",
+            "waits",
+            "--pipeline-execution-id",
+            &id,
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("PipelineExecutionNotStoppableException"),
+        "{err}"
+    );
+
+    // Abandon: the execution ends at once, the build is stopped, nothing is left.
+    let file = write_json(
+        s.home.path(),
+        &staged("abandons", &conn, "stoppable", "long", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "abandons");
+    let running = wait_action_running(&s, "abandons", "Build", &id);
+    let build_id = wait_for("the build id", 30, || {
+        let st = state(&s, "abandons");
+        stage(&st, "Build")["actionStates"][0]["latestExecution"]["externalExecutionId"]
+            .as_str()
+            .map(Value::from)
+    });
+    let _ = running;
+    s.ok(&[
+        "codepipeline",
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "abandons",
+        "--pipeline-execution-id",
+        &id,
+        "--abandon",
+    ]);
+    let e = wait_execution(&s, "abandons", &id, "to be stopped", |e| {
+        e["status"] == "Stopped"
+    });
+    assert_eq!(e["status"], "Stopped");
+    let st = state(&s, "abandons");
+    assert_eq!(
+        stage(&st, "Build")["actionStates"][0]["latestExecution"]["status"],
+        "Abandoned",
+        "{st:#}"
+    );
+    assert_eq!(stage(&st, "Build")["latestExecution"]["status"], "Stopped");
+    let b = wait_for("the abandoned build to stop", 60, || {
+        let b = s.ok(&[
+            "codebuild",
+            "batch-get-builds",
+            "--ids",
+            build_id.as_str().unwrap(),
+        ])["builds"][0]
+            .clone();
+        (b["buildComplete"] == true).then_some(b)
+    });
+    assert_eq!(b["buildStatus"], "STOPPED");
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=localbuild.build-id={}", build_id.as_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the abandoned build's container is gone"
+    );
+}
+
+#[test]
+fn a_disabled_transition_holds_executions_and_a_newer_commit_supersedes_the_held_one() {
+    let s = Serve::start(&[]);
+    let repo = plain_repo(&s, "held");
+    let conn = connection(&s);
+    inline_project(&s, "heldbuild", &["echo built"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("held", &conn, "held", "heldbuild", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let first = first_execution(&s, "held");
+    wait_execution(&s, "held", &first, "to succeed", |e| {
+        e["status"] == "Succeeded"
+    });
+
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "disable-stage-transition",
+            "--pipeline-name",
+            "held",
+            "--stage-name",
+            "Nope",
+            "--transition-type",
+            "Inbound",
+            "--reason",
+            "x",
+        ])
+        .unwrap_err();
+    assert!(err.contains("StageNotFoundException"), "{err}");
+    s.ok(&[
+        "codepipeline",
+        "disable-stage-transition",
+        "--pipeline-name",
+        "held",
+        "--stage-name",
+        "Build",
+        "--transition-type",
+        "Inbound",
+        "--reason",
+        "freeze (release day)",
+    ]);
+    let inbound = stage(&state(&s, "held"), "Build")["inboundTransitionState"].clone();
+    assert_eq!(inbound["enabled"], false, "{inbound:#}");
+    assert_eq!(inbound["disabledReason"], "freeze (release day)");
+
+    // A commit: its execution passes Source and waits before Build.
+    std::fs::write(repo.join("README"), "two\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "second"]);
+    let second = wait_for("the second execution", 30, || {
+        let e = executions(&s, "held");
+        (e.len() == 2).then(|| e[0]["pipelineExecutionId"].clone())
+    });
+    let second = second.as_str().unwrap().to_owned();
+    wait_for("the second execution to pass Source", 60, || {
+        let st = state(&s, "held");
+        (stage(&st, "Source")["latestExecution"]["pipelineExecutionId"] == second.as_str()
+            && stage(&st, "Source")["latestExecution"]["status"] == "Succeeded")
+            .then_some(st)
+    });
+    assert_eq!(execution(&s, "held", &second)["status"], "InProgress");
+    assert_eq!(
+        stage(&state(&s, "held"), "Build")["latestExecution"]["pipelineExecutionId"],
+        first.as_str(),
+        "the held execution did not enter Build"
+    );
+
+    // A newer commit supersedes the held execution (SUPERSEDED mode, the default).
+    std::fs::write(repo.join("README"), "three\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "third"]);
+    let third = git(&repo, &["rev-parse", "HEAD"]);
+    let e = wait_execution(&s, "held", &second, "to be superseded", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e["status"], "Superseded", "{e:#}");
+    let newest = wait_for("the third execution", 30, || {
+        let e = executions(&s, "held");
+        (e.len() == 3).then(|| e[0].clone())
+    });
+    assert_eq!(newest["sourceRevisions"][0]["revisionId"], third.as_str());
+
+    // Enabled again: the newest goes on and succeeds.
+    s.ok(&[
+        "codepipeline",
+        "enable-stage-transition",
+        "--pipeline-name",
+        "held",
+        "--stage-name",
+        "Build",
+        "--transition-type",
+        "Inbound",
+    ]);
+    let id = newest["pipelineExecutionId"].as_str().unwrap();
+    let e = wait_execution(&s, "held", id, "to end", |e| e["status"] != "InProgress");
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_eq!(
+        stage(&state(&s, "held"), "Build")["inboundTransitionState"]["enabled"],
+        true
+    );
+    let statuses: Vec<Value> = executions(&s, "held")
+        .iter()
+        .map(|e| e["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        [json!("Succeeded"), json!("Superseded"), json!("Succeeded")]
+    );
+}
+
+#[test]
+fn a_restarted_server_fails_the_executions_it_lost_and_watches_again() {
+    let mut s = Serve::start(&[]);
+    let repo = plain_repo(&s, "restart");
+    let conn = connection(&s);
+    inline_project(&s, "slow", &["echo started", "sleep 300"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("restart", &conn, "restart", "slow", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "restart");
+    wait_action_running(&s, "restart", "Build", &id);
+    let home = s.kill_9();
+
+    let s = Serve::start_in(home, &[]);
+    let e = execution(&s, "restart", &id);
+    assert_eq!(e["status"], "Failed", "{e:#}");
+    assert!(
+        e["statusSummary"]
+            .as_str()
+            .unwrap()
+            .contains("localbuild serve stopped while this execution was in progress"),
+        "{e:#}"
+    );
+    let st = state(&s, "restart");
+    let build = stage(&st, "Build");
+    assert_eq!(build["latestExecution"]["status"], "Failed");
+    assert_eq!(
+        build["actionStates"][0]["latestExecution"]["status"],
+        "Failed"
+    );
+    assert_eq!(
+        build["actionStates"][0]["latestExecution"]["errorDetails"]["code"],
+        "JobFailed"
+    );
+
+    // Watching resumed: a commit starts an execution.
+    std::fs::write(repo.join("README"), "two\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "after the restart"]);
+    let newest = wait_for("an execution after the restart", 30, || {
+        let e = executions(&s, "restart");
+        (e.len() == 2).then(|| e[0].clone())
+    });
+    assert_eq!(newest["trigger"]["triggerType"], "PollForSourceChanges");
+    let id = newest["pipelineExecutionId"].as_str().unwrap().to_owned();
+    wait_action_running(&s, "restart", "Build", &id);
+    s.ok(&[
+        "codepipeline",
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "restart",
+        "--pipeline-execution-id",
+        &id,
+        "--abandon",
+    ]);
+    wait_execution(&s, "restart", &id, "to stop", |e| e["status"] == "Stopped");
+}
