@@ -1104,3 +1104,34 @@ fn a_restarted_server_fails_the_executions_it_lost_and_watches_again() {
     ]);
     wait_execution(&s, "restart", &id, "to stop", |e| e["status"] == "Stopped");
 }
+
+/// Every CodePipeline and connections response and error, through boto3, checked against
+/// botocore's own models (`tests/api/walk_codepipeline.py`, `tests/api/check_shapes.py`).
+#[test]
+fn pipeline_responses_match_botocores_model() {
+    let s = Serve::start(&[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/walk_codepipeline.py"
+    );
+    let out = std::process::Command::new(crate::util::client_tool("python3"))
+        .arg(script)
+        .arg("localbuild-test/busybox:1")
+        .arg(s.home.path().join("git"))
+        .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("walked"), "{stdout}");
+}

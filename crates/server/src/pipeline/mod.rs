@@ -907,7 +907,11 @@ pub fn pipeline_state(ctx: &Ctx, name: &str) -> Result<Value, ApiError> {
                         st["latestExecution"] = latest;
                     }
                     if let Some(rev) = &rec.revision {
-                        st["currentRevision"] = json!({"revisionId": rev});
+                        st["currentRevision"] = json!({
+                            "revisionId": rev,
+                            "revisionChangeId": rev,
+                            "created": rec.last_change,
+                        });
                     }
                     if let Some(url) = &rec.entity_url {
                         st["entityUrl"] = json!(url);
