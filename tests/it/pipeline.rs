@@ -1135,3 +1135,83 @@ fn pipeline_responses_match_botocores_model() {
     );
     assert!(stdout.contains("walked"), "{stdout}");
 }
+
+#[test]
+fn a_batch_enabled_build_action_runs_a_batch_and_combines_its_artifacts() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "batched");
+    let conn = connection(&s);
+    let buildspec = "version: 0.2\nbatch:\n  build-list:\n    - identifier: linux\n    - identifier: docs\n      env:\n        variables:\n          KIND: docs\nphases:\n  build:\n    commands:\n      - echo \"${KIND:-linux} of $CODEBUILD_BATCH_BUILD_IDENTIFIER\" > out.txt\nartifacts:\n  files:\n    - out.txt\n";
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "batchbuild",
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let mut d = staged("batched", &conn, "batched", "batchbuild", false);
+    let build = &mut d["pipeline"]["stages"][1]["actions"][0];
+    build["configuration"]["BatchEnabled"] = json!("true");
+    build["configuration"]["CombineArtifacts"] = json!("true");
+    build["outputArtifacts"] = json!([{"name": "Combined"}]);
+    let file = write_json(s.home.path(), &d);
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "batched");
+    let e = wait_execution(&s, "batched", &id, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(
+        e["status"],
+        "Succeeded",
+        "{e:#}\n{:#}",
+        state(&s, "batched")
+    );
+
+    // The action ran a batch build: its id is the batch's.
+    let st = state(&s, "batched");
+    let latest = &stage(&st, "Build")["actionStates"][0]["latestExecution"];
+    let batch_id = latest["externalExecutionId"].as_str().unwrap();
+    let batch =
+        &s.ok(&["codebuild", "batch-get-build-batches", "--ids", batch_id])["buildBatches"][0];
+    assert_eq!(batch["buildBatchStatus"], "SUCCEEDED", "{batch:#}");
+    assert_eq!(batch["buildGroups"].as_array().unwrap().len(), 2);
+
+    // The output artifact holds every build's artifacts, under its identifier (the batch
+    // engine's combined layout: <identifier>/primary/ for the primary artifacts).
+    let details = s.ok(&[
+        "codepipeline",
+        "list-action-executions",
+        "--pipeline-name",
+        "batched",
+    ])["actionExecutionDetails"]
+        .clone();
+    let out = &details[0]["output"]["outputArtifacts"][0];
+    assert_eq!(out["name"], "Combined", "{details:#}");
+    let zip = s
+        .home
+        .path()
+        .join("s3")
+        .join(out["s3location"]["bucket"].as_str().unwrap())
+        .join(out["s3location"]["key"].as_str().unwrap());
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        archive
+            .by_name(name)
+            .unwrap_or_else(|e| panic!("{name} in {} ({names:?}): {e}", zip.display()))
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    assert_eq!(read("linux/primary/out.txt"), "linux of linux\n");
+    assert_eq!(read("docs/primary/out.txt"), "docs of docs\n");
+}

@@ -1093,6 +1093,17 @@ impl Job {
             dir,
             pipeline: self.pipeline.clone(),
         };
+        let flag = |k| {
+            self.action
+                .config(k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        if flag("BatchEnabled") {
+            let combine = flag("CombineArtifacts");
+            let input = codebuild::pipeline_input(&project, source, env);
+            // `tmp` (the unpacked input) lives until the batch has ended.
+            return self.batch_build(input, combine).await;
+        }
         let id = match codebuild::start_for_pipeline(&self.ctx, &project, source, env).await {
             Ok(id) => id,
             Err(e) => {
@@ -1182,6 +1193,103 @@ impl Job {
                     return ActionResult::failed(
                         "JobFailed",
                         format!("Cannot store the build's artifact: {e}"),
+                    );
+                }
+                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+            }
+        }
+        result
+    }
+
+    /// `BatchEnabled`: a batch build (StartBuildBatch's path). The output artifact is the
+    /// combined artifacts with `CombineArtifacts`, else the artifacts of the task whose
+    /// identifier is the output artifact's name.
+    async fn batch_build(&self, input: codebuild::StartBuildInput, combine: bool) -> ActionResult {
+        let handle = match crate::batch::start_for_pipeline(&self.ctx, input, combine).await {
+            Ok(h) => h,
+            Err(e) => {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Error calling startBuildBatch: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
+                        e.aws_type(),
+                        uuid::Uuid::new_v4()
+                    ),
+                );
+            }
+        };
+        let id = handle.id.clone();
+        let _ = self.tx.send(Msg::Build(self.at, id.clone()));
+        let outcome = handle.outcome().await;
+        let name = |st: localbuild_engine::record::Status| {
+            serde_json::to_value(st)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "FAILED".into())
+        };
+        let status = name(outcome.batch.build_batch_status);
+        let mut result = ActionResult {
+            external_id: Some(id.clone()),
+            external_url: Some(format!(
+                "https://console.aws.amazon.com/codesuite/codebuild/projects/{}/batch/{id}",
+                outcome.batch.project_name
+            )),
+            ..Default::default()
+        };
+        if status != "SUCCEEDED" {
+            let mut message = format!("Build batch terminated with state: {status}");
+            if let Some(t) = outcome.tasks.iter().find(|t| {
+                !t.ignore_failure && t.status != localbuild_engine::record::Status::Succeeded
+            }) {
+                message.push_str(&format!(
+                    ". Build: {}, Status: {}",
+                    t.identifier,
+                    name(t.status)
+                ));
+            }
+            result.summary = Some(message.clone());
+            result.error = Some(("JobFailed".into(), message));
+            return result;
+        }
+        result.ok = true;
+        result.summary = Some(format!("Build batch {id} succeeded"));
+        for output in self.action.outputs().map(str::to_owned).collect::<Vec<_>>() {
+            let made = if combine {
+                outcome.artifacts.clone()
+            } else {
+                outcome
+                    .tasks
+                    .iter()
+                    .find(|t| t.identifier == output)
+                    .and_then(|t| t.outcome.as_ref()?.artifacts.first().cloned())
+            };
+            let Some(made) = made else {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Build batch {id} produced no artifacts for the output artifact {output} (with CombineArtifacts false, an output artifact takes the artifacts of the build whose identifier is its name)"
+                    ),
+                );
+            };
+            let dest = self.artifact_path(&output);
+            let d = dest.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                if made.is_dir() {
+                    zip_dir(&made, &d)
+                } else {
+                    if let Some(p) = d.parent() {
+                        std::fs::create_dir_all(p)?;
+                    }
+                    std::fs::copy(&made, &d).map(drop)
+                }
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => result.outputs.push((output, dest)),
+                Ok(Err(e)) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot store the batch's artifact: {e}"),
                     );
                 }
                 Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
