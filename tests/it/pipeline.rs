@@ -1215,3 +1215,119 @@ fn a_batch_enabled_build_action_runs_a_batch_and_combines_its_artifacts() {
     assert_eq!(read("linux/primary/out.txt"), "linux of linux\n");
     assert_eq!(read("docs/primary/out.txt"), "docs of docs\n");
 }
+
+#[test]
+fn v2_variables_have_defaults_and_overrides_and_queued_executions_wait_their_turn() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "vars");
+    let conn = connection(&s);
+    inline_project(&s, "greeter", &["echo \"greeting=$GREETING\"", "sleep 2"]);
+    let mut d = staged("vars", &conn, "vars", "greeter", false);
+    let p = &mut d["pipeline"];
+    p["stages"][0]["actions"][0]["configuration"]["DetectChanges"] = json!("false");
+    p["stages"][1]["actions"][0]["configuration"]["EnvironmentVariables"] = json!(
+        "[{\"name\":\"GREETING\",\"value\":\"#{variables.greeting}\",\"type\":\"PLAINTEXT\"}]"
+    );
+    p["variables"] = json!([{"name": "greeting", "defaultValue": "hello", "description": "who"}]);
+    p["executionMode"] = json!("QUEUED");
+
+    // Variables need a V2 pipeline.
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "create-pipeline",
+            "--cli-input-json",
+            &write_json(s.home.path(), &d),
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("ValidationException") && err.contains("V2"),
+        "{err}"
+    );
+    d["pipeline"]["pipelineType"] = json!("V2");
+    s.ok(&[
+        "codepipeline",
+        "create-pipeline",
+        "--cli-input-json",
+        &write_json(s.home.path(), &d),
+    ]);
+    let first = first_execution(&s, "vars");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "start-pipeline-execution",
+            "--name",
+            "vars",
+            "--variables",
+            "name=nope,value=x",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("ValidationException") && err.contains("'nope'"),
+        "{err}"
+    );
+    let second = s.ok(&[
+        "codepipeline",
+        "start-pipeline-execution",
+        "--name",
+        "vars",
+        "--variables",
+        "name=greeting,value=bonjour",
+    ])["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e1 = wait_execution(&s, "vars", &first, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    let e2 = wait_execution(&s, "vars", &second, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e1["status"], "Succeeded", "{e1:#}");
+    assert_eq!(e2["status"], "Succeeded", "QUEUED never supersedes: {e2:#}");
+    assert_eq!(e1["executionMode"], "QUEUED");
+    assert_eq!(
+        e1["variables"],
+        json!([{"name": "greeting", "resolvedValue": "hello"}])
+    );
+    assert_eq!(
+        e2["variables"],
+        json!([{"name": "greeting", "resolvedValue": "bonjour"}])
+    );
+
+    // The second started its first action only once the first had ended.
+    let details = |id: &str| {
+        s.ok(&[
+            "codepipeline",
+            "list-action-executions",
+            "--pipeline-name",
+            "vars",
+            "--filter",
+            &format!("pipelineExecutionId={id}"),
+        ])["actionExecutionDetails"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (d1, d2) = (details(&first), details(&second));
+    let first_end = d1[0]["lastUpdateTime"].as_f64().unwrap();
+    let second_start = d2.last().unwrap()["startTime"].as_f64().unwrap();
+    assert!(second_start >= first_end, "{d1:#?}\n{d2:#?}");
+    assert_eq!(
+        d2[0]["input"]["resolvedConfiguration"]["EnvironmentVariables"],
+        "[{\"name\":\"GREETING\",\"value\":\"bonjour\",\"type\":\"PLAINTEXT\"}]"
+    );
+    let build = d2[0]["output"]["executionResult"]["externalExecutionId"]
+        .as_str()
+        .unwrap();
+    let events = s.ok(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/codebuild/greeter",
+        "--log-stream-name",
+        build.split_once(':').unwrap().1,
+        "--start-from-head",
+    ]);
+    assert!(events.to_string().contains("greeting=bonjour"), "{events}");
+}

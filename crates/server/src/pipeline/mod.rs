@@ -235,6 +235,34 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             "Invalid executionMode {m}: QUEUED, SUPERSEDED or PARALLEL"
         )));
     }
+    if let Some(vars) = d.variables.as_ref().filter(|v| !v.is_empty()) {
+        if d.pipeline_type.as_deref() != Some("V2") {
+            return Err(ApiError::Validation(
+                "Pipeline variables are only supported in pipelines of type V2 (set pipelineType to V2)".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for v in vars {
+            if v.name.is_empty()
+                || v.name.len() > 128
+                || !v
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'))
+            {
+                return Err(ApiError::Validation(format!(
+                    "Invalid pipeline variable name '{}': 1 to 128 characters of A-Za-z0-9@-_",
+                    v.name
+                )));
+            }
+            if !seen.insert(v.name.as_str()) {
+                return Err(ApiError::InvalidStructure(format!(
+                    "Pipeline variable names must be unique: '{}' is declared more than once",
+                    v.name
+                )));
+            }
+        }
+    }
     if d.stages.len() < 2 {
         return Err(ApiError::InvalidStructure(format!(
             "Pipeline has only {} stage(s). There should be a minimum of 2 stages in a pipeline",
@@ -742,15 +770,44 @@ struct VarInput {
 
 fn start_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: StartInput = parse(body)?;
-    load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
     let vars = input
         .variables
         .unwrap_or_default()
         .into_iter()
         .map(|v| (v.name, v.value))
         .collect();
-    let id = exec::start(ctx, &input.name, "StartPipelineExecution", "", vars)?;
+    let id = start_execution(ctx, &input.name, vars)?;
     Ok(json!({ "pipelineExecutionId": id }))
+}
+
+/// StartPipelineExecution: a new execution with these pipeline variable values (each must be
+/// declared; undeclared ones without a default must be given); its id.
+pub fn start_execution(
+    ctx: &Ctx,
+    pipeline: &str,
+    vars: Vec<(String, String)>,
+) -> Result<String, ApiError> {
+    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let decl = stored.declaration().ok_or_else(|| {
+        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+    })?;
+    let declared = decl.variables.clone().unwrap_or_default();
+    for (name, _) in &vars {
+        if !declared.iter().any(|v| &v.name == name) {
+            return Err(ApiError::Validation(format!(
+                "Variable '{name}' is not declared in pipeline '{pipeline}'"
+            )));
+        }
+    }
+    for v in &declared {
+        if v.default_value.is_none() && !vars.iter().any(|(n, _)| *n == v.name) {
+            return Err(ApiError::Validation(format!(
+                "Variable '{}' of pipeline '{pipeline}' has no default value: give it a value",
+                v.name
+            )));
+        }
+    }
+    exec::start(ctx, pipeline, "StartPipelineExecution", "", vars)
 }
 
 #[derive(Deserialize)]
