@@ -412,8 +412,8 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
         err.contains("InvalidStructureException") && err.contains("minimum of 2 stages"),
         "{err}"
     );
-    let mut d = declaration("s3", &conn, "failing", false);
-    d["pipeline"]["stages"][0]["actions"][0]["actionTypeId"]["provider"] = json!("S3");
+    let mut d = declaration("ecr", &conn, "failing", false);
+    d["pipeline"]["stages"][0]["actions"][0]["actionTypeId"]["provider"] = json!("ECR");
     let err = s
         .aws(&[
             "codepipeline",
@@ -1330,4 +1330,111 @@ fn v2_variables_have_defaults_and_overrides_and_queued_executions_wait_their_tur
         "--start-from-head",
     ]);
     assert!(events.to_string().contains("greeting=bonjour"), "{events}");
+}
+
+/// A zip at `path` holding `index.html` with `page`.
+fn site_zip(path: &std::path::Path, page: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    z.start_file("index.html", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(page.as_bytes()).unwrap();
+    z.finish().unwrap();
+}
+
+#[test]
+fn an_s3_source_is_watched_and_an_s3_deploy_extracts_into_the_bucket() {
+    let s = Serve::start(&[]);
+    let object = s.home.path().join("s3/src-bucket/site/app.zip");
+    site_zip(&object, "<h1>one</h1>\n");
+    let pipeline = |deploy: Value| {
+        json!({"pipeline": {
+            "name": "site",
+            "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+            "artifactStore": {"type": "S3", "location": "artifacts"},
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source", "namespace": "SourceVariables",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": "src-bucket", "S3ObjectKey": "site/app.zip"},
+                    "outputArtifacts": [{"name": "Site"}]}]},
+                {"name": "Deploy", "actions": [{
+                    "name": "Publish",
+                    "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": deploy,
+                    "inputArtifacts": [{"name": "Site"}]}]}]}})
+    };
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "create-pipeline",
+            "--cli-input-json",
+            &write_json(
+                s.home.path(),
+                &pipeline(json!({"BucketName": "web", "Extract": "false"})),
+            ),
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("InvalidActionDeclarationException") && err.contains("'ObjectKey'"),
+        "{err}"
+    );
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "create-pipeline",
+            "--cli-input-json",
+            &write_json(
+                s.home.path(),
+                &pipeline(json!({"BucketName": "../etc", "Extract": "true"})),
+            ),
+        ])
+        .unwrap_err();
+    assert!(err.contains("InvalidActionDeclarationException"), "{err}");
+
+    let file = write_json(
+        s.home.path(),
+        &pipeline(json!({"BucketName": "web", "Extract": "true", "ObjectKey": "www"})),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let first = first_execution(&s, "site");
+    let e = wait_execution(&s, "site", &first, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e["status"], "Succeeded", "{e:#}\n{:#}", state(&s, "site"));
+    let deployed = s.home.path().join("s3/web/www/index.html");
+    assert_eq!(
+        std::fs::read_to_string(&deployed).unwrap(),
+        "<h1>one</h1>\n"
+    );
+    let source = &s.ok(&[
+        "codepipeline",
+        "list-action-executions",
+        "--pipeline-name",
+        "site",
+    ])["actionExecutionDetails"][1];
+    assert_eq!(source["actionName"], "Source");
+    assert!(
+        source["output"]["outputVariables"]["ETag"].is_string(),
+        "{source:#}"
+    );
+
+    // A new object version starts an execution by itself; the deploy replaces the page.
+    site_zip(&object, "<h1>two, longer</h1>\n");
+    let newest = wait_for("an execution for the new object", 30, || {
+        let e = executions(&s, "site");
+        (e.len() == 2).then(|| e[0].clone())
+    });
+    assert_eq!(newest["trigger"]["triggerType"], "PollForSourceChanges");
+    let id = newest["pipelineExecutionId"].as_str().unwrap();
+    let e = wait_execution(&s, "site", id, "to end", |e| e["status"] != "InProgress");
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_eq!(
+        std::fs::read_to_string(&deployed).unwrap(),
+        "<h1>two, longer</h1>\n"
+    );
+    assert_ne!(
+        e["artifactRevisions"][0]["revisionId"],
+        executions(&s, "site")[1]["sourceRevisions"][0]["revisionId"]
+    );
 }

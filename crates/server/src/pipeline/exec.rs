@@ -13,6 +13,13 @@
 //!   container labelled `localbuild.ecs-service=<cluster>/<service>`, replacing the previous
 //!   one; its exposed ports are published on 127.0.0.1 at ephemeral ports (the action's
 //!   `externalExecutionUrl` is `http://127.0.0.1:<port>` of the first).
+//! * Source `S3` (`S3Bucket`, `S3ObjectKey`: a zip at `$LOCALBUILD_HOME/s3/<bucket>/<key>`):
+//!   copied as the output artifact; its revision (`VersionId`) is the file's size and
+//!   modification time, `ETag` a hash of its bytes; the watcher starts an execution when it
+//!   changes.
+//! * Deploy `S3` (`BucketName`, `Extract`, `ObjectKey`): the input artifact unpacked under
+//!   `$LOCALBUILD_HOME/s3/<bucket>/<ObjectKey>` (Extract true; files replaced), or copied to
+//!   `<bucket>/<ObjectKey>` (Extract false).
 //! * Approval `Manual`: no task; the action waits with a token (shown in GetPipelineState)
 //!   for PutApprovalResult, or fails when its `timeoutInMinutes` (default 7 days) passes.
 //!
@@ -944,6 +951,18 @@ impl Job {
             }
             "CodeBuild" => self.build().await,
             "ECS" => self.deploy().await,
+            "S3" => {
+                let s3 = self.ctx.state.roots.s3_root.clone();
+                tokio::task::spawn_blocking(move || {
+                    if self.action.action_type_id.category == "Source" {
+                        self.s3_source(&s3)
+                    } else {
+                        self.s3_deploy(&s3)
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+            }
             other => ActionResult::failed(
                 "JobFailed",
                 format!("localbuild cannot run {other} actions"),
@@ -961,6 +980,122 @@ impl Job {
             .join(&self.pipeline)
             .join(artifact)
             .join(format!("{short}-{}.zip", self.action.name))
+    }
+
+    fn s3_source(self, s3: &Path) -> ActionResult {
+        let bucket = self.action.config("S3Bucket").unwrap_or_default();
+        let key = self.action.config("S3ObjectKey").unwrap_or_default();
+        let Some(path) = s3_path(s3, bucket, Some(key)) else {
+            return ActionResult::failed(
+                "JobFailed",
+                format!("Invalid object s3://{bucket}/{key}"),
+            );
+        };
+        let Some(version) = s3_version(&path) else {
+            return ActionResult::failed(
+                "JobFailed",
+                format!(
+                    "The object s3://{bucket}/{key} does not exist (localbuild looks for {})",
+                    path.display()
+                ),
+            );
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return ActionResult::failed("JobFailed", format!("{}: {e}", path.display())),
+        };
+        if zip::ZipArchive::new(std::io::Cursor::new(&bytes)).is_err() {
+            return ActionResult::failed(
+                "JobFailed",
+                format!("The object s3://{bucket}/{key} is not a zip file"),
+            );
+        }
+        let Some(output) = self.action.outputs().next().map(str::to_owned) else {
+            return ActionResult::failed(
+                "JobFailed",
+                "The source action has no output artifact".into(),
+            );
+        };
+        let dest = self.artifact_path(&output);
+        let written = dest
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&dest, &bytes));
+        if let Err(e) = written {
+            return ActionResult::failed("JobFailed", format!("{}: {e}", dest.display()));
+        }
+        let etag = format!("{:016x}", fnv64(&bytes));
+        let summary = format!("Object s3://{bucket}/{key} (version {version})");
+        ActionResult {
+            ok: true,
+            summary: Some(summary.clone()),
+            external_id: Some(version.clone()),
+            revision: Some(version.clone()),
+            outputs: vec![(output.clone(), dest)],
+            variables: vec![
+                ("ETag".to_owned(), etag),
+                ("VersionId".to_owned(), version.clone()),
+                ("BucketName".to_owned(), bucket.to_owned()),
+                ("ObjectKey".to_owned(), key.to_owned()),
+            ],
+            source_revision: Some(json!({
+                "actionName": self.action.name,
+                "revisionId": version,
+                "revisionSummary": summary,
+            })),
+            artifact_revision: Some(json!({
+                "name": output,
+                "revisionId": version,
+                "revisionSummary": summary,
+                "created": now(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn s3_deploy(self, s3: &Path) -> ActionResult {
+        let bucket = self.action.config("BucketName").unwrap_or_default();
+        let extract = !self
+            .action
+            .config("Extract")
+            .is_some_and(|e| e.eq_ignore_ascii_case("false"));
+        let key = self.action.config("ObjectKey").filter(|k| !k.is_empty());
+        let Some((name, zip)) = self.inputs.first().cloned() else {
+            return ActionResult::failed(
+                "JobFailed",
+                "The deploy action has no input artifact".into(),
+            );
+        };
+        let Some(dest) = s3_path(s3, bucket, key) else {
+            return ActionResult::failed("JobFailed", format!("Invalid bucket {bucket} or key"));
+        };
+        let done = if extract {
+            unzip_replacing(&zip, &dest)
+        } else {
+            dest.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::copy(&zip, &dest).map(drop))
+        };
+        match done {
+            Ok(()) => ActionResult {
+                ok: true,
+                summary: Some(format!(
+                    "Deployed {name} to s3://{bucket}/{} ({})",
+                    key.unwrap_or(""),
+                    if extract {
+                        "extracted"
+                    } else {
+                        "as one object"
+                    }
+                )),
+                external_url: Some(format!("file://{}", dest.display())),
+                ..Default::default()
+            },
+            Err(e) => ActionResult::failed(
+                "JobFailed",
+                format!("Could not deploy {name} to {}: {e}", dest.display()),
+            ),
+        }
     }
 
     fn source(self, roots: &localbuild_sources::Roots, region: &str) -> ActionResult {
@@ -1490,6 +1625,76 @@ pub(crate) fn zip_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
     zip.finish().map_err(std::io::Error::other)?.flush()
 }
 
+/// `<s3>/<bucket>/<key>` when both are relative names without `..` (and the bucket one
+/// component).
+pub(crate) fn s3_path(s3: &Path, bucket: &str, key: Option<&str>) -> Option<PathBuf> {
+    use std::path::Component;
+    let plain = |p: &Path| {
+        p.components().all(|c| matches!(c, Component::Normal(_))) && !p.as_os_str().is_empty()
+    };
+    let b = Path::new(bucket);
+    if !plain(b) {
+        return None;
+    }
+    let mut path = s3.join(b);
+    if let Some(k) = key {
+        let k = Path::new(k.trim_start_matches('/'));
+        if !plain(k) {
+            return None;
+        }
+        path.push(k);
+    }
+    Some(path)
+}
+
+/// An S3 object's local version: its size and modification time (what the watcher compares).
+pub(crate) fn s3_version(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{}-{}", meta.len(), modified.as_nanos()))
+}
+
+/// FNV-1a, 64 bits: the local `ETag` of an S3 source object.
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Unpack a zip into `dest`, replacing files that exist (an S3 deploy over an earlier one).
+fn unzip_replacing(zip: &Path, dest: &Path) -> std::io::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    unzip(zip, tmp.path())?;
+    let mut stack = vec![tmp.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let path = e?.path();
+            let Ok(rel) = path.strip_prefix(tmp.path()) else {
+                continue;
+            };
+            let target = dest.join(rel);
+            if path.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                stack.push(path);
+            } else {
+                if let Some(p) = target.parent() {
+                    std::fs::create_dir_all(p)?;
+                }
+                // Never write through a symlink that is there.
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    std::fs::remove_file(&target)?;
+                }
+                std::fs::copy(&path, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Unpack a zip into `dest` (entries that would leave it are refused).
 pub(crate) fn unzip(zip: &Path, dest: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -1575,6 +1780,20 @@ pub(crate) async fn watch(state: Arc<AppState>) {
             watched
                 .into_iter()
                 .filter_map(|(name, region, a)| {
+                    if a.action_type_id.provider == "S3" {
+                        let path = s3_path(
+                            &roots.s3_root,
+                            a.config("S3Bucket")?,
+                            Some(a.config("S3ObjectKey")?),
+                        )?;
+                        let version = s3_version(&path)?;
+                        let detail = format!(
+                            "s3://{}/{}",
+                            a.config("S3Bucket")?,
+                            a.config("S3ObjectKey")?
+                        );
+                        return Some((name, region, a.name.clone(), version, detail));
+                    }
                     let repo = repo_of(&a, &roots, &region).ok()?;
                     let branch = a.config("BranchName").unwrap_or("main");
                     let head = localbuild_sources::resolve_version(

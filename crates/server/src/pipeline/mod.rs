@@ -35,12 +35,14 @@ pub(crate) const EXECUTION_DOC: &str = "codepipeline.execution";
 pub(crate) const TRANSITION_DOC: &str = "codepipeline.transition";
 
 /// The providers localbuild runs, as (category, provider).
-pub const PROVIDERS: [(&str, &str); 6] = [
+pub const PROVIDERS: [(&str, &str); 8] = [
     ("Source", "CodeStarSourceConnection"),
     ("Source", "CodeCommit"),
+    ("Source", "S3"),
     ("Build", "CodeBuild"),
     ("Test", "CodeBuild"),
     ("Deploy", "ECS"),
+    ("Deploy", "S3"),
     ("Approval", "Manual"),
 ];
 
@@ -340,13 +342,38 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
                     known.join(", ")
                 )));
             }
-            let required: &[&str] = match t.provider.as_str() {
-                "CodeStarSourceConnection" => &["ConnectionArn", "FullRepositoryId", "BranchName"],
-                "CodeCommit" => &["RepositoryName", "BranchName"],
-                "CodeBuild" => &["ProjectName"],
-                "ECS" => &["ClusterName", "ServiceName"],
+            let required: &[&str] = match (t.category.as_str(), t.provider.as_str()) {
+                (_, "CodeStarSourceConnection") => {
+                    &["ConnectionArn", "FullRepositoryId", "BranchName"]
+                }
+                (_, "CodeCommit") => &["RepositoryName", "BranchName"],
+                (_, "CodeBuild") => &["ProjectName"],
+                (_, "ECS") => &["ClusterName", "ServiceName"],
+                ("Source", "S3") => &["S3Bucket", "S3ObjectKey"],
+                ("Deploy", "S3") => &["BucketName", "Extract"],
                 _ => &[],
             };
+            if t.provider == "S3" {
+                for key in ["S3Bucket", "S3ObjectKey", "BucketName", "ObjectKey"] {
+                    if let Some(v) = a.config(key)
+                        && exec::s3_path(std::path::Path::new("/"), v, None).is_none()
+                    {
+                        return Err(ApiError::InvalidActionDeclaration(format!(
+                            "Invalid {key} '{v}' for {at}: a relative name without '..'"
+                        )));
+                    }
+                }
+                if t.category == "Deploy"
+                    && a.config("Extract")
+                        .is_some_and(|e| e.eq_ignore_ascii_case("false"))
+                    && a.config("ObjectKey").is_none_or(str::is_empty)
+                {
+                    return Err(ApiError::InvalidActionDeclaration(format!(
+                        "Action configuration for action '{}' is missing required configuration 'ObjectKey' (Extract is false)",
+                        a.name
+                    )));
+                }
+            }
             if let Some(minutes) = a.timeout_in_minutes {
                 if t.category != "Approval" {
                     return Err(ApiError::InvalidActionDeclaration(format!(
@@ -370,6 +397,7 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             let (ins, outs) = (a.inputs().count(), a.outputs().count());
             let (in_range, out_range) = match t.provider.as_str() {
                 "CodeStarSourceConnection" | "CodeCommit" => ((0, 0), (1, 1)),
+                "S3" if t.category == "Source" => ((0, 0), (1, 1)),
                 "CodeBuild" => ((1, 5), (0, 5)),
                 "Manual" => ((0, 0), (0, 0)),
                 _ => ((1, 1), (0, 0)),
