@@ -203,6 +203,9 @@ pub(crate) struct Execution {
     /// Every start of an action, in order.
     #[serde(default)]
     pub action_runs: Vec<ActionRun>,
+    /// Source action → (branch, commit) this execution builds (a trigger's push).
+    #[serde(default)]
+    pub pins: BTreeMap<String, (String, String)>,
 }
 
 impl Execution {
@@ -366,6 +369,25 @@ pub(crate) fn start(
     trigger_detail: &str,
     vars: Vec<(String, String)>,
 ) -> Result<String, ApiError> {
+    start_pinned(
+        ctx,
+        pipeline,
+        trigger_type,
+        trigger_detail,
+        vars,
+        BTreeMap::new(),
+    )
+}
+
+/// [`start`], with source actions pinned to (branch, commit) (a push a trigger admitted).
+pub(crate) fn start_pinned(
+    ctx: &Ctx,
+    pipeline: &str,
+    trigger_type: &str,
+    trigger_detail: &str,
+    vars: Vec<(String, String)>,
+    pins: BTreeMap<String, (String, String)>,
+) -> Result<String, ApiError> {
     let state = &ctx.state;
     let stored = super::load(state, pipeline)?
         .ok_or_else(|| ApiError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
@@ -416,6 +438,7 @@ pub(crate) fn start(
         artifacts: BTreeMap::new(),
         declaration,
         action_runs: vec![],
+        pins,
     };
     exec.save(state);
     let mode = exec.mode().to_owned();
@@ -888,6 +911,7 @@ fn launch(
                 .inputs()
                 .filter_map(|n| exec.artifacts.get(n).map(|p| (n.to_owned(), p.clone())))
                 .collect(),
+            pin: exec.pins.get(&action.name).cloned(),
             action,
             at: a,
             tx: tx.clone(),
@@ -924,6 +948,8 @@ struct Job {
     store: String,
     inputs: Vec<(String, PathBuf)>,
     action: Action,
+    /// (branch, commit) for a source action, instead of `BranchName`'s head.
+    pin: Option<(String, String)>,
     at: ActionRef,
     tx: mpsc::UnboundedSender<Msg>,
 }
@@ -1130,7 +1156,11 @@ impl Job {
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };
         let dest = tmp.path().join("src");
-        let co = match localbuild_sources::checkout(&repo, Some(&branch), None, &dest) {
+        let (branch, version) = match &self.pin {
+            Some((b, c)) => (b.clone(), c.clone()),
+            None => (branch.clone(), branch),
+        };
+        let co = match localbuild_sources::checkout(&repo, Some(&version), None, &dest) {
             Ok(c) => c,
             Err(e) => {
                 return ActionResult::failed(
@@ -1742,106 +1772,260 @@ fn read_zip_entry(zip: &Path, name: &str) -> Result<String, String> {
     Ok(text)
 }
 
-/// Watch the branches of every pipeline's source actions (unless `DetectChanges` or
-/// `PollForSourceChanges` is `false`) every 500 ms; start an execution when one moves.
+/// `git -C repo ARGS` (no outside `GIT_*`): its stdout lines, `None` when it fails.
+fn git_lines(repo: &Path, args: &[&str]) -> Option<Vec<String>> {
+    let mut cmd = std::process::Command::new("git");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.arg("-C").arg(repo).args(args).output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// One thing the watcher looks at: a source action, on one branch (or an S3 object).
+struct Watched {
+    pipeline: String,
+    region: String,
+    action: String,
+    /// The action's own branch (`BranchName`); `None` for S3.
+    configured: Option<String>,
+    branch: String,
+    head: String,
+    detail: String,
+    repo: Option<PathBuf>,
+    /// V2 push filters of the action's trigger.
+    filters: Option<Vec<super::PushFilter>>,
+}
+
+/// What to watch now: every source action of every pipeline (unless `DetectChanges` or
+/// `PollForSourceChanges` is `false` and it has no trigger), with its heads.
+fn look(state: &AppState) -> Vec<Watched> {
+    let Ok(docs) = state.history.db().list_docs(PIPELINE_DOC, "") else {
+        return vec![];
+    };
+    let roots = &state.roots;
+    let mut out = vec![];
+    for (name, doc) in docs {
+        let Ok(stored) = serde_json::from_str::<Stored>(&doc) else {
+            continue;
+        };
+        let Some(decl) = stored.declaration() else {
+            continue;
+        };
+        for a in decl
+            .stages
+            .first()
+            .map(|s| s.actions.as_slice())
+            .unwrap_or_default()
+        {
+            let filters: Option<Vec<super::PushFilter>> = decl
+                .triggers
+                .iter()
+                .flatten()
+                .find(|t| t.git_configuration.source_action_name == a.name)
+                .map(|t| t.git_configuration.push.clone().unwrap_or_default());
+            let off = |k| a.config(k).is_some_and(|v| v.eq_ignore_ascii_case("false"));
+            if filters.is_none() && (off("DetectChanges") || off("PollForSourceChanges")) {
+                continue;
+            }
+            let entry =
+                |branch: &str, head: String, detail: String, repo: Option<PathBuf>| Watched {
+                    pipeline: name.clone(),
+                    region: stored.region.clone(),
+                    action: a.name.clone(),
+                    configured: repo
+                        .as_ref()
+                        .map(|_| a.config("BranchName").unwrap_or("main").to_owned()),
+                    branch: branch.to_owned(),
+                    head,
+                    detail,
+                    repo,
+                    filters: filters.clone(),
+                };
+            if a.action_type_id.provider == "S3" {
+                let (Some(bucket), Some(key)) = (a.config("S3Bucket"), a.config("S3ObjectKey"))
+                else {
+                    continue;
+                };
+                if let Some(version) =
+                    s3_path(&roots.s3_root, bucket, Some(key)).and_then(|p| s3_version(&p))
+                {
+                    out.push(entry("", version, format!("s3://{bucket}/{key}"), None));
+                }
+                continue;
+            }
+            let Ok(repo) = repo_of(a, roots, &stored.region) else {
+                continue;
+            };
+            let detail = a
+                .config("ConnectionArn")
+                .map(str::to_owned)
+                .unwrap_or_else(|| repo.display().to_string());
+            let configured = a.config("BranchName").unwrap_or("main");
+            let with_branches = filters
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|p| p.branches.is_some()));
+            if with_branches {
+                // Every branch a filter admits.
+                let refs = git_lines(
+                    &repo,
+                    &[
+                        "for-each-ref",
+                        "--format=%(refname:short) %(objectname)",
+                        "refs/heads",
+                    ],
+                )
+                .unwrap_or_default();
+                for line in refs {
+                    let Some((branch, head)) = line.split_once(' ') else {
+                        continue;
+                    };
+                    let admitted = filters
+                        .iter()
+                        .flatten()
+                        .any(|f| f.branches.as_ref().is_none_or(|b| b.admits(branch)));
+                    if admitted {
+                        out.push(entry(
+                            branch,
+                            head.to_owned(),
+                            detail.clone(),
+                            Some(repo.clone()),
+                        ));
+                    }
+                }
+            } else if let Ok(head) = localbuild_sources::resolve_version(
+                &repo,
+                Some(&format!("refs/heads/{configured}")),
+            ) {
+                out.push(entry(configured, head, detail, Some(repo.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// Whether a push from `old` (`None`: a new branch) to `new` passes the trigger's filters.
+fn admitted(w: &Watched, old: Option<&str>) -> bool {
+    let Some(filters) = &w.filters else {
+        return true;
+    };
+    let Some(repo) = &w.repo else {
+        return true;
+    };
+    let files = match old {
+        Some(old) => git_lines(repo, &["diff", "--name-only", old, &w.head]),
+        None => git_lines(
+            repo,
+            &[
+                "diff-tree",
+                "--no-commit-id",
+                "--name-only",
+                "-r",
+                "--root",
+                &w.head,
+            ],
+        ),
+    }
+    .unwrap_or_default();
+    filters.iter().any(|f| {
+        let branch_ok = match &f.branches {
+            Some(b) => b.admits(&w.branch),
+            None => Some(w.branch.as_str()) == w.configured.as_deref(),
+        };
+        let files_ok = f
+            .file_paths
+            .as_ref()
+            .is_none_or(|p| files.iter().any(|file| p.admits(file)));
+        branch_ok && files_ok
+    })
+}
+
+/// Watch every pipeline's source actions every 500 ms (git branches, with a trigger's push
+/// filters when it has one; S3 objects); start an execution when one moves. A branch a
+/// trigger admits that appears after the first look counts as a push.
 pub(crate) async fn watch(state: Arc<AppState>) {
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    let mut seen: HashMap<(String, String, String), String> = HashMap::new();
+    let mut known_actions: std::collections::HashSet<(String, String)> = Default::default();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if state.inner().shutting_down {
             return;
         }
-        let Ok(docs) = state.history.db().list_docs(PIPELINE_DOC, "") else {
+        let st = state.clone();
+        let Ok(watched) = tokio::task::spawn_blocking(move || look(&st)).await else {
             continue;
         };
-        let mut watched = vec![];
-        for (name, doc) in docs {
-            let Ok(stored) = serde_json::from_str::<Stored>(&doc) else {
-                continue;
-            };
-            let Some(decl) = stored.declaration() else {
-                continue;
-            };
-            for a in decl
-                .stages
-                .first()
-                .map(|s| s.actions.as_slice())
-                .unwrap_or_default()
-            {
-                let off = |k| a.config(k).is_some_and(|v| v.eq_ignore_ascii_case("false"));
-                if off("DetectChanges") || off("PollForSourceChanges") {
-                    continue;
+        let mut live_keys = std::collections::HashSet::new();
+        let mut live_actions = std::collections::HashSet::new();
+        let mut starts = vec![];
+        for w in watched {
+            let key = (w.pipeline.clone(), w.action.clone(), w.branch.clone());
+            let action_key = (w.pipeline.clone(), w.action.clone());
+            live_keys.insert(key.clone());
+            live_actions.insert(action_key.clone());
+            let known: Option<String> = match seen.get(&key) {
+                Some(k) => Some(k.clone()),
+                // A branch that appeared since the first look: a push.
+                None if known_actions.contains(&action_key) => None,
+                None => {
+                    // The first look: the newest execution's revision on the action's own
+                    // branch, else the head (nothing to do).
+                    let last = (Some(w.branch.as_str()) == w.configured.as_deref()
+                        || w.configured.is_none())
+                    .then(|| {
+                        executions(&state, &w.pipeline).ok().and_then(|e| {
+                            e.first()?
+                                .stages
+                                .first()?
+                                .actions
+                                .iter()
+                                .find(|r| r.name == w.action)?
+                                .revision
+                                .clone()
+                        })
+                    })
+                    .flatten();
+                    Some(last.unwrap_or_else(|| w.head.clone()))
                 }
-                watched.push((name.clone(), stored.region.clone(), a.clone()));
+            };
+            seen.insert(key, w.head.clone());
+            if known.as_deref() != Some(w.head.as_str()) {
+                starts.push((w, known));
             }
         }
-        let roots = state.roots.clone();
-        let heads = tokio::task::spawn_blocking(move || {
-            watched
-                .into_iter()
-                .filter_map(|(name, region, a)| {
-                    if a.action_type_id.provider == "S3" {
-                        let path = s3_path(
-                            &roots.s3_root,
-                            a.config("S3Bucket")?,
-                            Some(a.config("S3ObjectKey")?),
-                        )?;
-                        let version = s3_version(&path)?;
-                        let detail = format!(
-                            "s3://{}/{}",
-                            a.config("S3Bucket")?,
-                            a.config("S3ObjectKey")?
-                        );
-                        return Some((name, region, a.name.clone(), version, detail));
-                    }
-                    let repo = repo_of(&a, &roots, &region).ok()?;
-                    let branch = a.config("BranchName").unwrap_or("main");
-                    let head = localbuild_sources::resolve_version(
-                        &repo,
-                        Some(&format!("refs/heads/{branch}")),
-                    )
-                    .ok()?;
-                    let detail = a
-                        .config("ConnectionArn")
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| repo.display().to_string());
-                    Some((name, region, a.name.clone(), head, detail))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let mut live_keys = std::collections::HashSet::new();
-        for (name, region, action, head, detail) in heads {
-            let key = (name.clone(), action.clone());
-            live_keys.insert(key.clone());
-            let known = match seen.get(&key) {
-                Some(k) => k.clone(),
-                None => {
-                    // The first look: the newest execution's revision, else the head.
-                    let last = executions(&state, &name).ok().and_then(|e| {
-                        e.first()?
-                            .stages
-                            .first()?
-                            .actions
-                            .iter()
-                            .find(|r| r.name == action)?
-                            .revision
-                            .clone()
-                    });
-                    last.unwrap_or_else(|| head.clone())
-                }
-            };
-            seen.insert(key, head.clone());
-            if known != head {
-                let ctx = Ctx {
-                    state: state.clone(),
-                    region,
-                };
-                let _ = start(&ctx, &name, "PollForSourceChanges", &detail, vec![]);
+        for (w, known) in starts {
+            let filtered = w.filters.is_some();
+            let w = Arc::new(w);
+            let check = (w.clone(), known.clone());
+            let ok = tokio::task::spawn_blocking(move || admitted(&check.0, check.1.as_deref()))
+                .await
+                .unwrap_or(false);
+            if !ok {
+                continue;
             }
+            let ctx = Ctx {
+                state: state.clone(),
+                region: w.region.clone(),
+            };
+            let (trigger, pins) = if filtered {
+                (
+                    "WebhookV2",
+                    BTreeMap::from([(w.action.clone(), (w.branch.clone(), w.head.clone()))]),
+                )
+            } else {
+                ("PollForSourceChanges", BTreeMap::new())
+            };
+            let _ = start_pinned(&ctx, &w.pipeline, trigger, &w.detail, vec![], pins);
         }
         seen.retain(|k, _| live_keys.contains(k));
+        known_actions = live_actions;
     }
 }
 

@@ -109,6 +109,77 @@ pub struct Declaration {
     pub pipeline_type: Option<String>,
     #[serde(default)]
     pub variables: Option<Vec<Variable>>,
+    /// V2 triggers: git push filters per source action.
+    #[serde(default)]
+    pub triggers: Option<Vec<Trigger>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    pub provider_type: String,
+    pub git_configuration: GitConfiguration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitConfiguration {
+    pub source_action_name: String,
+    #[serde(default)]
+    pub push: Option<Vec<PushFilter>>,
+    #[serde(default)]
+    pub pull_request: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushFilter {
+    #[serde(default)]
+    pub branches: Option<Patterns>,
+    #[serde(default)]
+    pub file_paths: Option<Patterns>,
+    #[serde(default)]
+    pub tags: Option<Patterns>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Patterns {
+    #[serde(default)]
+    pub includes: Option<Vec<String>>,
+    #[serde(default)]
+    pub excludes: Option<Vec<String>>,
+}
+
+impl Patterns {
+    /// Matches an include (or there are none) and no exclude.
+    pub fn admits(&self, name: &str) -> bool {
+        let any = |p: &Option<Vec<String>>| p.iter().flatten().any(|g| glob(g, name));
+        (self.includes.as_ref().is_none_or(Vec::is_empty) || any(&self.includes))
+            && !any(&self.excludes)
+    }
+}
+
+/// Git-style glob: `*` any run of characters but `/`, `**` any run including `/`, `?` one
+/// character but `/`; everything else literal.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p {
+            [] => t.is_empty(),
+            // `**/`: zero or more whole directories.
+            ['*', '*', '/', rest @ ..] => (0..=t.len())
+                .filter(|&i| i == 0 || t[i - 1] == '/')
+                .any(|i| go(rest, &t[i..])),
+            ['*', '*', rest @ ..] => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            ['*', rest @ ..] => (0..=t.len())
+                .take_while(|i| *i == 0 || t[i - 1] != '/')
+                .any(|i| go(rest, &t[i..])),
+            ['?', rest @ ..] => t.first().is_some_and(|c| *c != '/') && go(rest, &t[1..]),
+            [c, rest @ ..] => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -263,6 +334,38 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
                     v.name
                 )));
             }
+        }
+    }
+    for t in d.triggers.iter().flatten() {
+        let name = &t.git_configuration.source_action_name;
+        if d.pipeline_type.as_deref() != Some("V2") {
+            return Err(ApiError::Validation(
+                "Triggers are only supported in pipelines of type V2 (set pipelineType to V2)"
+                    .into(),
+            ));
+        }
+        let source = d
+            .stages
+            .first()
+            .and_then(|s| s.actions.iter().find(|a| &a.name == name));
+        match source {
+            Some(a) if a.action_type_id.provider == "CodeStarSourceConnection" => {}
+            _ => {
+                return Err(ApiError::InvalidStructure(format!(
+                    "The trigger's sourceActionName '{name}' is not a CodeStarSourceConnection source action of the first stage"
+                )));
+            }
+        }
+        if t.git_configuration.pull_request.is_some()
+            || t.git_configuration
+                .push
+                .iter()
+                .flatten()
+                .any(|f| f.tags.is_some())
+        {
+            return Err(ApiError::Validation(format!(
+                "The trigger of '{name}': localbuild runs push filters on branches and file paths; tag and pull request filters are not supported"
+            )));
         }
     }
     if d.stages.len() < 2 {
@@ -1394,4 +1497,31 @@ fn list_action_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         out["nextToken"] = json!(n);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_git() {
+        assert!(glob("main", "main"));
+        assert!(!glob("main", "mainline"));
+        assert!(glob("release/*", "release/1.2"));
+        assert!(!glob("release/*", "release/1/2"));
+        assert!(glob("release/**", "release/1/2"));
+        assert!(glob("**/*.md", "docs/a/b.md"));
+        assert!(glob("**/*.md", "b.md"));
+        assert!(glob("src/**", "src/x/y.rs"));
+        assert!(glob("v?", "v1"));
+        assert!(!glob("*.md", "docs/a.md"));
+        let p = Patterns {
+            includes: Some(vec!["src/**".into()]),
+            excludes: Some(vec!["src/**/*.md".into()]),
+        };
+        assert!(p.admits("src/app/main.rs"));
+        assert!(!p.admits("src/app/README.md"));
+        assert!(!p.admits("docs/x.rs"));
+        assert!(Patterns::default().admits("anything"));
+    }
 }
