@@ -605,6 +605,18 @@ fn first_execution(s: &Serve, name: &str) -> String {
     .to_owned()
 }
 
+/// `localbuild ARGS` on the server's store; its stdout (it must succeed).
+fn cli(s: &Serve, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .env("LOCALBUILD_HOME", s.home.path())
+        .env_remove("LOCALBUILD_LOG")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "localbuild {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn approve(
     s: &Serve,
     name: &str,
@@ -648,6 +660,35 @@ fn a_manual_approval_waits_for_its_token_and_a_rejected_stage_is_retried() {
         stage(&state(&s, "gated"), "Build")
             .get("latestExecution")
             .is_none()
+    );
+    // `localbuild pipeline` reads the same store, beside the running server.
+    let status = cli(&s, &["pipeline", "status", "gated"]);
+    assert!(status.contains("Approve  InProgress"), "{status}");
+    assert!(
+        status.contains(&format!("waiting for approval, token {token}")),
+        "{status}"
+    );
+    assert!(status.contains("Build  not run"), "{status}");
+    let listed = cli(&s, &["pipeline", "list"]);
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("gated ")),
+        "{listed}"
+    );
+    let execs = cli(&s, &["pipeline", "executions", "gated", "--json"]);
+    let execs: Value = serde_json::from_str(&execs).unwrap();
+    assert_eq!(execs[0]["pipelineExecutionId"], id.as_str());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .env("LOCALBUILD_HOME", s.home.path())
+        .args(["pipeline", "status", "missing"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("does not have a pipeline with name 'missing'")
     );
     let err = approve(
         &s,

@@ -310,8 +310,14 @@ impl Execution {
         Machine::resume(run_orders(&self.declaration), actions, stage, self.status)
     }
 
+    /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
+    /// stay deleted).
     pub(crate) fn save(&self, state: &AppState) {
-        let _ = state.history.db().put_doc(
+        let db = state.history.db();
+        if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
+            return;
+        }
+        let _ = db.put_doc(
             EXECUTION_DOC,
             &format!("{}/{}", self.pipeline, self.id),
             &json!(self).to_string(),
@@ -337,10 +343,11 @@ pub(crate) fn load_execution(
 }
 
 /// A pipeline's executions, newest first.
-pub(crate) fn executions(state: &AppState, pipeline: &str) -> Result<Vec<Execution>, ApiError> {
-    let docs = state
-        .history
-        .db()
+pub(crate) fn executions(
+    db: &localbuild_store::Db,
+    pipeline: &str,
+) -> Result<Vec<Execution>, ApiError> {
+    let docs = db
         .list_docs(EXECUTION_DOC, &format!("{pipeline}/"))
         .map_err(ApiError::db)?;
     let mut all: Vec<Execution> = docs
@@ -389,7 +396,7 @@ pub(crate) fn start_pinned(
     pins: BTreeMap<String, (String, String)>,
 ) -> Result<String, ApiError> {
     let state = &ctx.state;
-    let stored = super::load(state, pipeline)?
+    let stored = super::load(state.history.db(), pipeline)?
         .ok_or_else(|| ApiError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
     let declaration = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
@@ -1980,16 +1987,18 @@ pub(crate) async fn watch(state: Arc<AppState>) {
                     let last = (Some(w.branch.as_str()) == w.configured.as_deref()
                         || w.configured.is_none())
                     .then(|| {
-                        executions(&state, &w.pipeline).ok().and_then(|e| {
-                            e.first()?
-                                .stages
-                                .first()?
-                                .actions
-                                .iter()
-                                .find(|r| r.name == w.action)?
-                                .revision
-                                .clone()
-                        })
+                        executions(state.history.db(), &w.pipeline)
+                            .ok()
+                            .and_then(|e| {
+                                e.first()?
+                                    .stages
+                                    .first()?
+                                    .actions
+                                    .iter()
+                                    .find(|r| r.name == w.action)?
+                                    .revision
+                                    .clone()
+                            })
                     })
                     .flatten();
                     Some(last.unwrap_or_else(|| w.head.clone()))

@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
 use crate::{AppState, Ctx};
 use localbuild_engine::ACCOUNT_ID;
+use localbuild_store::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -616,12 +617,8 @@ impl Stored {
     }
 }
 
-pub(crate) fn load(state: &AppState, name: &str) -> Result<Option<Stored>, ApiError> {
-    let doc = state
-        .history
-        .db()
-        .get_doc(PIPELINE_DOC, name)
-        .map_err(ApiError::db)?;
+pub(crate) fn load(db: &Db, name: &str) -> Result<Option<Stored>, ApiError> {
+    let doc = db.get_doc(PIPELINE_DOC, name).map_err(ApiError::db)?;
     Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
@@ -694,7 +691,7 @@ fn create_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: PipelineInput = parse(body)?;
     let (pipeline, decl) = normalise(&input.pipeline, 1)?;
     let state = &ctx.state;
-    if load(state, &decl.name)?.is_some() {
+    if load(state.history.db(), &decl.name)?.is_some() {
         return Err(ApiError::PipelineNameInUse(format!(
             "A pipeline with the name '{}' already exists in account '{ACCOUNT_ID}'",
             decl.name
@@ -729,7 +726,8 @@ struct GetInput {
 
 fn get_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: GetInput = parse(body)?;
-    let stored = load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let stored =
+        load(ctx.state.history.db(), &input.name)?.ok_or_else(|| not_found(&input.name))?;
     let pipeline = match input.version {
         None => stored.pipeline.clone(),
         Some(v) => {
@@ -765,7 +763,7 @@ fn update_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         .unwrap_or_default()
         .to_owned();
     let state = &ctx.state;
-    let old = load(state, &name)?.ok_or_else(|| not_found(&name))?;
+    let old = load(state.history.db(), &name)?.ok_or_else(|| not_found(&name))?;
     let version = old.pipeline["version"].as_i64().unwrap_or(1) + 1;
     let (pipeline, _) = normalise(&input.pipeline, version)?;
     let stored = Stored {
@@ -854,13 +852,19 @@ fn page<T: Clone>(
 
 fn list_pipelines(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: PageInput = parse(body)?;
-    let docs = ctx
-        .state
-        .history
-        .db()
-        .list_docs(PIPELINE_DOC, "")
-        .map_err(ApiError::db)?;
-    let all: Vec<Value> = docs
+    let all = pipelines_in(ctx.state.history.db())?;
+    let (items, next) = page(&all, &input, 1000, 1000)?;
+    let mut out = json!({ "pipelines": items });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(out)
+}
+
+/// Every pipeline as a `PipelineSummary`, by name (from the history alone).
+pub fn pipelines_in(db: &Db) -> Result<Vec<Value>, ApiError> {
+    let docs = db.list_docs(PIPELINE_DOC, "").map_err(ApiError::db)?;
+    Ok(docs
         .into_iter()
         .filter_map(|(_, d)| serde_json::from_str::<Stored>(&d).ok())
         .map(|s| {
@@ -873,13 +877,16 @@ fn list_pipelines(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
                 "updated": s.updated,
             })
         })
-        .collect();
-    let (items, next) = page(&all, &input, 1000, 1000)?;
-    let mut out = json!({ "pipelines": items });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+        .collect())
+}
+
+/// A pipeline's `PipelineExecutionSummary`s, newest first (from the history alone).
+pub fn executions_in(db: &Db, pipeline: &str) -> Result<Vec<Value>, ApiError> {
+    load(db, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    Ok(exec::executions(db, pipeline)?
+        .iter()
+        .map(exec::Execution::summary)
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -918,7 +925,7 @@ pub fn start_execution(
     pipeline: &str,
     vars: Vec<(String, String)>,
 ) -> Result<String, ApiError> {
-    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
     let decl = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
@@ -972,7 +979,7 @@ pub fn stop_execution(
     abandon: bool,
     reason: Option<String>,
 ) -> Result<(), ApiError> {
-    load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
     let e = exec::load_execution(&ctx.state, pipeline, id)?
         .ok_or_else(|| execution_not_found(pipeline, id))?;
     let live = ctx.state.pipelines.lock().get(id).map(|(_, tx)| tx.clone());
@@ -1008,7 +1015,8 @@ struct ExecInput {
 
 fn get_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ExecInput = parse(body)?;
-    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
+    load(ctx.state.history.db(), &input.pipeline_name)?
+        .ok_or_else(|| not_found(&input.pipeline_name))?;
     let e = exec::load_execution(
         &ctx.state,
         &input.pipeline_name,
@@ -1030,8 +1038,9 @@ struct ListExecInput {
 
 fn list_pipeline_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ListExecInput = parse(body)?;
-    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
-    let all: Vec<Value> = exec::executions(&ctx.state, &input.pipeline_name)?
+    load(ctx.state.history.db(), &input.pipeline_name)?
+        .ok_or_else(|| not_found(&input.pipeline_name))?;
+    let all: Vec<Value> = exec::executions(ctx.state.history.db(), &input.pipeline_name)?
         .iter()
         .map(exec::Execution::summary)
         .collect();
@@ -1059,12 +1068,17 @@ fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 /// GetPipelineState: every stage with its inbound transition, the newest execution that
 /// reached it and its actions' latest executions.
 pub fn pipeline_state(ctx: &Ctx, name: &str) -> Result<Value, ApiError> {
+    pipeline_state_in(ctx.state.history.db(), name)
+}
+
+/// [`pipeline_state`] from the history alone (no server needed: `localbuild pipeline status`).
+pub fn pipeline_state_in(db: &Db, name: &str) -> Result<Value, ApiError> {
     let input = NameInput {
         name: name.to_owned(),
     };
-    let stored = load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
-    let execs = exec::executions(&ctx.state, &input.name)?;
-    let disabled = transitions(&ctx.state, &input.name);
+    let stored = load(db, &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let execs = exec::executions(db, &input.name)?;
+    let disabled = transitions(db, &input.name);
     let mut stages = vec![];
     if let Some(Value::Array(decl_stages)) = stored.pipeline.get("stages") {
         for s in decl_stages {
@@ -1133,11 +1147,8 @@ pub fn pipeline_state(ctx: &Ctx, name: &str) -> Result<Value, ApiError> {
 // Transitions, approvals, retries, action executions
 
 /// The disabled transitions of a pipeline: (stage, Inbound|Outbound, `TransitionState`).
-fn transitions(state: &AppState, pipeline: &str) -> Vec<(String, String, Value)> {
-    state
-        .history
-        .db()
-        .list_docs(TRANSITION_DOC, &format!("{pipeline}/"))
+fn transitions(db: &Db, pipeline: &str) -> Vec<(String, String, Value)> {
+    db.list_docs(TRANSITION_DOC, &format!("{pipeline}/"))
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(key, doc)| {
@@ -1155,7 +1166,7 @@ fn transitions(state: &AppState, pipeline: &str) -> Vec<(String, String, Value)>
 /// `gates[s]`: an execution may enter stage `s` (its inbound transition and the outbound
 /// transition of the stage before are enabled).
 pub(crate) fn gates(state: &AppState, pipeline: &str, decl: &Declaration) -> Vec<bool> {
-    let disabled = transitions(state, pipeline);
+    let disabled = transitions(state.history.db(), pipeline);
     let off = |stage: &str, kind: &str| disabled.iter().any(|(s, k, _)| s == stage && k == kind);
     decl.stages
         .iter()
@@ -1206,7 +1217,7 @@ pub fn set_transition(
     kind: &str,
     disabled_reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
     let decl = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
@@ -1306,7 +1317,7 @@ pub fn put_approval(
     approved: bool,
     summary: &str,
 ) -> Result<f64, ApiError> {
-    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
     let decl = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
@@ -1334,7 +1345,7 @@ pub fn put_approval(
             "1 validation error detected: Value at 'result.summary' failed to satisfy constraint: Member must have length less than or equal to 512".into(),
         ));
     }
-    for e in exec::executions(&ctx.state, pipeline)? {
+    for e in exec::executions(ctx.state.history.db(), pipeline)? {
         let Some(rec) = e
             .stages
             .iter()
@@ -1412,7 +1423,7 @@ pub fn retry_stage(
     id: &str,
     all: bool,
 ) -> Result<(), ApiError> {
-    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
     let e = exec::load_execution(&ctx.state, pipeline, id)?
         .ok_or_else(|| execution_not_found(pipeline, id))?;
     let si = e
@@ -1431,7 +1442,7 @@ pub fn retry_stage(
             stored.pipeline["version"], e.version
         )));
     }
-    let newer = exec::executions(&ctx.state, pipeline)?
+    let newer = exec::executions(ctx.state.history.db(), pipeline)?
         .into_iter()
         .take_while(|x| x.id != id)
         .any(|x| x.stages.get(si).is_some_and(|s| s.status.is_some()));
@@ -1464,9 +1475,10 @@ struct ActionFilter {
 
 fn list_action_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ListActionsInput = parse(body)?;
-    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
+    load(ctx.state.history.db(), &input.pipeline_name)?
+        .ok_or_else(|| not_found(&input.pipeline_name))?;
     let wanted = input.filter.and_then(|f| f.pipeline_execution_id);
-    let execs = exec::executions(&ctx.state, &input.pipeline_name)?;
+    let execs = exec::executions(ctx.state.history.db(), &input.pipeline_name)?;
     if let Some(id) = &wanted
         && !execs.iter().any(|e| &e.id == id)
     {
