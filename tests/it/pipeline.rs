@@ -852,7 +852,7 @@ fn stop_waits_for_running_actions_and_abandon_does_not() {
     let s = Serve::start(&[]);
     plain_repo(&s, "stoppable");
     let conn = connection(&s);
-    inline_project(&s, "short", &["echo started", "sleep 6", "echo done"]);
+    inline_project(&s, "short", &["echo started", "sleep 20", "echo done"]);
     inline_project(&s, "long", &["echo started", "sleep 300"]);
     let file = write_json(
         s.home.path(),
