@@ -14,6 +14,7 @@ mod gc;
 mod image;
 mod json;
 mod list;
+mod pipeline;
 mod plan;
 mod progress;
 mod run;
@@ -76,6 +77,9 @@ pub enum Command {
     /// The build history: list builds, show one, print or follow its log
     #[command(subcommand)]
     Builds(BuildsCommand),
+    /// Pipelines kept by `serve`: list them, a pipeline's stages and actions, its executions
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
     Serve(ServeArgs),
     /// Print the effective run settings (config files, defaults) and where each came from
@@ -89,6 +93,30 @@ pub enum Command {
     Man {
         /// A subcommand (e.g. `run`) for its own page
         subcommand: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// List the pipelines
+    List {
+        /// Print ListPipelines' summaries as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// A pipeline's stages and actions with status, revision and time (GetPipelineState)
+    Status {
+        name: String,
+        /// Print GetPipelineState's answer as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// A pipeline's executions, newest first (ListPipelineExecutions)
+    Executions {
+        name: String,
+        /// Print the execution summaries as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -395,6 +423,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Image(ImageCommand::Build) => image::build(),
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),
+        Command::Pipeline(c) => pipeline::run(&c),
         Command::Serve(args) => serve::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Completions { shell } => completions::completions(shell),

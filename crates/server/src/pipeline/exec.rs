@@ -13,6 +13,18 @@
 //!   container labelled `localbuild.ecs-service=<cluster>/<service>`, replacing the previous
 //!   one; its exposed ports are published on 127.0.0.1 at ephemeral ports (the action's
 //!   `externalExecutionUrl` is `http://127.0.0.1:<port>` of the first).
+//! * Source `S3` (`S3Bucket`, `S3ObjectKey`: a zip at `$LOCALBUILD_HOME/s3/<bucket>/<key>`):
+//!   copied as the output artifact; its revision (`VersionId`) is the file's size and
+//!   modification time, `ETag` a hash of its bytes; the watcher starts an execution when it
+//!   changes.
+//! * Deploy `S3` (`BucketName`, `Extract`, `ObjectKey`): the input artifact unpacked under
+//!   `$LOCALBUILD_HOME/s3/<bucket>/<ObjectKey>` (Extract true; files replaced), or copied to
+//!   `<bucket>/<ObjectKey>` (Extract false).
+//! * Approval `Manual`: no task; the action waits with a token (shown in GetPipelineState)
+//!   for PutApprovalResult, or fails when its `timeoutInMinutes` (default 7 days) passes.
+//!
+//! Every start of an action is also kept as an `ActionRun` (ListActionExecutions). Executions
+//! the process was running when it died are marked Failed when the server starts ([`recover`]).
 //!
 //! Variables: an action's output variables are `#{<namespace>.<NAME>}` when it has a
 //! namespace; `#{variables.<name>}` are the pipeline's. They are substituted in every
@@ -42,6 +54,15 @@ pub(crate) enum Msg {
         reason: Option<String>,
     },
     Supersede,
+    /// PutApprovalResult for a waiting approval action.
+    Approve {
+        a: ActionRef,
+        token: String,
+        approved: bool,
+        summary: String,
+    },
+    /// The pipeline's stage transitions changed (`gates[s]`: entering stage `s` is enabled).
+    Gates(Vec<bool>),
 }
 
 /// How an action ended.
@@ -83,6 +104,9 @@ pub(crate) struct ActionRec {
     pub last_change: f64,
     pub revision: Option<String>,
     pub entity_url: Option<String>,
+    /// A waiting approval's token.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl ActionRec {
@@ -112,7 +136,36 @@ impl ActionRec {
         if let Some((code, message)) = &self.error {
             v["errorDetails"] = json!({"code": code, "message": message});
         }
+        if let (Some(t), Some(ActionStatus::InProgress)) = (&self.token, self.status) {
+            v["token"] = json!(t);
+        }
         Some(v)
+    }
+}
+
+/// One start of one action (`ActionExecutionDetail` of ListActionExecutions).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActionRun {
+    pub stage: String,
+    pub action: String,
+    pub action_execution_id: String,
+    pub start_time: f64,
+    pub last_update_time: f64,
+    pub status: Option<ActionStatus>,
+    /// `ActionExecutionInput`.
+    pub input: Value,
+    /// `ActionExecutionOutput`, once it ended.
+    pub output: Option<Value>,
+}
+
+/// An `ActionExecutionStatus` name.
+pub(crate) fn action_status_name(s: ActionStatus) -> &'static str {
+    match s {
+        ActionStatus::NotStarted | ActionStatus::InProgress => "InProgress",
+        ActionStatus::Succeeded => "Succeeded",
+        ActionStatus::Failed => "Failed",
+        ActionStatus::Abandoned => "Abandoned",
     }
 }
 
@@ -147,6 +200,12 @@ pub(crate) struct Execution {
     /// Artifact name → zip in the artifact store.
     pub artifacts: BTreeMap<String, PathBuf>,
     pub declaration: Declaration,
+    /// Every start of an action, in order.
+    #[serde(default)]
+    pub action_runs: Vec<ActionRun>,
+    /// Source action → (branch, commit) this execution builds (a trigger's push).
+    #[serde(default)]
+    pub pins: BTreeMap<String, (String, String)>,
 }
 
 impl Execution {
@@ -163,7 +222,7 @@ impl Execution {
             "status": self.status,
             "artifactRevisions": self.artifact_revisions,
             "trigger": self.trigger(),
-            "executionMode": "SUPERSEDED",
+            "executionMode": self.mode(),
             "executionType": "STANDARD",
         });
         let vars: Vec<Value> = self
@@ -190,7 +249,7 @@ impl Execution {
             "lastUpdateTime": self.last_update_time,
             "sourceRevisions": self.source_revisions,
             "trigger": self.trigger(),
-            "executionMode": "SUPERSEDED",
+            "executionMode": self.mode(),
             "executionType": "STANDARD",
         });
         if let Some(s) = &self.status_summary {
@@ -199,8 +258,66 @@ impl Execution {
         v
     }
 
-    fn save(&self, state: &AppState) {
-        let _ = state.history.db().put_doc(
+    pub fn mode(&self) -> &str {
+        self.declaration
+            .execution_mode
+            .as_deref()
+            .unwrap_or("SUPERSEDED")
+    }
+
+    /// `ActionExecutionDetail`s of this execution, newest first.
+    pub fn action_details(&self) -> Vec<Value> {
+        self.action_runs
+            .iter()
+            .rev()
+            .map(|r| {
+                let mut v = json!({
+                    "pipelineExecutionId": self.id,
+                    "actionExecutionId": r.action_execution_id,
+                    "pipelineVersion": self.version,
+                    "stageName": r.stage,
+                    "actionName": r.action,
+                    "startTime": r.start_time,
+                    "lastUpdateTime": r.last_update_time,
+                    "status": action_status_name(r.status.unwrap_or(ActionStatus::InProgress)),
+                    "input": r.input,
+                });
+                if let Some(o) = &r.output {
+                    v["output"] = o.clone();
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The statuses the machine had, for a retry.
+    fn machine(&self) -> Machine {
+        let actions = self
+            .stages
+            .iter()
+            .map(|s| {
+                s.actions
+                    .iter()
+                    .map(|a| a.status.unwrap_or(ActionStatus::NotStarted))
+                    .collect()
+            })
+            .collect();
+        let stage = self
+            .stages
+            .iter()
+            .rposition(|s| s.status.is_some())
+            .unwrap_or(0);
+        Machine::resume(run_orders(&self.declaration), actions, stage, self.status)
+    }
+
+    /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
+    /// stay deleted).
+    pub(crate) fn save(&self, state: &AppState) {
+        let db = state.history.db();
+        if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
+            return;
+        }
+        let _ = db.put_doc(
             EXECUTION_DOC,
             &format!("{}/{}", self.pipeline, self.id),
             &json!(self).to_string(),
@@ -226,10 +343,11 @@ pub(crate) fn load_execution(
 }
 
 /// A pipeline's executions, newest first.
-pub(crate) fn executions(state: &AppState, pipeline: &str) -> Result<Vec<Execution>, ApiError> {
-    let docs = state
-        .history
-        .db()
+pub(crate) fn executions(
+    db: &localbuild_store::Db,
+    pipeline: &str,
+) -> Result<Vec<Execution>, ApiError> {
+    let docs = db
         .list_docs(EXECUTION_DOC, &format!("{pipeline}/"))
         .map_err(ApiError::db)?;
     let mut all: Vec<Execution> = docs
@@ -240,8 +358,17 @@ pub(crate) fn executions(state: &AppState, pipeline: &str) -> Result<Vec<Executi
     Ok(all)
 }
 
-/// Start an execution of `pipeline`; its id. Executions of the pipeline still in their source
-/// stage are superseded.
+fn run_orders(d: &Declaration) -> Vec<Vec<u32>> {
+    d.stages
+        .iter()
+        .map(|s| s.actions.iter().map(Action::run_order).collect())
+        .collect()
+}
+
+/// Start an execution of `pipeline`; its id. In SUPERSEDED mode (the default), executions of
+/// the pipeline still in their source stage or held by a disabled transition are superseded;
+/// in QUEUED mode the execution waits until the older ones have ended; in PARALLEL mode it runs
+/// beside them.
 pub(crate) fn start(
     ctx: &Ctx,
     pipeline: &str,
@@ -249,8 +376,27 @@ pub(crate) fn start(
     trigger_detail: &str,
     vars: Vec<(String, String)>,
 ) -> Result<String, ApiError> {
+    start_pinned(
+        ctx,
+        pipeline,
+        trigger_type,
+        trigger_detail,
+        vars,
+        BTreeMap::new(),
+    )
+}
+
+/// [`start`], with source actions pinned to (branch, commit) (a push a trigger admitted).
+pub(crate) fn start_pinned(
+    ctx: &Ctx,
+    pipeline: &str,
+    trigger_type: &str,
+    trigger_detail: &str,
+    vars: Vec<(String, String)>,
+    pins: BTreeMap<String, (String, String)>,
+) -> Result<String, ApiError> {
     let state = &ctx.state;
-    let stored = super::load(state, pipeline)?
+    let stored = super::load(state.history.db(), pipeline)?
         .ok_or_else(|| ApiError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
     let declaration = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
@@ -298,14 +444,19 @@ pub(crate) fn start(
         variables,
         artifacts: BTreeMap::new(),
         declaration,
+        action_runs: vec![],
+        pins,
     };
     exec.save(state);
+    let mode = exec.mode().to_owned();
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut live = state.pipelines.lock();
-        for (p, other) in live.values() {
-            if p == pipeline {
-                let _ = other.send(Msg::Supersede);
+        if mode == "SUPERSEDED" {
+            for (p, other) in live.values() {
+                if p == pipeline {
+                    let _ = other.send(Msg::Supersede);
+                }
             }
         }
         live.insert(id.clone(), (pipeline.to_owned(), tx.clone()));
@@ -314,27 +465,114 @@ pub(crate) fn start(
         state: state.clone(),
         region: stored.region,
     };
-    tokio::spawn(run(ctx, exec, rx, tx));
+    // QUEUED: the pipeline's turn, in order of start (tokio's mutex is fair).
+    let turn = (mode == "QUEUED").then(|| state.pipelines.turn(pipeline));
+    let mut m = Machine::new(run_orders(&exec.declaration));
+    m.set_gates(super::gates(state, pipeline, &exec.declaration));
+    tokio::spawn(async move {
+        let _turn = match turn {
+            Some(t) => Some(t.lock_owned().await),
+            None => None,
+        };
+        let starts = if m.status().is_final() {
+            vec![]
+        } else {
+            m.start()
+        };
+        run(ctx, exec, m, starts, rx, tx).await;
+    });
     Ok(id)
 }
 
-/// The task of one execution.
+/// RetryStageExecution: run the stage `stage` of a Failed or Stopped execution again (its
+/// failed actions, or `all`), then the stages after it, in the same execution.
+pub(crate) fn retry(
+    ctx: &Ctx,
+    mut exec: Execution,
+    stage: usize,
+    all: bool,
+) -> Result<(), ApiError> {
+    let mut m = exec.machine();
+    let starts = m.retry(stage, all).map_err(|why| {
+        ApiError::StageNotRetryable(format!(
+            "Stage '{}' of execution {} cannot be retried: {why}",
+            exec.stages.get(stage).map_or("", |s| s.name.as_str()),
+            exec.id
+        ))
+    })?;
+    m.set_gates(super::gates(&ctx.state, &exec.pipeline, &exec.declaration));
+    exec.status_summary = None;
+    let (tx, rx) = mpsc::unbounded_channel();
+    ctx.state
+        .pipelines
+        .lock()
+        .insert(exec.id.clone(), (exec.pipeline.clone(), tx.clone()));
+    let ctx = ctx.clone();
+    tokio::spawn(run(ctx, exec, m, starts, rx, tx));
+    Ok(())
+}
+
+/// Executions this process did not finish (it was killed): Failed, with a summary that says
+/// so; their running actions Failed the same way. Run once when the server starts, before it
+/// starts any execution.
+pub(crate) fn recover(state: &AppState) -> usize {
+    let Ok(docs) = state.history.db().list_docs(EXECUTION_DOC, "") else {
+        return 0;
+    };
+    let mut n = 0;
+    let message = "localbuild serve stopped while this execution was in progress (the process ended without finishing it); it was marked Failed when the server started again";
+    for (_, doc) in docs {
+        let Ok(mut exec) = serde_json::from_str::<Execution>(&doc) else {
+            continue;
+        };
+        if exec.status.is_final() {
+            continue;
+        }
+        let at = now();
+        for stage in &mut exec.stages {
+            let mut cut = false;
+            for a in &mut stage.actions {
+                if a.status == Some(ActionStatus::InProgress) {
+                    a.status = Some(ActionStatus::Failed);
+                    a.summary = Some(message.to_owned());
+                    a.error = Some(("JobFailed".into(), message.to_owned()));
+                    a.last_change = at;
+                    cut = true;
+                }
+            }
+            if cut || matches!(stage.status.as_deref(), Some("InProgress" | "Stopping")) {
+                stage.status = Some("Failed".into());
+            }
+        }
+        for r in &mut exec.action_runs {
+            if r.status == Some(ActionStatus::InProgress) {
+                r.status = Some(ActionStatus::Failed);
+                r.last_update_time = at;
+                r.output = Some(json!({"executionResult": {
+                    "externalExecutionSummary": message,
+                    "errorDetails": {"code": "JobFailed", "message": message}}}));
+            }
+        }
+        exec.status = ExecStatus::Failed;
+        exec.status_summary = Some(message.to_owned());
+        exec.last_update_time = at;
+        exec.save(state);
+        n += 1;
+    }
+    n
+}
+
+/// The task of one execution: `m` has just answered `starts`.
 async fn run(
     ctx: Ctx,
     mut exec: Execution,
+    mut m: Machine,
+    starts: Vec<ActionRef>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     tx: mpsc::UnboundedSender<Msg>,
 ) {
-    let orders = exec
-        .declaration
-        .stages
-        .iter()
-        .map(|s| s.actions.iter().map(Action::run_order).collect())
-        .collect();
-    let mut m = Machine::new(orders);
     let mut tasks: HashMap<ActionRef, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut builds: HashMap<ActionRef, String> = HashMap::new();
-    let starts = m.start();
     launch(&ctx, &mut exec, &m, starts, &mut tasks, &tx);
     loop {
         sync(&mut exec, &m);
@@ -345,13 +583,52 @@ async fn run(
         let Some(msg) = rx.recv().await else { break };
         match msg {
             Msg::Done(a, result) => {
+                if m.action(a) != ActionStatus::InProgress {
+                    continue;
+                }
                 tasks.remove(&a);
                 builds.remove(&a);
-                record_result(&mut exec, a, &result);
+                record_result(&ctx, &mut exec, a, &result);
                 let next = m.finished(a, result.ok);
                 if !result.ok && exec.status_summary.is_none() {
                     exec.status_summary = result.summary.clone();
                 }
+                launch(&ctx, &mut exec, &m, next, &mut tasks, &tx);
+            }
+            Msg::Approve {
+                a,
+                token,
+                approved,
+                summary,
+            } => {
+                let waiting = rec_mut(&mut exec, a).and_then(|r| r.token.clone());
+                if m.action(a) != ActionStatus::InProgress
+                    || waiting.as_deref() != Some(token.as_str())
+                {
+                    continue;
+                }
+                if let Some(t) = tasks.remove(&a) {
+                    t.abort();
+                }
+                let result = if approved {
+                    ActionResult {
+                        ok: true,
+                        summary: Some(summary),
+                        ..Default::default()
+                    }
+                } else {
+                    let mut r = ActionResult::failed(
+                        "JobFailed",
+                        format!("The approval was rejected: {summary}"),
+                    );
+                    r.summary = Some(summary);
+                    r
+                };
+                // The same path as any action that ends.
+                let _ = tx.send(Msg::Done(a, Box::new(result)));
+            }
+            Msg::Gates(gates) => {
+                let next = m.set_gates(gates);
                 launch(&ctx, &mut exec, &m, next, &mut tasks, &tx);
             }
             Msg::Build(a, id) => {
@@ -367,10 +644,12 @@ async fn run(
             Msg::Stop { abandon, reason } => {
                 m.stop(abandon);
                 exec.status_summary = reason.or(Some("Stopped".into()));
-                for id in builds.values() {
-                    codebuild::stop_for_pipeline(&ctx.state, id);
-                }
+                // Stop and wait lets running actions finish; abandon ends them (their builds
+                // are stopped: nothing local outlives an abandoned action).
                 if abandon {
+                    for id in builds.values() {
+                        codebuild::stop_for_pipeline(&ctx.state, id);
+                    }
                     for (_, t) in tasks.drain() {
                         t.abort();
                     }
@@ -403,9 +682,21 @@ fn sync(exec: &mut Execution, m: &Machine) {
         let mut statuses = vec![];
         for (ai, rec) in stage.actions.iter_mut().enumerate() {
             let s = m.action((si, ai));
-            if rec.status != Some(s) && s != ActionStatus::NotStarted {
+            if s == ActionStatus::NotStarted {
+                // Never started, or reset by a retry.
+                rec.status = None;
+            } else if rec.status != Some(s) {
                 rec.status = Some(s);
                 rec.last_change = at;
+                if let Some(run) = exec
+                    .action_runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.action_execution_id == rec.action_execution_id)
+                {
+                    run.status = Some(s);
+                    run.last_update_time = at;
+                }
             }
             statuses.push(s);
         }
@@ -438,7 +729,63 @@ fn sync(exec: &mut Execution, m: &Machine) {
     }
 }
 
-fn record_result(exec: &mut Execution, a: ActionRef, r: &ActionResult) {
+/// An artifact zip as `ArtifactDetail` (bucket and key in the artifact store).
+fn artifact_detail(ctx: &Ctx, exec: &Execution, name: &str, path: &Path) -> Value {
+    let bucket = exec
+        .declaration
+        .artifact_store
+        .as_ref()
+        .map(|s| s.location.clone())
+        .unwrap_or_default();
+    let key = path
+        .strip_prefix(ctx.state.roots.s3_root.join(&bucket))
+        .map(|k| k.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.display().to_string());
+    json!({"name": name, "s3location": {"bucket": bucket, "key": key}})
+}
+
+fn record_result(ctx: &Ctx, exec: &mut Execution, a: ActionRef, r: &ActionResult) {
+    let id = exec
+        .stages
+        .get(a.0)
+        .and_then(|s| s.actions.get(a.1))
+        .map(|rec| rec.action_execution_id.clone())
+        .unwrap_or_default();
+    let outputs: Vec<Value> = r
+        .outputs
+        .iter()
+        .map(|(n, p)| artifact_detail(ctx, exec, n, p))
+        .collect();
+    let mut result = json!({});
+    if let Some(x) = &r.external_id {
+        result["externalExecutionId"] = json!(x);
+    }
+    if let Some(x) = &r.summary {
+        result["externalExecutionSummary"] = json!(x);
+    }
+    if let Some(x) = &r.external_url {
+        result["externalExecutionUrl"] = json!(x);
+    }
+    if let Some((code, message)) = &r.error {
+        result["errorDetails"] = json!({"code": code, "message": message});
+    }
+    let vars: serde_json::Map<String, Value> = r
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    if let Some(run) = exec
+        .action_runs
+        .iter_mut()
+        .rev()
+        .find(|x| x.action_execution_id == id)
+    {
+        let mut output = json!({"outputArtifacts": outputs, "executionResult": result});
+        if !vars.is_empty() {
+            output["outputVariables"] = Value::Object(vars);
+        }
+        run.output = Some(output);
+    }
     let namespace = exec.action(a).and_then(|x| x.namespace.clone());
     if let Some(ns) = namespace {
         for (k, v) in &r.variables {
@@ -499,17 +846,63 @@ fn launch(
 ) {
     let _ = m;
     for a in starts {
-        let Some(action) = exec.action(a).cloned() else {
+        let Some(declared) = exec.action(a).cloned() else {
             continue;
         };
-        let mut action = action;
+        let mut action = declared.clone();
         if let Some(c) = action.configuration.as_mut() {
             for v in c.values_mut() {
                 *v = substitute(v, &exec.variables);
             }
         }
+        let action_execution_id = uuid::Uuid::new_v4().to_string();
+        let approval = action.action_type_id.category == "Approval";
         if let Some(rec) = rec_mut(exec, a) {
-            rec.action_execution_id = uuid::Uuid::new_v4().to_string();
+            rec.action_execution_id = action_execution_id.clone();
+            rec.summary = None;
+            rec.error = None;
+            rec.token = approval.then(|| uuid::Uuid::new_v4().to_string());
+        }
+        let inputs: Vec<Value> = action
+            .inputs()
+            .filter_map(|n| {
+                exec.artifacts
+                    .get(n)
+                    .map(|p| artifact_detail(ctx, exec, n, p))
+            })
+            .collect();
+        let mut input = json!({
+            "actionTypeId": action.action_type_id,
+            "configuration": declared.configuration.clone().unwrap_or_default(),
+            "resolvedConfiguration": action.configuration.clone().unwrap_or_default(),
+            "region": ctx.region,
+            "inputArtifacts": inputs,
+        });
+        if let Some(ns) = &action.namespace {
+            input["namespace"] = json!(ns);
+        }
+        let at = now();
+        exec.action_runs.push(ActionRun {
+            stage: exec.declaration.stages[a.0].name.clone(),
+            action: action.name.clone(),
+            action_execution_id,
+            start_time: at,
+            last_update_time: at,
+            status: Some(ActionStatus::InProgress),
+            input,
+            output: None,
+        });
+        if approval {
+            let minutes = action.timeout_in_minutes.unwrap_or(7 * 24 * 60).max(1) as u64;
+            tasks.insert(
+                a,
+                tokio::spawn(approval_timer(
+                    tx.clone(),
+                    a,
+                    Duration::from_secs(minutes * 60),
+                )),
+            );
+            continue;
         }
         let job = Job {
             ctx: ctx.clone(),
@@ -525,6 +918,7 @@ fn launch(
                 .inputs()
                 .filter_map(|n| exec.artifacts.get(n).map(|p| (n.to_owned(), p.clone())))
                 .collect(),
+            pin: exec.pins.get(&action.name).cloned(),
             action,
             at: a,
             tx: tx.clone(),
@@ -540,6 +934,19 @@ fn launch(
     }
 }
 
+/// An approval nobody answered fails when its timeout passes.
+async fn approval_timer(tx: mpsc::UnboundedSender<Msg>, a: ActionRef, after: Duration) {
+    tokio::time::sleep(after).await;
+    let minutes = after.as_secs() / 60;
+    let _ = tx.send(Msg::Done(
+        a,
+        Box::new(ActionResult::failed(
+            "JobFailed",
+            format!("The approval timed out: no response within {minutes} minutes"),
+        )),
+    ));
+}
+
 /// One action to carry out.
 struct Job {
     ctx: Ctx,
@@ -548,6 +955,8 @@ struct Job {
     store: String,
     inputs: Vec<(String, PathBuf)>,
     action: Action,
+    /// (branch, commit) for a source action, instead of `BranchName`'s head.
+    pin: Option<(String, String)>,
     at: ActionRef,
     tx: mpsc::UnboundedSender<Msg>,
 }
@@ -575,6 +984,18 @@ impl Job {
             }
             "CodeBuild" => self.build().await,
             "ECS" => self.deploy().await,
+            "S3" => {
+                let s3 = self.ctx.state.roots.s3_root.clone();
+                tokio::task::spawn_blocking(move || {
+                    if self.action.action_type_id.category == "Source" {
+                        self.s3_source(&s3)
+                    } else {
+                        self.s3_deploy(&s3)
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+            }
             other => ActionResult::failed(
                 "JobFailed",
                 format!("localbuild cannot run {other} actions"),
@@ -592,6 +1013,122 @@ impl Job {
             .join(&self.pipeline)
             .join(artifact)
             .join(format!("{short}-{}.zip", self.action.name))
+    }
+
+    fn s3_source(self, s3: &Path) -> ActionResult {
+        let bucket = self.action.config("S3Bucket").unwrap_or_default();
+        let key = self.action.config("S3ObjectKey").unwrap_or_default();
+        let Some(path) = s3_path(s3, bucket, Some(key)) else {
+            return ActionResult::failed(
+                "JobFailed",
+                format!("Invalid object s3://{bucket}/{key}"),
+            );
+        };
+        let Some(version) = s3_version(&path) else {
+            return ActionResult::failed(
+                "JobFailed",
+                format!(
+                    "The object s3://{bucket}/{key} does not exist (localbuild looks for {})",
+                    path.display()
+                ),
+            );
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return ActionResult::failed("JobFailed", format!("{}: {e}", path.display())),
+        };
+        if zip::ZipArchive::new(std::io::Cursor::new(&bytes)).is_err() {
+            return ActionResult::failed(
+                "JobFailed",
+                format!("The object s3://{bucket}/{key} is not a zip file"),
+            );
+        }
+        let Some(output) = self.action.outputs().next().map(str::to_owned) else {
+            return ActionResult::failed(
+                "JobFailed",
+                "The source action has no output artifact".into(),
+            );
+        };
+        let dest = self.artifact_path(&output);
+        let written = dest
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&dest, &bytes));
+        if let Err(e) = written {
+            return ActionResult::failed("JobFailed", format!("{}: {e}", dest.display()));
+        }
+        let etag = format!("{:016x}", fnv64(&bytes));
+        let summary = format!("Object s3://{bucket}/{key} (version {version})");
+        ActionResult {
+            ok: true,
+            summary: Some(summary.clone()),
+            external_id: Some(version.clone()),
+            revision: Some(version.clone()),
+            outputs: vec![(output.clone(), dest)],
+            variables: vec![
+                ("ETag".to_owned(), etag),
+                ("VersionId".to_owned(), version.clone()),
+                ("BucketName".to_owned(), bucket.to_owned()),
+                ("ObjectKey".to_owned(), key.to_owned()),
+            ],
+            source_revision: Some(json!({
+                "actionName": self.action.name,
+                "revisionId": version,
+                "revisionSummary": summary,
+            })),
+            artifact_revision: Some(json!({
+                "name": output,
+                "revisionId": version,
+                "revisionSummary": summary,
+                "created": now(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn s3_deploy(self, s3: &Path) -> ActionResult {
+        let bucket = self.action.config("BucketName").unwrap_or_default();
+        let extract = !self
+            .action
+            .config("Extract")
+            .is_some_and(|e| e.eq_ignore_ascii_case("false"));
+        let key = self.action.config("ObjectKey").filter(|k| !k.is_empty());
+        let Some((name, zip)) = self.inputs.first().cloned() else {
+            return ActionResult::failed(
+                "JobFailed",
+                "The deploy action has no input artifact".into(),
+            );
+        };
+        let Some(dest) = s3_path(s3, bucket, key) else {
+            return ActionResult::failed("JobFailed", format!("Invalid bucket {bucket} or key"));
+        };
+        let done = if extract {
+            unzip_replacing(&zip, &dest)
+        } else {
+            dest.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::copy(&zip, &dest).map(drop))
+        };
+        match done {
+            Ok(()) => ActionResult {
+                ok: true,
+                summary: Some(format!(
+                    "Deployed {name} to s3://{bucket}/{} ({})",
+                    key.unwrap_or(""),
+                    if extract {
+                        "extracted"
+                    } else {
+                        "as one object"
+                    }
+                )),
+                external_url: Some(format!("file://{}", dest.display())),
+                ..Default::default()
+            },
+            Err(e) => ActionResult::failed(
+                "JobFailed",
+                format!("Could not deploy {name} to {}: {e}", dest.display()),
+            ),
+        }
     }
 
     fn source(self, roots: &localbuild_sources::Roots, region: &str) -> ActionResult {
@@ -626,7 +1163,11 @@ impl Job {
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };
         let dest = tmp.path().join("src");
-        let co = match localbuild_sources::checkout(&repo, Some(&branch), None, &dest) {
+        let (branch, version) = match &self.pin {
+            Some((b, c)) => (b.clone(), c.clone()),
+            None => (branch.clone(), branch),
+        };
+        let co = match localbuild_sources::checkout(&repo, Some(&version), None, &dest) {
             Ok(c) => c,
             Err(e) => {
                 return ActionResult::failed(
@@ -724,6 +1265,17 @@ impl Job {
             dir,
             pipeline: self.pipeline.clone(),
         };
+        let flag = |k| {
+            self.action
+                .config(k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        if flag("BatchEnabled") {
+            let combine = flag("CombineArtifacts");
+            let input = codebuild::pipeline_input(&project, source, env);
+            // `tmp` (the unpacked input) lives until the batch has ended.
+            return self.batch_build(input, combine).await;
+        }
         let id = match codebuild::start_for_pipeline(&self.ctx, &project, source, env).await {
             Ok(id) => id,
             Err(e) => {
@@ -813,6 +1365,103 @@ impl Job {
                     return ActionResult::failed(
                         "JobFailed",
                         format!("Cannot store the build's artifact: {e}"),
+                    );
+                }
+                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+            }
+        }
+        result
+    }
+
+    /// `BatchEnabled`: a batch build (StartBuildBatch's path). The output artifact is the
+    /// combined artifacts with `CombineArtifacts`, else the artifacts of the task whose
+    /// identifier is the output artifact's name.
+    async fn batch_build(&self, input: codebuild::StartBuildInput, combine: bool) -> ActionResult {
+        let handle = match crate::batch::start_for_pipeline(&self.ctx, input, combine).await {
+            Ok(h) => h,
+            Err(e) => {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Error calling startBuildBatch: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
+                        e.aws_type(),
+                        uuid::Uuid::new_v4()
+                    ),
+                );
+            }
+        };
+        let id = handle.id.clone();
+        let _ = self.tx.send(Msg::Build(self.at, id.clone()));
+        let outcome = handle.outcome().await;
+        let name = |st: localbuild_engine::record::Status| {
+            serde_json::to_value(st)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "FAILED".into())
+        };
+        let status = name(outcome.batch.build_batch_status);
+        let mut result = ActionResult {
+            external_id: Some(id.clone()),
+            external_url: Some(format!(
+                "https://console.aws.amazon.com/codesuite/codebuild/projects/{}/batch/{id}",
+                outcome.batch.project_name
+            )),
+            ..Default::default()
+        };
+        if status != "SUCCEEDED" {
+            let mut message = format!("Build batch terminated with state: {status}");
+            if let Some(t) = outcome.tasks.iter().find(|t| {
+                !t.ignore_failure && t.status != localbuild_engine::record::Status::Succeeded
+            }) {
+                message.push_str(&format!(
+                    ". Build: {}, Status: {}",
+                    t.identifier,
+                    name(t.status)
+                ));
+            }
+            result.summary = Some(message.clone());
+            result.error = Some(("JobFailed".into(), message));
+            return result;
+        }
+        result.ok = true;
+        result.summary = Some(format!("Build batch {id} succeeded"));
+        for output in self.action.outputs().map(str::to_owned).collect::<Vec<_>>() {
+            let made = if combine {
+                outcome.artifacts.clone()
+            } else {
+                outcome
+                    .tasks
+                    .iter()
+                    .find(|t| t.identifier == output)
+                    .and_then(|t| t.outcome.as_ref()?.artifacts.first().cloned())
+            };
+            let Some(made) = made else {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Build batch {id} produced no artifacts for the output artifact {output} (with CombineArtifacts false, an output artifact takes the artifacts of the build whose identifier is its name)"
+                    ),
+                );
+            };
+            let dest = self.artifact_path(&output);
+            let d = dest.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                if made.is_dir() {
+                    zip_dir(&made, &d)
+                } else {
+                    if let Some(p) = d.parent() {
+                        std::fs::create_dir_all(p)?;
+                    }
+                    std::fs::copy(&made, &d).map(drop)
+                }
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => result.outputs.push((output, dest)),
+                Ok(Err(e)) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot store the batch's artifact: {e}"),
                     );
                 }
                 Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
@@ -1013,6 +1662,76 @@ pub(crate) fn zip_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
     zip.finish().map_err(std::io::Error::other)?.flush()
 }
 
+/// `<s3>/<bucket>/<key>` when both are relative names without `..` (and the bucket one
+/// component).
+pub(crate) fn s3_path(s3: &Path, bucket: &str, key: Option<&str>) -> Option<PathBuf> {
+    use std::path::Component;
+    let plain = |p: &Path| {
+        p.components().all(|c| matches!(c, Component::Normal(_))) && !p.as_os_str().is_empty()
+    };
+    let b = Path::new(bucket);
+    if !plain(b) {
+        return None;
+    }
+    let mut path = s3.join(b);
+    if let Some(k) = key {
+        let k = Path::new(k.trim_start_matches('/'));
+        if !plain(k) {
+            return None;
+        }
+        path.push(k);
+    }
+    Some(path)
+}
+
+/// An S3 object's local version: its size and modification time (what the watcher compares).
+pub(crate) fn s3_version(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{}-{}", meta.len(), modified.as_nanos()))
+}
+
+/// FNV-1a, 64 bits: the local `ETag` of an S3 source object.
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Unpack a zip into `dest`, replacing files that exist (an S3 deploy over an earlier one).
+fn unzip_replacing(zip: &Path, dest: &Path) -> std::io::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    unzip(zip, tmp.path())?;
+    let mut stack = vec![tmp.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let path = e?.path();
+            let Ok(rel) = path.strip_prefix(tmp.path()) else {
+                continue;
+            };
+            let target = dest.join(rel);
+            if path.is_dir() {
+                std::fs::create_dir_all(&target)?;
+                stack.push(path);
+            } else {
+                if let Some(p) = target.parent() {
+                    std::fs::create_dir_all(p)?;
+                }
+                // Never write through a symlink that is there.
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    std::fs::remove_file(&target)?;
+                }
+                std::fs::copy(&path, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Unpack a zip into `dest` (entries that would leave it are refused).
 pub(crate) fn unzip(zip: &Path, dest: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -1060,98 +1779,289 @@ fn read_zip_entry(zip: &Path, name: &str) -> Result<String, String> {
     Ok(text)
 }
 
-/// Watch the branches of every pipeline's source actions (unless `DetectChanges` or
-/// `PollForSourceChanges` is `false`) every 500 ms; start an execution when one moves.
+/// `git -C repo ARGS` (no outside `GIT_*`): its stdout lines, `None` when it fails.
+fn git_lines(repo: &Path, args: &[&str]) -> Option<Vec<String>> {
+    let mut cmd = std::process::Command::new("git");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.arg("-C").arg(repo).args(args).output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// One thing the watcher looks at: a source action, on one branch (or an S3 object).
+struct Watched {
+    pipeline: String,
+    region: String,
+    action: String,
+    /// The action's own branch (`BranchName`); `None` for S3.
+    configured: Option<String>,
+    branch: String,
+    head: String,
+    detail: String,
+    repo: Option<PathBuf>,
+    /// V2 push filters of the action's trigger.
+    filters: Option<Vec<super::PushFilter>>,
+}
+
+/// What to watch now: every source action of every pipeline (unless `DetectChanges` or
+/// `PollForSourceChanges` is `false` and it has no trigger), with its heads.
+fn look(state: &AppState) -> Vec<Watched> {
+    let Ok(docs) = state.history.db().list_docs(PIPELINE_DOC, "") else {
+        return vec![];
+    };
+    let roots = &state.roots;
+    let mut out = vec![];
+    for (name, doc) in docs {
+        let Ok(stored) = serde_json::from_str::<Stored>(&doc) else {
+            continue;
+        };
+        let Some(decl) = stored.declaration() else {
+            continue;
+        };
+        for a in decl
+            .stages
+            .first()
+            .map(|s| s.actions.as_slice())
+            .unwrap_or_default()
+        {
+            let filters: Option<Vec<super::PushFilter>> = decl
+                .triggers
+                .iter()
+                .flatten()
+                .find(|t| t.git_configuration.source_action_name == a.name)
+                .map(|t| t.git_configuration.push.clone().unwrap_or_default());
+            let off = |k| a.config(k).is_some_and(|v| v.eq_ignore_ascii_case("false"));
+            if filters.is_none() && (off("DetectChanges") || off("PollForSourceChanges")) {
+                continue;
+            }
+            let entry =
+                |branch: &str, head: String, detail: String, repo: Option<PathBuf>| Watched {
+                    pipeline: name.clone(),
+                    region: stored.region.clone(),
+                    action: a.name.clone(),
+                    configured: repo
+                        .as_ref()
+                        .map(|_| a.config("BranchName").unwrap_or("main").to_owned()),
+                    branch: branch.to_owned(),
+                    head,
+                    detail,
+                    repo,
+                    filters: filters.clone(),
+                };
+            if a.action_type_id.provider == "S3" {
+                let (Some(bucket), Some(key)) = (a.config("S3Bucket"), a.config("S3ObjectKey"))
+                else {
+                    continue;
+                };
+                if let Some(version) =
+                    s3_path(&roots.s3_root, bucket, Some(key)).and_then(|p| s3_version(&p))
+                {
+                    out.push(entry("", version, format!("s3://{bucket}/{key}"), None));
+                }
+                continue;
+            }
+            let Ok(repo) = repo_of(a, roots, &stored.region) else {
+                continue;
+            };
+            let detail = a
+                .config("ConnectionArn")
+                .map(str::to_owned)
+                .unwrap_or_else(|| repo.display().to_string());
+            let configured = a.config("BranchName").unwrap_or("main");
+            let with_branches = filters
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|p| p.branches.is_some()));
+            if with_branches {
+                // Every branch a filter admits.
+                let refs = git_lines(
+                    &repo,
+                    &[
+                        "for-each-ref",
+                        "--format=%(refname:short) %(objectname)",
+                        "refs/heads",
+                    ],
+                )
+                .unwrap_or_default();
+                for line in refs {
+                    let Some((branch, head)) = line.split_once(' ') else {
+                        continue;
+                    };
+                    let admitted = filters
+                        .iter()
+                        .flatten()
+                        .any(|f| f.branches.as_ref().is_none_or(|b| b.admits(branch)));
+                    if admitted {
+                        out.push(entry(
+                            branch,
+                            head.to_owned(),
+                            detail.clone(),
+                            Some(repo.clone()),
+                        ));
+                    }
+                }
+            } else if let Ok(head) = localbuild_sources::resolve_version(
+                &repo,
+                Some(&format!("refs/heads/{configured}")),
+            ) {
+                out.push(entry(configured, head, detail, Some(repo.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// Whether a push from `old` (`None`: a new branch) to `new` passes the trigger's filters.
+fn admitted(w: &Watched, old: Option<&str>) -> bool {
+    let Some(filters) = &w.filters else {
+        return true;
+    };
+    let Some(repo) = &w.repo else {
+        return true;
+    };
+    let files = match old {
+        Some(old) => git_lines(repo, &["diff", "--name-only", old, &w.head]),
+        None => git_lines(
+            repo,
+            &[
+                "diff-tree",
+                "--no-commit-id",
+                "--name-only",
+                "-r",
+                "--root",
+                &w.head,
+            ],
+        ),
+    }
+    .unwrap_or_default();
+    filters.iter().any(|f| {
+        let branch_ok = match &f.branches {
+            Some(b) => b.admits(&w.branch),
+            None => Some(w.branch.as_str()) == w.configured.as_deref(),
+        };
+        let files_ok = f
+            .file_paths
+            .as_ref()
+            .is_none_or(|p| files.iter().any(|file| p.admits(file)));
+        branch_ok && files_ok
+    })
+}
+
+/// Watch every pipeline's source actions every 500 ms (git branches, with a trigger's push
+/// filters when it has one; S3 objects); start an execution when one moves. A branch a
+/// trigger admits that appears after the first look counts as a push.
 pub(crate) async fn watch(state: Arc<AppState>) {
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    let mut seen: HashMap<(String, String, String), String> = HashMap::new();
+    let mut known_actions: std::collections::HashSet<(String, String)> = Default::default();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if state.inner().shutting_down {
             return;
         }
-        let Ok(docs) = state.history.db().list_docs(PIPELINE_DOC, "") else {
+        let st = state.clone();
+        let Ok(watched) = tokio::task::spawn_blocking(move || look(&st)).await else {
             continue;
         };
-        let mut watched = vec![];
-        for (name, doc) in docs {
-            let Ok(stored) = serde_json::from_str::<Stored>(&doc) else {
-                continue;
-            };
-            let Some(decl) = stored.declaration() else {
-                continue;
-            };
-            for a in decl
-                .stages
-                .first()
-                .map(|s| s.actions.as_slice())
-                .unwrap_or_default()
-            {
-                let off = |k| a.config(k).is_some_and(|v| v.eq_ignore_ascii_case("false"));
-                if off("DetectChanges") || off("PollForSourceChanges") {
-                    continue;
+        let mut live_keys = std::collections::HashSet::new();
+        let mut live_actions = std::collections::HashSet::new();
+        let mut starts = vec![];
+        for w in watched {
+            let key = (w.pipeline.clone(), w.action.clone(), w.branch.clone());
+            let action_key = (w.pipeline.clone(), w.action.clone());
+            live_keys.insert(key.clone());
+            live_actions.insert(action_key.clone());
+            let known: Option<String> = match seen.get(&key) {
+                Some(k) => Some(k.clone()),
+                // A branch that appeared since the first look: a push.
+                None if known_actions.contains(&action_key) => None,
+                None => {
+                    // The first look: the newest execution's revision on the action's own
+                    // branch, else the head (nothing to do).
+                    let last = (Some(w.branch.as_str()) == w.configured.as_deref()
+                        || w.configured.is_none())
+                    .then(|| {
+                        executions(state.history.db(), &w.pipeline)
+                            .ok()
+                            .and_then(|e| {
+                                e.first()?
+                                    .stages
+                                    .first()?
+                                    .actions
+                                    .iter()
+                                    .find(|r| r.name == w.action)?
+                                    .revision
+                                    .clone()
+                            })
+                    })
+                    .flatten();
+                    Some(last.unwrap_or_else(|| w.head.clone()))
                 }
-                watched.push((name.clone(), stored.region.clone(), a.clone()));
+            };
+            seen.insert(key, w.head.clone());
+            if known.as_deref() != Some(w.head.as_str()) {
+                starts.push((w, known));
             }
         }
-        let roots = state.roots.clone();
-        let heads = tokio::task::spawn_blocking(move || {
-            watched
-                .into_iter()
-                .filter_map(|(name, region, a)| {
-                    let repo = repo_of(&a, &roots, &region).ok()?;
-                    let branch = a.config("BranchName").unwrap_or("main");
-                    let head = localbuild_sources::resolve_version(
-                        &repo,
-                        Some(&format!("refs/heads/{branch}")),
-                    )
-                    .ok()?;
-                    let detail = a
-                        .config("ConnectionArn")
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| repo.display().to_string());
-                    Some((name, region, a.name.clone(), head, detail))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let mut live_keys = std::collections::HashSet::new();
-        for (name, region, action, head, detail) in heads {
-            let key = (name.clone(), action.clone());
-            live_keys.insert(key.clone());
-            let known = match seen.get(&key) {
-                Some(k) => k.clone(),
-                None => {
-                    // The first look: the newest execution's revision, else the head.
-                    let last = executions(&state, &name).ok().and_then(|e| {
-                        e.first()?
-                            .stages
-                            .first()?
-                            .actions
-                            .iter()
-                            .find(|r| r.name == action)?
-                            .revision
-                            .clone()
-                    });
-                    last.unwrap_or_else(|| head.clone())
-                }
-            };
-            seen.insert(key, head.clone());
-            if known != head {
-                let ctx = Ctx {
-                    state: state.clone(),
-                    region,
-                };
-                let _ = start(&ctx, &name, "PollForSourceChanges", &detail, vec![]);
+        for (w, known) in starts {
+            let filtered = w.filters.is_some();
+            let w = Arc::new(w);
+            let check = (w.clone(), known.clone());
+            let ok = tokio::task::spawn_blocking(move || admitted(&check.0, check.1.as_deref()))
+                .await
+                .unwrap_or(false);
+            if !ok {
+                continue;
             }
+            let ctx = Ctx {
+                state: state.clone(),
+                region: w.region.clone(),
+            };
+            let (trigger, pins) = if filtered {
+                (
+                    "WebhookV2",
+                    BTreeMap::from([(w.action.clone(), (w.branch.clone(), w.head.clone()))]),
+                )
+            } else {
+                ("PollForSourceChanges", BTreeMap::new())
+            };
+            let _ = start_pinned(&ctx, &w.pipeline, trigger, &w.detail, vec![], pins);
         }
         seen.retain(|k, _| live_keys.contains(k));
+        known_actions = live_actions;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_approval_fails_when_its_timeout_passes() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let timer = tokio::spawn(approval_timer(tx, (1, 0), Duration::from_secs(5 * 60)));
+        tokio::time::advance(Duration::from_secs(4 * 60)).await;
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err(), "not before the timeout");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        match rx.recv().await {
+            Some(Msg::Done(a, r)) => {
+                assert_eq!(a, (1, 0));
+                assert!(!r.ok);
+                let (code, message) = r.error.unwrap();
+                assert_eq!(code, "JobFailed");
+                assert!(message.contains("within 5 minutes"), "{message}");
+            }
+            _ => panic!("the timer reports the action failed"),
+        }
+        timer.await.unwrap();
+    }
 
     #[test]
     fn variables_are_substituted() {
