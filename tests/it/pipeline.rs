@@ -35,7 +35,7 @@ fn executions(s: &Serve, name: &str) -> Vec<Value> {
 }
 
 /// Wait until `n` executions exist and the newest has ended; the list.
-fn wait_executions(s: &Serve, name: &str, n: usize) -> Vec<Value> {
+pub(crate) fn wait_executions(s: &Serve, name: &str, n: usize) -> Vec<Value> {
     let v = wait_for(&format!("{n} finished executions of {name}"), 300, || {
         let e = executions(s, name);
         (e.len() >= n && e[0]["status"] != "InProgress").then(|| json!(e))
@@ -53,7 +53,7 @@ fn http_get(port: u16) -> Option<String> {
     Some(out)
 }
 
-fn project(s: &Serve, name: &str, image: &str, privileged: bool) {
+pub(crate) fn project(s: &Serve, name: &str, image: &str, privileged: bool) {
     let env = json!({"type": "LINUX_CONTAINER", "image": image, "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": privileged}).to_string();
     s.ok(&[
         "codebuild",
@@ -71,7 +71,7 @@ fn project(s: &Serve, name: &str, image: &str, privileged: bool) {
     ]);
 }
 
-fn declaration(name: &str, conn: &str, project: &str, with_deploy: bool) -> Value {
+pub(crate) fn declaration(name: &str, conn: &str, project: &str, with_deploy: bool) -> Value {
     let mut stages = vec![
         json!({"name": "Source", "actions": [{
             "name": "Source",
@@ -102,7 +102,7 @@ fn declaration(name: &str, conn: &str, project: &str, with_deploy: bool) -> Valu
     }})
 }
 
-fn write_json(dir: &std::path::Path, v: &Value) -> String {
+pub(crate) fn write_json(dir: &std::path::Path, v: &Value) -> String {
     let path = dir.join(format!("{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&path, v.to_string()).unwrap();
     format!("file://{}", path.display())

@@ -93,7 +93,7 @@ impl Serve {
             .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
     }
 
-    fn create_project(&self, name: &str, commands: &[&str]) -> Value {
+    pub(crate) fn create_project(&self, name: &str, commands: &[&str]) -> Value {
         let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
         for c in commands {
             buildspec.push_str(&format!("      - {c}\n"));
@@ -117,17 +117,23 @@ impl Serve {
         ])
     }
 
-    fn start_build(&self, project: &str) -> Value {
+    pub(crate) fn start_build(&self, project: &str) -> Value {
         self.ok(&["codebuild", "start-build", "--project-name", project])["build"].clone()
     }
 
-    fn build(&self, id: &str) -> Value {
+    pub(crate) fn build(&self, id: &str) -> Value {
         let out = self.ok(&["codebuild", "batch-get-builds", "--ids", id]);
         out["builds"][0].clone()
     }
 
     /// Poll the build until `cond` holds (at most `secs`).
-    fn wait(&self, id: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait(
+        &self,
+        id: &str,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let b = self.build(id);
@@ -139,7 +145,7 @@ impl Serve {
         }
     }
 
-    fn wait_complete(&self, id: &str) -> Value {
+    pub(crate) fn wait_complete(&self, id: &str) -> Value {
         self.wait(id, 120, "buildComplete", |b| b["buildComplete"] == true)
     }
 

@@ -81,9 +81,16 @@ pub(crate) fn build_url(addr: std::net::SocketAddr, id: &str) -> String {
     format!("http://{addr}/builds/{}", encode(id))
 }
 
-/// A path segment, percent-encoded.
+/// What a path segment or query value keeps as is: letters, digits and `-_.~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A path segment (or query value), percent-encoded.
 pub(crate) fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 // ---------------------------------------------------------------------------------------

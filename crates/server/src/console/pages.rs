@@ -330,7 +330,7 @@ fn timeline(bars: &[Bar<'_>], now: f64) -> Markup {
         ol.timeline {
             @for b in bars {
                 @let status = b.status.unwrap_or("IN_PROGRESS");
-                @let title = b.contexts.iter().map(|c| format!("{}: {}", c.status_code, c.message)).collect::<Vec<_>>().join("\n");
+                @let title = b.contexts.iter().filter(|c| !c.status_code.is_empty() || !c.message.is_empty()).map(|c| format!("{}: {}", c.status_code, c.message)).collect::<Vec<_>>().join("\n");
                 li class=(format!("phase {}", status_class(status))) data-phase=(b.name) title=[(!title.is_empty()).then_some(&title)] {
                     span.name { (b.name) }
                     span.track { span.bar style=(format!("width:{:.1}%", (len(b) / total * 100.0).max(0.5))) {} }
