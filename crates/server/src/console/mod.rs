@@ -519,8 +519,19 @@ async fn builds_page(
     Query(q): Query<BuildsQuery>,
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
+    let began = Instant::now();
     match builds_listing(&state, &q) {
-        Ok(listing) => html(StatusCode::OK, pages::builds(&v, &listing, pipeline::now())),
+        Ok(listing) => {
+            let page = pages::builds(&v, &listing, pipeline::now());
+            let mut r = html(StatusCode::OK, page);
+            // The page's own cost (query and render), for bench/console.py and the browser's
+            // developer tools.
+            let dur = began.elapsed().as_secs_f64() * 1000.0;
+            if let Ok(h) = format!("render;dur={dur:.2}").parse() {
+                r.headers_mut().insert("server-timing", h);
+            }
+            r
+        }
         Err(e) => html(
             StatusCode::BAD_REQUEST,
             pages::message_page(Some(&v), "Cannot list builds", &e.to_string()),

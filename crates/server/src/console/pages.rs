@@ -676,8 +676,9 @@ fn exec_end(e: &Value, now: f64) -> f64 {
     }
 }
 
+/// A commit id or execution id, shortened to 8 characters as consoles show them.
 fn short(rev: &str) -> &str {
-    if rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if rev.len() >= 32 && rev.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         &rev[..8]
     } else {
         rev
