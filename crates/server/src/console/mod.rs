@@ -45,6 +45,10 @@ pub const PAGE_SIZE: usize = 25;
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The session cookie's name.
 const COOKIE: &str = "localbuild_session";
+/// The log lines a build page shows at most (the last ones).
+const PAGE_LOG_LINES: usize = 5000;
+/// The most a log stream reads at once.
+const TAIL_CHUNK: u64 = 1 << 20;
 /// How often the log stream looks for new lines.
 const TAIL_EVERY: Duration = Duration::from_millis(250);
 
@@ -544,6 +548,21 @@ fn build_dir(build: &Build) -> Option<PathBuf> {
     std::path::Path::new(log).parent().map(PathBuf::from)
 }
 
+/// Where the last `n` lines of a log begin.
+fn tail_start(bytes: &[u8], n: usize) -> usize {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
 /// The complete lines of a log, from byte `offset` on: the lines and the offset after them.
 /// At the end of the build the last line counts as complete with or without its newline.
 fn complete_lines(bytes: &[u8], all: bool) -> (Vec<String>, usize) {
@@ -608,7 +627,11 @@ async fn build_page(
         Some(p) => tokio::fs::read(p).await.unwrap_or_default(),
         None => vec![],
     };
-    let (lines, offset) = complete_lines(&bytes, build.build_complete);
+    // A long log shows its last lines (the raw log has them all); numbers stay true.
+    let start = tail_start(&bytes, PAGE_LOG_LINES);
+    let first = bytes[..start].iter().filter(|b| **b == b'\n').count();
+    let (lines, used) = complete_lines(&bytes[start..], build.build_complete);
+    let offset = start + used;
     let dir = build_dir(&build);
     let reports: Vec<Value> = dir
         .as_ref()
@@ -627,6 +650,7 @@ async fn build_page(
     let page = pages::BuildPage {
         build: &build,
         lines: &lines,
+        first,
         offset,
         reports: &reports,
         artifacts: &artifacts,
@@ -682,9 +706,13 @@ impl Tail {
             if let Ok(mut f) = tokio::fs::File::open(&self.path).await
                 && f.seek(std::io::SeekFrom::Start(self.offset)).await.is_ok()
             {
-                let _ = f.take(1 << 20).read_to_end(&mut bytes).await;
+                let _ = f.take(TAIL_CHUNK).read_to_end(&mut bytes).await;
             }
-            let (lines, used) = complete_lines(&bytes, complete);
+            // A full chunk may end inside a line: only an end of file ends the last line.
+            // A chunk without any newline is one over-long line: it goes as it is.
+            let at_end = (bytes.len() as u64) < TAIL_CHUNK;
+            let overlong = !at_end && !bytes.contains(&b'\n');
+            let (lines, used) = complete_lines(&bytes, (complete && at_end) || overlong);
             if !lines.is_empty() {
                 let html: Vec<String> = lines
                     .iter()
@@ -699,7 +727,7 @@ impl Tail {
                     .data(html.join("\n"));
                 return Some((Ok(event), self));
             }
-            if complete {
+            if complete && at_end {
                 self.done = true;
                 return Some((Ok(Event::default().event("end").data("end")), self));
             }
@@ -1010,6 +1038,14 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/builds");
         assert_eq!(local_path(Some("http://evil.example/")), "/builds");
         assert_eq!(local_path(None), "/builds");
+    }
+
+    #[test]
+    fn a_long_log_shows_its_last_lines() {
+        assert_eq!(tail_start(b"a\nb\nc\n", 2), 2);
+        assert_eq!(tail_start(b"a\nb\nc", 2), 2);
+        assert_eq!(tail_start(b"a\nb\n", 5), 0);
+        assert_eq!(tail_start(b"", 5), 0);
     }
 
     #[test]

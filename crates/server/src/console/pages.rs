@@ -30,8 +30,10 @@ pub struct Listing {
 /// What the build page shows.
 pub struct BuildPage<'a> {
     pub build: &'a Build,
-    /// The log's complete lines so far.
+    /// The log's complete lines so far (its last ones when it is long).
     pub lines: &'a [String],
+    /// How many lines come before `lines` (shown only in the raw log).
+    pub first: usize,
     /// The log's byte offset after those lines (where the live stream continues).
     pub offset: usize,
     /// The reports written for the build (`reports/<group>.json`).
@@ -372,7 +374,7 @@ pub fn build(v: &Viewer, p: &BuildPage<'_>) -> Markup {
     let events = format!(
         "{here}/log/events?offset={}&line={}",
         p.offset,
-        p.lines.len()
+        p.first + p.lines.len()
     );
     layout(
         Some(v),
@@ -413,9 +415,12 @@ pub fn build(v: &Viewer, p: &BuildPage<'_>) -> Markup {
             }
             section aria-labelledby="log-h" {
                 h2 #log-h { "Log " small { a href=(format!("{here}/log")) { "raw" } } }
+                @if p.first > 0 {
+                    p { small { (p.first) " earlier lines are in the " a href=(format!("{here}/log")) { "raw log" } "." } }
+                }
                 div #log.log role="log" aria-live="off" data-events=[(!b.build_complete).then_some(&events)] {
                     @for (i, line) in p.lines.iter().enumerate() {
-                        (log_line(i + 1, line))
+                        (log_line(p.first + i + 1, line))
                     }
                 }
                 @if !b.build_complete {
