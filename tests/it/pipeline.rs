@@ -1,9 +1,12 @@
-//! CodePipeline on `localbuild serve`, driven by the real `aws` CLI: a connection, a pipeline
-//! from a JSON file (CodeStarSourceConnection → CodeBuild building an image in privileged mode
-//! → ECS as a local container), the first execution, a commit that starts the second one by
-//! itself, the deployed container serving the new content; a failing build; invalid
-//! declarations. Real Docker, real git; bounded polling, no bare sleeps.
+//! CodePipeline on `localbuild serve`, driven by the real `aws` CLI. The tutorial end to end:
+//! a connection, a pipeline from a JSON file (CodeStarSourceConnection → CodeBuild in privileged
+//! mode logging in to a real `docker-registry` and pushing `app:latest` → ECS as a local
+//! container), the first execution, a commit that starts the second one by itself, the
+//! registry's digest moving and the deployed container serving the new content. Then the
+//! failure paths and the operations around executions. Real Docker, real git; bounded
+//! polling, no bare sleeps.
 
+use crate::registry::{Registry, TagGuard};
 use crate::serve::{Serve, git};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -108,31 +111,45 @@ pub(crate) fn write_json(dir: &std::path::Path, v: &Value) -> String {
     format!("file://{}", path.display())
 }
 
-#[test]
-fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
-    let s = Serve::start(&[]);
-    let name = format!("web-{}", std::process::id());
-    let image = format!("lbtest-pipe-{}", std::process::id());
-    let repo = s.home.path().join("git/acme/web");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        repo.join("buildspec.yml"),
-        format!(
-            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"initiator=$CODEBUILD_INITIATOR\"\n      - docker build -q -t \"{image}:$COMMIT\" .\n      - printf '[{{\"name\":\"web\",\"imageUri\":\"%s\"}}]' \"{image}:$COMMIT\" > imagedefinitions.json\nartifacts:\n  files:\n    - imagedefinitions.json\n"
-        ),
-    )
-    .unwrap();
+/// The tutorial's buildspec: log in to the registry, build the app's image, push
+/// `…/app:latest`, write `imagedefinitions.json`. The registry and its credentials come from
+/// the project's environment, the commit from the pipeline action's `EnvironmentVariables`.
+const TUTORIAL_BUILDSPEC: &str = r#"version: 0.2
+phases:
+  pre_build:
+    commands:
+      - echo "$REGISTRY_PASSWORD" | docker login -u "$REGISTRY_USER" --password-stdin "$REGISTRY"
+      - IMAGE_URI="$REGISTRY/$REPO:latest"
+  build:
+    commands:
+      - echo "initiator=$CODEBUILD_INITIATOR"
+      - docker build -q -t "$IMAGE_URI" -t "$REGISTRY/$REPO:$COMMIT" .
+  post_build:
+    commands:
+      - docker push "$IMAGE_URI"
+      - printf '[{"name":"app","imageUri":"%s"}]' "$IMAGE_URI" > imagedefinitions.json
+artifacts:
+  files:
+    - imagedefinitions.json
+"#;
+
+/// The app: busybox httpd serving `index.html` on 8080 (built from the local test image, no
+/// public image involved).
+fn app_repo(repo: &std::path::Path, page: &str) {
+    std::fs::create_dir_all(repo).unwrap();
+    git(repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("buildspec.yml"), TUTORIAL_BUILDSPEC).unwrap();
     std::fs::write(
         repo.join("Dockerfile"),
         "FROM localbuild-test/busybox:1\nCOPY index.html /www/index.html\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
     )
     .unwrap();
-    std::fs::write(repo.join("index.html"), "version one\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "first version"]);
-    let first = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("index.html"), page).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "first version"]);
+}
 
+fn connection(s: &Serve) -> String {
     let conn = s.ok(&[
         "codestar-connections",
         "create-connection",
@@ -151,8 +168,85 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         &conn,
     ]);
     assert_eq!(got["Connection"]["ConnectionStatus"], "AVAILABLE");
+    conn
+}
 
-    project(&s, "webbuild", DOCKER_IMAGE, true);
+/// The port the deploy action published, from its `externalExecutionUrl`.
+fn deployed_port(state: &Value) -> u16 {
+    let url = state["stageStates"][2]["actionStates"][0]["latestExecution"]["externalExecutionUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deploy URL: {state:#}"));
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn service_containers(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=localbuild.ecs-service={label}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes a service's containers at the end of a test, passed or not.
+struct ServiceGuard(String);
+
+impl Drop for ServiceGuard {
+    fn drop(&mut self) {
+        let ids = service_containers(&self.0);
+        if !ids.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn the_tutorial_pipeline_pushes_to_a_registry_deploys_and_reruns_on_a_commit() {
+    let reg = Registry::start();
+    let s = Serve::start(&[]);
+    let name = format!("web-{}", std::process::id());
+    let repo_name = format!("tutorial/app-{}", std::process::id());
+    let latest = format!("{}/{repo_name}:latest", reg.addr());
+    let _latest = TagGuard(latest.clone());
+    let _service = ServiceGuard(format!("local/{name}"));
+    let repo = s.home.path().join("git/acme/web");
+    app_repo(&repo, "version one\n");
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let _first = TagGuard(format!("{}/{repo_name}:{first}", reg.addr()));
+
+    let conn = connection(&s);
+    let env = json!({"type": "LINUX_CONTAINER", "image": DOCKER_IMAGE,
+        "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": true,
+        "environmentVariables": [
+            {"name": "REGISTRY", "value": reg.addr()},
+            {"name": "REPO", "value": repo_name},
+            {"name": "REGISTRY_USER", "value": reg.user()},
+            {"name": "REGISTRY_PASSWORD", "value": reg.password()}]})
+    .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "webbuild",
+        "--source",
+        r#"{"type": "CODEPIPELINE"}"#,
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
     let file = write_json(s.home.path(), &declaration(&name, &conn, "webbuild", true));
     let created = s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
     assert_eq!(created["pipeline"]["version"], 1);
@@ -166,6 +260,10 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
     );
     assert_eq!(execs[0]["trigger"]["triggerType"], "CreatePipeline");
     assert_eq!(execs[0]["sourceRevisions"][0]["revisionId"], first.as_str());
+    let digest_one = reg
+        .manifest_digest(&repo_name, "latest")
+        .unwrap()
+        .unwrap_or_else(|| panic!("app:latest was not pushed\n{}", reg.log()));
 
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
     let build = &state["stageStates"][1]["actionStates"][0]["latestExecution"];
@@ -173,9 +271,7 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
     let b = &s.ok(&["codebuild", "batch-get-builds", "--ids", &build_id])["builds"][0];
     assert_eq!(b["source"]["type"], "CODEPIPELINE");
     assert_eq!(b["initiator"], format!("codepipeline/{name}"));
-    let deploy = &state["stageStates"][2]["actionStates"][0]["latestExecution"];
-    let url = deploy["externalExecutionUrl"].as_str().unwrap();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let port = deployed_port(&state);
     let page = wait_for("the first deployment to serve", 30, || {
         http_get(port)
             .filter(|p| p.contains("version one"))
@@ -187,6 +283,7 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
     std::fs::write(repo.join("index.html"), "version two\n").unwrap();
     git(&repo, &["commit", "-q", "-am", "second version"]);
     let second = git(&repo, &["rev-parse", "HEAD"]);
+    let _second = TagGuard(format!("{}/{repo_name}:{second}", reg.addr()));
     let execs = wait_executions(&s, &name, 2);
     assert_eq!(execs.len(), 2, "{execs:#?}");
     assert_eq!(execs[0]["status"], "Succeeded", "{execs:#?}");
@@ -200,6 +297,12 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         "second version"
     );
     assert_eq!(execs[1]["sourceRevisions"][0]["revisionId"], first.as_str());
+    assert!(execs[0]["startTime"].as_f64() > execs[1]["startTime"].as_f64());
+
+    // The registry's app:latest moved.
+    let digest_two = reg.manifest_digest(&repo_name, "latest").unwrap().unwrap();
+    assert_ne!(digest_one, digest_two, "app:latest did not change");
+
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
     for st in state["stageStates"].as_array().unwrap() {
         assert_eq!(
@@ -208,27 +311,18 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         );
         assert_eq!(st["latestExecution"]["status"], "Succeeded");
     }
-    let url = state["stageStates"][2]["actionStates"][0]["latestExecution"]["externalExecutionUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(
+        state["stageStates"][0]["actionStates"][0]["currentRevision"]["revisionId"],
+        second.as_str()
+    );
+    let port = deployed_port(&state);
     wait_for("the second deployment to serve", 30, || {
         http_get(port)
             .filter(|p| p.contains("version two"))
             .map(Value::String)
     });
     // The previous container of the service is gone.
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=localbuild.ecs-service=local/{name}"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(service_containers(&format!("local/{name}")).len(), 1);
     let got = s.ok(&[
         "codepipeline",
         "get-pipeline-execution",
@@ -241,18 +335,7 @@ fn a_pipeline_builds_deploys_and_reruns_on_a_commit() {
         got["pipelineExecution"]["artifactRevisions"][0]["revisionId"],
         second.as_str()
     );
-
-    // Clean up: the service container and the images.
-    let _ = std::process::Command::new("docker")
-        .args(["rm", "-f"])
-        .args(String::from_utf8_lossy(&out.stdout).lines())
-        .output();
     s.ok(&["codepipeline", "delete-pipeline", "--name", &name]);
-    for c in [&first, &second] {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", &format!("{image}:{c}")])
-            .output();
-    }
 }
 
 #[test]
@@ -384,4 +467,867 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
     assert!(err.contains("PipelineNotFoundException"), "{err}");
     let listed = s.ok(&["codepipeline", "list-pipelines"]);
     assert_eq!(listed["pipelines"].as_array().unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Executions: approvals, retries, stop and abandon, transitions, supersede, restarts
+
+/// A CodePipeline-typed project whose buildspec is part of the project (busybox image).
+fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
+    let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
+    for c in commands {
+        buildspec.push_str(&format!("      - {c}\n"));
+    }
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        name,
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+}
+
+/// A repository `git/acme/<name>` with one commit; its path.
+fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
+    let repo = s.home.path().join("git/acme").join(name);
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "one\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    repo
+}
+
+/// Source (the repository `acme/<repo>`) → [Approve (manual)] → Build (`project`).
+fn staged(name: &str, conn: &str, repo: &str, project: &str, approval: bool) -> Value {
+    let mut stages = vec![json!({"name": "Source", "actions": [{
+        "name": "Source",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+        "configuration": {"ConnectionArn": conn, "FullRepositoryId": format!("acme/{repo}"), "BranchName": "main"},
+        "outputArtifacts": [{"name": "Src"}],
+        "namespace": "SourceVariables"}]})];
+    if approval {
+        stages.push(json!({"name": "Approve", "actions": [{
+            "name": "Approval",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+            "configuration": {"CustomData": "Ship it?"},
+            "timeoutInMinutes": 5}]}));
+    }
+    stages.push(json!({"name": "Build", "actions": [{
+        "name": "Build",
+        "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+        "configuration": {"ProjectName": project},
+        "inputArtifacts": [{"name": "Src"}]}]}));
+    json!({"pipeline": {
+        "name": name,
+        "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": stages,
+    }})
+}
+
+fn state(s: &Serve, name: &str) -> Value {
+    s.ok(&["codepipeline", "get-pipeline-state", "--name", name])
+}
+
+/// `stageStates[i]` of the stage named `stage`.
+fn stage<'a>(state: &'a Value, stage: &str) -> &'a Value {
+    state["stageStates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stageName"] == stage)
+        .unwrap_or_else(|| panic!("no stage {stage}: {state:#}"))
+}
+
+fn execution(s: &Serve, name: &str, id: &str) -> Value {
+    s.ok(&[
+        "codepipeline",
+        "get-pipeline-execution",
+        "--pipeline-name",
+        name,
+        "--pipeline-execution-id",
+        id,
+    ])["pipelineExecution"]
+        .clone()
+}
+
+/// Wait until the only action of `stage_name` is InProgress in execution `id`; its
+/// latestExecution.
+fn wait_action_running(s: &Serve, name: &str, stage_name: &str, id: &str) -> Value {
+    let last = std::cell::RefCell::new(Value::Null);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_for(&format!("{stage_name} to run in {id}"), 121, || {
+        let st = state(s, name);
+        assert!(
+            Instant::now() < deadline,
+            "{stage_name} did not run in {id}: {:#}\n{:#}",
+            last.borrow(),
+            execution(s, name, id)
+        );
+        *last.borrow_mut() = st.clone();
+        let stg = stage(&st, stage_name);
+        (stg["latestExecution"]["pipelineExecutionId"] == id
+            && stg["actionStates"][0]["latestExecution"]["status"] == "InProgress")
+            .then(|| stg["actionStates"][0]["latestExecution"].clone())
+    })
+}
+
+fn wait_execution(
+    s: &Serve,
+    name: &str,
+    id: &str,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(&format!("execution {id} {what}"), 180, || {
+        let e = execution(s, name, id);
+        cond(&e).then_some(e)
+    })
+}
+
+fn first_execution(s: &Serve, name: &str) -> String {
+    wait_for("the first execution", 30, || {
+        executions(s, name)
+            .first()
+            .map(|e| e["pipelineExecutionId"].clone())
+    })
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
+fn approve(
+    s: &Serve,
+    name: &str,
+    token: &str,
+    status: &str,
+    summary: &str,
+) -> Result<Value, String> {
+    s.aws(&[
+        "codepipeline",
+        "put-approval-result",
+        "--pipeline-name",
+        name,
+        "--stage-name",
+        "Approve",
+        "--action-name",
+        "Approval",
+        "--token",
+        token,
+        "--result",
+        &format!("summary={summary},status={status}"),
+    ])
+}
+
+#[test]
+fn a_manual_approval_waits_for_its_token_and_a_rejected_stage_is_retried() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "gated");
+    let conn = connection(&s);
+    inline_project(&s, "gatedbuild", &["echo built"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("gated", &conn, "gated", "gatedbuild", true),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "gated");
+
+    // The approval waits, with a token, and the build stage is not reached.
+    let waiting = wait_action_running(&s, "gated", "Approve", &id);
+    let token = waiting["token"].as_str().expect("a token").to_owned();
+    assert!(
+        stage(&state(&s, "gated"), "Build")
+            .get("latestExecution")
+            .is_none()
+    );
+    let err = approve(
+        &s,
+        "gated",
+        "00000000-0000-0000-0000-000000000000",
+        "Approved",
+        "x",
+    )
+    .unwrap_err();
+    assert!(err.contains("InvalidApprovalTokenException"), "{err}");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "put-approval-result",
+            "--pipeline-name",
+            "gated",
+            "--stage-name",
+            "Nope",
+            "--action-name",
+            "Approval",
+            "--token",
+            &token,
+            "--result",
+            "summary=x,status=Approved",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("StageNotFoundException") && err.contains("'Nope'"),
+        "{err}"
+    );
+
+    // Rejected: the stage and the execution fail; the build never runs.
+    let out = approve(&s, "gated", &token, "Rejected", "not today").unwrap();
+    assert!(out["approvedAt"].is_number(), "{out}");
+    let e = wait_execution(&s, "gated", &id, "to fail", |e| e["status"] == "Failed");
+    assert_eq!(e["statusSummary"], "not today", "{e:#}");
+    let st = state(&s, "gated");
+    let latest = &stage(&st, "Approve")["actionStates"][0]["latestExecution"];
+    assert_eq!(latest["status"], "Failed");
+    assert_eq!(latest["summary"], "not today");
+    assert!(latest.get("token").is_none(), "{latest:#}");
+    assert!(
+        latest["errorDetails"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected"),
+        "{latest:#}"
+    );
+    assert!(stage(&st, "Build").get("latestExecution").is_none());
+    let err = approve(&s, "gated", &token, "Approved", "too late").unwrap_err();
+    assert!(err.contains("ApprovalAlreadyCompletedException"), "{err}");
+
+    // Retry the failed stage: a new approval (a new token), approved, and the build runs.
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "retry-stage-execution",
+            "--pipeline-name",
+            "gated",
+            "--stage-name",
+            "Build",
+            "--pipeline-execution-id",
+            &id,
+            "--retry-mode",
+            "FAILED_ACTIONS",
+        ])
+        .unwrap_err();
+    assert!(err.contains("StageNotRetryableException"), "{err}");
+    let out = s.ok(&[
+        "codepipeline",
+        "retry-stage-execution",
+        "--pipeline-name",
+        "gated",
+        "--stage-name",
+        "Approve",
+        "--pipeline-execution-id",
+        &id,
+        "--retry-mode",
+        "FAILED_ACTIONS",
+    ]);
+    assert_eq!(out["pipelineExecutionId"], id.as_str());
+    let again = wait_action_running(&s, "gated", "Approve", &id);
+    let token2 = again["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, token2);
+    approve(&s, "gated", &token2, "Approved", "go").unwrap();
+    let e = wait_execution(&s, "gated", &id, "to succeed", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e["status"], "Succeeded", "{e:#}\n{:#}", state(&s, "gated"));
+    assert_eq!(
+        executions(&s, "gated").len(),
+        1,
+        "a retry is the same execution"
+    );
+
+    // Every start of an action, newest first, with its input and result.
+    let details = s.ok(&[
+        "codepipeline",
+        "list-action-executions",
+        "--pipeline-name",
+        "gated",
+        "--filter",
+        &format!("pipelineExecutionId={id}"),
+    ])["actionExecutionDetails"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let seen: Vec<(&str, &str)> = details
+        .iter()
+        .map(|d| {
+            (
+                d["actionName"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Build", "Succeeded"),
+            ("Approval", "Succeeded"),
+            ("Approval", "Failed"),
+            ("Source", "Succeeded")
+        ],
+        "{details:#?}"
+    );
+    let build = &details[0];
+    assert_eq!(
+        build["input"]["resolvedConfiguration"]["ProjectName"],
+        "gatedbuild"
+    );
+    assert_eq!(build["input"]["inputArtifacts"][0]["name"], "Src");
+    assert_eq!(
+        build["input"]["inputArtifacts"][0]["s3location"]["bucket"],
+        "artifacts"
+    );
+    let build_id = build["output"]["executionResult"]["externalExecutionId"]
+        .as_str()
+        .unwrap();
+    assert!(build_id.starts_with("gatedbuild:"), "{build:#}");
+    let source = &details[3];
+    assert!(
+        source["output"]["outputVariables"]["CommitId"].is_string(),
+        "{source:#}"
+    );
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "list-action-executions",
+            "--pipeline-name",
+            "gated",
+            "--filter",
+            "pipelineExecutionId=00000000-0000-0000-0000-000000000000",
+        ])
+        .unwrap_err();
+    assert!(err.contains("PipelineExecutionNotFoundException"), "{err}");
+}
+
+#[test]
+fn stop_waits_for_running_actions_and_abandon_does_not() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "stoppable");
+    let conn = connection(&s);
+    inline_project(&s, "short", &["echo started", "sleep 6", "echo done"]);
+    inline_project(&s, "long", &["echo started", "sleep 300"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("waits", &conn, "stoppable", "short", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "waits");
+    wait_action_running(&s, "waits", "Build", &id);
+    s.ok(&[
+        "codepipeline",
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "waits",
+        "--pipeline-execution-id",
+        &id,
+        "--reason",
+        "enough",
+    ]);
+    let e = execution(&s, "waits", &id);
+    assert!(
+        e["status"] == "Stopping" || e["status"] == "Stopped",
+        "{e:#}"
+    );
+    if e["status"] == "Stopping" {
+        let err = s
+            .aws(&[
+                "codepipeline",
+                "stop-pipeline-execution",
+                "--pipeline-name",
+                "waits",
+                "--pipeline-execution-id",
+                &id,
+            ])
+            .unwrap_err();
+        // Unless the build ended in between.
+        assert!(
+            err.contains("DuplicatedStopRequestException")
+                || (err.contains("PipelineExecutionNotStoppableException")
+                    && execution(&s, "waits", &id)["status"] == "Stopped"),
+            "{err}"
+        );
+    }
+    let e = wait_execution(&s, "waits", &id, "to stop", |e| e["status"] == "Stopped");
+    assert_eq!(e["statusSummary"], "enough");
+    // The running build was left to finish.
+    let st = state(&s, "waits");
+    let build = &stage(&st, "Build")["actionStates"][0]["latestExecution"];
+    assert_eq!(build["status"], "Succeeded", "{st:#}");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "stop-pipeline-execution",
+            "--pipeline-name",
+            "waits",
+            "--pipeline-execution-id",
+            &id,
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("PipelineExecutionNotStoppableException"),
+        "{err}"
+    );
+
+    // Abandon: the execution ends at once, the build is stopped, nothing is left.
+    let file = write_json(
+        s.home.path(),
+        &staged("abandons", &conn, "stoppable", "long", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "abandons");
+    let running = wait_action_running(&s, "abandons", "Build", &id);
+    let build_id = wait_for("the build id", 30, || {
+        let st = state(&s, "abandons");
+        stage(&st, "Build")["actionStates"][0]["latestExecution"]["externalExecutionId"]
+            .as_str()
+            .map(Value::from)
+    });
+    let _ = running;
+    s.ok(&[
+        "codepipeline",
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "abandons",
+        "--pipeline-execution-id",
+        &id,
+        "--abandon",
+    ]);
+    let e = wait_execution(&s, "abandons", &id, "to be stopped", |e| {
+        e["status"] == "Stopped"
+    });
+    assert_eq!(e["status"], "Stopped");
+    let st = state(&s, "abandons");
+    assert_eq!(
+        stage(&st, "Build")["actionStates"][0]["latestExecution"]["status"],
+        "Abandoned",
+        "{st:#}"
+    );
+    assert_eq!(stage(&st, "Build")["latestExecution"]["status"], "Stopped");
+    let b = wait_for("the abandoned build to stop", 60, || {
+        let b = s.ok(&[
+            "codebuild",
+            "batch-get-builds",
+            "--ids",
+            build_id.as_str().unwrap(),
+        ])["builds"][0]
+            .clone();
+        (b["buildComplete"] == true).then_some(b)
+    });
+    assert_eq!(b["buildStatus"], "STOPPED");
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=localbuild.build-id={}", build_id.as_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the abandoned build's container is gone"
+    );
+}
+
+#[test]
+fn a_disabled_transition_holds_executions_and_a_newer_commit_supersedes_the_held_one() {
+    let s = Serve::start(&[]);
+    let repo = plain_repo(&s, "held");
+    let conn = connection(&s);
+    inline_project(&s, "heldbuild", &["echo built"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("held", &conn, "held", "heldbuild", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let first = first_execution(&s, "held");
+    wait_execution(&s, "held", &first, "to succeed", |e| {
+        e["status"] == "Succeeded"
+    });
+
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "disable-stage-transition",
+            "--pipeline-name",
+            "held",
+            "--stage-name",
+            "Nope",
+            "--transition-type",
+            "Inbound",
+            "--reason",
+            "x",
+        ])
+        .unwrap_err();
+    assert!(err.contains("StageNotFoundException"), "{err}");
+    s.ok(&[
+        "codepipeline",
+        "disable-stage-transition",
+        "--pipeline-name",
+        "held",
+        "--stage-name",
+        "Build",
+        "--transition-type",
+        "Inbound",
+        "--reason",
+        "freeze (release day)",
+    ]);
+    let inbound = stage(&state(&s, "held"), "Build")["inboundTransitionState"].clone();
+    assert_eq!(inbound["enabled"], false, "{inbound:#}");
+    assert_eq!(inbound["disabledReason"], "freeze (release day)");
+
+    // A commit: its execution passes Source and waits before Build.
+    std::fs::write(repo.join("README"), "two\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "second"]);
+    let second = wait_for("the second execution", 30, || {
+        let e = executions(&s, "held");
+        (e.len() == 2).then(|| e[0]["pipelineExecutionId"].clone())
+    });
+    let second = second.as_str().unwrap().to_owned();
+    wait_for("the second execution to pass Source", 60, || {
+        let st = state(&s, "held");
+        (stage(&st, "Source")["latestExecution"]["pipelineExecutionId"] == second.as_str()
+            && stage(&st, "Source")["latestExecution"]["status"] == "Succeeded")
+            .then_some(st)
+    });
+    assert_eq!(execution(&s, "held", &second)["status"], "InProgress");
+    assert_eq!(
+        stage(&state(&s, "held"), "Build")["latestExecution"]["pipelineExecutionId"],
+        first.as_str(),
+        "the held execution did not enter Build"
+    );
+
+    // A newer commit supersedes the held execution (SUPERSEDED mode, the default).
+    std::fs::write(repo.join("README"), "three\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "third"]);
+    let third = git(&repo, &["rev-parse", "HEAD"]);
+    let e = wait_execution(&s, "held", &second, "to be superseded", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e["status"], "Superseded", "{e:#}");
+    let newest = wait_for("the third execution", 30, || {
+        let e = executions(&s, "held");
+        (e.len() == 3).then(|| e[0].clone())
+    });
+    assert_eq!(newest["sourceRevisions"][0]["revisionId"], third.as_str());
+
+    // Enabled again: the newest goes on and succeeds.
+    s.ok(&[
+        "codepipeline",
+        "enable-stage-transition",
+        "--pipeline-name",
+        "held",
+        "--stage-name",
+        "Build",
+        "--transition-type",
+        "Inbound",
+    ]);
+    let id = newest["pipelineExecutionId"].as_str().unwrap();
+    let e = wait_execution(&s, "held", id, "to end", |e| e["status"] != "InProgress");
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_eq!(
+        stage(&state(&s, "held"), "Build")["inboundTransitionState"]["enabled"],
+        true
+    );
+    let statuses: Vec<Value> = executions(&s, "held")
+        .iter()
+        .map(|e| e["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        [json!("Succeeded"), json!("Superseded"), json!("Succeeded")]
+    );
+}
+
+#[test]
+fn a_restarted_server_fails_the_executions_it_lost_and_watches_again() {
+    let mut s = Serve::start(&[]);
+    let repo = plain_repo(&s, "restart");
+    let conn = connection(&s);
+    inline_project(&s, "slow", &["echo started", "sleep 300"]);
+    let file = write_json(
+        s.home.path(),
+        &staged("restart", &conn, "restart", "slow", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "restart");
+    wait_action_running(&s, "restart", "Build", &id);
+    let home = s.kill_9();
+
+    let s = Serve::start_in(home, &[]);
+    let e = execution(&s, "restart", &id);
+    assert_eq!(e["status"], "Failed", "{e:#}");
+    assert!(
+        e["statusSummary"]
+            .as_str()
+            .unwrap()
+            .contains("localbuild serve stopped while this execution was in progress"),
+        "{e:#}"
+    );
+    let st = state(&s, "restart");
+    let build = stage(&st, "Build");
+    assert_eq!(build["latestExecution"]["status"], "Failed");
+    assert_eq!(
+        build["actionStates"][0]["latestExecution"]["status"],
+        "Failed"
+    );
+    assert_eq!(
+        build["actionStates"][0]["latestExecution"]["errorDetails"]["code"],
+        "JobFailed"
+    );
+
+    // Watching resumed: a commit starts an execution.
+    std::fs::write(repo.join("README"), "two\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "after the restart"]);
+    let newest = wait_for("an execution after the restart", 30, || {
+        let e = executions(&s, "restart");
+        (e.len() == 2).then(|| e[0].clone())
+    });
+    assert_eq!(newest["trigger"]["triggerType"], "PollForSourceChanges");
+    let id = newest["pipelineExecutionId"].as_str().unwrap().to_owned();
+    wait_action_running(&s, "restart", "Build", &id);
+    s.ok(&[
+        "codepipeline",
+        "stop-pipeline-execution",
+        "--pipeline-name",
+        "restart",
+        "--pipeline-execution-id",
+        &id,
+        "--abandon",
+    ]);
+    wait_execution(&s, "restart", &id, "to stop", |e| e["status"] == "Stopped");
+}
+
+/// Every CodePipeline and connections response and error, through boto3, checked against
+/// botocore's own models (`tests/api/walk_codepipeline.py`, `tests/api/check_shapes.py`).
+#[test]
+fn pipeline_responses_match_botocores_model() {
+    let s = Serve::start(&[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/walk_codepipeline.py"
+    );
+    let out = std::process::Command::new(crate::util::client_tool("python3"))
+        .arg(script)
+        .arg("localbuild-test/busybox:1")
+        .arg(s.home.path().join("git"))
+        .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("walked"), "{stdout}");
+}
+
+#[test]
+fn a_batch_enabled_build_action_runs_a_batch_and_combines_its_artifacts() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "batched");
+    let conn = connection(&s);
+    let buildspec = "version: 0.2\nbatch:\n  build-list:\n    - identifier: linux\n    - identifier: docs\n      env:\n        variables:\n          KIND: docs\nphases:\n  build:\n    commands:\n      - echo \"${KIND:-linux} of $CODEBUILD_BATCH_BUILD_IDENTIFIER\" > out.txt\nartifacts:\n  files:\n    - out.txt\n";
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "batchbuild",
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let mut d = staged("batched", &conn, "batched", "batchbuild", false);
+    let build = &mut d["pipeline"]["stages"][1]["actions"][0];
+    build["configuration"]["BatchEnabled"] = json!("true");
+    build["configuration"]["CombineArtifacts"] = json!("true");
+    build["outputArtifacts"] = json!([{"name": "Combined"}]);
+    let file = write_json(s.home.path(), &d);
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let id = first_execution(&s, "batched");
+    let e = wait_execution(&s, "batched", &id, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(
+        e["status"],
+        "Succeeded",
+        "{e:#}\n{:#}",
+        state(&s, "batched")
+    );
+
+    // The action ran a batch build: its id is the batch's.
+    let st = state(&s, "batched");
+    let latest = &stage(&st, "Build")["actionStates"][0]["latestExecution"];
+    let batch_id = latest["externalExecutionId"].as_str().unwrap();
+    let batch =
+        &s.ok(&["codebuild", "batch-get-build-batches", "--ids", batch_id])["buildBatches"][0];
+    assert_eq!(batch["buildBatchStatus"], "SUCCEEDED", "{batch:#}");
+    assert_eq!(batch["buildGroups"].as_array().unwrap().len(), 2);
+
+    // The output artifact holds every build's artifacts, under its identifier (the batch
+    // engine's combined layout: <identifier>/primary/ for the primary artifacts).
+    let details = s.ok(&[
+        "codepipeline",
+        "list-action-executions",
+        "--pipeline-name",
+        "batched",
+    ])["actionExecutionDetails"]
+        .clone();
+    let out = &details[0]["output"]["outputArtifacts"][0];
+    assert_eq!(out["name"], "Combined", "{details:#}");
+    let zip = s
+        .home
+        .path()
+        .join("s3")
+        .join(out["s3location"]["bucket"].as_str().unwrap())
+        .join(out["s3location"]["key"].as_str().unwrap());
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        archive
+            .by_name(name)
+            .unwrap_or_else(|e| panic!("{name} in {} ({names:?}): {e}", zip.display()))
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    assert_eq!(read("linux/primary/out.txt"), "linux of linux\n");
+    assert_eq!(read("docs/primary/out.txt"), "docs of docs\n");
+}
+
+#[test]
+fn v2_variables_have_defaults_and_overrides_and_queued_executions_wait_their_turn() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "vars");
+    let conn = connection(&s);
+    inline_project(&s, "greeter", &["echo \"greeting=$GREETING\"", "sleep 2"]);
+    let mut d = staged("vars", &conn, "vars", "greeter", false);
+    let p = &mut d["pipeline"];
+    p["stages"][0]["actions"][0]["configuration"]["DetectChanges"] = json!("false");
+    p["stages"][1]["actions"][0]["configuration"]["EnvironmentVariables"] = json!(
+        "[{\"name\":\"GREETING\",\"value\":\"#{variables.greeting}\",\"type\":\"PLAINTEXT\"}]"
+    );
+    p["variables"] = json!([{"name": "greeting", "defaultValue": "hello", "description": "who"}]);
+    p["executionMode"] = json!("QUEUED");
+
+    // Variables need a V2 pipeline.
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "create-pipeline",
+            "--cli-input-json",
+            &write_json(s.home.path(), &d),
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("ValidationException") && err.contains("V2"),
+        "{err}"
+    );
+    d["pipeline"]["pipelineType"] = json!("V2");
+    s.ok(&[
+        "codepipeline",
+        "create-pipeline",
+        "--cli-input-json",
+        &write_json(s.home.path(), &d),
+    ]);
+    let first = first_execution(&s, "vars");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "start-pipeline-execution",
+            "--name",
+            "vars",
+            "--variables",
+            "name=nope,value=x",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("ValidationException") && err.contains("'nope'"),
+        "{err}"
+    );
+    let second = s.ok(&[
+        "codepipeline",
+        "start-pipeline-execution",
+        "--name",
+        "vars",
+        "--variables",
+        "name=greeting,value=bonjour",
+    ])["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e1 = wait_execution(&s, "vars", &first, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    let e2 = wait_execution(&s, "vars", &second, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e1["status"], "Succeeded", "{e1:#}");
+    assert_eq!(e2["status"], "Succeeded", "QUEUED never supersedes: {e2:#}");
+    assert_eq!(e1["executionMode"], "QUEUED");
+    assert_eq!(
+        e1["variables"],
+        json!([{"name": "greeting", "resolvedValue": "hello"}])
+    );
+    assert_eq!(
+        e2["variables"],
+        json!([{"name": "greeting", "resolvedValue": "bonjour"}])
+    );
+
+    // The second started its first action only once the first had ended.
+    let details = |id: &str| {
+        s.ok(&[
+            "codepipeline",
+            "list-action-executions",
+            "--pipeline-name",
+            "vars",
+            "--filter",
+            &format!("pipelineExecutionId={id}"),
+        ])["actionExecutionDetails"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (d1, d2) = (details(&first), details(&second));
+    let first_end = d1[0]["lastUpdateTime"].as_f64().unwrap();
+    let second_start = d2.last().unwrap()["startTime"].as_f64().unwrap();
+    assert!(second_start >= first_end, "{d1:#?}\n{d2:#?}");
+    assert_eq!(
+        d2[0]["input"]["resolvedConfiguration"]["EnvironmentVariables"],
+        "[{\"name\":\"GREETING\",\"value\":\"bonjour\",\"type\":\"PLAINTEXT\"}]"
+    );
+    let build = d2[0]["output"]["executionResult"]["externalExecutionId"]
+        .as_str()
+        .unwrap();
+    let events = s.ok(&[
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/codebuild/greeter",
+        "--log-stream-name",
+        build.split_once(':').unwrap().1,
+        "--start-from-head",
+    ]);
+    assert!(events.to_string().contains("greeting=bonjour"), "{events}");
 }

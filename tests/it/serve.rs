@@ -25,7 +25,7 @@ impl Serve {
     }
 
     /// Start a server on an existing `LOCALBUILD_HOME` (a restart).
-    fn start_in(home: tempfile::TempDir, args: &[&str]) -> Serve {
+    pub(crate) fn start_in(home: tempfile::TempDir, args: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_localbuild"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -59,6 +59,20 @@ impl Serve {
             home,
             keys: ("test".into(), "test".into()),
         }
+    }
+
+    /// `kill -9` the server (no shutdown, no cleanup); its `LOCALBUILD_HOME`, to restart on.
+    pub(crate) fn kill_9(&mut self) -> tempfile::TempDir {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
     }
 
     /// Run `aws ARGS --output json`; the parsed output, or the error text.
@@ -789,16 +803,7 @@ fn serve_restarted_after_kill_9_finalises_what_it_left() {
     });
     assert_eq!(containers_of(&id).lines().count(), 1, "its container runs");
     // kill -9: no shutdown, no cleanup.
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ = s.child.wait();
-    let home = std::mem::replace(&mut s.home, tempfile::tempdir().unwrap());
+    let home = s.kill_9();
 
     let s = Serve::start_in(home, &[]);
     let b = s.build(&id);

@@ -192,13 +192,52 @@ pub(crate) async fn start_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
     start(ctx, raw, None).await
 }
 
+/// A batch build for a pipeline's CodeBuild action with `BatchEnabled` (its input artifact
+/// as the source; `CombineArtifacts` overrides the project's `combineArtifacts`); its handle.
+pub(crate) async fn start_for_pipeline(
+    ctx: &Ctx,
+    input: StartBuildInput,
+    combine: bool,
+) -> Result<BatchHandle, ApiError> {
+    let project: Value = ctx
+        .state
+        .history
+        .db()
+        .get_project(&input.project_name)
+        .map_err(ApiError::db)?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
+    let mut config = project
+        .get("buildBatchConfig")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    config["combineArtifacts"] = json!(combine);
+    let mut raw = match serde_json::to_value(&input) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    raw.insert("buildBatchConfigOverride".into(), config);
+    let (_, handle) = start_input(ctx, input, raw, None).await?;
+    handle.ok_or_else(|| ApiError::Service("the batch build did not start".into()))
+}
+
 async fn start(
     ctx: &Ctx,
     raw: Map<String, Value>,
     retry: Option<Retry>,
 ) -> Result<Value, ApiError> {
-    let state = &ctx.state;
     let input = build_input(&raw)?;
+    Ok(start_input(ctx, input, raw, retry).await?.0)
+}
+
+async fn start_input(
+    ctx: &Ctx,
+    input: StartBuildInput,
+    raw: Map<String, Value>,
+    retry: Option<Retry>,
+) -> Result<(Value, Option<BatchHandle>), ApiError> {
+    let state = &ctx.state;
     codebuild::check_name(&input.project_name)
         .map_err(|_| project_not_found(ctx, &input.project_name))?;
     let token = input.idempotency_token.clone();
@@ -210,8 +249,11 @@ async fn start(
                 .retain(|_, (at, _)| at.elapsed() < codebuild::IDEMPOTENCY_WINDOW);
             inner.batch_tokens.get(token).map(|(_, id)| id.clone())
         };
-        if let Some(batch) = known.and_then(|id| presented(state, &id)) {
-            return Ok(json!({ "buildBatch": batch }));
+        if let Some(id) = known
+            && let Some(batch) = presented(state, &id)
+        {
+            let handle = state.inner().batches.get(&id).cloned();
+            return Ok((json!({ "buildBatch": batch }), handle));
         }
     }
     let prepared = codebuild::prepare(ctx, &input)?;
@@ -300,7 +342,7 @@ async fn start(
         state.inner().batches.remove(&handle.id);
     });
     let batch = present(&handle.snapshot(), Some(&overlay));
-    Ok(json!({ "buildBatch": batch }))
+    Ok((json!({ "buildBatch": batch }), Some(handle)))
 }
 
 /// The current record of a batch: live, else from the history.

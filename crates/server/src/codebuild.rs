@@ -495,7 +495,21 @@ pub(crate) async fn start_for_pipeline(
     source: PipelineSource,
     env: Vec<(String, String, Option<String>)>,
 ) -> Result<String, ApiError> {
-    let input = StartBuildInput {
+    let input = pipeline_input(project, source, env);
+    let out = start_build(ctx, input, None).await?;
+    out["build"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Service("the build has no id".into()))
+}
+
+/// The `StartBuild` (or `StartBuildBatch`) input of a pipeline's CodeBuild action.
+pub(crate) fn pipeline_input(
+    project: &str,
+    source: PipelineSource,
+    env: Vec<(String, String, Option<String>)>,
+) -> StartBuildInput {
+    StartBuildInput {
         project_name: project.to_owned(),
         environment_variables_override: Some(
             env.into_iter()
@@ -504,12 +518,7 @@ pub(crate) async fn start_for_pipeline(
         ),
         pipeline: Some(source),
         ..Default::default()
-    };
-    let out = start_build(ctx, input, None).await?;
-    out["build"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::Service("the build has no id".into()))
+    }
 }
 
 /// Wait for a build to end; its outcome when the engine ran it, else its final record.
@@ -532,9 +541,13 @@ pub(crate) async fn wait_build(
     }
 }
 
-/// Stop a build a pipeline started (best effort).
+/// Stop a build (or batch build) a pipeline started (best effort).
 pub(crate) fn stop_for_pipeline(state: &Arc<AppState>, id: &str) {
     let mut inner = state.inner();
+    if let Some(batch) = inner.batches.get(id) {
+        batch.stop();
+        return;
+    }
     let waiting = inner.queue.cancel(id);
     match inner.builds.get_mut(id) {
         Some(Live::Running(h)) => h.stop(),

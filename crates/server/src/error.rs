@@ -52,6 +52,22 @@ pub enum ApiError {
     InvalidStageDeclaration(String),
     #[error("{0}")]
     InvalidActionDeclaration(String),
+    #[error("{0}")]
+    StageNotFound(String),
+    #[error("{0}")]
+    ActionNotFound(String),
+    #[error("{0}")]
+    InvalidApprovalToken(String),
+    #[error("{0}")]
+    ApprovalAlreadyCompleted(String),
+    #[error("{0}")]
+    StageNotRetryable(String),
+    #[error("{0}")]
+    NotLatestPipelineExecution(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    DuplicatedStopRequest(String),
     /// The server could not do what was asked (database, Docker): a 500-class fault with a
     /// message, never a crash.
     #[error("{0}")]
@@ -79,6 +95,14 @@ impl ApiError {
             ApiError::InvalidStructure(_) => "InvalidStructureException",
             ApiError::InvalidStageDeclaration(_) => "InvalidStageDeclarationException",
             ApiError::InvalidActionDeclaration(_) => "InvalidActionDeclarationException",
+            ApiError::StageNotFound(_) => "StageNotFoundException",
+            ApiError::ActionNotFound(_) => "ActionNotFoundException",
+            ApiError::InvalidApprovalToken(_) => "InvalidApprovalTokenException",
+            ApiError::ApprovalAlreadyCompleted(_) => "ApprovalAlreadyCompletedException",
+            ApiError::StageNotRetryable(_) => "StageNotRetryableException",
+            ApiError::NotLatestPipelineExecution(_) => "NotLatestPipelineExecutionException",
+            ApiError::Conflict(_) => "ConflictException",
+            ApiError::DuplicatedStopRequest(_) => "DuplicatedStopRequestException",
             ApiError::Service(_) => "ServiceUnavailableException",
         }
     }

@@ -270,6 +270,8 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let state = self.state.clone();
+        // Executions a killed process left InProgress end Failed; then watching resumes.
+        pipeline::exec::recover(&self.state);
         tokio::spawn(pipeline::exec::watch(self.state.clone()));
         let app = Router::new()
             .route("/", post(api).get(console::home))

@@ -13,6 +13,11 @@
 //!   container labelled `localbuild.ecs-service=<cluster>/<service>`, replacing the previous
 //!   one; its exposed ports are published on 127.0.0.1 at ephemeral ports (the action's
 //!   `externalExecutionUrl` is `http://127.0.0.1:<port>` of the first).
+//! * Approval `Manual`: no task; the action waits with a token (shown in GetPipelineState)
+//!   for PutApprovalResult, or fails when its `timeoutInMinutes` (default 7 days) passes.
+//!
+//! Every start of an action is also kept as an `ActionRun` (ListActionExecutions). Executions
+//! the process was running when it died are marked Failed when the server starts ([`recover`]).
 //!
 //! Variables: an action's output variables are `#{<namespace>.<NAME>}` when it has a
 //! namespace; `#{variables.<name>}` are the pipeline's. They are substituted in every
@@ -42,6 +47,15 @@ pub(crate) enum Msg {
         reason: Option<String>,
     },
     Supersede,
+    /// PutApprovalResult for a waiting approval action.
+    Approve {
+        a: ActionRef,
+        token: String,
+        approved: bool,
+        summary: String,
+    },
+    /// The pipeline's stage transitions changed (`gates[s]`: entering stage `s` is enabled).
+    Gates(Vec<bool>),
 }
 
 /// How an action ended.
@@ -83,6 +97,9 @@ pub(crate) struct ActionRec {
     pub last_change: f64,
     pub revision: Option<String>,
     pub entity_url: Option<String>,
+    /// A waiting approval's token.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl ActionRec {
@@ -112,7 +129,36 @@ impl ActionRec {
         if let Some((code, message)) = &self.error {
             v["errorDetails"] = json!({"code": code, "message": message});
         }
+        if let (Some(t), Some(ActionStatus::InProgress)) = (&self.token, self.status) {
+            v["token"] = json!(t);
+        }
         Some(v)
+    }
+}
+
+/// One start of one action (`ActionExecutionDetail` of ListActionExecutions).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActionRun {
+    pub stage: String,
+    pub action: String,
+    pub action_execution_id: String,
+    pub start_time: f64,
+    pub last_update_time: f64,
+    pub status: Option<ActionStatus>,
+    /// `ActionExecutionInput`.
+    pub input: Value,
+    /// `ActionExecutionOutput`, once it ended.
+    pub output: Option<Value>,
+}
+
+/// An `ActionExecutionStatus` name.
+pub(crate) fn action_status_name(s: ActionStatus) -> &'static str {
+    match s {
+        ActionStatus::NotStarted | ActionStatus::InProgress => "InProgress",
+        ActionStatus::Succeeded => "Succeeded",
+        ActionStatus::Failed => "Failed",
+        ActionStatus::Abandoned => "Abandoned",
     }
 }
 
@@ -147,6 +193,9 @@ pub(crate) struct Execution {
     /// Artifact name → zip in the artifact store.
     pub artifacts: BTreeMap<String, PathBuf>,
     pub declaration: Declaration,
+    /// Every start of an action, in order.
+    #[serde(default)]
+    pub action_runs: Vec<ActionRun>,
 }
 
 impl Execution {
@@ -163,7 +212,7 @@ impl Execution {
             "status": self.status,
             "artifactRevisions": self.artifact_revisions,
             "trigger": self.trigger(),
-            "executionMode": "SUPERSEDED",
+            "executionMode": self.mode(),
             "executionType": "STANDARD",
         });
         let vars: Vec<Value> = self
@@ -190,7 +239,7 @@ impl Execution {
             "lastUpdateTime": self.last_update_time,
             "sourceRevisions": self.source_revisions,
             "trigger": self.trigger(),
-            "executionMode": "SUPERSEDED",
+            "executionMode": self.mode(),
             "executionType": "STANDARD",
         });
         if let Some(s) = &self.status_summary {
@@ -199,7 +248,59 @@ impl Execution {
         v
     }
 
-    fn save(&self, state: &AppState) {
+    pub fn mode(&self) -> &str {
+        self.declaration
+            .execution_mode
+            .as_deref()
+            .unwrap_or("SUPERSEDED")
+    }
+
+    /// `ActionExecutionDetail`s of this execution, newest first.
+    pub fn action_details(&self) -> Vec<Value> {
+        self.action_runs
+            .iter()
+            .rev()
+            .map(|r| {
+                let mut v = json!({
+                    "pipelineExecutionId": self.id,
+                    "actionExecutionId": r.action_execution_id,
+                    "pipelineVersion": self.version,
+                    "stageName": r.stage,
+                    "actionName": r.action,
+                    "startTime": r.start_time,
+                    "lastUpdateTime": r.last_update_time,
+                    "status": action_status_name(r.status.unwrap_or(ActionStatus::InProgress)),
+                    "input": r.input,
+                });
+                if let Some(o) = &r.output {
+                    v["output"] = o.clone();
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The statuses the machine had, for a retry.
+    fn machine(&self) -> Machine {
+        let actions = self
+            .stages
+            .iter()
+            .map(|s| {
+                s.actions
+                    .iter()
+                    .map(|a| a.status.unwrap_or(ActionStatus::NotStarted))
+                    .collect()
+            })
+            .collect();
+        let stage = self
+            .stages
+            .iter()
+            .rposition(|s| s.status.is_some())
+            .unwrap_or(0);
+        Machine::resume(run_orders(&self.declaration), actions, stage, self.status)
+    }
+
+    pub(crate) fn save(&self, state: &AppState) {
         let _ = state.history.db().put_doc(
             EXECUTION_DOC,
             &format!("{}/{}", self.pipeline, self.id),
@@ -240,8 +341,17 @@ pub(crate) fn executions(state: &AppState, pipeline: &str) -> Result<Vec<Executi
     Ok(all)
 }
 
-/// Start an execution of `pipeline`; its id. Executions of the pipeline still in their source
-/// stage are superseded.
+fn run_orders(d: &Declaration) -> Vec<Vec<u32>> {
+    d.stages
+        .iter()
+        .map(|s| s.actions.iter().map(Action::run_order).collect())
+        .collect()
+}
+
+/// Start an execution of `pipeline`; its id. In SUPERSEDED mode (the default), executions of
+/// the pipeline still in their source stage or held by a disabled transition are superseded;
+/// in QUEUED mode the execution waits until the older ones have ended; in PARALLEL mode it runs
+/// beside them.
 pub(crate) fn start(
     ctx: &Ctx,
     pipeline: &str,
@@ -298,14 +408,18 @@ pub(crate) fn start(
         variables,
         artifacts: BTreeMap::new(),
         declaration,
+        action_runs: vec![],
     };
     exec.save(state);
+    let mode = exec.mode().to_owned();
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut live = state.pipelines.lock();
-        for (p, other) in live.values() {
-            if p == pipeline {
-                let _ = other.send(Msg::Supersede);
+        if mode == "SUPERSEDED" {
+            for (p, other) in live.values() {
+                if p == pipeline {
+                    let _ = other.send(Msg::Supersede);
+                }
             }
         }
         live.insert(id.clone(), (pipeline.to_owned(), tx.clone()));
@@ -314,27 +428,114 @@ pub(crate) fn start(
         state: state.clone(),
         region: stored.region,
     };
-    tokio::spawn(run(ctx, exec, rx, tx));
+    // QUEUED: the pipeline's turn, in order of start (tokio's mutex is fair).
+    let turn = (mode == "QUEUED").then(|| state.pipelines.turn(pipeline));
+    let mut m = Machine::new(run_orders(&exec.declaration));
+    m.set_gates(super::gates(state, pipeline, &exec.declaration));
+    tokio::spawn(async move {
+        let _turn = match turn {
+            Some(t) => Some(t.lock_owned().await),
+            None => None,
+        };
+        let starts = if m.status().is_final() {
+            vec![]
+        } else {
+            m.start()
+        };
+        run(ctx, exec, m, starts, rx, tx).await;
+    });
     Ok(id)
 }
 
-/// The task of one execution.
+/// RetryStageExecution: run the stage `stage` of a Failed or Stopped execution again (its
+/// failed actions, or `all`), then the stages after it, in the same execution.
+pub(crate) fn retry(
+    ctx: &Ctx,
+    mut exec: Execution,
+    stage: usize,
+    all: bool,
+) -> Result<(), ApiError> {
+    let mut m = exec.machine();
+    let starts = m.retry(stage, all).map_err(|why| {
+        ApiError::StageNotRetryable(format!(
+            "Stage '{}' of execution {} cannot be retried: {why}",
+            exec.stages.get(stage).map_or("", |s| s.name.as_str()),
+            exec.id
+        ))
+    })?;
+    m.set_gates(super::gates(&ctx.state, &exec.pipeline, &exec.declaration));
+    exec.status_summary = None;
+    let (tx, rx) = mpsc::unbounded_channel();
+    ctx.state
+        .pipelines
+        .lock()
+        .insert(exec.id.clone(), (exec.pipeline.clone(), tx.clone()));
+    let ctx = ctx.clone();
+    tokio::spawn(run(ctx, exec, m, starts, rx, tx));
+    Ok(())
+}
+
+/// Executions this process did not finish (it was killed): Failed, with a summary that says
+/// so; their running actions Failed the same way. Run once when the server starts, before it
+/// starts any execution.
+pub(crate) fn recover(state: &AppState) -> usize {
+    let Ok(docs) = state.history.db().list_docs(EXECUTION_DOC, "") else {
+        return 0;
+    };
+    let mut n = 0;
+    let message = "localbuild serve stopped while this execution was in progress (the process ended without finishing it); it was marked Failed when the server started again";
+    for (_, doc) in docs {
+        let Ok(mut exec) = serde_json::from_str::<Execution>(&doc) else {
+            continue;
+        };
+        if exec.status.is_final() {
+            continue;
+        }
+        let at = now();
+        for stage in &mut exec.stages {
+            let mut cut = false;
+            for a in &mut stage.actions {
+                if a.status == Some(ActionStatus::InProgress) {
+                    a.status = Some(ActionStatus::Failed);
+                    a.summary = Some(message.to_owned());
+                    a.error = Some(("JobFailed".into(), message.to_owned()));
+                    a.last_change = at;
+                    cut = true;
+                }
+            }
+            if cut || matches!(stage.status.as_deref(), Some("InProgress" | "Stopping")) {
+                stage.status = Some("Failed".into());
+            }
+        }
+        for r in &mut exec.action_runs {
+            if r.status == Some(ActionStatus::InProgress) {
+                r.status = Some(ActionStatus::Failed);
+                r.last_update_time = at;
+                r.output = Some(json!({"executionResult": {
+                    "externalExecutionSummary": message,
+                    "errorDetails": {"code": "JobFailed", "message": message}}}));
+            }
+        }
+        exec.status = ExecStatus::Failed;
+        exec.status_summary = Some(message.to_owned());
+        exec.last_update_time = at;
+        exec.save(state);
+        n += 1;
+    }
+    n
+}
+
+/// The task of one execution: `m` has just answered `starts`.
 async fn run(
     ctx: Ctx,
     mut exec: Execution,
+    mut m: Machine,
+    starts: Vec<ActionRef>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     tx: mpsc::UnboundedSender<Msg>,
 ) {
-    let orders = exec
-        .declaration
-        .stages
-        .iter()
-        .map(|s| s.actions.iter().map(Action::run_order).collect())
-        .collect();
-    let mut m = Machine::new(orders);
     let mut tasks: HashMap<ActionRef, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut builds: HashMap<ActionRef, String> = HashMap::new();
-    let starts = m.start();
     launch(&ctx, &mut exec, &m, starts, &mut tasks, &tx);
     loop {
         sync(&mut exec, &m);
@@ -345,13 +546,52 @@ async fn run(
         let Some(msg) = rx.recv().await else { break };
         match msg {
             Msg::Done(a, result) => {
+                if m.action(a) != ActionStatus::InProgress {
+                    continue;
+                }
                 tasks.remove(&a);
                 builds.remove(&a);
-                record_result(&mut exec, a, &result);
+                record_result(&ctx, &mut exec, a, &result);
                 let next = m.finished(a, result.ok);
                 if !result.ok && exec.status_summary.is_none() {
                     exec.status_summary = result.summary.clone();
                 }
+                launch(&ctx, &mut exec, &m, next, &mut tasks, &tx);
+            }
+            Msg::Approve {
+                a,
+                token,
+                approved,
+                summary,
+            } => {
+                let waiting = rec_mut(&mut exec, a).and_then(|r| r.token.clone());
+                if m.action(a) != ActionStatus::InProgress
+                    || waiting.as_deref() != Some(token.as_str())
+                {
+                    continue;
+                }
+                if let Some(t) = tasks.remove(&a) {
+                    t.abort();
+                }
+                let result = if approved {
+                    ActionResult {
+                        ok: true,
+                        summary: Some(summary),
+                        ..Default::default()
+                    }
+                } else {
+                    let mut r = ActionResult::failed(
+                        "JobFailed",
+                        format!("The approval was rejected: {summary}"),
+                    );
+                    r.summary = Some(summary);
+                    r
+                };
+                // The same path as any action that ends.
+                let _ = tx.send(Msg::Done(a, Box::new(result)));
+            }
+            Msg::Gates(gates) => {
+                let next = m.set_gates(gates);
                 launch(&ctx, &mut exec, &m, next, &mut tasks, &tx);
             }
             Msg::Build(a, id) => {
@@ -364,10 +604,12 @@ async fn run(
             Msg::Stop { abandon, reason } => {
                 m.stop(abandon);
                 exec.status_summary = reason.or(Some("Stopped".into()));
-                for id in builds.values() {
-                    codebuild::stop_for_pipeline(&ctx.state, id);
-                }
+                // Stop and wait lets running actions finish; abandon ends them (their builds
+                // are stopped: nothing local outlives an abandoned action).
                 if abandon {
+                    for id in builds.values() {
+                        codebuild::stop_for_pipeline(&ctx.state, id);
+                    }
                     for (_, t) in tasks.drain() {
                         t.abort();
                     }
@@ -400,9 +642,21 @@ fn sync(exec: &mut Execution, m: &Machine) {
         let mut statuses = vec![];
         for (ai, rec) in stage.actions.iter_mut().enumerate() {
             let s = m.action((si, ai));
-            if rec.status != Some(s) && s != ActionStatus::NotStarted {
+            if s == ActionStatus::NotStarted {
+                // Never started, or reset by a retry.
+                rec.status = None;
+            } else if rec.status != Some(s) {
                 rec.status = Some(s);
                 rec.last_change = at;
+                if let Some(run) = exec
+                    .action_runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.action_execution_id == rec.action_execution_id)
+                {
+                    run.status = Some(s);
+                    run.last_update_time = at;
+                }
             }
             statuses.push(s);
         }
@@ -435,7 +689,63 @@ fn sync(exec: &mut Execution, m: &Machine) {
     }
 }
 
-fn record_result(exec: &mut Execution, a: ActionRef, r: &ActionResult) {
+/// An artifact zip as `ArtifactDetail` (bucket and key in the artifact store).
+fn artifact_detail(ctx: &Ctx, exec: &Execution, name: &str, path: &Path) -> Value {
+    let bucket = exec
+        .declaration
+        .artifact_store
+        .as_ref()
+        .map(|s| s.location.clone())
+        .unwrap_or_default();
+    let key = path
+        .strip_prefix(ctx.state.roots.s3_root.join(&bucket))
+        .map(|k| k.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.display().to_string());
+    json!({"name": name, "s3location": {"bucket": bucket, "key": key}})
+}
+
+fn record_result(ctx: &Ctx, exec: &mut Execution, a: ActionRef, r: &ActionResult) {
+    let id = exec
+        .stages
+        .get(a.0)
+        .and_then(|s| s.actions.get(a.1))
+        .map(|rec| rec.action_execution_id.clone())
+        .unwrap_or_default();
+    let outputs: Vec<Value> = r
+        .outputs
+        .iter()
+        .map(|(n, p)| artifact_detail(ctx, exec, n, p))
+        .collect();
+    let mut result = json!({});
+    if let Some(x) = &r.external_id {
+        result["externalExecutionId"] = json!(x);
+    }
+    if let Some(x) = &r.summary {
+        result["externalExecutionSummary"] = json!(x);
+    }
+    if let Some(x) = &r.external_url {
+        result["externalExecutionUrl"] = json!(x);
+    }
+    if let Some((code, message)) = &r.error {
+        result["errorDetails"] = json!({"code": code, "message": message});
+    }
+    let vars: serde_json::Map<String, Value> = r
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    if let Some(run) = exec
+        .action_runs
+        .iter_mut()
+        .rev()
+        .find(|x| x.action_execution_id == id)
+    {
+        let mut output = json!({"outputArtifacts": outputs, "executionResult": result});
+        if !vars.is_empty() {
+            output["outputVariables"] = Value::Object(vars);
+        }
+        run.output = Some(output);
+    }
     let namespace = exec.action(a).and_then(|x| x.namespace.clone());
     if let Some(ns) = namespace {
         for (k, v) in &r.variables {
@@ -496,17 +806,63 @@ fn launch(
 ) {
     let _ = m;
     for a in starts {
-        let Some(action) = exec.action(a).cloned() else {
+        let Some(declared) = exec.action(a).cloned() else {
             continue;
         };
-        let mut action = action;
+        let mut action = declared.clone();
         if let Some(c) = action.configuration.as_mut() {
             for v in c.values_mut() {
                 *v = substitute(v, &exec.variables);
             }
         }
+        let action_execution_id = uuid::Uuid::new_v4().to_string();
+        let approval = action.action_type_id.category == "Approval";
         if let Some(rec) = rec_mut(exec, a) {
-            rec.action_execution_id = uuid::Uuid::new_v4().to_string();
+            rec.action_execution_id = action_execution_id.clone();
+            rec.summary = None;
+            rec.error = None;
+            rec.token = approval.then(|| uuid::Uuid::new_v4().to_string());
+        }
+        let inputs: Vec<Value> = action
+            .inputs()
+            .filter_map(|n| {
+                exec.artifacts
+                    .get(n)
+                    .map(|p| artifact_detail(ctx, exec, n, p))
+            })
+            .collect();
+        let mut input = json!({
+            "actionTypeId": action.action_type_id,
+            "configuration": declared.configuration.clone().unwrap_or_default(),
+            "resolvedConfiguration": action.configuration.clone().unwrap_or_default(),
+            "region": ctx.region,
+            "inputArtifacts": inputs,
+        });
+        if let Some(ns) = &action.namespace {
+            input["namespace"] = json!(ns);
+        }
+        let at = now();
+        exec.action_runs.push(ActionRun {
+            stage: exec.declaration.stages[a.0].name.clone(),
+            action: action.name.clone(),
+            action_execution_id,
+            start_time: at,
+            last_update_time: at,
+            status: Some(ActionStatus::InProgress),
+            input,
+            output: None,
+        });
+        if approval {
+            let minutes = action.timeout_in_minutes.unwrap_or(7 * 24 * 60).max(1) as u64;
+            tasks.insert(
+                a,
+                tokio::spawn(approval_timer(
+                    tx.clone(),
+                    a,
+                    Duration::from_secs(minutes * 60),
+                )),
+            );
+            continue;
         }
         let job = Job {
             ctx: ctx.clone(),
@@ -535,6 +891,19 @@ fn launch(
             }),
         );
     }
+}
+
+/// An approval nobody answered fails when its timeout passes.
+async fn approval_timer(tx: mpsc::UnboundedSender<Msg>, a: ActionRef, after: Duration) {
+    tokio::time::sleep(after).await;
+    let minutes = after.as_secs() / 60;
+    let _ = tx.send(Msg::Done(
+        a,
+        Box::new(ActionResult::failed(
+            "JobFailed",
+            format!("The approval timed out: no response within {minutes} minutes"),
+        )),
+    ));
 }
 
 /// One action to carry out.
@@ -721,6 +1090,17 @@ impl Job {
             dir,
             pipeline: self.pipeline.clone(),
         };
+        let flag = |k| {
+            self.action
+                .config(k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        if flag("BatchEnabled") {
+            let combine = flag("CombineArtifacts");
+            let input = codebuild::pipeline_input(&project, source, env);
+            // `tmp` (the unpacked input) lives until the batch has ended.
+            return self.batch_build(input, combine).await;
+        }
         let id = match codebuild::start_for_pipeline(&self.ctx, &project, source, env).await {
             Ok(id) => id,
             Err(e) => {
@@ -807,6 +1187,103 @@ impl Job {
                     return ActionResult::failed(
                         "JobFailed",
                         format!("Cannot store the build's artifact: {e}"),
+                    );
+                }
+                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+            }
+        }
+        result
+    }
+
+    /// `BatchEnabled`: a batch build (StartBuildBatch's path). The output artifact is the
+    /// combined artifacts with `CombineArtifacts`, else the artifacts of the task whose
+    /// identifier is the output artifact's name.
+    async fn batch_build(&self, input: codebuild::StartBuildInput, combine: bool) -> ActionResult {
+        let handle = match crate::batch::start_for_pipeline(&self.ctx, input, combine).await {
+            Ok(h) => h,
+            Err(e) => {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Error calling startBuildBatch: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
+                        e.aws_type(),
+                        uuid::Uuid::new_v4()
+                    ),
+                );
+            }
+        };
+        let id = handle.id.clone();
+        let _ = self.tx.send(Msg::Build(self.at, id.clone()));
+        let outcome = handle.outcome().await;
+        let name = |st: localbuild_engine::record::Status| {
+            serde_json::to_value(st)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "FAILED".into())
+        };
+        let status = name(outcome.batch.build_batch_status);
+        let mut result = ActionResult {
+            external_id: Some(id.clone()),
+            external_url: Some(format!(
+                "https://console.aws.amazon.com/codesuite/codebuild/projects/{}/batch/{id}",
+                outcome.batch.project_name
+            )),
+            ..Default::default()
+        };
+        if status != "SUCCEEDED" {
+            let mut message = format!("Build batch terminated with state: {status}");
+            if let Some(t) = outcome.tasks.iter().find(|t| {
+                !t.ignore_failure && t.status != localbuild_engine::record::Status::Succeeded
+            }) {
+                message.push_str(&format!(
+                    ". Build: {}, Status: {}",
+                    t.identifier,
+                    name(t.status)
+                ));
+            }
+            result.summary = Some(message.clone());
+            result.error = Some(("JobFailed".into(), message));
+            return result;
+        }
+        result.ok = true;
+        result.summary = Some(format!("Build batch {id} succeeded"));
+        for output in self.action.outputs().map(str::to_owned).collect::<Vec<_>>() {
+            let made = if combine {
+                outcome.artifacts.clone()
+            } else {
+                outcome
+                    .tasks
+                    .iter()
+                    .find(|t| t.identifier == output)
+                    .and_then(|t| t.outcome.as_ref()?.artifacts.first().cloned())
+            };
+            let Some(made) = made else {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Build batch {id} produced no artifacts for the output artifact {output} (with CombineArtifacts false, an output artifact takes the artifacts of the build whose identifier is its name)"
+                    ),
+                );
+            };
+            let dest = self.artifact_path(&output);
+            let d = dest.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                if made.is_dir() {
+                    zip_dir(&made, &d)
+                } else {
+                    if let Some(p) = d.parent() {
+                        std::fs::create_dir_all(p)?;
+                    }
+                    std::fs::copy(&made, &d).map(drop)
+                }
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => result.outputs.push((output, dest)),
+                Ok(Err(e)) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot store the batch's artifact: {e}"),
                     );
                 }
                 Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
@@ -1146,6 +1623,27 @@ pub(crate) async fn watch(state: Arc<AppState>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_approval_fails_when_its_timeout_passes() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let timer = tokio::spawn(approval_timer(tx, (1, 0), Duration::from_secs(5 * 60)));
+        tokio::time::advance(Duration::from_secs(4 * 60)).await;
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err(), "not before the timeout");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        match rx.recv().await {
+            Some(Msg::Done(a, r)) => {
+                assert_eq!(a, (1, 0));
+                assert!(!r.ok);
+                let (code, message) = r.error.unwrap();
+                assert_eq!(code, "JobFailed");
+                assert!(message.contains("within 5 minutes"), "{message}");
+            }
+            _ => panic!("the timer reports the action failed"),
+        }
+        timer.await.unwrap();
+    }
 
     #[test]
     fn variables_are_substituted() {

@@ -6,7 +6,12 @@
 //! * this module — the declaration (checked as CodePipeline checks it, with the providers
 //!   localbuild can run), the operations, and where pipelines and executions are kept: the
 //!   docs table, `codepipeline.pipeline` (key: name; plus `codepipeline.pipeline-version`,
-//!   key `name/version`) and `codepipeline.execution` (key `name/executionId`).
+//!   key `name/version`), `codepipeline.execution` (key `name/executionId`) and
+//!   `codepipeline.transition` (key `name/stage/Inbound|Outbound`, only disabled ones).
+//!   Operations that change executions (approve, stop, retry, transitions) are plain
+//!   functions over a [`Ctx`] (e.g. [`put_approval`], [`retry_stage`], [`set_transition`],
+//!   [`stop_execution`], [`pipeline_state`]), so other front ends (the console, the CLI) call
+//!   the same code as the API.
 //! * [`exec`] — the executor (one task per execution, advancing the machine; the actions:
 //!   CodeStarSourceConnection / CodeCommit sources, CodeBuild, ECS as a local container) and
 //!   the watcher that starts an execution when a watched branch moves.
@@ -27,23 +32,49 @@ use std::sync::Mutex;
 pub(crate) const PIPELINE_DOC: &str = "codepipeline.pipeline";
 pub(crate) const VERSION_DOC: &str = "codepipeline.pipeline-version";
 pub(crate) const EXECUTION_DOC: &str = "codepipeline.execution";
+pub(crate) const TRANSITION_DOC: &str = "codepipeline.transition";
 
 /// The providers localbuild runs, as (category, provider).
-pub const PROVIDERS: [(&str, &str); 5] = [
+pub const PROVIDERS: [(&str, &str); 6] = [
     ("Source", "CodeStarSourceConnection"),
     ("Source", "CodeCommit"),
     ("Build", "CodeBuild"),
     ("Test", "CodeBuild"),
     ("Deploy", "ECS"),
+    ("Approval", "Manual"),
 ];
 
 /// Executions running in this server: execution id → (pipeline, the executor's inbox).
 #[derive(Default)]
 pub(crate) struct Live {
     pub execs: Mutex<HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>>,
+    /// QUEUED pipelines: one execution at a time, in order of start.
+    turns: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Live {
+    /// The lock a QUEUED execution of `pipeline` holds while it runs.
+    pub fn turn(&self, pipeline: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.turns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pipeline.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The inboxes of `pipeline`'s running executions.
+    pub fn of(
+        &self,
+        pipeline: &str,
+    ) -> Vec<(String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)> {
+        self.lock()
+            .iter()
+            .filter(|(_, (p, _))| p == pipeline)
+            .map(|(id, (_, tx))| (id.clone(), tx.clone()))
+            .collect()
+    }
+
     pub fn lock(
         &self,
     ) -> std::sync::MutexGuard<
@@ -116,6 +147,9 @@ pub struct Action {
     pub output_artifacts: Option<Vec<Named>>,
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Manual approval actions only (minutes, 5 to 86400; default 7 days).
+    #[serde(default)]
+    pub timeout_in_minutes: Option<i64>,
 }
 
 impl Action {
@@ -201,6 +235,34 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             "Invalid executionMode {m}: QUEUED, SUPERSEDED or PARALLEL"
         )));
     }
+    if let Some(vars) = d.variables.as_ref().filter(|v| !v.is_empty()) {
+        if d.pipeline_type.as_deref() != Some("V2") {
+            return Err(ApiError::Validation(
+                "Pipeline variables are only supported in pipelines of type V2 (set pipelineType to V2)".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for v in vars {
+            if v.name.is_empty()
+                || v.name.len() > 128
+                || !v
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'))
+            {
+                return Err(ApiError::Validation(format!(
+                    "Invalid pipeline variable name '{}': 1 to 128 characters of A-Za-z0-9@-_",
+                    v.name
+                )));
+            }
+            if !seen.insert(v.name.as_str()) {
+                return Err(ApiError::InvalidStructure(format!(
+                    "Pipeline variable names must be unique: '{}' is declared more than once",
+                    v.name
+                )));
+            }
+        }
+    }
     if d.stages.len() < 2 {
         return Err(ApiError::InvalidStructure(format!(
             "Pipeline has only {} stage(s). There should be a minimum of 2 stages in a pipeline",
@@ -285,6 +347,18 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
                 "ECS" => &["ClusterName", "ServiceName"],
                 _ => &[],
             };
+            if let Some(minutes) = a.timeout_in_minutes {
+                if t.category != "Approval" {
+                    return Err(ApiError::InvalidActionDeclaration(format!(
+                        "timeoutInMinutes of {at} is only allowed for manual approval actions"
+                    )));
+                }
+                if !(5..=86400).contains(&minutes) {
+                    return Err(ApiError::InvalidActionDeclaration(format!(
+                        "Invalid timeoutInMinutes {minutes} for {at}: it must be between 5 and 86400"
+                    )));
+                }
+            }
             for key in required {
                 if a.config(key).is_none_or(str::is_empty) {
                     return Err(ApiError::InvalidActionDeclaration(format!(
@@ -297,6 +371,7 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             let (in_range, out_range) = match t.provider.as_str() {
                 "CodeStarSourceConnection" | "CodeCommit" => ((0, 0), (1, 1)),
                 "CodeBuild" => ((1, 5), (0, 5)),
+                "Manual" => ((0, 0), (0, 0)),
                 _ => ((1, 1), (0, 0)),
             };
             if ins < in_range.0 || ins > in_range.1 || outs < out_range.0 || outs > out_range.1 {
@@ -376,6 +451,11 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "GetPipelineState" => get_pipeline_state(ctx, body),
         "GetPipelineExecution" => get_pipeline_execution(ctx, body),
         "ListPipelineExecutions" => list_pipeline_executions(ctx, body),
+        "ListActionExecutions" => list_action_executions(ctx, body),
+        "PutApprovalResult" => put_approval_result(ctx, body),
+        "RetryStageExecution" => retry_stage_execution(ctx, body),
+        "DisableStageTransition" => transition(ctx, body, false),
+        "EnableStageTransition" => transition(ctx, body, true),
         _ => Err(unknown(crate::protocol::CODEPIPELINE, op)),
     }
 }
@@ -599,11 +679,13 @@ fn delete_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     {
         let _ = db.delete_doc(VERSION_DOC, &key);
     }
-    for (key, _) in db
-        .list_docs(EXECUTION_DOC, &format!("{}/", input.name))
-        .map_err(ApiError::db)?
-    {
-        let _ = db.delete_doc(EXECUTION_DOC, &key);
+    for kind in [EXECUTION_DOC, TRANSITION_DOC] {
+        for (key, _) in db
+            .list_docs(kind, &format!("{}/", input.name))
+            .map_err(ApiError::db)?
+        {
+            let _ = db.delete_doc(kind, &key);
+        }
     }
     Ok(json!({}))
 }
@@ -688,15 +770,44 @@ struct VarInput {
 
 fn start_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: StartInput = parse(body)?;
-    load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
     let vars = input
         .variables
         .unwrap_or_default()
         .into_iter()
         .map(|v| (v.name, v.value))
         .collect();
-    let id = exec::start(ctx, &input.name, "StartPipelineExecution", "", vars)?;
+    let id = start_execution(ctx, &input.name, vars)?;
     Ok(json!({ "pipelineExecutionId": id }))
+}
+
+/// StartPipelineExecution: a new execution with these pipeline variable values (each must be
+/// declared; undeclared ones without a default must be given); its id.
+pub fn start_execution(
+    ctx: &Ctx,
+    pipeline: &str,
+    vars: Vec<(String, String)>,
+) -> Result<String, ApiError> {
+    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let decl = stored.declaration().ok_or_else(|| {
+        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+    })?;
+    let declared = decl.variables.clone().unwrap_or_default();
+    for (name, _) in &vars {
+        if !declared.iter().any(|v| &v.name == name) {
+            return Err(ApiError::Validation(format!(
+                "Variable '{name}' is not declared in pipeline '{pipeline}'"
+            )));
+        }
+    }
+    for v in &declared {
+        if v.default_value.is_none() && !vars.iter().any(|(n, _)| *n == v.name) {
+            return Err(ApiError::Validation(format!(
+                "Variable '{}' of pipeline '{pipeline}' has no default value: give it a value",
+                v.name
+            )));
+        }
+    }
+    exec::start(ctx, pipeline, "StartPipelineExecution", "", vars)
 }
 
 #[derive(Deserialize)]
@@ -712,35 +823,42 @@ struct StopInput {
 
 fn stop_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: StopInput = parse(body)?;
-    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
-    let live = ctx
-        .state
-        .pipelines
-        .lock()
-        .get(&input.pipeline_execution_id)
-        .map(|(_, tx)| tx.clone());
+    stop_execution(
+        ctx,
+        &input.pipeline_name,
+        &input.pipeline_execution_id,
+        input.abandon.unwrap_or(false),
+        input.reason,
+    )?;
+    Ok(json!({ "pipelineExecutionId": input.pipeline_execution_id }))
+}
+
+/// StopPipelineExecution: stop and wait for running actions, or abandon them.
+pub fn stop_execution(
+    ctx: &Ctx,
+    pipeline: &str,
+    id: &str,
+    abandon: bool,
+    reason: Option<String>,
+) -> Result<(), ApiError> {
+    load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let e = exec::load_execution(&ctx.state, pipeline, id)?
+        .ok_or_else(|| execution_not_found(pipeline, id))?;
+    let live = ctx.state.pipelines.lock().get(id).map(|(_, tx)| tx.clone());
     match live {
-        Some(tx) => {
-            let _ = tx.send(exec::Msg::Stop {
-                abandon: input.abandon.unwrap_or(false),
-                reason: input.reason,
-            });
-            Ok(json!({ "pipelineExecutionId": input.pipeline_execution_id }))
-        }
-        None => {
-            exec::load_execution(
-                &ctx.state,
-                &input.pipeline_name,
-                &input.pipeline_execution_id,
-            )?
-            .ok_or_else(|| {
-                execution_not_found(&input.pipeline_name, &input.pipeline_execution_id)
-            })?;
-            Err(ApiError::PipelineExecutionNotStoppable(format!(
-                "Unable to stop pipeline execution {}: it is not in progress",
-                input.pipeline_execution_id
+        Some(_) if e.status == machine::ExecStatus::Stopping && !abandon => {
+            Err(ApiError::DuplicatedStopRequest(format!(
+                "Execution {id} is already stopping; stop it again with abandon to abandon its running actions"
             )))
         }
+        Some(tx) if !e.status.is_final() => {
+            let _ = tx.send(exec::Msg::Stop { abandon, reason });
+            Ok(())
+        }
+        _ => Err(ApiError::PipelineExecutionNotStoppable(format!(
+            "Unable to stop pipeline execution {id}: its status is {:?}, not InProgress",
+            e.status
+        ))),
     }
 }
 
@@ -804,8 +922,18 @@ fn list_pipeline_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 
 fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: NameInput = parse(body)?;
+    pipeline_state(ctx, &input.name)
+}
+
+/// GetPipelineState: every stage with its inbound transition, the newest execution that
+/// reached it and its actions' latest executions.
+pub fn pipeline_state(ctx: &Ctx, name: &str) -> Result<Value, ApiError> {
+    let input = NameInput {
+        name: name.to_owned(),
+    };
     let stored = load(&ctx.state, &input.name)?.ok_or_else(|| not_found(&input.name))?;
     let execs = exec::executions(&ctx.state, &input.name)?;
+    let disabled = transitions(&ctx.state, &input.name);
     let mut stages = vec![];
     if let Some(Value::Array(decl_stages)) = stored.pipeline.get("stages") {
         for s in decl_stages {
@@ -819,7 +947,12 @@ fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
             });
             let mut state = Map::new();
             state.insert("stageName".into(), json!(name));
-            state.insert("inboundTransitionState".into(), json!({"enabled": true}));
+            let inbound = disabled
+                .iter()
+                .find(|(s, kind, _)| s == name && kind == "Inbound")
+                .map(|(_, _, v)| v.clone())
+                .unwrap_or_else(|| json!({"enabled": true}));
+            state.insert("inboundTransitionState".into(), inbound);
             let mut actions = vec![];
             for a in s["actions"].as_array().into_iter().flatten() {
                 let aname = a["name"].as_str().unwrap_or_default();
@@ -831,7 +964,11 @@ fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
                         st["latestExecution"] = latest;
                     }
                     if let Some(rev) = &rec.revision {
-                        st["currentRevision"] = json!({"revisionId": rev});
+                        st["currentRevision"] = json!({
+                            "revisionId": rev,
+                            "revisionChangeId": rev,
+                            "created": rec.last_change,
+                        });
                     }
                     if let Some(url) = &rec.entity_url {
                         st["entityUrl"] = json!(url);
@@ -859,4 +996,374 @@ fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         "created": stored.created,
         "updated": stored.updated,
     }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Transitions, approvals, retries, action executions
+
+/// The disabled transitions of a pipeline: (stage, Inbound|Outbound, `TransitionState`).
+fn transitions(state: &AppState, pipeline: &str) -> Vec<(String, String, Value)> {
+    state
+        .history
+        .db()
+        .list_docs(TRANSITION_DOC, &format!("{pipeline}/"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, doc)| {
+            let rest = key.strip_prefix(&format!("{pipeline}/"))?;
+            let (stage, kind) = rest.rsplit_once('/')?;
+            Some((
+                stage.to_owned(),
+                kind.to_owned(),
+                serde_json::from_str(&doc).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// `gates[s]`: an execution may enter stage `s` (its inbound transition and the outbound
+/// transition of the stage before are enabled).
+pub(crate) fn gates(state: &AppState, pipeline: &str, decl: &Declaration) -> Vec<bool> {
+    let disabled = transitions(state, pipeline);
+    let off = |stage: &str, kind: &str| disabled.iter().any(|(s, k, _)| s == stage && k == kind);
+    decl.stages
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            !off(&st.name, "Inbound") && (i == 0 || !off(&decl.stages[i - 1].name, "Outbound"))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransitionInput {
+    pipeline_name: String,
+    stage_name: String,
+    transition_type: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn transition(ctx: &Ctx, body: &[u8], enable: bool) -> Result<Value, ApiError> {
+    let input: TransitionInput = parse(body)?;
+    let reason = if enable {
+        None
+    } else {
+        Some(input.reason.ok_or_else(|| {
+            ApiError::Validation(
+                "1 validation error detected: Value null at 'reason' failed to satisfy constraint: Member must not be null".into(),
+            )
+        })?)
+    };
+    set_transition(
+        ctx,
+        &input.pipeline_name,
+        &input.stage_name,
+        &input.transition_type,
+        reason.as_deref(),
+    )?;
+    Ok(Value::Null)
+}
+
+/// DisableStageTransition (`disabled_reason` given) / EnableStageTransition (`None`).
+/// Executions held before the stage go on once it is enabled.
+pub fn set_transition(
+    ctx: &Ctx,
+    pipeline: &str,
+    stage: &str,
+    kind: &str,
+    disabled_reason: Option<&str>,
+) -> Result<(), ApiError> {
+    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let decl = stored.declaration().ok_or_else(|| {
+        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+    })?;
+    if !["Inbound", "Outbound"].contains(&kind) {
+        return Err(ApiError::Validation(format!(
+            "1 validation error detected: Value '{kind}' at 'transitionType' failed to satisfy constraint: Member must satisfy enum value set: [Inbound, Outbound]"
+        )));
+    }
+    if let Some(r) = disabled_reason
+        && (r.is_empty()
+            || r.len() > 300
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!@ ().*?-".contains(c)))
+    {
+        return Err(ApiError::Validation(format!(
+            "1 validation error detected: Value '{r}' at 'reason' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9!@ \\(\\)\\.\\*\\?\\-]+ (1 to 300 characters)"
+        )));
+    }
+    if !decl.stages.iter().any(|s| s.name == stage) {
+        return Err(stage_not_found(pipeline, stage));
+    }
+    let key = format!("{pipeline}/{stage}/{kind}");
+    let db = ctx.state.history.db();
+    match disabled_reason {
+        Some(r) => db
+            .put_doc(
+                TRANSITION_DOC,
+                &key,
+                &json!({"enabled": false, "disabledReason": r, "lastChangedBy": "localbuild", "lastChangedAt": now()})
+                    .to_string(),
+            )
+            .map_err(ApiError::db)?,
+        None => {
+            db.delete_doc(TRANSITION_DOC, &key).map_err(ApiError::db)?;
+        }
+    }
+    let g = gates(&ctx.state, pipeline, &decl);
+    for (_, tx) in ctx.state.pipelines.of(pipeline) {
+        let _ = tx.send(exec::Msg::Gates(g.clone()));
+    }
+    Ok(())
+}
+
+fn stage_not_found(pipeline: &str, stage: &str) -> ApiError {
+    ApiError::StageNotFound(format!(
+        "Stage '{stage}' was not found in pipeline '{pipeline}'"
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApprovalInput {
+    pipeline_name: String,
+    stage_name: String,
+    action_name: String,
+    result: ApprovalResultInput,
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct ApprovalResultInput {
+    summary: String,
+    status: String,
+}
+
+fn put_approval_result(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: ApprovalInput = parse(body)?;
+    let approved = match input.result.status.as_str() {
+        "Approved" => true,
+        "Rejected" => false,
+        other => {
+            return Err(ApiError::Validation(format!(
+                "1 validation error detected: Value '{other}' at 'result.status' failed to satisfy constraint: Member must satisfy enum value set: [Approved, Rejected]"
+            )));
+        }
+    };
+    let at = put_approval(
+        ctx,
+        &input.pipeline_name,
+        &input.stage_name,
+        &input.action_name,
+        &input.token,
+        approved,
+        &input.result.summary,
+    )?;
+    Ok(json!({ "approvedAt": at }))
+}
+
+/// PutApprovalResult: answer the approval action waiting with `token`; when it was answered.
+pub fn put_approval(
+    ctx: &Ctx,
+    pipeline: &str,
+    stage: &str,
+    action: &str,
+    token: &str,
+    approved: bool,
+    summary: &str,
+) -> Result<f64, ApiError> {
+    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let decl = stored.declaration().ok_or_else(|| {
+        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+    })?;
+    let si = decl
+        .stages
+        .iter()
+        .position(|s| s.name == stage)
+        .ok_or_else(|| stage_not_found(pipeline, stage))?;
+    let ai = decl.stages[si]
+        .actions
+        .iter()
+        .position(|a| a.name == action)
+        .ok_or_else(|| {
+            ApiError::ActionNotFound(format!(
+                "Action '{action}' was not found in stage '{stage}' of pipeline '{pipeline}'"
+            ))
+        })?;
+    if decl.stages[si].actions[ai].action_type_id.category != "Approval" {
+        return Err(ApiError::InvalidApprovalToken(format!(
+            "Action '{action}' in stage '{stage}' is not a manual approval action"
+        )));
+    }
+    if summary.len() > 512 {
+        return Err(ApiError::Validation(
+            "1 validation error detected: Value at 'result.summary' failed to satisfy constraint: Member must have length less than or equal to 512".into(),
+        ));
+    }
+    for e in exec::executions(&ctx.state, pipeline)? {
+        let Some(rec) = e
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .and_then(|s| s.actions.iter().find(|a| a.name == action))
+        else {
+            continue;
+        };
+        if rec.token.as_deref() != Some(token) {
+            continue;
+        }
+        let live = ctx
+            .state
+            .pipelines
+            .lock()
+            .get(&e.id)
+            .map(|(_, tx)| tx.clone());
+        return match (rec.status, live) {
+            (Some(machine::ActionStatus::InProgress), Some(tx)) => {
+                let _ = tx.send(exec::Msg::Approve {
+                    a: (si, ai),
+                    token: token.to_owned(),
+                    approved,
+                    summary: summary.to_owned(),
+                });
+                Ok(now())
+            }
+            _ => Err(ApiError::ApprovalAlreadyCompleted(format!(
+                "The approval action '{action}' in stage '{stage}' of execution {} is no longer waiting for a response",
+                e.id
+            ))),
+        };
+    }
+    Err(ApiError::InvalidApprovalToken(format!(
+        "The token '{token}' is not the token of a waiting approval action '{action}' in stage '{stage}' of pipeline '{pipeline}'"
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryInput {
+    pipeline_name: String,
+    stage_name: String,
+    pipeline_execution_id: String,
+    retry_mode: String,
+}
+
+fn retry_stage_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: RetryInput = parse(body)?;
+    let all = match input.retry_mode.as_str() {
+        "FAILED_ACTIONS" => false,
+        "ALL_ACTIONS" => true,
+        other => {
+            return Err(ApiError::Validation(format!(
+                "1 validation error detected: Value '{other}' at 'retryMode' failed to satisfy constraint: Member must satisfy enum value set: [FAILED_ACTIONS, ALL_ACTIONS]"
+            )));
+        }
+    };
+    retry_stage(
+        ctx,
+        &input.pipeline_name,
+        &input.stage_name,
+        &input.pipeline_execution_id,
+        all,
+    )?;
+    Ok(json!({ "pipelineExecutionId": input.pipeline_execution_id }))
+}
+
+/// RetryStageExecution: the stage's failed actions (or `all` of them) run again in the same
+/// execution, which is InProgress again.
+pub fn retry_stage(
+    ctx: &Ctx,
+    pipeline: &str,
+    stage: &str,
+    id: &str,
+    all: bool,
+) -> Result<(), ApiError> {
+    let stored = load(&ctx.state, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let e = exec::load_execution(&ctx.state, pipeline, id)?
+        .ok_or_else(|| execution_not_found(pipeline, id))?;
+    let si = e
+        .stages
+        .iter()
+        .position(|s| s.name == stage)
+        .ok_or_else(|| stage_not_found(pipeline, stage))?;
+    if ctx.state.pipelines.lock().contains_key(id) || !e.status.is_final() {
+        return Err(ApiError::Conflict(format!(
+            "Execution {id} is still in progress; only a Failed or Stopped execution can be retried"
+        )));
+    }
+    if stored.pipeline["version"].as_i64() != Some(e.version) {
+        return Err(ApiError::StageNotRetryable(format!(
+            "Stage '{stage}' of execution {id} cannot be retried: the pipeline was updated since (version {} now, {} then)",
+            stored.pipeline["version"], e.version
+        )));
+    }
+    let newer = exec::executions(&ctx.state, pipeline)?
+        .into_iter()
+        .take_while(|x| x.id != id)
+        .any(|x| x.stages.get(si).is_some_and(|s| s.status.is_some()));
+    if newer {
+        return Err(ApiError::NotLatestPipelineExecution(format!(
+            "Execution {id} is not the latest execution of stage '{stage}': a newer execution ran it since"
+        )));
+    }
+    exec::retry(ctx, e, si, all)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListActionsInput {
+    pipeline_name: String,
+    #[serde(default)]
+    filter: Option<ActionFilter>,
+    #[serde(default)]
+    max_results: Option<i64>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionFilter {
+    #[serde(default)]
+    pipeline_execution_id: Option<String>,
+}
+
+fn list_action_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: ListActionsInput = parse(body)?;
+    load(&ctx.state, &input.pipeline_name)?.ok_or_else(|| not_found(&input.pipeline_name))?;
+    let wanted = input.filter.and_then(|f| f.pipeline_execution_id);
+    let execs = exec::executions(&ctx.state, &input.pipeline_name)?;
+    if let Some(id) = &wanted
+        && !execs.iter().any(|e| &e.id == id)
+    {
+        return Err(execution_not_found(&input.pipeline_name, id));
+    }
+    let mut all: Vec<Value> = execs
+        .iter()
+        .filter(|e| wanted.as_ref().is_none_or(|w| *w == e.id))
+        .flat_map(exec::Execution::action_details)
+        .collect();
+    all.sort_by(|a, b| {
+        b["startTime"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&a["startTime"].as_f64().unwrap_or(0.0))
+    });
+    let (items, next) = page(
+        &all,
+        &PageInput {
+            max_results: input.max_results,
+            next_token: input.next_token,
+        },
+        100,
+        100,
+    )?;
+    let mut out = json!({ "actionExecutionDetails": items });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(out)
 }
