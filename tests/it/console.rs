@@ -555,3 +555,55 @@ fn console_shows_a_pipeline_turn_green_after_a_commit() {
     b.goto(&format!("http://{}/projects", s.addr));
     b.screenshot("projects");
 }
+
+#[test]
+fn console_approves_a_manual_approval_and_toggles_a_transition() {
+    use crate::pipeline::{connection, inline_project, plain_repo, staged, write_json};
+    let s = Serve::start(&[]);
+    let name = format!("approve-{}", std::process::id());
+    let conn = connection(&s);
+    plain_repo(&s, "approved");
+    inline_project(&s, "approvedbuild", &["echo approved build"]);
+    let file = write_json(
+        s.home.path(),
+        &staged(&name, &conn, "approved", "approvedbuild", true),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+
+    let b = Browser::start();
+    b.goto(&format!("http://{}/pipelines/{name}", s.addr));
+    let stage_status = |b: &Browser, stage: &str| {
+        b.texts(&format!("section.stage[data-stage={stage}] h2 .st"))
+    };
+    // The approval waits with its buttons; the build stage is not reached.
+    b.wait("the approval waiting", 120, |b| {
+        (stage_status(b, "Approve") == ["InProgress"]
+            && !b.texts("li.card[data-action=Approval] button.primary").is_empty())
+        .then_some(())
+    });
+    assert!(stage_status(&b, "Build").is_empty());
+    b.screenshot("pipeline-approval");
+    b.click("li.card[data-action=Approval] button.primary");
+    b.wait("the approval and the build Succeeded", 180, |b| {
+        (stage_status(b, "Approve") == ["Succeeded"] && stage_status(b, "Build") == ["Succeeded"])
+            .then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    let approval = &state["stageStates"][1]["actionStates"][0]["latestExecution"];
+    assert_eq!(approval["status"], "Succeeded");
+    assert_eq!(approval["summary"], "Approved from the localbuild console");
+
+    // Disable the transition into Build from the page, then enable it again.
+    b.click("div.transition[data-stage=Build] button");
+    b.wait("the transition disabled", 30, |b| {
+        (!b.texts("div.transition.disabled[data-stage=Build]").is_empty()).then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    assert_eq!(state["stageStates"][2]["inboundTransitionState"]["enabled"], false);
+    b.click("div.transition[data-stage=Build] button");
+    b.wait("the transition enabled", 30, |b| {
+        (b.texts("div.transition.disabled[data-stage=Build]").is_empty()).then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    assert_eq!(state["stageStates"][2]["inboundTransitionState"]["enabled"], true);
+}

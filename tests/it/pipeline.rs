@@ -149,7 +149,7 @@ fn app_repo(repo: &std::path::Path, page: &str) {
     git(repo, &["commit", "-q", "-m", "first version"]);
 }
 
-fn connection(s: &Serve) -> String {
+pub(crate) fn connection(s: &Serve) -> String {
     let conn = s.ok(&[
         "codestar-connections",
         "create-connection",
@@ -473,7 +473,7 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
 // Executions: approvals, retries, stop and abandon, transitions, supersede, restarts
 
 /// A CodePipeline-typed project whose buildspec is part of the project (busybox image).
-fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
+pub(crate) fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
     let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
     for c in commands {
         buildspec.push_str(&format!("      - {c}\n"));
@@ -496,7 +496,7 @@ fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
 }
 
 /// A repository `git/acme/<name>` with one commit; its path.
-fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
+pub(crate) fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
     let repo = s.home.path().join("git/acme").join(name);
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -507,7 +507,7 @@ fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
 }
 
 /// Source (the repository `acme/<repo>`) → [Approve (manual)] → Build (`project`).
-fn staged(name: &str, conn: &str, repo: &str, project: &str, approval: bool) -> Value {
+pub(crate) fn staged(name: &str, conn: &str, repo: &str, project: &str, approval: bool) -> Value {
     let mut stages = vec![json!({"name": "Source", "actions": [{
         "name": "Source",
         "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
