@@ -508,6 +508,7 @@ pub(crate) fn builds_listing(state: &AppState, q: &BuildsQuery) -> Result<Listin
         .list_projects(localbuild_store::ProjectSort::Name, false)
         .map_err(ApiError::db)?;
     Ok(Listing {
+        paged: query.next_token.is_some(),
         builds,
         next,
         projects,

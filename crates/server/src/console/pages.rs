@@ -25,6 +25,8 @@ pub struct Listing {
     pub projects: Vec<String>,
     pub project: Option<String>,
     pub status: Option<String>,
+    /// Whether this is a later page (not the newest).
+    pub paged: bool,
 }
 
 /// What the build page shows.
@@ -305,7 +307,7 @@ pub fn builds(v: &Viewer, l: &Listing, now: f64) -> Markup {
                 }
             }
             nav.pages aria-label="Pages" {
-                @if l.next.is_some() || filters.len() < 3 {
+                @if l.paged {
                     a href=(first_page) { "Newest" }
                 }
                 @if let Some(n) = next_page {
