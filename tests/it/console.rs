@@ -198,6 +198,33 @@ fn console_pages_read_without_javascript() {
     assert!(retried.body.contains("Build console-plain:2"));
     let id2 = hidden(&retried.body, "id");
     s.wait_complete(&id2);
+
+    // A batch: its tasks in dependency order, with statuses and links to their builds.
+    let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\nphases:\n  build:\n    commands:\n      - echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER\n";
+    crate::serve::create_batch_project(&s, "console-batch", spec);
+    let batch = s.ok(&[
+        "codebuild",
+        "start-build-batch",
+        "--project-name",
+        "console-batch",
+    ])["buildBatch"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait_batch(&batch, 180, "batch complete", |b| b["complete"] == true);
+    let list = get(&s.addr, "/batches");
+    assert!(list.body.contains("console-batch:1"), "{}", list.body);
+    let page = get(&s.addr, &format!("/batches/{}", encode(&batch)));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let first = page.body.find("data-group=\"first\"").expect("task first");
+    let second = page
+        .body
+        .find("data-group=\"second\"")
+        .expect("task second");
+    assert!(first < second, "a task comes after what it depends on");
+    assert!(page.body.contains("after first"));
+    assert_eq!(page.body.matches("Build details").count(), 2);
+    assert!(page.body.contains("value=\"RetryBuildBatch\""));
 }
 
 #[test]

@@ -375,7 +375,7 @@ fn serve_queues_and_stops_builds() {
 }
 
 /// A project whose inline buildspec is a batch.
-fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
+pub(crate) fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
     let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
     let env =
         json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
@@ -399,12 +399,18 @@ fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
 }
 
 impl Serve {
-    fn batch(&self, id: &str) -> Value {
+    pub(crate) fn batch(&self, id: &str) -> Value {
         let out = self.ok(&["codebuild", "batch-get-build-batches", "--ids", id]);
         out["buildBatches"][0].clone()
     }
 
-    fn wait_batch(&self, id: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_batch(
+        &self,
+        id: &str,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let b = self.batch(id);

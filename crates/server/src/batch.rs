@@ -346,7 +346,7 @@ async fn start_input(
 }
 
 /// The current record of a batch: live, else from the history.
-fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
+pub(crate) fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
     let live = state.inner().batches.get(id).map(BatchHandle::snapshot);
     if live.is_some() {
         return live;

@@ -508,6 +508,7 @@ pub(crate) fn builds_listing(state: &AppState, q: &BuildsQuery) -> Result<Listin
         .list_projects(localbuild_store::ProjectSort::Name, false)
         .map_err(ApiError::db)?;
     Ok(Listing {
+        paged: query.next_token.is_some(),
         builds,
         next,
         projects,
@@ -845,15 +846,11 @@ async fn batches_page(
     .ok()
     .and_then(|o| o["ids"].as_array().cloned())
     .unwrap_or_default();
-    let batches: Vec<BuildBatch> = if ids.is_empty() {
-        vec![]
-    } else {
-        call(&state, false, "BatchGetBuildBatches", &json!({"ids": ids}))
-            .await
-            .ok()
-            .and_then(|o| serde_json::from_value(o["buildBatches"].clone()).ok())
-            .unwrap_or_default()
-    };
+    let batches: Vec<BuildBatch> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| crate::batch::record(&state, id))
+        .collect();
     html(
         StatusCode::OK,
         pages::batches(&v, &batches, pipeline::now()),
@@ -867,11 +864,12 @@ async fn batch_page(
     Path(id): Path<String>,
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
-    let batch: Option<BuildBatch> =
-        call(&state, false, "BatchGetBuildBatches", &json!({"ids": [id]}))
-            .await
-            .ok()
-            .and_then(|o| serde_json::from_value(o["buildBatches"][0].clone()).ok());
+    // Its record as the engine keeps it (ids may be ARNs, as in the API).
+    let id = id
+        .split_once(":build-batch/")
+        .map_or(id.as_str(), |(_, i)| i)
+        .to_owned();
+    let batch = crate::batch::record(&state, &id);
     match batch {
         Some(b) => html(StatusCode::OK, pages::batch(&v, &b, pipeline::now())),
         None => html(

@@ -25,6 +25,8 @@ pub struct Listing {
     pub projects: Vec<String>,
     pub project: Option<String>,
     pub status: Option<String>,
+    /// Whether this is a later page (not the newest).
+    pub paged: bool,
 }
 
 /// What the build page shows.
@@ -305,7 +307,7 @@ pub fn builds(v: &Viewer, l: &Listing, now: f64) -> Markup {
                 }
             }
             nav.pages aria-label="Pages" {
-                @if l.next.is_some() || filters.len() < 3 {
+                @if l.paged {
                     a href=(first_page) { "Newest" }
                 }
                 @if let Some(n) = next_page {
@@ -325,18 +327,27 @@ struct Bar<'a> {
     contexts: &'a [PhaseContext],
 }
 
-fn timeline(bars: &[Bar<'_>], now: f64) -> Markup {
-    let len = |b: &Bar<'_>| (b.end.unwrap_or(now) - b.start).max(0.0);
+/// Phases as bars. Once the whole is `complete`, a phase left open is its final marker
+/// (CodeBuild's COMPLETED, a batch's SUCCEEDED / FAILED / STOPPED): no status, no duration.
+fn timeline(bars: &[Bar<'_>], now: f64, complete: bool) -> Markup {
+    let marker = |b: &Bar<'_>| complete && b.end.is_none();
+    let len = |b: &Bar<'_>| {
+        if marker(b) {
+            0.0
+        } else {
+            (b.end.unwrap_or(now) - b.start).max(0.0)
+        }
+    };
     let total: f64 = bars.iter().map(len).sum::<f64>().max(1.0);
     html! {
         ol.timeline {
             @for b in bars {
-                @let status = b.status.unwrap_or("IN_PROGRESS");
+                @let status = if marker(b) { "" } else { b.status.unwrap_or("IN_PROGRESS") };
                 @let title = b.contexts.iter().filter(|c| !c.status_code.is_empty() || !c.message.is_empty()).map(|c| format!("{}: {}", c.status_code, c.message)).collect::<Vec<_>>().join("\n");
                 li class=(format!("phase {}", status_class(status))) data-phase=(b.name) title=[(!title.is_empty()).then_some(&title)] {
                     span.name { (b.name) }
                     span.track { span.bar style=(format!("width:{:.1}%", (len(b) / total * 100.0).max(0.5))) {} }
-                    span.dur { (duration(len(b))) " " span.word { (status) } }
+                    span.dur { @if !status.is_empty() { (duration(len(b))) " " span.word { (status) } } }
                     @if !title.is_empty() {
                         span.contexts { (title) }
                     }
@@ -411,7 +422,7 @@ pub fn build(v: &Viewer, p: &BuildPage<'_>) -> Markup {
             }
             section #phases data-refresh aria-labelledby="phases-h" {
                 h2 #phases-h { "Phases" }
-                (timeline(&bars, p.now))
+                (timeline(&bars, p.now, b.build_complete))
             }
             section aria-labelledby="log-h" {
                 h2 #log-h { "Log " small { a href=(format!("{here}/log")) { "raw" } } }
@@ -614,7 +625,7 @@ pub fn batch(v: &Viewer, b: &BuildBatch, now: f64) -> Markup {
                     }
                 }
                 h2 { "Phases" }
-                (timeline(&bars, now))
+                (timeline(&bars, now, b.complete))
             }
             section #graph data-refresh aria-labelledby="graph-h" {
                 h2 #graph-h { "Builds" }
