@@ -780,6 +780,9 @@ pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
                                         } @else if let Some(u) = latest["externalExecutionUrl"].as_str() {
                                             a href=(u) { "Details" }
                                         }
+                                        @if category == "Approval" {
+                                            @if let Some(d) = a["configuration"]["CustomData"].as_str() { p.summary { (d) } }
+                                        }
                                         @if category == "Approval" && astatus == Some("InProgress") {
                                             @if let Some(token) = latest["token"].as_str().or(ast["latestExecution"]["token"].as_str()) {
                                                 div.buttons {
