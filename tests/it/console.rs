@@ -599,13 +599,14 @@ fn console_approves_a_manual_approval_and_toggles_a_transition() {
 
     let b = Browser::start();
     b.goto(&format!("http://{}/pipelines/{name}", s.addr));
-    let stage_status = |b: &Browser, stage: &str| {
-        b.texts(&format!("section.stage[data-stage={stage}] h2 .st"))
-    };
+    let stage_status =
+        |b: &Browser, stage: &str| b.texts(&format!("section.stage[data-stage={stage}] h2 .st"));
     // The approval waits with its buttons; the build stage is not reached.
     b.wait("the approval waiting", 120, |b| {
         (stage_status(b, "Approve") == ["InProgress"]
-            && !b.texts("li.card[data-action=Approval] button.primary").is_empty())
+            && !b
+                .texts("li.card[data-action=Approval] button.primary")
+                .is_empty())
         .then_some(())
     });
     assert!(stage_status(&b, "Build").is_empty());
@@ -623,14 +624,24 @@ fn console_approves_a_manual_approval_and_toggles_a_transition() {
     // Disable the transition into Build from the page, then enable it again.
     b.click("div.transition[data-stage=Build] button");
     b.wait("the transition disabled", 30, |b| {
-        (!b.texts("div.transition.disabled[data-stage=Build]").is_empty()).then_some(())
+        (!b.texts("div.transition.disabled[data-stage=Build]")
+            .is_empty())
+        .then_some(())
     });
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
-    assert_eq!(state["stageStates"][2]["inboundTransitionState"]["enabled"], false);
+    assert_eq!(
+        state["stageStates"][2]["inboundTransitionState"]["enabled"],
+        false
+    );
     b.click("div.transition[data-stage=Build] button");
     b.wait("the transition enabled", 30, |b| {
-        (b.texts("div.transition.disabled[data-stage=Build]").is_empty()).then_some(())
+        (b.texts("div.transition.disabled[data-stage=Build]")
+            .is_empty())
+        .then_some(())
     });
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
-    assert_eq!(state["stageStates"][2]["inboundTransitionState"]["enabled"], true);
+    assert_eq!(
+        state["stageStates"][2]["inboundTransitionState"]["enabled"],
+        true
+    );
 }
