@@ -425,10 +425,20 @@ impl Browser {
         }
     }
 
+    /// Click the element `css`. A live page may swap the element between finding and
+    /// clicking it (a stale element): find it again, for at most 10 s.
     fn click(&self, css: &str) {
-        self.rt
-            .block_on(async { self.c().find(Locator::Css(css)).await?.click().await })
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self
+                .rt
+                .block_on(async { self.c().find(Locator::Css(css)).await?.click().await });
+            match r {
+                Ok(_) => return,
+                Err(e) if e.to_string().contains("stale") && Instant::now() < deadline => {}
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Save a PNG under `target/console-screenshots/`.

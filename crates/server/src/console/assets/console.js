@@ -18,11 +18,11 @@
         var doc = new DOMParser().parseFromString(text, "text/html");
         document.querySelectorAll("[data-refresh][id]").forEach(function (old) {
           var fresh = doc.getElementById(old.id);
-          if (!fresh) return;
-          // Keep keyboard focus where it was when a focused button is replaced.
-          var focused = document.activeElement && old.contains(document.activeElement);
-          if (old.innerHTML !== fresh.innerHTML) old.replaceWith(document.importNode(fresh, true));
-          if (focused) { var b = document.getElementById(old.id); if (b) b.focus(); }
+          if (!fresh || old.innerHTML === fresh.innerHTML) return;
+          // A section holding the keyboard focus waits: replacing it would drop the focus.
+          if (document.activeElement && document.activeElement !== document.body &&
+              old.contains(document.activeElement)) return;
+          old.replaceWith(document.importNode(fresh, true));
         });
         if (!doc.body.hasAttribute("data-live")) document.body.removeAttribute("data-live");
       })
