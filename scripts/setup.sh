@@ -13,8 +13,9 @@ fi
 
 # docker-registry + apache2-utils (htpasswd): the registry tests; busybox-static, bash-static
 # and file: the test images; debootstrap: the offline base of localbuild/standard;
+# chromium + chromium-driver: the web console's browser tests (WebDriver);
 # docker.io only when no daemon answers (a static docker CLI may already be installed).
-packages=(docker-registry busybox-static bash-static apache2-utils debootstrap file)
+packages=(docker-registry busybox-static bash-static apache2-utils debootstrap file chromium chromium-driver)
 if ! docker info >/dev/null 2>&1 </dev/null && ! command -v dockerd >/dev/null 2>&1; then
     packages+=(docker.io)
 fi

@@ -38,7 +38,7 @@ fn executions(s: &Serve, name: &str) -> Vec<Value> {
 }
 
 /// Wait until `n` executions exist and the newest has ended; the list.
-fn wait_executions(s: &Serve, name: &str, n: usize) -> Vec<Value> {
+pub(crate) fn wait_executions(s: &Serve, name: &str, n: usize) -> Vec<Value> {
     let v = wait_for(&format!("{n} finished executions of {name}"), 300, || {
         let e = executions(s, name);
         (e.len() >= n && e[0]["status"] != "InProgress").then(|| json!(e))
@@ -56,7 +56,7 @@ fn http_get(port: u16) -> Option<String> {
     Some(out)
 }
 
-fn project(s: &Serve, name: &str, image: &str, privileged: bool) {
+pub(crate) fn project(s: &Serve, name: &str, image: &str, privileged: bool) {
     let env = json!({"type": "LINUX_CONTAINER", "image": image, "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": privileged}).to_string();
     s.ok(&[
         "codebuild",
@@ -74,7 +74,7 @@ fn project(s: &Serve, name: &str, image: &str, privileged: bool) {
     ]);
 }
 
-fn declaration(name: &str, conn: &str, project: &str, with_deploy: bool) -> Value {
+pub(crate) fn declaration(name: &str, conn: &str, project: &str, with_deploy: bool) -> Value {
     let mut stages = vec![
         json!({"name": "Source", "actions": [{
             "name": "Source",
@@ -105,7 +105,7 @@ fn declaration(name: &str, conn: &str, project: &str, with_deploy: bool) -> Valu
     }})
 }
 
-fn write_json(dir: &std::path::Path, v: &Value) -> String {
+pub(crate) fn write_json(dir: &std::path::Path, v: &Value) -> String {
     let path = dir.join(format!("{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&path, v.to_string()).unwrap();
     format!("file://{}", path.display())
@@ -149,7 +149,7 @@ fn app_repo(repo: &std::path::Path, page: &str) {
     git(repo, &["commit", "-q", "-m", "first version"]);
 }
 
-fn connection(s: &Serve) -> String {
+pub(crate) fn connection(s: &Serve) -> String {
     let conn = s.ok(&[
         "codestar-connections",
         "create-connection",
@@ -473,7 +473,7 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
 // Executions: approvals, retries, stop and abandon, transitions, supersede, restarts
 
 /// A CodePipeline-typed project whose buildspec is part of the project (busybox image).
-fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
+pub(crate) fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
     let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
     for c in commands {
         buildspec.push_str(&format!("      - {c}\n"));
@@ -496,7 +496,7 @@ fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
 }
 
 /// A repository `git/acme/<name>` with one commit; its path.
-fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
+pub(crate) fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
     let repo = s.home.path().join("git/acme").join(name);
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -507,7 +507,7 @@ fn plain_repo(s: &Serve, name: &str) -> std::path::PathBuf {
 }
 
 /// Source (the repository `acme/<repo>`) → [Approve (manual)] → Build (`project`).
-fn staged(name: &str, conn: &str, repo: &str, project: &str, approval: bool) -> Value {
+pub(crate) fn staged(name: &str, conn: &str, repo: &str, project: &str, approval: bool) -> Value {
     let mut stages = vec![json!({"name": "Source", "actions": [{
         "name": "Source",
         "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},

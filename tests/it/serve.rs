@@ -107,7 +107,7 @@ impl Serve {
             .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
     }
 
-    fn create_project(&self, name: &str, commands: &[&str]) -> Value {
+    pub(crate) fn create_project(&self, name: &str, commands: &[&str]) -> Value {
         let mut buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
         for c in commands {
             buildspec.push_str(&format!("      - {c}\n"));
@@ -131,17 +131,23 @@ impl Serve {
         ])
     }
 
-    fn start_build(&self, project: &str) -> Value {
+    pub(crate) fn start_build(&self, project: &str) -> Value {
         self.ok(&["codebuild", "start-build", "--project-name", project])["build"].clone()
     }
 
-    fn build(&self, id: &str) -> Value {
+    pub(crate) fn build(&self, id: &str) -> Value {
         let out = self.ok(&["codebuild", "batch-get-builds", "--ids", id]);
         out["builds"][0].clone()
     }
 
     /// Poll the build until `cond` holds (at most `secs`).
-    fn wait(&self, id: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait(
+        &self,
+        id: &str,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let b = self.build(id);
@@ -153,7 +159,7 @@ impl Serve {
         }
     }
 
-    fn wait_complete(&self, id: &str) -> Value {
+    pub(crate) fn wait_complete(&self, id: &str) -> Value {
         self.wait(id, 120, "buildComplete", |b| b["buildComplete"] == true)
     }
 
@@ -369,7 +375,7 @@ fn serve_queues_and_stops_builds() {
 }
 
 /// A project whose inline buildspec is a batch.
-fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
+pub(crate) fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
     let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
     let env =
         json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
@@ -393,12 +399,18 @@ fn create_batch_project(s: &Serve, name: &str, buildspec: &str) {
 }
 
 impl Serve {
-    fn batch(&self, id: &str) -> Value {
+    pub(crate) fn batch(&self, id: &str) -> Value {
         let out = self.ok(&["codebuild", "batch-get-build-batches", "--ids", id]);
         out["buildBatches"][0].clone()
     }
 
-    fn wait_batch(&self, id: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_batch(
+        &self,
+        id: &str,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let b = self.batch(id);

@@ -399,7 +399,7 @@ impl Drop for QueueSlot {
 }
 
 /// The current record of a batch: live, else from the history.
-fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
+pub(crate) fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
     let live = state.inner().batches.get(id).map(BatchHandle::snapshot);
     if live.is_some() {
         return live;

@@ -862,11 +862,9 @@ pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) 
     }
     if let Some(Value::Object(logs)) = v.get_mut("logs") {
         logs.remove("localPath");
-        let encoded =
-            percent_encoding::utf8_percent_encode(&build.id, percent_encoding::NON_ALPHANUMERIC);
         logs.insert(
             "deepLink".into(),
-            json!(format!("http://{}/builds/{encoded}", state.addr)),
+            json!(crate::console::build_url(state.addr, &build.id)),
         );
         let region = build.arn.split(':').nth(3).unwrap_or("us-east-1");
         logs.insert(

@@ -9,6 +9,7 @@
 //! * [`logs`] — the build logs as CloudWatch Logs groups, streams and events.
 //! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
 //!   and CodeStar Connections / CodeConnections.
+//! * [`console`] — the web console: server-rendered pages (`GET`) on the same port.
 //!
 //! The server owns the engine's store ([`ServerStore`], a thin layer over the history) so that
 //! a build has its id and number the moment `StartBuild` answers, even while it waits in the
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod batch;
 pub mod codebuild;
+pub mod console;
 pub mod error;
 pub mod logs;
 pub mod pipeline;
@@ -26,10 +28,10 @@ pub mod queue;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State as AxState};
+use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use error::ApiError;
 use localbuild_engine::record::Build;
 use localbuild_engine::record::BuildBatch;
@@ -199,6 +201,8 @@ pub struct AppState {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) pipelines: pipeline::Live,
+    /// The console's sessions and CSRF tokens.
+    pub(crate) console: console::Sessions,
 }
 
 impl AppState {
@@ -253,6 +257,7 @@ impl Server {
             }),
             runtime,
             pipelines: pipeline::Live::default(),
+            console: console::Sessions::default(),
         });
         Ok(Server { listener, state })
     }
@@ -273,8 +278,8 @@ impl Server {
         pipeline::exec::recover(&self.state);
         tokio::spawn(pipeline::exec::watch(self.state.clone()));
         let app = Router::new()
-            .route("/", post(api))
-            .route("/builds/{id}", get(build_page))
+            .route("/", post(api).get(console::home))
+            .merge(console::routes())
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.state);
         axum::serve(self.listener, app)
@@ -322,15 +327,4 @@ async fn api(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     protocol::call(Ctx { state, region }, target.as_deref(), &body).await
-}
-
-/// A build's `deepLink`: its log as plain text.
-async fn build_page(AxState(state): AxState<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match codebuild::log_path(&state, &id) {
-        Some(path) => match tokio::fs::read(&path).await {
-            Ok(bytes) => ([("content-type", "text/plain; charset=utf-8")], bytes).into_response(),
-            Err(_) => ([("content-type", "text/plain; charset=utf-8")], Vec::new()).into_response(),
-        },
-        None => (StatusCode::NOT_FOUND, format!("no build {id}\n")).into_response(),
-    }
 }

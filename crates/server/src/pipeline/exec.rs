@@ -633,10 +633,7 @@ async fn run(
             }
             Msg::Build(a, id) => {
                 if let Some(rec) = rec_mut(&mut exec, a) {
-                    rec.external_url = Some(format!(
-                        "https://console.aws.amazon.com/codebuild/home?region={}#/builds/{id}/view/new",
-                        ctx.region
-                    ));
+                    rec.external_url = Some(crate::console::build_url(ctx.state.addr, &id));
                     rec.external_id = Some(id.clone());
                 }
                 builds.insert(a, id);
@@ -1300,10 +1297,7 @@ impl Job {
         };
         let v = serde_json::to_value(&build).unwrap_or_default();
         let status = v["buildStatus"].as_str().unwrap_or("FAILED").to_owned();
-        let url = format!(
-            "https://console.aws.amazon.com/codebuild/home?region={}#/builds/{id}/view/new",
-            self.ctx.region
-        );
+        let url = crate::console::build_url(self.ctx.state.addr, &id);
         let mut result = ActionResult {
             external_id: Some(id.clone()),
             external_url: Some(url),

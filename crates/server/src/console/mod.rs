@@ -1,0 +1,1061 @@
+//! The web console of `localbuild serve`: server-rendered pages on the API's port (`GET`; the
+//! API is `POST /`), for people watching builds and pipelines in a browser.
+//!
+//! * Pages: `/builds` (paged from the history, newest first, one SQLite page per request),
+//!   `/builds/{id}` (phase timeline, log, variables, reports, artifacts, Stop / Retry),
+//!   `/builds/{id}/log` (the raw log), `/builds/{id}/log/events` (the log's new lines as
+//!   Server-Sent Events while the build runs), `/builds/{id}/artifacts/{path}` (downloads),
+//!   `/projects`, `/batches`, `/batches/{id}`, `/pipelines`, `/pipelines/{name}`.
+//! * Data comes from the same functions the API answers with ([`codebuild::call`],
+//!   [`pipeline::call`]), so a page shows what `aws` would; buttons are forms posting to
+//!   `/console/action`, which maps the form to one API operation ([`action_call`]) and calls it.
+//! * Sessions: with `--credentials` every page needs a login with one of the file's keys; the
+//!   session cookie is HttpOnly and SameSite=Strict. Every form carries a CSRF token (the
+//!   session's, or without credentials the server's own random one) and every `POST` must come
+//!   from this origin (`Origin`, `Sec-Fetch-Site`).
+//! * Assets (CSS, a small JS file for live updates) are compiled into the binary; nothing is
+//!   fetched from elsewhere, and every page reads fine without JavaScript.
+//!
+//! Rendering is [`pages`] (pure: values in, HTML out); this module does the I/O.
+
+pub mod ansi;
+pub mod pages;
+
+use crate::error::ApiError;
+use crate::{AppState, Ctx, codebuild, lock, pipeline};
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use localbuild_engine::record::{Build, BuildBatch};
+use pages::{Listing, Viewer};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Builds per page of `/builds`.
+pub const PAGE_SIZE: usize = 25;
+/// How long a console session lasts.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The session cookie's name.
+const COOKIE: &str = "localbuild_session";
+/// The log lines a build page shows at most (the last ones).
+const PAGE_LOG_LINES: usize = 5000;
+/// The most a log stream reads at once.
+const TAIL_CHUNK: u64 = 1 << 20;
+/// How often the log stream looks for new lines.
+const TAIL_EVERY: Duration = Duration::from_millis(250);
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+/// The console's routes (merged into the server's router).
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/builds", get(builds_page))
+        .route("/builds/{id}", get(build_page))
+        .route("/builds/{id}/log", get(build_log))
+        .route("/builds/{id}/log/events", get(build_log_events))
+        .route("/builds/{id}/artifacts/{*path}", get(artifact))
+        .route("/projects", get(projects_page))
+        .route("/batches", get(batches_page))
+        .route("/batches/{id}", get(batch_page))
+        .route("/pipelines", get(pipelines_page))
+        .route("/pipelines/{name}", get(pipeline_page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/console/action", post(action))
+        .route("/console/assets/{name}", get(asset))
+}
+
+/// `GET /`: the builds page.
+pub(crate) async fn home() -> Redirect {
+    Redirect::to("/builds")
+}
+
+/// The console page of a build (`Build.logs.deepLink`, a pipeline action's
+/// `externalExecutionUrl`).
+pub(crate) fn build_url(addr: std::net::SocketAddr, id: &str) -> String {
+    format!("http://{addr}/builds/{}", encode(id))
+}
+
+/// What a path segment or query value keeps as is: letters, digits and `-_.~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A path segment (or query value), percent-encoded.
+pub(crate) fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions, login and CSRF
+
+/// The console's logged-in sessions and the token of its forms without credentials.
+pub(crate) struct Sessions {
+    anonymous_csrf: String,
+    map: Mutex<HashMap<String, Session>>,
+}
+
+struct Session {
+    user: String,
+    csrf: String,
+    created: Instant,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            anonymous_csrf: random_token(),
+            map: Mutex::default(),
+        }
+    }
+}
+
+fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Who is looking: `None` when a login is needed first.
+fn viewer(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
+    if state.credentials.is_none() {
+        return Some(Viewer {
+            user: None,
+            csrf: state.console.anonymous_csrf.clone(),
+        });
+    }
+    let token = cookie_value(headers, COOKIE)?;
+    let mut map = lock(&state.console.map);
+    map.retain(|_, s| s.created.elapsed() < SESSION_TTL);
+    map.get(&token).map(|s| Viewer {
+        user: Some(s.user.clone()),
+        csrf: s.csrf.clone(),
+    })
+}
+
+/// Equal strings, compared in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// A `POST` from a page of this server: not cross-site by `Sec-Fetch-Site`, and an `Origin`
+/// (when sent) naming this host.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(site) = get(header::HeaderName::from_static("sec-fetch-site"))
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    match (get(header::ORIGIN), get(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin == format!("http://{host}"),
+        (Some(_), None) => false,
+    }
+}
+
+/// A local path to go back to (never another site).
+fn local_path(p: Option<&str>) -> String {
+    match p {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/builds".to_owned(),
+    }
+}
+
+fn login_redirect(uri: &str) -> Response {
+    Redirect::to(&format!("/login?next={}", encode(uri))).into_response()
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Html(markup.into_string()),
+    )
+        .into_response()
+}
+
+fn forbidden(message: &str) -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        pages::message_page(None, "Forbidden", message),
+    )
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<NextQuery>) -> Response {
+    let next = local_path(q.next.as_deref());
+    if state.credentials.is_none() {
+        return Redirect::to(&next).into_response();
+    }
+    html(StatusCode::OK, pages::login(&next, None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    access_key_id: String,
+    secret_access_key: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = local_path(form.next.as_deref());
+    let Some(creds) = &state.credentials else {
+        return Redirect::to(&next).into_response();
+    };
+    if !same_origin(&headers) {
+        return forbidden("This form was posted from another site.");
+    }
+    let ok = creds
+        .secret(form.access_key_id.trim())
+        .is_some_and(|s| same_secret(s, form.secret_access_key.trim()));
+    if !ok {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(&next, Some("Unknown access key id or wrong secret.")),
+        );
+    }
+    let token = random_token();
+    lock(&state.console.map).insert(
+        token.clone(),
+        Session {
+            user: form.access_key_id.trim().to_owned(),
+            csrf: random_token(),
+            created: Instant::now(),
+        },
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"),
+            ),
+            (header::LOCATION, next),
+        ],
+    )
+        .into_response()
+}
+
+async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return forbidden("This form was posted from another site.");
+    }
+    if let Some(token) = cookie_value(&headers, COOKIE) {
+        lock(&state.console.map).remove(&token);
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+            ),
+            (header::LOCATION, "/login".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+/// The viewer, or the response that sends them to the login page.
+macro_rules! viewer_or_login {
+    ($state:expr, $headers:expr, $uri:expr) => {
+        match viewer(&$state, &$headers) {
+            Some(v) => v,
+            None => return login_redirect(&$uri),
+        }
+    };
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    let (kind, body) = match name.as_str() {
+        "console.css" => ("text/css; charset=utf-8", CSS),
+        "console.js" => ("text/javascript; charset=utf-8", JS),
+        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Calling the API from a page
+
+/// One API operation, as a console button asks for it.
+#[derive(Debug, PartialEq)]
+pub struct ApiCall {
+    /// `true`: CodePipeline; `false`: CodeBuild.
+    pub pipeline: bool,
+    pub op: &'static str,
+    pub body: Value,
+}
+
+/// The API operation of a console form (`op` and its fields).
+pub fn action_call(form: &HashMap<String, String>) -> Result<ApiCall, String> {
+    let field = |name: &str| {
+        form.get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| format!("the form has no {name}"))
+    };
+    let op = form.get("op").map(String::as_str).unwrap_or_default();
+    let (pipeline, op, body) = match op {
+        "StopBuild" => (false, "StopBuild", json!({"id": field("id")?})),
+        "RetryBuild" => (false, "RetryBuild", json!({"id": field("id")?})),
+        "StopBuildBatch" => (false, "StopBuildBatch", json!({"id": field("id")?})),
+        "RetryBuildBatch" => (false, "RetryBuildBatch", json!({"id": field("id")?})),
+        "StartPipelineExecution" => (
+            true,
+            "StartPipelineExecution",
+            json!({"name": field("pipelineName")?}),
+        ),
+        "StopPipelineExecution" => (
+            true,
+            "StopPipelineExecution",
+            json!({
+                "pipelineName": field("pipelineName")?,
+                "pipelineExecutionId": field("pipelineExecutionId")?,
+                "abandon": form.get("abandon").is_some_and(|v| v == "true"),
+                "reason": "Stopped from the localbuild console",
+            }),
+        ),
+        "PutApprovalResult" => {
+            let status = field("status")?;
+            if status != "Approved" && status != "Rejected" {
+                return Err(format!("status must be Approved or Rejected, not {status}"));
+            }
+            (
+                true,
+                "PutApprovalResult",
+                json!({
+                    "pipelineName": field("pipelineName")?,
+                    "stageName": field("stageName")?,
+                    "actionName": field("actionName")?,
+                    "token": field("token")?,
+                    "result": {
+                        "status": status,
+                        "summary": form.get("summary").cloned().unwrap_or_default(),
+                    },
+                }),
+            )
+        }
+        "EnableStageTransition" => (
+            true,
+            "EnableStageTransition",
+            json!({
+                "pipelineName": field("pipelineName")?,
+                "stageName": field("stageName")?,
+                "transitionType": "Inbound",
+            }),
+        ),
+        "DisableStageTransition" => (
+            true,
+            "DisableStageTransition",
+            json!({
+                "pipelineName": field("pipelineName")?,
+                "stageName": field("stageName")?,
+                "transitionType": "Inbound",
+                "reason": form.get("reason").filter(|r| !r.is_empty()).cloned()
+                    .unwrap_or_else(|| "Disabled from the localbuild console".to_owned()),
+            }),
+        ),
+        other => return Err(format!("the console has no action {other:?}")),
+    };
+    Ok(ApiCall { pipeline, op, body })
+}
+
+/// Run an API operation as the console (the server's own region).
+async fn call(
+    state: &Arc<AppState>,
+    pipeline: bool,
+    op: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let ctx = Ctx {
+        state: state.clone(),
+        region: state.region.clone(),
+    };
+    let body = body.to_string();
+    if pipeline {
+        pipeline::call(&ctx, op, body.as_bytes()).await
+    } else {
+        codebuild::call(&ctx, op, body.as_bytes()).await
+    }
+}
+
+async fn action(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let back = local_path(form.get("back").map(String::as_str));
+    let Some(v) = viewer(&state, &headers) else {
+        return login_redirect(&back);
+    };
+    if !same_origin(&headers) {
+        return forbidden("This form was posted from another site.");
+    }
+    if !form.get("csrf").is_some_and(|t| same_secret(t, &v.csrf)) {
+        return forbidden("The form's token is missing or stale: reload the page and try again.");
+    }
+    let api = match action_call(&form) {
+        Ok(a) => a,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::message_page(Some(&v), "Cannot do that", &e),
+            );
+        }
+    };
+    match call(&state, api.pipeline, api.op, &api.body).await {
+        Ok(out) => {
+            let to = if let Some(id) = out["build"]["id"].as_str() {
+                format!("/builds/{}", encode(id))
+            } else if let Some(id) = out["buildBatch"]["id"].as_str() {
+                format!("/batches/{}", encode(id))
+            } else {
+                back
+            };
+            Redirect::to(&to).into_response()
+        }
+        Err(e) => html(
+            StatusCode::CONFLICT,
+            pages::message_page(
+                Some(&v),
+                &format!("{} failed", api.op),
+                &format!("{}: {e}", e.aws_type()),
+            ),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Builds
+
+#[derive(Deserialize, Default)]
+pub(crate) struct BuildsQuery {
+    pub project: Option<String>,
+    pub status: Option<String>,
+    pub next: Option<String>,
+}
+
+/// One page of the builds list, straight from the history.
+pub(crate) fn builds_listing(state: &AppState, q: &BuildsQuery) -> Result<Listing, ApiError> {
+    let db = state.history.db();
+    let query = localbuild_store::BuildQuery {
+        project: q.project.clone().filter(|p| !p.is_empty()),
+        status: q.status.clone().filter(|s| !s.is_empty()),
+        descending: true,
+        page_size: PAGE_SIZE,
+        next_token: q.next.clone().filter(|n| !n.is_empty()),
+    };
+    let (ids, next) = db.list_builds(&query).map_err(ApiError::db)?;
+    let mut builds: Vec<Build> = db
+        .get_builds(&ids)
+        .map_err(ApiError::db)?
+        .into_iter()
+        .filter_map(|r| serde_json::from_str(&r.json).ok())
+        .collect();
+    // A running build: the live record, fresher than the last saved phase.
+    for b in &mut builds {
+        if !b.build_complete
+            && let Some(live) = codebuild::record(state, &b.id)
+        {
+            *b = live;
+        }
+    }
+    let projects = db
+        .list_projects(localbuild_store::ProjectSort::Name, false)
+        .map_err(ApiError::db)?;
+    Ok(Listing {
+        paged: query.next_token.is_some(),
+        builds,
+        next,
+        projects,
+        project: query.project,
+        status: query.status,
+    })
+}
+
+async fn builds_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<BuildsQuery>,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let began = Instant::now();
+    match builds_listing(&state, &q) {
+        Ok(listing) => {
+            let page = pages::builds(&v, &listing, pipeline::now());
+            let mut r = html(StatusCode::OK, page);
+            // The page's own cost (query and render), for bench/console.py and the browser's
+            // developer tools.
+            let dur = began.elapsed().as_secs_f64() * 1000.0;
+            if let Ok(h) = format!("render;dur={dur:.2}").parse() {
+                r.headers_mut().insert("server-timing", h);
+            }
+            r
+        }
+        Err(e) => html(
+            StatusCode::BAD_REQUEST,
+            pages::message_page(Some(&v), "Cannot list builds", &e.to_string()),
+        ),
+    }
+}
+
+fn build_dir(build: &Build) -> Option<PathBuf> {
+    let log = build.logs.local_path.as_ref()?;
+    std::path::Path::new(log).parent().map(PathBuf::from)
+}
+
+/// Where the last `n` lines of a log begin.
+fn tail_start(bytes: &[u8], n: usize) -> usize {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
+/// The complete lines of a log, from byte `offset` on: the lines and the offset after them.
+/// At the end of the build the last line counts as complete with or without its newline.
+fn complete_lines(bytes: &[u8], all: bool) -> (Vec<String>, usize) {
+    let end = if all {
+        bytes.len()
+    } else {
+        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+    };
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    let lines = text
+        .split_inclusive('\n')
+        .map(|l| l.trim_end_matches('\n').trim_end_matches('\r').to_owned())
+        .collect();
+    (lines, end)
+}
+
+fn files_under(root: &std::path::Path, limit: usize) -> Vec<(String, u64)> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file()
+                && let Ok(rel) = e.path().strip_prefix(root)
+            {
+                out.push((rel.to_string_lossy().into_owned(), meta.len()));
+                if out.len() >= limit {
+                    return out;
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn build_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let Some(build) = codebuild::record(&state, &id) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            pages::message_page(
+                Some(&v),
+                "No such build",
+                &format!("There is no build {id}."),
+            ),
+        );
+    };
+    let bytes = match &build.logs.local_path {
+        Some(p) => tokio::fs::read(p).await.unwrap_or_default(),
+        None => vec![],
+    };
+    // A long log shows its last lines (the raw log has them all); numbers stay true.
+    let start = tail_start(&bytes, PAGE_LOG_LINES);
+    let first = bytes[..start].iter().filter(|b| **b == b'\n').count();
+    let (lines, used) = complete_lines(&bytes[start..], build.build_complete);
+    let offset = start + used;
+    let dir = build_dir(&build);
+    let reports: Vec<Value> = dir
+        .as_ref()
+        .map(|d| files_under(&d.join("reports"), 50))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(f, _)| f.ends_with(".json") && !f.contains('/'))
+        .filter_map(|(f, _)| {
+            let d = dir.as_ref()?.join("reports").join(f);
+            serde_json::from_slice(&std::fs::read(d).ok()?).ok()
+        })
+        .collect();
+    let artifacts = dir
+        .map(|d| files_under(&d.join("artifacts"), 200))
+        .unwrap_or_default();
+    let page = pages::BuildPage {
+        build: &build,
+        lines: &lines,
+        first,
+        offset,
+        reports: &reports,
+        artifacts: &artifacts,
+        now: pipeline::now(),
+    };
+    html(StatusCode::OK, pages::build(&v, &page))
+}
+
+async fn build_log(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<String>,
+) -> Response {
+    viewer_or_login!(state, headers, uri.to_string());
+    match codebuild::log_path(&state, &id) {
+        Some(path) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            tokio::fs::read(&path).await.unwrap_or_default(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no build {id}\n")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct TailQuery {
+    offset: Option<u64>,
+    line: Option<usize>,
+}
+
+/// Where a log stream stands.
+struct Tail {
+    state: Arc<AppState>,
+    id: String,
+    path: PathBuf,
+    offset: u64,
+    line: usize,
+    done: bool,
+}
+
+impl Tail {
+    /// The next event: new lines, else the end once the build is over.
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Tail)> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        if self.done {
+            return None;
+        }
+        loop {
+            let complete =
+                codebuild::record(&self.state, &self.id).is_none_or(|b| b.build_complete);
+            let mut bytes = vec![];
+            if let Ok(mut f) = tokio::fs::File::open(&self.path).await
+                && f.seek(std::io::SeekFrom::Start(self.offset)).await.is_ok()
+            {
+                let _ = f.take(TAIL_CHUNK).read_to_end(&mut bytes).await;
+            }
+            // A full chunk may end inside a line: only an end of file ends the last line.
+            // A chunk without any newline is one over-long line: it goes as it is.
+            let at_end = (bytes.len() as u64) < TAIL_CHUNK;
+            let overlong = !at_end && !bytes.contains(&b'\n');
+            let (lines, used) = complete_lines(&bytes, (complete && at_end) || overlong);
+            if !lines.is_empty() {
+                let html: Vec<String> = lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| pages::log_line(self.line + i + 1, l).into_string())
+                    .collect();
+                self.offset += used as u64;
+                self.line += lines.len();
+                let event = Event::default()
+                    .event("lines")
+                    .id(format!("{}:{}", self.offset, self.line))
+                    .data(html.join("\n"));
+                return Some((Ok(event), self));
+            }
+            if complete && at_end {
+                self.done = true;
+                return Some((Ok(Event::default().event("end").data("end")), self));
+            }
+            tokio::time::sleep(TAIL_EVERY).await;
+        }
+    }
+}
+
+async fn build_log_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<String>,
+    Query(q): Query<TailQuery>,
+) -> Response {
+    viewer_or_login!(state, headers, uri.to_string());
+    let Some(path) = codebuild::log_path(&state, &id) else {
+        return (StatusCode::NOT_FOUND, format!("no build {id}\n")).into_response();
+    };
+    // A reconnecting EventSource says where it was.
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(o, l)| Some((o.parse().ok()?, l.parse().ok()?)));
+    let (offset, line) = resume.unwrap_or((q.offset.unwrap_or(0), q.line.unwrap_or(0)));
+    let tail = Tail {
+        state,
+        id,
+        path,
+        offset,
+        line,
+        done: false,
+    };
+    Sse::new(futures_util::stream::unfold(tail, Tail::next))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn artifact(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path((id, path)): Path<(String, String)>,
+) -> Response {
+    viewer_or_login!(state, headers, uri.to_string());
+    let rel = std::path::Path::new(&path);
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let file = codebuild::record(&state, &id)
+        .and_then(|b| build_dir(&b))
+        .filter(|_| plain)
+        .map(|d| d.join("artifacts").join(rel));
+    match file {
+        Some(f) if f.is_file() => match tokio::fs::read(&f).await {
+            Ok(bytes) => {
+                let name = rel
+                    .file_name()
+                    .map(|n| n.to_string_lossy().replace('"', ""))
+                    .unwrap_or_default();
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            format!("attachment; filename=\"{name}\""),
+                        ),
+                    ],
+                    bytes,
+                )
+                    .into_response()
+            }
+            Err(e) => (StatusCode::NOT_FOUND, format!("cannot read: {e}\n")).into_response(),
+        },
+        _ => (StatusCode::NOT_FOUND, "no such artifact\n").into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Projects and batches
+
+async fn projects_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let db = state.history.db();
+    let names = db
+        .list_projects(localbuild_store::ProjectSort::Name, false)
+        .unwrap_or_default();
+    let projects: Vec<Value> = db
+        .get_projects(&names)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+        .collect();
+    html(StatusCode::OK, pages::projects(&v, &projects))
+}
+
+async fn batches_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let ids = call(
+        &state,
+        false,
+        "ListBuildBatches",
+        &json!({"maxResults": 100}),
+    )
+    .await
+    .ok()
+    .and_then(|o| o["ids"].as_array().cloned())
+    .unwrap_or_default();
+    let batches: Vec<BuildBatch> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| crate::batch::record(&state, id))
+        .collect();
+    html(
+        StatusCode::OK,
+        pages::batches(&v, &batches, pipeline::now()),
+    )
+}
+
+async fn batch_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    // Its record as the engine keeps it (ids may be ARNs, as in the API).
+    let id = id
+        .split_once(":build-batch/")
+        .map_or(id.as_str(), |(_, i)| i)
+        .to_owned();
+    let batch = crate::batch::record(&state, &id);
+    match batch {
+        Some(b) => html(StatusCode::OK, pages::batch(&v, &b, pipeline::now())),
+        None => html(
+            StatusCode::NOT_FOUND,
+            pages::message_page(
+                Some(&v),
+                "No such batch",
+                &format!("There is no batch {id}."),
+            ),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipelines
+
+async fn pipelines_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let names: Vec<String> = call(&state, true, "ListPipelines", &json!({}))
+        .await
+        .ok()
+        .and_then(|o| o["pipelines"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    let mut rows = vec![];
+    for name in names {
+        let latest = call(
+            &state,
+            true,
+            "ListPipelineExecutions",
+            &json!({"pipelineName": name, "maxResults": 1}),
+        )
+        .await
+        .ok()
+        .map(|o| o["pipelineExecutionSummaries"][0].clone())
+        .unwrap_or(Value::Null);
+        rows.push((name, latest));
+    }
+    html(StatusCode::OK, pages::pipelines(&v, &rows, pipeline::now()))
+}
+
+async fn pipeline_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(name): Path<String>,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let declaration = match call(&state, true, "GetPipeline", &json!({"name": name})).await {
+        Ok(o) => o["pipeline"].clone(),
+        Err(e) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message_page(Some(&v), "No such pipeline", &e.to_string()),
+            );
+        }
+    };
+    let pipeline_state = call(&state, true, "GetPipelineState", &json!({"name": name}))
+        .await
+        .unwrap_or(Value::Null);
+    let executions = call(
+        &state,
+        true,
+        "ListPipelineExecutions",
+        &json!({"pipelineName": name, "maxResults": 20}),
+    )
+    .await
+    .ok()
+    .and_then(|o| o["pipelineExecutionSummaries"].as_array().cloned())
+    .unwrap_or_default();
+    let page = pages::PipelinePage {
+        name: &name,
+        declaration: &declaration,
+        state: &pipeline_state,
+        executions: &executions,
+        now: pipeline::now(),
+    };
+    html(StatusCode::OK, pages::pipeline(&v, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn buttons_map_to_api_operations() {
+        let c = action_call(&form(&[("op", "StopBuild"), ("id", "p:1")])).unwrap();
+        assert_eq!(
+            (c.pipeline, c.op, c.body),
+            (false, "StopBuild", json!({"id": "p:1"}))
+        );
+        let c = action_call(&form(&[
+            ("op", "PutApprovalResult"),
+            ("pipelineName", "p"),
+            ("stageName", "Approve"),
+            ("actionName", "Manual"),
+            ("token", "t"),
+            ("status", "Approved"),
+        ]))
+        .unwrap();
+        assert_eq!(c.body["result"]["status"], "Approved");
+        assert!(c.pipeline);
+        assert!(
+            action_call(&form(&[("op", "StopBuild")]))
+                .unwrap_err()
+                .contains("id")
+        );
+        assert!(action_call(&form(&[("op", "DeleteProject"), ("id", "x")])).is_err());
+        let bad = form(&[
+            ("op", "PutApprovalResult"),
+            ("pipelineName", "p"),
+            ("stageName", "s"),
+            ("actionName", "a"),
+            ("token", "t"),
+            ("status", "Maybe"),
+        ]);
+        assert!(action_call(&bad).is_err());
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_refused() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert!(same_origin(&h(&[("host", "127.0.0.1:4599")])));
+        assert!(same_origin(&h(&[
+            ("host", "127.0.0.1:4599"),
+            ("origin", "http://127.0.0.1:4599")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "127.0.0.1:4599"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "127.0.0.1:4599"),
+            ("origin", "null")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "127.0.0.1:4599"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_back() {
+        assert_eq!(local_path(Some("/pipelines/p")), "/pipelines/p");
+        assert_eq!(local_path(Some("//evil.example/")), "/builds");
+        assert_eq!(local_path(Some("http://evil.example/")), "/builds");
+        assert_eq!(local_path(None), "/builds");
+    }
+
+    #[test]
+    fn a_long_log_shows_its_last_lines() {
+        assert_eq!(tail_start(b"a\nb\nc\n", 2), 2);
+        assert_eq!(tail_start(b"a\nb\nc", 2), 2);
+        assert_eq!(tail_start(b"a\nb\n", 5), 0);
+        assert_eq!(tail_start(b"", 5), 0);
+    }
+
+    #[test]
+    fn log_lines_wait_for_their_newline_until_the_build_ends() {
+        assert_eq!(
+            complete_lines(b"a\nb\r\nc", false),
+            (vec!["a".into(), "b".into()], 5)
+        );
+        assert_eq!(
+            complete_lines(b"a\nb\r\nc", true),
+            (vec!["a".into(), "b".into(), "c".into()], 6)
+        );
+        assert_eq!(complete_lines(b"", true), (vec![], 0));
+    }
+}

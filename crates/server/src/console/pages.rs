@@ -1,0 +1,874 @@
+//! The console's HTML (maud, compiled in): one function per page, each taking the values to
+//! show and returning markup, no I/O. Status words become `st-<status>` classes (the colours
+//! live in the stylesheet); sections that change while something runs carry `data-refresh`
+//! and an id, which the console's script replaces in place; a page whose content may still
+//! change has `data-live` on its body.
+
+use super::{ansi, encode};
+use localbuild_engine::record::{Build, BuildBatch, PhaseContext};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde_json::Value;
+
+/// Who is looking at a page, and the token its forms carry.
+pub struct Viewer {
+    /// The access key id logged in (`None` without `--credentials`).
+    pub user: Option<String>,
+    pub csrf: String,
+}
+
+/// One page of the builds list.
+pub struct Listing {
+    pub builds: Vec<Build>,
+    /// The token of the next (older) page.
+    pub next: Option<String>,
+    /// Every project, for the filter.
+    pub projects: Vec<String>,
+    pub project: Option<String>,
+    pub status: Option<String>,
+    /// Whether this is a later page (not the newest).
+    pub paged: bool,
+}
+
+/// What the build page shows.
+pub struct BuildPage<'a> {
+    pub build: &'a Build,
+    /// The log's complete lines so far (its last ones when it is long).
+    pub lines: &'a [String],
+    /// How many lines come before `lines` (shown only in the raw log).
+    pub first: usize,
+    /// The log's byte offset after those lines (where the live stream continues).
+    pub offset: usize,
+    /// The reports written for the build (`reports/<group>.json`).
+    pub reports: &'a [Value],
+    /// Files under the artifacts folder, with their sizes.
+    pub artifacts: &'a [(String, u64)],
+    pub now: f64,
+}
+
+/// What the pipeline page shows: the API's own answers.
+pub struct PipelinePage<'a> {
+    pub name: &'a str,
+    /// GetPipeline's `pipeline`.
+    pub declaration: &'a Value,
+    /// GetPipelineState's answer.
+    pub state: &'a Value,
+    /// ListPipelineExecutions' summaries, newest first.
+    pub executions: &'a [Value],
+    pub now: f64,
+}
+
+const STATUSES: &[&str] = &[
+    "IN_PROGRESS",
+    "SUCCEEDED",
+    "FAILED",
+    "FAULT",
+    "STOPPED",
+    "TIMED_OUT",
+];
+
+/// The class of a status word (`SUCCEEDED`, `Succeeded`, `InProgress` → `st-succeeded`, …).
+pub fn status_class(status: &str) -> String {
+    let s: String = status
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("st st-{s}")
+}
+
+fn badge(status: &str) -> Markup {
+    html! { span class=(status_class(status)) { (status) } }
+}
+
+/// `1h 02m`, `3m 05s`, `12s`.
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// An epoch time as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn time(epoch: f64) -> String {
+    let secs = epoch.max(0.0).floor() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn time_el(epoch: f64) -> Markup {
+    html! { time datetime=(format!("{}Z", time(epoch).replace(' ', "T"))) { (time(epoch)) } }
+}
+
+/// Who started a build: `pipeline`, `batch`, `API` (`localbuild serve`'s own initiator) or
+/// `CLI` (`localbuild run`, as the user).
+pub fn initiator_kind(build: &Build) -> &'static str {
+    if build.initiator.starts_with("codepipeline/") {
+        "pipeline"
+    } else if build.build_batch_arn.is_some() {
+        "batch"
+    } else if build.initiator == "localbuild" {
+        "API"
+    } else {
+        "CLI"
+    }
+}
+
+fn build_link(id: &str) -> String {
+    format!("/builds/{}", encode(id))
+}
+
+fn build_duration(b: &Build, now: f64) -> f64 {
+    b.end_time.unwrap_or(now) - b.start_time
+}
+
+/// A form with one button that runs a console action.
+fn button(v: &Viewer, back: &str, label: &str, class: &str, fields: &[(&str, &str)]) -> Markup {
+    html! {
+        form.action method="post" action="/console/action" {
+            input type="hidden" name="csrf" value=(v.csrf);
+            input type="hidden" name="back" value=(back);
+            @for (k, val) in fields {
+                input type="hidden" name=(k) value=(val);
+            }
+            button type="submit" class=(class) { (label) }
+        }
+    }
+}
+
+fn layout(v: Option<&Viewer>, title: &str, current: &str, live: bool, body: Markup) -> Markup {
+    let nav = [
+        ("/builds", "Builds"),
+        ("/projects", "Projects"),
+        ("/batches", "Batches"),
+        ("/pipelines", "Pipelines"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · localbuild" }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body data-live[live] {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    nav aria-label="Main" {
+                        a.brand href="/builds" { "localbuild" }
+                        @if v.is_some() {
+                            ul {
+                                @for (href, label) in nav {
+                                    li {
+                                        @if label == current {
+                                            a href=(href) aria-current="page" { (label) }
+                                        } @else {
+                                            a href=(href) { (label) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        @if let Some(Viewer { user: Some(user), .. }) = v {
+                            form.logout method="post" action="/logout" {
+                                span.user { (user) }
+                                button type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main #main { (body) }
+            }
+        }
+    }
+}
+
+/// A page with a title and a message (errors, refusals).
+pub fn message_page(v: Option<&Viewer>, title: &str, message: &str) -> Markup {
+    layout(
+        v,
+        title,
+        "",
+        false,
+        html! {
+            h1 { (title) }
+            p.message role="alert" { (message) }
+            p { a href="/builds" { "Back to the builds" } }
+        },
+    )
+}
+
+/// The login form (with `--credentials`).
+pub fn login(next: &str, error: Option<&str>) -> Markup {
+    layout(
+        None,
+        "Log in",
+        "",
+        false,
+        html! {
+            h1 { "Log in" }
+            p { "This server was started with " code { "--credentials" } ": log in with one of its keys." }
+            @if let Some(e) = error { p.message role="alert" { (e) } }
+            form.login method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label { "Access key id" input type="text" name="access_key_id" autocomplete="username" required; }
+                label { "Secret access key" input type="password" name="secret_access_key" autocomplete="current-password" required; }
+                button type="submit" { "Log in" }
+            }
+        },
+    )
+}
+
+/// The builds list.
+pub fn builds(v: &Viewer, l: &Listing, now: f64) -> Markup {
+    let live = l.builds.iter().any(|b| !b.build_complete);
+    let mut first_page = String::from("/builds");
+    let mut filters = vec![];
+    if let Some(p) = &l.project {
+        filters.push(format!("project={}", encode(p)));
+    }
+    if let Some(s) = &l.status {
+        filters.push(format!("status={}", encode(s)));
+    }
+    if !filters.is_empty() {
+        first_page = format!("/builds?{}", filters.join("&"));
+    }
+    let next_page = l.next.as_ref().map(|n| {
+        let mut f = filters.clone();
+        f.push(format!("next={}", encode(n)));
+        format!("/builds?{}", f.join("&"))
+    });
+    layout(
+        Some(v),
+        "Builds",
+        "Builds",
+        live,
+        html! {
+            h1 { "Builds" }
+            form.filters method="get" action="/builds" {
+                label { "Project "
+                    select name="project" {
+                        option value="" { "All projects" }
+                        @for p in &l.projects {
+                            option value=(p) selected[l.project.as_deref() == Some(p)] { (p) }
+                        }
+                    }
+                }
+                label { "Status "
+                    select name="status" {
+                        option value="" { "Any status" }
+                        @for s in STATUSES {
+                            option value=(s) selected[l.status.as_deref() == Some(*s)] { (s) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            section #builds data-refresh {
+                @if l.builds.is_empty() {
+                    p { "No builds." }
+                } @else {
+                    div.scroll {
+                        table.list {
+                            thead { tr { th { "Build" } th { "Status" } th { "Project" } th { "Initiator" } th { "Started" } th { "Duration" } } }
+                            tbody {
+                                @for b in &l.builds {
+                                    tr {
+                                        td { a href=(build_link(&b.id)) { (b.project_name) ":" (b.build_number) } }
+                                        td { (badge(b.build_status.as_str())) }
+                                        td { a href=(format!("/builds?project={}", encode(&b.project_name))) { (b.project_name) } }
+                                        td { span.kind { (initiator_kind(b)) } " " small { (b.initiator) } }
+                                        td { (time_el(b.start_time)) }
+                                        td.num { (duration(build_duration(b, now))) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            nav.pages aria-label="Pages" {
+                @if l.paged {
+                    a href=(first_page) { "Newest" }
+                }
+                @if let Some(n) = next_page {
+                    " " a href=(n) rel="next" { "Older →" }
+                }
+            }
+        },
+    )
+}
+
+/// One phase (or batch phase) of a timeline.
+struct Bar<'a> {
+    name: &'a str,
+    status: Option<&'a str>,
+    start: f64,
+    end: Option<f64>,
+    contexts: &'a [PhaseContext],
+}
+
+/// Phases as bars. Once the whole is `complete`, a phase left open is its final marker
+/// (CodeBuild's COMPLETED, a batch's SUCCEEDED / FAILED / STOPPED): no status, no duration.
+fn timeline(bars: &[Bar<'_>], now: f64, complete: bool) -> Markup {
+    let marker = |b: &Bar<'_>| complete && b.end.is_none();
+    let len = |b: &Bar<'_>| {
+        if marker(b) {
+            0.0
+        } else {
+            (b.end.unwrap_or(now) - b.start).max(0.0)
+        }
+    };
+    let total: f64 = bars.iter().map(len).sum::<f64>().max(1.0);
+    html! {
+        ol.timeline {
+            @for b in bars {
+                @let status = if marker(b) { "" } else { b.status.unwrap_or("IN_PROGRESS") };
+                @let title = b.contexts.iter().filter(|c| !c.status_code.is_empty() || !c.message.is_empty()).map(|c| format!("{}: {}", c.status_code, c.message)).collect::<Vec<_>>().join("\n");
+                li class=(format!("phase {}", status_class(status))) data-phase=(b.name) title=[(!title.is_empty()).then_some(&title)] {
+                    span.name { (b.name) }
+                    span.track { span.bar style=(format!("width:{:.1}%", (len(b) / total * 100.0).max(0.5))) {} }
+                    span.dur { @if !status.is_empty() { (duration(len(b))) " " span.word { (status) } } }
+                    @if !title.is_empty() {
+                        span.contexts { (title) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One log line with its anchor.
+pub fn log_line(n: usize, line: &str) -> Markup {
+    html! {
+        div.ln id=(format!("L{n}")) {
+            a.n href=(format!("#L{n}")) aria-label=(format!("line {n}")) { (n) }
+            span.t { (PreEscaped(ansi::to_html(line))) }
+        }
+    }
+}
+
+/// A build's page.
+pub fn build(v: &Viewer, p: &BuildPage<'_>) -> Markup {
+    let b = p.build;
+    let here = build_link(&b.id);
+    let bars: Vec<Bar<'_>> = b
+        .phases
+        .iter()
+        .map(|ph| Bar {
+            name: ph.phase_type.as_str(),
+            status: ph.phase_status.map(|s| s.as_str()),
+            start: ph.start_time,
+            end: ph.end_time,
+            contexts: ph.contexts.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let events = format!(
+        "{here}/log/events?offset={}&line={}",
+        p.offset,
+        p.first + p.lines.len()
+    );
+    layout(
+        Some(v),
+        &format!("{}:{}", b.project_name, b.build_number),
+        "Builds",
+        !b.build_complete,
+        html! {
+            h1 { "Build " (b.project_name) ":" (b.build_number) }
+            section #summary data-refresh aria-label="Summary" {
+                p.status { (badge(b.build_status.as_str())) " " span.phase { (b.current_phase.as_str()) } }
+                dl.facts {
+                    dt { "Project" } dd { a href=(format!("/builds?project={}", encode(&b.project_name))) { (b.project_name) } }
+                    dt { "Build id" } dd { code { (b.id) } }
+                    dt { "Initiator" } dd { (initiator_kind(b)) " (" (b.initiator) ")" }
+                    dt { "Started" } dd { (time_el(b.start_time)) }
+                    dt { "Duration" } dd { (duration(build_duration(b, p.now))) }
+                    @if let Some(v) = b.resolved_source_version.as_ref().or(b.source_version.as_ref()) {
+                        dt { "Source version" } dd { code { (v) } }
+                    }
+                    dt { "Source" } dd { (b.source.kind) " " (b.source.location) }
+                    dt { "Image" } dd { code { (b.environment.image) } }
+                    @if let Some(arn) = &b.build_batch_arn {
+                        @let batch = arn.split_once(":build-batch/").map_or(arn.as_str(), |(_, id)| id);
+                        dt { "Batch" } dd { a href=(format!("/batches/{}", encode(batch))) { (batch) } }
+                    }
+                }
+                div.buttons {
+                    @if b.build_complete {
+                        (button(v, &here, "Retry", "primary", &[("op", "RetryBuild"), ("id", &b.id)]))
+                    } @else {
+                        (button(v, &here, "Stop", "danger", &[("op", "StopBuild"), ("id", &b.id)]))
+                    }
+                }
+            }
+            section #phases data-refresh aria-labelledby="phases-h" {
+                h2 #phases-h { "Phases" }
+                (timeline(&bars, p.now, b.build_complete))
+            }
+            section aria-labelledby="log-h" {
+                h2 #log-h { "Log " small { a href=(format!("{here}/log")) { "raw" } } }
+                @if p.first > 0 {
+                    p { small { (p.first) " earlier lines are in the " a href=(format!("{here}/log")) { "raw log" } "." } }
+                }
+                div #log.log role="log" aria-live="off" data-events=[(!b.build_complete).then_some(&events)] {
+                    @for (i, line) in p.lines.iter().enumerate() {
+                        (log_line(p.first + i + 1, line))
+                    }
+                }
+                @if !b.build_complete {
+                    noscript { p { "The build is running: reload the page for more of its log." } }
+                }
+            }
+            section #outputs data-refresh aria-label="Outputs" {
+                @if !b.exported_environment_variables.is_empty() {
+                    h2 { "Exported variables" }
+                    table.list { tbody {
+                        @for var in &b.exported_environment_variables {
+                            tr { th scope="row" { code { (var.name) } } td { code { (var.value) } } }
+                        }
+                    } }
+                }
+                @if !p.reports.is_empty() {
+                    h2 { "Reports" }
+                    @for r in p.reports { (report(r)) }
+                }
+                @if !p.artifacts.is_empty() {
+                    h2 { "Artifacts" }
+                    ul.files {
+                        @for (f, size) in p.artifacts {
+                            li { a href=(format!("{here}/artifacts/{}", f.split('/').map(encode).collect::<Vec<_>>().join("/"))) download { (f) } " " small { (size) " bytes" } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn report(r: &Value) -> Markup {
+    let failed: Vec<&Value> = r["testCases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| matches!(c["status"].as_str(), Some("FAILED" | "ERROR")))
+        .collect();
+    html! {
+        article.report {
+            h3 { (r["name"].as_str().unwrap_or("report")) " " (badge(r["status"].as_str().unwrap_or("UNKNOWN"))) }
+            @if let Some(t) = r["testSummary"].as_object() {
+                p {
+                    (t.get("total").and_then(Value::as_u64).unwrap_or(0)) " tests: "
+                    @for (k, n) in t.get("statusCounts").and_then(Value::as_object).into_iter().flatten() {
+                        @if n.as_u64().unwrap_or(0) > 0 { span class=(status_class(k)) { (k) " " (n) } " " }
+                    }
+                }
+            }
+            @if let Some(c) = r["codeCoverageSummary"].as_object() {
+                p { "Line coverage " (c.get("lineCoveragePercentage").and_then(Value::as_f64).unwrap_or(0.0)) "%, branch coverage " (c.get("branchCoveragePercentage").and_then(Value::as_f64).unwrap_or(0.0)) "%" }
+            }
+            @if !failed.is_empty() {
+                ul.failed {
+                    @for c in failed {
+                        li { code { (c["prefix"].as_str().unwrap_or("")) " " (c["name"].as_str().unwrap_or("")) } @if let Some(m) = c["message"].as_str() { ": " (m) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The projects page.
+pub fn projects(v: &Viewer, projects: &[Value]) -> Markup {
+    layout(
+        Some(v),
+        "Projects",
+        "Projects",
+        false,
+        html! {
+            h1 { "Projects" }
+            @if projects.is_empty() { p { "No projects. Create one with " code { "aws codebuild create-project" } "." } }
+            @else {
+                div.scroll { table.list {
+                    thead { tr { th { "Project" } th { "Source" } th { "Image" } th { "Description" } } }
+                    tbody {
+                        @for p in projects {
+                            @let name = p["name"].as_str().unwrap_or("");
+                            tr {
+                                td { a href=(format!("/builds?project={}", encode(name))) { (name) } }
+                                td { (p["source"]["type"].as_str().unwrap_or("")) " " small { (p["source"]["location"].as_str().unwrap_or("")) } }
+                                td { code { (p["environment"]["image"].as_str().unwrap_or("")) } }
+                                td { (p["description"].as_str().unwrap_or("")) }
+                            }
+                        }
+                    }
+                } }
+            }
+        },
+    )
+}
+
+/// The batches page.
+pub fn batches(v: &Viewer, batches: &[BuildBatch], now: f64) -> Markup {
+    layout(
+        Some(v),
+        "Batches",
+        "Batches",
+        batches.iter().any(|b| !b.complete),
+        html! {
+            h1 { "Batches" }
+            section #batches data-refresh {
+                @if batches.is_empty() { p { "No batch builds." } }
+                @else {
+                    div.scroll { table.list {
+                        thead { tr { th { "Batch" } th { "Status" } th { "Builds" } th { "Started" } th { "Duration" } } }
+                        tbody {
+                            @for b in batches {
+                                tr {
+                                    td { a href=(format!("/batches/{}", encode(&b.id))) { (b.project_name) ":" (b.build_batch_number) } }
+                                    td { (badge(b.build_batch_status.as_str())) }
+                                    td.num { (b.build_groups.len()) }
+                                    td { (time_el(b.start_time)) }
+                                    td.num { (duration(b.end_time.unwrap_or(now) - b.start_time)) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}
+
+/// How deep each build group sits in the dependency graph (roots are 0).
+pub fn depths(groups: &[(String, Vec<String>)]) -> Vec<usize> {
+    let mut depth = vec![0usize; groups.len()];
+    // At most n rounds: a longest path has n - 1 edges (cycles are cut there).
+    for _ in 0..groups.len() {
+        let mut changed = false;
+        for (i, (_, deps)) in groups.iter().enumerate() {
+            for d in deps {
+                if let Some(j) = groups.iter().position(|(id, _)| id == d)
+                    && depth[i] < depth[j] + 1
+                    && depth[j] < groups.len()
+                {
+                    depth[i] = depth[j] + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    depth
+}
+
+/// A batch's page: its phases and its builds as a dependency graph, in columns by depth.
+pub fn batch(v: &Viewer, b: &BuildBatch, now: f64) -> Markup {
+    let here = format!("/batches/{}", encode(&b.id));
+    let groups: Vec<(String, Vec<String>)> = b
+        .build_groups
+        .iter()
+        .map(|g| (g.identifier.clone(), g.depends_on.clone()))
+        .collect();
+    let depth = depths(&groups);
+    let columns = depth.iter().copied().max().map_or(0, |d| d + 1);
+    let bars: Vec<Bar<'_>> = b
+        .phases
+        .iter()
+        .map(|ph| Bar {
+            name: ph.phase_type.as_str(),
+            status: ph.phase_status.map(|s| s.as_str()),
+            start: ph.start_time,
+            end: ph.end_time,
+            contexts: ph.contexts.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    layout(
+        Some(v),
+        &format!("Batch {}:{}", b.project_name, b.build_batch_number),
+        "Batches",
+        !b.complete,
+        html! {
+            h1 { "Batch " (b.project_name) ":" (b.build_batch_number) }
+            section #summary data-refresh aria-label="Summary" {
+                p.status { (badge(b.build_batch_status.as_str())) " " (b.current_phase.as_str()) }
+                dl.facts {
+                    dt { "Batch id" } dd { code { (b.id) } }
+                    dt { "Started" } dd { (time_el(b.start_time)) }
+                    dt { "Duration" } dd { (duration(b.end_time.unwrap_or(now) - b.start_time)) }
+                }
+                div.buttons {
+                    @if b.complete {
+                        (button(v, &here, "Retry failed builds", "primary", &[("op", "RetryBuildBatch"), ("id", &b.id)]))
+                    } @else {
+                        (button(v, &here, "Stop", "danger", &[("op", "StopBuildBatch"), ("id", &b.id)]))
+                    }
+                }
+                h2 { "Phases" }
+                (timeline(&bars, now, b.complete))
+            }
+            section #graph data-refresh aria-labelledby="graph-h" {
+                h2 #graph-h { "Builds" }
+                div.graph {
+                    @for col in 0..columns {
+                        ol.column aria-label=(format!("Step {}", col + 1)) {
+                            @for (i, g) in b.build_groups.iter().enumerate().filter(|(i, _)| depth[*i] == col) {
+                                @let status = g.current_build_summary.as_ref().map_or("PENDING", |s| s.build_status.as_str());
+                                li class=(format!("card {}", status_class(status))) data-group=(g.identifier) {
+                                    strong { (g.identifier) } " " (badge(status))
+                                    @if !g.depends_on.is_empty() { br; small { "after " (g.depends_on.join(", ")) } }
+                                    @if g.ignore_failure { br; small { "failure ignored" } }
+                                    @if let Some(arn) = g.current_build_summary.as_ref().and_then(|s| s.arn.as_deref()) {
+                                        @let id = arn.split_once(":build/").map_or(arn, |(_, id)| id);
+                                        br; a href=(build_link(id)) { "Build details" }
+                                    }
+                                    @let _ = i;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The pipelines list with each one's latest execution.
+pub fn pipelines(v: &Viewer, rows: &[(String, Value)], now: f64) -> Markup {
+    layout(
+        Some(v),
+        "Pipelines",
+        "Pipelines",
+        true,
+        html! {
+            h1 { "Pipelines" }
+            section #pipelines data-refresh {
+                @if rows.is_empty() { p { "No pipelines. Create one with " code { "aws codepipeline create-pipeline" } "." } }
+                @else {
+                    div.scroll { table.list {
+                        thead { tr { th { "Pipeline" } th { "Latest execution" } th { "Started" } th { "Duration" } } }
+                        tbody {
+                            @for (name, e) in rows {
+                                tr {
+                                    td { a href=(format!("/pipelines/{}", encode(name))) { (name) } }
+                                    td { @if let Some(s) = e["status"].as_str() { (badge(s)) } @else { "never run" } }
+                                    td { @if let Some(t) = e["startTime"].as_f64() { (time_el(t)) } }
+                                    td.num { @if let Some(t) = e["startTime"].as_f64() { (duration(exec_end(e, now) - t)) } }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}
+
+fn exec_end(e: &Value, now: f64) -> f64 {
+    if e["status"] == "InProgress" {
+        now
+    } else {
+        e["lastUpdateTime"].as_f64().unwrap_or(now)
+    }
+}
+
+/// A commit id or execution id, shortened to 8 characters as consoles show them.
+fn short(rev: &str) -> &str {
+    if rev.len() >= 32 && rev.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        &rev[..8]
+    } else {
+        rev
+    }
+}
+
+/// A pipeline as the console shows it: stages as columns of action cards, then its history.
+pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
+    let here = format!("/pipelines/{}", encode(p.name));
+    let stages = p.declaration["stages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let states = p.state["stageStates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let state_of = |name: &str| {
+        states
+            .iter()
+            .find(|s| s["stageName"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let execution = |id: &str| p.executions.iter().find(|e| e["pipelineExecutionId"] == id);
+    layout(
+        Some(v),
+        p.name,
+        "Pipelines",
+        true,
+        html! {
+            h1 { "Pipeline " (p.name) }
+            div.buttons {
+                (button(v, &here, "Release change", "primary", &[("op", "StartPipelineExecution"), ("pipelineName", p.name)]))
+            }
+            section #stages data-refresh aria-label="Stages" {
+                div.stages {
+                    @for (i, stage) in stages.iter().enumerate() {
+                        @let sname = stage["name"].as_str().unwrap_or("");
+                        @let st = state_of(sname);
+                        @let exec_id = st["latestExecution"]["pipelineExecutionId"].as_str().unwrap_or("");
+                        @let sstatus = st["latestExecution"]["status"].as_str();
+                        @if i > 0 {
+                            @let enabled = st["inboundTransitionState"]["enabled"].as_bool().unwrap_or(true);
+                            div class=(if enabled { "transition" } else { "transition disabled" }) data-stage=(sname) {
+                                @if enabled {
+                                    span.arrow aria-hidden="true" { "→" }
+                                    (button(v, &here, "Disable transition", "small", &[("op", "DisableStageTransition"), ("pipelineName", p.name), ("stageName", sname)]))
+                                } @else {
+                                    span.arrow aria-hidden="true" { "⊘" }
+                                    small { "Transition disabled" @if let Some(r) = st["inboundTransitionState"]["disabledReason"].as_str() { ": " (r) } }
+                                    (button(v, &here, "Enable transition", "small", &[("op", "EnableStageTransition"), ("pipelineName", p.name), ("stageName", sname)]))
+                                }
+                            }
+                        }
+                        section class=(format!("stage {}", sstatus.map(status_class).unwrap_or_default())) data-stage=(sname) aria-label=(format!("Stage {sname}")) {
+                            h2 { (sname) " " @if let Some(s) = sstatus { (badge(s)) } }
+                            @if !exec_id.is_empty() { p { small { "Execution " a href=(format!("{here}#x-{exec_id}")) { code { (short(exec_id)) } } } } }
+                            ol.actions {
+                                @for a in stage["actions"].as_array().into_iter().flatten() {
+                                    @let aname = a["name"].as_str().unwrap_or("");
+                                    @let ast = st["actionStates"].as_array().into_iter().flatten().find(|x| x["actionName"] == aname).cloned().unwrap_or(Value::Null);
+                                    @let latest = &ast["latestExecution"];
+                                    @let astatus = latest["status"].as_str();
+                                    @let category = a["actionTypeId"]["category"].as_str().unwrap_or("");
+                                    @let provider = a["actionTypeId"]["provider"].as_str().unwrap_or("");
+                                    li class=(format!("card {}", astatus.map(status_class).unwrap_or_default())) data-action=(aname) {
+                                        strong { (aname) } " " small { (provider) }
+                                        br;
+                                        @if let Some(s) = astatus { (badge(s)) } @else { span.st { "Didn't run" } }
+                                        @if let Some(t) = latest["lastStatusChange"].as_f64() { " " small { (time_el(t)) } }
+                                        @if let Some(s) = latest["summary"].as_str() { p.summary { (s) } }
+                                        @if let Some(rev) = ast["currentRevision"]["revisionId"].as_str() {
+                                            p.rev { code { (short(rev)) }
+                                                @if let Some(msg) = execution(exec_id).and_then(|e| e["sourceRevisions"].as_array()).into_iter().flatten().find(|r| r["actionName"] == aname).and_then(|r| r["revisionSummary"].as_str()) {
+                                                    " " (msg)
+                                                }
+                                            }
+                                        }
+                                        @if let Some(e) = latest["errorDetails"]["message"].as_str() { p.error { (e) } }
+                                        @if let Some(id) = latest["externalExecutionId"].as_str().filter(|_| provider == "CodeBuild") {
+                                            a href=(build_link(id)) { "Build details" }
+                                        } @else if let Some(u) = latest["externalExecutionUrl"].as_str() {
+                                            a href=(u) { "Details" }
+                                        }
+                                        @if category == "Approval" {
+                                            @if let Some(d) = a["configuration"]["CustomData"].as_str() { p.summary { (d) } }
+                                        }
+                                        @if category == "Approval" && astatus == Some("InProgress") {
+                                            @if let Some(token) = latest["token"].as_str().or(ast["latestExecution"]["token"].as_str()) {
+                                                div.buttons {
+                                                    (button(v, &here, "Approve", "primary", &[("op", "PutApprovalResult"), ("pipelineName", p.name), ("stageName", sname), ("actionName", aname), ("token", token), ("status", "Approved"), ("summary", "Approved from the localbuild console")]))
+                                                    (button(v, &here, "Reject", "danger", &[("op", "PutApprovalResult"), ("pipelineName", p.name), ("stageName", sname), ("actionName", aname), ("token", token), ("status", "Rejected"), ("summary", "Rejected from the localbuild console")]))
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            @if sstatus == Some("InProgress") && !exec_id.is_empty() {
+                                div.buttons {
+                                    (button(v, &here, "Stop execution", "danger", &[("op", "StopPipelineExecution"), ("pipelineName", p.name), ("pipelineExecutionId", exec_id)]))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section #history data-refresh aria-labelledby="history-h" {
+                h2 #history-h { "Execution history" }
+                @if p.executions.is_empty() { p { "No executions yet." } }
+                @else {
+                    div.scroll { table.list {
+                        thead { tr { th { "Execution" } th { "Status" } th { "Source revisions" } th { "Trigger" } th { "Started" } th { "Duration" } } }
+                        tbody {
+                            @for e in p.executions {
+                                @let id = e["pipelineExecutionId"].as_str().unwrap_or("");
+                                tr id=(format!("x-{id}")) {
+                                    td { code { (short(id)) } }
+                                    td { (badge(e["status"].as_str().unwrap_or(""))) @if let Some(s) = e["statusSummary"].as_str() { br; small { (s) } } }
+                                    td { @for r in e["sourceRevisions"].as_array().into_iter().flatten() {
+                                        code { (short(r["revisionId"].as_str().unwrap_or(""))) } " " (r["revisionSummary"].as_str().unwrap_or("")) br;
+                                    } }
+                                    td { (e["trigger"]["triggerType"].as_str().unwrap_or("")) br; small { (e["trigger"]["triggerDetail"].as_str().unwrap_or("")) } }
+                                    td { @if let Some(t) = e["startTime"].as_f64() { (time_el(t)) } }
+                                    td.num { @if let Some(t) = e["startTime"].as_f64() { (duration(exec_end(e, p.now) - t)) } }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_of_both_apis_share_classes() {
+        assert_eq!(status_class("SUCCEEDED"), "st st-succeeded");
+        assert_eq!(status_class("Succeeded"), "st st-succeeded");
+        assert_eq!(status_class("IN_PROGRESS"), "st st-inprogress");
+        assert_eq!(status_class("InProgress"), "st st-inprogress");
+    }
+
+    #[test]
+    fn durations_and_times_read_plainly() {
+        assert_eq!(duration(12.4), "12s");
+        assert_eq!(duration(185.0), "3m 05s");
+        assert_eq!(duration(3720.0), "1h 02m");
+        assert_eq!(time(0.0), "1970-01-01 00:00:00");
+        assert_eq!(time(1_796_082_062.0), "2026-11-30 23:41:02");
+        assert_eq!(time(951_782_400.0), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn batch_groups_sit_after_what_they_depend_on() {
+        let g =
+            |id: &str, deps: &[&str]| (id.to_owned(), deps.iter().map(|d| d.to_string()).collect());
+        let groups = vec![g("c", &["b"]), g("a", &[]), g("b", &["a"]), g("d", &["a"])];
+        assert_eq!(depths(&groups), vec![2, 0, 1, 1]);
+        // A cycle ends, it does not loop.
+        let cycle = vec![g("x", &["y"]), g("y", &["x"])];
+        assert!(depths(&cycle).iter().all(|d| *d <= 2));
+    }
+
+    #[test]
+    fn log_lines_are_anchored_and_escaped() {
+        let l = log_line(7, "\x1b[32m<ok>\x1b[0m").into_string();
+        assert!(l.contains("id=\"L7\""), "{l}");
+        assert!(l.contains("href=\"#L7\""), "{l}");
+        assert!(l.contains("<span class=\"af2\">&lt;ok&gt;</span>"), "{l}");
+    }
+}

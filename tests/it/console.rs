@@ -1,0 +1,657 @@
+//! The web console of `localbuild serve`, in a real browser and over plain HTTP.
+//!
+//! Browser tests drive Debian's `chromium` through `chromedriver` (WebDriver, the `fantoccini`
+//! crate) against a real server running real Docker builds; every wait is a bounded poll of
+//! the page. Screenshots of the main pages are kept in `target/console-screenshots/` (CI
+//! artifacts). The plain-HTTP tests read the pages without JavaScript and check the login and
+//! the refusal of cross-site posts.
+
+use crate::serve::{Serve, git};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------
+// Plain HTTP
+
+/// An HTTP response, as read from the socket.
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+fn get(addr: &str, path: &str) -> Reply {
+    http(addr, "GET", path, &[], "")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The value of the first hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).expect("the page has the field") + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+fn path_of(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    rest[rest.find('/').unwrap()..].to_owned()
+}
+
+#[test]
+fn console_pages_read_without_javascript() {
+    let s = Serve::start(&[]);
+    s.create_project(
+        "console-plain",
+        &["printf '\\033[31mred alert\\033[0m <tag>\\n'", "echo done"],
+    );
+    let started = s.start_build("console-plain");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let done = s.wait_complete(&id);
+    assert_eq!(done["buildStatus"], "SUCCEEDED");
+
+    // The deep link is the build's console page.
+    let link = done["logs"]["deepLink"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("http://{}/builds/", s.addr)),
+        "{link}"
+    );
+    let page = get(&s.addr, &path_of(link));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.body.contains("Build console-plain:1"), "{}", page.body);
+    assert!(page.body.contains("st-succeeded"));
+    assert!(page.body.contains("data-phase=\"BUILD\""));
+    // The log: ANSI colours as spans, HTML escaped, every line anchored.
+    assert!(
+        page.body
+            .contains("<span class=\"af1\">red alert</span> &lt;tag&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"L1\""));
+    assert!(page.body.contains("value=\"RetryBuild\""));
+
+    let raw = get(&s.addr, &format!("{}/log", path_of(link)));
+    assert!(raw.body.contains("done"), "{}", raw.body);
+
+    let builds = get(&s.addr, "/builds?project=console-plain");
+    assert_eq!(builds.status, 200);
+    assert!(builds.body.contains("console-plain:1"));
+    assert!(builds.body.contains("API"), "initiator kind");
+    let none = get(&s.addr, "/builds?status=FAILED");
+    assert!(none.body.contains("No builds."));
+    for (path, text) in [
+        ("/projects", "console-plain"),
+        ("/batches", "No batch builds."),
+        ("/pipelines", "No pipelines."),
+    ] {
+        let r = get(&s.addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.contains(text), "{path}: {}", r.body);
+    }
+    assert_eq!(
+        get(&s.addr, "/").header("location").as_deref(),
+        Some("/builds")
+    );
+    assert_eq!(get(&s.addr, "/builds/nope:1").status, 404);
+    assert_eq!(get(&s.addr, "/builds?next=garbage").status, 400);
+    assert_eq!(get(&s.addr, "/pipelines/nope").status, 404);
+
+    // A button posted by another site is refused, with or without its token.
+    let csrf = hidden(&page.body, "csrf");
+    let body = form(&[("csrf", &csrf), ("op", "RetryBuild"), ("id", &id)]);
+    let kind = ("Content-Type", "application/x-www-form-urlencoded");
+    let evil = http(
+        &s.addr,
+        "POST",
+        "/console/action",
+        &[kind, ("Origin", "http://evil.example")],
+        &body,
+    );
+    assert_eq!(evil.status, 403);
+    let stale = form(&[("csrf", "0000"), ("op", "RetryBuild"), ("id", &id)]);
+    assert_eq!(
+        http(&s.addr, "POST", "/console/action", &[kind], &stale).status,
+        403
+    );
+    // From this origin with the token: the retry starts build 2, and the answer is its page.
+    let origin = format!("http://{}", s.addr);
+    let ok = http(
+        &s.addr,
+        "POST",
+        "/console/action",
+        &[kind, ("Origin", &origin)],
+        &body,
+    );
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let location = ok.header("location").unwrap();
+    assert!(
+        location.starts_with("/builds/console-plain%3A"),
+        "{location}"
+    );
+    let retried = get(&s.addr, &location);
+    assert!(retried.body.contains("Build console-plain:2"));
+    let id2 = hidden(&retried.body, "id");
+    s.wait_complete(&id2);
+
+    // A batch: its tasks in dependency order, with statuses and links to their builds.
+    let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\nphases:\n  build:\n    commands:\n      - echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER\n";
+    crate::serve::create_batch_project(&s, "console-batch", spec);
+    let batch = s.ok(&[
+        "codebuild",
+        "start-build-batch",
+        "--project-name",
+        "console-batch",
+    ])["buildBatch"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait_batch(&batch, 180, "batch complete", |b| b["complete"] == true);
+    let list = get(&s.addr, "/batches");
+    assert!(list.body.contains("console-batch:1"), "{}", list.body);
+    let page = get(&s.addr, &format!("/batches/{}", encode(&batch)));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let first = page.body.find("data-group=\"first\"").expect("task first");
+    let second = page
+        .body
+        .find("data-group=\"second\"")
+        .expect("task second");
+    assert!(first < second, "a task comes after what it depends on");
+    assert!(page.body.contains("after first"));
+    assert_eq!(page.body.matches("Build details").count(), 2);
+    assert!(page.body.contains("value=\"RetryBuildBatch\""));
+}
+
+#[test]
+fn console_requires_a_login_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIDLOCAL\naws_secret_access_key = s3cret\n",
+    )
+    .unwrap();
+    let s = Serve::start(&["--credentials", creds.to_str().unwrap()]);
+    let kind = ("Content-Type", "application/x-www-form-urlencoded");
+
+    let anonymous = get(&s.addr, "/pipelines");
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(
+        anonymous.header("location").as_deref(),
+        Some("/login?next=%2Fpipelines")
+    );
+    let login = get(&s.addr, "/login?next=%2Fpipelines");
+    assert!(login.body.contains("Access key id"));
+
+    let wrong = form(&[
+        ("access_key_id", "AKIDLOCAL"),
+        ("secret_access_key", "wrong"),
+        ("next", "/pipelines"),
+    ]);
+    let refused = http(&s.addr, "POST", "/login", &[kind], &wrong);
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("set-cookie").is_none());
+
+    let right = form(&[
+        ("access_key_id", "AKIDLOCAL"),
+        ("secret_access_key", "s3cret"),
+        ("next", "/pipelines"),
+    ]);
+    let cross = http(
+        &s.addr,
+        "POST",
+        "/login",
+        &[kind, ("Origin", "http://evil.example")],
+        &right,
+    );
+    assert_eq!(cross.status, 403);
+    let ok = http(&s.addr, "POST", "/login", &[kind], &right);
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.header("location").as_deref(), Some("/pipelines"));
+    let cookie = ok.header("set-cookie").unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let page = http(&s.addr, "GET", "/builds", &[("Cookie", &session)], "");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("AKIDLOCAL"),
+        "the page names who is logged in"
+    );
+    // The API still wants signatures: a cookie is not a signature.
+    let api = http(
+        &s.addr,
+        "POST",
+        "/",
+        &[
+            ("Cookie", &session),
+            ("X-Amz-Target", "CodeBuild_20161006.ListProjects"),
+        ],
+        "{}",
+    );
+    assert_eq!(api.status, 400, "{}", api.body);
+
+    // Buttons: the session's token is required (the right one is covered without
+    // credentials); without a session a post goes to the login page.
+    let stop = form(&[("op", "StopBuild"), ("id", "nope:1"), ("csrf", "guess")]);
+    let r = http(
+        &s.addr,
+        "POST",
+        "/console/action",
+        &[kind, ("Cookie", &session)],
+        &stop,
+    );
+    assert_eq!(r.status, 403);
+    let r = http(&s.addr, "POST", "/console/action", &[kind], &stop);
+    assert_eq!(r.status, 303, "no session: to the login page");
+    assert!(r.header("location").unwrap().starts_with("/login"));
+
+    // Logging out ends the session.
+    let out = http(&s.addr, "POST", "/logout", &[("Cookie", &session)], "");
+    assert_eq!(out.status, 303);
+    let after = http(&s.addr, "GET", "/builds", &[("Cookie", &session)], "");
+    assert_eq!(after.status, 303);
+}
+
+// ---------------------------------------------------------------------------------------
+// In a browser
+
+/// `chromedriver` on a free port with a fresh Chromium profile, and a WebDriver session.
+struct Browser {
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (scripts/setup.sh installs chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = rt
+            .block_on(
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .expect("a WebDriver session");
+        let b = Browser {
+            rt,
+            client: Some(client),
+            driver,
+            _profile: profile,
+        };
+        b.size(1280, 800);
+        b
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    fn size(&self, w: u32, h: u32) {
+        self.rt.block_on(self.c().set_window_size(w, h)).unwrap();
+    }
+
+    fn goto(&self, url: &str) {
+        self.rt.block_on(self.c().goto(url)).unwrap();
+    }
+
+    /// The text of every element matching `css`.
+    fn texts(&self, css: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let mut out = vec![];
+            if let Ok(found) = self.c().find_all(Locator::Css(css)).await {
+                for e in found {
+                    out.push(e.text().await.unwrap_or_default());
+                }
+            }
+            out
+        })
+    }
+
+    /// Poll the page until `cond` holds (at most `secs`).
+    fn wait<T>(&self, what: &str, secs: u64, mut cond: impl FnMut(&Browser) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = cond(self) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let src = self.rt.block_on(self.c().source()).unwrap_or_default();
+                panic!("timed out waiting for {what}; the page is:\n{src}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Click the element `css`. A live page may swap the element between finding and
+    /// clicking it (a stale element): find it again, for at most 10 s.
+    fn click(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self
+                .rt
+                .block_on(async { self.c().find(Locator::Css(css)).await?.click().await });
+            match r {
+                Ok(_) => return,
+                Err(e) if e.to_string().contains("stale") && Instant::now() < deadline => {}
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
+    }
+
+    /// Save a PNG under `target/console-screenshots/`.
+    fn screenshot(&self, name: &str) {
+        let png = self.rt.block_on(self.c().screenshot()).unwrap();
+        let dir = crate::util::root().join("target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn console_follows_a_running_build_and_stops_it() {
+    let s = Serve::start(&[]);
+    s.create_project(
+        "console-live",
+        &["for i in $(seq 1 600); do printf '\\033[32mtick %s\\033[0m\\n' $i; sleep 0.2; done"],
+    );
+    let started = s.start_build("console-live");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let b = Browser::start();
+    b.goto(started["logs"]["deepLink"].as_str().unwrap());
+
+    // The BUILD bar appears and the log grows while the page stays open.
+    b.wait("the BUILD bar", 120, |b| {
+        (!b.texts("li.phase[data-phase=BUILD]").is_empty()).then_some(())
+    });
+    let ticks = |b: &Browser| b.texts("#log .ln .af2").len();
+    let first = b.wait("coloured log lines", 60, |b| {
+        let n = ticks(b);
+        (n >= 2).then_some(n)
+    });
+    b.wait("more log lines, streamed", 60, |b| {
+        (ticks(b) >= first + 5).then_some(())
+    });
+    assert_eq!(b.texts("#summary .status .st"), vec!["IN_PROGRESS"]);
+    b.screenshot("build-running");
+
+    b.click("#summary button.danger");
+    b.wait("STOPPED", 60, |b| {
+        (b.texts("#summary .status .st") == ["STOPPED"]).then_some(())
+    });
+    assert_eq!(s.build(&id)["buildStatus"], "STOPPED");
+    assert_eq!(b.texts("#summary button.primary"), vec!["Retry"]);
+    b.screenshot("build-stopped");
+
+    b.goto(&format!("http://{}/builds", s.addr));
+    b.wait("the builds list", 10, |b| {
+        (!b.texts("#builds tbody tr").is_empty()).then_some(())
+    });
+    assert!(b.texts("#builds td .st").contains(&"STOPPED".to_owned()));
+    b.screenshot("builds");
+    b.size(390, 800);
+    b.screenshot("builds-narrow");
+}
+
+#[test]
+fn console_shows_a_pipeline_turn_green_after_a_commit() {
+    use crate::pipeline::{declaration, project, wait_executions, write_json};
+    let s = Serve::start(&[]);
+    let name = format!("console-{}", std::process::id());
+    let repo = s.home.path().join("git/acme/web");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"building $COMMIT\"\n      - echo ok > out.txt\nartifacts:\n  files:\n    - out.txt\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first version"]);
+    let conn = s.ok(&[
+        "codestar-connections",
+        "create-connection",
+        "--provider-type",
+        "GitHub",
+        "--connection-name",
+        "local",
+    ])["ConnectionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    project(&s, "consolebuild", "localbuild-test/busybox:1", false);
+    let file = write_json(
+        s.home.path(),
+        &declaration(&name, &conn, "consolebuild", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+
+    let b = Browser::start();
+    b.goto(&format!("http://{}/pipelines/{name}", s.addr));
+    let stage_status =
+        |b: &Browser, stage: &str| b.texts(&format!("section.stage[data-stage={stage}] h2 .st"));
+    b.wait("both stages Succeeded", 180, |b| {
+        (stage_status(b, "Source") == ["Succeeded"] && stage_status(b, "Build") == ["Succeeded"])
+            .then_some(())
+    });
+    assert_eq!(wait_executions(&s, &name, 1)[0]["status"], "Succeeded");
+    assert!(
+        b.texts("#history tbody tr")[0].contains("first version"),
+        "the history shows the commit message"
+    );
+    b.screenshot("pipeline");
+
+    // A commit: the watcher starts a second execution, and the page follows it live.
+    std::fs::write(repo.join("README"), "two\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "second version"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    b.wait("the second execution, Succeeded", 180, |b| {
+        let rows = b.texts("#history tbody tr");
+        (rows.len() == 2
+            && rows[0].contains("second version")
+            && rows[0].contains("Succeeded")
+            && stage_status(b, "Build") == ["Succeeded"])
+        .then_some(())
+    });
+    let rev = b.texts("section.stage[data-stage=Source] .rev code");
+    assert_eq!(rev, vec![second[..8].to_owned()]);
+    b.screenshot("pipeline-second-run");
+
+    // The build card links to the build's console page, which the API names too.
+    b.click("section.stage[data-stage=Build] .card a");
+    b.wait("the pipeline's build page", 30, |b| {
+        let t = b.texts("h1");
+        (t.len() == 1 && t[0].starts_with("Build consolebuild:")).then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    let url = state["stageStates"][1]["actionStates"][0]["latestExecution"]["externalExecutionUrl"]
+        .as_str()
+        .unwrap();
+    let here = b.rt.block_on(b.c().current_url()).unwrap();
+    assert_eq!(here.as_str(), url);
+    assert!(b.texts("dd").iter().any(|t| t.contains("pipeline")));
+
+    b.goto(&format!("http://{}/pipelines", s.addr));
+    b.wait("the pipelines list", 10, |b| {
+        (!b.texts("#pipelines tbody tr").is_empty()).then_some(())
+    });
+    b.screenshot("pipelines");
+    b.goto(&format!("http://{}/projects", s.addr));
+    b.screenshot("projects");
+}
+
+#[test]
+fn console_approves_a_manual_approval_and_toggles_a_transition() {
+    use crate::pipeline::{connection, inline_project, plain_repo, staged, write_json};
+    let s = Serve::start(&[]);
+    let name = format!("approve-{}", std::process::id());
+    let conn = connection(&s);
+    plain_repo(&s, "approved");
+    inline_project(&s, "approvedbuild", &["echo approved build"]);
+    let file = write_json(
+        s.home.path(),
+        &staged(&name, &conn, "approved", "approvedbuild", true),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+
+    let b = Browser::start();
+    b.goto(&format!("http://{}/pipelines/{name}", s.addr));
+    let stage_status =
+        |b: &Browser, stage: &str| b.texts(&format!("section.stage[data-stage={stage}] h2 .st"));
+    // The approval waits with its buttons; the build stage is not reached.
+    b.wait("the approval waiting", 120, |b| {
+        (stage_status(b, "Approve") == ["InProgress"]
+            && !b
+                .texts("li.card[data-action=Approval] button.primary")
+                .is_empty())
+        .then_some(())
+    });
+    assert!(stage_status(&b, "Build").is_empty());
+    b.screenshot("pipeline-approval");
+    b.click("li.card[data-action=Approval] button.primary");
+    b.wait("the approval and the build Succeeded", 180, |b| {
+        (stage_status(b, "Approve") == ["Succeeded"] && stage_status(b, "Build") == ["Succeeded"])
+            .then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    let approval = &state["stageStates"][1]["actionStates"][0]["latestExecution"];
+    assert_eq!(approval["status"], "Succeeded");
+    assert_eq!(approval["summary"], "Approved from the localbuild console");
+
+    // Disable the transition into Build from the page, then enable it again.
+    b.click("div.transition[data-stage=Build] button");
+    b.wait("the transition disabled", 30, |b| {
+        (!b.texts("div.transition.disabled[data-stage=Build]")
+            .is_empty())
+        .then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    assert_eq!(
+        state["stageStates"][2]["inboundTransitionState"]["enabled"],
+        false
+    );
+    b.click("div.transition[data-stage=Build] button");
+    b.wait("the transition enabled", 30, |b| {
+        (b.texts("div.transition.disabled[data-stage=Build]")
+            .is_empty())
+        .then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    assert_eq!(
+        state["stageStates"][2]["inboundTransitionState"]["enabled"],
+        true
+    );
+}
