@@ -19,5 +19,6 @@ mod hostile;
 mod pipeline;
 mod registry;
 mod run_build;
+mod runtimes;
 mod serve;
 mod util;

@@ -45,16 +45,7 @@ impl Run {
                 "git-credential-helper: not needed locally (the source is already here); skipping",
             );
         }
-        let runtimes = spec
-            .phases
-            .install
-            .as_ref()
-            .is_some_and(|p| !p.runtime_versions.is_empty());
-        if runtimes {
-            self.agent("Skipping install of runtimes. Runtime version selection is not supported by this build image");
-        } else {
-            self.agent("No runtime version selected in buildspec.");
-        }
+        let runtimes = self.select_runtimes(&spec).await?;
 
         // Like a project's environment variables: the overrides, by name only (values given
         // on a command line are often credentials; the record never holds them).
@@ -112,6 +103,7 @@ impl Run {
                 )));
             }
         }
+        self.install_runtimes(&spec, &runtimes).await?;
         self.agent(&format!("Moving to directory {src_dir}"));
         self.restore_cache(&spec).await?;
         self.agent("Registering with agent");

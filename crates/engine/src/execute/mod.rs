@@ -12,6 +12,7 @@ mod commands;
 mod download;
 mod outputs;
 mod provision;
+mod runtimes;
 
 use crate::buildspec::{self, Buildspec, PhaseName};
 use crate::event::Event;
