@@ -17,6 +17,10 @@ impl Run {
     ) -> Result<Buildspec, PhaseError> {
         let version = env!("CARGO_PKG_VERSION");
         self.agent(&format!("Running on localbuild {version}"));
+        if let Some(s) = &self.stand_in {
+            let note = s.note.clone();
+            self.agent(&note);
+        }
         self.agent("Waiting for agent ping");
         self.agent("Waiting for DOWNLOAD_SOURCE");
         self.agent("Phase is DOWNLOAD_SOURCE");
