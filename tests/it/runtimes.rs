@@ -163,3 +163,31 @@ fn an_image_without_runtimes_yml_skips_the_selection_as_codebuild_says() {
         "Skipping install of runtimes. Runtime version selection is not supported by this build image",
     );
 }
+
+/// Removes a docker tag when dropped (also when the test fails).
+struct Tag(&'static str);
+
+impl Drop for Tag {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", self.0])
+            .output();
+    }
+}
+
+#[test]
+fn a_local_image_with_an_aws_name_is_used_as_is_with_its_own_runtimes() {
+    let b = on_runtimes_image("      nodejs: 20\n", "echo \"node=$TEST_NODE\"");
+    const NAME: &str = "aws/codebuild/standard:localbuild-test";
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", RUNTIMES_IMAGE, NAME])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    let _tag = Tag(NAME);
+    let r = b.image(NAME).run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("stand-in"), "{}", r.stdout);
+    assert_eq!(r.output_of("echo \"node=$TEST_NODE\""), ["node=20"]);
+    assert_eq!(r.record["environment"]["image"], NAME);
+}

@@ -710,6 +710,74 @@ mod tests {
     }
 
     #[test]
+    fn aws_codebuild_image_names_have_the_codebuild_standard_stand_in() {
+        for name in [
+            "aws/codebuild/standard:7.0",
+            "aws/codebuild/standard:5.0",
+            "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+            "aws/codebuild/amazonlinux-x86_64-standard:5.0",
+            "aws/codebuild/amazonlinux2-aarch64-standard:3.0",
+        ] {
+            let r = stand_in_for(name).unwrap_or_else(|| panic!("{name} has no stand-in"));
+            assert_eq!(r.image, "localbuild/codebuild-standard:1.0");
+        }
+        for name in [
+            "localbuild/standard:1.0",
+            "public.ecr.aws/codebuild/local-builds:latest",
+            "aws/codebuild/standardx:1.0",
+            "python:3.11",
+            "myaws/codebuild/standard:7.0",
+        ] {
+            assert!(stand_in_for(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_stand_in_line_names_both_images_and_how_to_use_the_real_one() {
+        let line = stand_in_line("aws/codebuild/standard:7.0", &CODEBUILD_STANDARD);
+        assert!(line.contains("aws/codebuild/standard:7.0"), "{line}");
+        assert!(line.contains("localbuild/codebuild-standard:1.0"), "{line}");
+        assert!(line.contains("aws-codebuild-docker-images"), "{line}");
+    }
+
+    /// The standard recipe's runtimes.yml is in AWS's format, uses CodeBuild's runtime names,
+    /// and lists exactly the versions its Dockerfile checks are installed.
+    #[test]
+    fn the_standard_runtimes_yml_lists_exactly_the_checked_versions() {
+        use localbuild_engine::buildspec::runtimes::RuntimesFile;
+        let text = CODEBUILD_STANDARD
+            .context
+            .iter()
+            .find(|(n, ..)| *n == "runtimes.yml")
+            .map(|(_, t, _)| *t)
+            .unwrap();
+        let file = RuntimesFile::parse(text).unwrap();
+        let got: Vec<(String, Vec<String>)> = file
+            .runtimes
+            .iter()
+            .map(|r| (r.name.clone(), r.version_names()))
+            .collect();
+        let want = [
+            ("java", "corretto17", "java -version 2>&1 | grep -q 'version \"17\\."),
+            ("python", "3.11", "python3 --version | grep -q '^Python 3\\.11\\.'"),
+            ("nodejs", "18", "node --version | grep -q '^v18\\.'"),
+            ("golang", "1.19", "go version | grep -q ' go1\\.19'"),
+            ("ruby", "3.1", "ruby --version | grep -q '^ruby 3\\.1\\.'"),
+            ("php", "8.2", "php --version | grep -q '^PHP 8\\.2\\.'"),
+        ];
+        let expected: Vec<(String, Vec<String>)> = want
+            .iter()
+            .map(|(r, v, _)| ((*r).to_owned(), vec![(*v).to_owned()]))
+            .collect();
+        assert_eq!(got, expected);
+        let dockerfile = CODEBUILD_STANDARD.context[0].1;
+        for (_, _, check) in want {
+            assert!(dockerfile.contains(check), "the Dockerfile lacks {check}");
+        }
+        assert!(dockerfile.contains("COPY runtimes.yml /codebuild/image/config/runtimes.yml"));
+    }
+
+    #[test]
     fn line_splitter_joins_fragments() {
         let mut got = Vec::new();
         let mut push = |l: &str| got.push(l.to_owned());
