@@ -345,7 +345,7 @@ async fn ensure_base(
 ) -> Result<(), ImageError> {
     let docker = client.api();
     let base = recipe.base_image();
-    if exists(client, &base).await? {
+    if base_is_current(client, recipe).await? {
         return Ok(());
     }
     let (repo, tag) = PULL_SOURCE;
@@ -412,6 +412,41 @@ pub async fn local_images(
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The recipe's fingerprint, kept in the imported base's comment: a base made from another
+/// version of the recipe is made again (a Dockerfile on it cannot install packages offline).
+pub fn recipe_hash(recipe: &Recipe) -> String {
+    // FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = recipe
+        .debootstrap_packages
+        .iter()
+        .copied()
+        .chain([recipe.install_script]);
+    for b in parts.flat_map(|p| p.bytes().chain([0])) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The base exists and was made from this recipe (a pulled base, or one made before
+/// fingerprints, counts as current).
+async fn base_is_current(client: &super::Docker, recipe: &Recipe) -> Result<bool, ImageError> {
+    let base = recipe.base_image();
+    match client.api().inspect_image(&base).await {
+        Ok(inspect) => {
+            let comment = inspect.comment.unwrap_or_default();
+            let stale = comment.contains("; recipe ")
+                && !comment.ends_with(&format!("; recipe {}", recipe_hash(recipe)));
+            Ok(!stale)
+        }
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(ImageError::docker(format!("inspecting {base}"), e)),
+    }
 }
 
 /// [`super::Docker::image_exists`], with this module's error.
@@ -507,7 +542,11 @@ async fn debootstrap_base(
 
     let base = recipe.base_image();
     progress(&format!("importing the root filesystem as {base}"));
-    import_rootfs(docker, &rootfs, recipe.base).await?;
+    let comment = format!(
+        "localbuild: debootstrap --variant=minbase {DEBIAN_SUITE}; recipe {}",
+        recipe_hash(recipe)
+    );
+    import_rootfs(docker, &rootfs, recipe.base, &comment).await?;
     progress(&format!(
         "imported {base}; removing the temporary root filesystem"
     ));
@@ -524,6 +563,7 @@ async fn import_rootfs(
     docker: &Docker,
     rootfs: &Path,
     (repo, tag): (&str, &str),
+    comment: &str,
 ) -> Result<(), ImageError> {
     let mut child = Command::new("tar")
         .arg("--numeric-owner")
@@ -551,7 +591,7 @@ async fn import_rootfs(
         .from_src("-")
         .repo(repo)
         .tag(tag)
-        .message("localbuild: debootstrap --variant=minbase bookworm")
+        .message(comment)
         .build();
     let body = body_try_stream(ReaderStream::new(stdout));
     let mut stream = docker.create_image(Some(opts), Some(body), None);
