@@ -20,11 +20,7 @@ pub fn build(standard: bool) -> u8 {
         shown.finish();
         match result {
             Ok(()) => {
-                println!(
-                    "built {} in {}s",
-                    recipe.image,
-                    started.elapsed().as_secs()
-                );
+                println!("built {} in {}s", recipe.image, started.elapsed().as_secs());
                 exit::SUCCESS
             }
             Err(e) => {

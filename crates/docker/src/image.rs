@@ -1,9 +1,9 @@
 //! The images localbuild makes from embedded recipes ([`Recipe`]), and the AWS image names they
 //! stand in for.
 //!
-//! * [`SLIM`]: the default build image, `localbuild/standard:1.0` (`crates/docker/standard/`:
+//! * [`SLIM`], the default build image `localbuild/standard:1.0` (`crates/docker/standard/`:
 //!   bash, git, curl, zip, python3, a docker CLI; about a minute offline).
-//! * [`CODEBUILD_STANDARD`]: `localbuild/codebuild-standard:1.0`
+//! * [`CODEBUILD_STANDARD`], `localbuild/codebuild-standard:1.0`
 //!   (`crates/docker/codebuild-standard/`): the runtimes of CodeBuild's standard images from
 //!   Debian's packages, with its own `/codebuild/image/config/runtimes.yml`. It stands in for
 //!   `aws/codebuild/standard:*` and `aws/codebuild/amazonlinux*` ([`stand_in_for`]), which
@@ -285,8 +285,8 @@ pub async fn build_recipe_image(
     let image = recipe.image;
     ensure_base(client, recipe, progress).await?;
     progress(&format!("building {image}"));
-    let context = build_context(recipe)
-        .map_err(|e| ImageError::io("creating the build context tar", e))?;
+    let context =
+        build_context(recipe).map_err(|e| ImageError::io("creating the build context tar", e))?;
     let labels = HashMap::from([("org.localbuild.image", recipe.label)]);
     let opts = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
@@ -513,7 +513,10 @@ async fn debootstrap_base(
     ));
     let mut cmd = Command::new(&debootstrap);
     cmd.arg("--variant=minbase")
-        .arg(format!("--include={}", recipe.debootstrap_packages.join(",")))
+        .arg(format!(
+            "--include={}",
+            recipe.debootstrap_packages.join(",")
+        ))
         .arg(DEBIAN_SUITE)
         .arg(&rootfs)
         .arg(&mirror);
@@ -798,8 +801,16 @@ mod tests {
             .map(|r| (r.name.clone(), r.version_names()))
             .collect();
         let want = [
-            ("java", "corretto17", "java -version 2>&1 | grep -q 'version \"17\\."),
-            ("python", "3.11", "python3 --version | grep -q '^Python 3\\.11\\.'"),
+            (
+                "java",
+                "corretto17",
+                "java -version 2>&1 | grep -q 'version \"17\\.",
+            ),
+            (
+                "python",
+                "3.11",
+                "python3 --version | grep -q '^Python 3\\.11\\.'",
+            ),
             ("nodejs", "18", "node --version | grep -q '^v18\\.'"),
             ("golang", "1.19", "go version | grep -q ' go1\\.19'"),
             ("ruby", "3.1", "ruby --version | grep -q '^ruby 3\\.1\\.'"),
