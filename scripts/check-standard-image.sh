@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LB=${LOCALBUILD:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/localbuild}
 [ -x "$LB" ] || { echo "check-standard-image: $LB missing; run cargo build (or set LOCALBUILD)" >&2; exit 2; }
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 export LOCALBUILD_HOME="$TMP/home"
 fails=0
 say() { printf 'check-standard-image: %s\n' "$*" >&2; }

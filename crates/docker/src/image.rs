@@ -168,7 +168,10 @@ pub fn recipe_of(image: &str) -> Option<&'static Recipe> {
 /// The build log's line when `recipe`'s image stands in for `image`.
 pub fn stand_in_line(image: &str, recipe: &Recipe) -> String {
     format!(
-        "Image {image} is not on this machine and cannot be pulled: the local stand-in {} runs          this build ({}). To use AWS's own image, build it from          github.com/aws/aws-codebuild-docker-images and tag it {image}: a local image of that          name is always used.",
+        "Image {image} is not on this machine and cannot be pulled: the local stand-in {} runs \
+         this build ({}). To use AWS's own image, build it from \
+         github.com/aws/aws-codebuild-docker-images and tag it {image}: a local image of that \
+         name is always used.",
         recipe.image, recipe.summary
     )
 }
@@ -781,6 +784,7 @@ mod tests {
         assert!(line.contains("aws/codebuild/standard:7.0"), "{line}");
         assert!(line.contains("localbuild/codebuild-standard:1.0"), "{line}");
         assert!(line.contains("aws-codebuild-docker-images"), "{line}");
+        assert!(!line.contains("  "), "{line}");
     }
 
     /// The standard recipe's runtimes.yml is in AWS's format, uses CodeBuild's runtime names,
