@@ -2,6 +2,9 @@
 # Build the small test images used by the integration tests, from local files only:
 #   localbuild-test/busybox:1  FROM scratch + Debian's static busybox + passwd/group + /tmp
 #   localbuild-test/docker:1   the same + the host's static docker CLI at /usr/local/bin/docker
+#   localbuild-test/bash:1     the same + the host's static bash
+#   localbuild-test/runtimes:1 the same + docker/test-busybox/runtimes.yml at
+#                              /codebuild/image/config/runtimes.yml (runtime-versions tests)
 #
 # Idempotent and fast: each image carries the label org.localbuild.recipe-hash
 # (hash of its recipe files); an image whose label matches is not rebuilt.
@@ -63,9 +66,11 @@ fi
 # --- images layered on the busybox image: one static binary each ------------------
 # layer IMAGE NAME BINARY: IMAGE from $RECIPE/Dockerfile.NAME, whose context holds only BINARY
 # (copied as NAME); rebuilt when the busybox image or that Dockerfile changed.
+# EXTRA files (optional, after BINARY) also count in the recipe hash.
 layer() {
     local image=$1 name=$2 binary=$3 hash
-    hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.$name" | sha256sum | cut -c1-32)
+    shift 3
+    hash=$(printf '%s\n' "$bb_hash" | cat - "$RECIPE/Dockerfile.$name" "$@" | sha256sum | cut -c1-32)
     if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$image")" = "$hash" ]; then
         say "$image is up to date ($hash)"
         return
@@ -89,9 +94,14 @@ BASH_STATIC=/bin/bash-static
 [ -x "$BASH_STATIC" ] || die "$BASH_STATIC is missing: apt-get install bash-static"
 layer "$BASH_IMAGE" bash "$BASH_STATIC"
 
+RUNTIMES_IMAGE=localbuild-test/runtimes:1
+layer "$RUNTIMES_IMAGE" runtimes "$RECIPE/runtimes.yml" "$RECIPE/runtimes.yml"
+
 # Smoke checks (cheap): the shell works, the users exist, /tmp is sticky.
 docker run --rm "$BUSYBOX_IMAGE" sh -c 'id codebuild-user >/dev/null && [ -k /tmp ] && [ "$PATH" = /usr/local/bin:/usr/bin:/bin ]' \
     || die "$BUSYBOX_IMAGE smoke check failed"
 docker run --rm "$DOCKER_IMAGE" docker --version >/dev/null || die "$DOCKER_IMAGE smoke check failed"
 docker run --rm "$BASH_IMAGE" bash -c '[[ -n $BASH_VERSION ]]' || die "$BASH_IMAGE smoke check failed"
+docker run --rm "$RUNTIMES_IMAGE" grep -q '^runtimes:' /codebuild/image/config/runtimes.yml \
+    || die "$RUNTIMES_IMAGE smoke check failed"
 say "done"

@@ -68,7 +68,7 @@ pub enum Command {
         /// The build: its id, or PROJECT:NUMBER
         build: String,
     },
-    /// Manage the default build image
+    /// Build or list localbuild's own build images
     #[command(subcommand)]
     Image(ImageCommand),
     /// List or remove saved build caches
@@ -184,8 +184,20 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build (or rebuild) the default image localbuild/standard from its embedded recipe
-    Build,
+    /// Build (or rebuild) an image from its embedded recipe: the default image
+    /// localbuild/standard:1.0 (--slim, the default), or the CodeBuild-like
+    /// localbuild/codebuild-standard:1.0 (--standard) that stands in for aws/codebuild/* images
+    Build {
+        /// localbuild/codebuild-standard:1.0: the runtimes of CodeBuild's standard images from
+        /// Debian's packages (about 10 minutes, 1.9 GB)
+        #[arg(long, conflicts_with = "slim")]
+        standard: bool,
+        /// localbuild/standard:1.0, the default build image (about a minute, 313 MB)
+        #[arg(long)]
+        slim: bool,
+    },
+    /// List localbuild's images: built or not, size, the AWS image names they stand in for
+    Ls,
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,7 +432,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Gc { dry_run } => gc::run(dry_run),
         Command::Attach { build } => attach::run(&build, attach::Mode::Attach),
         Command::Shell { build } => attach::run(&build, attach::Mode::Shell),
-        Command::Image(ImageCommand::Build) => image::build(),
+        Command::Image(ImageCommand::Build { standard, .. }) => image::build(standard),
+        Command::Image(ImageCommand::Ls) => image::ls(),
         Command::Cache(c) => cache::run(&c),
         Command::Builds(c) => builds::run(&c),
         Command::Pipeline(c) => pipeline::run(&c),

@@ -21,5 +21,6 @@ mod hostile;
 mod pipeline;
 mod registry;
 mod run_build;
+mod runtimes;
 mod serve;
 mod util;

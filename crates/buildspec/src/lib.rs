@@ -11,6 +11,7 @@ mod diagnostic;
 pub mod model;
 pub mod plan;
 pub mod raw;
+pub mod runtimes;
 #[cfg(test)]
 mod tests;
 mod validate;

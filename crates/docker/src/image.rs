@@ -1,13 +1,21 @@
-//! The default build image, `localbuild/standard:1.0`.
+//! The images localbuild makes from embedded recipes ([`Recipe`]), and the AWS image names they
+//! stand in for.
 //!
-//! Recipe: `crates/docker/standard/` (Dockerfile, `install-packages.sh`, `sources.list`), embedded
-//! at compile time; see `crates/docker/standard/README.md` for the verified shell equivalent.
+//! * [`SLIM`], the default build image `localbuild/standard:1.0` (`crates/docker/standard/`:
+//!   bash, git, curl, zip, python3, a docker CLI; about a minute offline).
+//! * [`CODEBUILD_STANDARD`], `localbuild/codebuild-standard:1.0`
+//!   (`crates/docker/codebuild-standard/`): the runtimes of CodeBuild's standard images from
+//!   Debian's packages, with its own `/codebuild/image/config/runtimes.yml`. It stands in for
+//!   `aws/codebuild/standard:*` and `aws/codebuild/amazonlinux*` ([`stand_in_for`]), which
+//!   cannot be pulled; a local image of that exact name always wins.
 //!
-//! [`ensure_standard_image`] builds the image only when it is missing. Its base,
-//! `localbuild/debian-base:bookworm`, is made by pulling `debian:bookworm-slim` (bounded by a
-//! short timeout) and retagging it, or — when no registry is reachable — by running
-//! `debootstrap` (needs root and the `debootstrap` package) into a temporary directory and
-//! importing that root filesystem as an image (the API behind `docker import`).
+//! Recipes are embedded at compile time; see each folder's README for the verified shell
+//! equivalent. [`ensure_recipe_image`] builds an image only when it is missing. Its base is made
+//! by pulling `debian:bookworm-slim` (bounded by a short timeout) and retagging it, or — when no
+//! registry is reachable — by running `debootstrap` (needs root and the `debootstrap` package)
+//! into a temporary directory, finishing it with the recipe's `install-packages.sh` in a chroot
+//! (host network, private mount namespace) and importing that root filesystem as an image (the
+//! API behind `docker import`).
 //!
 //! Progress goes to a caller-supplied callback one line at a time; no bollard type appears in
 //! the public API except the `&Docker` handle.
@@ -62,6 +70,112 @@ const DOCKERFILE: &str = include_str!("../standard/Dockerfile");
 const INSTALL_PACKAGES_SH: &str = include_str!("../standard/install-packages.sh");
 const SOURCES_LIST: &str = include_str!("../standard/sources.list");
 
+/// An image localbuild makes itself: a base (debootstrap + the recipe's `install-packages.sh`,
+/// or a pulled `debian:bookworm-slim`) and a Dockerfile on it.
+#[derive(Debug)]
+pub struct Recipe {
+    /// The image made (`repo:tag`).
+    pub image: &'static str,
+    /// Its base, made first when missing (`repo`, `tag`).
+    pub base: (&'static str, &'static str),
+    /// `debootstrap --include` packages (the rest comes from `install-packages.sh`).
+    pub debootstrap_packages: &'static [&'static str],
+    /// `install-packages.sh`: run in the debootstrap chroot and again in the Dockerfile.
+    pub install_script: &'static str,
+    /// The build context: `(name, contents, mode)`, the Dockerfile first.
+    pub context: &'static [(&'static str, &'static str, u32)],
+    /// The `org.localbuild.image` label value.
+    pub label: &'static str,
+    /// What it has, for `localbuild image ls` and the stand-in line.
+    pub summary: &'static str,
+    /// The first build's duration, as measured here, for the progress line.
+    pub build_time: &'static str,
+    /// The AWS image names it stands in for (see [`stand_in_for`]), or `""`.
+    pub stands_in_for: &'static str,
+}
+
+impl Recipe {
+    /// The base image's `repo:tag`.
+    pub fn base_image(&self) -> String {
+        format!("{}:{}", self.base.0, self.base.1)
+    }
+}
+
+/// The default build image: small, made in about a minute.
+pub const SLIM: Recipe = Recipe {
+    image: STANDARD_IMAGE,
+    base: (DEBIAN_BASE_REPO, DEBIAN_BASE_TAG),
+    debootstrap_packages: DEBOOTSTRAP_PACKAGES,
+    install_script: INSTALL_PACKAGES_SH,
+    context: &[
+        ("Dockerfile", DOCKERFILE, 0o644),
+        ("install-packages.sh", INSTALL_PACKAGES_SH, 0o755),
+        ("sources.list", SOURCES_LIST, 0o644),
+    ],
+    label: "standard-1.0",
+    summary: "Debian bookworm: bash, git, curl, zip, python3, docker CLI",
+    build_time: "about a minute",
+    stands_in_for: "",
+};
+
+const CB_INSTALL_PACKAGES_SH: &str = include_str!("../codebuild-standard/install-packages.sh");
+
+/// The CodeBuild-like image with the usual runtimes, from Debian's packages.
+pub const CODEBUILD_STANDARD: Recipe = Recipe {
+    image: "localbuild/codebuild-standard:1.0",
+    base: ("localbuild/codebuild-standard-base", "bookworm"),
+    debootstrap_packages: DEBOOTSTRAP_PACKAGES,
+    install_script: CB_INSTALL_PACKAGES_SH,
+    context: &[
+        (
+            "Dockerfile",
+            include_str!("../codebuild-standard/Dockerfile"),
+            0o644,
+        ),
+        ("install-packages.sh", CB_INSTALL_PACKAGES_SH, 0o755),
+        ("sources.list", SOURCES_LIST, 0o644),
+        (
+            "runtimes.yml",
+            include_str!("../codebuild-standard/runtimes.yml"),
+            0o644,
+        ),
+    ],
+    label: "codebuild-standard-1.0",
+    summary: "Debian bookworm: Python 3.11, Node.js 18, OpenJDK 17 (corretto17), Maven, Gradle, Go 1.19, Ruby 3.1, PHP 8.2, build-essential, docker CLI, runtimes.yml",
+    build_time: "about 10 minutes",
+    stands_in_for: AWS_NAMES,
+};
+
+/// Every recipe, the default first.
+pub const RECIPES: [&Recipe; 2] = [&SLIM, &CODEBUILD_STANDARD];
+
+/// The AWS image names [`CODEBUILD_STANDARD`] stands in for.
+pub const AWS_NAMES: &str = "aws/codebuild/standard:*, aws/codebuild/amazonlinux*";
+
+/// The recipe whose image stands in for `image`, an AWS CodeBuild image name that cannot be
+/// pulled (`aws/codebuild/standard:7.0`, `aws/codebuild/amazonlinux2-x86_64-standard:5.0`).
+pub fn stand_in_for(image: &str) -> Option<&'static Recipe> {
+    let repo = image.split(['@', ':']).next().unwrap_or(image);
+    (repo == "aws/codebuild/standard" || repo.starts_with("aws/codebuild/amazonlinux"))
+        .then_some(&CODEBUILD_STANDARD)
+}
+
+/// The recipe that makes `image` itself, if any.
+pub fn recipe_of(image: &str) -> Option<&'static Recipe> {
+    RECIPES.into_iter().find(|r| r.image == image)
+}
+
+/// The build log's line when `recipe`'s image stands in for `image`.
+pub fn stand_in_line(image: &str, recipe: &Recipe) -> String {
+    format!(
+        "Image {image} is not on this machine and cannot be pulled: the local stand-in {} runs \
+         this build ({}). To use AWS's own image, build it from \
+         github.com/aws/aws-codebuild-docker-images and tag it {image}: a local image of that \
+         name is always used.",
+        recipe.image, recipe.summary
+    )
+}
+
 /// Lines of a failing child process's output kept for the error message.
 const TAIL_LINES: usize = 25;
 
@@ -80,20 +194,24 @@ pub enum ImageError {
     Build { image: String, message: String },
     /// No `debootstrap` on this machine, and no registry to pull the base from.
     #[error(
-        "cannot make {DEBIAN_BASE_IMAGE}: pulling {}:{} failed ({pull_error}) and debootstrap is \
+        "cannot make {base}: pulling {}:{} failed ({pull_error}) and debootstrap is \
          not installed; install it with `apt-get install debootstrap` (or make \
          debian:bookworm-slim available to the Docker daemon)",
         PULL_SOURCE.0, PULL_SOURCE.1
     )]
-    DebootstrapMissing { pull_error: String },
+    DebootstrapMissing { base: String, pull_error: String },
     /// debootstrap needs root.
     #[error(
-        "cannot make {DEBIAN_BASE_IMAGE}: pulling {}:{} failed ({pull_error}) and debootstrap \
+        "cannot make {base}: pulling {}:{} failed ({pull_error}) and debootstrap \
          must run as root (uid 0, this is uid {uid}); run localbuild once as root (with \
          debootstrap installed: `apt-get install debootstrap`) to create the image",
         PULL_SOURCE.0, PULL_SOURCE.1
     )]
-    NotRoot { pull_error: String, uid: u32 },
+    NotRoot {
+        base: String,
+        pull_error: String,
+        uid: u32,
+    },
     /// A child process (debootstrap, chroot, tar) failed.
     #[error("`{command}` failed ({status}); last output:\n{tail}")]
     Command {
@@ -131,11 +249,23 @@ pub async fn ensure_standard_image(
     client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
-    if exists(client, STANDARD_IMAGE).await? {
+    ensure_recipe_image(client, &SLIM, progress).await
+}
+
+/// Make sure `recipe`'s image exists, building it (and its base) if it does not.
+pub async fn ensure_recipe_image(
+    client: &super::Docker,
+    recipe: &Recipe,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), ImageError> {
+    if exists(client, recipe.image).await? {
         return Ok(());
     }
-    progress(&format!("{STANDARD_IMAGE} not found; building it"));
-    build_standard_image(client, progress).await
+    progress(&format!(
+        "{} not found; building it ({} the first time)",
+        recipe.image, recipe.build_time
+    ));
+    build_recipe_image(client, recipe, progress).await
 }
 
 /// Build [`STANDARD_IMAGE`] from the embedded recipe, making [`DEBIAN_BASE_IMAGE`] first if
@@ -144,15 +274,26 @@ pub async fn build_standard_image(
     client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
+    build_recipe_image(client, &SLIM, progress).await
+}
+
+/// Build `recipe`'s image, making its base first if it is missing. Rebuilds even if the
+/// image exists.
+pub async fn build_recipe_image(
+    client: &super::Docker,
+    recipe: &Recipe,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), ImageError> {
     let docker = client.api();
-    ensure_debian_base(client, progress).await?;
-    progress(&format!("building {STANDARD_IMAGE}"));
-    let context = standard_build_context()
-        .map_err(|e| ImageError::io("creating the build context tar", e))?;
-    let labels = HashMap::from([("org.localbuild.image", "standard-1.0")]);
+    let image = recipe.image;
+    ensure_base(client, recipe, progress).await?;
+    progress(&format!("building {image}"));
+    let context =
+        build_context(recipe).map_err(|e| ImageError::io("creating the build context tar", e))?;
+    let labels = HashMap::from([("org.localbuild.image", recipe.label)]);
     let opts = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
-        .t(STANDARD_IMAGE)
+        .t(image)
         .rm(true)
         .forcerm(true)
         .labels(&labels)
@@ -173,21 +314,21 @@ pub async fn build_standard_image(
             Err(DockerError::DockerStreamError { error }) => {
                 lines.finish(&mut *progress);
                 return Err(ImageError::Build {
-                    image: STANDARD_IMAGE.into(),
+                    image: image.into(),
                     message: error,
                 });
             }
-            Err(e) => return Err(ImageError::docker(format!("building {STANDARD_IMAGE}"), e)),
+            Err(e) => return Err(ImageError::docker(format!("building {image}"), e)),
         }
     }
     lines.finish(&mut *progress);
-    if !exists(client, STANDARD_IMAGE).await? {
+    if !exists(client, image).await? {
         return Err(ImageError::Build {
-            image: STANDARD_IMAGE.into(),
+            image: image.into(),
             message: "the build finished but the image is not there".into(),
         });
     }
-    progress(&format!("built {STANDARD_IMAGE}"));
+    progress(&format!("built {image}"));
     Ok(())
 }
 
@@ -196,28 +337,36 @@ pub async fn ensure_debian_base(
     client: &super::Docker,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
+    ensure_base(client, &SLIM, progress).await
+}
+
+/// Make sure `recipe`'s base exists: pull and retag, or debootstrap and import.
+async fn ensure_base(
+    client: &super::Docker,
+    recipe: &Recipe,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), ImageError> {
     let docker = client.api();
-    if exists(client, DEBIAN_BASE_IMAGE).await? {
+    let base = recipe.base_image();
+    if base_is_current(client, recipe).await? {
         return Ok(());
     }
     let (repo, tag) = PULL_SOURCE;
-    progress(&format!(
-        "{DEBIAN_BASE_IMAGE} not found; trying to pull {repo}:{tag}"
-    ));
+    progress(&format!("{base} not found; trying to pull {repo}:{tag}"));
     let mut quiet = |_: &str| {};
     let source = format!("{repo}:{tag}");
     let pulled = client.pull(&source, &mut quiet);
     let pull_error = match tokio::time::timeout(PULL_TIMEOUT, pulled).await {
         Ok(Ok(())) => {
             let opts = TagImageOptionsBuilder::default()
-                .repo(DEBIAN_BASE_REPO)
-                .tag(DEBIAN_BASE_TAG)
+                .repo(recipe.base.0)
+                .tag(recipe.base.1)
                 .build();
             docker
                 .tag_image(&format!("{repo}:{tag}"), Some(opts))
                 .await
                 .map_err(|e| ImageError::docker(format!("tagging {repo}:{tag}"), e))?;
-            progress(&format!("tagged {repo}:{tag} as {DEBIAN_BASE_IMAGE}"));
+            progress(&format!("tagged {repo}:{tag} as {base}"));
             return Ok(());
         }
         Ok(Err(super::DockerError::ImageUnavailable { reason, .. })) => reason,
@@ -227,7 +376,80 @@ pub async fn ensure_debian_base(
     progress(&format!(
         "pull failed ({pull_error}); making the base image with debootstrap"
     ));
-    debootstrap_base(docker, pull_error, progress).await
+    debootstrap_base(docker, recipe, pull_error, progress).await
+}
+
+/// A local image, for `localbuild image ls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    /// `repo:tag`.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// The local images named `reference` (Docker's `reference` filter: `aws/codebuild/*`, or one
+/// exact `repo:tag`), sorted by name.
+pub async fn local_images(
+    client: &super::Docker,
+    reference: &str,
+) -> Result<Vec<LocalImage>, ImageError> {
+    let filters = HashMap::from([("reference", vec![reference])]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let list = client
+        .api()
+        .list_images(Some(opts))
+        .await
+        .map_err(|e| ImageError::docker(format!("listing images {reference}"), e))?;
+    let mut out: Vec<LocalImage> = list
+        .into_iter()
+        .flat_map(|i| {
+            let size = i.size.max(0) as u64;
+            i.repo_tags
+                .into_iter()
+                .map(move |name| LocalImage { name, size })
+        })
+        .filter(|i| i.name != "<none>:<none>")
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The recipe's fingerprint, kept in the imported base's comment: a base made from another
+/// version of the recipe is made again (a Dockerfile on it cannot install packages offline).
+pub fn recipe_hash(recipe: &Recipe) -> String {
+    // FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = recipe
+        .debootstrap_packages
+        .iter()
+        .copied()
+        .chain([recipe.install_script]);
+    for b in parts.flat_map(|p| p.bytes().chain([0])) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The base exists and was made from this recipe (a pulled base, or one made before
+/// fingerprints, counts as current).
+async fn base_is_current(client: &super::Docker, recipe: &Recipe) -> Result<bool, ImageError> {
+    let base = recipe.base_image();
+    match client.api().inspect_image(&base).await {
+        Ok(inspect) => {
+            let comment = inspect.comment.unwrap_or_default();
+            let stale = comment.contains("; recipe ")
+                && !comment.ends_with(&format!("; recipe {}", recipe_hash(recipe)));
+            Ok(!stale)
+        }
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(ImageError::docker(format!("inspecting {base}"), e)),
+    }
 }
 
 /// [`super::Docker::image_exists`], with this module's error.
@@ -242,13 +464,9 @@ async fn exists(client: &super::Docker, image: &str) -> Result<bool, ImageError>
 }
 
 /// The Dockerfile and the files beside it, as an in-memory tar.
-fn standard_build_context() -> io::Result<Vec<u8>> {
+fn build_context(recipe: &Recipe) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, data, mode) in [
-        ("Dockerfile", DOCKERFILE, 0o644),
-        ("install-packages.sh", INSTALL_PACKAGES_SH, 0o755),
-        ("sources.list", SOURCES_LIST, 0o644),
-    ] {
+    for &(name, data, mode) in recipe.context {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(mode);
@@ -262,15 +480,20 @@ fn standard_build_context() -> io::Result<Vec<u8>> {
 /// `debootstrap` into a temporary directory, finish it in a chroot, import it as an image.
 async fn debootstrap_base(
     docker: &Docker,
+    recipe: &Recipe,
     pull_error: String,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
     let Some(debootstrap) = find_program("debootstrap") else {
-        return Err(ImageError::DebootstrapMissing { pull_error });
+        return Err(ImageError::DebootstrapMissing {
+            base: recipe.base_image(),
+            pull_error,
+        });
     };
     let uid = effective_uid();
     if uid != Some(0) {
         return Err(ImageError::NotRoot {
+            base: recipe.base_image(),
             pull_error,
             uid: uid.unwrap_or(u32::MAX),
         });
@@ -293,30 +516,45 @@ async fn debootstrap_base(
     ));
     let mut cmd = Command::new(&debootstrap);
     cmd.arg("--variant=minbase")
-        .arg(format!("--include={}", DEBOOTSTRAP_PACKAGES.join(",")))
+        .arg(format!(
+            "--include={}",
+            recipe.debootstrap_packages.join(",")
+        ))
         .arg(DEBIAN_SUITE)
         .arg(&rootfs)
         .arg(&mirror);
     run_logged(cmd, "debootstrap", progress).await?;
 
-    // The docker CLI (only /usr/bin/docker out of docker.io) and apt cleanup, using the host's
-    // network through the chroot; the Dockerfile then needs none.
-    progress("installing the docker CLI into the root filesystem (chroot)");
+    // The rest of the packages, the docker CLI (only /usr/bin/docker out of docker.io) and apt
+    // cleanup, using the host's network through the chroot; the Dockerfile then needs none.
+    // A private mount namespace: the /proc the script may mount vanishes with it.
+    progress("installing packages and the docker CLI into the root filesystem (chroot)");
     let script = rootfs.join("tmp/localbuild-install-packages.sh");
-    tokio::fs::write(&script, INSTALL_PACKAGES_SH)
+    tokio::fs::write(&script, recipe.install_script)
         .await
         .map_err(|e| ImageError::io(format!("writing {}", script.display()), e))?;
-    let mut cmd = Command::new(find_program("chroot").unwrap_or_else(|| "chroot".into()));
+    let chroot = find_program("chroot").unwrap_or_else(|| "chroot".into());
+    let mut cmd = match find_program("unshare") {
+        Some(unshare) => {
+            let mut c = Command::new(unshare);
+            c.args(["--mount", "--fork"]).arg(chroot);
+            c
+        }
+        None => Command::new(chroot),
+    };
     cmd.arg(&rootfs)
         .args(["/bin/sh", "/tmp/localbuild-install-packages.sh"]);
     run_logged(cmd, "chroot install-packages.sh", progress).await?;
 
+    let base = recipe.base_image();
+    progress(&format!("importing the root filesystem as {base}"));
+    let comment = format!(
+        "localbuild: debootstrap --variant=minbase {DEBIAN_SUITE}; recipe {}",
+        recipe_hash(recipe)
+    );
+    import_rootfs(docker, &rootfs, recipe.base, &comment).await?;
     progress(&format!(
-        "importing the root filesystem as {DEBIAN_BASE_IMAGE}"
-    ));
-    import_rootfs(docker, &rootfs).await?;
-    progress(&format!(
-        "imported {DEBIAN_BASE_IMAGE}; removing the temporary root filesystem"
+        "imported {base}; removing the temporary root filesystem"
     ));
     // Removing ~15k files takes a while: keep it off the async worker threads.
     let _ = tokio::task::spawn_blocking(move || drop(tmp)).await;
@@ -327,7 +565,12 @@ async fn debootstrap_base(
 ///
 /// The system tar keeps hard links, device nodes and ownership exactly; bollard's
 /// `import_image` is `docker load` (an image archive), not this.
-async fn import_rootfs(docker: &Docker, rootfs: &Path) -> Result<(), ImageError> {
+async fn import_rootfs(
+    docker: &Docker,
+    rootfs: &Path,
+    (repo, tag): (&str, &str),
+    comment: &str,
+) -> Result<(), ImageError> {
     let mut child = Command::new("tar")
         .arg("--numeric-owner")
         .arg("-C")
@@ -352,19 +595,16 @@ async fn import_rootfs(docker: &Docker, rootfs: &Path) -> Result<(), ImageError>
 
     let opts = CreateImageOptionsBuilder::default()
         .from_src("-")
-        .repo(DEBIAN_BASE_REPO)
-        .tag(DEBIAN_BASE_TAG)
-        .message("localbuild: debootstrap --variant=minbase bookworm")
+        .repo(repo)
+        .tag(tag)
+        .message(comment)
         .build();
     let body = body_try_stream(ReaderStream::new(stdout));
     let mut stream = docker.create_image(Some(opts), Some(body), None);
     let mut api_result = Ok(());
     while let Some(item) = stream.next().await {
         if let Err(e) = item {
-            api_result = Err(ImageError::docker(
-                format!("importing {DEBIAN_BASE_IMAGE}"),
-                e,
-            ));
+            api_result = Err(ImageError::docker(format!("importing {repo}:{tag}"), e));
             break;
         }
     }
@@ -494,7 +734,7 @@ mod tests {
 
     #[test]
     fn build_context_has_the_recipe() {
-        let tar = standard_build_context().unwrap();
+        let tar = build_context(&SLIM).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
         let names: Vec<String> = archive
             .entries()
@@ -513,6 +753,83 @@ mod tests {
             .and_then(|l| l.strip_suffix('"'))
             .expect("PACKAGES= line");
         assert_eq!(line.split(' ').collect::<Vec<_>>(), DEBOOTSTRAP_PACKAGES);
+    }
+
+    #[test]
+    fn aws_codebuild_image_names_have_the_codebuild_standard_stand_in() {
+        for name in [
+            "aws/codebuild/standard:7.0",
+            "aws/codebuild/standard:5.0",
+            "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+            "aws/codebuild/amazonlinux-x86_64-standard:5.0",
+            "aws/codebuild/amazonlinux2-aarch64-standard:3.0",
+        ] {
+            let r = stand_in_for(name).unwrap_or_else(|| panic!("{name} has no stand-in"));
+            assert_eq!(r.image, "localbuild/codebuild-standard:1.0");
+        }
+        for name in [
+            "localbuild/standard:1.0",
+            "public.ecr.aws/codebuild/local-builds:latest",
+            "aws/codebuild/standardx:1.0",
+            "python:3.11",
+            "myaws/codebuild/standard:7.0",
+        ] {
+            assert!(stand_in_for(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_stand_in_line_names_both_images_and_how_to_use_the_real_one() {
+        let line = stand_in_line("aws/codebuild/standard:7.0", &CODEBUILD_STANDARD);
+        assert!(line.contains("aws/codebuild/standard:7.0"), "{line}");
+        assert!(line.contains("localbuild/codebuild-standard:1.0"), "{line}");
+        assert!(line.contains("aws-codebuild-docker-images"), "{line}");
+        assert!(!line.contains("  "), "{line}");
+    }
+
+    /// The standard recipe's runtimes.yml is in AWS's format, uses CodeBuild's runtime names,
+    /// and lists exactly the versions its Dockerfile checks are installed.
+    #[test]
+    fn the_standard_runtimes_yml_lists_exactly_the_checked_versions() {
+        use localbuild_engine::buildspec::runtimes::RuntimesFile;
+        let text = CODEBUILD_STANDARD
+            .context
+            .iter()
+            .find(|(n, ..)| *n == "runtimes.yml")
+            .map(|(_, t, _)| *t)
+            .unwrap();
+        let file = RuntimesFile::parse(text).unwrap();
+        let got: Vec<(String, Vec<String>)> = file
+            .runtimes
+            .iter()
+            .map(|r| (r.name.clone(), r.version_names()))
+            .collect();
+        let want = [
+            (
+                "java",
+                "corretto17",
+                "java -version 2>&1 | grep -q 'version \"17\\.",
+            ),
+            (
+                "python",
+                "3.11",
+                "python3 --version | grep -q '^Python 3\\.11\\.'",
+            ),
+            ("nodejs", "18", "node --version | grep -q '^v18\\.'"),
+            ("golang", "1.19", "go version | grep -q ' go1\\.19'"),
+            ("ruby", "3.1", "ruby --version | grep -q '^ruby 3\\.1\\.'"),
+            ("php", "8.2", "php --version | grep -q '^PHP 8\\.2\\.'"),
+        ];
+        let expected: Vec<(String, Vec<String>)> = want
+            .iter()
+            .map(|(r, v, _)| ((*r).to_owned(), vec![(*v).to_owned()]))
+            .collect();
+        assert_eq!(got, expected);
+        let dockerfile = CODEBUILD_STANDARD.context[0].1;
+        for (_, _, check) in want {
+            assert!(dockerfile.contains(check), "the Dockerfile lacks {check}");
+        }
+        assert!(dockerfile.contains("COPY runtimes.yml /codebuild/image/config/runtimes.yml"));
     }
 
     #[test]

@@ -24,14 +24,13 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
-use localbuild_engine::DEFAULT_IMAGE;
 use localbuild_engine::runtime::Runtime;
 use std::collections::HashMap;
 use std::time::Duration;
 
 pub use localbuild_engine::runtime::{
     BUILD_LABEL, Chunk, ContainerSpec, Removed, RuntimeError as DockerError, SERVICE_LABEL,
-    ServiceContainer, Session, TarStream,
+    ServiceContainer, Session, StandIn, TarStream,
 };
 
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
@@ -664,22 +663,36 @@ impl Docker {
 
 #[async_trait::async_trait]
 impl Runtime for Docker {
-    /// The default image is made from its recipe ([`image`]); any other image is pulled.
+    /// localbuild's own images are made from their recipes ([`image`]); an AWS CodeBuild
+    /// image name that is not present locally gets its stand-in ([`image::stand_in_for`]);
+    /// any other image is pulled.
     async fn ensure_image(
         &self,
         image: &str,
         progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
-    ) -> Result<(), DockerError> {
-        if image == DEFAULT_IMAGE {
-            image::ensure_standard_image(self, progress)
+    ) -> Result<Option<StandIn>, DockerError> {
+        let unavailable = |e: image::ImageError| DockerError::ImageUnavailable {
+            image: image.to_owned(),
+            reason: e.to_string(),
+        };
+        if let Some(recipe) = image::recipe_of(image) {
+            image::ensure_recipe_image(self, recipe, progress)
                 .await
-                .map_err(|e| DockerError::ImageUnavailable {
-                    image: image.to_owned(),
-                    reason: e.to_string(),
-                })
-        } else {
-            self.ensure_pulled(image, progress).await
+                .map_err(unavailable)?;
+            return Ok(None);
         }
+        if let Some(recipe) = image::stand_in_for(image)
+            && !self.image_exists(image).await?
+        {
+            image::ensure_recipe_image(self, recipe, progress)
+                .await
+                .map_err(unavailable)?;
+            return Ok(Some(StandIn {
+                image: recipe.image.to_owned(),
+                note: image::stand_in_line(image, recipe),
+            }));
+        }
+        self.ensure_pulled(image, progress).await.map(|()| None)
     }
     async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, DockerError> {
         Docker::image_entrypoint(self, image).await

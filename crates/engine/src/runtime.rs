@@ -118,6 +118,16 @@ impl Layout {
     }
 }
 
+/// An image that runs a build in place of the one asked for (its name stays the build's
+/// `CODEBUILD_BUILD_IMAGE` and the record's image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandIn {
+    /// The image the container is made from.
+    pub image: String,
+    /// The build log's line saying which image stands in for which, and how to use the real one.
+    pub note: String,
+}
+
 /// The label of the containers a pipeline's ECS deploy action runs: `<cluster>/<service>`.
 pub const SERVICE_LABEL: &str = "localbuild.ecs-service";
 
@@ -138,12 +148,14 @@ pub trait Runtime: Send + Sync + 'static {
     }
 
     /// Make sure `image` is present: pull it (one tag), or make it when the runtime knows its
-    /// recipe (the default image). `progress` receives one-line progress messages.
+    /// recipe (the default image). `Some` when another image runs the build instead (a local
+    /// stand-in for an image that cannot be pulled, such as AWS's CodeBuild images).
+    /// `progress` receives one-line progress messages.
     async fn ensure_image(
         &self,
         image: &str,
         progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
-    ) -> Result<(), RuntimeError>;
+    ) -> Result<Option<StandIn>, RuntimeError>;
 
     /// The image's entrypoint, if it has one.
     async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, RuntimeError>;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use localbuild_engine::record::{Build, PhaseType, Status};
 use localbuild_engine::runtime::{
-    Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, TarStream,
+    Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, StandIn, TarStream,
 };
 use localbuild_engine::store::{Place, Store, StoreError};
 use localbuild_engine::{BuildRequest, Debug, Engine, Event, Outcome, Pause, Source};
@@ -123,9 +123,9 @@ impl Runtime for LocalRuntime {
         &self,
         image: &str,
         _progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<StandIn>, RuntimeError> {
         match image {
-            "local" => Ok(()),
+            "local" => Ok(None),
             _ => Err(RuntimeError::ImageUnavailable {
                 image: image.to_owned(),
                 reason: "no such local image".to_owned(),

@@ -17,6 +17,10 @@ impl Run {
     ) -> Result<Buildspec, PhaseError> {
         let version = env!("CARGO_PKG_VERSION");
         self.agent(&format!("Running on localbuild {version}"));
+        if let Some(s) = &self.stand_in {
+            let note = s.note.clone();
+            self.agent(&note);
+        }
         self.agent("Waiting for agent ping");
         self.agent("Waiting for DOWNLOAD_SOURCE");
         self.agent("Phase is DOWNLOAD_SOURCE");
@@ -45,16 +49,7 @@ impl Run {
                 "git-credential-helper: not needed locally (the source is already here); skipping",
             );
         }
-        let runtimes = spec
-            .phases
-            .install
-            .as_ref()
-            .is_some_and(|p| !p.runtime_versions.is_empty());
-        if runtimes {
-            self.agent("Skipping install of runtimes. Runtime version selection is not supported by this build image");
-        } else {
-            self.agent("No runtime version selected in buildspec.");
-        }
+        let runtimes = self.select_runtimes(&spec).await?;
 
         // Like a project's environment variables: the overrides, by name only (values given
         // on a command line are often credentials; the record never holds them).
@@ -112,6 +107,7 @@ impl Run {
                 )));
             }
         }
+        self.install_runtimes(&spec, &runtimes).await?;
         self.agent(&format!("Moving to directory {src_dir}"));
         self.restore_cache(&spec).await?;
         self.agent("Registering with agent");

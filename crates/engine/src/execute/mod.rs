@@ -1,6 +1,6 @@
 //! Carries out one build: the async half of the lifecycle. [`crate::lifecycle`] decides what
 //! comes next; this module does it: PROVISIONING ([`provision`]), DOWNLOAD_SOURCE
-//! ([`download`]), the buildspec phases ([`commands`]), UPLOAD_ARTIFACTS and the cache
+//! ([`download`], [`runtimes`]), the buildspec phases ([`commands`]), UPLOAD_ARTIFACTS and the cache
 //! ([`outputs`]), FINALIZING. It reaches containers only through [`crate::runtime::Runtime`],
 //! reports only through the build's [`Hub`], and keeps the record through the [`Store`].
 //!
@@ -12,6 +12,7 @@ mod commands;
 mod download;
 mod outputs;
 mod provision;
+mod runtimes;
 
 use crate::buildspec::{self, Buildspec, PhaseName};
 use crate::event::Event;
@@ -209,6 +210,8 @@ pub(crate) struct Run {
     build: Build,
     build_id: String,
     layout: Layout,
+    /// The local image that runs the build in place of `req.image`, if one does.
+    stand_in: Option<crate::runtime::StandIn>,
     container: Option<String>,
     /// One driver per `run-as` user (`None` = the image's default user, root).
     /// (In a `Mutex` only so that `Run` is `Sync`; a driver is used by one command at a time.)
@@ -283,6 +286,7 @@ impl Run {
             last_exit: 0,
             driver_env: vec![],
             provisioned: false,
+            stand_in: None,
             main_driver: false,
             shell: "/bin/sh".to_owned(),
             leftovers: false,

@@ -1,5 +1,6 @@
-//! PROVISIONING: the image, then the build container with the command shell as its main
-//! process (or the image's own entrypoint, for images that start their own Docker daemon).
+//! PROVISIONING: the image (or the local stand-in the runtime names for it), then the build
+//! container with the command shell as its main process (or the image's own entrypoint, for
+//! images that start their own Docker daemon).
 
 use super::*;
 use crate::runtime::{ContainerSpec, RuntimeError};
@@ -19,12 +20,19 @@ impl Run {
         };
         tracing::debug!("provisioning: image");
         let result = self.guard(ensure).await.map_err(PhaseError::Interrupted)?;
-        if let Err(e) = result {
-            return Err(PhaseError::Fault(PhaseContext::new(
-                "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE",
-                format!("Unable to pull customer's container image. {e}"),
-            )));
+        match result {
+            Ok(stand_in) => self.stand_in = stand_in,
+            Err(e) => {
+                return Err(PhaseError::Fault(PhaseContext::new(
+                    "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE",
+                    format!("Unable to pull customer's container image. {e}"),
+                )));
+            }
         }
+        let image = match &self.stand_in {
+            Some(s) => s.image.clone(),
+            None => self.req.image.clone(),
+        };
 
         let mut binds = vec![];
         if self.req.bind_mount {
@@ -39,7 +47,7 @@ impl Run {
         if self.req.privileged {
             let entrypoint = self
                 .runtime
-                .image_entrypoint(&self.req.image)
+                .image_entrypoint(&image)
                 .await
                 .unwrap_or_default();
             keep_entrypoint = entrypoint
@@ -52,7 +60,7 @@ impl Run {
                 sanitize(&self.req.project),
                 &self.build.logs.stream_name[..8]
             ),
-            image: self.req.image.clone(),
+            image,
             build_id: self.build_id.clone(),
             env: vec!["HOME=/root".to_owned()],
             binds,
