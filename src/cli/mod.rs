@@ -3,6 +3,7 @@
 //! Each subcommand module renders the library's typed results and returns the exit code, from
 //! [`exit`], the one place that maps outcomes to exit codes.
 
+mod api;
 mod attach;
 mod batch;
 mod builds;
@@ -77,7 +78,8 @@ pub enum Command {
     /// The build history: list builds, show one, print or follow its log
     #[command(subcommand)]
     Builds(BuildsCommand),
-    /// Pipelines kept by `serve`: list them, a pipeline's stages and actions, its executions
+    /// Pipelines kept by `serve`: create, update, start and approve them (through a running
+    /// `serve`); list them, a pipeline's stages and actions, its executions (from the store)
     #[command(subcommand)]
     Pipeline(PipelineCommand),
     /// Serve a local CodeBuild and CloudWatch Logs API for the aws CLI and SDKs
@@ -118,6 +120,50 @@ pub enum PipelineCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a pipeline from a definition file, as `aws codepipeline create-pipeline` takes it
+    /// (`{"pipeline": {…}}` or the declaration alone); its first execution starts at once
+    Create {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Replace a pipeline's declaration from a definition file (its version goes up by one)
+    Update {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Start an execution of a pipeline (release the latest change)
+    Start {
+        name: String,
+        /// A V2 pipeline variable for this execution, NAME=VALUE (repeatable)
+        #[arg(long = "variable", value_name = "NAME=VALUE")]
+        variables: Vec<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Approve (or with --reject, reject) a manual approval action that is waiting
+    Approve {
+        name: String,
+        stage: String,
+        action: String,
+        /// Reject instead of approve
+        #[arg(long)]
+        reject: bool,
+        /// The reviewer's summary
+        #[arg(long, default_value = "")]
+        summary: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+/// The running `serve` a command talks to.
+#[derive(Debug, clap::Args)]
+pub struct ServerArg {
+    /// localbuild serve's address (default: AWS_ENDPOINT_URL, else http://127.0.0.1:4599)
+    #[arg(long = "endpoint-url", env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

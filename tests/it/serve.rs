@@ -16,7 +16,7 @@ pub(crate) struct Serve {
     pub(crate) addr: String,
     pub(crate) home: tempfile::TempDir,
     /// (access key, secret) the aws CLI signs with.
-    keys: (String, String),
+    pub(crate) keys: (String, String),
 }
 
 impl Serve {

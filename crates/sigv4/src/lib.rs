@@ -1,4 +1,4 @@
-//! Verification of AWS Signature Version 4 (`AWS4-HMAC-SHA256` in the
+//! Verification (and, for localbuild's own CLI, signing) of AWS Signature Version 4 (`AWS4-HMAC-SHA256` in the
 //! `Authorization` header) on requests received by localbuild's emulated AWS
 //! JSON 1.1 APIs (CodeBuild, CloudWatch Logs, CodePipeline), as sent by the
 //! `aws` CLI and boto3/botocore.
@@ -347,21 +347,9 @@ pub fn verify(req: &Request, creds: &Credentials, now: SystemTime) -> Result<Ver
         return Err(AuthError::SignatureDoesNotMatch);
     }
 
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{}\n{}/{}/{}/aws4_request\n{}",
-        auth.amz_date,
-        auth.date,
-        auth.region,
-        auth.service,
-        hex::encode(Sha256::digest(canonical_request(req, &auth)))
-    );
-    let mut key = format!("AWS4{secret}").into_bytes();
-    for part in [&auth.date, &auth.region, &auth.service, "aws4_request"] {
-        key = mac(&key, part.as_bytes()).finalize().into_bytes().to_vec();
-    }
     let provided = hex::decode(&auth.signature).map_err(|_| AuthError::SignatureDoesNotMatch)?;
     // `verify_slice` compares in constant time.
-    mac(&key, string_to_sign.as_bytes())
+    signature_mac(req, &auth, secret)
         .verify_slice(&provided)
         .map_err(|_| AuthError::SignatureDoesNotMatch)?;
     Ok(Verified {
@@ -369,6 +357,64 @@ pub fn verify(req: &Request, creds: &Credentials, now: SystemTime) -> Result<Ver
         region: auth.region,
         service: auth.service,
     })
+}
+
+/// The HMAC whose output is the signature of `req` per `auth` with `secret`.
+fn signature_mac(req: &Request, auth: &Authorization, secret: &str) -> Hmac<Sha256> {
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{}\n{}/{}/{}/aws4_request\n{}",
+        auth.amz_date,
+        auth.date,
+        auth.region,
+        auth.service,
+        hex::encode(Sha256::digest(canonical_request(req, auth)))
+    );
+    let mut key = format!("AWS4{secret}").into_bytes();
+    for part in [&auth.date, &auth.region, &auth.service, "aws4_request"] {
+        key = mac(&key, part.as_bytes()).finalize().into_bytes().to_vec();
+    }
+    mac(&key, string_to_sign.as_bytes())
+}
+
+/// `X-Amz-Date`'s value for `at` (`YYYYMMDDTHHMMSSZ`), for a client that signs.
+pub fn amz_date(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    format_amz_date(secs)
+}
+
+/// The `Authorization` header's value that signs `req` with one key pair, as botocore
+/// computes it: every header of `req` is signed, so it must already hold `Host` and
+/// `X-Amz-Date` (see [`amz_date`]). Used by localbuild's own CLI when it calls `serve`.
+pub fn sign(req: &Request, key: (&str, &str), region: &str, service: &str) -> String {
+    let (access_key_id, secret) = key;
+    let amz_date = header(req.headers, "x-amz-date")
+        .unwrap_or_default()
+        .to_string();
+    let mut signed_headers: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    signed_headers.sort();
+    signed_headers.dedup();
+    let auth = Authorization {
+        access_key_id: access_key_id.to_string(),
+        date: amz_date.get(..8).unwrap_or_default().to_string(),
+        region: region.to_string(),
+        service: service.to_string(),
+        terminator: "aws4_request".into(),
+        signed_headers,
+        signature: String::new(),
+        amz_date,
+    };
+    let signature = hex::encode(signature_mac(req, &auth, secret).finalize().into_bytes());
+    format!(
+        "{ALGORITHM} Credential={access_key_id}/{}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={signature}",
+        auth.date,
+        auth.signed_headers.join(";")
+    )
 }
 
 /// The SigV4 canonical request for `req` as signed per `auth` (useful to log

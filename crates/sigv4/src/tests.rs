@@ -390,3 +390,43 @@ fn credentials_errors_name_the_line() {
         3
     );
 }
+
+// ---- signing, as localbuild's CLI does when it calls serve ----
+
+#[test]
+fn sign_gives_the_suite_signature() {
+    let raw = Raw::new(&format!(
+        "GET / HTTP/1.1\nHost: example.amazonaws.com\nX-Amz-Date: {SUITE_DATE}"
+    ));
+    let key = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+    assert_eq!(
+        sign(&raw.req(), key, "us-east-1", "service"),
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+         SignedHeaders=host;x-amz-date, \
+         Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    );
+}
+
+#[test]
+fn a_signed_request_verifies_and_a_changed_one_does_not() {
+    let now = UNIX_EPOCH + Duration::from_secs(1_764_547_200);
+    let date = amz_date(now);
+    assert_eq!(date, "20251201T000000Z");
+    let mut raw = Raw::new(&format!(
+        "POST / HTTP/1.1\nHost: 127.0.0.1:4566\nX-Amz-Date: {date}\n\
+         X-Amz-Target: CodePipeline_20150709.StartPipelineExecution\n\
+         Content-Type: application/x-amz-json-1.1\n\n{{\"name\":\"app\"}}"
+    ));
+    let auth = sign(&raw.req(), ("AKID", "secret"), "us-east-1", "codepipeline");
+    raw.headers.push(("Authorization".into(), auth));
+    let creds = "[default]\naws_access_key_id = AKID\naws_secret_access_key = secret\n";
+    assert_eq!(
+        raw.verify(creds, &date),
+        Ok(verified("AKID", "us-east-1", "codepipeline"))
+    );
+    raw.body = b"{\"name\":\"other\"}".to_vec();
+    assert_eq!(
+        raw.verify(creds, &date),
+        Err(AuthError::SignatureDoesNotMatch)
+    );
+}

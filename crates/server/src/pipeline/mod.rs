@@ -674,6 +674,73 @@ fn normalise(raw: &Value, version: i64) -> Result<(Value, Declaration), ApiError
     Ok((value, decl))
 }
 
+/// A pipeline definition that is not valid: where in its file (for JSON and type errors, 1-based
+/// line and column) and the error CreatePipeline would answer with.
+#[derive(Debug)]
+pub struct DefinitionError {
+    pub at: Option<(usize, usize)>,
+    pub error: ApiError,
+}
+
+/// A pipeline definition file as `aws codepipeline create-pipeline` takes it — the
+/// `--cli-input-json` form `{"pipeline": {…}, "tags": […]}` or the `--pipeline` form (the
+/// declaration alone) — checked as CreatePipeline checks it, without a server. The result is
+/// the request body for CreatePipeline / UpdatePipeline.
+pub fn read_definition(text: &str) -> Result<Value, DefinitionError> {
+    let at = |e: &serde_json::Error| Some((e.line(), e.column()));
+    let value: Value = serde_json::from_str(text).map_err(|e| DefinitionError {
+        at: at(&e),
+        error: ApiError::Serialization(format!("not valid JSON: {}", strip_position(&e))),
+    })?;
+    let wrapped = value.get("pipeline").is_some();
+    // Typed once more from the text itself, so a wrong type is reported where it is.
+    let typed = |text: &str| -> Result<(), DefinitionError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let result = if wrapped {
+            #[derive(Deserialize)]
+            #[allow(dead_code)]
+            struct Wrapper {
+                pipeline: Declaration,
+            }
+            serde_path_to_error::deserialize::<_, Wrapper>(de).map(drop)
+        } else {
+            serde_path_to_error::deserialize::<_, Declaration>(de).map(drop)
+        };
+        result.map_err(|e| {
+            let path = e.path().to_string();
+            let path = if wrapped {
+                path
+            } else {
+                format!("pipeline.{path}")
+            };
+            DefinitionError {
+                at: at(e.inner()),
+                error: ApiError::Serialization(format!(
+                    "Invalid value for field '{path}': {}",
+                    strip_position(e.inner())
+                )),
+            }
+        })
+    };
+    typed(text)?;
+    let body = if wrapped {
+        value
+    } else {
+        json!({ "pipeline": value })
+    };
+    normalise(&body["pipeline"], 1).map_err(|error| DefinitionError { at: None, error })?;
+    Ok(body)
+}
+
+/// serde_json's message without its " at line L column C" (the caller shows the position).
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 fn save(state: &AppState, name: &str, stored: &Stored) -> Result<(), ApiError> {
     let db = state.history.db();
     let version = stored.pipeline["version"].as_i64().unwrap_or(1);
@@ -1535,5 +1602,54 @@ mod tests {
         assert!(!p.admits("src/app/README.md"));
         assert!(!p.admits("docs/x.rs"));
         assert!(Patterns::default().admits("anything"));
+    }
+
+    const SOURCE: &str = r#"{"name": "Source", "actionTypeId": {"category": "Source", "owner": "AWS",
+        "provider": "CodeCommit", "version": "1"}, "configuration": {"RepositoryName": "app",
+        "BranchName": "main"}, "outputArtifacts": [{"name": "Src"}]}"#;
+
+    fn definition(stages: &str) -> String {
+        format!(
+            r#"{{"name": "app", "roleArn": "arn:aws:iam::000000000000:role/p",
+  "artifactStore": {{"type": "S3", "location": "bucket"}},
+  "stages": [{stages}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_definition_file_is_read_in_either_form() {
+        let bare = definition(&format!(
+            r#"{{"name": "Source", "actions": [{SOURCE}]}}, {{"name": "Approve", "actions": [
+            {{"name": "Ok", "actionTypeId": {{"category": "Approval", "owner": "AWS",
+            "provider": "Manual", "version": "1"}}}}]}}"#
+        ));
+        let body = read_definition(&bare).unwrap();
+        assert_eq!(body["pipeline"]["name"], "app");
+        let wrapped = format!(r#"{{"pipeline": {bare}, "tags": []}}"#);
+        assert_eq!(read_definition(&wrapped).unwrap()["tags"], json!([]));
+    }
+
+    #[test]
+    fn a_definition_error_says_where_and_what() {
+        let e = read_definition("{\n  \"name\": \"app\",\n  \"stages\": [,]\n}").unwrap_err();
+        assert_eq!(e.at, Some((3, 14)));
+        assert_eq!(e.error.aws_type(), "SerializationException");
+
+        let wrong_type = definition(r#"{"name": "Source", "actions": 7}"#);
+        let e = read_definition(&wrong_type).unwrap_err();
+        assert_eq!(e.at.map(|(line, _)| line), Some(3));
+        assert!(
+            e.error.to_string().contains("'pipeline.stages[0].actions'"),
+            "{}",
+            e.error
+        );
+
+        // One stage only: CodePipeline wants at least two.
+        let e = read_definition(&definition(&format!(
+            r#"{{"name": "Source", "actions": [{SOURCE}]}}"#
+        )))
+        .unwrap_err();
+        assert_eq!(e.at, None);
+        assert_eq!(e.error.aws_type(), "InvalidStructureException");
     }
 }
