@@ -1733,3 +1733,212 @@ fn the_cli_creates_updates_starts_and_approves_through_the_running_server() {
         "{err}"
     );
 }
+
+/// A project whose buildspec is `buildspec` (inline), on the busybox image, for pipelines.
+fn project_with(s: &Serve, name: &str, buildspec: &str) {
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        name,
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+}
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_side() {
+    let s = Serve::start(&[]);
+    let front = plain_repo(&s, "front");
+    let back = plain_repo(&s, "back");
+    std::fs::write(back.join("README"), "backend\n").unwrap();
+    git(&back, &["commit", "-q", "-am", "backend readme"]);
+    let conn = connection(&s);
+    project_with(
+        &s,
+        "both",
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README > web.txt\n      - cat $CODEBUILD_SRC_DIR_Back/README > api.txt\n      - echo \"from $FROM\"\nartifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n",
+    );
+    let deploy = |name: &str, input: &str, key: &str| {
+        json!({"name": name,
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"BucketName": "web", "Extract": "true", "ObjectKey": key},
+            "inputArtifacts": [{"name": input}]})
+    };
+    let definition = json!({"pipeline": {
+        "name": "two",
+        "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": [
+            {"name": "Source", "actions": [
+                {"name": "Front", "namespace": "FrontVars",
+                 "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+                 "configuration": {"Owner": "acme", "Repo": "front", "Branch": "main", "OAuthToken": "ghp_notarealtoken42"},
+                 "outputArtifacts": [{"name": "Front"}]},
+                {"name": "Back",
+                 "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+                 "configuration": {"ConnectionArn": conn, "FullRepositoryId": "acme/back", "BranchName": "main"},
+                 "outputArtifacts": [{"name": "Back"}]}]},
+            {"name": "Build", "actions": [{
+                "name": "Build",
+                "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                "configuration": {"ProjectName": "both", "PrimarySource": "Front",
+                    "EnvironmentVariables": "[{\"name\":\"FROM\",\"value\":\"#{FrontVars.CommitUrl}\",\"type\":\"PLAINTEXT\"}]"},
+                "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
+                "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]}]},
+            {"name": "Deploy", "actions": [deploy("Web", "Web", "w"), deploy("Api", "Api", "a")]}]}});
+    let file = write_json(s.home.path(), &definition);
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    std::fs::remove_file(file.trim_start_matches("file://")).unwrap();
+
+    // The GitHub token is shown and kept as CodePipeline shows it: masked.
+    let got = s.ok(&["codepipeline", "get-pipeline", "--name", "two"]);
+    assert_eq!(
+        got["pipeline"]["stages"][0]["actions"][0]["configuration"]["OAuthToken"],
+        "****"
+    );
+    let first = first_execution(&s, "two");
+    let e = wait_execution(&s, "two", &first, "to end", |e| e["status"] != "InProgress");
+    assert_eq!(e["status"], "Succeeded", "{e:#}\n{:#}", state(&s, "two"));
+    let web = s.home.path().join("s3/web");
+    assert_eq!(
+        std::fs::read_to_string(web.join("w/web.txt")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(web.join("a/api.txt")).unwrap(),
+        "backend\n"
+    );
+
+    // The build saw the secondary input and the GitHub action's variables.
+    let commit = git(&front, &["rev-parse", "HEAD"]);
+    let id = stage(&state(&s, "two"), "Build")["actionStates"][0]["latestExecution"]
+        ["externalExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let build = s.build(&id);
+    assert_eq!(
+        build["secondarySources"],
+        json!([{"type": "CODEPIPELINE", "sourceIdentifier": "Back"}]),
+        "{build:#}"
+    );
+    let log = cli(&s, &["builds", "logs", &id]);
+    assert!(
+        log.contains(&format!(
+            "from https://github.com/acme/front/commit/{commit}"
+        )),
+        "{log}"
+    );
+    let details = s.ok(&[
+        "codepipeline",
+        "list-action-executions",
+        "--pipeline-name",
+        "two",
+    ])["actionExecutionDetails"]
+        .clone();
+    let front_run = details
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["actionName"] == "Front")
+        .unwrap();
+    assert_eq!(
+        front_run["output"]["outputVariables"]["RepositoryName"],
+        "front"
+    );
+    assert_eq!(
+        front_run["output"]["outputVariables"]["CommitId"],
+        commit.as_str()
+    );
+    assert!(files_holding(s.home.path(), b"ghp_notarealtoken42").is_empty());
+
+    // GitHub (version 1) sources are watched on their `Branch`.
+    std::fs::write(front.join("README"), "two\n").unwrap();
+    git(&front, &["commit", "-q", "-am", "second"]);
+    let newest = wait_for("an execution for the commit", 30, || {
+        let e = executions(&s, "two");
+        (e.len() == 2).then(|| e[0].clone())
+    });
+    let id = newest["pipelineExecutionId"].as_str().unwrap();
+    let e = wait_execution(&s, "two", id, "to end", |e| e["status"] != "InProgress");
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_eq!(
+        std::fs::read_to_string(web.join("w/web.txt")).unwrap(),
+        "two\n"
+    );
+}
+
+#[test]
+fn parallel_executions_run_their_builds_side_by_side() {
+    let s = Serve::start(&[]);
+    plain_repo(&s, "par");
+    let conn = connection(&s);
+    inline_project(&s, "slow", &["sleep 20"]);
+    let mut definition = staged("par", &conn, "par", "slow", false);
+    definition["pipeline"]["pipelineType"] = json!("V2");
+    definition["pipeline"]["executionMode"] = json!("PARALLEL");
+    let file = write_json(s.home.path(), &definition);
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let first = first_execution(&s, "par");
+    wait_action_running(&s, "par", "Build", &first);
+    let second =
+        s.ok(&["codepipeline", "start-pipeline-execution", "--name", "par"])["pipelineExecutionId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    // Both builds in progress at once: neither execution waits for or supersedes the other.
+    let ids = wait_for("two builds running at once", 120, || {
+        let ids = s.ok(&[
+            "codebuild",
+            "list-builds-for-project",
+            "--project-name",
+            "slow",
+        ])["ids"]
+            .clone();
+        let ids: Vec<&str> = ids.as_array()?.iter().filter_map(Value::as_str).collect();
+        if ids.len() < 2 {
+            return None;
+        }
+        let mut args = vec!["codebuild", "batch-get-builds", "--ids"];
+        args.extend(&ids);
+        let builds = s.ok(&args)["builds"].clone();
+        let running = builds
+            .as_array()?
+            .iter()
+            .filter(|b| b["buildStatus"] == "IN_PROGRESS" && b["currentPhase"] == "BUILD")
+            .count();
+        (running == 2).then(|| json!(ids))
+    });
+    assert_eq!(ids.as_array().unwrap().len(), 2);
+    for id in [&first, &second] {
+        let e = wait_execution(&s, "par", id, "to end", |e| e["status"] != "InProgress");
+        assert_eq!(e["status"], "Succeeded", "{e:#}");
+    }
+}

@@ -487,6 +487,8 @@ pub(crate) struct StartBuildInput {
 pub(crate) struct PipelineSource {
     /// The primary input artifact, unpacked.
     pub dir: std::path::PathBuf,
+    /// The other input artifacts, unpacked: (artifact name, folder).
+    pub secondary: Vec<(String, std::path::PathBuf)>,
     /// The pipeline's name: the build's initiator is `codepipeline/<name>`.
     pub pipeline: String,
 }
@@ -697,6 +699,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
     request.region = ctx.region.clone();
     if let Some(p) = &input.pipeline {
         request.initiator = format!("codepipeline/{}", p.pipeline);
+        request.secondary_sources = p.secondary.clone();
     }
     request.secrets = state.secrets.clone();
     let mut vars = project.environment.environment_variables.clone();
@@ -780,6 +783,14 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
     });
     if let Some(v) = &input.source_version {
         overlay["sourceVersion"] = json!(v);
+    }
+    if let Some(p) = input.pipeline.as_ref().filter(|p| !p.secondary.is_empty()) {
+        let sources: Vec<Value> = p
+            .secondary
+            .iter()
+            .map(|(name, _)| json!({ "type": "CODEPIPELINE", "sourceIdentifier": name }))
+            .collect();
+        overlay["secondarySources"] = json!(sources);
     }
     Ok(Prepared {
         request,

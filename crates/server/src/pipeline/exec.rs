@@ -3,12 +3,15 @@
 //!
 //! Actions:
 //! * Source `CodeStarSourceConnection` (`FullRepositoryId` OWNER/REPO, resolved under the git
-//!   root exactly like a CodeBuild `GITHUB` source) and `CodeCommit` (`RepositoryName`): the
-//!   head of `BranchName` is checked out and zipped (without `.git`) as the output artifact
+//!   root exactly like a CodeBuild `GITHUB` source), `GitHub` version 1 (`Owner`, `Repo`,
+//!   `Branch`; its `OAuthToken` is kept only as `****`) and `CodeCommit` (`RepositoryName`): the
+//!   head of the branch is checked out and zipped (without `.git`) as the output artifact
 //!   into the artifact store, `$LOCALBUILD_HOME/s3/<artifactStore.location>/<pipeline>/<artifact>/`.
 //! * Build `CodeBuild`: a build of `ProjectName` through the same path as StartBuild, the
 //!   primary input artifact unpacked as its source (type `CODEPIPELINE`, initiator
-//!   `codepipeline/<pipeline>`); its primary artifact zipped as the output artifact.
+//!   `codepipeline/<pipeline>`), the other input artifacts as secondary sources
+//!   (`CODEBUILD_SRC_DIR_<artifact>`); one output artifact is its primary artifacts, several
+//!   are its secondary artifacts of the same names, each zipped into the artifact store.
 //! * Deploy `ECS`: the image of `FileName` (default `imagedefinitions.json`) runs as a local
 //!   container labelled `localbuild.ecs-service=<cluster>/<service>`, replacing the previous
 //!   one; its exposed ports are published on 127.0.0.1 at ephemeral ports (the action's
@@ -961,7 +964,7 @@ struct Job {
 impl Job {
     async fn run(self) -> ActionResult {
         match self.action.action_type_id.provider.as_str() {
-            "CodeStarSourceConnection" | "CodeCommit" => {
+            "CodeStarSourceConnection" | "CodeCommit" | "GitHub" => {
                 if let Some(arn) = self.action.config("ConnectionArn") {
                     match super::connections::find(&self.ctx, arn) {
                         Ok(Some(_)) => {}
@@ -1129,27 +1132,17 @@ impl Job {
     }
 
     fn source(self, roots: &localbuild_sources::Roots, region: &str) -> ActionResult {
-        let branch = self
-            .action
-            .config("BranchName")
-            .unwrap_or("main")
-            .to_owned();
-        let (location, mut vars) = match self.action.action_type_id.provider.as_str() {
-            "CodeCommit" => {
-                let name = self.action.config("RepositoryName").unwrap_or_default();
-                (
-                    format!("https://git-codecommit.{region}.amazonaws.com/v1/repos/{name}"),
-                    vec![("RepositoryName".to_owned(), name.to_owned())],
-                )
-            }
-            _ => {
-                let id = self.action.config("FullRepositoryId").unwrap_or_default();
-                let mut vars = vec![("FullRepositoryId".to_owned(), id.to_owned())];
-                if let Some(arn) = self.action.config("ConnectionArn") {
-                    vars.push(("ConnectionArn".to_owned(), arn.to_owned()));
-                }
-                (format!("https://github.com/{id}"), vars)
-            }
+        let branch = self.action.branch().to_owned();
+        let (_, location) = self.action.repository(region);
+        let config = |k: &str| self.action.config(k).map(|v| (k.to_owned(), v.to_owned()));
+        // The output variables of each provider besides the commit's.
+        let mut vars: Vec<(String, String)> = match self.action.action_type_id.provider.as_str() {
+            "CodeCommit" => config("RepositoryName").into_iter().collect(),
+            "GitHub" => vec![],
+            _ => [config("FullRepositoryId"), config("ConnectionArn")]
+                .into_iter()
+                .flatten()
+                .collect(),
         };
         let repo = match repo_of(&self.action, roots, region) {
             Ok(r) => r,
@@ -1194,6 +1187,18 @@ impl Job {
             ("AuthorDate".to_owned(), date.clone()),
             ("CommitterDate".to_owned(), date),
         ]);
+        if self.action.action_type_id.provider == "GitHub" {
+            vars.extend([
+                (
+                    "CommitUrl".to_owned(),
+                    format!("{location}/commit/{}", co.commit),
+                ),
+                (
+                    "RepositoryName".to_owned(),
+                    self.action.config("Repo").unwrap_or_default().to_owned(),
+                ),
+            ]);
+        }
         ActionResult {
             ok: true,
             summary: Some(message.clone()),
@@ -1223,27 +1228,38 @@ impl Job {
             .map(str::to_owned)
             .or_else(|| self.action.inputs().next().map(str::to_owned))
             .unwrap_or_default();
-        let Some((_, zip)) = self.inputs.iter().find(|(n, _)| *n == primary) else {
+        if !self.inputs.iter().any(|(n, _)| *n == primary) {
             return ActionResult::failed(
                 "JobFailed",
                 format!("The input artifact {primary} is missing"),
             );
-        };
+        }
         let tmp = match tempfile::tempdir() {
             Ok(t) => t,
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };
-        let dir = tmp.path().join("src");
-        let (z, d) = (zip.clone(), dir.clone());
-        match tokio::task::spawn_blocking(move || unzip(&z, &d)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return ActionResult::failed(
-                    "JobFailed",
-                    format!("Cannot unpack {}: {e}", zip.display()),
-                );
+        // Every input artifact unpacked: the primary as the source, the others as secondary
+        // sources named after their artifact (`CODEBUILD_SRC_DIR_<name>`), as CodeBuild does.
+        let mut dir = tmp.path().join("src");
+        let mut secondary = vec![];
+        for (i, (name, zip)) in self.inputs.iter().enumerate() {
+            let d = tmp.path().join(format!("input-{i}"));
+            if *name == primary {
+                dir = d.clone();
+            } else {
+                secondary.push((name.clone(), d.clone()));
             }
-            Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+            let z = zip.clone();
+            match tokio::task::spawn_blocking(move || unzip(&z, &d)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot unpack {}: {e}", zip.display()),
+                    );
+                }
+                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+            }
         }
         let env: Vec<(String, String, Option<String>)> = self
             .action
@@ -1260,6 +1276,7 @@ impl Job {
             .to_owned();
         let source = PipelineSource {
             dir,
+            secondary,
             pipeline: self.pipeline.clone(),
         };
         let flag = |k| {
@@ -1331,16 +1348,35 @@ impl Job {
             .iter()
             .map(|e| (e.name.clone(), e.value.clone()))
             .collect();
-        if let Some(output) = self.action.outputs().next().map(str::to_owned) {
-            let Some(made) = outcome.as_ref().and_then(|o| o.artifacts.first().cloned()) else {
+        // One output artifact is the build's primary artifacts; several are its secondary
+        // artifacts whose identifiers are their names.
+        let outputs: Vec<String> = self.action.outputs().map(str::to_owned).collect();
+        for output in &outputs {
+            let made = if outputs.len() == 1 {
+                outcome.as_ref().and_then(|o| o.artifacts.first().cloned())
+            } else {
+                build
+                    .secondary_artifacts
+                    .iter()
+                    .find(|a| a.artifact_identifier.as_deref() == Some(output))
+                    .map(|a| PathBuf::from(&a.location))
+            };
+            let Some(made) = made else {
+                let needs = if outputs.len() == 1 {
+                    "the buildspec needs an artifacts section".to_owned()
+                } else {
+                    format!(
+                        "with several output artifacts, the buildspec needs a secondary-artifacts entry named {output}"
+                    )
+                };
                 return ActionResult::failed(
                     "JobFailed",
                     format!(
-                        "Build {id} produced no artifacts for the output artifact {output} (the buildspec needs an artifacts section)"
+                        "Build {id} produced no artifacts for the output artifact {output} ({needs})"
                     ),
                 );
             };
-            let dest = self.artifact_path(&output);
+            let dest = self.artifact_path(output);
             let d = dest.clone();
             let written = tokio::task::spawn_blocking(move || {
                 if made.is_dir() {
@@ -1354,7 +1390,7 @@ impl Job {
             })
             .await;
             match written {
-                Ok(Ok(())) => result.outputs.push((output, dest)),
+                Ok(Ok(())) => result.outputs.push((output.clone(), dest)),
                 Ok(Err(e)) => {
                     return ActionResult::failed(
                         "JobFailed",
@@ -1571,23 +1607,8 @@ fn repo_of(
     roots: &localbuild_sources::Roots,
     region: &str,
 ) -> Result<PathBuf, String> {
-    use localbuild_sources::{Resolved, SourceKind};
-    let (kind, location) = match action.action_type_id.provider.as_str() {
-        "CodeCommit" => (
-            SourceKind::Codecommit,
-            format!(
-                "https://git-codecommit.{region}.amazonaws.com/v1/repos/{}",
-                action.config("RepositoryName").unwrap_or_default()
-            ),
-        ),
-        _ => (
-            SourceKind::Github,
-            format!(
-                "https://github.com/{}",
-                action.config("FullRepositoryId").unwrap_or_default()
-            ),
-        ),
-    };
+    use localbuild_sources::Resolved;
+    let (kind, location) = action.repository(region);
     match localbuild_sources::resolve(kind, &location, roots) {
         Ok(Resolved::Git { repo }) => Ok(repo),
         Ok(_) => Err(format!("{location} is not a git repository")),
@@ -1841,9 +1862,7 @@ fn look(state: &AppState) -> Vec<Watched> {
                     pipeline: name.clone(),
                     region: stored.region.clone(),
                     action: a.name.clone(),
-                    configured: repo
-                        .as_ref()
-                        .map(|_| a.config("BranchName").unwrap_or("main").to_owned()),
+                    configured: repo.as_ref().map(|_| a.branch().to_owned()),
                     branch: branch.to_owned(),
                     head,
                     detail,
@@ -1869,7 +1888,7 @@ fn look(state: &AppState) -> Vec<Watched> {
                 .config("ConnectionArn")
                 .map(str::to_owned)
                 .unwrap_or_else(|| repo.display().to_string());
-            let configured = a.config("BranchName").unwrap_or("main");
+            let configured = a.branch();
             let with_branches = filters
                 .as_ref()
                 .is_some_and(|f| f.iter().any(|p| p.branches.is_some()));

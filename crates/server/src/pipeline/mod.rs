@@ -35,17 +35,22 @@ pub(crate) const VERSION_DOC: &str = "codepipeline.pipeline-version";
 pub(crate) const EXECUTION_DOC: &str = "codepipeline.execution";
 pub(crate) const TRANSITION_DOC: &str = "codepipeline.transition";
 
-/// The providers localbuild runs, as (category, provider).
-pub const PROVIDERS: [(&str, &str); 8] = [
-    ("Source", "CodeStarSourceConnection"),
-    ("Source", "CodeCommit"),
-    ("Source", "S3"),
-    ("Build", "CodeBuild"),
-    ("Test", "CodeBuild"),
-    ("Deploy", "ECS"),
-    ("Deploy", "S3"),
-    ("Approval", "Manual"),
+/// The providers localbuild runs, as (category, owner, provider).
+pub const PROVIDERS: [(&str, &str, &str); 9] = [
+    ("Source", "AWS", "CodeStarSourceConnection"),
+    ("Source", "AWS", "CodeCommit"),
+    ("Source", "ThirdParty", "GitHub"),
+    ("Source", "AWS", "S3"),
+    ("Build", "AWS", "CodeBuild"),
+    ("Test", "AWS", "CodeBuild"),
+    ("Deploy", "AWS", "ECS"),
+    ("Deploy", "AWS", "S3"),
+    ("Approval", "AWS", "Manual"),
 ];
+
+/// What CodePipeline shows for a GitHub (version 1) action's `OAuthToken`: the token itself is
+/// never kept (localbuild reads the repository from the git root, it needs none).
+pub const MASKED: &str = "****";
 
 /// Executions running in this server: execution id → (pipeline, the executor's inbox).
 #[derive(Default)]
@@ -245,6 +250,41 @@ impl Action {
             .flatten()
             .map(|n| n.name.as_str())
     }
+    /// The branch a git source action follows (`BranchName`; GitHub version 1: `Branch`).
+    pub fn branch(&self) -> &str {
+        self.config("BranchName")
+            .or_else(|| self.config("Branch"))
+            .unwrap_or("main")
+    }
+    /// A git source action's repository as a CodeBuild source (kind and location), resolved
+    /// under the git root exactly like a CodeBuild source of that kind.
+    pub fn repository(&self, region: &str) -> (localbuild_sources::SourceKind, String) {
+        use localbuild_sources::SourceKind;
+        match self.action_type_id.provider.as_str() {
+            "CodeCommit" => (
+                SourceKind::Codecommit,
+                format!(
+                    "https://git-codecommit.{region}.amazonaws.com/v1/repos/{}",
+                    self.config("RepositoryName").unwrap_or_default()
+                ),
+            ),
+            "GitHub" => (
+                SourceKind::Github,
+                format!(
+                    "https://github.com/{}/{}",
+                    self.config("Owner").unwrap_or_default(),
+                    self.config("Repo").unwrap_or_default()
+                ),
+            ),
+            _ => (
+                SourceKind::Github,
+                format!(
+                    "https://github.com/{}",
+                    self.config("FullRepositoryId").unwrap_or_default()
+                ),
+            ),
+        }
+    }
     pub fn run_order(&self) -> u32 {
         self.run_order
             .and_then(|o| u32::try_from(o).ok())
@@ -431,11 +471,10 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
                     "Source actions can only be in the first stage: {at} is a source action"
                 )));
             }
-            if !PROVIDERS.contains(&(t.category.as_str(), t.provider.as_str())) || t.owner != "AWS"
-            {
+            if !PROVIDERS.contains(&(t.category.as_str(), t.owner.as_str(), t.provider.as_str())) {
                 let known: Vec<String> = PROVIDERS
                     .iter()
-                    .map(|(c, p)| format!("{c}/AWS/{p}"))
+                    .map(|(c, o, p)| format!("{c}/{o}/{p}"))
                     .collect();
                 return Err(ApiError::InvalidActionDeclaration(format!(
                     "ActionType (Category: '{}', Provider: '{}', Owner: '{}', Version: '{}') of {at} is not one localbuild can run; it runs: {}",
@@ -451,6 +490,7 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
                     &["ConnectionArn", "FullRepositoryId", "BranchName"]
                 }
                 (_, "CodeCommit") => &["RepositoryName", "BranchName"],
+                (_, "GitHub") => &["Owner", "Repo", "Branch", "OAuthToken"],
                 (_, "CodeBuild") => &["ProjectName"],
                 (_, "ECS") => &["ClusterName", "ServiceName"],
                 ("Source", "S3") => &["S3Bucket", "S3ObjectKey"],
@@ -500,7 +540,7 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             }
             let (ins, outs) = (a.inputs().count(), a.outputs().count());
             let (in_range, out_range) = match t.provider.as_str() {
-                "CodeStarSourceConnection" | "CodeCommit" => ((0, 0), (1, 1)),
+                "CodeStarSourceConnection" | "CodeCommit" | "GitHub" => ((0, 0), (1, 1)),
                 "S3" if t.category == "Source" => ((0, 0), (1, 1)),
                 "CodeBuild" => ((1, 5), (0, 5)),
                 "Manual" => ((0, 0), (0, 0)),
@@ -650,6 +690,12 @@ fn normalise(raw: &Value, version: i64) -> Result<(Value, Declaration), ApiError
         for s in stages {
             if let Some(Value::Array(actions)) = s.get_mut("actions") {
                 for a in actions.iter_mut().filter_map(Value::as_object_mut) {
+                    if let Some(token) = a
+                        .get_mut("configuration")
+                        .and_then(|c| c.get_mut("OAuthToken"))
+                    {
+                        *token = json!(MASKED);
+                    }
                     a.entry("runOrder").or_insert(json!(1));
                     a.entry("configuration").or_insert(json!({}));
                     a.entry("inputArtifacts").or_insert(json!([]));
