@@ -1783,7 +1783,7 @@ fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_sid
     project_with(
         &s,
         "both",
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README > web.txt\n      - cat $CODEBUILD_SRC_DIR_Back/README > api.txt\n      - echo \"from $FROM\"\nartifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n",
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README > web.txt\n      - cat $CODEBUILD_SRC_DIR_Back/README > api.txt\n      - echo \"from $FROM\"\n      - echo \"execution $EXEC\"\nartifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n",
     );
     let deploy = |name: &str, input: &str, key: &str| {
         json!({"name": name,
@@ -1809,7 +1809,7 @@ fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_sid
                 "name": "Build",
                 "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
                 "configuration": {"ProjectName": "both", "PrimarySource": "Front",
-                    "EnvironmentVariables": "[{\"name\":\"FROM\",\"value\":\"#{FrontVars.CommitUrl}\",\"type\":\"PLAINTEXT\"}]"},
+                    "EnvironmentVariables": "[{\"name\":\"FROM\",\"value\":\"#{FrontVars.CommitUrl}\",\"type\":\"PLAINTEXT\"},{\"name\":\"EXEC\",\"value\":\"#{codepipeline.PipelineExecutionId}\"}]"},
                 "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
                 "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]}]},
             {"name": "Deploy", "actions": [deploy("Web", "Web", "w"), deploy("Api", "Api", "a")]}]}});
@@ -1856,6 +1856,7 @@ fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_sid
         )),
         "{log}"
     );
+    assert!(log.contains(&format!("execution {first}")), "{log}");
     let details = s.ok(&[
         "codepipeline",
         "list-action-executions",

@@ -415,6 +415,7 @@ pub(crate) fn start_pinned(
     }
     let at = now();
     let id = uuid::Uuid::new_v4().to_string();
+    variables.insert("codepipeline.PipelineExecutionId".to_owned(), id.clone());
     let exec = Execution {
         pipeline: pipeline.to_owned(),
         version: stored.pipeline["version"].as_i64().unwrap_or(1),
