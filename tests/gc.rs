@@ -4,6 +4,9 @@
 
 #[path = "it/harness.rs"]
 mod harness;
+#[path = "it/util.rs"]
+#[allow(dead_code)]
+mod util;
 
 use harness::Build;
 use std::process::Command;
@@ -106,13 +109,8 @@ fn a_killed_run_is_finalised_by_gc_and_the_history_stays_whole() {
     let (code, out, err) = b.cli(&["gc"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("finalised build {id}")), "{out}");
-    let left = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label=localbuild.build-id={id}"))
-        .output()
-        .unwrap();
     assert!(
-        left.stdout.is_empty(),
+        util::containers_of(&id).is_empty(),
         "the killed build's container is gone"
     );
 
@@ -201,13 +199,8 @@ fn a_killed_batch_is_finalised_by_gc_with_its_unfinished_tasks() {
     let (_, json, _) = b.cli(&["builds", "show", &task, "--json"]);
     let build: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(build["buildStatus"], "FAILED");
-    let left = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label=localbuild.build-id={task}"))
-        .output()
-        .unwrap();
     assert!(
-        left.stdout.is_empty(),
+        util::containers_of(&task).is_empty(),
         "the killed task's container is gone"
     );
 }

@@ -42,19 +42,10 @@ fn task_records(r: &Finished) -> HashMap<String, Value> {
     out
 }
 
-/// No container of any task remains.
+/// No container, volume or network of any task remains.
 fn assert_no_task_left(records: &HashMap<String, Value>) {
-    for (id, rec) in records {
-        let build_id = rec["id"].as_str().unwrap();
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=localbuild.build-id={build_id}"))
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-            "task {id} ({build_id}) left a container"
-        );
+    for rec in records.values() {
+        crate::util::assert_nothing_left(rec["id"].as_str().unwrap());
     }
 }
 

@@ -119,13 +119,8 @@ struct Leftovers(String);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=localbuild.build-id={}", self.0))
-            .output()
-            .unwrap();
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        for id in crate::util::containers_of(&self.0) {
+            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
         }
     }
 }
@@ -160,18 +155,6 @@ fn build_id(screen: &str, verb: &str) -> String {
 fn record(b: &Build) -> Value {
     let text = std::fs::read(b.home.path().join("record.json")).expect("--build-json written");
     serde_json::from_slice(&text).unwrap()
-}
-
-fn nothing_left(id: &str) {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label=localbuild.build-id={id}"))
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-        "build {id} left a container"
-    );
 }
 
 /// The shell's `pwd` line: the build's `sub` folder of its source.
@@ -229,7 +212,7 @@ fn a_breakpoint_pauses_the_build_until_codebuild_resume_in_an_attached_shell() {
     assert!(target.starts_with("localbuild-it-"), "{target}");
     // The shell still open in the container ends with it.
     term.wait("again", "the shell's end", |l| l.contains("[exited "));
-    nothing_left(&id);
+    crate::util::assert_nothing_left(&id);
 }
 
 #[test]
@@ -310,7 +293,7 @@ phases:
         build["contexts"][0]["message"],
         "Error while executing command: exit 3. Reason: exit status 3"
     );
-    nothing_left(record["id"].as_str().unwrap());
+    crate::util::assert_nothing_left(record["id"].as_str().unwrap());
 }
 
 #[test]
@@ -360,7 +343,7 @@ phases:
 
     // (`gc` itself removes every labelled resource, other tests' too: `tests/gc.rs`.)
     drop(_left);
-    nothing_left(&id);
+    crate::util::assert_nothing_left(&id);
 }
 
 #[test]

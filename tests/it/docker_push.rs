@@ -102,26 +102,12 @@ fn localbuild(src: &Path, privileged: bool, image: &str, args: &[String]) -> Run
     )
     .expect("build JSON");
     let build_id = record["id"].as_str().expect("build id").to_owned();
-    assert_no_container_left(&build_id);
+    crate::util::assert_nothing_left(&build_id);
     Run {
         out,
         stdout,
         build_id,
     }
-}
-
-fn assert_no_container_left(build_id: &str) {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label=localbuild.build-id={build_id}"))
-        .output()
-        .expect("docker ps");
-    assert!(out.status.success(), "docker ps: {out:?}");
-    assert!(
-        out.stdout.is_empty(),
-        "containers of build {build_id} left behind: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 impl Run {

@@ -78,14 +78,9 @@ fn phase(b: &Build, p: PhaseType) -> &localbuild_engine::record::BuildPhase {
     b.phases.iter().find(|x| x.phase_type == p).unwrap()
 }
 
-/// Containers labelled with this build's id.
+/// How many containers are labelled with this build's id.
 fn containers_of(build_id: &str) -> usize {
-    let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label=localbuild.build-id={build_id}"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    crate::util::containers_of(build_id).len()
 }
 
 #[tokio::test]

@@ -346,16 +346,6 @@ impl Finished {
         let Some(id) = self.record["id"].as_str() else {
             return;
         };
-        for kind in [["ps", "-a"], ["volume", "ls"], ["network", "ls"]] {
-            let out = Command::new("docker")
-                .args(kind)
-                .args(["-q", "--filter", &format!("label=localbuild.build-id={id}")])
-                .output()
-                .unwrap();
-            assert!(
-                String::from_utf8_lossy(&out.stdout).trim().is_empty(),
-                "build {id} left {kind:?} behind"
-            );
-        }
+        crate::util::assert_nothing_left(id);
     }
 }

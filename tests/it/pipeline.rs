@@ -962,17 +962,8 @@ fn stop_waits_for_running_actions_and_abandon_does_not() {
         (b["buildComplete"] == true).then_some(b)
     });
     assert_eq!(b["buildStatus"], "STOPPED");
-    let left = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=localbuild.build-id={}", build_id.as_str().unwrap()),
-        ])
-        .output()
-        .unwrap();
     assert!(
-        left.stdout.is_empty(),
+        crate::util::containers_of(build_id.as_str().unwrap()).is_empty(),
         "the abandoned build's container is gone"
     );
 }

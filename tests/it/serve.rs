@@ -2,6 +2,7 @@
 //! temporary `LOCALBUILD_HOME`, real Docker builds on the busybox test image. Conditions are
 //! awaited by bounded polling of the API, never by sleeping.
 
+use crate::util::containers_of;
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -218,19 +219,6 @@ fn phases(b: &Value) -> Vec<String> {
         .collect()
 }
 
-fn containers_of(id: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=localbuild.build-id={id}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[test]
 fn serve_runs_builds_for_the_aws_cli() {
     let s = Serve::start(&[]);
@@ -365,13 +353,13 @@ fn serve_queues_and_stops_builds() {
     let stopped = s.ok(&["codebuild", "stop-build", "--id", &second_id])["build"].clone();
     assert_eq!(stopped["buildStatus"], "STOPPED", "{stopped:#}");
     assert_eq!(phases(&stopped), ["SUBMITTED", "QUEUED", "COMPLETED"]);
-    assert_eq!(containers_of(&second_id), "");
+    assert!(containers_of(&second_id).is_empty());
 
     // A running one ends STOPPED and leaves nothing behind.
     let stopped = s.ok(&["codebuild", "stop-build", "--id", &first])["build"].clone();
     assert_eq!(stopped["buildStatus"], "STOPPED", "{stopped:#}");
     assert_eq!(stopped["buildComplete"], true);
-    assert_eq!(containers_of(&first), "");
+    assert!(containers_of(&first).is_empty());
 }
 
 /// A project whose inline buildspec is a batch.
@@ -535,7 +523,7 @@ fn serve_batch_builds_for_the_aws_cli() {
         stopped["buildGroups"][0]["currentBuildSummary"]["buildStatus"], "STOPPED",
         "{stopped:#}"
     );
-    assert_eq!(containers_of(&task_id), "");
+    assert!(containers_of(&task_id).is_empty());
 
     // Deleting a batch deletes its builds.
     let deleted = s.ok(&["codebuild", "delete-build-batch", "--id", &id]);
@@ -600,7 +588,7 @@ fn serve_batch_builds_wait_in_the_same_queue_as_start_build() {
         "b never started: {stopped:#}"
     );
     assert!(stopped["buildGroups"][1]["currentBuildSummary"]["arn"].is_null());
-    assert_eq!(containers_of(&task), "");
+    assert!(containers_of(&task).is_empty());
 }
 
 #[test]
@@ -962,7 +950,7 @@ fn serve_restarted_after_kill_9_finalises_what_it_left() {
     s.wait(&id, 120, "the sleep to run", |b| {
         b["currentPhase"] == "BUILD"
     });
-    assert_eq!(containers_of(&id).lines().count(), 1, "its container runs");
+    assert_eq!(containers_of(&id).len(), 1, "its container runs");
     // kill -9: no shutdown, no cleanup.
     let home = s.kill_9();
 
@@ -984,9 +972,8 @@ fn serve_restarted_after_kill_9_finalises_what_it_left() {
             .contains("localbuild stopped"),
         "{build:#}"
     );
-    assert_eq!(
-        containers_of(&id),
-        "",
+    assert!(
+        containers_of(&id).is_empty(),
         "the dead server's container is gone"
     );
     // What had finished is intact, logs included.

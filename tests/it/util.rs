@@ -32,3 +32,32 @@ pub fn client_tool(name: &str) -> PathBuf {
         PathBuf::from(name)
     }
 }
+
+/// The ids of a build's Docker objects: `kind` is `["ps", "-a"]`, `["volume", "ls"]` or
+/// `["network", "ls"]`; everything localbuild creates carries `localbuild.build-id=<id>`.
+pub fn labelled(kind: [&str; 2], build_id: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(kind)
+        .args(["-q", "--filter"])
+        .arg(format!("label=localbuild.build-id={build_id}"))
+        .output()
+        .expect("docker runs");
+    assert!(out.status.success(), "docker {kind:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The build's containers, running or not.
+pub fn containers_of(build_id: &str) -> Vec<String> {
+    labelled(["ps", "-a"], build_id)
+}
+
+/// No container, volume or network of the build remains.
+pub fn assert_nothing_left(build_id: &str) {
+    for kind in [["ps", "-a"], ["volume", "ls"], ["network", "ls"]] {
+        let left = labelled(kind, build_id);
+        assert!(left.is_empty(), "build {build_id} left {kind:?}: {left:?}");
+    }
+}
