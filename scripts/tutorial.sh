@@ -2,9 +2,14 @@
 # The tutorial, end to end on this machine (the README's quick start):
 #   1. `localbuild run` of buildspecs/hello.yml, as a CodeBuild build in Docker;
 #   2. `localbuild serve`, then the tutorial's aws CLI commands against it: create-project,
-#      start-build, batch-get-builds until the build completes, logs get-log-events.
-# Needs scripts/setup.sh first (Docker, the aws CLI in .venv). The first build makes the
-# default image localbuild/standard:1.0 (about a minute, offline).
+#      start-build, batch-get-builds until the build completes, logs get-log-events;
+#   3. the tutorial's pipeline: a local registry (docker-registry with htpasswd), a git
+#      repository holding an app (Dockerfile, index.html, buildspec.yml), create-connection,
+#      create-project (privileged, pushes app:latest), create-pipeline Source -> Build -> Deploy
+#      (ECS as a local container); the first execution, then a commit that starts the second
+#      one by itself, the registry's digest of app:latest moving and the new page served.
+# Needs scripts/setup.sh first (Docker, test images, docker-registry, the aws CLI in .venv).
+# The first build makes the default image localbuild/standard:1.0 (about a minute, offline).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,10 +23,23 @@ say "localbuild run -s buildspecs -b buildspecs/hello.yml"
 "$LB" run -s buildspecs -b buildspecs/hello.yml </dev/null
 
 say "localbuild serve (a local CodeBuild endpoint)"
-serve_out=$(mktemp)
-"$LB" serve --listen 127.0.0.1:0 >"$serve_out" 2>&1 </dev/null &
+work=$(mktemp -d)
+serve_out=$work/serve.log
+registry_pid=
+cleanup() {
+    local status=$?
+    set +e
+    kill -TERM $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null
+    [ -n "$registry_pid" ] && { kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null; }
+    # The deployed app and the images the builds tagged in this daemon.
+    docker ps -aq --filter label=localbuild.ecs-service=local/tutorial-web | xargs -r docker rm -f >/dev/null
+    docker images -q --filter "reference=127.0.0.1:*/tutorial/app" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+"$LB" serve --listen 127.0.0.1:0 --git-root "$work/git" >"$serve_out" 2>&1 </dev/null &
 serve_pid=$!
-trap 'kill -TERM $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null; rm -f "$serve_out"' EXIT
 for _ in $(seq 100); do
     grep -q '^export AWS_ENDPOINT_URL=' "$serve_out" && break
     kill -0 $serve_pid 2>/dev/null || { cat "$serve_out"; exit 1; }
@@ -62,3 +80,154 @@ say "aws logs get-log-events --log-group-name /aws/codebuild/$project --log-stre
 
 say "build $id: $status"
 [ "$status" = SUCCEEDED ]
+
+# ---- 3. The pipeline: a commit goes to the registry and is deployed ----
+
+say "a local registry: docker-registry with htpasswd (bcrypt)"
+reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REGISTRY=127.0.0.1:$reg_port
+reg_password=pw-$RANDOM$RANDOM
+htpasswd -Bbn tutorial "$reg_password" >"$work/htpasswd"
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $REGISTRY
+  secret: localbuild-tutorial
+auth:
+  htpasswd:
+    realm: localbuild-tutorial
+    path: $work/htpasswd
+YAML
+/usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do
+    curl -s -o /dev/null "http://$REGISTRY/v2/" && break
+    sleep 0.1
+done
+echo "$REGISTRY"
+digest() { # the registry's digest of tutorial/app:latest
+    curl -sI -u "tutorial:$reg_password" \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' \
+        "http://$REGISTRY/v2/tutorial/app/manifests/latest" |
+        tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p'
+}
+
+say "a git repository acme/web (under serve's --git-root): Dockerfile, index.html, buildspec.yml"
+repo=$work/git/acme/web
+mkdir -p "$repo"
+git -C "$repo" init -q -b main
+cat >"$repo/Dockerfile" <<'EOF'
+FROM localbuild-test/busybox:1
+COPY index.html /www/index.html
+EXPOSE 8080
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+EOF
+echo "<h1>version one</h1>" >"$repo/index.html"
+cat >"$repo/buildspec.yml" <<'EOF'
+version: 0.2
+phases:
+  pre_build:
+    commands:
+      - echo "$REGISTRY_PASSWORD" | docker login -u "$REGISTRY_USER" --password-stdin "$REGISTRY"
+      - IMAGE_URI="$REGISTRY/tutorial/app:latest"
+  build:
+    commands:
+      - docker build -q -t "$IMAGE_URI" .
+  post_build:
+    commands:
+      - docker push "$IMAGE_URI"
+      - printf '[{"name":"app","imageUri":"%s"}]' "$IMAGE_URI" > imagedefinitions.json
+artifacts:
+  files:
+    - imagedefinitions.json
+EOF
+git -C "$repo" add -A
+git -C "$repo" -c user.name=tutorial -c user.email=tutorial@localhost commit -q -m "version one"
+
+say "aws codestar-connections create-connection --provider-type GitHub --connection-name local"
+conn=$("$AWS" codestar-connections create-connection --provider-type GitHub --connection-name local \
+    --query ConnectionArn --output text)
+"$AWS" codestar-connections get-connection --connection-arn "$conn" \
+    --query 'Connection.[ConnectionName,ConnectionStatus]' --output text
+
+say "aws codebuild create-project --name tutorial-web (privileged: docker build and push)"
+"$AWS" codebuild delete-project --name tutorial-web >/dev/null 2>&1 || true
+"$AWS" codebuild create-project --name tutorial-web --source type=CODEPIPELINE --artifacts type=CODEPIPELINE \
+    --environment "$(python3 -c 'import json,sys; print(json.dumps({"type": "LINUX_CONTAINER", "image": "localbuild-test/docker:1", "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": True, "environmentVariables": [{"name": "REGISTRY", "value": sys.argv[1]}, {"name": "REGISTRY_USER", "value": "tutorial"}, {"name": "REGISTRY_PASSWORD", "value": sys.argv[2]}]}))' "$REGISTRY" "$reg_password")" \
+    --service-role arn:aws:iam::000000000000:role/local --query 'project.arn' --output text
+
+say "aws codepipeline create-pipeline --cli-input-json file://pipeline.json (Source -> Build -> Deploy)"
+cat >"$work/pipeline.json" <<EOF
+{"pipeline": {
+  "name": "tutorial-web",
+  "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+  "artifactStore": {"type": "S3", "location": "tutorial-artifacts"},
+  "stages": [
+    {"name": "Source", "actions": [{"name": "Source", "namespace": "SourceVariables",
+      "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+      "configuration": {"ConnectionArn": "$conn", "FullRepositoryId": "acme/web", "BranchName": "main"},
+      "outputArtifacts": [{"name": "SourceOutput"}]}]},
+    {"name": "Build", "actions": [{"name": "Build",
+      "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+      "configuration": {"ProjectName": "tutorial-web"},
+      "inputArtifacts": [{"name": "SourceOutput"}], "outputArtifacts": [{"name": "BuildOutput"}]}]},
+    {"name": "Deploy", "actions": [{"name": "Deploy",
+      "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
+      "configuration": {"ClusterName": "local", "ServiceName": "tutorial-web", "FileName": "imagedefinitions.json"},
+      "inputArtifacts": [{"name": "BuildOutput"}]}]}]}}
+EOF
+"$AWS" codepipeline delete-pipeline --name tutorial-web >/dev/null 2>&1 || true
+"$AWS" codepipeline create-pipeline --cli-input-json "file://$work/pipeline.json" \
+    --query 'pipeline.[name,version]' --output text
+
+executions() { "$AWS" codepipeline list-pipeline-executions --pipeline-name tutorial-web \
+    --query "pipelineExecutionSummaries[$1].status" --output text; }
+wait_execution() { # wait_execution N: until N executions exist and the newest has ended
+    for _ in $(seq 600); do
+        n=$("$AWS" codepipeline list-pipeline-executions --pipeline-name tutorial-web \
+            --query 'length(pipelineExecutionSummaries)' --output text)
+        if [ "$n" -ge "$1" ]; then
+            case $(executions 0) in Succeeded|Failed|Stopped|Superseded) break ;; esac
+        fi
+        sleep 1
+    done
+    "$AWS" codepipeline get-pipeline-state --name tutorial-web \
+        --query 'stageStates[].[stageName,latestExecution.status]' --output text
+    [ "$(executions 0)" = Succeeded ]
+}
+page() { # the deployed app's page, from the Deploy action's URL
+    url=$("$AWS" codepipeline get-pipeline-state --name tutorial-web \
+        --query 'stageStates[2].actionStates[0].latestExecution.externalExecutionUrl' --output text)
+    for _ in $(seq 100); do curl -sf "$url/index.html" | grep -q "$1" && break; sleep 0.1; done
+    echo "$url: $(curl -sf "$url/index.html")"
+    curl -sf "$url/index.html" | grep -q "$1"
+}
+
+say "the first execution (started by create-pipeline)"
+wait_execution 1
+first_digest=$(digest)
+echo "app:latest in the registry: $first_digest"
+page "version one"
+
+say "a commit to main starts the second execution by itself"
+echo "<h1>version two</h1>" >"$repo/index.html"
+git -C "$repo" -c user.name=tutorial -c user.email=tutorial@localhost commit -q -am "version two"
+wait_execution 2
+"$AWS" codepipeline list-pipeline-executions --pipeline-name tutorial-web \
+    --query 'pipelineExecutionSummaries[].[status,trigger.triggerType,sourceRevisions[0].revisionSummary]' --output text
+second_digest=$(digest)
+echo "app:latest in the registry: $second_digest"
+[ -n "$first_digest" ] && [ "$first_digest" != "$second_digest" ]
+page "version two"
+
+say "localbuild pipeline status tutorial-web"
+"$LB" pipeline status tutorial-web
+"$AWS" codepipeline delete-pipeline --name tutorial-web
+say "the pipeline ran source -> build -> deploy twice; app:latest moved from $first_digest to $second_digest"
