@@ -478,21 +478,7 @@ pub(crate) fn inline_project(s: &Serve, name: &str, commands: &[&str]) {
     for c in commands {
         buildspec.push_str(&format!("      - {c}\n"));
     }
-    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
-    s.ok(&[
-        "codebuild",
-        "create-project",
-        "--name",
-        name,
-        "--source",
-        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
-        "--artifacts",
-        "type=CODEPIPELINE",
-        "--environment",
-        &env,
-        "--service-role",
-        "arn:aws:iam::000000000000:role/any",
-    ]);
+    project_with(s, name, &buildspec);
 }
 
 /// A repository `git/acme/<name>` with one commit; its path.
@@ -1591,15 +1577,8 @@ fn cli_to(s: &Serve, args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn the_cli_creates_updates_starts_and_approves_through_the_running_server() {
+    let s = Serve::with_credentials("AKIDCLI", "cli-secret");
     let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::write(
-        &creds,
-        "[default]\naws_access_key_id = AKIDCLI\naws_secret_access_key = cli-secret\n",
-    )
-    .unwrap();
-    let mut s = Serve::start(&["--credentials", creds.to_str().unwrap()]);
-    s.keys = ("AKIDCLI".into(), "cli-secret".into());
     plain_repo(&s, "clirepo");
     let conn = connection(&s);
     inline_project(&s, "clibuild", &["echo built"]);

@@ -62,6 +62,23 @@ impl Serve {
         }
     }
 
+    /// Start a server that accepts only requests signed with this key (`--credentials`, a
+    /// shared credentials file in its home); the aws CLI signs with it.
+    pub(crate) fn with_credentials(access_key_id: &str, secret: &str) -> Serve {
+        let home = tempfile::tempdir().unwrap();
+        let creds = home.path().join("credentials");
+        std::fs::write(
+            &creds,
+            format!(
+                "[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n"
+            ),
+        )
+        .unwrap();
+        let mut s = Serve::start_in(home, &["--credentials", creds.to_str().unwrap()]);
+        s.keys = (access_key_id.into(), secret.into());
+        s
+    }
+
     /// `kill -9` the server (no shutdown, no cleanup); its `LOCALBUILD_HOME`, to restart on.
     pub(crate) fn kill_9(&mut self) -> tempfile::TempDir {
         let pid = self.child.id().to_string();
@@ -760,15 +777,7 @@ fn serve_answers_errors_as_codebuild() {
 
 #[test]
 fn serve_checks_signatures_with_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::write(
-        &creds,
-        "[default]\naws_access_key_id = AKIDLOCAL\naws_secret_access_key = s3cret\n",
-    )
-    .unwrap();
-    let mut s = Serve::start(&["--credentials", creds.to_str().unwrap()]);
-    s.keys = ("AKIDLOCAL".into(), "s3cret".into());
+    let mut s = Serve::with_credentials("AKIDLOCAL", "s3cret");
     assert_eq!(s.ok(&["codebuild", "list-projects"])["projects"], json!([]));
     s.keys = ("AKIDOTHER".into(), "s3cret".into());
     let err = s.aws(&["codebuild", "list-projects"]).unwrap_err();
