@@ -1871,7 +1871,8 @@ fn parallel_executions_run_their_builds_side_by_side() {
     let s = Serve::start(&[]);
     plain_repo(&s, "par");
     let conn = connection(&s);
-    inline_project(&s, "slow", &["sleep 20"]);
+    // Long enough that a loaded machine still sees both at once; the test abandons them.
+    inline_project(&s, "slow", &["sleep 600"]);
     let mut definition = staged("par", &conn, "par", "slow", false);
     definition["pipeline"]["pipelineType"] = json!("V2");
     definition["pipeline"]["executionMode"] = json!("PARALLEL");
@@ -1909,7 +1910,25 @@ fn parallel_executions_run_their_builds_side_by_side() {
     });
     assert_eq!(ids.as_array().unwrap().len(), 2);
     for id in [&first, &second] {
-        let e = wait_execution(&s, "par", id, "to end", |e| e["status"] != "InProgress");
-        assert_eq!(e["status"], "Succeeded", "{e:#}");
+        s.ok(&[
+            "codepipeline",
+            "stop-pipeline-execution",
+            "--pipeline-name",
+            "par",
+            "--pipeline-execution-id",
+            id,
+            "--abandon",
+        ]);
+        let e = wait_execution(&s, "par", id, "to stop", |e| e["status"] != "InProgress");
+        assert_eq!(e["status"], "Stopped", "{e:#}");
+    }
+    for id in ids.as_array().unwrap() {
+        let id = id.as_str().unwrap();
+        s.wait_complete(id);
+        wait_for("the stopped build's container to go", 60, || {
+            crate::util::containers_of(id)
+                .is_empty()
+                .then_some(Value::Null)
+        });
     }
 }
