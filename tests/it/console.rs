@@ -245,51 +245,64 @@ fn console_build_page_shows_what_the_build_made() {
     let _local = TagGuard(local.clone());
     let _pushed = TagGuard(pushed.clone());
     let junit = r#"<testsuite name="unit" tests="2" failures="1"><testcase classname="calc" name="adds"/><testcase classname="calc" name="divides"><failure message="expected 2, got 3"/></testcase></testsuite>"#;
-    let buildspec = format!(
-        "version: 0.2\n\
-         env:\n  parameter-store:\n    TOKEN: /console/token\n  exported-variables:\n    - VERSION\n\
-         phases:\n  pre_build:\n    commands:\n      - echo \"$REGISTRY_PASSWORD\" | docker login -u \"$REGISTRY_USER\" --password-stdin \"$REGISTRY\"\n\
-         \x20 build:\n    commands:\n      - echo \"token is $TOKEN\"\n      - export VERSION=1.2.3\n\
-         \x20     - mkdir app && printf 'FROM localbuild-test/busybox:1\\n' > app/Dockerfile\n\
-         \x20     - docker build -t \"$LOCAL\" app\n      - docker tag \"$LOCAL\" \"$PUSHED\"\n\
-         \x20     - mkdir -p out && echo hello > out/hello.txt\n      - echo '{junit}' > junit.xml\n\
-         \x20 post_build:\n    commands:\n      - docker push \"$PUSHED\"\n\
-         reports:\n  unit:\n    files: [junit.xml]\n    file-format: JUNITXML\n\
-         artifacts:\n  files: [out/hello.txt]\n"
-    );
-    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/docker:1",
-        "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": true,
-        "environmentVariables": [
-            {"name": "REGISTRY", "value": reg.addr()},
-            {"name": "LOCAL", "value": local},
-            {"name": "PUSHED", "value": pushed},
-            {"name": "REGISTRY_USER", "value": reg.user()},
-            {"name": "REGISTRY_PASSWORD", "value": reg.password()}]})
-    .to_string();
-    s.ok(&[
-        "codebuild",
-        "create-project",
-        "--name",
-        "console-made",
-        "--source",
-        &json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string(),
-        "--artifacts",
-        "type=NO_ARTIFACTS",
-        "--environment",
-        &env,
-        "--service-role",
-        "arn:aws:iam::000000000000:role/any",
-    ]);
-    let id = s.start_build("console-made")["id"]
-        .as_str()
-        .unwrap()
+    // Built by `localbuild run` on the server's home: the console shows CLI builds too.
+    let src = dir.path().join("console-made");
+    std::fs::create_dir_all(src.join("app")).unwrap();
+    std::fs::write(
+        src.join("app/Dockerfile"),
+        "FROM localbuild-test/busybox:1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("buildspec.yml"),
+        format!(
+            "version: 0.2\n\
+             env:\n  variables:\n    REGISTRY: \"{registry}\"\n    LOCAL: \"{local}\"\n    PUSHED: \"{pushed}\"\n\
+             \x20   REGISTRY_USER: \"{user}\"\n    REGISTRY_PASSWORD: \"{password}\"\n\
+             \x20 parameter-store:\n    TOKEN: /console/token\n  exported-variables:\n    - VERSION\n\
+             phases:\n  pre_build:\n    commands:\n      - echo \"$REGISTRY_PASSWORD\" | docker login -u \"$REGISTRY_USER\" --password-stdin \"$REGISTRY\"\n\
+             \x20 build:\n    commands:\n      - echo \"token is $TOKEN\"\n      - export VERSION=1.2.3\n\
+             \x20     - docker build -t \"$LOCAL\" app\n      - docker tag \"$LOCAL\" \"$PUSHED\"\n\
+             \x20     - mkdir -p out && echo hello > out/hello.txt\n\
+             \x20 post_build:\n    commands:\n      - docker push \"$PUSHED\"\n\
+             reports:\n  unit:\n    files: [junit.xml]\n    file-format: JUNITXML\n\
+             artifacts:\n  files: [out/hello.txt]\n",
+            registry = reg.addr(),
+            user = reg.user(),
+            password = reg.password(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(src.join("junit.xml"), junit).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .args([
+            "run",
+            "-d",
+            "-i",
+            "localbuild-test/docker:1",
+            "--secrets-file",
+        ])
+        .arg(&secrets)
+        .current_dir(&src)
+        .env("LOCALBUILD_HOME", s.home.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Build #1 ")?.split(' ').next())
+        .unwrap_or_else(|| panic!("no build id: {out}"))
         .to_owned();
-    let done = s.wait_complete(&id);
-    // A failed test in a report does not fail the build; the page shows the build's status.
+    let done = s.build(&id);
+    // A failed test in a report does not fail the build.
     let page = get(&s.addr, &format!("/builds/{}", encode(&id)));
     assert_eq!(page.status, 200);
     let body = &page.body;
-    assert_eq!(done["buildStatus"], page_status(body), "{done:#}");
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{out}");
+    assert_eq!(page_status(body), "SUCCEEDED");
+    assert!(body.contains("<dd>CLI ("), "the initiator kind: {body}");
 
     // Secrets masked in the log, exported variables listed.
     assert!(body.contains("token is ***"), "{body}");
@@ -315,7 +328,7 @@ fn console_build_page_shows_what_the_build_made() {
     );
     assert!(body.contains(&digest), "{body}");
     // Artifacts as download links.
-    let link = format!("/builds/{}/artifacts/out/hello.txt", encode(&id));
+    let link = format!("/builds/{}/artifacts/primary/out/hello.txt", encode(&id));
     assert!(
         body.contains(&format!("href=\"{link}\" download")),
         "{body}"
@@ -579,19 +592,26 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(str::to_owned)
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ].into_iter().chain(extra.iter().map(|a| a.to_string())).collect::<Vec<_>>(),
-            }),
+            json!({"binary": "/usr/bin/chromium", "args": args}),
         );
         let client = rt
             .block_on(
