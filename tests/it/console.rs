@@ -879,7 +879,16 @@ fn console_shows_a_pipeline_turn_green_after_a_commit() {
     });
     let rev = b.texts("section.stage[data-stage=Source] .rev code");
     assert_eq!(rev, vec![second[..8].to_owned()]);
+    // The history: trigger and duration of each execution.
+    let rows = b.texts("#history tbody tr");
+    assert!(rows[0].contains("PollForSourceChanges"), "{rows:?}");
+    assert!(rows[1].contains("CreatePipeline"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.trim_end().ends_with('s')),
+        "durations: {rows:?}"
+    );
     b.screenshot("pipeline-second-run");
+    assert!(!b.overflows(), "the pipeline page fits 1280x800");
 
     // The build card links to the build's console page, which the API names too.
     b.click("section.stage[data-stage=Build] .card a");
@@ -896,12 +905,26 @@ fn console_shows_a_pipeline_turn_green_after_a_commit() {
     assert!(b.texts("dd").iter().any(|t| t.contains("pipeline")));
 
     b.goto(&format!("http://{}/pipelines", s.addr));
-    b.wait("the pipelines list", 10, |b| {
-        (!b.texts("#pipelines tbody tr").is_empty()).then_some(())
+    let rows = b.wait("the pipelines list", 10, |b| {
+        let rows = b.texts("#pipelines tbody tr");
+        (!rows.is_empty()).then_some(rows)
     });
+    assert!(
+        rows[0].contains(&name) && rows[0].contains("Succeeded"),
+        "{rows:?}"
+    );
     b.screenshot("pipelines");
     b.goto(&format!("http://{}/projects", s.addr));
     b.screenshot("projects");
+
+    // A narrow screen: the stages stack, nothing is wider than the window.
+    b.size(390, 800);
+    b.goto(&format!("http://{}/pipelines/{name}", s.addr));
+    b.wait("the pipeline page", 10, |b| {
+        (!b.texts("section.stage").is_empty()).then_some(())
+    });
+    assert!(!b.overflows(), "the pipeline page fits a narrow screen");
+    b.screenshot("pipeline-narrow");
 }
 
 #[test]

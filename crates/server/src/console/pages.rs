@@ -982,6 +982,46 @@ mod tests {
     }
 
     #[test]
+    fn phase_bars_are_as_long_as_their_phases_with_contexts_on_hover() {
+        let ctx = PhaseContext {
+            status_code: "COMMAND_EXECUTION_ERROR".into(),
+            message: "Error while executing command: make. Reason: exit status 2".into(),
+        };
+        let bars = [
+            Bar {
+                name: "INSTALL",
+                status: Some("SUCCEEDED"),
+                start: 0.0,
+                end: Some(1.0),
+                contexts: &[],
+            },
+            Bar {
+                name: "BUILD",
+                status: Some("FAILED"),
+                start: 1.0,
+                end: Some(4.0),
+                contexts: std::slice::from_ref(&ctx),
+            },
+            Bar {
+                name: "COMPLETED",
+                status: None,
+                start: 4.0,
+                end: None,
+                contexts: &[],
+            },
+        ];
+        let html = timeline(&bars, 10.0, true).into_string();
+        assert!(html.contains("data-phase=\"INSTALL\""), "{html}");
+        assert!(html.contains("style=\"width:25.0%\""), "{html}");
+        assert!(html.contains("style=\"width:75.0%\""), "{html}");
+        assert!(html.contains("class=\"phase st st-failed\""), "{html}");
+        assert!(
+            html.contains("title=\"COMMAND_EXECUTION_ERROR: Error while executing command: make."),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn log_lines_are_anchored_and_escaped() {
         let l = log_line(7, "\x1b[32m<ok>\x1b[0m").into_string();
         assert!(l.contains("id=\"L7\""), "{l}");
