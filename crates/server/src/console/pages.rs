@@ -805,13 +805,10 @@ pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
                                         br;
                                         @if let Some(s) = astatus { (badge(s)) } @else { span.st { "Didn't run" } }
                                         @if let Some(t) = latest["lastStatusChange"].as_f64() { " " small { (time_el(t)) } }
-                                        @if let Some(s) = latest["summary"].as_str() { p.summary { (s) } }
+                                        @let message = execution(exec_id).and_then(|e| e["sourceRevisions"].as_array()).into_iter().flatten().find(|r| r["actionName"] == aname).and_then(|r| r["revisionSummary"].as_str());
+                                        @if let Some(s) = latest["summary"].as_str().filter(|s| Some(*s) != message) { p.summary { (s) } }
                                         @if let Some(rev) = ast["currentRevision"]["revisionId"].as_str() {
-                                            p.rev { code { (short(rev)) }
-                                                @if let Some(msg) = execution(exec_id).and_then(|e| e["sourceRevisions"].as_array()).into_iter().flatten().find(|r| r["actionName"] == aname).and_then(|r| r["revisionSummary"].as_str()) {
-                                                    " " (msg)
-                                                }
-                                            }
+                                            p.rev { code { (short(rev)) } @if let Some(msg) = message { " " (msg) } }
                                         }
                                         @let ins = artifact_names(&a["inputArtifacts"]);
                                         @let outs = artifact_names(&a["outputArtifacts"]);
