@@ -198,6 +198,13 @@ fn console_pages_read_without_javascript() {
     assert!(retried.body.contains("Build console-plain:2"));
     let id2 = hidden(&retried.body, "id");
     s.wait_complete(&id2);
+    // Newest first.
+    let list = get(&s.addr, "/builds?project=console-plain").body;
+    let (newer, older) = (
+        list.find(">console-plain:2<").expect("build 2 listed"),
+        list.find(">console-plain:1<").expect("build 1 listed"),
+    );
+    assert!(newer < older, "newest first");
 
     // A batch: its tasks in dependency order, with statuses and links to their builds.
     let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\nphases:\n  build:\n    commands:\n      - echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER\n";
