@@ -111,10 +111,12 @@ pub fn run(args: &RunArgs) -> u8 {
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "us-east-1".to_owned());
-    let initiator = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "localbuild".to_owned());
+    // The host's user; never `localbuild`, the initiator of builds `localbuild serve` starts
+    // (the console tells CLI builds from API builds by it).
+    let initiator = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "cli".to_owned());
     // Config files' `env` tables, then the env file; `-c` and `--env` win over both.
     let mut env_overrides = resolved.env.clone();
     let mut mask = vec![];

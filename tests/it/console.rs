@@ -198,6 +198,13 @@ fn console_pages_read_without_javascript() {
     assert!(retried.body.contains("Build console-plain:2"));
     let id2 = hidden(&retried.body, "id");
     s.wait_complete(&id2);
+    // Newest first.
+    let list = get(&s.addr, "/builds?project=console-plain").body;
+    let (newer, older) = (
+        list.find(">console-plain:2<").expect("build 2 listed"),
+        list.find(">console-plain:1<").expect("build 1 listed"),
+    );
+    assert!(newer < older, "newest first");
 
     // A batch: its tasks in dependency order, with statuses and links to their builds.
     let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\nphases:\n  build:\n    commands:\n      - echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER\n";
@@ -225,6 +232,239 @@ fn console_pages_read_without_javascript() {
     assert!(page.body.contains("after first"));
     assert_eq!(page.body.matches("Build details").count(), 2);
     assert!(page.body.contains("value=\"RetryBuildBatch\""));
+}
+
+#[test]
+fn console_build_page_shows_what_the_build_made() {
+    use crate::registry::{Registry, TagGuard};
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.yml");
+    std::fs::write(
+        &secrets,
+        "parameter-store:\n  /console/token: \"tok-sekret-4242\"\n",
+    )
+    .unwrap();
+    let s = Serve::start(&["--secrets-file", secrets.to_str().unwrap()]);
+    let repo = format!("console/app-{}", std::process::id());
+    let local = format!("lbtest-console-{}:1", std::process::id());
+    let pushed = format!("{}/{repo}:1", reg.addr());
+    let _local = TagGuard(local.clone());
+    let _pushed = TagGuard(pushed.clone());
+    let junit = r#"<testsuite name="unit" tests="2" failures="1"><testcase classname="calc" name="adds"/><testcase classname="calc" name="divides"><failure message="expected 2, got 3"/></testcase></testsuite>"#;
+    // Built by `localbuild run` on the server's home: the console shows CLI builds too.
+    let src = dir.path().join("console-made");
+    std::fs::create_dir_all(src.join("app")).unwrap();
+    std::fs::write(
+        src.join("app/Dockerfile"),
+        "FROM localbuild-test/busybox:1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("buildspec.yml"),
+        format!(
+            "version: 0.2\n\
+             env:\n  variables:\n    REGISTRY: \"{registry}\"\n    LOCAL: \"{local}\"\n    PUSHED: \"{pushed}\"\n\
+             \x20   REGISTRY_USER: \"{user}\"\n    REGISTRY_PASSWORD: \"{password}\"\n\
+             \x20 parameter-store:\n    TOKEN: /console/token\n  exported-variables:\n    - VERSION\n\
+             phases:\n  pre_build:\n    commands:\n      - echo \"$REGISTRY_PASSWORD\" | docker login -u \"$REGISTRY_USER\" --password-stdin \"$REGISTRY\"\n\
+             \x20 build:\n    commands:\n      - echo \"token is $TOKEN\"\n      - export VERSION=1.2.3\n\
+             \x20     - docker build -t \"$LOCAL\" app\n      - docker tag \"$LOCAL\" \"$PUSHED\"\n\
+             \x20     - mkdir -p out && echo hello > out/hello.txt\n\
+             \x20 post_build:\n    commands:\n      - docker push \"$PUSHED\"\n\
+             reports:\n  unit:\n    files: [junit.xml]\n    file-format: JUNITXML\n\
+             artifacts:\n  files: [out/hello.txt]\n",
+            registry = reg.addr(),
+            user = reg.user(),
+            password = reg.password(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(src.join("junit.xml"), junit).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .args([
+            "run",
+            "-d",
+            "-i",
+            "localbuild-test/docker:1",
+            "--secrets-file",
+        ])
+        .arg(&secrets)
+        .current_dir(&src)
+        .env("LOCALBUILD_HOME", s.home.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Build #1 ")?.split(' ').next())
+        .unwrap_or_else(|| panic!("no build id: {out}"))
+        .to_owned();
+    let done = s.build(&id);
+    // A failed test in a report does not fail the build.
+    let page = get(&s.addr, &format!("/builds/{}", encode(&id)));
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{out}");
+    assert_eq!(page_status(body), "SUCCEEDED");
+    assert!(body.contains("<dd>CLI ("), "the initiator kind: {body}");
+
+    // Secrets masked in the log, exported variables listed.
+    assert!(body.contains("token is ***"), "{body}");
+    assert!(!body.contains("tok-sekret-4242"));
+    assert!(body.contains("<code>VERSION</code>"), "{body}");
+    assert!(body.contains("<code>1.2.3</code>"), "{body}");
+    // The test report: its counts and the failed test with its message.
+    assert!(body.contains("2 tests"), "{body}");
+    assert!(body.contains("divides"), "{body}");
+    assert!(body.contains("expected 2, got 3"), "{body}");
+    // The image built in BUILD and pushed in POST_BUILD, with the registry's digest.
+    let digest = reg
+        .manifest_digest(&repo, "1")
+        .unwrap()
+        .expect("the image was pushed");
+    assert!(
+        body.contains(&format!("data-built=\"{}\"", local)),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("data-pushed=\"{pushed}\"")),
+        "{body}"
+    );
+    assert!(body.contains(&digest), "{body}");
+    // Artifacts as download links.
+    let link = format!("/builds/{}/artifacts/primary/out/hello.txt", encode(&id));
+    assert!(
+        body.contains(&format!("href=\"{link}\" download")),
+        "{body}"
+    );
+    let file = get(&s.addr, &link);
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, "hello\n");
+    assert!(
+        file.header("content-disposition")
+            .unwrap()
+            .contains("hello.txt")
+    );
+    assert_eq!(
+        get(
+            &s.addr,
+            &format!("/builds/{}/artifacts/../log.txt", encode(&id))
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn console_pipeline_page_shows_every_action_with_its_artifacts() {
+    use crate::pipeline::{connection, plain_repo, wait_executions, write_json};
+    let s = Serve::start(&[]);
+    plain_repo(&s, "front");
+    let back = plain_repo(&s, "back");
+    std::fs::write(back.join("README"), "backend\n").unwrap();
+    git(&back, &["commit", "-q", "-am", "backend readme"]);
+    let back_commit = git(&back, &["rev-parse", "HEAD"]);
+    let conn = connection(&s);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README > web.txt\n      - cat $CODEBUILD_SRC_DIR_Back/README > api.txt\nartifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n";
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "consoleboth",
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let deploy = |name: &str, input: &str, order: u64| {
+        json!({"name": name, "runOrder": order,
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"BucketName": "web", "Extract": "true", "ObjectKey": name},
+            "inputArtifacts": [{"name": input}]})
+    };
+    let name = format!("consoletwo-{}", std::process::id());
+    let definition = json!({"pipeline": {
+        "name": name,
+        "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": [
+            {"name": "Source", "actions": [
+                {"name": "Front",
+                 "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+                 "configuration": {"Owner": "acme", "Repo": "front", "Branch": "main", "OAuthToken": "ghp_notarealtoken42"},
+                 "outputArtifacts": [{"name": "Front"}]},
+                {"name": "Back",
+                 "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
+                 "configuration": {"ConnectionArn": conn, "FullRepositoryId": "acme/back", "BranchName": "main"},
+                 "outputArtifacts": [{"name": "Back"}]}]},
+            {"name": "Build", "actions": [{
+                "name": "Build",
+                "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                "configuration": {"ProjectName": "consoleboth", "PrimarySource": "Front"},
+                "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
+                "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]}]},
+            {"name": "Deploy", "actions": [deploy("Api", "Api", 2), deploy("Web", "Web", 1)]}]}});
+    let file = write_json(s.home.path(), &definition);
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let execs = wait_executions(&s, &name, 1);
+    assert_eq!(execs[0]["status"], "Succeeded", "{execs:#?}");
+
+    let page = get(&s.addr, &format!("/pipelines/{name}"));
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    // Every action of every stage has its card, with its status.
+    for action in ["Front", "Back", "Build", "Web", "Api"] {
+        let at = body
+            .find(&format!("data-action=\"{action}\""))
+            .unwrap_or_else(|| panic!("no card for {action}: {body}"));
+        let card = &body[at..at + body[at..].find("</li>").unwrap()];
+        assert!(card.contains("st-succeeded"), "{action}: {card}");
+    }
+    // Both sources' revisions with their messages; the GitHub token is never shown.
+    assert!(body.contains("GitHub"), "{body}");
+    assert!(body.contains(&back_commit[..8]), "{body}");
+    assert!(body.contains("backend readme"), "{body}");
+    assert!(!body.contains("ghp_notarealtoken42"));
+    // The build's two inputs and two outputs; the deploys in their run order.
+    assert!(body.contains("in: Front, Back"), "{body}");
+    assert!(body.contains("out: Web, Api"), "{body}");
+    let (web, api) = (
+        body.find("data-action=\"Web\"").unwrap(),
+        body.find("data-action=\"Api\"").unwrap(),
+    );
+    assert!(web < api, "run order 1 before run order 2");
+    assert!(body.contains("run order 2"));
+    // The build card links to the build's page.
+    let at = body.find("data-action=\"Build\"").unwrap();
+    let link = body[at..]
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let build = get(&s.addr, link);
+    assert_eq!(build.status, 200, "{link}");
+    assert!(build.body.contains("Build consoleboth:1"), "{}", build.body);
+    assert!(build.body.contains("pipeline"));
+}
+
+/// The status badge of a build page's summary.
+fn page_status(body: &str) -> String {
+    let at = body.find("<p class=\"status\">").expect("a status");
+    let rest = &body[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let rest = &rest[start..];
+    let start = rest.find('>').unwrap() + 1;
+    rest[start..].split('<').next().unwrap().to_owned()
 }
 
 #[test]
@@ -332,6 +572,11 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
+        Browser::start_with(&[])
+    }
+
+    /// A browser with extra Chromium flags.
+    fn start_with(extra: &[&str]) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -354,19 +599,26 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(str::to_owned)
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
+            json!({"binary": "/usr/bin/chromium", "args": args}),
         );
         let client = rt
             .block_on(
@@ -441,6 +693,39 @@ impl Browser {
         }
     }
 
+    /// Run a script in the page; its result.
+    fn script(&self, js: &str) -> serde_json::Value {
+        self.rt.block_on(self.c().execute(js, vec![])).unwrap()
+    }
+
+    /// Whether the page is wider than the window (a horizontal scrollbar).
+    fn overflows(&self) -> bool {
+        self.script("return document.documentElement.scrollWidth > window.innerWidth")
+            == json!(true)
+    }
+
+    /// Press Tab until the focused element's text is `label` (at most `max` times).
+    fn tab_to(&self, label: &str, max: usize) {
+        for _ in 0..max {
+            let focused = self.rt.block_on(async {
+                let e = self.c().active_element().await?;
+                e.send_keys("\u{E004}").await?;
+                self.c().active_element().await?.text().await
+            });
+            if focused.is_ok_and(|t| t.trim() == label) {
+                return;
+            }
+        }
+        panic!("{label} is not reachable with Tab");
+    }
+
+    /// Press Enter on the focused element.
+    fn press_enter(&self) {
+        self.rt
+            .block_on(async { self.c().active_element().await?.send_keys("\u{E007}").await })
+            .unwrap();
+    }
+
     /// Save a PNG under `target/console-screenshots/`.
     fn screenshot(&self, name: &str) {
         let png = self.rt.block_on(self.c().screenshot()).unwrap();
@@ -487,7 +772,9 @@ fn console_follows_a_running_build_and_stops_it() {
     assert_eq!(b.texts("#summary .status .st"), vec!["IN_PROGRESS"]);
     b.screenshot("build-running");
 
-    b.click("#summary button.danger");
+    // Stop with the keyboard: Tab from the top of the page to the Stop button, then Enter.
+    b.tab_to("Stop", 40);
+    b.press_enter();
     b.wait("STOPPED", 60, |b| {
         (b.texts("#summary .status .st") == ["STOPPED"]).then_some(())
     });
@@ -501,8 +788,39 @@ fn console_follows_a_running_build_and_stops_it() {
     });
     assert!(b.texts("#builds td .st").contains(&"STOPPED".to_owned()));
     b.screenshot("builds");
+    assert!(!b.overflows(), "the builds page fits 1280x800");
     b.size(390, 800);
     b.screenshot("builds-narrow");
+    assert!(!b.overflows(), "the builds page fits a narrow screen");
+    b.goto(started["logs"]["deepLink"].as_str().unwrap());
+    b.wait("the build page", 10, |b| {
+        (!b.texts("#log .ln").is_empty()).then_some(())
+    });
+    assert!(!b.overflows(), "the build page fits a narrow screen");
+    b.screenshot("build-narrow");
+}
+
+#[test]
+fn console_follows_the_colour_scheme() {
+    let s = Serve::start(&[]);
+    let background = |dark: bool| {
+        let b = Browser::start_with(if dark {
+            &[
+                "--force-dark-mode",
+                "--blink-settings=preferredColorScheme=0",
+            ]
+        } else {
+            &["--blink-settings=preferredColorScheme=1"]
+        });
+        b.goto(&format!("http://{}/builds", s.addr));
+        b.wait("the builds page", 10, |b| {
+            (!b.texts("h1").is_empty()).then_some(())
+        });
+        b.screenshot(if dark { "builds-dark" } else { "builds-light" });
+        b.script("return getComputedStyle(document.body).backgroundColor")
+    };
+    assert_eq!(background(false), json!("rgb(255, 255, 255)"));
+    assert_eq!(background(true), json!("rgb(15, 20, 25)"));
 }
 
 #[test]
@@ -568,7 +886,16 @@ fn console_shows_a_pipeline_turn_green_after_a_commit() {
     });
     let rev = b.texts("section.stage[data-stage=Source] .rev code");
     assert_eq!(rev, vec![second[..8].to_owned()]);
+    // The history: trigger and duration of each execution.
+    let rows = b.texts("#history tbody tr");
+    assert!(rows[0].contains("PollForSourceChanges"), "{rows:?}");
+    assert!(rows[1].contains("CreatePipeline"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.trim_end().ends_with('s')),
+        "durations: {rows:?}"
+    );
     b.screenshot("pipeline-second-run");
+    assert!(!b.overflows(), "the pipeline page fits 1280x800");
 
     // The build card links to the build's console page, which the API names too.
     b.click("section.stage[data-stage=Build] .card a");
@@ -585,12 +912,26 @@ fn console_shows_a_pipeline_turn_green_after_a_commit() {
     assert!(b.texts("dd").iter().any(|t| t.contains("pipeline")));
 
     b.goto(&format!("http://{}/pipelines", s.addr));
-    b.wait("the pipelines list", 10, |b| {
-        (!b.texts("#pipelines tbody tr").is_empty()).then_some(())
+    let rows = b.wait("the pipelines list", 10, |b| {
+        let rows = b.texts("#pipelines tbody tr");
+        (!rows.is_empty()).then_some(rows)
     });
+    assert!(
+        rows[0].contains(&name) && rows[0].contains("Succeeded"),
+        "{rows:?}"
+    );
     b.screenshot("pipelines");
     b.goto(&format!("http://{}/projects", s.addr));
     b.screenshot("projects");
+
+    // A narrow screen: the stages stack, nothing is wider than the window.
+    b.size(390, 800);
+    b.goto(&format!("http://{}/pipelines/{name}", s.addr));
+    b.wait("the pipeline page", 10, |b| {
+        (!b.texts("section.stage").is_empty()).then_some(())
+    });
+    assert!(!b.overflows(), "the pipeline page fits a narrow screen");
+    b.screenshot("pipeline-narrow");
 }
 
 #[test]
@@ -653,5 +994,32 @@ fn console_approves_a_manual_approval_and_toggles_a_transition() {
     assert_eq!(
         state["stageStates"][2]["inboundTransitionState"]["enabled"],
         true
+    );
+
+    // Release change starts a second execution, which waits at the approval; Stop and
+    // abandon ends it there.
+    b.click("main > .buttons button.primary");
+    b.wait("the second execution waiting for approval", 120, |b| {
+        let rows = b.texts("#history tbody tr");
+        (rows.len() == 2
+            && rows[0].contains("StartPipelineExecution")
+            && stage_status(b, "Approve") == ["InProgress"])
+        .then_some(())
+    });
+    b.click("section.stage[data-stage=Approve] button.abandon");
+    b.wait("the second execution Stopped", 60, |b| {
+        let rows = b.texts("#history tbody tr");
+        (rows.len() == 2 && rows[0].contains("Stopped")).then_some(())
+    });
+    let execs = s.ok(&[
+        "codepipeline",
+        "list-pipeline-executions",
+        "--pipeline-name",
+        &name,
+    ]);
+    assert_eq!(execs["pipelineExecutionSummaries"][0]["status"], "Stopped");
+    assert_eq!(
+        execs["pipelineExecutionSummaries"][0]["trigger"]["triggerType"],
+        "StartPipelineExecution"
     );
 }

@@ -29,7 +29,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use localbuild_engine::record::{Build, BuildBatch};
+use localbuild_engine::images::{ImageTracker, PhaseImages};
+use localbuild_engine::record::{Build, BuildBatch, PhaseType};
 use pages::{Listing, Viewer};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -580,6 +581,24 @@ fn complete_lines(bytes: &[u8], all: bool) -> (Vec<String>, usize) {
     (lines, end)
 }
 
+/// What a build did with images, read back from its log with the tracker behind the CLI's
+/// summary: each line counts in the phase the agent last said it entered.
+pub fn images_in_log(log: &str) -> Vec<PhaseImages> {
+    let mut tracker = ImageTracker::new();
+    let mut phase = PhaseType::Submitted;
+    for line in log.lines() {
+        let entered = line
+            .strip_prefix("[Container] ")
+            .and_then(|l| l.split_once(" Entering phase "))
+            .and_then(|(_, p)| serde_json::from_value(Value::String(p.trim().to_owned())).ok());
+        match entered {
+            Some(p) => phase = p,
+            None => tracker.line(phase, line),
+        }
+    }
+    tracker.into_phases()
+}
+
 fn files_under(root: &std::path::Path, limit: usize) -> Vec<(String, u64)> {
     let mut out = vec![];
     let mut stack = vec![root.to_path_buf()];
@@ -648,7 +667,9 @@ async fn build_page(
     let artifacts = dir
         .map(|d| files_under(&d.join("artifacts"), 200))
         .unwrap_or_default();
+    let images = images_in_log(&String::from_utf8_lossy(&bytes));
     let page = pages::BuildPage {
+        images: &images,
         build: &build,
         lines: &lines,
         first,
@@ -1036,6 +1057,25 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/builds");
         assert_eq!(local_path(Some("http://evil.example/")), "/builds");
         assert_eq!(local_path(None), "/builds");
+    }
+
+    #[test]
+    fn images_are_read_back_from_the_log_by_phase() {
+        let log = "[Container] 2026/11/28 02:22:48.123456 Entering phase BUILD\n\
+            Successfully tagged app:1f3c\n\
+            [Container] 2026/11/28 02:22:50.000000 Entering phase POST_BUILD\n\
+            The push refers to repository [127.0.0.1:5000/web/app]\n\
+            1f3c: digest: sha256:"
+            .to_owned()
+            + &"a".repeat(64)
+            + " size: 528\n";
+        let images = images_in_log(&log);
+        assert_eq!(images.len(), 2, "{images:?}");
+        assert_eq!(images[0].phase, PhaseType::Build);
+        assert_eq!(images[0].built, vec!["app:1f3c".to_owned()]);
+        assert_eq!(images[1].phase, PhaseType::PostBuild);
+        assert_eq!(images[1].pushed.len(), 1);
+        assert!(images_in_log("nothing here\n").is_empty());
     }
 
     #[test]

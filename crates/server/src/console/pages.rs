@@ -5,6 +5,7 @@
 //! change has `data-live` on its body.
 
 use super::{ansi, encode};
+use localbuild_engine::images::PhaseImages;
 use localbuild_engine::record::{Build, BuildBatch, PhaseContext};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
@@ -42,6 +43,8 @@ pub struct BuildPage<'a> {
     pub reports: &'a [Value],
     /// Files under the artifacts folder, with their sizes.
     pub artifacts: &'a [(String, u64)],
+    /// The images the build built and pushed, per phase (as its log tells).
+    pub images: &'a [PhaseImages],
     pub now: f64,
 }
 
@@ -447,6 +450,19 @@ pub fn build(v: &Viewer, p: &BuildPage<'_>) -> Markup {
                         }
                     } }
                 }
+                @if !p.images.is_empty() {
+                    h2 { "Images" }
+                    ul.images {
+                        @for ph in p.images {
+                            @for name in &ph.built {
+                                li data-built=(name) { span.kind { (ph.phase.as_str()) } " built " code { (name) } }
+                            }
+                            @for pushed in &ph.pushed {
+                                li data-pushed=(pushed.reference) { span.kind { (ph.phase.as_str()) } " pushed " code { (pushed.reference) } " " small { code { (pushed.digest) } } }
+                            }
+                        }
+                    }
+                }
                 @if !p.reports.is_empty() {
                     h2 { "Reports" }
                     @for r in p.reports { (report(r)) }
@@ -701,6 +717,27 @@ fn short(rev: &str) -> &str {
     }
 }
 
+/// An action's `runOrder` (1 when not given).
+fn run_order(action: &Value) -> u64 {
+    action["runOrder"].as_u64().unwrap_or(1)
+}
+
+/// A stage's actions, those that run first first (declaration order among equals).
+fn in_run_order(stage: &Value) -> Vec<&Value> {
+    let mut actions: Vec<&Value> = stage["actions"].as_array().into_iter().flatten().collect();
+    actions.sort_by_key(|a| run_order(a));
+    actions
+}
+
+/// The names of an action's `inputArtifacts` or `outputArtifacts`.
+fn artifact_names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str())
+        .collect()
+}
+
 /// A pipeline as the console shows it: stages as columns of action cards, then its history.
 pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
     let here = format!("/pipelines/{}", encode(p.name));
@@ -753,8 +790,10 @@ pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
                         section class=(format!("stage {}", sstatus.map(status_class).unwrap_or_default())) data-stage=(sname) aria-label=(format!("Stage {sname}")) {
                             h2 { (sname) " " @if let Some(s) = sstatus { (badge(s)) } }
                             @if !exec_id.is_empty() { p { small { "Execution " a href=(format!("{here}#x-{exec_id}")) { code { (short(exec_id)) } } } } }
+                            @let actions = in_run_order(stage);
+                            @let orders = actions.iter().map(|a| run_order(a)).collect::<std::collections::BTreeSet<_>>().len();
                             ol.actions {
-                                @for a in stage["actions"].as_array().into_iter().flatten() {
+                                @for a in actions {
                                     @let aname = a["name"].as_str().unwrap_or("");
                                     @let ast = st["actionStates"].as_array().into_iter().flatten().find(|x| x["actionName"] == aname).cloned().unwrap_or(Value::Null);
                                     @let latest = &ast["latestExecution"];
@@ -762,17 +801,23 @@ pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
                                     @let category = a["actionTypeId"]["category"].as_str().unwrap_or("");
                                     @let provider = a["actionTypeId"]["provider"].as_str().unwrap_or("");
                                     li class=(format!("card {}", astatus.map(status_class).unwrap_or_default())) data-action=(aname) {
-                                        strong { (aname) } " " small { (provider) }
+                                        strong { (aname) } " " small { (provider) @if orders > 1 { " · run order " (run_order(a)) } }
                                         br;
                                         @if let Some(s) = astatus { (badge(s)) } @else { span.st { "Didn't run" } }
                                         @if let Some(t) = latest["lastStatusChange"].as_f64() { " " small { (time_el(t)) } }
-                                        @if let Some(s) = latest["summary"].as_str() { p.summary { (s) } }
+                                        @let message = execution(exec_id).and_then(|e| e["sourceRevisions"].as_array()).into_iter().flatten().find(|r| r["actionName"] == aname).and_then(|r| r["revisionSummary"].as_str());
+                                        @if let Some(s) = latest["summary"].as_str().filter(|s| Some(*s) != message) { p.summary { (s) } }
                                         @if let Some(rev) = ast["currentRevision"]["revisionId"].as_str() {
-                                            p.rev { code { (short(rev)) }
-                                                @if let Some(msg) = execution(exec_id).and_then(|e| e["sourceRevisions"].as_array()).into_iter().flatten().find(|r| r["actionName"] == aname).and_then(|r| r["revisionSummary"].as_str()) {
-                                                    " " (msg)
-                                                }
-                                            }
+                                            p.rev { code { (short(rev)) } @if let Some(msg) = message { " " (msg) } }
+                                        }
+                                        @let ins = artifact_names(&a["inputArtifacts"]);
+                                        @let outs = artifact_names(&a["outputArtifacts"]);
+                                        @if !ins.is_empty() || !outs.is_empty() {
+                                            p.artifacts { small {
+                                                @if !ins.is_empty() { span.in { "in: " (ins.join(", ")) } }
+                                                @if !ins.is_empty() && !outs.is_empty() { " · " }
+                                                @if !outs.is_empty() { span.out { "out: " (outs.join(", ")) } }
+                                            } }
                                         }
                                         @if let Some(e) = latest["errorDetails"]["message"].as_str() { p.error { (e) } }
                                         @if let Some(id) = latest["externalExecutionId"].as_str().filter(|_| provider == "CodeBuild") {
@@ -796,7 +841,8 @@ pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
                             }
                             @if sstatus == Some("InProgress") && !exec_id.is_empty() {
                                 div.buttons {
-                                    (button(v, &here, "Stop execution", "danger", &[("op", "StopPipelineExecution"), ("pipelineName", p.name), ("pipelineExecutionId", exec_id)]))
+                                    (button(v, &here, "Stop and wait", "danger", &[("op", "StopPipelineExecution"), ("pipelineName", p.name), ("pipelineExecutionId", exec_id)]))
+                                    (button(v, &here, "Stop and abandon", "danger abandon", &[("op", "StopPipelineExecution"), ("pipelineName", p.name), ("pipelineExecutionId", exec_id), ("abandon", "true")]))
                                 }
                             }
                         }
@@ -862,6 +908,114 @@ mod tests {
         // A cycle ends, it does not loop.
         let cycle = vec![g("x", &["y"]), g("y", &["x"])];
         assert!(depths(&cycle).iter().all(|d| *d <= 2));
+    }
+
+    #[test]
+    fn a_stage_shows_every_action_in_run_order_with_its_artifacts() {
+        let stage = serde_json::json!({"name": "Build", "actions": [
+            {"name": "Late", "runOrder": 2, "actionTypeId": {"category": "Test", "provider": "CodeBuild"}},
+            {"name": "Both", "actionTypeId": {"category": "Build", "provider": "CodeBuild"},
+             "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
+             "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]},
+            {"name": "Also", "runOrder": 1, "actionTypeId": {"category": "Build", "provider": "CodeBuild"}}]});
+        let names: Vec<&str> = in_run_order(&stage)
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Both", "Also", "Late"]);
+        let v = Viewer {
+            user: None,
+            csrf: "t".into(),
+        };
+        let decl = serde_json::json!({"name": "p", "stages": [stage]});
+        let page = PipelinePage {
+            name: "p",
+            declaration: &decl,
+            state: &Value::Null,
+            executions: &[],
+            now: 0.0,
+        };
+        let html = pipeline(&v, &page).into_string();
+        for a in ["Both", "Also", "Late"] {
+            assert!(
+                html.contains(&format!("data-action=\"{a}\"")),
+                "{a}: {html}"
+            );
+        }
+        assert!(html.contains("in: Front, Back"), "{html}");
+        assert!(html.contains("out: Web, Api"), "{html}");
+        assert!(html.contains("run order 2"), "{html}");
+    }
+
+    #[test]
+    fn the_builds_page_pages_on_and_keeps_its_filters() {
+        let v = Viewer {
+            user: None,
+            csrf: "t".into(),
+        };
+        let l = Listing {
+            builds: vec![],
+            next: Some("tok en".into()),
+            projects: vec!["web".into()],
+            project: Some("web".into()),
+            status: Some("FAILED".into()),
+            paged: true,
+        };
+        let html = builds(&v, &l, 0.0).into_string();
+        assert!(
+            html.contains(
+                "href=\"/builds?project=web&amp;status=FAILED&amp;next=tok%20en\" rel=\"next\""
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/builds?project=web&amp;status=FAILED\">Newest"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<option value=\"FAILED\" selected>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn phase_bars_are_as_long_as_their_phases_with_contexts_on_hover() {
+        let ctx = PhaseContext {
+            status_code: "COMMAND_EXECUTION_ERROR".into(),
+            message: "Error while executing command: make. Reason: exit status 2".into(),
+        };
+        let bars = [
+            Bar {
+                name: "INSTALL",
+                status: Some("SUCCEEDED"),
+                start: 0.0,
+                end: Some(1.0),
+                contexts: &[],
+            },
+            Bar {
+                name: "BUILD",
+                status: Some("FAILED"),
+                start: 1.0,
+                end: Some(4.0),
+                contexts: std::slice::from_ref(&ctx),
+            },
+            Bar {
+                name: "COMPLETED",
+                status: None,
+                start: 4.0,
+                end: None,
+                contexts: &[],
+            },
+        ];
+        let html = timeline(&bars, 10.0, true).into_string();
+        assert!(html.contains("data-phase=\"INSTALL\""), "{html}");
+        assert!(html.contains("style=\"width:25.0%\""), "{html}");
+        assert!(html.contains("style=\"width:75.0%\""), "{html}");
+        assert!(html.contains("class=\"phase st st-failed\""), "{html}");
+        assert!(
+            html.contains("title=\"COMMAND_EXECUTION_ERROR: Error while executing command: make."),
+            "{html}"
+        );
     }
 
     #[test]
