@@ -411,8 +411,35 @@ mod tests {
         tmp
     }
 
+    /// The shells the scripts are run by: this machine's `/bin/sh` (by their `#!`) and bash
+    /// (busybox's `sh` runs them in the integration tests).
+    const SHELLS: &[Option<&str>] = &[None, Some("bash")];
+
     fn run(tmp: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-        let out = std::process::Command::new(tmp.join("bin").join(args[0]))
+        let mut outs = SHELLS.iter().map(|shell| run_by(*shell, tmp, dir, args));
+        let first = outs.next().unwrap();
+        for other in outs {
+            assert_eq!(other, first, "bash and /bin/sh differ on {args:?}");
+        }
+        first
+    }
+
+    fn run_by(
+        shell: Option<&str>,
+        tmp: &std::path::Path,
+        dir: &std::path::Path,
+        args: &[&str],
+    ) -> (i32, String, String) {
+        let script = tmp.join("bin").join(args[0]);
+        let mut cmd = match shell {
+            None => std::process::Command::new(&script),
+            Some(sh) => {
+                let mut c = std::process::Command::new(sh);
+                c.arg(&script);
+                c
+            }
+        };
+        let out = cmd
             .args(&args[1..])
             .current_dir(dir)
             .env_clear()
