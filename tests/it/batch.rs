@@ -1,8 +1,12 @@
 //! `localbuild run --batch` on real Docker: graph order, failures with and without
-//! `ignore-failure`, fast-fail, a build-matrix, fan-out shards, combined artifacts and Ctrl-C.
+//! `ignore-failure`, fast-fail, a build-matrix, fan-out shards and their test splitting
+//! (`codebuild-tests-run`, `codebuild-glob-search`, also in a plain build), combined
+//! artifacts and Ctrl-C.
 //! `--build-json` writes the `BuildBatch`; each task's `Build` record is read from the store.
 
 use crate::harness::{Build, Finished};
+use localbuild_engine::buildspec::batch::Shard;
+use localbuild_engine::testsplit::{Strategy, glob_matches, shard_files};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::process::Command;
@@ -392,4 +396,168 @@ fn ctrl_c_stops_every_running_task() {
         assert_eq!(recs[id]["buildStatus"], "STOPPED", "{id}");
     }
     assert_no_task_left(&recs);
+}
+
+/// Seven test files among others, for `codebuild-tests-run` and `codebuild-glob-search`.
+const TEST_FILES: &[&str] = &[
+    "tests/a_test.sh",
+    "tests/b_test.sh",
+    "tests/f_test.sh",
+    "tests/g_test.sh",
+    "tests/unit/c_test.sh",
+    "tests/unit/d_test.sh",
+    "tests/unit/deep/e_test.sh",
+];
+const OTHER_FILES: &[&str] = &["tests/helper.sh", "src/x_test.sh", "tests/unit/notes.txt"];
+
+/// A buildspec whose build phase runs `codebuild-tests-run` over [`TEST_FILES`]; each file the
+/// shard gets is printed as `FILE <f>` (from `CODEBUILD_CURRENT_SHARD_FILES`) and the
+/// appended arguments as `ARGS <f>…`.
+fn tests_run(batch: &str, strategy: &str) -> Build {
+    let spec = format!(
+        "version: 0.2\n{batch}phases:\n  build:\n    commands:\n      - |\n        codebuild-tests-run \\\n          --test-command 'for f in $CODEBUILD_CURRENT_SHARD_FILES; do echo \"FILE $f\"; done; echo ARGS' \\\n          --files-search \"codebuild-glob-search 'tests/**/*_test.sh'\"{strategy}\n"
+    );
+    let mut b = Build::new(&spec);
+    for f in TEST_FILES.iter().chain(OTHER_FILES) {
+        b = b.file(f, "");
+    }
+    b
+}
+
+/// The `FILE` lines and the `ARGS` line of one shard (`prefix`: `[shard-N] ` or empty).
+fn shard_output(stdout: &str, prefix: &str) -> (Vec<String>, Vec<String>) {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .collect();
+    let files = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("FILE "))
+        .map(str::to_owned)
+        .collect();
+    let args = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ARGS"))
+        .unwrap_or_else(|| panic!("no ARGS line for {prefix:?}:\n{stdout}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (files, args)
+}
+
+fn fanout_splits_the_test_files_between_the_shards(strategy: Strategy, name: &str) {
+    let b = tests_run(
+        "batch:\n  build-fanout:\n    parallelism: 3\n",
+        &format!(" \\\n          --sharding-strategy {name}"),
+    )
+    .args(&["--batch", "--parallel", "3"]);
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let all: Vec<String> = TEST_FILES.iter().map(|f| f.to_string()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 1..=3 {
+        let want = shard_files(
+            &all,
+            Shard {
+                number: k,
+                count: 3,
+            },
+            strategy,
+        );
+        let prefix = format!("[shard-{k}] ");
+        let head = format!(
+            "{prefix}codebuild-tests-run: shard {k} of 3 ({name}): {} of 7 test file(s)",
+            want.len()
+        );
+        assert!(r.stdout.lines().any(|l| l == head), "{head}:\n{}", r.stdout);
+        if want.is_empty() {
+            continue;
+        }
+        let (files, args) = shard_output(&r.stdout, &prefix);
+        assert_eq!(files, want, "shard {k}:\n{}", r.stdout);
+        assert_eq!(
+            args, want,
+            "shard {k}: the files are appended to the test command"
+        );
+        for f in files {
+            assert!(seen.insert(f), "a file ran in two shards:\n{}", r.stdout);
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        all,
+        "the shards ran every test file once"
+    );
+    assert_no_task_left(&task_records(&r));
+}
+
+#[test]
+fn a_fanout_gives_each_shard_its_equal_distribution_share_of_the_test_files() {
+    fanout_splits_the_test_files_between_the_shards(
+        Strategy::EqualDistribution,
+        "equal-distribution",
+    );
+}
+
+#[test]
+fn a_fanout_gives_each_shard_its_stability_share_of_the_test_files() {
+    fanout_splits_the_test_files_between_the_shards(Strategy::Stability, "stability");
+}
+
+#[test]
+fn codebuild_tests_run_outside_a_batch_runs_every_test_file_in_one_shard() {
+    let r = tests_run("", "").run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let all: Vec<String> = TEST_FILES.iter().map(|f| f.to_string()).collect();
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l
+                == "codebuild-tests-run: shard 1 of 1 (equal-distribution): 7 of 7 test file(s)"),
+        "{}",
+        r.stdout
+    );
+    let (files, args) = shard_output(&r.stdout, "");
+    assert_eq!(files, all);
+    assert_eq!(args, all);
+    r.assert_nothing_left_behind();
+}
+
+#[test]
+fn codebuild_glob_search_in_a_build_matches_as_documented() {
+    let patterns = ["tests/**/*_test.sh", "**/*.txt", "src/*", "tests/?_test.sh"];
+    let quoted: Vec<String> = patterns.iter().map(|p| format!("'{p}'")).collect();
+    let mut b = Build::new(&format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - codebuild-glob-search {}\n      - codebuild-glob-search '**/*.none'\n      - codebuild-glob-search\n",
+        quoted.join(" ")
+    ));
+    for f in TEST_FILES.iter().chain(OTHER_FILES) {
+        b = b.file(f, "");
+    }
+    let r = b.run();
+    let mut want: Vec<String> = TEST_FILES
+        .iter()
+        .chain(OTHER_FILES)
+        .chain(&["buildspec.yml"])
+        .filter(|f| patterns.iter().any(|p| glob_matches(p, f)))
+        .map(|f| f.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(
+        r.output_of(&format!("codebuild-glob-search {}", quoted.join(" "))),
+        want
+    );
+    assert_eq!(
+        r.output_of("codebuild-glob-search '**/*.none'"),
+        ["codebuild-glob-search: no files found matching the given pattern(s)"]
+    );
+    // Without a pattern it is a usage error, which fails the build.
+    assert!(
+        r.stdout
+            .contains("usage: codebuild-glob-search <glob_pattern1> [<glob_pattern2> ...]"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.status(), "FAILED");
+    r.assert_nothing_left_behind();
 }

@@ -4,8 +4,10 @@
 //! Pure, like the rest of the crate. `build-list` and `build-graph` tasks keep their source
 //! order; a `build-matrix` is the full cross product buildspec × image × compute type ×
 //! each variable (the last axis varies fastest), named `matrix-1`, `matrix-2`, …; a
-//! `build-fanout` is `parallelism` identical builds named `shard-1`, … CodeBuild documents
-//! neither naming, so these are localbuild's (README, "Batch builds").
+//! `build-fanout` is `parallelism` builds of the same buildspec named `shard-1`, …, each
+//! knowing its [`Shard`] (number and count), which `codebuild-tests-run` uses to pick its
+//! share of the test files. CodeBuild documents neither naming, so these are localbuild's
+//! (README, "Batch builds").
 //!
 //! [`graph_problems`] holds the graph rules (duplicate identifiers, unknown `depend-on`
 //! identifiers, cycles) with the locations the model keeps; `validate` reports them as
@@ -36,6 +38,15 @@ pub struct Task {
     /// Identifiers that must have SUCCEEDED before this build starts (build-graph only).
     pub depends_on: Vec<String>,
     pub debug_session: bool,
+    /// The build's place in a build-fanout (`None` outside one: a single shard of one).
+    pub shard: Option<Shard>,
+}
+
+/// One build of a build-fanout: shard `number` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub number: u32,
+    pub count: u32,
 }
 
 /// The batch type.
@@ -72,7 +83,7 @@ pub struct Expansion {
 }
 
 /// The note `plan` and `run --batch` show for a build-fanout.
-pub const FANOUT_NOTE: &str = "build-fanout: every shard runs the whole buildspec; codebuild-tests-run and CODEBUILD_CURRENT_SHARD_FILES (test splitting) are not provided locally";
+pub const FANOUT_NOTE: &str = "build-fanout: every shard runs the whole buildspec; codebuild-tests-run gives each its share of the test files (CODEBUILD_CURRENT_SHARD_FILES) by CodeBuild's strategies, but which shard gets which file is localbuild's choice (CodeBuild does not document its split points or hash)";
 
 fn error(at: Location, message: String) -> Diagnostic {
     Diagnostic {
@@ -127,6 +138,10 @@ pub fn expand(batch: &Batch) -> Result<Expansion, Diagnostic> {
                 .map(|i| Task {
                     identifier: format!("shard-{i}"),
                     ignore_failure: *ignore_failure,
+                    shard: Some(Shard {
+                        number: i as u32,
+                        count: n as u32,
+                    }),
                     ..Task::default()
                 })
                 .collect();
@@ -492,6 +507,9 @@ mod tests {
             expand_yaml("batch:\n  build-fanout:\n    parallelism: 3\n    ignore-failure: true\n");
         assert_eq!(e.kind, Kind::BuildFanout);
         assert_eq!(ids(&e), ["shard-1", "shard-2", "shard-3"]);
+        let shards: Vec<_> = e.tasks.iter().map(|t| t.shard).collect();
+        let shard = |number| Some(Shard { number, count: 3 });
+        assert_eq!(shards, [shard(1), shard(2), shard(3)]);
         assert!(
             e.tasks
                 .iter()

@@ -144,7 +144,7 @@ pub struct PlanBatch {
     /// Tasks of a build-list / build-graph, or the expanded combinations of a build-matrix,
     /// or the shards of a build-fanout ([`crate::batch::expand`]).
     pub tasks: Vec<PlanBatchTask>,
-    /// What runs differently from CodeBuild (e.g. no test splitting in a build-fanout).
+    /// What runs differently from CodeBuild (e.g. a build-fanout's split points).
     pub notes: Vec<String>,
 }
 

@@ -257,6 +257,7 @@ pub fn task_request(
     req.batch = Some(BatchMember {
         batch_arn: batch_arn.to_owned(),
         identifier: task.identifier.clone(),
+        shard: task.shard,
     });
     req
 }
@@ -925,7 +926,8 @@ mod tests {
             r.batch,
             Some(BatchMember {
                 batch_arn: "arn:b".into(),
-                identifier: "t1".into()
+                identifier: "t1".into(),
+                shard: None,
             })
         );
         let same = task_request(&parent, &Task::default(), "arn:b", None);

@@ -6,7 +6,8 @@
 //! says where things go) and never names Docker (it talks to a [`runtime::Runtime`]).
 //!
 //! * Pure: [`lifecycle`] (phase transitions and final status), [`shell`]'s script protocol,
-//!   [`artifacts`] selection, [`reports`] parsing, [`hints`], [`images`], [`secrets`].
+//!   [`artifacts`] selection, [`reports`] parsing, [`hints`], [`images`], [`secrets`],
+//!   [`testsplit`] (the statement of the container's test-splitting commands).
 //! * Async: [`handle`] (engine, handles, the event hub), `execute` (carries out a build) and
 //!   [`batch`] (runs a batch's builds through [`Engine::submit`]).
 //!
@@ -34,6 +35,7 @@ pub mod secrets;
 pub mod shell;
 pub mod source;
 pub mod store;
+pub mod testsplit;
 
 pub use batch::{
     BatchConfig, BatchError, BatchEvent, BatchHandle, BatchOutcome, Parallel, RetryType, Slot,

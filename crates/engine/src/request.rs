@@ -149,6 +149,8 @@ impl Debug {
 pub struct BatchMember {
     pub batch_arn: String,
     pub identifier: String,
+    /// The build's place in a build-fanout (what `codebuild-tests-run` splits by).
+    pub shard: Option<crate::buildspec::batch::Shard>,
 }
 
 impl BuildRequest {

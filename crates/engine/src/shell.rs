@@ -24,24 +24,17 @@ use tokio::io::AsyncWriteExt;
 pub const TMP_DIR: &str = "/codebuild/output/tmp";
 
 /// The driver, run as `sh -c DRIVER sh <tmp dir> <marker> <shell> <first working directory>
-/// <debug>` (`<debug>` non-empty: session debugging is on, see [`HELPER`]).
+/// <debug> <shard>` (`<debug>` non-empty: session debugging is on, see [`HELPER`];
+/// `<shard>`: `NUMBER COUNT` for a build of a build-fanout, else empty). On its first start
+/// in a container it installs the [`HELPERS`] (`@INSTALL@`, see [`install_helpers`]).
 pub const DRIVER: &str = r##"_lb_t="$1"; _lb_m="$2"; _lb_sh="$3"; _lb_d="$4"
 mkdir -p "$_lb_t" 2>/dev/null
 if [ ! -f "$_lb_t/env0.sh" ]; then
   export -p > "$_lb_t/env0.sh"; cp "$_lb_t/env0.sh" "$_lb_t/env.sh"; printf '%s\n' "$_lb_d" > "$_lb_t/dir"; : > "$_lb_t/script.sh"
-  mkdir -p "$_lb_t/bin" "$_lb_t/debug"; [ -n "$5" ] && : > "$_lb_t/debug/enabled"
-  { printf '#!/bin/sh\n_lb_d=%s/debug\n' "$_lb_t"; cat <<'_LB_HELPER_'
-@HELPER@
-_LB_HELPER_
-  } > "$_lb_t/bin/codebuild-breakpoint"
-  ln -s codebuild-breakpoint "$_lb_t/bin/codebuild-resume"
-  case "$_lb_t" in /codebuild/*)
-    mkdir -p /usr/local/bin 2>/dev/null
-    for _lb_n in codebuild-breakpoint codebuild-resume; do
-      [ -e "/usr/local/bin/$_lb_n" ] || ln -s "$_lb_t/bin/$_lb_n" "/usr/local/bin/$_lb_n" 2>/dev/null
-    done ;;
-  esac
-  chmod 777 "$_lb_t" "$_lb_t/debug"; chmod 755 "$_lb_t/bin/codebuild-breakpoint"
+  mkdir -p "$_lb_t/debug"; [ -n "$5" ] && : > "$_lb_t/debug/enabled"
+  [ -n "$6" ] && printf '%s\n' "$6" > "$_lb_t/shard"
+@INSTALL@
+  chmod 777 "$_lb_t" "$_lb_t/debug"
   chmod 666 "$_lb_t/env0.sh" "$_lb_t/env.sh" "$_lb_t/dir" "$_lb_t/script.sh"
 fi
 _lb_shp=$(command -v "$_lb_sh") || _lb_shp="$_lb_sh"
@@ -56,11 +49,65 @@ while :; do
 done
 "##;
 
+/// A command CodeBuild's images provide, installed in every build container.
+#[derive(Debug, Clone, Copy)]
+pub struct Helper {
+    pub name: &'static str,
+    /// Other names of the same script (it may look at `$0`).
+    pub aliases: &'static [&'static str],
+    /// The script's body, run by `/bin/sh` with `_lb_t` (the agent's tmp dir) and `_lb_d`
+    /// (`<tmp>/debug`) set.
+    pub script: &'static str,
+}
+
+/// The container's helper commands: session debugging's pause ([`HELPER`]) and parallel test
+/// splitting's ([`crate::testsplit`]). The one place that says what a build container gets.
+pub const HELPERS: &[Helper] = &[
+    Helper {
+        name: BREAKPOINT,
+        aliases: &["codebuild-resume"],
+        script: HELPER,
+    },
+    Helper {
+        name: "codebuild-tests-run",
+        aliases: &[],
+        script: crate::testsplit::TESTS_RUN,
+    },
+    Helper {
+        name: "codebuild-glob-search",
+        aliases: &[],
+        script: crate::testsplit::GLOB_SEARCH,
+    },
+];
+
+/// Shell that installs the [`HELPERS`] in `$_lb_t/bin` (or, run alone, `$1/bin`) and links
+/// them into `/usr/local/bin` (on the images' `PATH`) where the image has no command of that
+/// name, only in a container laid out as CodeBuild's (`/codebuild/...`): never on a machine
+/// whose processes play the container, as in the engine's tests.
+pub fn install_helpers() -> String {
+    let mut out = String::from("  _lb_t=\"${_lb_t:-$1}\"; mkdir -p \"$_lb_t/bin\"\n");
+    let mut names = Vec::new();
+    for h in HELPERS {
+        out.push_str(&format!(
+            "  {{ printf '#!/bin/sh\\n_lb_t=%s; _lb_d=%s/debug\\n' \"$_lb_t\" \"$_lb_t\"; cat <<'_LB_HELPER_'\n{}\n_LB_HELPER_\n  }} > \"$_lb_t/bin/{n}\"; chmod 755 \"$_lb_t/bin/{n}\"\n",
+            h.script,
+            n = h.name
+        ));
+        for a in h.aliases {
+            out.push_str(&format!("  ln -s {} \"$_lb_t/bin/{a}\"\n", h.name));
+        }
+        names.push(h.name);
+        names.extend(h.aliases);
+    }
+    out.push_str(&format!(
+        "  case \"$_lb_t\" in /codebuild/*)\n    mkdir -p /usr/local/bin 2>/dev/null\n    for _lb_n in {}; do\n      [ -e \"/usr/local/bin/$_lb_n\" ] || ln -s \"$_lb_t/bin/$_lb_n\" \"/usr/local/bin/$_lb_n\" 2>/dev/null\n    done ;;\n  esac",
+        names.join(" ")
+    ));
+    out
+}
+
 /// `codebuild-breakpoint` and `codebuild-resume` (one script, by the name it is called by),
-/// installed by the driver in `<tmp>/bin` and linked into `/usr/local/bin` (only in a
-/// container laid out as CodeBuild's, `/codebuild/...`: never on a machine whose processes
-/// play the container, as in the engine's tests); `$_lb_d` is
-/// `<tmp>/debug`, set on the line before.
+/// one of the [`HELPERS`].
 ///
 /// A pause is a command that waits. `--prepare` saves the variables and working directory it
 /// sees (`debug/env.sh`, `debug/dir`: with `set -a` in the preamble every variable of the
@@ -348,24 +395,29 @@ impl Driver {
     }
 }
 
-/// The command that starts a driver (`debug`: session debugging is on).
+/// The command that starts a driver (`debug`: session debugging is on; `shard`: the build's
+/// place in a build-fanout, for `codebuild-tests-run`).
 pub fn driver_command(
     tmp: &str,
     marker: &str,
     shell: &str,
     workdir: &str,
     debug: bool,
+    shard: Option<crate::buildspec::batch::Shard>,
 ) -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
-        DRIVER.replace("@HELPER@", HELPER),
+        DRIVER.replace("@INSTALL@", &install_helpers()),
         "sh".into(),
         tmp.into(),
         marker.into(),
         shell.into(),
         workdir.into(),
         if debug { "1".into() } else { String::new() },
+        shard
+            .map(|s| format!("{} {}", s.number, s.count))
+            .unwrap_or_default(),
     ]
 }
 
@@ -384,6 +436,7 @@ mod tests {
             shell,
             tmp.to_str().unwrap(),
             true,
+            None,
         );
         let mut child = tokio::process::Command::new(&cmd[0])
             .args(&cmd[1..])

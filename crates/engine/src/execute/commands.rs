@@ -126,6 +126,7 @@ impl Run {
                     shell,
                     &self.src_dir,
                     self.req.debug.session,
+                    self.req.batch.as_ref().and_then(|b| b.shard),
                 ),
                 user,
                 "/",

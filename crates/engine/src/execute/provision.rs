@@ -73,6 +73,7 @@ impl Run {
                 &self.shell,
                 &self.src_dir,
                 self.req.debug.session,
+                self.req.batch.as_ref().and_then(|b| b.shard),
             )),
         };
         if let Some(session) = &mut self.build.debug_session {
