@@ -1106,3 +1106,34 @@ fn start_build_with_debug_session_enabled_pauses_at_a_breakpoint_until_codebuild
     assert_eq!(done["buildStatus"], "SUCCEEDED");
     assert_eq!(done["debugSession"]["sessionTarget"], target.as_str());
 }
+
+#[test]
+fn a_build_without_source_runs_in_its_empty_source_folder_and_uploads_artifacts() {
+    let s = Serve::start(&[]);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - test \"$(pwd)\" = \"$CODEBUILD_SRC_DIR\"\n      - test -z \"$(ls -A)\"\n      - echo made > out.txt\nartifacts:\n  files: [out.txt]\n";
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "nosource",
+        "--source",
+        &json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let id = s.start_build("nosource")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    let made = s
+        .home
+        .path()
+        .join("builds/nosource/1/artifacts/primary/out.txt");
+    assert_eq!(std::fs::read_to_string(made).unwrap(), "made\n");
+}

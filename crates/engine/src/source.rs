@@ -48,6 +48,26 @@ pub fn tar_stream(dir: PathBuf, prefix: String) -> ReceiverStream<std::io::Resul
     tar_stream_of(dir, prefix, None)
 }
 
+/// A tar of one empty folder, `prefix`: the source folder of a build without a source
+/// (`NO_SOURCE`), which CodeBuild still creates and runs the commands in.
+pub fn empty_dir_tar(prefix: &str) -> ReceiverStream<std::io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(1);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    let mut builder = tar::Builder::new(Vec::new());
+    let bytes = builder
+        .append_data(
+            &mut header,
+            format!("{}/", prefix.trim_end_matches('/')),
+            std::io::empty(),
+        )
+        .and_then(|()| builder.into_inner());
+    let _ = tx.try_send(bytes.map(Bytes::from));
+    ReceiverStream::new(rx)
+}
+
 /// Like [`tar_stream`], but only `files` (paths relative to `dir`, e.g. from
 /// `localbuild_sources::work_tree_files`) and `dir/.git`, with their parent folders. A listed
 /// folder (a submodule, a nested repository) and `.git` go in whole; nothing is followed.

@@ -470,6 +470,23 @@ impl Run {
             return Ok(());
         }
         let container = self.container.clone().unwrap_or_default();
+        if self.source_dir().is_none() {
+            // No source: the folder still exists, empty, and the commands run in it.
+            let prefix = self.src_dir.trim_start_matches('/').to_owned();
+            let made = self
+                .guard(
+                    self.runtime
+                        .upload_tar(&container, Box::pin(source::empty_dir_tar(&prefix))),
+                )
+                .await
+                .map_err(PhaseError::Interrupted)?;
+            if let Err(e) = made {
+                return Err(PhaseError::Failed(PhaseContext::new(
+                    "CLIENT_ERROR",
+                    format!("cannot make the source folder {}: {e}", self.src_dir),
+                )));
+            }
+        }
         for (i, (dir, path)) in self.sources().into_iter().enumerate() {
             let prefix = path.trim_start_matches('/').to_owned();
             // A fresh checkout holds nothing git ignores.
