@@ -598,7 +598,7 @@ impl Run {
             driver.close().await;
         }
         // The shell now ends the container on its own; `remove_container` gives it a moment.
-        self.ending_on_its_own = graceful && self.main_driver;
+        self.ending_on_its_own |= graceful && self.main_driver;
     }
 
     /// Remove the build's container (by id; force, after a brief wait for a container that
