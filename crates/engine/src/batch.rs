@@ -6,9 +6,7 @@
 //! log), marked as a batch member (`CODEBUILD_BATCH_BUILD_IDENTIFIER`,
 //! `CODEBUILD_BUILD_BATCH_TRIGGERED=true`, `buildBatchArn`). A task's build starts when its
 //! batch's [`Slots`] give it a slot ([`Parallel`]: at most N at once, first come first served
-//! in task order; the server passes its own build queue) and gives it back when its final
-//! record (COMPLETED) is saved ([`BuildHandle::completed`]): its container is removed while the
-//! next build provisions, and the batch ends only after every removal; a task starts only when every
+//! in task order; the server passes its own build queue); a task starts only when every
 //! task it depends on SUCCEEDED, and a task whose dependency did not succeed is recorded as
 //! never started (FAILED). With `fast-fail`, the first failing task that does not
 //! `ignore-failure` stops the running builds and starts no more; [`BatchHandle::stop`] does the
@@ -862,7 +860,7 @@ impl Run {
         let events = self.events.clone();
         let shared = self.shared.clone();
         async move {
-            let slot = tokio::select! {
+            let _slot = tokio::select! {
                 s = slot => s,
                 _ = halt.cancelled() => return (i, Err("not started: the batch is stopping".to_owned())),
             };
@@ -892,11 +890,6 @@ impl Run {
                 identifier: task.identifier.clone(),
                 build: handle.clone(),
             });
-            // The slot is free once the build's final record is saved (a COMPLETED build
-            // does not count against concurrency); its container is removed meanwhile, and
-            // the task (so the batch) ends only when that is done.
-            handle.completed().await;
-            drop(slot);
             (i, Ok(handle.outcome().await))
         }
     }

@@ -145,24 +145,6 @@ impl BuildHandle {
         self.hub.lock().outcome.is_some()
     }
 
-    /// Wait until the build's final record (COMPLETED) is saved. The build no longer runs
-    /// anything: what is left is removing its container, which [`BuildHandle::outcome`] still
-    /// waits for. A build that holds a concurrency slot gives it back here.
-    pub async fn completed(&self) {
-        let mut rx = self.hub.seq.subscribe();
-        loop {
-            rx.borrow_and_update();
-            {
-                let state = self.hub.lock();
-                if state.completed || state.outcome.is_some() {
-                    return;
-                }
-            }
-            // The sender lives in the hub this handle holds: `changed` cannot fail.
-            let _ = rx.changed().await;
-        }
-    }
-
     /// Wait for the end of the build.
     pub async fn outcome(&self) -> Outcome {
         let mut rx = self.hub.seq.subscribe();
@@ -244,8 +226,6 @@ struct HubState {
     weight: usize,
     /// The log length after the last event dropped from `history`.
     evicted_log_end: u64,
-    /// The final record (COMPLETED) is saved; only the container's removal is left.
-    completed: bool,
     outcome: Option<Arc<Outcome>>,
 }
 
@@ -277,7 +257,6 @@ impl Hub {
                 first: 0,
                 weight: 0,
                 evicted_log_end: 0,
-                completed: false,
                 outcome: None,
             }),
             seq: watch::Sender::new(0),
@@ -341,15 +320,6 @@ impl Hub {
     /// Flush the log file (at the end of the build, and before it is read back).
     pub(crate) fn flush_log(&self) {
         let _ = self.lock().log.flush();
-    }
-
-    /// The final record is saved: wake everyone waiting for [`BuildHandle::completed`].
-    pub(crate) fn completed(&self) {
-        let mut state = self.lock();
-        state.completed = true;
-        let next = state.first + state.history.len() as u64;
-        drop(state);
-        self.seq.send_replace(next);
     }
 
     /// The build is over: publish its last event and wake everyone waiting for the outcome.

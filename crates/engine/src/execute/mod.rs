@@ -231,9 +231,6 @@ pub(crate) struct Run {
     shell: String,
     /// Removing the container failed: search by label at the end.
     leftovers: bool,
-    /// FINALIZING closed the main shell of a build that ended on its own: the container stops
-    /// by itself, and its removal first waits (briefly) for that.
-    ending_on_its_own: bool,
     /// Images built and pushed, read from command output.
     images: ImageTracker,
     /// Artifacts, reports and cache state (see `outputs`).
@@ -293,7 +290,6 @@ impl Run {
             main_driver: false,
             shell: "/bin/sh".to_owned(),
             leftovers: false,
-            ending_on_its_own: false,
             images: ImageTracker::new(),
             outputs: outputs::Outputs::default(),
             store_error: None,
@@ -311,9 +307,6 @@ impl Run {
             build_id: self.build_id.clone(),
         };
         self.execute().await;
-        // The final record is saved: whoever holds a concurrency slot for this build may give
-        // it back while the container is removed (the outcome still waits for that).
-        self.hub.completed();
         self.cleanup().await;
         guard.runtime = None;
         if let Some(checkout) = self.checkout.take() {
@@ -490,9 +483,7 @@ impl Run {
                     // A stopped, timed-out or faulted build may still be running a command.
                     let graceful =
                         matches!(lifecycle.build_status(), Status::Succeeded | Status::Failed);
-                    // Ended here; removed after COMPLETED is saved (`cleanup`), so that the
-                    // final record does not wait for the daemon.
-                    self.end_container(graceful).await;
+                    self.remove_container(graceful).await;
                     Attempt::succeeded()
                 }
                 PhaseType::Completed => Attempt::succeeded(),
@@ -564,10 +555,8 @@ impl Run {
         }
     }
 
-    /// End the build's commands: close every shell (the main one's end stops the container),
-    /// or keep the container for `--keep-container`. Nothing here waits for the daemon.
-    async fn end_container(&mut self, graceful: bool) {
-        tracing::debug!("finalizing: ending the container");
+    async fn remove_container(&mut self, graceful: bool) {
+        tracing::debug!("finalizing: removing the container");
         let root = self.take_driver(None);
         self.drivers.clear();
         // `--keep-container`, for a build that ended on its own: the main shell is parked
@@ -597,32 +586,22 @@ impl Run {
             // End of stdin ends the main-process shell, and with it the container.
             driver.close().await;
         }
-        // The shell now ends the container on its own; `remove_container` gives it a moment.
-        self.ending_on_its_own |= graceful && self.main_driver;
-    }
-
-    /// Remove the build's container (by id; force, after a brief wait for a container that
-    /// stops on its own); a failure leaves the search by label to `cleanup`.
-    async fn remove_container(&mut self) {
         if let Some(id) = self.container.take() {
-            if std::mem::take(&mut self.ending_on_its_own) {
+            if graceful && self.main_driver {
                 self.runtime.wait_stopped(&id, Duration::from_secs(2)).await;
             }
-            tracing::debug!("removing the container");
             if self.runtime.remove_container(&id).await.is_err() {
                 self.leftovers = true;
             }
-            tracing::debug!("container removed");
         }
     }
 
-    /// Whatever happened, nothing labelled with this build stays behind. The container (ended
-    /// in FINALIZING) is removed by id; a search by label is needed only when that failed or
-    /// when provisioning did not get as far as knowing the container's id.
+    /// Whatever happened, nothing labelled with this build stays behind. The container was
+    /// removed by id in FINALIZING; a search by label is needed only when that failed or when
+    /// provisioning did not get as far as knowing the container's id.
     async fn cleanup(&mut self) {
         tracing::debug!("cleanup");
-        self.end_container(false).await;
-        self.remove_container().await;
+        self.remove_container(false).await;
         if self.leftovers || !self.provisioned {
             let _ = self
                 .runtime
