@@ -3,6 +3,8 @@
 
 Usage: bench/batch.py [--image IMAGE] [--rounds N] [--parallel P]   (builds target/release first)
 
+(`$CARGO_TARGET_DIR` is honoured; `LOCALBUILD_BIN=path` measures that binary instead.)
+
 The ideal is ceil(8 / P) seconds of sleeping plus one build's start overhead, the overhead
 measured in the same run as the median time of a one-task batch of `true` (so it includes
 what every batch pays: expanding the buildspec, recording the batch, starting one container).
@@ -12,7 +14,8 @@ Target: the 8-task batch finishes in <= 1.3x the ideal. P defaults to the number
 import argparse, math, os, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "localbuild")
+BIN = os.environ.get("LOCALBUILD_BIN") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "localbuild")
 TASKS = 8
 
 

@@ -560,4 +560,40 @@ fn codebuild_glob_search_in_a_build_matches_as_documented() {
     );
     assert_eq!(r.status(), "FAILED");
     r.assert_nothing_left_behind();
+
+/// A task's slot is given back when its final record is saved, while its container is being
+/// removed: the batch still never runs more builds at once than `--parallel` (a build counts
+/// from PROVISIONING until COMPLETED), and it ends only after every container is gone.
+#[test]
+fn parallel_two_never_runs_more_than_two_builds_and_leaves_no_container() {
+    let b = Build::new(
+        "version: 0.2\nbatch:\n  build-list:\n    - identifier: t1\n    - identifier: t2\n    - identifier: t3\n    - identifier: t4\n    - identifier: t5\nphases:\n  build:\n    commands:\n      - sleep 0.3\n",
+    )
+    .args(&["--batch", "--parallel", "2"]);
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let recs = task_records(&r);
+    assert_eq!(recs.len(), 5);
+    // Each build occupies [PROVISIONING's start, COMPLETED's start).
+    let span = |rec: &Value| {
+        let phase = |kind: &str| {
+            rec["phases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["phaseType"] == kind)
+                .map(|p| time(p, "startTime"))
+                .unwrap_or_else(|| panic!("no {kind} in {rec}"))
+        };
+        (phase("PROVISIONING"), phase("COMPLETED"))
+    };
+    let spans: Vec<(f64, f64)> = recs.values().map(span).collect();
+    for &(start, _) in &spans {
+        let at_once = spans
+            .iter()
+            .filter(|(s, e)| *s <= start && start < *e)
+            .count();
+        assert!(at_once <= 2, "{at_once} builds at once: {spans:?}");
+    }
+    assert_no_task_left(&recs);
 }
