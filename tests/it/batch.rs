@@ -560,10 +560,10 @@ fn codebuild_glob_search_in_a_build_matches_as_documented() {
     );
     assert_eq!(r.status(), "FAILED");
     r.assert_nothing_left_behind();
+}
 
-/// A task's slot is given back when its final record is saved, while its container is being
-/// removed: the batch still never runs more builds at once than `--parallel` (a build counts
-/// from PROVISIONING until COMPLETED), and it ends only after every container is gone.
+/// The batch never runs more builds at once than `--parallel` (a build counts from
+/// PROVISIONING until COMPLETED), and it ends only after every container is gone.
 #[test]
 fn parallel_two_never_runs_more_than_two_builds_and_leaves_no_container() {
     let b = Build::new(
