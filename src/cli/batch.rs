@@ -58,6 +58,7 @@ pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
         fast_fail: expansion.fast_fail,
         combine_artifacts: args.combine_artifacts,
         maximum_builds_allowed: args.max_builds,
+        timeout: None,
     };
     let runtime = match super::runtime() {
         Ok(rt) => rt,

@@ -1137,3 +1137,52 @@ fn a_build_without_source_runs_in_its_empty_source_folder_and_uploads_artifacts(
         .join("builds/nosource/1/artifacts/primary/out.txt");
     assert_eq!(std::fs::read_to_string(made).unwrap(), "made\n");
 }
+
+#[test]
+fn a_batch_past_its_timeout_stops_its_builds_and_ends_timed_out() {
+    let s = Serve::start(&[]);
+    // `slow` runs until the batch's one-minute timeout stops it; `after` never starts.
+    let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: slow\n    - identifier: after\n      depend-on:\n        - slow\nphases:\n  build:\n    commands:\n      - sleep 600\n";
+    create_batch_project(&s, "timeboxed", spec);
+    let started = s.ok(&[
+        "codebuild",
+        "start-build-batch",
+        "--project-name",
+        "timeboxed",
+        "--build-batch-config-override",
+        "timeoutInMins=1",
+    ])["buildBatch"]
+        .clone();
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        started["buildBatchConfig"]["timeoutInMins"], 1,
+        "{started:#}"
+    );
+    let done = s.wait_batch(&id, 240, "batch complete", |b| b["complete"] == true);
+    assert_eq!(done["buildBatchStatus"], "TIMED_OUT", "{done:#}");
+    let groups = done["buildGroups"].as_array().unwrap();
+    let slow = &groups[0]["currentBuildSummary"];
+    assert_eq!(slow["buildStatus"], "STOPPED", "{done:#}");
+    assert_eq!(groups[1]["currentBuildSummary"]["buildStatus"], "STOPPED");
+    assert!(groups[1]["currentBuildSummary"].get("arn").is_none());
+    let build_id = slow["arn"]
+        .as_str()
+        .unwrap()
+        .split_once(":build/")
+        .unwrap()
+        .1;
+    crate::util::assert_nothing_left(build_id);
+    let phases: Vec<(&str, &str)> = done["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["phaseType"].as_str().unwrap(),
+                p["phaseStatus"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(phases[2], ("IN_PROGRESS", "TIMED_OUT"), "{phases:?}");
+    assert_eq!(phases.last().unwrap().0, "FAILED", "{phases:?}");
+}

@@ -16,7 +16,9 @@
 //!
 //! The batch's record is CodeBuild's `BuildBatch` ([`crate::record::BuildBatch`]), saved
 //! through the [`crate::store::Store`] at every change. Its status: SUCCEEDED when every task
-//! without `ignore-failure` succeeded, STOPPED when stopped, FAILED otherwise.
+//! without `ignore-failure` succeeded, STOPPED when stopped, TIMED_OUT when
+//! [`BatchConfig::timeout`] passed (the running builds are stopped as by a stop), FAILED
+//! otherwise.
 
 use crate::buildspec::batch::Task;
 use crate::record::{
@@ -32,8 +34,10 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 /// A slot for one build; dropping it frees the slot.
@@ -75,6 +79,9 @@ pub struct BatchConfig {
     pub combine_artifacts: bool,
     /// `restrictions.maximumBuildsAllowed`: a larger batch is refused.
     pub maximum_builds_allowed: Option<u32>,
+    /// `timeoutInMins`: when it passes, the running builds are stopped, no other starts and
+    /// the batch ends TIMED_OUT.
+    pub timeout: Option<Duration>,
 }
 
 /// Why a batch was not started (nothing ran).
@@ -163,6 +170,8 @@ struct Shared {
     /// Stops the running builds and starts no more (stop, fast-fail).
     halt: CancellationToken,
     stopped: AtomicBool,
+    /// The batch's `timeoutInMins` passed (it halted the batch).
+    timed_out: AtomicBool,
     events: Mutex<Option<mpsc::UnboundedReceiver<BatchEvent>>>,
     outcome: watch::Sender<Option<Arc<BatchOutcome>>>,
     /// Saves one at a time, each of the record as it is then, so that none overtakes a later.
@@ -364,6 +373,7 @@ impl Engine {
                 restrictions: BatchRestrictions {
                     maximum_builds_allowed: config.maximum_builds_allowed,
                 },
+                timeout_in_mins: config.timeout.map(|t| t.as_secs().div_ceil(60)),
             },
             build_groups: tasks
                 .iter()
@@ -431,6 +441,7 @@ impl Engine {
                 record: Mutex::new(record),
                 halt: CancellationToken::new(),
                 stopped: AtomicBool::new(false),
+                timed_out: AtomicBool::new(false),
                 events: Mutex::new(Some(rx)),
                 outcome: watch::Sender::new(None),
                 saving: tokio::sync::Mutex::new(()),
@@ -622,6 +633,12 @@ impl Run {
         let running: Arc<Mutex<HashMap<usize, BuildHandle>>> = Arc::default();
         let mut set: tokio::task::JoinSet<TaskResult> = tokio::task::JoinSet::new();
         let mut failed = false;
+        // `timeoutInMins` from now (this run of the batch); far away without one.
+        let deadline = tokio::time::Instant::now()
+            + self
+                .config
+                .timeout
+                .unwrap_or(Duration::from_secs(30 * 365 * 86_400));
 
         loop {
             // Start what can start; skip what never will.
@@ -653,6 +670,8 @@ impl Run {
                             Status::Stopped,
                             if self.shared.stopped.load(Ordering::SeqCst) {
                                 "the batch was stopped".to_owned()
+                            } else if self.shared.timed_out.load(Ordering::SeqCst) {
+                                "the batch timed out".to_owned()
                             } else {
                                 "fast-fail: another task failed".to_owned()
                             },
@@ -698,6 +717,15 @@ impl Run {
             }
             let joined = tokio::select! {
                 j = set.join_next() => j,
+                _ = sleep_until(deadline), if !self.shared.halt.is_cancelled() => {
+                    // `timeoutInMins` passed: halt as a stop does.
+                    self.shared.timed_out.store(true, Ordering::SeqCst);
+                    self.shared.halt.cancel();
+                    for h in lock(&running).values() {
+                        h.stop();
+                    }
+                    continue;
+                }
                 _ = self.shared.halt.cancelled(), if !self.shared.halt.is_cancelled() => {
                     // Stop every running build; a task starting now sees the token.
                     for h in lock(&running).values() {
@@ -775,11 +803,14 @@ impl Run {
             });
         let status = if stopped {
             Status::Stopped
+        } else if self.shared.timed_out.load(Ordering::SeqCst) {
+            Status::TimedOut
         } else if all_ok && !failed {
             Status::Succeeded
         } else {
             Status::Failed
         };
+        // A timed-out batch ends in FAILED: CodeBuild's batch phases have no TIMED_OUT.
         let last = match status {
             Status::Succeeded => BatchPhaseType::Succeeded,
             Status::Stopped => BatchPhaseType::Stopped,

@@ -331,6 +331,8 @@ pub struct BatchRestrictions {
 pub struct BuildBatchConfig {
     pub combine_artifacts: bool,
     pub restrictions: BatchRestrictions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_in_mins: Option<u64>,
 }
 
 /// CodeBuild's `BuildBatch` object, as `BatchGetBuildBatches` returns it.

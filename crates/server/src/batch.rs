@@ -42,7 +42,7 @@ use std::future::Future;
 use std::path::{Component, Path};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The document kind holding each batch's `StartBuildBatch` input and overlay.
@@ -145,10 +145,12 @@ fn expand(request: &BuildRequest) -> Result<(Vec<buildspec::batch::Task>, bool),
 
 /// `combineArtifacts` and `restrictions.maximumBuildsAllowed`: the override's, else the
 /// project's.
+/// What the batch's `buildBatchConfig` (or the override) sets: combineArtifacts,
+/// restrictions.maximumBuildsAllowed and timeoutInMins.
 fn batch_settings(
     project: &Value,
     raw: &Map<String, Value>,
-) -> Result<(bool, Option<u32>), ApiError> {
+) -> Result<(bool, Option<u32>, Option<Duration>), ApiError> {
     let config = raw
         .get("buildBatchConfigOverride")
         .or_else(|| project.get("buildBatchConfig"));
@@ -172,7 +174,20 @@ fn batch_settings(
                 })?,
         ),
     };
-    Ok((combine, max))
+    let timeout = match config.and_then(|c| c.get("timeoutInMins")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| (1..=2160).contains(n))
+                .map(|n| Duration::from_secs(n * 60))
+                .ok_or_else(|| {
+                    ApiError::InvalidInput(format!(
+                        "Invalid timeoutInMins: {v}. It must be between 1 and 2160"
+                    ))
+                })?,
+        ),
+    };
+    Ok((combine, max, timeout))
 }
 
 /// A batch run again under its own id (RetryBuildBatch).
@@ -258,7 +273,7 @@ async fn start_input(
         .map_err(ApiError::db)?
         .and_then(|j| serde_json::from_str(&j).ok())
         .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
-    let (combine_artifacts, maximum_builds_allowed) = batch_settings(&project, &raw)?;
+    let (combine_artifacts, maximum_builds_allowed, timeout) = batch_settings(&project, &raw)?;
     let (tasks, fast_fail) = expand(&prepared.request)?;
     if state.inner().shutting_down {
         return Err(ApiError::Service(
@@ -273,6 +288,7 @@ async fn start_input(
         fast_fail,
         combine_artifacts,
         maximum_builds_allowed,
+        timeout,
     };
     let started = match retry {
         None => {
@@ -661,8 +677,18 @@ mod tests {
                          "buildBatchConfigOverride": {"combineArtifacts": true}});
         let input = build_input(raw.as_object().unwrap()).unwrap();
         assert_eq!(input.project_name, "p");
-        let (combine, max) = batch_settings(&json!({}), raw.as_object().unwrap()).unwrap();
+        let (combine, max, timeout) = batch_settings(&json!({}), raw.as_object().unwrap()).unwrap();
         assert!(combine);
-        assert_eq!(max, None);
+        assert_eq!((max, timeout), (None, None));
+    }
+
+    #[test]
+    fn the_batch_config_gives_the_batch_timeout() {
+        let project = json!({"buildBatchConfig": {"timeoutInMins": 30}});
+        let (_, _, timeout) = batch_settings(&project, &Map::new()).unwrap();
+        assert_eq!(timeout, Some(Duration::from_secs(1800)));
+        let bad = json!({"buildBatchConfig": {"timeoutInMins": 0}});
+        let err = batch_settings(&bad, &Map::new()).unwrap_err();
+        assert!(err.to_string().contains("timeoutInMins"), "{err}");
     }
 }
