@@ -1022,4 +1022,20 @@ fn console_approves_a_manual_approval_and_toggles_a_transition() {
         execs["pipelineExecutionSummaries"][0]["trigger"]["triggerType"],
         "StartPipelineExecution"
     );
+
+    // A third execution, rejected from its card: the approval and the execution fail.
+    b.click("main > .buttons button.primary");
+    b.wait("the third execution waiting for approval", 120, |b| {
+        let rows = b.texts("#history tbody tr");
+        (rows.len() == 3 && stage_status(b, "Approve") == ["InProgress"]).then_some(())
+    });
+    b.click("li.card[data-action=Approval] button.danger");
+    b.wait("the third execution Failed", 60, |b| {
+        let rows = b.texts("#history tbody tr");
+        (rows.len() == 3 && rows[0].contains("Failed")).then_some(())
+    });
+    let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", &name]);
+    let approval = &state["stageStates"][1]["actionStates"][0]["latestExecution"];
+    assert_eq!(approval["status"], "Failed", "{state:#}");
+    assert_eq!(approval["summary"], "Rejected from the localbuild console");
 }
