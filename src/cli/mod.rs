@@ -108,6 +108,7 @@ pub enum PipelineCommand {
     },
     /// A pipeline's stages and actions with status, revision and time (GetPipelineState)
     Status {
+        /// The pipeline's name
         name: String,
         /// Print GetPipelineState's answer as JSON
         #[arg(long)]
@@ -115,6 +116,7 @@ pub enum PipelineCommand {
     },
     /// A pipeline's executions, newest first (ListPipelineExecutions)
     Executions {
+        /// The pipeline's name
         name: String,
         /// Print the execution summaries as JSON
         #[arg(long)]
@@ -123,18 +125,21 @@ pub enum PipelineCommand {
     /// Create a pipeline from a definition file, as `aws codepipeline create-pipeline` takes it
     /// (`{"pipeline": {…}}` or the declaration alone); its first execution starts at once
     Create {
+        /// The pipeline definition (JSON)
         file: PathBuf,
         #[command(flatten)]
         server: ServerArg,
     },
     /// Replace a pipeline's declaration from a definition file (its version goes up by one)
     Update {
+        /// The pipeline definition (JSON)
         file: PathBuf,
         #[command(flatten)]
         server: ServerArg,
     },
     /// Start an execution of a pipeline (release the latest change)
     Start {
+        /// The pipeline's name
         name: String,
         /// A V2 pipeline variable for this execution, NAME=VALUE (repeatable)
         #[arg(long = "variable", value_name = "NAME=VALUE")]
@@ -144,8 +149,11 @@ pub enum PipelineCommand {
     },
     /// Approve (or with --reject, reject) a manual approval action that is waiting
     Approve {
+        /// The pipeline's name
         name: String,
+        /// The stage holding the approval action
         stage: String,
+        /// The approval action's name
         action: String,
         /// Reject instead of approve
         #[arg(long)]
