@@ -192,29 +192,10 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
-/// Epoch seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// Epoch seconds as `YYYY-MM-DD HH:MM:SS` (UTC), as the console shows them.
 fn time(v: &Value) -> String {
-    let Some(secs) = v.as_f64() else {
-        return "-".into();
-    };
-    let secs = secs as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    v.as_f64()
+        .map_or_else(|| "-".into(), localbuild_server::console::pages::time)
 }
 
 fn list(v: &Value) {

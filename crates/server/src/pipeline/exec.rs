@@ -1378,27 +1378,14 @@ impl Job {
                 );
             };
             let dest = self.artifact_path(output);
-            let d = dest.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                if made.is_dir() {
-                    zip_dir(&made, &d)
-                } else {
-                    if let Some(p) = d.parent() {
-                        std::fs::create_dir_all(p)?;
-                    }
-                    std::fs::copy(&made, &d).map(drop)
-                }
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => result.outputs.push((output.clone(), dest)),
-                Ok(Err(e)) => {
+            match store_artifact(made, dest.clone()).await {
+                Ok(()) => result.outputs.push((output.clone(), dest)),
+                Err(e) => {
                     return ActionResult::failed(
                         "JobFailed",
                         format!("Cannot store the build's artifact: {e}"),
                     );
                 }
-                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
             }
         }
         result
@@ -1475,27 +1462,14 @@ impl Job {
                 );
             };
             let dest = self.artifact_path(&output);
-            let d = dest.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                if made.is_dir() {
-                    zip_dir(&made, &d)
-                } else {
-                    if let Some(p) = d.parent() {
-                        std::fs::create_dir_all(p)?;
-                    }
-                    std::fs::copy(&made, &d).map(drop)
-                }
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => result.outputs.push((output, dest)),
-                Ok(Err(e)) => {
+            match store_artifact(made, dest.clone()).await {
+                Ok(()) => result.outputs.push((output, dest)),
+                Err(e) => {
                     return ActionResult::failed(
                         "JobFailed",
                         format!("Cannot store the batch's artifact: {e}"),
                     );
                 }
-                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
             }
         }
         result
@@ -1599,6 +1573,25 @@ impl Job {
             }
             Err(e) => ActionResult::failed("JobFailed", format!("Could not deploy {image}: {e}")),
         }
+    }
+}
+
+/// Put what a build made (a folder, zipped; or a file, copied) at `dest` in the artifact store.
+async fn store_artifact(made: PathBuf, dest: PathBuf) -> Result<(), String> {
+    let written = tokio::task::spawn_blocking(move || {
+        if made.is_dir() {
+            zip_dir(&made, &dest)
+        } else {
+            if let Some(p) = dest.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            std::fs::copy(&made, &dest).map(drop)
+        }
+    })
+    .await;
+    match written {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
