@@ -360,7 +360,10 @@ fn console_build_page_shows_what_the_build_made() {
 
 #[test]
 fn console_pipeline_page_shows_every_action_with_its_artifacts() {
-    use crate::pipeline::{connection, plain_repo, wait_executions, write_json};
+    use crate::pipeline::{
+        connection, plain_repo, project_with, two_source_buildspec, two_source_pipeline,
+        wait_executions, write_json,
+    };
     let s = Serve::start(&[]);
     plain_repo(&s, "front");
     let back = plain_repo(&s, "back");
@@ -368,22 +371,7 @@ fn console_pipeline_page_shows_every_action_with_its_artifacts() {
     git(&back, &["commit", "-q", "-am", "backend readme"]);
     let back_commit = git(&back, &["rev-parse", "HEAD"]);
     let conn = connection(&s);
-    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README > web.txt\n      - cat $CODEBUILD_SRC_DIR_Back/README > api.txt\nartifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n";
-    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
-    s.ok(&[
-        "codebuild",
-        "create-project",
-        "--name",
-        "consoleboth",
-        "--source",
-        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
-        "--artifacts",
-        "type=CODEPIPELINE",
-        "--environment",
-        &env,
-        "--service-role",
-        "arn:aws:iam::000000000000:role/any",
-    ]);
+    project_with(&s, "consoleboth", &two_source_buildspec(&[]));
     let deploy = |name: &str, input: &str, order: u64| {
         json!({"name": name, "runOrder": order,
             "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
@@ -391,27 +379,13 @@ fn console_pipeline_page_shows_every_action_with_its_artifacts() {
             "inputArtifacts": [{"name": input}]})
     };
     let name = format!("consoletwo-{}", std::process::id());
-    let definition = json!({"pipeline": {
-        "name": name,
-        "roleArn": "arn:aws:iam::000000000000:role/pipeline",
-        "artifactStore": {"type": "S3", "location": "artifacts"},
-        "stages": [
-            {"name": "Source", "actions": [
-                {"name": "Front",
-                 "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
-                 "configuration": {"Owner": "acme", "Repo": "front", "Branch": "main", "OAuthToken": "ghp_notarealtoken42"},
-                 "outputArtifacts": [{"name": "Front"}]},
-                {"name": "Back",
-                 "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"},
-                 "configuration": {"ConnectionArn": conn, "FullRepositoryId": "acme/back", "BranchName": "main"},
-                 "outputArtifacts": [{"name": "Back"}]}]},
-            {"name": "Build", "actions": [{
-                "name": "Build",
-                "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
-                "configuration": {"ProjectName": "consoleboth", "PrimarySource": "Front"},
-                "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
-                "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]}]},
-            {"name": "Deploy", "actions": [deploy("Api", "Api", 2), deploy("Web", "Web", 1)]}]}});
+    let definition = two_source_pipeline(
+        &name,
+        &conn,
+        "consoleboth",
+        json!({}),
+        vec![deploy("Api", "Api", 2), deploy("Web", "Web", 1)],
+    );
     let file = write_json(s.home.path(), &definition);
     s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
     let execs = wait_executions(&s, &name, 1);

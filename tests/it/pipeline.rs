@@ -1705,7 +1705,7 @@ fn the_cli_creates_updates_starts_and_approves_through_the_running_server() {
 }
 
 /// A project whose buildspec is `buildspec` (inline), on the busybox image, for pipelines.
-fn project_with(s: &Serve, name: &str, buildspec: &str) {
+pub(crate) fn project_with(s: &Serve, name: &str, buildspec: &str) {
     let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
     s.ok(&[
         "codebuild",
@@ -1742,27 +1742,39 @@ fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf
     found
 }
 
-#[test]
-fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_side() {
-    let s = Serve::start(&[]);
-    let front = plain_repo(&s, "front");
-    let back = plain_repo(&s, "back");
-    std::fs::write(back.join("README"), "backend\n").unwrap();
-    git(&back, &["commit", "-q", "-am", "backend readme"]);
-    let conn = connection(&s);
-    project_with(
-        &s,
-        "both",
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README > web.txt\n      - cat $CODEBUILD_SRC_DIR_Back/README > api.txt\n      - echo \"from $FROM\"\n      - echo \"execution $EXEC\"\nartifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n",
-    );
-    let deploy = |name: &str, input: &str, key: &str| {
-        json!({"name": name,
-            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
-            "configuration": {"BucketName": "web", "Extract": "true", "ObjectKey": key},
-            "inputArtifacts": [{"name": input}]})
-    };
-    let definition = json!({"pipeline": {
-        "name": "two",
+/// The buildspec of a build fed by `two_source_pipeline`: `web.txt` from the primary source's
+/// README, `api.txt` from the secondary `Back`'s, as the secondary artifacts `Web` and `Api`;
+/// `extra` commands run after.
+pub(crate) fn two_source_buildspec(extra: &[&str]) -> String {
+    let mut commands = vec![
+        "cat README > web.txt",
+        "cat $CODEBUILD_SRC_DIR_Back/README > api.txt",
+    ];
+    commands.extend(extra);
+    let mut spec = "version: 0.2\nphases:\n  build:\n    commands:\n".to_owned();
+    for c in commands {
+        spec.push_str(&format!("      - {c}\n"));
+    }
+    spec.push_str("artifacts:\n  files: [web.txt]\n  secondary-artifacts:\n    Web:\n      files: [web.txt]\n    Api:\n      files: [api.txt]\n");
+    spec
+}
+
+/// Source: `acme/front` through GitHub version 1 (namespace `FrontVars`) and `acme/back`
+/// through the connection → Build: `project` with both as inputs (`Front` primary) and the
+/// outputs `Web` and `Api`, `config` added to its configuration → Deploy: `deploys`.
+pub(crate) fn two_source_pipeline(
+    name: &str,
+    conn: &str,
+    project: &str,
+    config: Value,
+    deploys: Vec<Value>,
+) -> Value {
+    let mut configuration = json!({"ProjectName": project, "PrimarySource": "Front"});
+    for (k, v) in config.as_object().into_iter().flatten() {
+        configuration[k] = v.clone();
+    }
+    json!({"pipeline": {
+        "name": name,
         "roleArn": "arn:aws:iam::000000000000:role/pipeline",
         "artifactStore": {"type": "S3", "location": "artifacts"},
         "stages": [
@@ -1778,11 +1790,38 @@ fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_sid
             {"name": "Build", "actions": [{
                 "name": "Build",
                 "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
-                "configuration": {"ProjectName": "both", "PrimarySource": "Front",
-                    "EnvironmentVariables": "[{\"name\":\"FROM\",\"value\":\"#{FrontVars.CommitUrl}\",\"type\":\"PLAINTEXT\"},{\"name\":\"EXEC\",\"value\":\"#{codepipeline.PipelineExecutionId}\"}]"},
+                "configuration": configuration,
                 "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
                 "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]}]},
-            {"name": "Deploy", "actions": [deploy("Web", "Web", "w"), deploy("Api", "Api", "a")]}]}});
+            {"name": "Deploy", "actions": deploys}]}})
+}
+
+#[test]
+fn two_sources_feed_one_build_whose_secondary_artifacts_are_deployed_side_by_side() {
+    let s = Serve::start(&[]);
+    let front = plain_repo(&s, "front");
+    let back = plain_repo(&s, "back");
+    std::fs::write(back.join("README"), "backend\n").unwrap();
+    git(&back, &["commit", "-q", "-am", "backend readme"]);
+    let conn = connection(&s);
+    project_with(
+        &s,
+        "both",
+        &two_source_buildspec(&["echo \"from $FROM\"", "echo \"execution $EXEC\""]),
+    );
+    let deploy = |name: &str, input: &str, key: &str| {
+        json!({"name": name,
+            "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"BucketName": "web", "Extract": "true", "ObjectKey": key},
+            "inputArtifacts": [{"name": input}]})
+    };
+    let definition = two_source_pipeline(
+        "two",
+        &conn,
+        "both",
+        json!({"EnvironmentVariables": "[{\"name\":\"FROM\",\"value\":\"#{FrontVars.CommitUrl}\",\"type\":\"PLAINTEXT\"},{\"name\":\"EXEC\",\"value\":\"#{codepipeline.PipelineExecutionId}\"}]"}),
+        vec![deploy("Web", "Web", "w"), deploy("Api", "Api", "a")],
+    );
     let file = write_json(s.home.path(), &definition);
     s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
     std::fs::remove_file(file.trim_start_matches("file://")).unwrap();
