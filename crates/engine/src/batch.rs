@@ -633,12 +633,8 @@ impl Run {
         let running: Arc<Mutex<HashMap<usize, BuildHandle>>> = Arc::default();
         let mut set: tokio::task::JoinSet<TaskResult> = tokio::task::JoinSet::new();
         let mut failed = false;
-        // `timeoutInMins` from now (this run of the batch); far away without one.
-        let deadline = tokio::time::Instant::now()
-            + self
-                .config
-                .timeout
-                .unwrap_or(Duration::from_secs(30 * 365 * 86_400));
+        // `timeoutInMins` from now (this run of the batch).
+        let deadline = self.config.timeout.map(|t| tokio::time::Instant::now() + t);
 
         loop {
             // Start what can start; skip what never will.
@@ -717,7 +713,8 @@ impl Run {
             }
             let joined = tokio::select! {
                 j = set.join_next() => j,
-                _ = sleep_until(deadline), if !self.shared.halt.is_cancelled() => {
+                _ = sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() && !self.shared.halt.is_cancelled() => {
                     // `timeoutInMins` passed: halt as a stop does.
                     self.shared.timed_out.store(true, Ordering::SeqCst);
                     self.shared.halt.cancel();
