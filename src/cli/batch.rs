@@ -83,7 +83,12 @@ fn buildspec_of(request: &BuildRequest) -> Result<(String, Vec<u8>), u8> {
         BuildspecSource::Inline(_) => return Err(usage_error("--batch needs a buildspec file")),
     };
     match &request.source {
-        Source::Dir(d) => read(&d.join(in_source)),
+        Source::Dir(d) => {
+            match localbuild_confine::Root::new(d).confined("buildspec path", in_source) {
+                Ok(p) => read(&p),
+                Err(e) => Err(usage_error(&e.to_string())),
+            }
+        }
         Source::Git { repo, version, .. } => {
             match localbuild_sources::read_file(repo, version.as_deref(), in_source) {
                 Ok((commit, Some(bytes))) => Ok((format!("{in_source} (at {commit})"), bytes)),

@@ -9,6 +9,7 @@
 pub mod batch;
 mod diagnostic;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod raw;
 pub mod runtimes;

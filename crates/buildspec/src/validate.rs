@@ -546,6 +546,12 @@ fn tasks(ctx: &mut Ctx, node: &SNode, what: &str, graph: bool) -> Vec<BatchTask>
                 "identifier" => {
                     if let Some(id) = text(ctx, e.value, &w) {
                         has_id = !id.is_empty();
+                        if has_id && let Err(why) = crate::names::batch_identifier(&id) {
+                            ctx.error(
+                                e.value,
+                                format!("invalid 'batch.{what}' identifier {id:?}: {why}"),
+                            );
+                        }
                         t.identifier = id;
                     }
                 }
@@ -897,6 +903,12 @@ fn artifacts(ctx: &mut Ctx, key: &SNode, node: &SNode, v: Version) -> Option<Art
                 continue;
             };
             for s in &ses {
+                if let Err(why) = crate::names::artifact_identifier(&s.key) {
+                    ctx.error(
+                        s.key_node,
+                        format!("invalid secondary artifact identifier {:?}: {why}", s.key),
+                    );
+                }
                 let section = format!("artifacts.secondary-artifacts.{}", s.key);
                 if let Some(set) = artifact_set(ctx, s.key_node, s.value, &section, v, false) {
                     secondary.push((s.key.clone(), set));

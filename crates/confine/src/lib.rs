@@ -194,7 +194,10 @@ mod tests {
         let root = Root::new("/r");
         assert_eq!(root.confined("x", "a/b").unwrap(), Path::new("/r/a/b"));
         assert_eq!(root.confined("x", "a//b/").unwrap(), Path::new("/r/a/b"));
-        assert_eq!(root.confined("x", "..a/b..").unwrap(), Path::new("/r/..a/b.."));
+        assert_eq!(
+            root.confined("x", "..a/b..").unwrap(),
+            Path::new("/r/..a/b..")
+        );
     }
 
     #[test]
@@ -253,7 +256,10 @@ mod tests {
             root.confined("x", "out/file"),
             Err(Refused::Escapes { .. })
         ));
-        assert!(matches!(root.confined("x", "out"), Err(Refused::Escapes { .. })));
+        assert!(matches!(
+            root.confined("x", "out"),
+            Err(Refused::Escapes { .. })
+        ));
         assert!(matches!(
             root.confined("x", "dangling/x"),
             Err(Refused::Escapes { .. })

@@ -30,7 +30,7 @@ use crate::store::StoreError;
 use crate::{ACCOUNT_ID, BuildHandle, Engine, Outcome};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,6 +98,8 @@ pub enum BatchError {
     TooManyBuilds { builds: usize, allowed: u32 },
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error("invalid batch identifier {identifier:?}: {why}")]
+    Identifier { identifier: String, why: String },
     #[error("task '{identifier}': {error}")]
     Task {
         identifier: String,
@@ -259,10 +261,11 @@ pub fn task_request(
     // Like StartBuild's environmentVariablesOverride for this build: over the batch's.
     req.env_overrides.extend(task.variables.iter().cloned());
     req.artifacts_dir = artifacts;
+    // A folder refused here (a link out of it) leaves the reports in the build's own folder.
     req.reports_dir = parent
         .reports_dir
         .as_ref()
-        .map(|d| d.join(&task.identifier));
+        .and_then(|d| task_dir(d, &task.identifier).ok());
     req.batch = Some(BatchMember {
         batch_arn: batch_arn.to_owned(),
         identifier: task.identifier.clone(),
@@ -484,6 +487,12 @@ fn check_batch(
         });
     }
     for t in tasks {
+        if let Err(why) = localbuild_buildspec::names::batch_identifier(&t.identifier) {
+            return Err(BatchError::Identifier {
+                identifier: t.identifier.clone(),
+                why,
+            });
+        }
         task_request(parent, t, arn, None)
             .check()
             .map_err(|error| BatchError::Task {
@@ -492,6 +501,11 @@ fn check_batch(
             })?;
     }
     Ok(())
+}
+
+/// The folder of task `identifier` under a batch's `dir` (combined artifacts, reports).
+fn task_dir(dir: &Path, identifier: &str) -> Result<PathBuf, localbuild_confine::Refused> {
+    localbuild_confine::Root::new(dir).confined("batch identifier", identifier)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -866,23 +880,21 @@ impl Run {
         running: Arc<Mutex<HashMap<usize, BuildHandle>>>,
     ) -> impl std::future::Future<Output = TaskResult> + Send + 'static {
         let task = self.tasks[i].clone();
+        // Several builds into one -a folder would overwrite each other: one folder per task.
         let artifacts = self
             .artifacts
             .as_ref()
-            .map(|d| d.join(&task.identifier))
-            .or_else(|| {
-                // Several builds into one -a folder would overwrite each other.
-                self.parent
-                    .artifacts_dir
-                    .as_ref()
-                    .map(|d| d.join(&task.identifier))
-            });
-        let request = task_request(
-            &self.parent,
-            &task,
-            &lock(&self.shared.record).arn,
-            artifacts,
-        );
+            .or(self.parent.artifacts_dir.as_ref())
+            .map(|d| task_dir(d, &task.identifier))
+            .transpose();
+        let request = artifacts.map(|artifacts| {
+            task_request(
+                &self.parent,
+                &task,
+                &lock(&self.shared.record).arn,
+                artifacts,
+            )
+        });
         let engine = self.engine.clone();
         let slot = self.config.slots.acquire(&self.parent.project);
         let halt = self.shared.halt.clone();
@@ -896,6 +908,10 @@ impl Run {
             if halt.is_cancelled() {
                 return (i, Err("not started: the batch is stopping".to_owned()));
             }
+            let request = match request {
+                Ok(r) => r,
+                Err(e) => return (i, Err(format!("not started: {e}"))),
+            };
             let handle = match engine.submit(request).await {
                 Ok(h) => h,
                 Err(e) => return (i, Err(format!("not started: {e}"))),

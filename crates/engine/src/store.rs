@@ -93,9 +93,10 @@ pub fn cache_file_name(key: Option<&str>) -> String {
 }
 
 /// `name` as one file name: characters other than letters, digits, `.`, `_` and `-` become
-/// `_`, and leading dots go.
+/// `_`, and leading dots go; nothing left is `_`. The result is always one plain path component.
 pub fn safe_file_name(name: &str) -> String {
-    name.chars()
+    let name: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
                 c
@@ -105,7 +106,12 @@ pub fn safe_file_name(name: &str) -> String {
         })
         .collect::<String>()
         .trim_start_matches('.')
-        .to_owned()
+        .to_owned();
+    if name.is_empty() {
+        "_".to_owned()
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]

@@ -105,12 +105,15 @@ fn buildspec_bytes(request: &BuildRequest) -> Result<Vec<u8>, ApiError> {
     };
     let rel = inside(&path_in_source)?;
     match &request.source {
-        Source::Dir(d) => std::fs::read(d.join(rel)).map_err(|e| {
+        Source::Dir(d) => localbuild_confine::Root::new(d)
+            .confined("buildspec path", &rel.to_string_lossy())
+            .map_err(|e| ApiError::InvalidInput(format!("YAML_FILE_ERROR: {e}")))
+            .and_then(|p| std::fs::read(p).map_err(|e| {
             ApiError::InvalidInput(format!(
                 "YAML_FILE_ERROR: cannot read the buildspec {path_in_source} in the source {}: {e}",
                 d.display()
             ))
-        }),
+        })),
         Source::Git { repo, version, .. } => {
             match localbuild_sources::read_file(repo, version.as_deref(), &path_in_source) {
                 Ok((_, Some(bytes))) => Ok(bytes),

@@ -68,6 +68,21 @@ pub enum SourceError {
         reason: String,
     },
 
+    /// The location names a path on this machine (an absolute path or a
+    /// `file://` URL): only repositories under the git root are served.
+    #[error(
+        "source location {location:?} names a path on this machine; repositories are served \
+         only from the git root {}: put the repository under it (OWNER/REPO or REPO) and use \
+         its clone URL, e.g. https://github.com/OWNER/REPO.git (set --git-root to serve another folder)",
+        .git_root.display()
+    )]
+    OutsideGitRoot {
+        /// The location as given.
+        location: String,
+        /// The folder repositories are served from.
+        git_root: PathBuf,
+    },
+
     /// The location is well formed but nothing on this machine matches it.
     #[error("{}", unresolved_message(.location, .wanted, .looked, .not_repositories, .hint))]
     Unresolved {

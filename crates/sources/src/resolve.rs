@@ -2,11 +2,12 @@
 //!
 //! Cloud locations (clone URLs, S3 object keys) are mapped onto two local
 //! folders, the [`Roots`]: git repositories live under `git_root`, S3
-//! objects under `s3_root` (`<s3_root>/BUCKET/KEY`). The mapping is purely
-//! lexical: a location's path segments are appended to a root after
-//! rejecting `.`/`..` segments, so a location can never name a path outside
-//! its root. Symbolic links *inside* a root are followed on purpose (linking
-//! an existing checkout into the git root is a supported way to set it up).
+//! objects under `s3_root` (`<s3_root>/BUCKET/KEY`). A location is untrusted
+//! input (a request body, a pipeline declaration): its path segments become a
+//! path under a root only through `localbuild_confine::Root::confined`, which
+//! refuses `.`/`..` segments and symbolic links that lead out of the root. A
+//! location that names a path on this machine (an absolute path, `file://`)
+//! is refused: repositories are served from the git root only.
 
 use std::fs::File;
 use std::io::Read;
@@ -56,8 +57,8 @@ pub enum Resolved {
 ///   `<git_root>/REPO` and `<git_root>/REPO.git`.
 /// * `CODECOMMIT`: `https://git-codecommit.REGION.amazonaws.com/v1/repos/NAME`
 ///   maps to `<git_root>/NAME` (or `<git_root>/NAME.git`).
-/// * For all git types, a plain absolute path or a `file://` URL is taken
-///   as the repository itself.
+/// * For all git types, a plain absolute path or a `file://` URL is refused
+///   ([`SourceError::OutsideGitRoot`]): only the git root is served.
 /// * `S3`: `BUCKET/KEY`, `arn:aws:s3:::BUCKET/KEY` or `s3://BUCKET/KEY`
 ///   maps to `<s3_root>/BUCKET/KEY`, which must be a folder
 ///   ([`Resolved::Dir`]) or a zip file ([`Resolved::Zip`]).
@@ -134,36 +135,24 @@ fn resolve_git(
     if location.is_empty() {
         return Err(invalid(location, "a git source needs a location"));
     }
-    if let Some(path) = local_path(location)? {
-        if is_git_repository(&path) {
-            return Ok(Resolved::Git { repo: path });
-        }
-        let not_repositories = if path.exists() {
-            vec![path.clone()]
-        } else {
-            Vec::new()
-        };
-        return Err(SourceError::Unresolved {
+    if local_path(location)?.is_some() {
+        return Err(SourceError::OutsideGitRoot {
             location: location.to_string(),
-            wanted: "repository",
-            looked: vec![path],
-            not_repositories,
-            hint: None,
+            git_root: git_root.to_path_buf(),
         });
     }
-    let path = url_path(location).ok_or_else(|| {
-        invalid(
-            location,
-            "expected an https:// clone URL, an absolute path or a file:// URL",
-        )
-    })?;
+    let path =
+        url_path(location).ok_or_else(|| invalid(location, "expected an https:// clone URL"))?;
     let segs = segments(location, path)?;
     let relative = candidates(location, &segs)?;
 
     let mut looked = Vec::new();
     let mut not_repositories = Vec::new();
+    let root = localbuild_confine::Root::new(git_root);
     for rel in relative {
-        let path = git_root.join(rel);
+        let path = root
+            .confined("source location", &rel.to_string_lossy())
+            .map_err(|e| invalid(location, e.to_string()))?;
         if looked.contains(&path) {
             continue;
         }
@@ -298,8 +287,9 @@ fn resolve_s3(location: &str, s3_root: &Path) -> Result<Resolved, SourceError> {
     if segs.is_empty() {
         return Err(invalid(location, "expected BUCKET/KEY"));
     }
-    let mut path = s3_root.to_path_buf();
-    path.extend(&segs);
+    let path = localbuild_confine::Root::new(s3_root)
+        .confined("source location", &segs.join("/"))
+        .map_err(|e| invalid(location, e.to_string()))?;
 
     if path.is_dir() {
         return Ok(Resolved::Dir(path));

@@ -467,9 +467,18 @@ fn claim_build_dir(root: &Path, project: &str) -> std::io::Result<(u64, PathBuf)
     claim_dir(&root.join("builds"), project)
 }
 
+fn refused(e: localbuild_confine::Refused) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string())
+}
+
 /// Claim the next number under `base/<project>/` by creating its folder.
 fn claim_dir(base: &Path, project: &str) -> std::io::Result<(u64, PathBuf)> {
-    let dir = base.join(project);
+    let dir = localbuild_confine::Root::new(base)
+        .confined(
+            "project name",
+            localbuild_confine::component("project name", project).map_err(refused)?,
+        )
+        .map_err(refused)?;
     std::fs::create_dir_all(&dir)?;
     let mut next = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())

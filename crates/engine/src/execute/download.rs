@@ -241,9 +241,10 @@ impl Run {
             };
             PhaseContext::new("CLIENT_ERROR", message)
         };
+        // In the build's own folder (under the history's root), not in /tmp.
         let dir = tempfile::Builder::new()
-            .prefix("localbuild-src-")
-            .tempdir()
+            .prefix("source-")
+            .tempdir_in(&self.place.dir)
             .map_err(|e| failed(format!("cannot make a folder for the git checkout: {e}")))?;
         let dest = dir.path().to_path_buf();
         tracing::debug!(
@@ -277,8 +278,8 @@ impl Run {
     async fn unzip(&mut self, file: PathBuf) -> Result<(), PhaseContext> {
         let failed = |m: String| PhaseContext::new("CLIENT_ERROR", m);
         let dir = tempfile::Builder::new()
-            .prefix("localbuild-src-")
-            .tempdir()
+            .prefix("source-")
+            .tempdir_in(&self.place.dir)
             .map_err(|e| failed(format!("cannot make a folder for the source: {e}")))?;
         let dest = dir.path().to_path_buf();
         let shown = file.display().to_string();
@@ -341,17 +342,24 @@ impl Run {
     pub(super) fn buildspec_location(&self) -> (Option<PathBuf>, String) {
         let source = self.source_dir();
         match &self.req.buildspec {
+            // A path in the source (a link in it included) never leads out of it: one that
+            // would reads as a missing file, as it would in the cloud's copy of the source.
             BuildspecSource::Default => (
-                source.map(|s| s.join("buildspec.yml")),
+                source.and_then(|s| {
+                    localbuild_confine::Root::new(s)
+                        .confined("buildspec path", "buildspec.yml")
+                        .ok()
+                }),
                 format!("{}/buildspec.yml", self.src_dir),
             ),
             BuildspecSource::InSource(rel) => {
                 let rel = rel.trim_start_matches('/');
-                let safe = std::path::Path::new(rel)
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
                 (
-                    source.filter(|_| safe).map(|s| s.join(rel)),
+                    source.and_then(|s| {
+                        localbuild_confine::Root::new(s)
+                            .confined("buildspec path", rel)
+                            .ok()
+                    }),
                     format!("{}/{rel}", self.src_dir),
                 )
             }

@@ -82,6 +82,11 @@ fn safe_rel(rel: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// A name refused by the confinement rule, as the I/O error that fails UPLOAD_ARTIFACTS.
+fn refused(e: localbuild_confine::Refused) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string())
+}
+
 /// Create `root/rel` as a new file. Refuses unsafe names, parents that are not real folders
 /// (symlinks included) and existing files (`O_EXCL`: a symlink at the final name is not followed).
 pub(crate) fn safe_create(root: &Path, rel: &str, mode: u32) -> std::io::Result<std::fs::File> {
@@ -397,10 +402,9 @@ impl Run {
             .clone()
             .unwrap_or_else(|| self.place.artifacts.clone());
         std::fs::create_dir_all(&root)?;
-        let mut path = root;
-        for c in name.split('/') {
-            path.push(c);
-        }
+        let mut path = localbuild_confine::Root::new(root)
+            .confined("artifact name", name)
+            .map_err(refused)?;
         if self.req.zip {
             if !name.ends_with(".zip") {
                 path.set_extension(match path.extension() {
@@ -539,7 +543,9 @@ impl Run {
             for line in &sel.lines {
                 self.agent(line);
             }
-            let dir = reports_root.join(safe_file_name(&group.name));
+            let dir = localbuild_confine::Root::new(&reports_root)
+                .confined("report group name", &safe_file_name(&group.name))
+                .map_err(refused)?;
             match std::fs::symlink_metadata(&dir) {
                 Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dir)?,
                 Ok(_) => std::fs::remove_file(&dir)?,

@@ -797,13 +797,13 @@ async fn artifact(
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
     let rel = std::path::Path::new(&path);
-    let plain = rel
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
     let file = codebuild::record(&state, &id)
         .and_then(|b| build_dir(&b))
-        .filter(|_| plain)
-        .map(|d| d.join("artifacts").join(rel));
+        .and_then(|d| {
+            localbuild_confine::Root::new(d.join("artifacts"))
+                .confined("artifact path", &path)
+                .ok()
+        });
     match file {
         Some(f) if f.is_file() => match tokio::fs::read(&f).await {
             Ok(bytes) => {

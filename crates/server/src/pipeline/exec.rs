@@ -1004,16 +1004,19 @@ impl Job {
         }
     }
 
-    fn artifact_path(&self, artifact: &str) -> PathBuf {
+    /// Where an output artifact's zip goes: `<s3 root>/<store>/<pipeline>/<artifact>/<id>-<action>.zip`,
+    /// every part from the declaration confined under the S3 root.
+    fn artifact_path(&self, artifact: &str) -> Result<PathBuf, String> {
         let short: String = self.execution.chars().take(8).collect();
-        self.ctx
-            .state
-            .roots
-            .s3_root
-            .join(&self.store)
-            .join(&self.pipeline)
-            .join(artifact)
-            .join(format!("{short}-{}.zip", self.action.name))
+        localbuild_confine::Root::new(&self.ctx.state.roots.s3_root)
+            .confined(
+                "artifact store path",
+                &format!(
+                    "{}/{}/{artifact}/{short}-{}.zip",
+                    self.store, self.pipeline, self.action.name
+                ),
+            )
+            .map_err(|e| e.to_string())
     }
 
     fn s3_source(self, s3: &Path) -> ActionResult {
@@ -1050,7 +1053,10 @@ impl Job {
                 "The source action has no output artifact".into(),
             );
         };
-        let dest = self.artifact_path(&output);
+        let dest = match self.artifact_path(&output) {
+            Ok(p) => p,
+            Err(e) => return ActionResult::failed("JobFailed", e),
+        };
         let written = dest
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
@@ -1104,7 +1110,7 @@ impl Job {
             return ActionResult::failed("JobFailed", format!("Invalid bucket {bucket} or key"));
         };
         let done = if extract {
-            unzip_replacing(&zip, &dest)
+            scratch(&self.ctx.state).and_then(|tmp| unzip_replacing(&zip, &dest, tmp.path()))
         } else {
             dest.parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
@@ -1149,7 +1155,7 @@ impl Job {
             Ok(r) => r,
             Err(e) => return ActionResult::failed("JobFailed", e),
         };
-        let tmp = match tempfile::tempdir() {
+        let tmp = match scratch(&self.ctx.state) {
             Ok(t) => t,
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };
@@ -1174,7 +1180,10 @@ impl Job {
                 "The source action has no output artifact".into(),
             );
         };
-        let zip = self.artifact_path(&output);
+        let zip = match self.artifact_path(&output) {
+            Ok(p) => p,
+            Err(e) => return ActionResult::failed("JobFailed", e),
+        };
         if let Err(e) = zip_dir(&co.dir, &zip) {
             return ActionResult::failed(
                 "JobFailed",
@@ -1235,7 +1244,7 @@ impl Job {
                 format!("The input artifact {primary} is missing"),
             );
         }
-        let tmp = match tempfile::tempdir() {
+        let tmp = match scratch(&self.ctx.state) {
             Ok(t) => t,
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };
@@ -1377,7 +1386,10 @@ impl Job {
                     ),
                 );
             };
-            let dest = self.artifact_path(output);
+            let dest = match self.artifact_path(output) {
+                Ok(p) => p,
+                Err(e) => return ActionResult::failed("JobFailed", e),
+            };
             match store_artifact(made, dest.clone()).await {
                 Ok(()) => result.outputs.push((output.clone(), dest)),
                 Err(e) => {
@@ -1461,7 +1473,10 @@ impl Job {
                     ),
                 );
             };
-            let dest = self.artifact_path(&output);
+            let dest = match self.artifact_path(&output) {
+                Ok(p) => p,
+                Err(e) => return ActionResult::failed("JobFailed", e),
+            };
             match store_artifact(made, dest.clone()).await {
                 Ok(()) => result.outputs.push((output, dest)),
                 Err(e) => {
@@ -1674,23 +1689,18 @@ pub(crate) fn zip_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
 /// `<s3>/<bucket>/<key>` when both are relative names without `..` (and the bucket one
 /// component).
 pub(crate) fn s3_path(s3: &Path, bucket: &str, key: Option<&str>) -> Option<PathBuf> {
-    use std::path::Component;
-    let plain = |p: &Path| {
-        p.components().all(|c| matches!(c, Component::Normal(_))) && !p.as_os_str().is_empty()
-    };
-    let b = Path::new(bucket);
-    if !plain(b) {
-        return None;
+    let bucket = localbuild_confine::Root::new(s3)
+        .sub(
+            "bucket",
+            localbuild_confine::component("bucket", bucket).ok()?,
+        )
+        .ok()?;
+    match key {
+        Some(k) => bucket
+            .confined("object key", k.trim_start_matches('/'))
+            .ok(),
+        None => Some(bucket.path().to_path_buf()),
     }
-    let mut path = s3.join(b);
-    if let Some(k) = key {
-        let k = Path::new(k.trim_start_matches('/'));
-        if !plain(k) {
-            return None;
-        }
-        path.push(k);
-    }
-    Some(path)
 }
 
 /// An S3 object's local version: its size and modification time (what the watcher compares).
@@ -1704,6 +1714,14 @@ pub(crate) fn s3_version(path: &Path) -> Option<String> {
     Some(format!("{}-{}", meta.len(), modified.as_nanos()))
 }
 
+/// A scratch folder for one action (a checkout, unpacked input artifacts), removed when
+/// dropped: under `$LOCALBUILD_HOME/tmp`, never the system's `/tmp`.
+fn scratch(state: &AppState) -> std::io::Result<tempfile::TempDir> {
+    let dir = state.history.root().join("tmp");
+    std::fs::create_dir_all(&dir)?;
+    tempfile::Builder::new().prefix("action-").tempdir_in(dir)
+}
+
 /// FNV-1a, 64 bits: the local `ETag` of an S3 source object.
 fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -1712,17 +1730,18 @@ fn fnv64(bytes: &[u8]) -> u64 {
 }
 
 /// Unpack a zip into `dest`, replacing files that exist (an S3 deploy over an earlier one).
-fn unzip_replacing(zip: &Path, dest: &Path) -> std::io::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    unzip(zip, tmp.path())?;
-    let mut stack = vec![tmp.path().to_path_buf()];
+fn unzip_replacing(zip: &Path, dest: &Path, tmp: &Path) -> std::io::Result<()> {
+    unzip(zip, tmp)?;
+    let mut stack = vec![tmp.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir)? {
             let path = e?.path();
-            let Ok(rel) = path.strip_prefix(tmp.path()) else {
+            let Ok(rel) = path.strip_prefix(tmp) else {
                 continue;
             };
-            let target = dest.join(rel);
+            let target = localbuild_confine::Root::new(dest)
+                .confined("artifact entry", &rel.to_string_lossy())
+                .map_err(std::io::Error::other)?;
             if path.is_dir() {
                 std::fs::create_dir_all(&target)?;
                 stack.push(path);

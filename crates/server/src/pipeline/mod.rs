@@ -314,6 +314,20 @@ fn valid_name(name: &str, max: usize) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'))
 }
 
+/// An artifact store location: CodePipeline's pattern `[a-zA-Z0-9\-\.]+`, 3 to 63 characters,
+/// and S3's bucket rule that it starts and ends with a letter or digit (so never `.` or `..`):
+/// it names the store's folder under the S3 root.
+fn valid_bucket(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && !name.contains("..")
+}
+
 /// Check a declaration as CodePipeline does (structure, actions, artifacts), and that
 /// localbuild can run every action.
 pub fn check(d: &Declaration) -> Result<(), ApiError> {
@@ -333,6 +347,12 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             return Err(ApiError::InvalidStructure(
                 "Pipeline must have an artifactStore (localbuild keeps artifacts in $LOCALBUILD_HOME/s3/<location>)".into(),
             ));
+        }
+        (Some(s), None) if !valid_bucket(&s.location) => {
+            return Err(ApiError::Validation(format!(
+                "1 validation error detected: Value '{}' at 'pipeline.artifactStore.location' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9\\-\\.]+ (an S3 bucket name: 3 to 63 characters, starting and ending with a letter or digit)",
+                s.location
+            )));
         }
         (Some(s), None) if s.kind != "S3" || s.location.is_empty() => {
             return Err(ApiError::InvalidStructure(format!(
