@@ -8,6 +8,7 @@ mod cli_list;
 mod cli_output;
 mod cli_plan;
 mod cli_validate;
+mod confinement;
 mod console;
 mod corpus;
 mod debug;

@@ -85,7 +85,6 @@ struct ProjectSource {
     location: Option<String>,
     buildspec: Option<String>,
     git_clone_depth: Option<u32>,
-    #[allow(dead_code)]
     source_identifier: Option<String>,
 }
 
@@ -119,6 +118,7 @@ struct ProjectInput {
     environment: Option<ProjectEnvironment>,
     service_role: Option<String>,
     secondary_sources: Option<Vec<ProjectSource>>,
+    secondary_artifacts: Option<Vec<Value>>,
     timeout_in_minutes: Option<i64>,
     queued_timeout_in_minutes: Option<i64>,
     concurrent_build_limit: Option<i64>,
@@ -187,6 +187,20 @@ fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
     }
     for s in p.secondary_sources.iter().flatten() {
         check_source_type(&s.kind)?;
+        let id = s.source_identifier.as_deref().unwrap_or_default();
+        if let Err(why) = localbuild_buildspec::names::source_identifier(id) {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid secondarySources sourceIdentifier: {id:?}. {why}"
+            )));
+        }
+    }
+    for a in p.secondary_artifacts.iter().flatten() {
+        let id = a["artifactIdentifier"].as_str().unwrap_or_default();
+        if let Err(why) = localbuild_buildspec::names::artifact_identifier(id) {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid secondaryArtifacts artifactIdentifier: {id:?}: {why}"
+            )));
+        }
     }
     Ok(())
 }
