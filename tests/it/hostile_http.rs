@@ -85,7 +85,7 @@ fn a_host_that_does_not_name_the_server_is_refused_with_an_aws_error() {
     for head in [
         format!("{LIST_PROJECTS}\r\nHost: evil.example:{p}"),
         format!("GET /builds HTTP/1.1\r\nHost: evil.example:{p}"),
-        format!("GET /builds HTTP/1.1\r\nHost: evil.example"),
+        "GET /builds HTTP/1.1\r\nHost: evil.example".to_owned(),
     ] {
         let r = raw(&s.addr, &head, b"{}");
         assert_eq!(r.status, 403, "{head}: {r:?}");

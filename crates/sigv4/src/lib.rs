@@ -9,6 +9,11 @@
 //! [`AuthError`] that maps onto the error type, message and HTTP status AWS would
 //! answer with ([`AuthError::aws_type`], [`AuthError::status`]).
 //!
+//! [`verify`] checks what AWS's JSON endpoints check: the credential scope (terminator, date,
+//! a well-formed region, one of the endpoint's signing names), `host` among `SignedHeaders`,
+//! the clock skew, the payload hash (always the body's own: `UNSIGNED-PAYLOAD` is S3's) and
+//! the signature, with AWS's error texts.
+//!
 //! Not supported: presigned URLs (signature in the query string), the `Date`
 //! header instead of `X-Amz-Date`, SigV4a, chunked/streaming payload signing.
 
