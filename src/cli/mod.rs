@@ -224,6 +224,10 @@ pub struct ServeArgs {
     /// required to listen on a non-loopback address
     #[arg(long = "credentials", value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// Also answer requests whose Host is NAME (repeatable); localhost, 127.0.0.1, [::1] and
+    /// the listen address always are, any other name is refused (DNS rebinding)
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
     /// Values for PARAMETER_STORE and SECRETS_MANAGER variables (as `run --secrets-file`)
     #[arg(long = "secrets-file", value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,

@@ -40,6 +40,13 @@ pub fn run(args: &ServeArgs) -> u8 {
             }
         }
     };
+    let mut allowed_hosts = Vec::new();
+    for name in &args.allowed_hosts {
+        match localbuild_server::guard::allowed_host_name(name) {
+            Ok(n) => allowed_hosts.push(n),
+            Err(e) => return usage_error(&format!("--allowed-host: {e}")),
+        }
+    }
     if credentials.is_none() && !listen.ip().is_loopback() {
         return usage_error(&format!(
             "--listen {listen} is reachable from other machines: give --credentials FILE so that only signed requests are accepted, or listen on 127.0.0.1"
@@ -103,6 +110,7 @@ pub fn run(args: &ServeArgs) -> u8 {
         let config = Config {
             listen,
             credentials,
+            allowed_hosts,
             secrets,
             max_concurrent_builds: max,
             region,

@@ -19,6 +19,7 @@ mod git_sources;
 mod harness;
 mod history;
 mod hostile;
+mod hostile_http;
 mod pipeline;
 mod registry;
 mod run_build;

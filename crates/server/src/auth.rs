@@ -2,8 +2,12 @@
 //! one of the file's keys (checked by `localbuild-sigv4`, refused with the error type and
 //! status AWS would use); without it any request is accepted, signed or not. Either way the
 //! region of a signed request's credential scope is the region of the ARNs the call makes.
+//! The scope must name the signing name of the API the `X-Amz-Target` calls
+//! ([`protocol::signing_names`]) and a well-formed region; `host` must be signed and the
+//! payload hash is the body's (see [`localbuild_sigv4::verify`]).
 
 use crate::error::ApiError;
+use crate::protocol;
 use axum::http::{HeaderMap, Method, Uri};
 use localbuild_sigv4::{Credentials, Request};
 
@@ -27,6 +31,7 @@ pub fn check(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    target: Option<&str>,
     body: &[u8],
 ) -> Result<Option<String>, ApiError> {
     let pairs = header_pairs(headers);
@@ -42,7 +47,8 @@ pub fn check(
         headers: &pairs,
         body,
     };
-    match localbuild_sigv4::verify(&request, creds, std::time::SystemTime::now()) {
+    let services = protocol::signing_names(target);
+    match localbuild_sigv4::verify(&request, creds, services, std::time::SystemTime::now()) {
         Ok(v) => Ok(Some(v.region)),
         Err(e) => Err(ApiError::Auth {
             aws_type: e.aws_type(),

@@ -23,9 +23,22 @@ pub enum ApiError {
     Serialization(String),
     #[error("{0}")]
     UnknownOperation(String),
-    /// The body is over the server's limit.
+    /// The body is over the server's limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The request's header section is over the server's limit (431).
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    /// The request may not be served at all, e.g. its `Host` names no address of this
+    /// server (403).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// No route answers the request's path (404).
+    #[error("{0}")]
+    NoSuchPath(String),
+    /// The path exists, not for this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A SigV4 failure: the type and status the verifier chose.
     #[error("{message}")]
     Auth {
@@ -85,6 +98,10 @@ impl ApiError {
             ApiError::Serialization(_) => "SerializationException",
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::TooLarge(_) => "RequestEntityTooLargeException",
+            ApiError::HeadersTooLarge(_) => "RequestHeaderFieldsTooLargeException",
+            ApiError::AccessDenied(_) => "AccessDeniedException",
+            ApiError::NoSuchPath(_) => "ResourceNotFoundException",
+            ApiError::MethodNotAllowed(_) => "UnknownOperationException",
             ApiError::Auth { aws_type, .. } => aws_type,
             ApiError::Validation(_) => "ValidationException",
             ApiError::PipelineNameInUse(_) => "PipelineNameInUseException",
@@ -110,6 +127,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            ApiError::NoSuchPath(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Auth { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
@@ -164,9 +185,34 @@ mod tests {
         let e = ApiError::ResourceNotFound("x".into());
         assert_eq!(e.aws_type(), "ResourceNotFoundException");
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            ApiError::TooLarge("x".into()).status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        for (e, ty, status) in [
+            (
+                ApiError::TooLarge("x".into()),
+                "RequestEntityTooLargeException",
+                413,
+            ),
+            (
+                ApiError::HeadersTooLarge("x".into()),
+                "RequestHeaderFieldsTooLargeException",
+                431,
+            ),
+            (
+                ApiError::AccessDenied("x".into()),
+                "AccessDeniedException",
+                403,
+            ),
+            (
+                ApiError::NoSuchPath("x".into()),
+                "ResourceNotFoundException",
+                404,
+            ),
+            (
+                ApiError::MethodNotAllowed("x".into()),
+                "UnknownOperationException",
+                405,
+            ),
+        ] {
+            assert_eq!((e.aws_type(), e.status().as_u16()), (ty, status));
+        }
     }
 }

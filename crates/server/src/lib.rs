@@ -10,6 +10,8 @@
 //! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
 //!   and CodeStar Connections / CodeConnections.
 //! * [`console`] — the web console: server-rendered pages (`GET`) on the same port.
+//! * [`guard`] — what every request passes first (`Host`, head and body limits) and every
+//!   answer gets (AWS error bodies, framing protection).
 //!
 //! The server owns the engine's store ([`ServerStore`], a thin layer over the history) so that
 //! a build has its id and number the moment `StartBuild` answers, even while it waits in the
@@ -20,6 +22,7 @@ pub mod batch;
 pub mod codebuild;
 pub mod console;
 pub mod error;
+pub mod guard;
 pub mod logs;
 pub mod pipeline;
 pub mod protocol;
@@ -29,7 +32,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State as AxState};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use error::ApiError;
@@ -59,6 +62,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `None`: accept any request; else only requests signed with one of these keys.
     pub credentials: Option<Credentials>,
+    /// Host names served besides localhost, 127.0.0.1, [::1] and the listen address
+    /// (`--allowed-host`, as [`guard::allowed_host_name`] keeps them).
+    pub allowed_hosts: Vec<String>,
     /// Values for PARAMETER_STORE and SECRETS_MANAGER variables.
     pub secrets: SecretsFile,
     /// Builds running at once; more wait QUEUED.
@@ -192,6 +198,7 @@ pub(crate) struct Inner {
 pub struct AppState {
     pub(crate) addr: SocketAddr,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) secrets: SecretsFile,
     pub(crate) region: String,
     pub(crate) engine: Engine,
@@ -241,6 +248,7 @@ impl Server {
             roots: config.roots.clone(),
             addr,
             credentials: config.credentials,
+            allowed_hosts: config.allowed_hosts,
             secrets: config.secrets,
             region: config.region,
             engine,
@@ -281,13 +289,20 @@ impl Server {
             .route("/", post(api).get(console::home))
             .merge(console::routes())
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                guard::guard,
+            ))
             .with_state(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                codebuild::stop_all(&state).await;
-            })
-            .await?;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            codebuild::stop_all(&state).await;
+        })
+        .await?;
         Ok(())
     }
 }
@@ -307,24 +322,25 @@ async fn api(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // `guard` has read the body within the limit already.
     let body = match body {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return ApiError::TooLarge(format!(
-                "The request body is larger than the limit of {} MB",
-                BODY_LIMIT >> 20
-            ))
-            .into_response();
-        }
         Err(e) => return ApiError::Serialization(e.body_text()).into_response(),
-    };
-    let region = match auth::check(state.credentials.as_ref(), &method, &uri, &headers, &body) {
-        Ok(r) => r.unwrap_or_else(|| state.region.clone()),
-        Err(e) => return e.into_response(),
     };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let region = match auth::check(
+        state.credentials.as_ref(),
+        &method,
+        &uri,
+        &headers,
+        target.as_deref(),
+        &body,
+    ) {
+        Ok(r) => r.unwrap_or_else(|| state.region.clone()),
+        Err(e) => return e.into_response(),
+    };
     protocol::call(Ctx { state, region }, target.as_deref(), &body).await
 }

@@ -21,6 +21,29 @@ pub const CODECONNECTIONS: &str = "com.amazonaws.codeconnections.CodeConnections
 /// CloudWatch Logs' target prefix.
 pub const LOGS: &str = "Logs_20140328";
 
+/// The SigV4 signing names (credential scope service) of the API `target` calls, first the
+/// one AWS names in its error; without a target this server knows, any of its APIs' (the call
+/// then fails as an unknown operation).
+pub fn signing_names(target: Option<&str>) -> &'static [&'static str] {
+    match target
+        .and_then(|t| t.rsplit_once('.'))
+        .map(|(prefix, _)| prefix)
+    {
+        Some(CODEBUILD) => &["codebuild"],
+        Some(LOGS) => &["logs"],
+        Some(CODEPIPELINE) => &["codepipeline"],
+        Some(CODESTAR_CONNECTIONS) => &["codestar-connections"],
+        Some(CODECONNECTIONS) => &["codeconnections"],
+        _ => &[
+            "codebuild",
+            "logs",
+            "codepipeline",
+            "codestar-connections",
+            "codeconnections",
+        ],
+    }
+}
+
 /// Parse a request body into an operation's input shape.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
@@ -77,6 +100,26 @@ mod tests {
     struct In {
         project_name: String,
         ids: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn each_api_has_its_signing_name() {
+        let name = |t: &str| signing_names(Some(t));
+        assert_eq!(name("CodeBuild_20161006.StartBuild"), ["codebuild"]);
+        assert_eq!(name("Logs_20140328.GetLogEvents"), ["logs"]);
+        assert_eq!(name("CodePipeline_20150709.GetPipeline"), ["codepipeline"]);
+        assert_eq!(
+            name(
+                "com.amazonaws.codestar.connections.CodeStar_connections_20191201.ListConnections"
+            ),
+            ["codestar-connections"]
+        );
+        assert_eq!(
+            name("com.amazonaws.codeconnections.CodeConnections_20231201.ListConnections"),
+            ["codeconnections"]
+        );
+        assert_eq!(signing_names(None).len(), 5);
+        assert_eq!(name("Nope_2020.X").len(), 5);
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! [`AuthError`] that maps onto the error type, message and HTTP status AWS would
 //! answer with ([`AuthError::aws_type`], [`AuthError::status`]).
 //!
+//! [`verify`] checks what AWS's JSON endpoints check: the credential scope (terminator, date,
+//! a well-formed region, one of the endpoint's signing names), `host` among `SignedHeaders`,
+//! the clock skew, the payload hash (always the body's own: `UNSIGNED-PAYLOAD` is S3's) and
+//! the signature, with AWS's error texts.
+//!
 //! Not supported: presigned URLs (signature in the query string), the `Date`
 //! header instead of `X-Amz-Date`, SigV4a, chunked/streaming payload signing.
 
@@ -192,9 +197,12 @@ pub enum AuthError {
     /// after ("Signature not yet current") the server's clock.
     #[error("{0}")]
     SignatureExpired(String),
-    /// The credential scope is invalid (terminator, region, date).
+    /// The credential scope is invalid (terminator, date, region, service).
     #[error("{0}")]
     InvalidScope(String),
+    /// `host` is not among `SignedHeaders`: the signature would fit any server.
+    #[error("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")]
+    HostNotSigned,
 }
 
 impl AuthError {
@@ -206,7 +214,8 @@ impl AuthError {
             AuthError::UnrecognizedClient => "UnrecognizedClientException",
             AuthError::SignatureDoesNotMatch
             | AuthError::SignatureExpired(_)
-            | AuthError::InvalidScope(_) => "InvalidSignatureException",
+            | AuthError::InvalidScope(_)
+            | AuthError::HostNotSigned => "InvalidSignatureException",
         }
     }
 
@@ -286,9 +295,35 @@ pub fn parse_authorization(headers: &[(String, String)]) -> Result<Authorization
     })
 }
 
-/// Verifies the SigV4 signature of `req` against `creds`, with `now` as the
-/// server's clock for the 15-minute skew check.
-pub fn verify(req: &Request, creds: &Credentials, now: SystemTime) -> Result<Verified, AuthError> {
+/// A region name as AWS forms them: `us-east-1`, `eu-central-2`, `us-gov-west-1`,
+/// `us-isob-east-1` (two letters, words, a number; lower case). The server answers for every
+/// region (an ARN takes the region its request was signed for), so any such name is valid;
+/// `us-east1`, `local` or `US-EAST-1` are not.
+pub fn is_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    let [first, middle @ .., last] = &parts[..] else {
+        return false;
+    };
+    let letters = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    first.len() == 2
+        && letters(first)
+        && !middle.is_empty()
+        && middle.iter().all(|p| letters(p))
+        && (1..=2).contains(&last.len())
+        && last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Verifies the SigV4 signature of `req` against `creds` as an AWS JSON endpoint does, with
+/// `now` as the server's clock for the 15-minute skew check: the credential scope names a
+/// well-formed region ([`is_region`]) and one of `services` (the signing names of the API the
+/// request calls), `host` is signed, and the payload hash is the body's own (a declared
+/// `X-Amz-Content-SHA256` that differs, `UNSIGNED-PAYLOAD` included, does not match).
+pub fn verify(
+    req: &Request,
+    creds: &Credentials,
+    services: &[&str],
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
     let auth = parse_authorization(req.headers)?;
     let request_time = parse_amz_date(&auth.amz_date).ok_or_else(|| {
         AuthError::IncompleteSignature(format!(
@@ -311,8 +346,24 @@ pub fn verify(req: &Request, creds: &Credentials, now: SystemTime) -> Result<Ver
             auth.amz_date
         ));
     }
+    if !is_region(&auth.region) {
+        scope_errors.push(format!(
+            "Credential should be scoped to a valid region, not '{}'.",
+            auth.region
+        ));
+    }
+    if let Some(expected) = services.first()
+        && !services.contains(&auth.service.as_str())
+    {
+        scope_errors.push(format!(
+            "Credential should be scoped to correct service: '{expected}'."
+        ));
+    }
     if !scope_errors.is_empty() {
         return Err(AuthError::InvalidScope(scope_errors.join(" ")));
+    }
+    if !auth.signed_headers.iter().any(|h| h == "host") {
+        return Err(AuthError::HostNotSigned);
     }
     let secret = creds
         .secret(&auth.access_key_id)
@@ -337,12 +388,11 @@ pub fn verify(req: &Request, creds: &Credentials, now: SystemTime) -> Result<Ver
         return skewed("not yet current", "still later", now + MAX_SKEW_SECS, '+');
     }
 
-    // A declared payload hash must be the body's, or the body would be unsigned.
+    // The signature covers the body's own hash; a declared one must be it (JSON APIs sign
+    // every payload: `UNSIGNED-PAYLOAD` is S3's).
     let body_hash = hex::encode(Sha256::digest(req.body));
     if let Some(declared) = header(req.headers, "x-amz-content-sha256")
-        && declared.len() == 64
-        && declared.bytes().all(|b| b.is_ascii_hexdigit())
-        && !declared.eq_ignore_ascii_case(&body_hash)
+        && !declared.trim().eq_ignore_ascii_case(&body_hash)
     {
         return Err(AuthError::SignatureDoesNotMatch);
     }
@@ -430,10 +480,8 @@ pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
             .collect();
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = match header(req.headers, "x-amz-content-sha256") {
-        Some(declared) => declared.trim().to_string(),
-        None => hex::encode(Sha256::digest(req.body)),
-    };
+    // Always the body's own hash, as AWS's JSON services compute it.
+    let payload_hash = hex::encode(Sha256::digest(req.body));
     format!(
         "{}\n{}\n{}\n{headers}\n{}\n{payload_hash}",
         req.method,

@@ -38,8 +38,18 @@ impl Raw {
         }
     }
 
+    /// Verified as an endpoint that answers the services the fixtures sign for.
     fn verify(&self, creds: &str, now: &str) -> Result<Verified, AuthError> {
-        verify(&self.req(), &Credentials::parse(creds).unwrap(), at(now))
+        self.verify_for(&["codebuild", "service", "codepipeline"], creds, now)
+    }
+
+    fn verify_for(&self, services: &[&str], creds: &str, now: &str) -> Result<Verified, AuthError> {
+        verify(
+            &self.req(),
+            &Credentials::parse(creds).unwrap(),
+            services,
+            at(now),
+        )
     }
 }
 
@@ -226,6 +236,133 @@ fn declared_payload_hash_must_match_body() {
         Raw::new(&text).verify(CLI_CREDS, CLI_DATE),
         Err(AuthError::SignatureDoesNotMatch)
     );
+}
+
+// ---- The scope, SignedHeaders and payload hash as AWS's JSON endpoints check them ----
+
+/// What a request is, its text, the services the endpoint answers, the outcome.
+type Case = (
+    &'static str,
+    String,
+    &'static [&'static str],
+    Result<(), AuthError>,
+);
+
+#[test]
+fn scope_host_and_payload_are_checked_as_aws_does() {
+    let signed_scope = "20261130/us-east-1/codebuild/aws4_request";
+    let hash = hex::encode(Sha256::digest(b"{}"));
+    // (what changes in the botocore request, the services the endpoint answers, the outcome)
+    let table: Vec<Case> = vec![
+        ("as signed", CLI_REQUEST.into(), &["codebuild"], Ok(())),
+        (
+            "a region that is no region",
+            CLI_REQUEST.replace(signed_scope, "20261130/us-east1/codebuild/aws4_request"),
+            &["codebuild"],
+            Err(AuthError::InvalidScope(
+                "Credential should be scoped to a valid region, not 'us-east1'.".into(),
+            )),
+        ),
+        (
+            "another well-formed region: the scope passes, the signature does not",
+            CLI_REQUEST.replace(signed_scope, "20261130/eu-west-1/codebuild/aws4_request"),
+            &["codebuild"],
+            Err(AuthError::SignatureDoesNotMatch),
+        ),
+        (
+            "signed for another service",
+            CLI_REQUEST.into(),
+            &["logs"],
+            Err(AuthError::InvalidScope(
+                "Credential should be scoped to correct service: 'logs'.".into(),
+            )),
+        ),
+        (
+            "one of the API's signing names",
+            CLI_REQUEST.into(),
+            &["codestar-connections", "codebuild"],
+            Ok(()),
+        ),
+        (
+            "region and service both wrong",
+            CLI_REQUEST.replace(signed_scope, "20261130/moon/s3/aws4_request"),
+            &["codebuild"],
+            Err(AuthError::InvalidScope(
+                "Credential should be scoped to a valid region, not 'moon'. \
+                 Credential should be scoped to correct service: 'codebuild'."
+                    .into(),
+            )),
+        ),
+        (
+            "host not signed",
+            CLI_REQUEST.replace(
+                "SignedHeaders=content-type;host;x-amz-date;x-amz-target",
+                "SignedHeaders=content-type;x-amz-date;x-amz-target",
+            ),
+            &["codebuild"],
+            Err(AuthError::HostNotSigned),
+        ),
+        (
+            "UNSIGNED-PAYLOAD",
+            CLI_REQUEST.replace("\n\n{}", "\nX-Amz-Content-SHA256: UNSIGNED-PAYLOAD\n\n{}"),
+            &["codebuild"],
+            Err(AuthError::SignatureDoesNotMatch),
+        ),
+        (
+            "a malformed payload hash",
+            CLI_REQUEST.replace("\n\n{}", "\nX-Amz-Content-SHA256: abc\n\n{}"),
+            &["codebuild"],
+            Err(AuthError::SignatureDoesNotMatch),
+        ),
+        (
+            "the body's own payload hash",
+            CLI_REQUEST.replace("\n\n{}", &format!("\nX-Amz-Content-SHA256: {hash}\n\n{{}}")),
+            &["codebuild"],
+            Ok(()),
+        ),
+    ];
+    for (what, text, services, expected) in table {
+        let got = Raw::new(&text)
+            .verify_for(services, CLI_CREDS, CLI_DATE)
+            .map(|_| ());
+        assert_eq!(got, expected, "{what}");
+        if let Err(e) = got {
+            assert_eq!(e.aws_type(), "InvalidSignatureException", "{what}");
+        }
+    }
+    assert_eq!(
+        AuthError::HostNotSigned.to_string(),
+        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+    );
+}
+
+#[test]
+fn region_names_are_aws_shaped() {
+    for good in [
+        "us-east-1",
+        "eu-central-2",
+        "ap-southeast-5",
+        "us-gov-west-1",
+        "us-isob-east-1",
+        "cn-north-1",
+        "il-central-1",
+    ] {
+        assert!(is_region(good), "{good}");
+    }
+    for bad in [
+        "",
+        "us-east1",
+        "useast-1",
+        "local",
+        "US-EAST-1",
+        "us-east-1a",
+        "us--1",
+        "u-east-1",
+        "us-east-100",
+        "us-east-",
+    ] {
+        assert!(!is_region(bad), "{bad}");
+    }
 }
 
 // ---- Authorization header parsing ----

@@ -10,7 +10,8 @@
 //!   [`pipeline::call`]), so a page shows what `aws` would; buttons are forms posting to
 //!   `/console/action`, which maps the form to one API operation ([`action_call`]) and calls it.
 //! * Sessions: with `--credentials` every page needs a login with one of the file's keys; the
-//!   session cookie is HttpOnly and SameSite=Strict. Every form carries a CSRF token (the
+//!   session cookie is HttpOnly and SameSite=Strict. Failed logins are throttled per client
+//!   address ([`throttle`]: 5 a minute, then 429). Every form carries a CSRF token (the
 //!   session's, or without credentials the server's own random one) and every `POST` must come
 //!   from this origin (`Origin`, `Sec-Fetch-Site`).
 //! * Assets (CSS, a small JS file for live updates) are compiled into the binary; nothing is
@@ -20,11 +21,12 @@
 
 pub mod ansi;
 pub mod pages;
+pub mod throttle;
 
 use crate::error::ApiError;
 use crate::{AppState, Ctx, codebuild, lock, pipeline};
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -36,6 +38,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -105,6 +108,7 @@ pub(crate) fn encode(s: &str) -> String {
 pub(crate) struct Sessions {
     anonymous_csrf: String,
     map: Mutex<HashMap<String, Session>>,
+    logins: Mutex<throttle::LoginThrottle>,
 }
 
 struct Session {
@@ -118,6 +122,7 @@ impl Default for Sessions {
         Sessions {
             anonymous_csrf: random_token(),
             map: Mutex::default(),
+            logins: Mutex::default(),
         }
     }
 }
@@ -232,6 +237,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -242,15 +248,34 @@ async fn login(
     if !same_origin(&headers) {
         return forbidden("This form was posted from another site.");
     }
+    let who = peer.ip();
+    let now = Instant::now();
+    if let Some(wait) = lock(&state.console.logins).check(who, now) {
+        let secs = wait.as_secs().max(1);
+        let message = format!(
+            "Too many failed logins from {who}: {} in the last minute. Try again in {secs} s.",
+            throttle::MAX_FAILURES
+        );
+        let mut response = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(&next, Some(&message)),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return response;
+    }
     let ok = creds
         .secret(form.access_key_id.trim())
         .is_some_and(|s| same_secret(s, form.secret_access_key.trim()));
     if !ok {
+        lock(&state.console.logins).failed(who, now);
         return html(
             StatusCode::UNAUTHORIZED,
             pages::login(&next, Some("Unknown access key id or wrong secret.")),
         );
     }
+    lock(&state.console.logins).succeeded(who);
     let token = random_token();
     lock(&state.console.map).insert(
         token.clone(),
