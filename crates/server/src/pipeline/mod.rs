@@ -519,8 +519,12 @@ pub fn check(d: &Declaration) -> Result<(), ApiError> {
             };
             if t.provider == "S3" {
                 for key in ["S3Bucket", "S3ObjectKey", "BucketName", "ObjectKey"] {
+                    let plain = |v: &str| match key {
+                        "S3Bucket" | "BucketName" => localbuild_confine::component(key, v).is_ok(),
+                        _ => localbuild_confine::relative(key, v.trim_start_matches('/')).is_ok(),
+                    };
                     if let Some(v) = a.config(key)
-                        && exec::s3_path(std::path::Path::new("/"), v, None).is_none()
+                        && !plain(v)
                     {
                         return Err(ApiError::InvalidActionDeclaration(format!(
                             "Invalid {key} '{v}' for {at}: a relative name without '..'"
