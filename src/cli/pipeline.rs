@@ -76,7 +76,7 @@ fn define(file: &Path, server: &ServerArg, op: &str) -> u8 {
             return fail(format!(
                 "{}{at}: {}: {}",
                 file.display(),
-                e.error.aws_type(),
+                localbuild_server::error::ApiError::from(e.error.clone()).aws_type(),
                 e.error
             ));
         }

@@ -87,6 +87,19 @@ pub enum ApiError {
     Service(String),
 }
 
+impl From<localbuild_pipeline::DeclarationError> for ApiError {
+    fn from(e: localbuild_pipeline::DeclarationError) -> Self {
+        use localbuild_pipeline::DeclarationError as D;
+        match e {
+            D::Validation(m) => ApiError::Validation(m),
+            D::InvalidStructure(m) => ApiError::InvalidStructure(m),
+            D::InvalidActionDeclaration(m) => ApiError::InvalidActionDeclaration(m),
+            D::InvalidStageDeclaration(m) => ApiError::InvalidStageDeclaration(m),
+            D::Serialization(m) => ApiError::Serialization(m),
+        }
+    }
+}
+
 impl ApiError {
     /// `__type` of the error body.
     pub fn aws_type(&self) -> &'static str {

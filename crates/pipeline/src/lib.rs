@@ -1,0 +1,40 @@
+//! CodePipeline's rules, without I/O: what a pipeline is and how one execution advances.
+//!
+//! * [`declaration`] — the declaration types and `check` (CodePipeline's rules and the
+//!   providers localbuild runs), `glob` / `Patterns` for V2 push filters.
+//! * [`definition`] — definition JSON: defaults, masking, definition files with positions.
+//! * [`machine`] — the pure state machine of one execution (stages in sequence, actions by
+//!   `runOrder`, failure, stop with or without abandon, supersede, gates, retry, resume).
+//!
+//! The server (`localbuild-server`) translates CodePipeline's wire format to these types and
+//! back, runs executions and maps [`DeclarationError`] to CodePipeline's exception types in its
+//! one error map. No axum, bollard, clap or rusqlite here.
+
+pub mod declaration;
+pub mod definition;
+pub mod machine;
+#[cfg(test)]
+mod tests;
+
+pub use declaration::*;
+pub use definition::{DefinitionError, normalise, read_definition};
+
+/// Why a declaration is refused, named after the CodePipeline exception it answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeclarationError {
+    /// `ValidationException`: a field breaks its constraint (pattern, length, enum).
+    #[error("{0}")]
+    Validation(String),
+    /// `InvalidStructureException`: the pipeline's shape (stages, artifacts, stores).
+    #[error("{0}")]
+    InvalidStructure(String),
+    /// `InvalidActionDeclarationException`: an action's type, configuration or artifacts.
+    #[error("{0}")]
+    InvalidActionDeclaration(String),
+    /// `InvalidStageDeclarationException`: a stage's declaration.
+    #[error("{0}")]
+    InvalidStageDeclaration(String),
+    /// `SerializationException`: the JSON is not a declaration.
+    #[error("{0}")]
+    Serialization(String),
+}
