@@ -217,6 +217,8 @@ struct Entry {
 struct HubState {
     record: Build,
     masker: Masker,
+    /// Command output held back by the masker (the start of a line that may hold a secret).
+    carry: Vec<u8>,
     log: std::io::BufWriter<std::fs::File>,
     log_path: PathBuf,
     log_len: u64,
@@ -230,6 +232,40 @@ struct HubState {
 }
 
 impl HubState {
+    /// Mask a piece of command output. A piece that ends inside a line (a line longer than
+    /// the splitter's limit arrives in parts) keeps back what could begin a secret.
+    fn mask_output(&mut self, bytes: Bytes) -> Bytes {
+        if self.carry.is_empty() && (self.masker.is_empty() || bytes.ends_with(b"\n")) {
+            return match self.masker.mask_bytes(&bytes) {
+                Some(masked) => Bytes::from(masked),
+                None => bytes,
+            };
+        }
+        Bytes::from(self.masker.mask_stream(&mut self.carry, &bytes))
+    }
+
+    /// Log a (masked) event and keep it for subscribers.
+    fn push(&mut self, event: Event) {
+        if let Some(text) = event.log_text() {
+            // Written through at once: another process may follow the log, and a killed
+            // process must leave every line it had published.
+            let _ = self.log.write_all(&text);
+            let _ = self.log.flush();
+            self.log_len += text.len() as u64;
+        }
+        self.weight += event.weight();
+        let log_end = self.log_len;
+        self.history.push_back(Entry { event, log_end });
+        while self.weight > REPLAY_BUDGET && self.history.len() > 1 {
+            let Some(old) = self.history.pop_front() else {
+                break;
+            };
+            self.weight -= old.event.weight();
+            self.evicted_log_end = old.log_end;
+            self.first += 1;
+        }
+    }
+
     /// The log between two offsets (what a lagging subscriber missed).
     fn read_log(&mut self, from: u64, to: u64) -> Bytes {
         let _ = self.log.flush();
@@ -250,6 +286,7 @@ impl Hub {
             state: Mutex::new(HubState {
                 record,
                 masker: Masker::default(),
+                carry: Vec::new(),
                 log: std::io::BufWriter::with_capacity(64 * 1024, log),
                 log_path,
                 log_len: 0,
@@ -273,32 +310,27 @@ impl Hub {
     }
 
     /// The one choke point of a build's output: mask, log, buffer, wake subscribers.
+    /// Returns the event as published (masked); command output may come out shorter, or
+    /// empty, when its end could be the start of a secret (held back for the next piece).
     pub(crate) fn publish(&self, event: Event) -> Event {
-        let mut state = self.lock();
-        let event = mask(&state.masker, event);
-        if let Some(text) = event.log_text() {
-            // Written through at once: another process may follow the log, and a killed
-            // process must leave every line it had published.
-            let _ = state.log.write_all(&text);
-            let _ = state.log.flush();
-            state.log_len += text.len() as u64;
-        }
-        state.weight += event.weight();
-        let log_end = state.log_len;
-        state.history.push_back(Entry {
-            event: event.clone(),
-            log_end,
-        });
-        while state.weight > REPLAY_BUDGET && state.history.len() > 1 {
-            let Some(old) = state.history.pop_front() else {
-                break;
-            };
-            state.weight -= old.event.weight();
-            state.evicted_log_end = old.log_end;
-            state.first += 1;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let event = match event {
+            Event::Output(bytes) => Event::Output(state.mask_output(bytes)),
+            other => {
+                // Output held back goes first, so the log keeps its order.
+                if !state.carry.is_empty() {
+                    let rest = state.masker.finish(&mut state.carry);
+                    state.push(Event::Output(Bytes::from(rest)));
+                }
+                mask(&state.masker, other)
+            }
+        };
+        if !matches!(&event, Event::Output(b) if b.is_empty()) {
+            state.push(event.clone());
         }
         let next = state.first + state.history.len() as u64;
-        drop(state);
+        drop(guard);
         self.seq.send_replace(next);
         event
     }
@@ -358,7 +390,7 @@ impl Hub {
     }
 }
 
-/// Secret values never leave the hub.
+/// Secret values never leave the hub (command output: [`HubState::mask_output`]).
 fn mask(masker: &Masker, event: Event) -> Event {
     if masker.is_empty() {
         return event;
@@ -367,10 +399,6 @@ fn mask(masker: &Masker, event: Event) -> Event {
         Event::Agent { at, text } => Event::Agent {
             at,
             text: masker.mask(&text),
-        },
-        Event::Output(bytes) => match masker.mask_bytes(&bytes) {
-            Some(masked) => Event::Output(Bytes::from(masked)),
-            None => Event::Output(bytes),
         },
         Event::Progress(text) => Event::Progress(masker.mask(&text)),
         Event::PhaseEnded {
