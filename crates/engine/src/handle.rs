@@ -1,8 +1,10 @@
 //! The engine's front door: [`Engine::submit`] accepts a build and returns a [`BuildHandle`]
 //! at once; the handle watches, stops and awaits the build while it runs.
 //!
-//! Every event of a build goes through one [`Hub`]: it masks secrets, appends the event's text
-//! to the build log, keeps the event in a bounded replay buffer and wakes the subscribers.
+//! Every event of a build goes through one [`Hub`]: it masks secrets (command output as a
+//! stream, so a secret cut between two pieces is masked too), appends the event's text to the
+//! build log and its lines to the log's index ([`crate::logindex`]), keeps the event in a
+//! bounded replay buffer and wakes the subscribers.
 //! Subscribers read at their own pace; the build never waits for them. A subscriber that falls
 //! further behind than the buffer holds gets one [`Event::Lagged`] with the log text it missed
 //! (read back from the log file), then the live events again.
@@ -81,13 +83,20 @@ impl Engine {
                 path: PathBuf::new(),
                 source: std::io::Error::other(e.to_string()),
             })??;
+        // The index first: a reader that finds the log finds its index too.
+        let index_path = crate::logindex::path_for(&place.log);
+        let index = std::fs::File::create(&index_path).map_err(|source| StoreError {
+            action: "create the build log index",
+            path: index_path,
+            source,
+        })?;
         let log = std::fs::File::create(&place.log).map_err(|source| StoreError {
             action: "create the build log",
             path: place.log.clone(),
             source,
         })?;
         let record = execute::new_record(&request, &build_id, &uuid, &place);
-        let hub = Arc::new(Hub::new(record.clone(), log, place.log.clone()));
+        let hub = Arc::new(Hub::new(record.clone(), log, index, place.log.clone()));
         let cancel = CancellationToken::new();
         let handle = BuildHandle {
             id: build_id,
@@ -220,6 +229,11 @@ struct HubState {
     /// Command output held back by the masker (the start of a line that may hold a secret).
     carry: Vec<u8>,
     log: std::io::BufWriter<std::fs::File>,
+    /// `build.log.idx`: where each line starts and its time ([`crate::logindex`]).
+    index: std::io::BufWriter<std::fs::File>,
+    lines: crate::logindex::Lines,
+    /// Scratch space for the entries of one event.
+    entries: Vec<u8>,
     log_path: PathBuf,
     log_len: u64,
     history: VecDeque<Entry>,
@@ -247,6 +261,13 @@ impl HubState {
     /// Log a (masked) event and keep it for subscribers.
     fn push(&mut self, event: Event) {
         if let Some(text) = event.log_text() {
+            // The lines' index entries go first: a reader that sees the text knows its lines.
+            self.lines.entries(self.log_len, &text, &mut self.entries);
+            if !self.entries.is_empty() {
+                let _ = self.index.write_all(&self.entries);
+                let _ = self.index.flush();
+                self.entries.clear();
+            }
             // Written through at once: another process may follow the log, and a killed
             // process must leave every line it had published.
             let _ = self.log.write_all(&text);
@@ -281,13 +302,16 @@ impl HubState {
 }
 
 impl Hub {
-    fn new(record: Build, log: std::fs::File, log_path: PathBuf) -> Hub {
+    fn new(record: Build, log: std::fs::File, index: std::fs::File, log_path: PathBuf) -> Hub {
         Hub {
             state: Mutex::new(HubState {
                 record,
                 masker: Masker::default(),
                 carry: Vec::new(),
                 log: std::io::BufWriter::with_capacity(64 * 1024, log),
+                index: std::io::BufWriter::with_capacity(64 * 1024, index),
+                lines: crate::logindex::Lines::default(),
+                entries: Vec::new(),
                 log_path,
                 log_len: 0,
                 history: VecDeque::new(),
