@@ -195,6 +195,14 @@ impl LogIndex {
         Ok(b)
     }
 
+    /// The log's bytes `from..to` (clamped to the log).
+    pub fn bytes(&self, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+        let to = to.min(self.log_len);
+        let mut b = vec![0u8; to.saturating_sub(from) as usize];
+        self.log.read_exact_at(&mut b, from)?;
+        Ok(b)
+    }
+
     /// The first line that starts at or after byte `at` (`lines()` if none does).
     pub fn line_at(&self, at: u64) -> std::io::Result<u64> {
         let (mut lo, mut hi) = (0, self.lines);
@@ -370,6 +378,7 @@ mod tests {
         assert_eq!(idx.line_at(1).unwrap(), 1);
         assert_eq!(idx.line_at(idx.log_len()).unwrap(), 5);
         assert_eq!(idx.entries(3, 99).unwrap().len(), 2);
+        assert_eq!(idx.bytes(7, 11).unwrap(), b"[Con");
     }
 
     #[test]

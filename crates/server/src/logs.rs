@@ -66,7 +66,7 @@ fn message(text: &[u8]) -> String {
 
 /// A build's log with its index, as it stands now; `None` while there is no log (a queued
 /// build). Blocking.
-fn open_log(build: &Build) -> Option<LogIndex> {
+pub(crate) fn open_log(build: &Build) -> Option<LogIndex> {
     let path = build.logs.local_path.as_ref()?;
     LogIndex::open(std::path::Path::new(path), build.build_complete).ok()
 }
