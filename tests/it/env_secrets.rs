@@ -267,3 +267,33 @@ fn without_c_no_aws_configuration_reaches_the_build() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("\n[]\nnone\n"), "{}", r.stdout);
 }
+
+/// A line longer than the line splitter's limit (1 MiB) reaches the log in parts; a secret
+/// repeated along it is masked wherever the parts were cut (issue 21, item 6).
+#[test]
+fn a_secret_along_a_line_longer_than_a_mib_is_masked_across_its_cuts() {
+    let b = with_secrets(
+        r#"version: 0.2
+env:
+  parameter-store:
+    DB_PASSWORD: /workshop/db/password
+phases:
+  build:
+    commands:
+      - awk -v s="$DB_PASSWORD" 'BEGIN { for (i = 0; i < 300000; i++) printf "%s.", s; print "" }'
+      - echo after-the-long-line
+"#,
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = std::fs::read_to_string(r.record["logs"]["localPath"].as_str().unwrap()).unwrap();
+    let long = "***.".repeat(300_000);
+    for (name, text) in [("the log", &log), ("stdout", &r.stdout)] {
+        assert!(!text.contains("db-pass-12345"), "the secret in {name}");
+        assert!(
+            text.lines().any(|l| l == long),
+            "the long line, masked whole, in {name}"
+        );
+    }
+    assert!(r.stdout.contains("\nafter-the-long-line\n"));
+}

@@ -1186,3 +1186,121 @@ fn a_batch_past_its_timeout_stops_its_builds_and_ends_timed_out() {
     assert_eq!(phases[2], ("IN_PROGRESS", "TIMED_OUT"), "{phases:?}");
     assert_eq!(phases.last().unwrap().0, "FAILED", "{phases:?}");
 }
+
+/// The serve process's memory: (VmHWM, VmRSS) in bytes, from `/proc/<pid>/status`.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {status}"));
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        kb * 1024
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// GetLogEvents and FilterLogEvents read pages of a log through its index, not the whole log:
+/// four concurrent `--limit 10` calls on a 35 MB log leave the server's peak memory where it
+/// was, give or take far less than the log (issue 21, item 8). An older log without an index
+/// gets one on its first read, in bounded memory too.
+#[test]
+fn log_events_of_a_large_log_are_read_in_pages_in_bounded_memory() {
+    let s = Serve::start(&[]);
+    s.create_project(
+        "big-log",
+        &[
+            "awk 'BEGIN { for (i = 0; i < 500000; i++) printf \"line %07d of a large build log, padded to about eighty bytes ......\\n\", i }'",
+        ],
+    );
+    let id = s.start_build("big-log")["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_complete(&id)["buildStatus"], "SUCCEEDED");
+    let log_path = s.home.path().join("builds/big-log/1/build.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let size = log.len() as u64;
+    assert!(size > 30_000_000, "the log has {size} bytes");
+    let lines: Vec<String> = log.split_inclusive('\n').map(str::to_owned).collect();
+    drop(log);
+
+    // A fresh server: its peak memory so far owes nothing to the build.
+    let mut s = s;
+    let s = Serve::start_in(s.kill_9(), &[]);
+    let stream = id.split_once(':').unwrap().1.to_owned();
+    let page = |from_head: bool| -> Vec<String> {
+        let mut args = vec![
+            "logs",
+            "get-log-events",
+            "--log-group-name",
+            "/aws/codebuild/big-log",
+            "--log-stream-name",
+            &stream,
+            "--limit",
+            "10",
+        ];
+        if from_head {
+            args.push("--start-from-head");
+        }
+        s.ok(&args)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    s.ok(&["logs", "describe-log-groups"]);
+    let pid = s.child.id();
+    let (before, _) = memory_of(pid);
+    let pages: Vec<Vec<String>> = std::thread::scope(|t| {
+        let calls: Vec<_> = [true, false, true, false]
+            .into_iter()
+            .map(|head| t.spawn(move || page(head)))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(pages[0], lines[..10], "the first ten lines");
+    assert_eq!(pages[1], lines[lines.len() - 10..], "the last ten lines");
+    assert_eq!((&pages[2], &pages[3]), (&pages[0], &pages[1]));
+    // A filter walks the whole log, a line at a time.
+    let found = s.ok(&[
+        "logs",
+        "filter-log-events",
+        "--log-group-name",
+        "/aws/codebuild/big-log",
+        "--filter-pattern",
+        "\"line 0314159 \"",
+    ]);
+    let found = found["events"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 0314159 of")
+    );
+    let (after, _) = memory_of(pid);
+    assert!(
+        after - before < size / 4,
+        "the server's peak memory grew by {} MB reading pages of a {} MB log",
+        (after - before) >> 20,
+        size >> 20
+    );
+
+    // A log written before indexes existed: the first read makes its index, by a streaming pass.
+    let index = s.home.path().join("builds/big-log/1/build.log.idx");
+    std::fs::remove_file(&index).unwrap();
+    assert_eq!(page(false), lines[lines.len() - 10..]);
+    assert!(index.exists(), "the index is made again and kept");
+    let (rebuilt, _) = memory_of(pid);
+    assert!(
+        rebuilt - before < size / 4,
+        "the server's peak memory grew by {} MB rebuilding the index of a {} MB log",
+        (rebuilt - before) >> 20,
+        size >> 20
+    );
+}

@@ -1,8 +1,10 @@
 //! The engine's front door: [`Engine::submit`] accepts a build and returns a [`BuildHandle`]
 //! at once; the handle watches, stops and awaits the build while it runs.
 //!
-//! Every event of a build goes through one [`Hub`]: it masks secrets, appends the event's text
-//! to the build log, keeps the event in a bounded replay buffer and wakes the subscribers.
+//! Every event of a build goes through one [`Hub`]: it masks secrets (command output as a
+//! stream, so a secret cut between two pieces is masked too), appends the event's text to the
+//! build log and its lines to the log's index ([`crate::logindex`]), keeps the event in a
+//! bounded replay buffer and wakes the subscribers.
 //! Subscribers read at their own pace; the build never waits for them. A subscriber that falls
 //! further behind than the buffer holds gets one [`Event::Lagged`] with the log text it missed
 //! (read back from the log file), then the live events again.
@@ -81,13 +83,20 @@ impl Engine {
                 path: PathBuf::new(),
                 source: std::io::Error::other(e.to_string()),
             })??;
+        // The index first: a reader that finds the log finds its index too.
+        let index_path = crate::logindex::path_for(&place.log);
+        let index = std::fs::File::create(&index_path).map_err(|source| StoreError {
+            action: "create the build log index",
+            path: index_path,
+            source,
+        })?;
         let log = std::fs::File::create(&place.log).map_err(|source| StoreError {
             action: "create the build log",
             path: place.log.clone(),
             source,
         })?;
         let record = execute::new_record(&request, &build_id, &uuid, &place);
-        let hub = Arc::new(Hub::new(record.clone(), log, place.log.clone()));
+        let hub = Arc::new(Hub::new(record.clone(), log, index, place.log.clone()));
         let cancel = CancellationToken::new();
         let handle = BuildHandle {
             id: build_id,
@@ -217,7 +226,14 @@ struct Entry {
 struct HubState {
     record: Build,
     masker: Masker,
+    /// Command output held back by the masker (the start of a line that may hold a secret).
+    carry: Vec<u8>,
     log: std::io::BufWriter<std::fs::File>,
+    /// `build.log.idx`: where each line starts and its time ([`crate::logindex`]).
+    index: std::io::BufWriter<std::fs::File>,
+    lines: crate::logindex::Lines,
+    /// Scratch space for the entries of one event.
+    entries: Vec<u8>,
     log_path: PathBuf,
     log_len: u64,
     history: VecDeque<Entry>,
@@ -230,6 +246,47 @@ struct HubState {
 }
 
 impl HubState {
+    /// Mask a piece of command output. A piece that ends inside a line (a line longer than
+    /// the splitter's limit arrives in parts) keeps back what could begin a secret.
+    fn mask_output(&mut self, bytes: Bytes) -> Bytes {
+        if self.carry.is_empty() && (self.masker.is_empty() || bytes.ends_with(b"\n")) {
+            return match self.masker.mask_bytes(&bytes) {
+                Some(masked) => Bytes::from(masked),
+                None => bytes,
+            };
+        }
+        Bytes::from(self.masker.mask_stream(&mut self.carry, &bytes))
+    }
+
+    /// Log a (masked) event and keep it for subscribers.
+    fn push(&mut self, event: Event) {
+        if let Some(text) = event.log_text() {
+            // The lines' index entries go first: a reader that sees the text knows its lines.
+            self.lines.entries(self.log_len, &text, &mut self.entries);
+            if !self.entries.is_empty() {
+                let _ = self.index.write_all(&self.entries);
+                let _ = self.index.flush();
+                self.entries.clear();
+            }
+            // Written through at once: another process may follow the log, and a killed
+            // process must leave every line it had published.
+            let _ = self.log.write_all(&text);
+            let _ = self.log.flush();
+            self.log_len += text.len() as u64;
+        }
+        self.weight += event.weight();
+        let log_end = self.log_len;
+        self.history.push_back(Entry { event, log_end });
+        while self.weight > REPLAY_BUDGET && self.history.len() > 1 {
+            let Some(old) = self.history.pop_front() else {
+                break;
+            };
+            self.weight -= old.event.weight();
+            self.evicted_log_end = old.log_end;
+            self.first += 1;
+        }
+    }
+
     /// The log between two offsets (what a lagging subscriber missed).
     fn read_log(&mut self, from: u64, to: u64) -> Bytes {
         let _ = self.log.flush();
@@ -245,12 +302,16 @@ impl HubState {
 }
 
 impl Hub {
-    fn new(record: Build, log: std::fs::File, log_path: PathBuf) -> Hub {
+    fn new(record: Build, log: std::fs::File, index: std::fs::File, log_path: PathBuf) -> Hub {
         Hub {
             state: Mutex::new(HubState {
                 record,
                 masker: Masker::default(),
+                carry: Vec::new(),
                 log: std::io::BufWriter::with_capacity(64 * 1024, log),
+                index: std::io::BufWriter::with_capacity(64 * 1024, index),
+                lines: crate::logindex::Lines::default(),
+                entries: Vec::new(),
                 log_path,
                 log_len: 0,
                 history: VecDeque::new(),
@@ -273,32 +334,27 @@ impl Hub {
     }
 
     /// The one choke point of a build's output: mask, log, buffer, wake subscribers.
+    /// Returns the event as published (masked); command output may come out shorter, or
+    /// empty, when its end could be the start of a secret (held back for the next piece).
     pub(crate) fn publish(&self, event: Event) -> Event {
-        let mut state = self.lock();
-        let event = mask(&state.masker, event);
-        if let Some(text) = event.log_text() {
-            // Written through at once: another process may follow the log, and a killed
-            // process must leave every line it had published.
-            let _ = state.log.write_all(&text);
-            let _ = state.log.flush();
-            state.log_len += text.len() as u64;
-        }
-        state.weight += event.weight();
-        let log_end = state.log_len;
-        state.history.push_back(Entry {
-            event: event.clone(),
-            log_end,
-        });
-        while state.weight > REPLAY_BUDGET && state.history.len() > 1 {
-            let Some(old) = state.history.pop_front() else {
-                break;
-            };
-            state.weight -= old.event.weight();
-            state.evicted_log_end = old.log_end;
-            state.first += 1;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let event = match event {
+            Event::Output(bytes) => Event::Output(state.mask_output(bytes)),
+            other => {
+                // Output held back goes first, so the log keeps its order.
+                if !state.carry.is_empty() {
+                    let rest = state.masker.finish(&mut state.carry);
+                    state.push(Event::Output(Bytes::from(rest)));
+                }
+                mask(&state.masker, other)
+            }
+        };
+        if !matches!(&event, Event::Output(b) if b.is_empty()) {
+            state.push(event.clone());
         }
         let next = state.first + state.history.len() as u64;
-        drop(state);
+        drop(guard);
         self.seq.send_replace(next);
         event
     }
@@ -358,7 +414,7 @@ impl Hub {
     }
 }
 
-/// Secret values never leave the hub.
+/// Secret values never leave the hub (command output: [`HubState::mask_output`]).
 fn mask(masker: &Masker, event: Event) -> Event {
     if masker.is_empty() {
         return event;
@@ -367,10 +423,6 @@ fn mask(masker: &Masker, event: Event) -> Event {
         Event::Agent { at, text } => Event::Agent {
             at,
             text: masker.mask(&text),
-        },
-        Event::Output(bytes) => match masker.mask_bytes(&bytes) {
-            Some(masked) => Event::Output(Bytes::from(masked)),
-            None => Event::Output(bytes),
         },
         Event::Progress(text) => Event::Progress(masker.mask(&text)),
         Event::PhaseEnded {

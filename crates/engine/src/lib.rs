@@ -27,6 +27,7 @@ pub mod hints;
 pub mod images;
 pub mod lifecycle;
 pub mod log;
+pub mod logindex;
 pub mod record;
 pub mod reports;
 pub mod request;

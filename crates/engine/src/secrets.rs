@@ -103,10 +103,16 @@ pub fn check_name(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Replaces secret values with `***`.
+/// Replaces secret values with `***`: every occurrence, leftmost first and the longest secret
+/// where several start at the same byte. Output that arrives in pieces is masked with
+/// [`Masker::mask_stream`], which holds back what could still be the start of a secret, so a
+/// secret is masked wherever the pieces were cut.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    needles: Vec<Vec<u8>>,
+    /// The secrets' lines; `None` when there is nothing to mask.
+    finder: Option<aho_corasick::AhoCorasick>,
+    /// The longest secret line, in bytes.
+    longest: usize,
 }
 
 /// Secrets shorter than this are not masked inside other text (they would mask everything);
@@ -124,34 +130,64 @@ impl Masker {
                 }
             }
         }
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.sort();
         needles.dedup();
-        Masker { needles }
+        let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
+        let finder = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&needles)
+            .ok()
+            .filter(|_| !needles.is_empty());
+        Masker { finder, longest }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.finder.is_none()
     }
 
-    /// Mask whole lines of bytes (complete lines, so a secret is never split).
+    /// Mask whole lines of bytes; `None` when nothing in them is secret.
     pub fn mask_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
-        let mut current: Option<Vec<u8>> = None;
-        for needle in &self.needles {
-            let src = current.as_deref().unwrap_or(data);
-            if memchr::memmem::find(src, needle).is_none() {
-                continue;
-            }
-            let mut out = Vec::with_capacity(src.len());
-            let mut rest = src;
-            while let Some(i) = memchr::memmem::find(rest, needle) {
-                out.extend_from_slice(&rest[..i]);
-                out.extend_from_slice(b"***");
-                rest = &rest[i + needle.len()..];
-            }
-            out.extend_from_slice(rest);
-            current = Some(out);
+        let finder = self.finder.as_ref()?;
+        let mut found = finder.find_iter(data).peekable();
+        found.peek()?;
+        Some(replace(data, found.map(|m| m.range())))
+    }
+
+    /// Mask the next piece of a stream of output: `carry` is what the previous call held back
+    /// (start with an empty one). Returns the masked text that can be passed on; a piece that
+    /// ends inside a line keeps back, in `carry`, the bytes a secret could still begin in (at
+    /// most the longest secret's length less one). A piece ending with a newline passes
+    /// everything on (secrets are masked per line). [`Masker::finish`] releases what is left.
+    pub fn mask_stream(&self, carry: &mut Vec<u8>, piece: &[u8]) -> Vec<u8> {
+        let mut buf = std::mem::take(carry);
+        buf.extend_from_slice(piece);
+        let Some(finder) = &self.finder else {
+            return buf;
+        };
+        let len = buf.len();
+        if buf.ends_with(b"\n") {
+            return replace(&buf, finder.find_iter(&buf).map(|m| m.range()));
         }
-        current
+        // A match that starts before `safe` is final: every byte a secret starting there could
+        // span is known. One starting later may still grow or appear with the next piece.
+        let safe = len.saturating_sub(self.longest - 1);
+        let mut cut = safe;
+        let mut ranges = vec![];
+        for m in finder.find_iter(&buf) {
+            if m.start() >= safe {
+                break;
+            }
+            cut = cut.max(m.end());
+            ranges.push(m.range());
+        }
+        *carry = buf.split_off(cut);
+        replace(&buf, ranges.into_iter())
+    }
+
+    /// The end of a stream: mask and release what [`Masker::mask_stream`] held back.
+    pub fn finish(&self, carry: &mut Vec<u8>) -> Vec<u8> {
+        let rest = std::mem::take(carry);
+        self.mask_bytes(&rest).unwrap_or(rest)
     }
 
     pub fn mask(&self, text: &str) -> String {
@@ -160,6 +196,19 @@ impl Masker {
             None => text.to_owned(),
         }
     }
+}
+
+/// `data` with each of the (ordered, disjoint) `ranges` replaced by `***`.
+fn replace(data: &[u8], ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut at = 0;
+    for r in ranges {
+        out.extend_from_slice(&data[at..r.start]);
+        out.extend_from_slice(b"***");
+        at = r.end;
+    }
+    out.extend_from_slice(&data[at..]);
+    out
 }
 
 #[cfg(test)]
@@ -240,5 +289,60 @@ mod tests {
         assert_eq!(m.mask("ab stays"), "ab stays");
         assert_eq!(m.mask("line2 line1"), "*** ***");
         assert!(m.mask_bytes(b"nothing here\n").is_none());
+    }
+
+    /// Output cut into pieces anywhere (a line longer than the splitter's limit is passed on
+    /// in parts): the pieces masked one after the other are the whole text masked at once.
+    fn streamed(m: &Masker, text: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut carry = vec![];
+        let mut out = vec![];
+        let mut at = 0;
+        for &c in cuts {
+            let c = c.clamp(at, text.len());
+            out.extend(m.mask_stream(&mut carry, &text[at..c]));
+            at = c;
+        }
+        out.extend(m.mask_stream(&mut carry, &text[at..]));
+        out.extend(m.finish(&mut carry));
+        out
+    }
+
+    #[test]
+    fn a_secret_cut_between_two_pieces_is_still_masked() {
+        let m = Masker::new(["s3cret-value".to_owned()]);
+        let line = "s3cret-value.".repeat(300_000) + "\n";
+        // Cut every 1 MiB, as the line splitter does with a long line.
+        let cuts: Vec<usize> = (1..4).map(|i| i << 20).collect();
+        let out = streamed(&m, line.as_bytes(), &cuts);
+        assert!(memchr::memmem::find(&out, b"s3cret").is_none());
+        assert_eq!(out, ("***.".repeat(300_000) + "\n").into_bytes());
+        // What is held back is at most the secret's length less one.
+        let mut carry = vec![];
+        let passed = m.mask_stream(&mut carry, b"abc s3cret-valu");
+        assert_eq!(
+            (passed.as_slice(), carry.as_slice()),
+            (&b"abc "[..], &b"s3cret-valu"[..])
+        );
+        let passed = m.mask_stream(&mut carry, b"e and more");
+        assert_eq!(
+            (passed.as_slice(), carry.as_slice()),
+            (&b"***"[..], &b" and more"[..])
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn masking_in_pieces_equals_masking_at_once(
+            words in proptest::collection::vec(0usize..6, 0..60),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let m = Masker::new(["abcab".to_owned(), "bca".to_owned(), "xyz".to_owned()]);
+            let parts = ["abcab", "bca", "xy", "z", "ab", "\n"];
+            let text: Vec<u8> = words.iter().flat_map(|w| parts[*w].bytes()).collect();
+            let mut cuts = cuts;
+            cuts.sort();
+            let at_once = m.mask_bytes(&text).unwrap_or_else(|| text.clone());
+            proptest::prop_assert_eq!(streamed(&m, &text, &cuts), at_once);
+        }
     }
 }

@@ -288,6 +288,8 @@ struct Spec {
 struct Finished {
     outcome: Outcome,
     log: String,
+    /// `build.log.idx`
+    index: Vec<u8>,
     saved: Vec<Build>,
 }
 
@@ -373,10 +375,13 @@ impl Spec {
             .await
             .expect("the build ends");
         let log = std::fs::read_to_string(&outcome.log_path).unwrap();
+        let index =
+            std::fs::read(localbuild_engine::logindex::path_for(&outcome.log_path)).unwrap();
         let saved = store.saved.lock().unwrap().clone();
         Finished {
             outcome,
             log,
+            index,
             saved,
         }
     }
@@ -460,6 +465,12 @@ async fn a_passing_build_runs_every_phase_and_carries_shell_state() {
         r.log
     );
     assert!(r.log.contains("Phase complete: BUILD State: SUCCEEDED"));
+    // The log's index, written along, has one entry per line, the same a later pass makes.
+    let written = r.index.clone();
+    assert_eq!(written.len() as u64, r.log.lines().count() as u64 * 16);
+    let mut again = vec![];
+    localbuild_engine::logindex::write_index(r.log.as_bytes(), &mut again).unwrap();
+    assert_eq!(again, written);
     // The record was kept at every phase change, the last time complete.
     assert!(r.saved.len() >= 20, "{} saves", r.saved.len());
     assert!(r.saved.last().unwrap().build_complete);

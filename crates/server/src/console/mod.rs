@@ -32,6 +32,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use localbuild_engine::images::{ImageTracker, PhaseImages};
+use localbuild_engine::logindex::LogIndex;
 use localbuild_engine::record::{Build, BuildBatch, PhaseType};
 use pages::{Listing, Viewer};
 use serde::Deserialize;
@@ -50,7 +51,11 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The session cookie's name.
 const COOKIE: &str = "localbuild_session";
 /// The log lines a build page shows at most (the last ones).
-const PAGE_LOG_LINES: usize = 5000;
+const PAGE_LOG_LINES: u64 = 5000;
+/// The most of its log a build page reads (its last lines that fit).
+const PAGE_LOG_BYTES: u64 = 4 << 20;
+/// The most of one line the images summary looks at (their lines are short).
+const IMAGE_LINE_BYTES: usize = 64 << 10;
 /// The most a log stream reads at once.
 const TAIL_CHUNK: u64 = 1 << 20;
 /// How often the log stream looks for new lines.
@@ -575,19 +580,45 @@ fn build_dir(build: &Build) -> Option<PathBuf> {
     std::path::Path::new(log).parent().map(PathBuf::from)
 }
 
-/// Where the last `n` lines of a log begin.
-fn tail_start(bytes: &[u8], n: usize) -> usize {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let mut seen = 0;
-    for (i, b) in body.iter().enumerate().rev() {
-        if *b == b'\n' {
-            seen += 1;
-            if seen == n {
-                return i + 1;
-            }
-        }
+/// The end of a build's log a page shows, read through the log's index: at most
+/// [`PAGE_LOG_LINES`] lines and [`PAGE_LOG_BYTES`] bytes. Returns the lines, how many come
+/// before them, the offset after them (where the live stream goes on) and the images the log
+/// tells of (a walk over every line, one line in memory at a time). Blocking.
+fn page_log(build: &Build) -> (Vec<String>, usize, usize, Vec<PhaseImages>) {
+    crate::logs::open_log(build)
+        .and_then(|index| page_of(&index, build.build_complete).ok())
+        .unwrap_or_default()
+}
+
+/// [`page_log`] over an opened log; `complete`: the build is over (its last line is whole).
+fn page_of(
+    index: &LogIndex,
+    complete: bool,
+) -> std::io::Result<(Vec<String>, usize, usize, Vec<PhaseImages>)> {
+    {
+        let (n, len) = (index.lines(), index.log_len());
+        let start = n
+            .saturating_sub(PAGE_LOG_LINES)
+            .max(index.line_at(len.saturating_sub(PAGE_LOG_BYTES))?);
+        let from = if start < n {
+            index.entry(start)?.offset
+        } else {
+            len
+        };
+        let (lines, used) = complete_lines(&index.bytes(from, len)?, complete);
+        let mut reader = PhaseLines::default();
+        index.scan(0, IMAGE_LINE_BYTES, |_, _, text| {
+            let line = String::from_utf8_lossy(text);
+            reader.line(line.trim_end_matches('\n').trim_end_matches('\r'));
+            true
+        })?;
+        Ok((
+            lines,
+            start as usize,
+            from as usize + used,
+            reader.tracker.into_phases(),
+        ))
     }
-    0
 }
 
 /// The complete lines of a log, from byte `offset` on: the lines and the offset after them.
@@ -609,19 +640,39 @@ fn complete_lines(bytes: &[u8], all: bool) -> (Vec<String>, usize) {
 /// What a build did with images, read back from its log with the tracker behind the CLI's
 /// summary: each line counts in the phase the agent last said it entered.
 pub fn images_in_log(log: &str) -> Vec<PhaseImages> {
-    let mut tracker = ImageTracker::new();
-    let mut phase = PhaseType::Submitted;
+    let mut reader = PhaseLines::default();
     for line in log.lines() {
+        reader.line(line);
+    }
+    reader.tracker.into_phases()
+}
+
+/// Log lines read one by one into an [`ImageTracker`], in the phase they belong to.
+struct PhaseLines {
+    tracker: ImageTracker,
+    phase: PhaseType,
+}
+
+impl Default for PhaseLines {
+    fn default() -> PhaseLines {
+        PhaseLines {
+            tracker: ImageTracker::new(),
+            phase: PhaseType::Submitted,
+        }
+    }
+}
+
+impl PhaseLines {
+    fn line(&mut self, line: &str) {
         let entered = line
             .strip_prefix("[Container] ")
             .and_then(|l| l.split_once(" Entering phase "))
             .and_then(|(_, p)| serde_json::from_value(Value::String(p.trim().to_owned())).ok());
         match entered {
-            Some(p) => phase = p,
-            None => tracker.line(phase, line),
+            Some(p) => self.phase = p,
+            None => self.tracker.line(self.phase, line),
         }
     }
-    tracker.into_phases()
 }
 
 fn files_under(root: &std::path::Path, limit: usize) -> Vec<(String, u64)> {
@@ -668,15 +719,11 @@ async fn build_page(
             ),
         );
     };
-    let bytes = match &build.logs.local_path {
-        Some(p) => tokio::fs::read(p).await.unwrap_or_default(),
-        None => vec![],
-    };
     // A long log shows its last lines (the raw log has them all); numbers stay true.
-    let start = tail_start(&bytes, PAGE_LOG_LINES);
-    let first = bytes[..start].iter().filter(|b| **b == b'\n').count();
-    let (lines, used) = complete_lines(&bytes[start..], build.build_complete);
-    let offset = start + used;
+    let read = build.clone();
+    let (lines, first, offset, images) = tokio::task::spawn_blocking(move || page_log(&read))
+        .await
+        .unwrap_or_default();
     let dir = build_dir(&build);
     let reports: Vec<Value> = dir
         .as_ref()
@@ -692,7 +739,6 @@ async fn build_page(
     let artifacts = dir
         .map(|d| files_under(&d.join("artifacts"), 200))
         .unwrap_or_default();
-    let images = images_in_log(&String::from_utf8_lossy(&bytes));
     let page = pages::BuildPage {
         images: &images,
         build: &build,
@@ -714,11 +760,14 @@ async fn build_log(
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
     match codebuild::log_path(&state, &id) {
-        Some(path) => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            tokio::fs::read(&path).await.unwrap_or_default(),
-        )
-            .into_response(),
+        // Streamed from the file, never read whole.
+        Some(path) => {
+            let body = match tokio::fs::File::open(&path).await {
+                Ok(f) => axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f)),
+                Err(_) => axum::body::Body::empty(),
+            };
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        }
         None => (StatusCode::NOT_FOUND, format!("no build {id}\n")).into_response(),
     }
 }
@@ -1103,12 +1152,38 @@ mod tests {
         assert!(images_in_log("nothing here\n").is_empty());
     }
 
+    /// A log and its index as the hub writes them.
+    fn indexed(dir: &std::path::Path, text: &[u8]) -> LogIndex {
+        let path = dir.join("build.log");
+        let mut entries = vec![];
+        localbuild_engine::logindex::Lines::default().entries(0, text, &mut entries);
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(localbuild_engine::logindex::path_for(&path), entries).unwrap();
+        LogIndex::open(&path, true).unwrap()
+    }
+
     #[test]
-    fn a_long_log_shows_its_last_lines() {
-        assert_eq!(tail_start(b"a\nb\nc\n", 2), 2);
-        assert_eq!(tail_start(b"a\nb\nc", 2), 2);
-        assert_eq!(tail_start(b"a\nb\n", 5), 0);
-        assert_eq!(tail_start(b"", 5), 0);
+    fn a_long_log_shows_its_last_lines_within_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..12_000).map(|i| format!("line {i}\n")).collect();
+        let (lines, first, offset, _) =
+            page_of(&indexed(dir.path(), text.as_bytes()), true).unwrap();
+        assert_eq!((lines.len(), first), (5000, 7000));
+        assert_eq!((lines[0].as_str(), offset), ("line 7000", text.len()));
+        // Long lines: only what fits in the byte bound, whole lines.
+        let long = "y".repeat(1 << 20);
+        let text: String = (0..10).map(|i| format!("{i}{long}\n")).collect();
+        let (lines, first, _, _) = page_of(&indexed(dir.path(), text.as_bytes()), true).unwrap();
+        assert_eq!((lines.len(), first), (3, 7));
+        // A running build's unfinished last line waits for the stream.
+        let (lines, first, offset, _) =
+            page_of(&indexed(dir.path(), b"a\nb\npart"), false).unwrap();
+        assert_eq!(
+            (lines, first, offset),
+            (vec!["a".to_owned(), "b".to_owned()], 0, 4)
+        );
+        let images = page_of(&indexed(dir.path(), b"[Container] 2026/11/28 02:22:48.123456 Entering phase BUILD\nSuccessfully tagged app:1\n"), true).unwrap().3;
+        assert_eq!(images.len(), 1);
     }
 
     #[test]
