@@ -87,7 +87,8 @@ fn a_definition_error_says_where_and_what() {
 #[test]
 fn declaration_rules_as_codepipeline_applies_them() {
     type Change = fn(&mut Value);
-    let rows: &[(&str, Change, fn(&DeclarationError) -> bool)] = &[
+    type Expected = fn(&DeclarationError) -> bool;
+    let rows: &[(&str, Change, Expected)] = &[
         ("valid", |_| {}, |_| false),
         (
             "pipeline name pattern",
