@@ -6,6 +6,12 @@
 //! Subscribers read at their own pace; the build never waits for them. A subscriber that falls
 //! further behind than the buffer holds gets one [`Event::Lagged`] with the log text it missed
 //! (read back from the log file), then the live events again.
+//!
+//! The hub also holds the build's first store failure (the log or the record could not be
+//! written, e.g. a full disk): it is said once in the event stream and once in the process's
+//! own output (`tracing`), and it fires the token the executor watches, so the build ends
+//! instead of running on with output nobody keeps. After a log write error the log file is
+//! left as it is (cut where the error happened); the events still reach subscribers.
 
 use crate::event::Event;
 use crate::record::Build;
@@ -88,6 +94,7 @@ impl Engine {
         })?;
         let record = execute::new_record(&request, &build_id, &uuid, &place);
         let hub = Arc::new(Hub::new(record.clone(), log, place.log.clone()));
+        let broken = hub.broken.clone();
         let cancel = CancellationToken::new();
         let handle = BuildHandle {
             id: build_id,
@@ -97,7 +104,7 @@ impl Engine {
             cancel: cancel.clone(),
         };
         hub.publish(Event::Started(Box::new(record)));
-        let build = execute::Run::new(self.clone(), request, place, hub.clone(), cancel);
+        let build = execute::Run::new(self.clone(), request, place, hub.clone(), cancel, broken);
         let task = tokio::spawn(build.run());
         // If the build task panics, the handle still ends (as a FAULT) instead of hanging.
         tokio::spawn(async move {
@@ -206,6 +213,8 @@ pub(crate) struct Hub {
     state: Mutex<HubState>,
     /// The sequence number of the next event; subscribers wait on its changes.
     seq: watch::Sender<u64>,
+    /// Fired at the first store failure ([`Hub::store_failed`]): the build must end.
+    broken: CancellationToken,
 }
 
 struct Entry {
@@ -217,7 +226,10 @@ struct Entry {
 struct HubState {
     record: Build,
     masker: Masker,
-    log: std::io::BufWriter<std::fs::File>,
+    /// `None` once a write failed: the log is left as it was.
+    log: Option<std::io::BufWriter<std::fs::File>>,
+    /// The first failure to keep the build's log or record.
+    store_failure: Option<String>,
     log_path: PathBuf,
     log_len: u64,
     history: VecDeque<Entry>,
@@ -232,7 +244,7 @@ struct HubState {
 impl HubState {
     /// The log between two offsets (what a lagging subscriber missed).
     fn read_log(&mut self, from: u64, to: u64) -> Bytes {
-        let _ = self.log.flush();
+        self.flush();
         let read = || -> std::io::Result<Vec<u8>> {
             let mut f = std::fs::File::open(&self.log_path)?;
             f.seek(std::io::SeekFrom::Start(from))?;
@@ -244,13 +256,41 @@ impl HubState {
     }
 }
 
+impl HubState {
+    /// Write through to the log file; the error of the first write that fails (after which
+    /// the log is no longer written: what was buffered is dropped, not flushed later).
+    fn write_log(&mut self, text: &[u8]) -> Result<(), std::io::Error> {
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        let written = log.write_all(text).and_then(|()| log.flush());
+        if let Err(e) = written {
+            if let Some(log) = self.log.take() {
+                let _ = log.into_parts();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.flush()
+        {
+            // Said by the next `publish` that writes (or not at all if none does).
+            tracing::debug!("flushing the build log failed: {e}");
+        }
+    }
+}
+
 impl Hub {
     fn new(record: Build, log: std::fs::File, log_path: PathBuf) -> Hub {
         Hub {
             state: Mutex::new(HubState {
                 record,
                 masker: Masker::default(),
-                log: std::io::BufWriter::with_capacity(64 * 1024, log),
+                log: Some(std::io::BufWriter::with_capacity(64 * 1024, log)),
+                store_failure: None,
                 log_path,
                 log_len: 0,
                 history: VecDeque::new(),
@@ -260,6 +300,7 @@ impl Hub {
                 outcome: None,
             }),
             seq: watch::Sender::new(0),
+            broken: CancellationToken::new(),
         }
     }
 
@@ -276,12 +317,19 @@ impl Hub {
     pub(crate) fn publish(&self, event: Event) -> Event {
         let mut state = self.lock();
         let event = mask(&state.masker, event);
+        let mut failed = None;
         if let Some(text) = event.log_text() {
             // Written through at once: another process may follow the log, and a killed
             // process must leave every line it had published.
-            let _ = state.log.write_all(&text);
-            let _ = state.log.flush();
-            state.log_len += text.len() as u64;
+            match state.write_log(&text) {
+                Ok(()) => state.log_len += text.len() as u64,
+                Err(e) => {
+                    failed = Some(format!(
+                        "cannot write the build log {}: {e}",
+                        state.log_path.display()
+                    ))
+                }
+            }
         }
         state.weight += event.weight();
         let log_end = state.log_len;
@@ -300,7 +348,32 @@ impl Hub {
         let next = state.first + state.history.len() as u64;
         drop(state);
         self.seq.send_replace(next);
+        if let Some(failure) = failed {
+            self.store_failed(failure);
+        }
         event
+    }
+
+    /// The build's log or record cannot be kept. The first failure is said once (an
+    /// [`Event::Progress`] line and a `tracing` error) and fires the token that ends the
+    /// build; later ones are only traced at debug level.
+    pub(crate) fn store_failed(&self, failure: String) {
+        let mut state = self.lock();
+        if state.store_failure.is_some() {
+            tracing::debug!(build = %state.record.id, "also: {failure}");
+            return;
+        }
+        state.store_failure = Some(failure.clone());
+        let id = state.record.id.clone();
+        drop(state);
+        tracing::error!(build = %id, "{failure}");
+        self.publish(Event::Progress(format!("error: {failure}")));
+        self.broken.cancel();
+    }
+
+    /// The first failure to keep the build's log or record, if one happened.
+    pub(crate) fn store_failure(&self) -> Option<String> {
+        self.lock().store_failure.clone()
     }
 
     /// The live record.
@@ -319,14 +392,14 @@ impl Hub {
 
     /// Flush the log file (at the end of the build, and before it is read back).
     pub(crate) fn flush_log(&self) {
-        let _ = self.lock().log.flush();
+        self.lock().flush();
     }
 
     /// The build is over: publish its last event and wake everyone waiting for the outcome.
     pub(crate) fn finish(&self, outcome: Outcome) {
         self.publish(Event::Finished(Box::new(outcome.build.clone())));
         let mut state = self.lock();
-        let _ = state.log.flush();
+        state.flush();
         state.record = outcome.build.clone();
         state.outcome = Some(Arc::new(outcome));
         let next = state.first + state.history.len() as u64;
