@@ -28,6 +28,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// The `tracing` target of the line that says a build's store failure in the process's own
+/// output (a front end that prints the event stream, which says it too, may silence it).
+pub const STORE_FAILURE_TARGET: &str = "localbuild::store_failure";
+
 /// How much of a build's events the hub keeps for late or slow subscribers.
 const REPLAY_BUDGET: usize = 4 << 20;
 
@@ -366,7 +370,7 @@ impl Hub {
         state.store_failure = Some(failure.clone());
         let id = state.record.id.clone();
         drop(state);
-        tracing::error!(build = %id, "{failure}");
+        tracing::error!(target: STORE_FAILURE_TARGET, build = %id, "{failure}");
         self.publish(Event::Progress(format!("error: {failure}")));
         self.broken.cancel();
     }

@@ -103,12 +103,17 @@ pub async fn save_until_kept(store: std::sync::Arc<dyn Store>, build: Build) {
         match tokio::task::spawn_blocking(move || s.save(&b)).await {
             Ok(Ok(())) => {
                 if said {
-                    tracing::warn!(build = %build.id, "the final record is saved now");
+                    tracing::warn!(
+                        target: crate::handle::STORE_FAILURE_TARGET,
+                        build = %build.id,
+                        "the final record is saved now"
+                    );
                 }
                 return;
             }
             Ok(Err(e)) if !said => {
                 tracing::warn!(
+                    target: crate::handle::STORE_FAILURE_TARGET,
                     build = %build.id,
                     "the final record is not saved yet ({e}); trying again until it is"
                 );
