@@ -258,9 +258,7 @@ impl HubState {
         };
         Bytes::from(read().unwrap_or_default())
     }
-}
 
-impl HubState {
     /// Write through to the log file; the error of the first write that fails (after which
     /// the log is no longer written: what was buffered is dropped, not flushed later).
     fn write_log(&mut self, text: &[u8]) -> Result<(), std::io::Error> {
