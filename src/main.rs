@@ -7,6 +7,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing();
+    cli::init_tracing(&args.command);
     std::process::ExitCode::from(cli::dispatch(args))
 }

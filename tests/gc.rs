@@ -250,3 +250,173 @@ fn a_container_kept_with_keep_container_is_listed_by_dry_run_and_removed_by_gc()
     });
     finished.assert_nothing_left_behind();
 }
+
+/// A `localbuild serve` on the build's history (a free port), stopped on drop.
+struct Serve {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Serve {
+    fn start(home: &std::path::Path) -> Serve {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_localbuild"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("LOCALBUILD_HOME", home)
+            .env_remove("LOCALBUILD_LOG")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("localbuild serve starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.strip_prefix("export AWS_ENDPOINT_URL=http://")
+                    .map(str::to_owned)
+            })
+            .expect("serve prints its address");
+        // Read the rest, so the server can write until it exits.
+        std::thread::spawn(move || lines.for_each(drop));
+        Serve { child, addr }
+    }
+
+    /// `aws ARGS --output json`, parsed.
+    fn aws(&self, args: &[&str]) -> serde_json::Value {
+        let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/aws");
+        let aws = if venv.exists() { venv } else { "aws".into() };
+        let out = Command::new(aws)
+            .args(args)
+            .args(["--output", "json"])
+            .env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("aws runs");
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn build(&self, id: &str) -> serde_json::Value {
+        self.aws(&["codebuild", "batch-get-builds", "--ids", id])["builds"][0].clone()
+    }
+
+    /// Poll the build (bounded) until `cond` holds.
+    fn wait(
+        &self,
+        id: &str,
+        what: &str,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let b = self.build(id);
+            if cond(&b) {
+                return b;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {b:#}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Let a build waiting in `until [ -e /tmp/go ]` go on.
+fn release(container: &str) {
+    let out = Command::new("docker")
+        .args(["exec", container, "touch", "/tmp/go"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn gc_leaves_the_running_builds_of_a_live_serve_and_run_alone() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let wait = "until [ -e /tmp/go ]; do sleep 0.1; done";
+    let b = Build::new(&format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - {wait}\n      - echo released\n"
+    ));
+    // A build of `localbuild run`, waiting.
+    let mut run = b.spawn();
+    run.wait_for_line(|l| l.contains("Running command until"));
+    let (_, json, _) = b.cli(&["builds", "show", "it:1", "--json"]);
+    let run_id = serde_json::from_str::<serde_json::Value>(&json).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A build of `localbuild serve` (same history), waiting too.
+    let serve = Serve::start(b.home.path());
+    let buildspec = format!("version: 0.2\nphases:\n  build:\n    commands:\n      - {wait}\n");
+    serve.aws(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "served",
+        "--source",
+        &serde_json::json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &serde_json::json!({"type": "LINUX_CONTAINER", "image": harness::IMAGE, "computeType": "BUILD_GENERAL1_SMALL"}).to_string(),
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let served =
+        serve.aws(&["codebuild", "start-build", "--project-name", "served"])["build"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    serve.wait(&served, "the served build runs its command", |b| {
+        b["currentPhase"] == "BUILD"
+    });
+
+    let (code, out, err) = b.cli(&["gc"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("finalised build"), "{out}");
+    for id in [&run_id, &served] {
+        let containers = util::containers_of(id);
+        assert_eq!(
+            containers.len(),
+            1,
+            "build {id} keeps its container:\n{out}"
+        );
+        assert!(
+            out.contains(&format!("build {id} is still running")),
+            "{out}"
+        );
+    }
+    let (_, dry, _) = b.cli(&["gc", "--dry-run"]);
+    assert!(!dry.contains("would remove container"), "{dry}");
+
+    // Both builds go on to succeed.
+    release(&util::containers_of(&served)[0]);
+    release(&util::containers_of(&run_id)[0]);
+    let done = serve.wait(&served, "the served build ends", |b| {
+        b["buildComplete"] == true
+    });
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{done:#}");
+    let finished = run.finish();
+    assert_eq!(finished.code, 0);
+    assert_eq!(finished.status(), "SUCCEEDED");
+    assert!(
+        finished.stdout.contains("\nreleased\n"),
+        "{}",
+        finished.stdout
+    );
+}

@@ -145,6 +145,8 @@ async fn run_batch(
             return exit::FAULT;
         }
     };
+    // What this run creates names this process, so `localbuild gc` leaves it alone.
+    let docker = docker.owned_by(store.owner_label());
     let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let identifiers: Vec<String> = tasks.iter().map(|t| t.identifier.clone()).collect();
     let handle = match engine.submit_batch(request, tasks, config).await {

@@ -1,60 +1,66 @@
-//! `localbuild gc`: remove containers, volumes and networks left by builds that were killed,
-//! and containers kept with `run --keep-container`; `--dry-run` only lists them.
+//! `localbuild gc`: finalise the builds whose process died and remove the containers, volumes
+//! and networks they left, and containers kept with `run --keep-container`; `--dry-run` only
+//! lists them. What a live `serve` or `run` still runs is left alone: a resource's owner label
+//! (pid and start time, so a reused pid is not mistaken for it) or, without one, its build's
+//! row in the history says whose it is.
 
 use super::exit;
+use localbuild_store::HistoryStore;
 
 pub fn run(dry_run: bool) -> u8 {
     super::with_docker(|docker| async move {
-        if dry_run {
-            return match docker.list_build_resources(None).await {
-                Ok(found) => {
-                    for c in &found.containers {
-                        println!("would remove container {c}");
-                    }
-                    for v in &found.volumes {
-                        println!("would remove volume {v}");
-                    }
-                    for n in &found.networks {
-                        println!("would remove network {n}");
-                    }
-                    if found == Default::default() {
-                        println!("nothing to remove");
-                    }
-                    exit::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::FAULT
-                }
-            };
-        }
-        // Builds whose process died are finalised first (FAILED, with a context saying so).
-        match localbuild_store::HistoryStore::open(super::run::store_root())
-            .and_then(|h| h.recover())
-        {
-            Ok(ids) => ids.iter().for_each(|id| println!("finalised build {id}")),
-            Err(e) => eprintln!("warning: the build history could not be checked: {e}"),
-        }
-        match docker.remove_build_resources(None).await {
-            Ok(removed) => {
-                for c in &removed.containers {
-                    println!("removed container {c}");
-                }
-                for v in &removed.volumes {
-                    println!("removed volume {v}");
-                }
-                for n in &removed.networks {
-                    println!("removed network {n}");
-                }
-                if removed == Default::default() {
-                    println!("nothing to remove");
-                }
-                exit::SUCCESS
+        let history = match HistoryStore::open(super::run::store_root()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("warning: the build history could not be checked: {e}");
+                None
             }
+        };
+        // Builds whose process died are finalised first (FAILED, with a context saying so).
+        if let (false, Some(h)) = (dry_run, &history) {
+            match h.recover() {
+                Ok(ids) => ids.iter().for_each(|id| println!("finalised build {id}")),
+                Err(e) => eprintln!("warning: the build history could not be checked: {e}"),
+            }
+        }
+        let running = |id: &str, owner: Option<&str>| match &history {
+            Some(h) => h.is_running(id, owner).unwrap_or_else(|e| {
+                // Cannot tell: leave it (a live build must never lose its container).
+                eprintln!("warning: cannot tell whether build {id} still runs: {e}");
+                true
+            }),
+            // Without the history only an owner label can tell.
+            None => owner.is_some_and(localbuild_store::owner_is_alive),
+        };
+        let sweep = if dry_run {
+            docker.list_abandoned_resources(&running).await
+        } else {
+            docker.remove_abandoned_resources(&running).await
+        };
+        let sweep = match sweep {
+            Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
-                exit::FAULT
+                return exit::FAULT;
             }
+        };
+        let verb = if dry_run { "would remove" } else { "removed" };
+        let found = &sweep.removed;
+        for c in &found.containers {
+            println!("{verb} container {c}");
         }
+        for v in &found.volumes {
+            println!("{verb} volume {v}");
+        }
+        for n in &found.networks {
+            println!("{verb} network {n}");
+        }
+        for (name, build) in &sweep.kept {
+            println!("left container {name}: build {build} is still running");
+        }
+        if *found == Default::default() {
+            println!("nothing to remove");
+        }
+        exit::SUCCESS
     })
 }

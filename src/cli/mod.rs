@@ -437,9 +437,18 @@ pub struct PlanArgs {
 }
 
 /// Diagnostics of localbuild itself go to stderr, filtered by `LOCALBUILD_LOG` (default: warn).
-pub fn init_tracing() {
+/// `run` prints the build's events, which say a store failure already: its default leaves out
+/// the engine's line about it.
+pub fn init_tracing(command: &Command) {
+    let default = match command {
+        Command::Run(_) => format!(
+            "warn,{}=off",
+            localbuild_engine::handle::STORE_FAILURE_TARGET
+        ),
+        _ => "warn".to_owned(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOCALBUILD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

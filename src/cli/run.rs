@@ -270,6 +270,8 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs) -> u8 {
             docker: docker.clone(),
             keys: super::attach::Keys::start(),
         });
+    // What this run creates names this process, so `localbuild gc` leaves it alone.
+    let docker = docker.owned_by(store.owner_label());
     let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let image = request.image.clone();
     let handle = match engine.submit(request).await {

@@ -93,7 +93,8 @@ pub fn run(args: &ServeArgs) -> u8 {
             }
         };
         let docker = match Docker::connect().await {
-            Ok(d) => d,
+            // What this server creates names its process, so `localbuild gc` leaves it alone.
+            Ok(d) => d.owned_by(history.owner_label()),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::FAULT;

@@ -15,6 +15,7 @@ mod debug;
 mod docker_push;
 mod engine_api;
 mod env_secrets;
+mod full_disk;
 mod git_sources;
 mod harness;
 mod history;

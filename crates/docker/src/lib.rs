@@ -8,7 +8,10 @@
 //!
 //! Invariant: every container, volume and network created here carries the label
 //! [`BUILD_LABEL`]` = <build id>`, so that [`Docker::remove_build_resources`] (and `localbuild gc`)
-//! can find and remove it whatever happened to the process that created it.
+//! can find and remove it whatever happened to the process that created it. A `Docker` that
+//! knows its process ([`Docker::owned_by`]) also labels them [`OWNER_LABEL`], so that
+//! `localbuild gc` ([`Docker::remove_abandoned_resources`]) leaves alone what a live process
+//! still runs.
 
 pub mod image;
 
@@ -29,8 +32,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use localbuild_engine::runtime::{
-    BUILD_LABEL, Chunk, ContainerSpec, Removed, RuntimeError as DockerError, SERVICE_LABEL,
-    ServiceContainer, Session, StandIn, TarStream,
+    BUILD_LABEL, Chunk, ContainerSpec, OWNER_LABEL, Removed, RuntimeError as DockerError,
+    SERVICE_LABEL, ServiceContainer, Session, StandIn, TarStream,
 };
 
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
@@ -54,7 +57,21 @@ pub struct Tty {
 pub struct Docker {
     api: bollard::Docker,
     endpoint: String,
+    /// The value of [`OWNER_LABEL`] on what this client creates (`None`: no such label).
+    owner: Option<String>,
 }
+
+/// What `localbuild gc` found: removed (or, for a dry run, would remove) and left alone.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    pub removed: Removed,
+    /// Containers left alone because a live process runs their build: (name, build id).
+    pub kept: Vec<(String, String)>,
+}
+
+/// Says whether a labelled resource belongs to a build a live process still runs, from its
+/// build id and its owner label (if it has one).
+pub type Running<'a> = &'a (dyn Fn(&str, Option<&str>) -> bool + Sync);
 
 /// The daemon's address as the user configured it: `DOCKER_HOST`, or the default socket.
 pub fn endpoint() -> String {
@@ -80,7 +97,27 @@ impl Docker {
             Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
             Err(_) => return Err(unreachable("no answer within 10 s".to_owned())),
         }
-        Ok(Docker { api, endpoint })
+        Ok(Docker {
+            api,
+            endpoint,
+            owner: None,
+        })
+    }
+
+    /// Label everything created from now on [`OWNER_LABEL`]` = owner` (the process's
+    /// `<pid> <start token>`), so that `localbuild gc` can tell whether its owner still runs.
+    pub fn owned_by(mut self, owner: String) -> Docker {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// The labels of a resource made for `build_id`.
+    fn labels(&self, build_id: String) -> HashMap<String, String> {
+        let mut labels = HashMap::from([(BUILD_LABEL.to_owned(), build_id)]);
+        if let Some(owner) = &self.owner {
+            labels.insert(OWNER_LABEL.to_owned(), owner.clone());
+        }
+        labels
     }
 
     /// The host path of the daemon's Unix socket, when it is one (for `-d` builds).
@@ -195,10 +232,7 @@ impl Docker {
             attach_stdin: Some(attached),
             attach_stdout: Some(attached),
             attach_stderr: Some(attached),
-            labels: Some(HashMap::from([(
-                BUILD_LABEL.to_owned(),
-                spec.build_id.clone(),
-            )])),
+            labels: Some(self.labels(spec.build_id.clone())),
             host_config: Some(HostConfig {
                 privileged: Some(spec.privileged),
                 binds: Some(binds),
@@ -418,10 +452,11 @@ impl Docker {
             .collect();
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
-            labels: Some(HashMap::from([
-                (SERVICE_LABEL.to_owned(), service.to_owned()),
-                (BUILD_LABEL.to_owned(), format!("ecs-service:{service}")),
-            ])),
+            labels: Some({
+                let mut labels = self.labels(format!("ecs-service:{service}"));
+                labels.insert(SERVICE_LABEL.to_owned(), service.to_owned());
+                labels
+            }),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 ..Default::default()
@@ -486,15 +521,32 @@ impl Docker {
         &self,
         build_id: Option<&str>,
     ) -> Result<Removed, DockerError> {
-        self.build_resources(build_id, true).await
+        Ok(self.build_resources(build_id, true, None).await?.removed)
     }
 
-    /// What [`Docker::remove_build_resources`] would remove (`localbuild gc --dry-run`).
+    /// What [`Docker::remove_build_resources`] would remove.
     pub async fn list_build_resources(
         &self,
         build_id: Option<&str>,
     ) -> Result<Removed, DockerError> {
-        self.build_resources(build_id, false).await
+        Ok(self.build_resources(build_id, false, None).await?.removed)
+    }
+
+    /// `localbuild gc`: remove every labelled container, volume and network except those of
+    /// builds that `running` says a live process still runs.
+    pub async fn remove_abandoned_resources(
+        &self,
+        running: Running<'_>,
+    ) -> Result<Sweep, DockerError> {
+        self.build_resources(None, true, Some(running)).await
+    }
+
+    /// What [`Docker::remove_abandoned_resources`] would remove (`localbuild gc --dry-run`).
+    pub async fn list_abandoned_resources(
+        &self,
+        running: Running<'_>,
+    ) -> Result<Sweep, DockerError> {
+        self.build_resources(None, false, Some(running)).await
     }
 
     /// The running container of a build (paused, or kept with `--keep-container`), by its
@@ -585,17 +637,28 @@ impl Docker {
             .map_err(api("resize the shell's terminal"))
     }
 
+    /// The labelled resources of one build (`Some`) or all; removed if `remove`; with
+    /// `running`, those of builds a live process still runs are left alone (and listed as
+    /// kept when they are containers).
     async fn build_resources(
         &self,
         build_id: Option<&str>,
         remove: bool,
-    ) -> Result<Removed, DockerError> {
+        running: Option<Running<'_>>,
+    ) -> Result<Sweep, DockerError> {
         let label = match build_id {
             Some(id) => format!("{BUILD_LABEL}={id}"),
             None => BUILD_LABEL.to_owned(),
         };
         let filters = HashMap::from([("label", vec![label.as_str()])]);
-        let mut removed = Removed::default();
+        let live = |labels: Option<&HashMap<String, String>>| {
+            let (Some(running), Some(labels)) = (running, labels) else {
+                return None;
+            };
+            let id = labels.get(BUILD_LABEL)?;
+            running(id, labels.get(OWNER_LABEL).map(String::as_str)).then(|| id.clone())
+        };
+        let mut sweep = Sweep::default();
 
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
@@ -607,16 +670,20 @@ impl Docker {
             .await
             .map_err(api("list containers"))?
         {
-            if let Some(id) = c.id {
-                if remove {
-                    self.remove_container(&id).await?;
-                }
-                let name = c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_owned());
-                removed.containers.push(name.unwrap_or(id));
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_else(|| id.clone());
+            if let Some(build) = live(c.labels.as_ref()) {
+                sweep.kept.push((name, build));
+                continue;
             }
+            if remove {
+                self.remove_container(&id).await?;
+            }
+            sweep.removed.containers.push(name);
         }
 
         let opts = ListVolumesOptionsBuilder::default()
@@ -628,6 +695,9 @@ impl Docker {
             .await
             .map_err(api("list volumes"))?;
         for v in volumes.volumes.unwrap_or_default() {
+            if live(Some(&v.labels)).is_some() {
+                continue;
+            }
             if remove {
                 let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
                 self.api
@@ -635,7 +705,7 @@ impl Docker {
                     .await
                     .map_err(api("remove a volume"))?;
             }
-            removed.volumes.push(v.name);
+            sweep.removed.volumes.push(v.name);
         }
 
         let opts = ListNetworksOptionsBuilder::default()
@@ -647,17 +717,19 @@ impl Docker {
             .await
             .map_err(api("list networks"))?
         {
-            if let Some(name) = n.name {
-                if remove {
-                    self.api
-                        .remove_network(&name)
-                        .await
-                        .map_err(api("remove a network"))?;
-                }
-                removed.networks.push(name);
+            let Some(name) = n.name else { continue };
+            if live(n.labels.as_ref()).is_some() {
+                continue;
             }
+            if remove {
+                self.api
+                    .remove_network(&name)
+                    .await
+                    .map_err(api("remove a network"))?;
+            }
+            sweep.removed.networks.push(name);
         }
-        Ok(removed)
+        Ok(sweep)
     }
 }
 

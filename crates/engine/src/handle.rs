@@ -8,6 +8,12 @@
 //! Subscribers read at their own pace; the build never waits for them. A subscriber that falls
 //! further behind than the buffer holds gets one [`Event::Lagged`] with the log text it missed
 //! (read back from the log file), then the live events again.
+//!
+//! The hub also holds the build's first store failure (the log or the record could not be
+//! written, e.g. a full disk): it is said once in the event stream and once in the process's
+//! own output (`tracing`), and it fires the token the executor watches, so the build ends
+//! instead of running on with output nobody keeps. After a log write error the log file is
+//! left as it is (cut where the error happened); the events still reach subscribers.
 
 use crate::event::Event;
 use crate::record::Build;
@@ -23,6 +29,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// The `tracing` target of the line that says a build's store failure in the process's own
+/// output (a front end that prints the event stream, which says it too, may silence it).
+pub const STORE_FAILURE_TARGET: &str = "localbuild::store_failure";
 
 /// How much of a build's events the hub keeps for late or slow subscribers.
 const REPLAY_BUDGET: usize = 4 << 20;
@@ -97,6 +107,7 @@ impl Engine {
         })?;
         let record = execute::new_record(&request, &build_id, &uuid, &place);
         let hub = Arc::new(Hub::new(record.clone(), log, index, place.log.clone()));
+        let broken = hub.broken.clone();
         let cancel = CancellationToken::new();
         let handle = BuildHandle {
             id: build_id,
@@ -106,7 +117,7 @@ impl Engine {
             cancel: cancel.clone(),
         };
         hub.publish(Event::Started(Box::new(record)));
-        let build = execute::Run::new(self.clone(), request, place, hub.clone(), cancel);
+        let build = execute::Run::new(self.clone(), request, place, hub.clone(), cancel, broken);
         let task = tokio::spawn(build.run());
         // If the build task panics, the handle still ends (as a FAULT) instead of hanging.
         tokio::spawn(async move {
@@ -215,6 +226,8 @@ pub(crate) struct Hub {
     state: Mutex<HubState>,
     /// The sequence number of the next event; subscribers wait on its changes.
     seq: watch::Sender<u64>,
+    /// Fired at the first store failure ([`Hub::store_failed`]): the build must end.
+    broken: CancellationToken,
 }
 
 struct Entry {
@@ -228,7 +241,10 @@ struct HubState {
     masker: Masker,
     /// Command output held back by the masker (the start of a line that may hold a secret).
     carry: Vec<u8>,
-    log: std::io::BufWriter<std::fs::File>,
+    /// `None` once a write failed: the log is left as it was.
+    log: Option<std::io::BufWriter<std::fs::File>>,
+    /// The first failure to keep the build's log or record.
+    store_failure: Option<String>,
     /// `build.log.idx`: where each line starts and its time ([`crate::logindex`]).
     index: std::io::BufWriter<std::fs::File>,
     lines: crate::logindex::Lines,
@@ -258,8 +274,10 @@ impl HubState {
         Bytes::from(self.masker.mask_stream(&mut self.carry, &bytes))
     }
 
-    /// Log a (masked) event and keep it for subscribers.
-    fn push(&mut self, event: Event) {
+    /// Log a (masked) event and keep it for subscribers; a failure to write the log, said
+    /// by the caller ([`Hub::store_failed`]).
+    fn push(&mut self, event: Event) -> Option<String> {
+        let mut failed = None;
         if let Some(text) = event.log_text() {
             // The lines' index entries go first: a reader that sees the text knows its lines.
             self.lines.entries(self.log_len, &text, &mut self.entries);
@@ -270,9 +288,15 @@ impl HubState {
             }
             // Written through at once: another process may follow the log, and a killed
             // process must leave every line it had published.
-            let _ = self.log.write_all(&text);
-            let _ = self.log.flush();
-            self.log_len += text.len() as u64;
+            match self.write_log(&text) {
+                Ok(()) => self.log_len += text.len() as u64,
+                Err(e) => {
+                    failed = Some(format!(
+                        "cannot write the build log {}: {e}",
+                        self.log_path.display()
+                    ))
+                }
+            }
         }
         self.weight += event.weight();
         let log_end = self.log_len;
@@ -285,11 +309,12 @@ impl HubState {
             self.evicted_log_end = old.log_end;
             self.first += 1;
         }
+        failed
     }
 
     /// The log between two offsets (what a lagging subscriber missed).
     fn read_log(&mut self, from: u64, to: u64) -> Bytes {
-        let _ = self.log.flush();
+        self.flush();
         let read = || -> std::io::Result<Vec<u8>> {
             let mut f = std::fs::File::open(&self.log_path)?;
             f.seek(std::io::SeekFrom::Start(from))?;
@@ -298,6 +323,31 @@ impl HubState {
             Ok(buf)
         };
         Bytes::from(read().unwrap_or_default())
+    }
+
+    /// Write through to the log file; the error of the first write that fails (after which
+    /// the log is no longer written: what was buffered is dropped, not flushed later).
+    fn write_log(&mut self, text: &[u8]) -> Result<(), std::io::Error> {
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        let written = log.write_all(text).and_then(|()| log.flush());
+        if let Err(e) = written {
+            if let Some(log) = self.log.take() {
+                let _ = log.into_parts();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.flush()
+        {
+            // Said by the next `publish` that writes (or not at all if none does).
+            tracing::debug!("flushing the build log failed: {e}");
+        }
     }
 }
 
@@ -308,7 +358,8 @@ impl Hub {
                 record,
                 masker: Masker::default(),
                 carry: Vec::new(),
-                log: std::io::BufWriter::with_capacity(64 * 1024, log),
+                log: Some(std::io::BufWriter::with_capacity(64 * 1024, log)),
+                store_failure: None,
                 index: std::io::BufWriter::with_capacity(64 * 1024, index),
                 lines: crate::logindex::Lines::default(),
                 entries: Vec::new(),
@@ -321,6 +372,7 @@ impl Hub {
                 outcome: None,
             }),
             seq: watch::Sender::new(0),
+            broken: CancellationToken::new(),
         }
     }
 
@@ -339,24 +391,50 @@ impl Hub {
     pub(crate) fn publish(&self, event: Event) -> Event {
         let mut guard = self.lock();
         let state = &mut *guard;
+        let mut failed = None;
         let event = match event {
             Event::Output(bytes) => Event::Output(state.mask_output(bytes)),
             other => {
                 // Output held back goes first, so the log keeps its order.
                 if !state.carry.is_empty() {
                     let rest = state.masker.finish(&mut state.carry);
-                    state.push(Event::Output(Bytes::from(rest)));
+                    failed = state.push(Event::Output(Bytes::from(rest)));
                 }
                 mask(&state.masker, other)
             }
         };
         if !matches!(&event, Event::Output(b) if b.is_empty()) {
-            state.push(event.clone());
+            failed = failed.or(state.push(event.clone()));
         }
         let next = state.first + state.history.len() as u64;
         drop(guard);
         self.seq.send_replace(next);
+        if let Some(failure) = failed {
+            self.store_failed(failure);
+        }
         event
+    }
+
+    /// The build's log or record cannot be kept. The first failure is said once (an
+    /// [`Event::Progress`] line and a `tracing` error) and fires the token that ends the
+    /// build; later ones are only traced at debug level.
+    pub(crate) fn store_failed(&self, failure: String) {
+        let mut state = self.lock();
+        if state.store_failure.is_some() {
+            tracing::debug!(build = %state.record.id, "also: {failure}");
+            return;
+        }
+        state.store_failure = Some(failure.clone());
+        let id = state.record.id.clone();
+        drop(state);
+        tracing::error!(target: STORE_FAILURE_TARGET, build = %id, "{failure}");
+        self.publish(Event::Progress(format!("error: {failure}")));
+        self.broken.cancel();
+    }
+
+    /// The first failure to keep the build's log or record, if one happened.
+    pub(crate) fn store_failure(&self) -> Option<String> {
+        self.lock().store_failure.clone()
     }
 
     /// The live record.
@@ -375,14 +453,14 @@ impl Hub {
 
     /// Flush the log file (at the end of the build, and before it is read back).
     pub(crate) fn flush_log(&self) {
-        let _ = self.lock().log.flush();
+        self.lock().flush();
     }
 
     /// The build is over: publish its last event and wake everyone waiting for the outcome.
     pub(crate) fn finish(&self, outcome: Outcome) {
         self.publish(Event::Finished(Box::new(outcome.build.clone())));
         let mut state = self.lock();
-        let _ = state.log.flush();
+        state.flush();
         state.record = outcome.build.clone();
         state.outcome = Some(Arc::new(outcome));
         let next = state.first + state.history.len() as u64;

@@ -21,6 +21,10 @@ pub enum Ended {
     Stopped,
     /// The build timeout passed.
     TimedOut,
+    /// The build cannot go on because what it produces cannot be kept (its record or log could
+    /// not be written, e.g. a full disk): the phase FAILED, then straight to FINALIZING (no
+    /// later phase, no UPLOAD_ARTIFACTS, no retry), and the build FAILED.
+    Aborted,
 }
 
 /// What the executor does next.
@@ -101,6 +105,11 @@ impl Lifecycle {
             }
             Ended::Fault => {
                 self.forced = Some(Status::Fault);
+                return end(Status::Failed, finalize);
+            }
+            Ended::Aborted => {
+                self.failed = true;
+                self.skip_upload = true;
                 return end(Status::Failed, finalize);
             }
             Ended::Succeeded | Ended::Failed => {}
@@ -482,6 +491,36 @@ mod tests {
         assert_eq!(status_of(&seen, Build), Some(Status::Failed));
         assert!(!phases(&seen).contains(&PostBuild));
         assert_eq!(status, Status::Fault);
+    }
+
+    #[test]
+    fn a_build_whose_output_cannot_be_kept_ends_failed_in_any_phase_without_retry_or_upload() {
+        let retry = OnFailure::Retry {
+            count: 3,
+            pattern: None,
+        };
+        for phase in &ALL[..9] {
+            let (seen, status) = drive(Some(retry.clone()), |p, _| {
+                if p == *phase {
+                    Ended::Aborted
+                } else {
+                    Ended::Succeeded
+                }
+            });
+            assert_eq!(status_of(&seen, *phase), Some(Status::Failed), "{phase:?}");
+            assert_eq!(
+                seen.iter().filter(|(p, _)| p == phase).count(),
+                1,
+                "{phase:?} is not retried"
+            );
+            let after: Vec<_> = phases(&seen)
+                .into_iter()
+                .skip_while(|p| p != phase)
+                .skip(1)
+                .collect();
+            assert_eq!(after, [Finalizing, Completed], "{phase:?}");
+            assert_eq!(status, Status::Failed, "{phase:?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,12 @@ use tokio::io::AsyncWrite;
 /// The label on everything a runtime creates for a build; its value is the build id.
 pub const BUILD_LABEL: &str = "localbuild.build-id";
 
+/// The label naming the process that created a resource, `<pid> <start token>` (the start
+/// time of `/proc/<pid>/stat`, so a reused pid is another process): `localbuild gc` leaves
+/// alone what a live process still owns. Set by the runtime of a process that says who it is
+/// (`localbuild-docker`'s `Docker::owned_by`).
+pub const OWNER_LABEL: &str = "localbuild.owner";
+
 /// A stream of tar bytes (never held whole in memory).
 pub type TarStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 

@@ -83,6 +83,50 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// The first wait between two attempts of [`save_until_kept`]; it doubles up to
+/// [`RETRY_SAVE_MAX`].
+pub const RETRY_SAVE_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest wait between two attempts of [`save_until_kept`].
+pub const RETRY_SAVE_MAX: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Save a final record the store could not take (a full disk), again and again with growing
+/// waits, until it is kept; the failure is traced once, and the success. The record never
+/// changes any more, so a later attempt cannot overwrite a newer one. Runs as long as the
+/// process does (a server keeps trying; a CLI run that exits leaves the record to
+/// `localbuild gc`).
+pub async fn save_until_kept(store: std::sync::Arc<dyn Store>, build: Build) {
+    let mut wait = RETRY_SAVE_FIRST;
+    let mut said = false;
+    loop {
+        tokio::time::sleep(wait).await;
+        let (s, b) = (store.clone(), build.clone());
+        match tokio::task::spawn_blocking(move || s.save(&b)).await {
+            Ok(Ok(())) => {
+                if said {
+                    tracing::warn!(
+                        target: crate::handle::STORE_FAILURE_TARGET,
+                        build = %build.id,
+                        "the final record is saved now"
+                    );
+                }
+                return;
+            }
+            Ok(Err(e)) if !said => {
+                tracing::warn!(
+                    target: crate::handle::STORE_FAILURE_TARGET,
+                    build = %build.id,
+                    "the final record is not saved yet ({e}); trying again until it is"
+                );
+                said = true;
+            }
+            Ok(Err(_)) => {}
+            // The blocking pool is shutting down with the process.
+            Err(_) => return,
+        }
+        wait = (wait * 2).min(RETRY_SAVE_MAX);
+    }
+}
+
 /// The file a saved cache is kept in, inside [`Store::cache_dir`]: `<key>.tar` with the key's
 /// unsafe characters replaced, or `default.tar` for a cache without a key.
 pub fn cache_file_name(key: Option<&str>) -> String {

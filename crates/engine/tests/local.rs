@@ -242,6 +242,10 @@ struct MemoryStore {
     dir: Mutex<Option<tempfile::TempDir>>,
     numbers: Mutex<HashMap<String, u64>>,
     saved: Mutex<Vec<Build>>,
+    /// Saves fail (as on a full disk) while this file exists.
+    full_while: Option<PathBuf>,
+    /// Every build log goes here (e.g. `/dev/full`, where every write fails).
+    log_at: Option<PathBuf>,
 }
 
 impl Store for MemoryStore {
@@ -258,7 +262,10 @@ impl Store for MemoryStore {
         std::fs::create_dir_all(&place).unwrap();
         Ok(Place {
             number: *number,
-            log: place.join("build.log"),
+            log: self
+                .log_at
+                .clone()
+                .unwrap_or_else(|| place.join("build.log")),
             artifacts: place.join("artifacts"),
             reports: place.join("reports"),
             dir: place,
@@ -266,6 +273,13 @@ impl Store for MemoryStore {
     }
 
     fn save(&self, build: &Build) -> Result<(), StoreError> {
+        if let Some(flag) = self.full_while.as_ref().filter(|f| f.exists()) {
+            return Err(StoreError {
+                action: "write",
+                path: flag.clone(),
+                source: std::io::Error::from_raw_os_error(28),
+            });
+        }
         self.saved.lock().unwrap().push(build.clone());
         Ok(())
     }
@@ -695,4 +709,130 @@ async fn a_failed_command_pauses_and_resume_retry_runs_it_again() {
     );
     assert!(r.log.contains("\nready\n"), "{}", r.log);
     assert!(r.log.contains("exit status 3"), "{}", r.log);
+}
+
+/// A build submitted to an engine over `store`, on the local runtime.
+async fn submit_to(store: Arc<MemoryStore>, buildspec: &str) -> localbuild_engine::BuildHandle {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+    let engine = Engine::new(Arc::new(LocalRuntime::new()), store);
+    let req = BuildRequest {
+        image: "local".to_owned(),
+        ..BuildRequest::new("local", Source::Dir(src.keep()))
+    };
+    engine.submit(req).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_saved_ends_the_build_failed_and_is_saved_once_the_store_takes_it()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let store = Arc::new(MemoryStore {
+        full_while: Some(full.clone()),
+        ..MemoryStore::default()
+    });
+    // The disk "fills" during BUILD: the next save (BUILD's end) fails.
+    let handle = submit_to(
+        store.clone(),
+        &format!(
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - touch {}\n  post_build:\n    commands:\n      - echo post-build-ran\n",
+            full.display()
+        ),
+    )
+    .await;
+    let mut events = handle.subscribe();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), handle.outcome())
+        .await
+        .expect("the build ends");
+    let b = &outcome.build;
+    assert_eq!(b.build_status, Status::Failed);
+    assert!(b.build_complete);
+    let failed: Vec<_> = b
+        .phases
+        .iter()
+        .filter(|p| p.phase_status == Some(Status::Failed))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", b.phases);
+    assert_eq!(failed[0].phase_type, PostBuild);
+    let ctx = &failed[0].contexts.as_ref().unwrap()[0];
+    assert_eq!(ctx.status_code, "CLIENT_ERROR");
+    assert_eq!(
+        ctx.message,
+        format!(
+            "cannot save the build record ({}): No space left on device (os error 28)",
+            full.display()
+        )
+    );
+    assert!(!b.phases.iter().any(|p| p.phase_type == UploadArtifacts));
+    let log = std::fs::read_to_string(&outcome.log_path).unwrap();
+    assert!(!log.contains("post-build-ran"), "{log}");
+    assert!(outcome.store_error.is_some());
+    // Said once in the event stream.
+    let mut said = 0;
+    while let Some(e) = events.next().await {
+        if matches!(&e, Event::Progress(t) if t.contains("cannot save the build record")) {
+            said += 1;
+        }
+    }
+    assert_eq!(said, 1);
+    // The handle answers the final record; the store gets it once it can take it again.
+    assert_eq!(handle.snapshot().build_status, Status::Failed);
+    assert!(!store.saved.lock().unwrap().last().unwrap().build_complete);
+    std::fs::remove_file(&full).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let last = store.saved.lock().unwrap().last().cloned().unwrap();
+        if last.build_complete {
+            assert_eq!(last.build_status, Status::Failed);
+            assert_eq!(last.phases, b.phases);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the record is saved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_log_that_cannot_be_written_ends_the_build_failed_and_says_so_once() {
+    let store = Arc::new(MemoryStore {
+        log_at: Some(PathBuf::from("/dev/full")),
+        ..MemoryStore::default()
+    });
+    let handle = submit_to(
+        store.clone(),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo one\n      - echo two\n",
+    )
+    .await;
+    let mut events = handle.subscribe();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), handle.outcome())
+        .await
+        .expect("the build ends");
+    let b = &outcome.build;
+    assert_eq!(b.build_status, Status::Failed);
+    let failed = b
+        .phases
+        .iter()
+        .find(|p| p.phase_status == Some(Status::Failed))
+        .expect("a failed phase");
+    let ctx = &failed.contexts.as_ref().unwrap()[0];
+    assert_eq!(ctx.status_code, "CLIENT_ERROR");
+    assert_eq!(
+        ctx.message,
+        "cannot write the build log /dev/full: No space left on device (os error 28)"
+    );
+    assert!(
+        !b.phases.iter().any(|p| p.phase_type == Build),
+        "{:?}",
+        b.phases
+    );
+    // The record was kept; the error is said once however many lines followed.
+    assert!(store.saved.lock().unwrap().last().unwrap().build_complete);
+    let mut said = 0;
+    while let Some(e) = events.next().await {
+        if matches!(&e, Event::Progress(t) if t.contains("cannot write the build log")) {
+            said += 1;
+        }
+    }
+    assert_eq!(said, 1);
 }

@@ -577,7 +577,7 @@ pub(crate) fn stop_for_pipeline(state: &Arc<AppState>, id: &str) {
             end_record(&mut r, Status::Stopped, None);
             inner.builds.remove(id);
             drop(inner);
-            let _ = state.history.save(&r);
+            keep(state, &r);
             state.store.forget(id);
         }
         None => {}
@@ -931,7 +931,25 @@ fn input_of(state: &AppState, id: &str) -> Option<StartBuildInput> {
     serde_json::from_value(v.get("input")?.clone()).ok()
 }
 
-/// The current record of a build: live from the server, else from the history.
+/// Save a record the server made itself (a queued build's, one stopped or refused before it
+/// reached the engine). A failure is reported, never dropped: on stderr (`tracing`), and a
+/// final record is saved again until kept (`save_until_kept`), answered meanwhile from the
+/// store's unsaved records (see [`record`]).
+fn keep(state: &Arc<AppState>, record: &Build) {
+    if let Err(e) = state.history.save(record) {
+        tracing::error!(build = %record.id, "cannot save the build record: {e}");
+        if record.build_complete {
+            let store: Arc<dyn localbuild_engine::store::Store> = Arc::new(state.history.clone());
+            tokio::spawn(localbuild_engine::store::save_until_kept(
+                store,
+                record.clone(),
+            ));
+        }
+    }
+}
+
+/// The current record of a build: live from the server, else one the store could not save
+/// yet (a full disk), else from the history.
 pub(crate) fn record(state: &AppState, id: &str) -> Option<Build> {
     let live = match state.inner().builds.get(id) {
         Some(Live::Queued(q)) => Some(q.record.clone()),
@@ -940,6 +958,9 @@ pub(crate) fn record(state: &AppState, id: &str) -> Option<Build> {
     };
     if live.is_some() {
         return live;
+    }
+    if let Some(unsaved) = state.history.unsaved(id) {
+        return Some(unsaved);
     }
     let rows = state.history.db().get_builds(&[id.to_owned()]).ok()?;
     serde_json::from_str(&rows.first()?.json).ok()
@@ -999,7 +1020,7 @@ async fn start_build(
         .db()
         .put_doc(BUILD_DOC, &id, &doc.to_string())
         .map_err(ApiError::db)?;
-    let _ = state.history.save(&record);
+    keep(state, &record);
     let response = present(state, &record, Some(&prepared.overlay));
     {
         let mut inner = state.inner();
@@ -1084,7 +1105,7 @@ async fn run_build(state: Arc<AppState>, id: String, request: BuildRequest, uuid
             };
             if let Some(mut r) = record {
                 end_record(&mut r, Status::Fault, Some(e.to_string()));
-                let _ = state.history.save(&r);
+                keep(&state, &r);
             }
         }
     }
@@ -1250,7 +1271,7 @@ async fn stop_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     };
     match found {
         Found::Stopped(r) => {
-            let _ = state.history.save(&r);
+            keep(state, &r);
             state.store.forget(&id);
         }
         Found::Handle(h) => {
@@ -1358,7 +1379,7 @@ pub(crate) async fn stop_all(state: &Arc<AppState>) {
     };
     for mut r in queued {
         end_record(&mut r, Status::Stopped, None);
-        let _ = state.history.save(&r);
+        keep(state, &r);
     }
     for h in &running {
         h.stop();

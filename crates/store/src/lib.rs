@@ -17,6 +17,10 @@
 //! database (one sequence per project, shared by every process), each record is written to the
 //! database and to `build.json` at every phase change, and a build row names its owning process
 //! so that a later process can finalise builds whose owner died ([`HistoryStore::recover`]).
+//! A record the store could not write (a full disk) is kept in memory, newest per build, and
+//! answered by [`HistoryStore::build`] / [`HistoryStore::unsaved`] until a later save of it
+//! succeeds; every successful save also writes the other unsaved records, so space that
+//! returns is used at once.
 //! [`FolderStore`] is the same layout without the database (numbers are claimed by creating
 //! the build's folder, which is atomic).
 //! Project names reach this module only after the engine checked them (one safe path
@@ -25,7 +29,9 @@
 pub use localbuild_db::{BuildQuery, BuildRow, Db, DbError, ProjectSort};
 use localbuild_engine::record::{Build, BuildBatch, PhaseContext, PhaseType, Status};
 use localbuild_engine::store::{BatchPlace, Place, Store, StoreError};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The kind of the database documents that hold batch records.
 const BATCH_DOC: &str = "build-batch";
@@ -38,6 +44,8 @@ pub struct HistoryStore {
     root: PathBuf,
     db: Db,
     owner: (u32, u64),
+    /// Records whose last save failed, by build id (shared by clones).
+    unsaved: Arc<Mutex<HashMap<String, Build>>>,
 }
 
 impl HistoryStore {
@@ -49,7 +57,56 @@ impl HistoryStore {
             root,
             db,
             owner: localbuild_db::this_process(),
+            unsaved: Arc::default(),
         })
+    }
+
+    /// The owning process of the builds this store creates, as `localbuild gc` reads it from
+    /// a container's [`localbuild_engine::runtime::OWNER_LABEL`]: `<pid> <start token>`.
+    pub fn owner_label(&self) -> String {
+        let (pid, start) = self.owner;
+        format!("{pid} {start}")
+    }
+
+    /// Is the build `id` still run by a live process? `owner` is its container's owner label
+    /// (see [`HistoryStore::owner_label`]) if it has one; else the history's row says who
+    /// owns it. A build this history does not know, or a finished one, is not running.
+    pub fn is_running(&self, id: &str, owner: Option<&str>) -> Result<bool, DbError> {
+        if let Some(owner) = owner {
+            return Ok(owner_is_alive(owner));
+        }
+        Ok(self.db.get_build(id)?.is_some_and(|r| {
+            !r.complete && localbuild_db::process_alive(r.owner_pid, r.owner_start)
+        }))
+    }
+
+    /// The record of a build whose last save failed (what it is now, not what is on disk).
+    pub fn unsaved(&self, id: &str) -> Option<Build> {
+        lock(&self.unsaved).get(id).cloned()
+    }
+
+    /// Write the database row and `build.json` of one record.
+    fn write(&self, build: &Build) -> Result<(), StoreError> {
+        let dir = self.build_dir(&build.project_name, build.build_number);
+        let json = serde_json::to_string(build).map_err(|e| StoreError {
+            action: "serialise the record of",
+            path: dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        // The database first: it is what every other process reads.
+        let db = self.db.update_build(
+            &build.id,
+            build.build_status.as_str(),
+            build.build_complete,
+            &json,
+        );
+        let file = write_record(&dir, build).map_err(|source| StoreError {
+            action: "write",
+            path: dir.join("build.json"),
+            source,
+        });
+        db.map_err(|e| db_error("update the build in", &self.root.join("localbuild.db"), e))?;
+        file
     }
 
     pub fn db(&self) -> &Db {
@@ -60,8 +117,11 @@ impl HistoryStore {
         &self.root
     }
 
-    /// A stored build's record.
+    /// A stored build's record (the newest one, if its last save failed).
     pub fn build(&self, id: &str) -> Result<Option<Build>, DbError> {
+        if let Some(build) = self.unsaved(id) {
+            return Ok(Some(build));
+        }
         let rows = self.db.get_builds(&[id.to_owned()])?;
         Ok(rows
             .first()
@@ -295,26 +355,17 @@ impl Store for HistoryStore {
     }
 
     fn save(&self, build: &Build) -> Result<(), StoreError> {
-        let dir = self.build_dir(&build.project_name, build.build_number);
-        let json = serde_json::to_string(build).map_err(|e| StoreError {
-            action: "serialise the record of",
-            path: dir.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        // The database first: it is what every other process reads.
-        let db = self.db.update_build(
-            &build.id,
-            build.build_status.as_str(),
-            build.build_complete,
-            &json,
-        );
-        let file = write_record(&dir, build).map_err(|source| StoreError {
-            action: "write",
-            path: dir.join("build.json"),
-            source,
-        });
-        db.map_err(|e| db_error("update the build in", &self.root.join("localbuild.db"), e))?;
-        file
+        // Saves are serialised by this lock, so an older version of a record is never written
+        // after a newer one.
+        let mut unsaved = lock(&self.unsaved);
+        if let Err(e) = self.write(build) {
+            unsaved.insert(build.id.clone(), build.clone());
+            return Err(e);
+        }
+        unsaved.remove(&build.id);
+        // There is room again: the records that could not be written go now.
+        unsaved.retain(|_, other| self.write(other).is_err());
+        Ok(())
     }
 
     fn cache_dir(&self, project: &str) -> PathBuf {
@@ -348,6 +399,20 @@ impl Store for HistoryStore {
         db.map_err(|e| db_error("record the batch in", &self.root.join("localbuild.db"), e))?;
         file
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Does the process an owner label names (`<pid> <start token>`, see
+/// [`HistoryStore::owner_label`]) still run? A label that cannot be read counts as alive: a
+/// live build must never lose its container.
+pub fn owner_is_alive(label: &str) -> bool {
+    let parsed = label
+        .split_once(' ')
+        .and_then(|(pid, start)| Some((pid.parse().ok()?, start.parse().ok()?)));
+    parsed.is_none_or(|(pid, start)| localbuild_db::process_alive(pid, start))
 }
 
 fn batch_dir(root: &Path, project: &str, number: u64) -> PathBuf {
@@ -510,6 +575,39 @@ mod tests {
         assert_eq!(place.number, 3);
         assert!(place.dir.ends_with("builds/a/3"));
         assert_eq!(place.log, place.dir.join("build.log"));
+    }
+
+    fn record(store: &HistoryStore, id: &str) -> Build {
+        let place = store.create("a", id).unwrap();
+        let req = localbuild_engine::BuildRequest::new("a", localbuild_engine::Source::None);
+        localbuild_engine::new_record(&req, id, id, &place)
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_written_is_answered_from_memory_and_written_by_the_next_save() {
+        let root = tempfile::tempdir().unwrap();
+        let store = HistoryStore::open(root.path()).unwrap();
+        let mut stuck = record(&store, "a:1");
+        let other = record(&store, "a:2");
+        // Its folder is gone: `build.json` cannot be written.
+        let dir = store.build_dir("a", stuck.build_number);
+        std::fs::remove_dir(&dir).unwrap();
+        stuck.build_status = Status::Failed;
+        stuck.build_complete = true;
+        let e = store.save(&stuck).unwrap_err();
+        assert!(e.to_string().contains("build.json"), "{e}");
+        assert_eq!(store.unsaved("a:1").as_ref(), Some(&stuck));
+        // A clone (the server's view) answers it too.
+        assert_eq!(store.clone().build("a:1").unwrap().as_ref(), Some(&stuck));
+        // Room again: the next save of any build writes it.
+        std::fs::create_dir(&dir).unwrap();
+        store.save(&other).unwrap();
+        assert_eq!(store.unsaved("a:1"), None);
+        let on_disk: Build =
+            serde_json::from_slice(&std::fs::read(dir.join("build.json")).unwrap()).unwrap();
+        assert_eq!(on_disk, stuck);
+        let row = store.db().get_build("a:1").unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.complete), ("FAILED", true));
     }
 
     #[test]

@@ -336,6 +336,7 @@ impl Run {
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let mut captured = Vec::new();
         let cancel = self.cancel.clone();
+        let broken = self.broken.clone();
         let deadline = self.deadline;
         let result = {
             let run = async {
@@ -355,7 +356,10 @@ impl Run {
                 }
             };
             // `guard` would borrow `self`, which `pump` holds.
-            interruptible(&cancel, deadline, async { tokio::join!(run, pump).0 }).await
+            interruptible(&cancel, &broken, deadline, async {
+                tokio::join!(run, pump).0
+            })
+            .await
         };
         let code = match result {
             Err(i) => return Err(CommandEnd::Interrupted(i)),

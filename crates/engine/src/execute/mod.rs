@@ -4,7 +4,8 @@
 //! ([`outputs`]), FINALIZING. It reaches containers only through [`crate::runtime::Runtime`],
 //! reports only through the build's [`Hub`], and keeps the record through the [`Store`].
 //!
-//! Stop and timeout are honoured around every wait on the container (`guard`, `interruptible`);
+//! Stop, timeout and a store failure (the hub's `broken` token: the log or the record cannot
+//! be written) are honoured around every wait on the container (`guard`, `interruptible`);
 //! transfers in UPLOAD_ARTIFACTS and the container's creation (a create request dropped in
 //! flight would still make a container after the cleanup looked) are checked before and after.
 
@@ -42,6 +43,8 @@ pub(crate) use download::Loaded;
 enum Interrupt {
     TimedOut,
     Stopped,
+    /// The build's log or record cannot be kept ([`Hub::store_failure`] says why).
+    Broken,
 }
 
 /// How one attempt at a phase went: what the lifecycle needs to decide, and what the record
@@ -76,6 +79,8 @@ impl Attempt {
                 PhaseContext::new("BUILD_TIMED_OUT", "Build has timed out. "),
             ),
             Interrupt::Stopped => Attempt::with(Ended::Stopped, PhaseContext::default()),
+            // The context (naming the write error) is filled in by `Run::execute`.
+            Interrupt::Broken => Attempt::with(Ended::Aborted, PhaseContext::default()),
         }
     }
 }
@@ -205,6 +210,8 @@ pub(crate) struct Run {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     cancel: CancellationToken,
+    /// Fired by the hub when the build's log or record cannot be written.
+    broken: CancellationToken,
     deadline: Instant,
     place: Place,
     build: Build,
@@ -255,6 +262,7 @@ impl Run {
         place: Place,
         hub: Arc<Hub>,
         cancel: CancellationToken,
+        broken: CancellationToken,
     ) -> Run {
         let runtime = engine.runtime().clone();
         let layout = runtime.layout();
@@ -272,6 +280,7 @@ impl Run {
             runtime,
             hub,
             cancel,
+            broken,
             container: None,
             drivers: HashMap::new(),
             marker: format!("__localbuild_{}__", uuid::Uuid::new_v4().simple()),
@@ -313,7 +322,7 @@ impl Run {
             let _ = tokio::task::spawn_blocking(move || checkout.dir.close()).await;
         }
         self.hub.flush_log();
-        self.save().await;
+        let saved = self.save().await;
         let outcome = Outcome {
             build: self.build.clone(),
             dir: self.place.dir.clone(),
@@ -321,25 +330,35 @@ impl Run {
             images: std::mem::take(&mut self.images).into_phases(),
             reports: std::mem::take(&mut self.outputs.reports),
             artifacts: std::mem::take(&mut self.outputs.artifacts),
-            store_error: self.store_error.take(),
+            store_error: (!saved).then(|| self.store_error.take()).flatten(),
         };
+        let last = outcome.build.clone();
         self.hub.finish(outcome);
+        if !saved {
+            // The final record is answered from memory (the handle, the store's unsaved
+            // records) and saved as soon as the store can take it again.
+            tokio::spawn(crate::store::save_until_kept(self.store.clone(), last));
+        }
     }
 
-    /// Keep the record as it is now. A failure is reported once and never stops the build.
-    async fn save(&mut self) {
+    /// Keep the record as it is now; whether it was kept. A failure ends the build: the hub
+    /// says it once and fires `broken` (the current phase ends FAILED, see `execute`).
+    async fn save(&mut self) -> bool {
         let store = self.store.clone();
         let build = self.build.clone();
         let saved = tokio::task::spawn_blocking(move || store.save(&build)).await;
         let error = match saved {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => format!(
+                "cannot save the build record ({}): {}",
+                e.path.display(),
+                e.source
+            ),
+            Err(e) => format!("cannot save the build record: {e}"),
         };
-        if self.store_error.is_none() {
-            self.progress(&format!("warning: the build record was not saved: {error}"));
-            self.store_error = Some(error);
-        }
+        self.store_error = Some(error.clone());
+        self.hub.store_failed(error);
+        false
     }
 
     /// Publish an event; returns it as published (masked).
@@ -425,6 +444,8 @@ impl Run {
     fn interrupted(&self) -> Option<Interrupt> {
         if self.cancel.is_cancelled() {
             Some(Interrupt::Stopped)
+        } else if self.broken.is_cancelled() {
+            Some(Interrupt::Broken)
         } else if Instant::now() >= self.deadline {
             Some(Interrupt::TimedOut)
         } else {
@@ -434,7 +455,7 @@ impl Run {
 
     /// Await `fut` unless the build is stopped or times out first.
     async fn guard<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Interrupt> {
-        interruptible(&self.cancel, self.deadline, fut).await
+        interruptible(&self.cancel, &self.broken, self.deadline, fut).await
     }
 
     /// The lifecycle: carry out the current phase, ask [`Lifecycle`] what it means, repeat.
@@ -450,7 +471,11 @@ impl Run {
                 (Some(name), Some(spec)) => spec.phases.get(name).cloned().unwrap_or_default(),
                 _ => buildspec::Phase::default(),
             };
-            let attempt = match phase {
+            let broken = self.broken.is_cancelled()
+                && !matches!(phase, PhaseType::Finalizing | PhaseType::Completed);
+            let mut attempt = match phase {
+                // The record or log cannot be kept: the phase is not carried out.
+                _ if broken => Attempt::interrupted(Interrupt::Broken),
                 PhaseType::Submitted | PhaseType::Queued => Attempt {
                     context: None,
                     ..Attempt::succeeded()
@@ -481,8 +506,10 @@ impl Run {
                 },
                 PhaseType::Finalizing => {
                     // A stopped, timed-out or faulted build may still be running a command.
+                    // So may a build whose output cannot be kept.
                     let graceful =
-                        matches!(lifecycle.build_status(), Status::Succeeded | Status::Failed);
+                        matches!(lifecycle.build_status(), Status::Succeeded | Status::Failed)
+                            && !self.broken.is_cancelled();
                     self.remove_container(graceful).await;
                     Attempt::succeeded()
                 }
@@ -495,6 +522,14 @@ impl Run {
                     None => Attempt::succeeded(),
                 },
             };
+            if attempt.how == Ended::Aborted {
+                // CLIENT_ERROR, as CodeBuild reports a failure to store what the build
+                // produced (e.g. UPLOAD_ARTIFACTS that cannot write): the build's commands did
+                // not fail (not COMMAND_EXECUTION_ERROR) and the container did not die (not a
+                // FAULT); the cause is outside the build, on the machine that keeps it.
+                let why = self.hub.store_failure().unwrap_or_default();
+                attempt.context = Some(PhaseContext::new("CLIENT_ERROR", why));
+            }
             let output = String::from_utf8_lossy(&attempt.output);
             let message = attempt.context.as_ref().map_or("", |c| c.message.as_str());
             let decision = lifecycle.ended(
@@ -647,15 +682,17 @@ impl Drop for CleanupGuard {
     }
 }
 
-/// Await `fut` unless `cancel` fires or `deadline` passes first.
+/// Await `fut` unless `cancel` or `broken` fires or `deadline` passes first.
 async fn interruptible<T>(
     cancel: &CancellationToken,
+    broken: &CancellationToken,
     deadline: Instant,
     fut: impl std::future::Future<Output = T>,
 ) -> Result<T, Interrupt> {
     tokio::select! {
         biased;
         () = cancel.cancelled() => Err(Interrupt::Stopped),
+        () = broken.cancelled() => Err(Interrupt::Broken),
         () = tokio::time::sleep_until(deadline) => Err(Interrupt::TimedOut),
         v = fut => Ok(v),
     }
