@@ -554,13 +554,16 @@ pub fn read_build(b: &Value) -> Result<CloudBuild, RecordError> {
     })
 }
 
+/// Variables as `BuildRequest::env_overrides` takes them: name and value, in order.
+pub type Variables = Vec<(String, String)>;
+
 /// The variables' values, in the record's order, and the values to mask: PLAINTEXT as
 /// written, PARAMETER_STORE and SECRETS_MANAGER from `secrets`. Every name without a value is
 /// in the one error.
 pub fn resolve_variables(
     vars: &[Variable],
     secrets: &SecretsFile,
-) -> Result<(Vec<(String, String)>, Vec<String>), RecordError> {
+) -> Result<(Variables, Vec<String>), RecordError> {
     let mut values = vec![];
     let mut mask = vec![];
     let mut missing = vec![];

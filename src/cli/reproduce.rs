@@ -338,8 +338,9 @@ fn duration(d: Option<f64>) -> String {
     }
 }
 
-/// One side of a row: `FAILED 48s COMMAND_EXECUTION_ERROR: Error while executing…`.
-fn cell(side: Option<&Side>, width: usize) -> String {
+/// One side of a row: `FAILED 48s COMMAND_EXECUTION_ERROR: Error while executing…`, at most
+/// `width` characters (`None`: all of it).
+fn cell(side: Option<&Side>, width: Option<usize>) -> String {
     let Some(s) = side else {
         return "-".to_owned();
     };
@@ -352,7 +353,9 @@ fn cell(side: Option<&Side>, width: usize) -> String {
             text.push_str(&s.message);
         }
     }
-    if text.chars().count() > width {
+    if let Some(width) = width
+        && text.chars().count() > width
+    {
         text = text
             .chars()
             .take(width.saturating_sub(1))
@@ -364,7 +367,7 @@ fn cell(side: Option<&Side>, width: usize) -> String {
 
 /// The cloud's phases next to the local build's, then the verdict.
 fn side_by_side(cloud: &CloudBuild, rows: &[Row], verdict: &Verdict) -> String {
-    const WIDTH: usize = 52;
+    const WIDTH: usize = 64;
     let mut s = format!("\nCloud build {} next to the local build:\n", cloud.id);
     s.push_str(&format!(
         "{:<17} {:<WIDTH$} | {}\n",
@@ -374,8 +377,8 @@ fn side_by_side(cloud: &CloudBuild, rows: &[Row], verdict: &Verdict) -> String {
         s.push_str(&format!(
             "{:<17} {:<WIDTH$} | {}\n",
             r.phase,
-            cell(r.cloud.as_ref(), WIDTH),
-            cell(r.local.as_ref(), WIDTH)
+            cell(r.cloud.as_ref(), Some(WIDTH)),
+            cell(r.local.as_ref(), None)
         ));
     }
     match verdict {
