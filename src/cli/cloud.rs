@@ -276,6 +276,8 @@ pub struct CloudPhase {
 pub struct CloudBuild {
     pub id: String,
     pub arn: String,
+    /// The region in the ARN (`AWS_REGION` in the cloud build).
+    pub region: Option<String>,
     pub project: String,
     pub status: String,
     pub phases: Vec<CloudPhase>,
@@ -534,8 +536,14 @@ pub fn read_build(b: &Value) -> Result<CloudBuild, RecordError> {
         })
         .collect();
 
+    let region = arn
+        .split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned);
     Ok(CloudBuild {
         id,
+        region,
         arn,
         project,
         status,
@@ -802,6 +810,7 @@ mod tests {
     fn a_record_becomes_what_the_local_build_needs() {
         let c = read_build(&build()).unwrap();
         assert_eq!(c.project, "web");
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
         assert_eq!(
             c.source.origin,
             Origin::Git(SourceKind::Github),

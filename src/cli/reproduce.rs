@@ -97,6 +97,9 @@ pub fn run(args: &ReproduceArgs) -> u8 {
             request.project = cloud.project.clone();
         }
         request.initiator = format!("reproduce/{}", cloud.id);
+        if let Some(region) = &cloud.region {
+            request.region = region.clone();
+        }
         if flags.image.is_none() {
             request.image = cloud.image.clone();
         }

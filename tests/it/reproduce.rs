@@ -256,6 +256,13 @@ fn a_failing_cloud_build_is_reproduced_at_the_commit_it_built() {
     assert_eq!(b["source"]["location"], "https://github.com/acme/web.git");
     assert_eq!(b["environment"]["computeType"], "BUILD_GENERAL1_MEDIUM");
     assert_eq!(b["timeoutInMinutes"], 20);
+    assert!(
+        b["arn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:codebuild:eu-west-1:"),
+        "the cloud build's region: {b:#}"
+    );
     let link = c.link(b["id"].as_str().unwrap());
     assert_eq!(link["cloudBuildArn"], FAILING_ARN);
     assert_eq!(link["verdict"], "reproduced");
