@@ -8,6 +8,7 @@ mod attach;
 mod batch;
 mod builds;
 mod cache;
+mod cloud;
 mod completions;
 mod config;
 mod exit;
@@ -18,6 +19,7 @@ mod list;
 mod pipeline;
 mod plan;
 mod progress;
+mod reproduce;
 mod run;
 mod serve;
 mod validate;
@@ -50,6 +52,10 @@ pub enum Command {
     List(ListArgs),
     /// Run a build in Docker, with CodeBuild's phases, variables and log
     Run(Box<RunArgs>),
+    /// Run a cloud build again here, from its record (`aws codebuild batch-get-builds --ids ID
+    /// | localbuild reproduce -`): the commit it built, its buildspec, image and variables; then
+    /// its phases next to the local ones and a verdict
+    Reproduce(Box<ReproduceArgs>),
     /// Remove containers, volumes and networks left behind by killed builds, and kept ones
     Gc {
         /// Only list what would be removed
@@ -164,6 +170,34 @@ pub enum PipelineCommand {
         #[command(flatten)]
         server: ServerArg,
     },
+}
+
+/// `reproduce`'s arguments: the record, where its sources are, and every `run` flag (`run`'s
+/// `--project NAME` is `--project-name NAME` here: `--project` reads a project record).
+#[derive(Debug, clap::Args)]
+#[command(mut_arg("project", |a| a.long("project-name").help(
+    "Project name of the local build (default: the record's projectName)"
+)))]
+pub struct ReproduceArgs {
+    /// The record: what `aws codebuild batch-get-builds --ids ID` prints (or one Build
+    /// object); `-` reads standard input
+    pub file: PathBuf,
+    /// The build to reproduce when the record holds several (its id or ARN); with --project,
+    /// the project's name
+    #[arg(long = "build", value_name = "ID")]
+    pub build: Option<String>,
+    /// FILE is a BatchGetProjects answer: create that project in the running `serve`
+    /// (CreateProject), to start it there as it is
+    #[arg(long = "project")]
+    pub project_record: bool,
+    /// Where repository locations resolve, as `serve --git-root`: https://host/OWNER/REPO to
+    /// DIR/OWNER/REPO, else DIR/REPO (default: $LOCALBUILD_HOME/git)
+    #[arg(long = "git-root", value_name = "DIR")]
+    pub git_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArg,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// The running `serve` a command talks to.
@@ -496,6 +530,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => plan::run(&args),
         Command::List(args) => list::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Reproduce(args) => reproduce::run(&args),
         Command::Gc { dry_run } => gc::run(dry_run),
         Command::Attach { build } => attach::run(&build, attach::Mode::Attach),
         Command::Shell { build } => attach::run(&build, attach::Mode::Shell),

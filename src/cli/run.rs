@@ -39,7 +39,7 @@ pub(super) fn usage_error(message: &str) -> u8 {
 type Sources = (PathBuf, Vec<(String, PathBuf)>);
 
 /// `-s DIR` (the primary, once) and `-s ID:DIR` (secondary sources), as codebuild_build.sh.
-fn parse_sources(values: &[String]) -> Result<Sources, String> {
+pub(super) fn parse_sources(values: &[String]) -> Result<Sources, String> {
     let mut primary: Option<PathBuf> = None;
     let mut secondary: Vec<(String, PathBuf)> = vec![];
     for v in values {
@@ -83,6 +83,17 @@ fn parse_sources(values: &[String]) -> Result<Sources, String> {
 }
 
 pub fn run(args: &RunArgs) -> u8 {
+    run_with(args, |_| Ok(()), |_| {})
+}
+
+/// `run`, with two seams for `reproduce`: `adjust` changes the checked flags' request before
+/// it is checked and submitted (`Err` is the exit code, after printing why), `after` sees the
+/// finished build after the summary.
+pub(super) fn run_with(
+    args: &RunArgs,
+    adjust: impl FnOnce(&mut BuildRequest) -> Result<(), u8>,
+    after: impl FnOnce(&Outcome),
+) -> u8 {
     let (primary, secondary) = match parse_sources(&args.source) {
         Ok(s) => s,
         Err(m) => return usage_error(&m),
@@ -188,7 +199,7 @@ pub fn run(args: &RunArgs) -> u8 {
             Source::git(source, Some(version.clone()), args.git_clone_depth)
         }
     };
-    let request = BuildRequest {
+    let mut request = BuildRequest {
         secondary_sources: secondary,
         project,
         source,
@@ -219,6 +230,9 @@ pub fn run(args: &RunArgs) -> u8 {
             keep_container: args.keep_container,
         },
     };
+    if let Err(code) = adjust(&mut request) {
+        return code;
+    }
     if let Err(e) = request.check() {
         return usage_error(&e.to_string());
     }
@@ -229,10 +243,10 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    runtime.block_on(run_build(request, args))
+    runtime.block_on(run_build(request, args, after))
 }
 
-async fn run_build(mut request: BuildRequest, args: &RunArgs) -> u8 {
+async fn run_build(mut request: BuildRequest, args: &RunArgs, after: impl FnOnce(&Outcome)) -> u8 {
     let docker = match Docker::connect().await {
         Ok(d) => d,
         Err(e) => {
@@ -304,6 +318,7 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs) -> u8 {
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }
+    after(&outcome);
     exit::for_status(outcome.build.build_status)
 }
 

@@ -23,6 +23,7 @@ mod hostile;
 mod hostile_http;
 mod pipeline;
 mod registry;
+mod reproduce;
 mod run_build;
 mod runtimes;
 mod serve;

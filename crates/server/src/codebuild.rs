@@ -626,7 +626,7 @@ fn resolve_source(
 
 /// A buildspec value: inline YAML (it contains a newline or starts with `version`) or a path
 /// in the source.
-fn buildspec_source(text: Option<&str>) -> BuildspecSource {
+pub fn buildspec_source(text: Option<&str>) -> BuildspecSource {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => BuildspecSource::Default,
         Some(_)
