@@ -259,9 +259,14 @@ fn secondary_source(
     let id = s.identifier.as_deref().unwrap_or_default();
     let field = format!("secondarySources[{id}]");
     let mut temp = || -> Result<PathBuf, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("localbuild-reproduce-")
-            .tempdir()
+        // Under $LOCALBUILD_HOME/tmp, never the system's /tmp.
+        let tmp = super::run::store_root().join("tmp");
+        let dir = std::fs::create_dir_all(&tmp)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix("reproduce-")
+                    .tempdir_in(&tmp)
+            })
             .map_err(|e| format!("cannot make a folder for the source {id}: {e}"))?;
         let path = dir.path().to_owned();
         scratch.push(dir);
