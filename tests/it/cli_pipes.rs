@@ -42,7 +42,10 @@ fn with_closed_stdout(mut cmd: Command) -> (i32, String) {
 }
 
 fn assert_quiet(what: &str, (code, stderr): (i32, String)) {
-    assert_eq!(code, 0, "{what}: exit status with a closed stdout\n{stderr}");
+    assert_eq!(
+        code, 0,
+        "{what}: exit status with a closed stdout\n{stderr}"
+    );
     assert!(
         !stderr.contains("panicked") && !stderr.to_lowercase().contains("broken pipe"),
         "{what}: stderr\n{stderr}"
@@ -95,8 +98,7 @@ fn json_output_to_a_closed_stdout_stops_the_build_too() {
     let (code, stderr) = with_closed_stdout(b.command());
     assert_quiet("run --output json", (code, stderr));
     let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.home.path().join("record.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(b.home.path().join("record.json")).unwrap()).unwrap();
     assert_eq!(record["buildStatus"], "STOPPED");
     assert_nothing_left(record["id"].as_str().unwrap());
 }
@@ -110,8 +112,7 @@ fn a_batch_whose_reader_leaves_is_stopped_with_every_task() {
     let (code, stderr) = with_closed_stdout(b.command());
     assert_quiet("run --batch", (code, stderr.clone()));
     let batch: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.home.path().join("record.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(b.home.path().join("record.json")).unwrap()).unwrap();
     assert_eq!(batch["buildBatchStatus"], "STOPPED", "{stderr}");
     let mut tasks = 0;
     for e in std::fs::read_dir(b.home.path().join("builds/it")).unwrap() {
@@ -203,7 +204,13 @@ fn errors_still_print_error_with_their_exit_code() {
             "error: --endpoint-url: expected http://HOST:PORT",
         ),
         (
-            &["pipeline", "start", "p", "--endpoint-url", "http://127.0.0.1:1"],
+            &[
+                "pipeline",
+                "start",
+                "p",
+                "--endpoint-url",
+                "http://127.0.0.1:1",
+            ],
             1,
             "error: no localbuild serve answers at http://127.0.0.1:1",
         ),
