@@ -142,6 +142,11 @@ impl Screen {
         }
     }
 
+    /// Whether a write failed (and so the batch was stopped).
+    fn failed(&self) -> bool {
+        self.failed.lock().map_or(true, |f| f.is_some())
+    }
+
     /// The first failed write, as the command's error.
     fn result(&self) -> Result<(), CliError> {
         match self.failed.lock().ok().and_then(|mut f| f.take()) {
@@ -269,6 +274,7 @@ async fn run_batch(
     }
     while printers.join_next().await.is_some() {}
     let outcome = handle.outcome().await;
+    let stopped = screen.failed();
     if json {
         json_line(
             &screen,
@@ -289,8 +295,13 @@ async fn run_batch(
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }
-    screen.result()?;
-    Ok(exit::for_status(outcome.batch.build_batch_status))
+    let status = exit::for_status(outcome.batch.build_batch_status);
+    match screen.result() {
+        // A batch that ended on its own keeps its status when only its table went unread.
+        Err(CliError::Closed) if !stopped => Ok(status),
+        Err(e) => Err(e),
+        Ok(()) => Ok(status),
+    }
 }
 
 fn progress(quiet: bool, what: &str, running: usize, done: usize, failed: usize) {

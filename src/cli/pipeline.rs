@@ -2,10 +2,10 @@
 //!
 //! `list|status|executions` read the store (the same one `serve` writes), with or without a
 //! server running; the views are the server's own (`localbuild_server::pipeline::*_in`, their
-//! errors shown by their text), rendered as tables or printed as the API's JSON. `create|update|start|approve` change what
-//! a server runs, so they are calls to the running `serve` ([`super::api`]); a definition file
-//! is checked here first, as CreatePipeline checks it, so its errors name the file, line and
-//! column.
+//! errors shown by their text), rendered as tables or printed as the API's JSON.
+//! `create|update|start|approve` change what a server runs, so they are calls to the running
+//! `serve` ([`super::api`]); a definition file is checked here first, as CreatePipeline checks
+//! it, so its errors name the file, line and column.
 
 use super::api::Endpoint;
 use super::error::CliError;

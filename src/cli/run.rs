@@ -1,9 +1,10 @@
 //! `localbuild run`: start a build, print its log live, then a per-phase summary.
 //!
-//! When stdout's reader goes away (`localbuild run | head -1`), the build is stopped as
-//! Ctrl-C stops it (recorded STOPPED, its container removed) and `run` ends quietly
-//! ([`CliError::Closed`]): nobody reads what it would print, and a build that outlives its
-//! viewer would keep the shell's pipeline waiting.
+//! When stdout's reader goes away (`localbuild run | head -1`) while the build runs, the build
+//! is stopped as Ctrl-C stops it (recorded STOPPED, its container removed) and `run` ends
+//! quietly ([`CliError::Closed`]): nobody reads what it would print, and a build that outlives
+//! its viewer would keep the shell's pipeline waiting. A build that ended on its own keeps its
+//! exit status when only the summary after it goes unread.
 
 use super::error::CliError;
 use super::{OutputFormat, RunArgs, exit};
@@ -250,7 +251,8 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs) -> Result<u8, CliE
         OutputFormat::Text => print_live(&handle, mode, debugger).await,
         OutputFormat::Json => print_json(&handle).await,
     };
-    if live.is_err() {
+    let stopped = live.is_err();
+    if stopped {
         // Nobody can see the build any more: stop it, as Ctrl-C does.
         handle.stop();
     }
@@ -271,8 +273,13 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs) -> Result<u8, CliE
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }
-    shown.map_err(CliError::stdout)?;
-    Ok(exit::for_status(outcome.build.build_status))
+    let status = exit::for_status(outcome.build.build_status);
+    match shown.map_err(CliError::stdout) {
+        // A build that ended on its own keeps its status when only its summary went unread.
+        Err(CliError::Closed) if !stopped => Ok(status),
+        Err(e) => Err(e),
+        Ok(()) => Ok(status),
+    }
 }
 
 /// The history a build is recorded in; without it no build runs (a FAULT).

@@ -92,6 +92,41 @@ fn a_reader_that_leaves_stops_the_build_and_run_ends_quietly() {
 }
 
 #[test]
+fn a_build_that_ended_keeps_its_status_when_only_the_summary_goes_unread() {
+    let b = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - exit 1\n");
+    let mut child = b
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("localbuild starts");
+    // The whole live log (its last line is UPLOAD_ARTIFACTS' context), then the reader leaves.
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut seen = String::new();
+    let mut uploaded = false;
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the log ended early:\n{seen}"))
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if uploaded && line.contains("Phase context status code:") {
+            break;
+        }
+        uploaded |= line.contains("Phase complete: UPLOAD_ARTIFACTS");
+    }
+    drop(lines);
+    let (code, stderr) = ended(child);
+    assert_eq!(code, 1, "the FAILED build's status\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.home.path().join("record.json")).unwrap()).unwrap();
+    assert_eq!(record["buildStatus"], "FAILED");
+    assert_nothing_left(record["id"].as_str().unwrap());
+}
+
+#[test]
 fn json_output_to_a_closed_stdout_stops_the_build_too() {
     let b = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n")
         .args(&["--output", "json"]);
