@@ -11,12 +11,12 @@
 //! Keys come from one [`Keys`] reader per process, so a prompt and later shells share stdin
 //! without a stray blocked read taking a line meant for another.
 
+use super::error::CliError;
 use super::exit;
 use futures_util::StreamExt;
 use localbuild_docker::{Docker, Tty};
 use localbuild_engine::runtime::Runtime;
 use localbuild_engine::shell::attach_command;
-use localbuild_store::HistoryStore;
 use std::io::{IsTerminal, Read, Write};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -31,58 +31,38 @@ pub enum Mode {
 }
 
 /// `localbuild attach BUILD` / `localbuild shell BUILD`.
-pub fn run(which: &str, mode: Mode) -> u8 {
-    let store = match HistoryStore::open(super::run::store_root()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot open the build history: {e}");
-            return exit::FAILURE;
-        }
-    };
-    let build = match super::builds::find(&store, which) {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
+pub fn run(which: &str, mode: Mode) -> Result<u8, CliError> {
+    let store = super::history()?;
+    let build = super::builds::find(&store, which)?;
     if !interactive() {
-        eprintln!("error: a shell needs an interactive terminal (stdin and stdout)");
-        return exit::USAGE;
+        return Err(CliError::Usage(
+            "a shell needs an interactive terminal (stdin and stdout)".into(),
+        ));
     }
     super::with_docker(|docker| async move {
-        let container = match docker.build_container(&build.id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                match mode {
-                    Mode::Attach => eprintln!(
-                        "error: build {} has no running container: it is not paused",
-                        build.id
-                    ),
-                    Mode::Shell => eprintln!(
-                        "error: build {} kept no container (run it with --keep-container)",
-                        build.id
-                    ),
-                }
-                return exit::FAILURE;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAULT;
-            }
+        let Some(container) = docker.build_container(&build.id).await? else {
+            return Err(CliError::Failed(match mode {
+                Mode::Attach => format!(
+                    "build {} has no running container: it is not paused",
+                    build.id
+                ),
+                Mode::Shell => format!(
+                    "build {} kept no container (run it with --keep-container)",
+                    build.id
+                ),
+            }));
         };
         if mode == Mode::Attach && !is_paused(&docker, &container).await {
-            eprintln!(
-                "error: build {} is not paused (its log says `localbuild attach` when it is)",
+            return Err(CliError::Failed(format!(
+                "build {} is not paused (its log says `localbuild attach` when it is)",
                 build.id
-            );
-            return exit::FAILURE;
+            )));
         }
         let mut keys = Keys::start();
-        match shell(&docker, &container, &mut keys).await {
-            Ok(code) => u8::try_from(code).unwrap_or(exit::FAILURE),
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit::FAULT
-            }
-        }
+        let code = shell(&docker, &container, &mut keys)
+            .await
+            .map_err(CliError::Fault)?;
+        Ok(u8::try_from(code).unwrap_or(exit::FAILURE))
     })
 }
 

@@ -4,46 +4,53 @@
 //! Each output line of a task is prefixed `[identifier] ` (a colour per task on a terminal,
 //! plain when piped) and written whole, so tasks never interleave within a line; a progress
 //! line goes to stderr whenever a task starts or ends. Ctrl-C / SIGTERM stop the whole batch.
-//! With `--output json`, stdout is JSON Lines instead ([`super::json::BatchLine`]).
+//! With `--output json`, stdout is JSON Lines instead ([`super::json::BatchLine`]). When
+//! stdout's reader goes away, the batch is stopped, as `run` stops a build ([`Screen`]).
 
+use super::error::CliError;
 use super::json::BatchLine;
-use super::run::{color, interrupted, paint, store_root, usage_error};
+use super::out::Out;
+use super::run::{color, interrupted, open_store, paint};
 use super::{OutputFormat, RunArgs, exit};
 use localbuild_buildspec as buildspec;
 use localbuild_docker::Docker;
 use localbuild_engine::log::agent_line;
 use localbuild_engine::record::Status;
 use localbuild_engine::{
-    BatchConfig, BatchError, BatchEvent, BatchOutcome, BuildHandle, BuildRequest, BuildspecSource,
+    BatchConfig, BatchEvent, BatchHandle, BatchOutcome, BuildHandle, BuildRequest, BuildspecSource,
     Engine, Event, Source,
 };
-use localbuild_store::HistoryStore;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Run `request`'s buildspec as a batch.
-pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
-    let (name, bytes) = match buildspec_of(&request) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
+pub fn run(request: BuildRequest, args: &RunArgs) -> Result<u8, CliError> {
+    let (name, bytes) = buildspec_of(&request)?;
     let parsed = match buildspec::parse(&bytes) {
         Ok(p) => p,
         Err(invalid) => {
-            super::validate::print_all(&name, &bytes, &invalid.errors);
-            return exit::FAILURE;
+            return Err(CliError::Buildspec {
+                name,
+                text: bytes,
+                diagnostics: invalid.errors,
+            });
         }
     };
     let Some(batch) = &parsed.buildspec.batch else {
-        eprintln!("{name}: error: the buildspec has no 'batch' section (run it without --batch)");
-        return exit::FAILURE;
+        return Err(CliError::InFile {
+            file: name,
+            message: "the buildspec has no 'batch' section (run it without --batch)".into(),
+        });
     };
     let expansion = match buildspec::batch::expand(batch) {
         Ok(e) => e,
         Err(d) => {
-            super::validate::print_all(&name, &bytes, [&d]);
-            return exit::FAILURE;
+            return Err(CliError::Buildspec {
+                name,
+                text: bytes,
+                diagnostics: vec![d],
+            });
         }
     };
     for n in &expansion.notes {
@@ -60,11 +67,7 @@ pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
         maximum_builds_allowed: args.max_builds,
         timeout: None,
     };
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    runtime.block_on(run_batch(
+    super::runtime()?.block_on(run_batch(
         request,
         expansion.tasks,
         config,
@@ -75,47 +78,80 @@ pub fn run(request: BuildRequest, args: &RunArgs) -> u8 {
 }
 
 /// The batch's buildspec: its file, or the file at `--source-version` of the repository.
-fn buildspec_of(request: &BuildRequest) -> Result<(String, Vec<u8>), u8> {
+fn buildspec_of(request: &BuildRequest) -> Result<(String, Vec<u8>), CliError> {
+    let needs_file = || CliError::Usage("--batch needs a buildspec file".into());
     let in_source = match &request.buildspec {
         BuildspecSource::File(p) => return read(p),
         BuildspecSource::Default => "buildspec.yml",
         BuildspecSource::InSource(p) => p.as_str(),
-        BuildspecSource::Inline(_) => return Err(usage_error("--batch needs a buildspec file")),
+        BuildspecSource::Inline(_) => return Err(needs_file()),
     };
     match &request.source {
         Source::Dir(d) => {
-            match localbuild_confine::Root::new(d).confined("buildspec path", in_source) {
-                Ok(p) => read(&p),
-                Err(e) => Err(usage_error(&e.to_string())),
-            }
+            let path = localbuild_confine::Root::new(d)
+                .confined("buildspec path", in_source)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            read(&path)
         }
         Source::Git { repo, version, .. } => {
             match localbuild_sources::read_file(repo, version.as_deref(), in_source) {
                 Ok((commit, Some(bytes))) => Ok((format!("{in_source} (at {commit})"), bytes)),
-                Ok((commit, None)) => {
-                    eprintln!(
-                        "error: {in_source} is not in {} at {commit}",
-                        repo.display()
-                    );
-                    Err(exit::FAILURE)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Err(exit::FAILURE)
-                }
+                Ok((commit, None)) => Err(CliError::Failed(format!(
+                    "{in_source} is not in {} at {commit}",
+                    repo.display()
+                ))),
+                Err(e) => Err(CliError::Failed(e.to_string())),
             }
         }
-        _ => Err(usage_error("--batch needs a buildspec file")),
+        _ => Err(needs_file()),
     }
 }
 
-fn read(path: &std::path::Path) -> Result<(String, Vec<u8>), u8> {
+fn read(path: &std::path::Path) -> Result<(String, Vec<u8>), CliError> {
     let name = path.display().to_string();
     match std::fs::read(path) {
         Ok(bytes) => Ok((name, bytes)),
-        Err(e) => {
-            eprintln!("{name}: error: cannot read the buildspec: {e}");
-            Err(exit::FAILURE)
+        Err(e) => Err(CliError::InFile {
+            file: name,
+            message: format!("cannot read the buildspec: {e}"),
+        }),
+    }
+}
+
+/// stdout, shared by the batch's printers: after the first failed write (its reader went
+/// away) nothing more is written and the batch is stopped.
+#[derive(Clone)]
+struct Screen {
+    batch: BatchHandle,
+    failed: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl Screen {
+    /// Write `bytes` whole, unless an earlier write failed.
+    fn write(&self, bytes: &[u8]) {
+        let Ok(mut failed) = self.failed.lock() else {
+            return;
+        };
+        if failed.is_some() {
+            return;
+        }
+        let mut out = Out::lock();
+        if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+            *failed = Some(e);
+            self.batch.stop();
+        }
+    }
+
+    /// Whether a write failed (and so the batch was stopped).
+    fn failed(&self) -> bool {
+        self.failed.lock().map_or(true, |f| f.is_some())
+    }
+
+    /// The first failed write, as the command's error.
+    fn result(&self) -> Result<(), CliError> {
+        match self.failed.lock().ok().and_then(|mut f| f.take()) {
+            Some(e) => Err(CliError::stdout(e)),
+            None => Ok(()),
         }
     }
 }
@@ -127,41 +163,17 @@ async fn run_batch(
     build_json: Option<PathBuf>,
     quiet: bool,
     json: bool,
-) -> u8 {
-    let docker = match Docker::connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprint!("{}", super::progress::docker_error(&e));
-            return exit::FAULT;
-        }
-    };
-    let store = match HistoryStore::open(store_root()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the build history under {}: {e}",
-                store_root().display()
-            );
-            return exit::FAULT;
-        }
-    };
+) -> Result<u8, CliError> {
+    let docker = Docker::connect().await?;
+    let store = open_store()?;
     // What this run creates names this process, so `localbuild gc` leaves it alone.
     let docker = docker.owned_by(store.owner_label());
     let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let identifiers: Vec<String> = tasks.iter().map(|t| t.identifier.clone()).collect();
-    let handle = match engine.submit_batch(request, tasks, config).await {
-        Ok(h) => h,
-        Err(e @ (BatchError::Request(_) | BatchError::Task { .. })) => {
-            return usage_error(&e.to_string());
-        }
-        Err(e @ BatchError::Store(_)) => {
-            eprintln!("error: {e}");
-            return exit::FAULT;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILURE;
-        }
+    let handle = engine.submit_batch(request, tasks, config).await?;
+    let screen = Screen {
+        batch: handle.clone(),
+        failed: Arc::default(),
     };
     eprintln!(
         "batch: {} with {} builds ({})",
@@ -186,11 +198,14 @@ async fn run_batch(
                 BatchEvent::TaskStarted { identifier, build } => {
                     running += 1;
                     if json {
-                        json_line(&BatchLine::TaskStarted {
-                            task: &identifier,
-                            build_id: &build.id,
-                        });
-                        printers.spawn(print_task_json(build, identifier.clone()));
+                        json_line(
+                            &screen,
+                            &BatchLine::TaskStarted {
+                                task: &identifier,
+                                build_id: &build.id,
+                            },
+                        );
+                        printers.spawn(print_task_json(screen.clone(), build, identifier.clone()));
                         continue;
                     }
                     let index = identifiers
@@ -205,14 +220,17 @@ async fn run_batch(
                         done,
                         failed,
                     );
-                    printers.spawn(print_task(build, prefix, quiet));
+                    printers.spawn(print_task(screen.clone(), build, prefix, quiet));
                 }
                 BatchEvent::TaskFinished { identifier, status } => {
                     if json {
-                        json_line(&BatchLine::TaskFinished {
-                            task: &identifier,
-                            status,
-                        });
+                        json_line(
+                            &screen,
+                            &BatchLine::TaskFinished {
+                                task: &identifier,
+                                status,
+                            },
+                        );
                     }
                     running = running.saturating_sub(1);
                     done += 1;
@@ -233,11 +251,14 @@ async fn run_batch(
                     status,
                 } => {
                     if json {
-                        json_line(&BatchLine::TaskSkipped {
-                            task: &identifier,
-                            status,
-                            reason: &reason,
-                        });
+                        json_line(
+                            &screen,
+                            &BatchLine::TaskSkipped {
+                                task: &identifier,
+                                status,
+                                reason: &reason,
+                            },
+                        );
                     }
                     done += 1;
                     failed += 1;
@@ -255,15 +276,18 @@ async fn run_batch(
     }
     while printers.join_next().await.is_some() {}
     let outcome = handle.outcome().await;
+    let stopped = screen.failed();
     if json {
-        json_line(&BatchLine::Batch {
-            batch: &outcome.batch,
-            dir: &outcome.dir,
-        });
+        json_line(
+            &screen,
+            &BatchLine::Batch {
+                batch: &outcome.batch,
+                dir: &outcome.dir,
+            },
+        );
     } else {
-        print!("{}", summary(&outcome, color));
+        screen.write(summary(&outcome, color).as_bytes());
     }
-    let _ = std::io::stdout().flush();
     if let Some(e) = &outcome.store_error {
         eprintln!("warning: the batch record could not be kept: {e}");
     }
@@ -273,7 +297,13 @@ async fn run_batch(
             eprintln!("error: --build-json: cannot write {}: {e}", path.display());
         }
     }
-    exit::for_status(outcome.batch.build_batch_status)
+    let status = exit::for_status(outcome.batch.build_batch_status);
+    match screen.result() {
+        // A batch that ended on its own keeps its status when only its table went unread.
+        Err(CliError::Closed) if !stopped => Ok(status),
+        Err(e) => Err(e),
+        Ok(()) => Ok(status),
+    }
 }
 
 fn progress(quiet: bool, what: &str, running: usize, done: usize, failed: usize) {
@@ -293,33 +323,29 @@ fn prefix(identifier: &str, index: usize, width: usize, color: bool) -> Vec<u8> 
     format!("\x1b[{}m{text}\x1b[0m ", COLOURS[index % COLOURS.len()]).into_bytes()
 }
 
-fn json_line(line: &BatchLine<'_>) {
-    let mut out = std::io::stdout().lock();
-    let _ = super::json::write_batch_line(&mut out, line);
-    let _ = out.flush();
+fn json_line(screen: &Screen, line: &BatchLine<'_>) {
+    let mut buf = Vec::new();
+    let _ = super::json::write_batch_line(&mut buf, line);
+    screen.write(&buf);
 }
 
 /// `--output json`: one task's events as JSON Lines tagged with its identifier, then its
 /// record; each event written whole.
-async fn print_task_json(build: BuildHandle, task: String) {
+async fn print_task_json(screen: Screen, build: BuildHandle, task: String) {
     let mut events = build.subscribe();
     while let Some(event) = events.next().await {
         let mut buf = Vec::new();
         let _ = super::json::write_task_event(&mut buf, Some(&task), &event);
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&buf);
-        let _ = out.flush();
+        screen.write(&buf);
     }
     let outcome = build.outcome().await;
     let mut buf = Vec::new();
     let _ = super::json::write_task_outcome(&mut buf, Some(&task), &outcome);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&buf);
-    let _ = out.flush();
+    screen.write(&buf);
 }
 
 /// One task's log, each line prefixed and written whole.
-async fn print_task(build: BuildHandle, prefix: Vec<u8>, quiet: bool) {
+async fn print_task(screen: Screen, build: BuildHandle, prefix: Vec<u8>, quiet: bool) {
     let mut events = build.subscribe();
     while let Some(event) = events.next().await {
         let mut buf: Vec<u8> = Vec::new();
@@ -353,9 +379,7 @@ async fn print_task(build: BuildHandle, prefix: Vec<u8>, quiet: bool) {
         if to_stderr {
             let _ = std::io::stderr().lock().write_all(&buf);
         } else {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&buf);
-            let _ = out.flush();
+            screen.write(&buf);
         }
     }
 }

@@ -1,21 +1,18 @@
 //! `localbuild builds list|batches|show|logs`: the build history, read from the store (the
 //! same one `run` and `serve` write), with or without a server running.
 
+use super::error::CliError;
+use super::out::{self, Out};
 use super::{BuildsCommand, exit};
 use localbuild_engine::record::{Build, BuildGroup, Status};
 use localbuild_store::{BuildQuery, BuildRow, HistoryStore};
-use std::io::{Read, Write};
+use std::fmt::Write as _;
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub fn run(cmd: &BuildsCommand) -> u8 {
-    let store = match HistoryStore::open(super::run::store_root()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot open the build history: {e}");
-            return exit::FAILURE;
-        }
-    };
+pub fn run(cmd: &BuildsCommand) -> Result<u8, CliError> {
+    let store = super::history()?;
     match cmd {
         BuildsCommand::List { project, status } => list(&store, project.clone(), status.clone()),
         BuildsCommand::Batches { project, status } => {
@@ -24,76 +21,90 @@ pub fn run(cmd: &BuildsCommand) -> u8 {
         BuildsCommand::Show { build, json } if is_batch(&store, build) => {
             show_batch(&store, build, *json)
         }
-        BuildsCommand::Show { build, json } => match find(&store, build) {
-            Ok(b) => {
-                if *json {
-                    println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
-                } else {
-                    print!("{}", super::run::summary(&b, false));
-                }
-                exit::SUCCESS
+        BuildsCommand::Show { build, json } => {
+            let b = find(&store, build)?;
+            if *json {
+                out::print(pretty(&b))?;
+            } else {
+                out::print(super::run::summary(&b, false))?;
             }
-            Err(code) => code,
-        },
-        BuildsCommand::Logs { build, follow } => match find(&store, build) {
-            Ok(b) => logs(&store, b, *follow),
-            Err(code) => code,
-        },
+            Ok(exit::SUCCESS)
+        }
+        BuildsCommand::Logs { build, follow } => logs(&store, find(&store, build)?, *follow),
     }
 }
 
-fn list(store: &HistoryStore, project: Option<String>, status: Option<String>) -> u8 {
+/// A record as the API returns it, pretty-printed, with a final newline.
+pub(super) fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+/// Epoch seconds as `YYYY-MM-DD HH:MM:SS` (UTC), as the tables and the console show them.
+pub(super) fn utc(epoch: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch.max(0.0) as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn list(
+    store: &HistoryStore,
+    project: Option<String>,
+    status: Option<String>,
+) -> Result<u8, CliError> {
     let status = status.map(|s| s.to_ascii_uppercase());
     let mut query = BuildQuery {
         project,
         status,
         ..BuildQuery::default()
     };
-    println!(
-        "{:<50} {:>6} {:<12} {:<20} {:>9}",
+    let mut out = Out::lock();
+    out.send(format!(
+        "{:<50} {:>6} {:<12} {:<20} {:>9}\n",
         "BUILD", "NUMBER", "STATUS", "STARTED (UTC)", "DURATION"
-    );
+    ))?;
+    // One page at a time: a long history is never all in memory.
     loop {
-        let (ids, next) = match store.db().list_builds(&query) {
-            Ok(page) => page,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILURE;
-            }
-        };
+        let (ids, next) = store.db().list_builds(&query)?;
         let rows = store.db().get_builds(&ids).unwrap_or_default();
+        let mut page = String::new();
         for row in rows {
             let Some(b) = record(&row) else { continue };
             let duration = b
                 .end_time
                 .map(|end| format!("{:.1}s", (end - b.start_time).max(0.0)))
                 .unwrap_or_default();
-            println!(
+            let _ = writeln!(
+                page,
                 "{:<50} {:>6} {:<12} {:<20} {:>9}",
                 b.id,
                 b.build_number,
                 b.build_status.as_str(),
-                started(b.start_time),
+                utc(b.start_time),
                 duration
             );
         }
+        out.send(page)?;
         match next {
             Some(token) => query.next_token = Some(token),
-            None => return exit::SUCCESS,
+            None => return Ok(exit::SUCCESS),
         }
     }
 }
 
-fn batches(store: &HistoryStore, project: Option<&str>, status: Option<&str>) -> u8 {
-    let all = match store.batches(project) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILURE;
-        }
-    };
-    println!(
-        "{:<50} {:>6} {:<12} {:<20} {:>9}  TASKS",
+fn batches(
+    store: &HistoryStore,
+    project: Option<&str>,
+    status: Option<&str>,
+) -> Result<u8, CliError> {
+    let all = store.batches(project)?;
+    let mut text = format!(
+        "{:<50} {:>6} {:<12} {:<20} {:>9}  TASKS\n",
         "BATCH", "NUMBER", "STATUS", "STARTED (UTC)", "DURATION"
     );
     for b in all {
@@ -105,17 +116,19 @@ fn batches(store: &HistoryStore, project: Option<&str>, status: Option<&str>) ->
             .iter()
             .filter(|g| group_status(g) == Some(Status::Succeeded))
             .count();
-        println!(
+        let _ = writeln!(
+            text,
             "{:<50} {:>6} {:<12} {:<20} {:>9}  {ok}/{} succeeded",
             b.id,
             b.build_batch_number,
             b.build_batch_status.as_str(),
-            started(b.start_time),
+            utc(b.start_time),
             duration(b.start_time, b.end_time),
             b.build_groups.len()
         );
     }
-    exit::SUCCESS
+    out::print(text)?;
+    Ok(exit::SUCCESS)
 }
 
 fn group_status(g: &BuildGroup) -> Option<Status> {
@@ -132,14 +145,13 @@ fn is_batch(store: &HistoryStore, id: &str) -> bool {
 }
 
 /// A batch: its tasks (status, build, depends-on), or its record with `json`.
-fn show_batch(store: &HistoryStore, id: &str, json: bool) -> u8 {
+fn show_batch(store: &HistoryStore, id: &str, json: bool) -> Result<u8, CliError> {
     let Ok(Some(b)) = store.batch(id) else {
-        eprintln!("error: no batch {id}");
-        return exit::FAILURE;
+        return Err(CliError::Failed(format!("no batch {id}")));
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
-        return exit::SUCCESS;
+        out::print(pretty(&b))?;
+        return Ok(exit::SUCCESS);
     }
     let width = b
         .build_groups
@@ -148,8 +160,8 @@ fn show_batch(store: &HistoryStore, id: &str, json: bool) -> u8 {
         .max()
         .unwrap_or(0)
         .max(4);
-    println!(
-        "{:<width$} {:<12} {:<50} DEPENDS ON",
+    let mut text = format!(
+        "{:<width$} {:<12} {:<50} DEPENDS ON\n",
         "TASK", "STATUS", "BUILD"
     );
     for g in &b.build_groups {
@@ -170,9 +182,10 @@ fn show_batch(store: &HistoryStore, id: &str, json: bool) -> u8 {
             "{:<width$} {status:<12} {build:<50} {depends}",
             g.identifier
         );
-        println!("{}", line.trim_end());
+        let _ = writeln!(text, "{}", line.trim_end());
         if !g.prior_build_summary_list.is_empty() {
-            println!(
+            let _ = writeln!(
+                text,
                 "{:<width$} earlier attempts: {}",
                 "",
                 g.prior_build_summary_list
@@ -183,26 +196,16 @@ fn show_batch(store: &HistoryStore, id: &str, json: bool) -> u8 {
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        text,
         "\nBatch #{} {} {} {}",
         b.build_batch_number,
         b.id,
         b.build_batch_status.as_str(),
         duration(b.start_time, b.end_time)
     );
-    exit::SUCCESS
-}
-
-fn started(epoch: f64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(epoch as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
+    out::print(text)?;
+    Ok(exit::SUCCESS)
 }
 
 fn record(row: &BuildRow) -> Option<Build> {
@@ -210,32 +213,25 @@ fn record(row: &BuildRow) -> Option<Build> {
 }
 
 /// A build by id (`project:uuid`) or by `project:number`.
-pub(super) fn find(store: &HistoryStore, which: &str) -> Result<Build, u8> {
+pub(super) fn find(store: &HistoryStore, which: &str) -> Result<Build, CliError> {
     let row = match which.rsplit_once(':') {
         Some((project, n)) if n.parse::<u64>().is_ok() => store
             .db()
             .build_by_number(project, n.parse().unwrap_or_default()),
         _ => store.db().get_build(which),
     };
-    match row {
-        Ok(Some(row)) => record(&row).ok_or_else(|| {
-            eprintln!("error: the record of {which} is not readable yet");
-            exit::FAILURE
-        }),
-        Ok(None) => {
-            eprintln!("error: no build {which} (give a build id or PROJECT:NUMBER)");
-            Err(exit::FAILURE)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(exit::FAILURE)
-        }
+    match row? {
+        Some(row) => record(&row)
+            .ok_or_else(|| CliError::Failed(format!("the record of {which} is not readable yet"))),
+        None => Err(CliError::Failed(format!(
+            "no build {which} (give a build id or PROJECT:NUMBER)"
+        ))),
     }
 }
 
 /// Print the build log; with `follow`, keep printing what is appended until the build is
 /// complete (whichever process runs it).
-fn logs(store: &HistoryStore, build: Build, follow: bool) -> u8 {
+fn logs(store: &HistoryStore, build: Build, follow: bool) -> Result<u8, CliError> {
     let path = build
         .logs
         .local_path
@@ -249,22 +245,17 @@ fn logs(store: &HistoryStore, build: Build, follow: bool) -> u8 {
                 .join(build.build_number.to_string())
                 .join("build.log")
         });
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return exit::FAILURE;
-        }
-    };
-    let mut out = std::io::stdout().lock();
+    let mut file = std::fs::File::open(&path)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
+    let mut out = Out::lock();
     let mut complete = build.build_complete;
     loop {
         let mut chunk = Vec::new();
         let _ = file.read_to_end(&mut chunk);
-        let _ = out.write_all(&chunk);
-        let _ = out.flush();
+        // A closed stdout also ends `-f`: nobody reads what would follow.
+        out.send(&chunk)?;
         if !follow || complete {
-            return exit::SUCCESS;
+            return Ok(exit::SUCCESS);
         }
         // The build runs in another process: poll its record and the file's growth.
         std::thread::sleep(Duration::from_millis(200));

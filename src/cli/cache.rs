@@ -1,11 +1,12 @@
 //! `localbuild cache ls|rm`: the build caches kept under `<store>/cache/<project>/<key>.tar`.
 
 use super::CacheCommand;
+use super::error::CliError;
 use super::exit;
 use super::run::store_root;
 use localbuild_engine::store::cache_file_name;
 
-pub fn run(cmd: &CacheCommand) -> u8 {
+pub fn run(cmd: &CacheCommand) -> Result<u8, CliError> {
     let root = store_root().join("cache");
     match cmd {
         CacheCommand::Ls { project } => {
@@ -18,7 +19,7 @@ pub fn run(cmd: &CacheCommand) -> u8 {
                 .filter(|p| project.as_ref().is_none_or(|want| want == p))
                 .collect();
             projects.sort();
-            println!("{:<24} {:<40} {:>12}", "PROJECT", "KEY", "BYTES");
+            let mut text = format!("{:<24} {:<40} {:>12}\n", "PROJECT", "KEY", "BYTES");
             for p in projects {
                 let mut files: Vec<_> = std::fs::read_dir(root.join(&p))
                     .into_iter()
@@ -32,31 +33,25 @@ pub fn run(cmd: &CacheCommand) -> u8 {
                     .collect();
                 files.sort();
                 for (key, size) in files {
-                    println!("{p:<24} {key:<40} {size:>12}");
+                    text.push_str(&format!("{p:<24} {key:<40} {size:>12}\n"));
                 }
             }
-            exit::SUCCESS
+            super::out::print(text)?;
+            Ok(exit::SUCCESS)
         }
         CacheCommand::Rm { project, key } => {
-            if let Err(e) = localbuild_engine::request::check_project_name(project) {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
+            localbuild_engine::request::check_project_name(project)?;
             let dir = root.join(project);
             let result = match key {
                 Some(k) => std::fs::remove_file(dir.join(cache_file_name(Some(k)))),
                 None => std::fs::remove_dir_all(&dir),
             };
             match result {
-                Ok(()) => exit::SUCCESS,
+                Ok(()) => Ok(exit::SUCCESS),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    eprintln!("error: no such cache");
-                    exit::FAILURE
+                    Err(CliError::Failed("no such cache".into()))
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::FAILURE
-                }
+                Err(e) => Err(CliError::Failed(e.to_string())),
             }
         }
     }

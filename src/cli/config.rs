@@ -10,6 +10,7 @@
 //! an error located by the `toml` crate's spans, rendered like a buildspec diagnostic
 //! (`FILE:LINE:COLUMN: error: …`, the line and a caret) and exit 2.
 
+use super::error::CliError;
 use super::{ConfigArgs, RunArgs, exit};
 use localbuild_buildspec::{Diagnostic, Severity};
 use serde::Deserialize;
@@ -109,10 +110,11 @@ pub struct Resolved {
     pub files: Vec<(PathBuf, bool)>,
 }
 
-/// A config or env file problem; rendered by [`ConfigError::print`], exit 2.
-#[derive(Debug)]
+/// A config or env file problem; rendered by [`ConfigError::render`], exit 2.
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A located problem in a TOML file.
+    #[error("{}: {message}", path.display())]
     Located {
         path: PathBuf,
         text: String,
@@ -120,11 +122,14 @@ pub enum ConfigError {
         message: String,
     },
     /// Anything else (an unreadable file, a bad env file line).
+    #[error("{0}")]
     Plain(String),
 }
 
 impl ConfigError {
-    pub fn print(&self) -> u8 {
+    /// What stderr shows: a located problem as a buildspec diagnostic (the line and a caret),
+    /// else `error: …`.
+    pub fn render(&self) -> String {
         match self {
             ConfigError::Located {
                 path,
@@ -139,11 +144,10 @@ impl ConfigError {
                     column,
                     message: message.clone(),
                 };
-                eprint!("{}", d.render(&path.display().to_string(), text.as_bytes()));
+                d.render(&path.display().to_string(), text.as_bytes())
             }
-            ConfigError::Plain(m) => eprintln!("error: {m}"),
+            ConfigError::Plain(m) => format!("error: {m}\n"),
         }
-        exit::USAGE
     }
 }
 
@@ -449,18 +453,15 @@ pub fn resolve(args: &RunArgs, source_dir: &Path) -> Result<Resolved, ConfigErro
 }
 
 /// `localbuild config [-s DIR]`: the effective settings and where each came from.
-pub fn run(args: &ConfigArgs) -> u8 {
+pub fn run(args: &ConfigArgs) -> Result<u8, CliError> {
     let dir = std::fs::canonicalize(&args.source).unwrap_or_else(|_| args.source.clone());
     if !dir.is_dir() {
-        return super::run::usage_error(&format!(
+        return Err(CliError::Usage(format!(
             "-s: source directory '{}' does not exist or is not a directory",
             args.source.display()
-        ));
+        )));
     }
-    let resolved = match resolve(&RunArgs::defaults(), &dir) {
-        Ok(r) => r,
-        Err(e) => return e.print(),
-    };
+    let resolved = resolve(&RunArgs::defaults(), &dir)?;
     let mut text = String::new();
     for (path, found) in &resolved.files {
         let state = if *found { "" } else { " (not found)" };
@@ -485,8 +486,8 @@ pub fn run(args: &ConfigArgs) -> u8 {
             s.key, s.value, s.origin
         ));
     }
-    super::validate::out(&text);
-    exit::SUCCESS
+    super::out::print(text)?;
+    Ok(exit::SUCCESS)
 }
 
 #[cfg(test)]

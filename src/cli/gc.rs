@@ -4,11 +4,14 @@
 //! (pid and start time, so a reused pid is not mistaken for it) or, without one, its build's
 //! row in the history says whose it is.
 
+use super::error::CliError;
 use super::exit;
 use localbuild_store::HistoryStore;
+use std::fmt::Write as _;
 
-pub fn run(dry_run: bool) -> u8 {
+pub fn run(dry_run: bool) -> Result<u8, CliError> {
     super::with_docker(|docker| async move {
+        let mut text = String::new();
         let history = match HistoryStore::open(super::run::store_root()) {
             Ok(h) => Some(h),
             Err(e) => {
@@ -19,7 +22,11 @@ pub fn run(dry_run: bool) -> u8 {
         // Builds whose process died are finalised first (FAILED, with a context saying so).
         if let (false, Some(h)) = (dry_run, &history) {
             match h.recover() {
-                Ok(ids) => ids.iter().for_each(|id| println!("finalised build {id}")),
+                Ok(ids) => {
+                    for id in ids {
+                        let _ = writeln!(text, "finalised build {id}");
+                    }
+                }
                 Err(e) => eprintln!("warning: the build history could not be checked: {e}"),
             }
         }
@@ -37,30 +44,30 @@ pub fn run(dry_run: bool) -> u8 {
         } else {
             docker.remove_abandoned_resources(&running).await
         };
-        let sweep = match sweep {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAULT;
-            }
-        };
+        // What was finalised is said even when the removal fails.
+        super::out::print(std::mem::take(&mut text))?;
+        let sweep = sweep?;
         let verb = if dry_run { "would remove" } else { "removed" };
         let found = &sweep.removed;
         for c in &found.containers {
-            println!("{verb} container {c}");
+            let _ = writeln!(text, "{verb} container {c}");
         }
         for v in &found.volumes {
-            println!("{verb} volume {v}");
+            let _ = writeln!(text, "{verb} volume {v}");
         }
         for n in &found.networks {
-            println!("{verb} network {n}");
+            let _ = writeln!(text, "{verb} network {n}");
         }
         for (name, build) in &sweep.kept {
-            println!("left container {name}: build {build} is still running");
+            let _ = writeln!(
+                text,
+                "left container {name}: build {build} is still running"
+            );
         }
         if *found == Default::default() {
-            println!("nothing to remove");
+            text.push_str("nothing to remove\n");
         }
-        exit::SUCCESS
+        super::out::print(text)?;
+        Ok(exit::SUCCESS)
     })
 }

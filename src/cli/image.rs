@@ -3,11 +3,12 @@
 //! names the CodeBuild-like one stands in for. Building shows a spinner with the current step
 //! on a terminal, every step as a line when piped.
 
+use super::error::CliError;
 use super::exit;
 use super::progress::{Mode, Progress};
 use localbuild_docker::image::{self, Recipe};
 
-pub fn build(standard: bool) -> u8 {
+pub fn build(standard: bool) -> Result<u8, CliError> {
     let recipe: &'static Recipe = match standard {
         true => &image::CODEBUILD_STANDARD,
         false => &image::SLIM,
@@ -18,20 +19,17 @@ pub fn build(standard: bool) -> u8 {
         let started = std::time::Instant::now();
         let result = image::build_recipe_image(&docker, recipe, &mut progress).await;
         shown.finish();
-        match result {
-            Ok(()) => {
-                println!("built {} in {}s", recipe.image, started.elapsed().as_secs());
-                exit::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit::FAULT
-            }
-        }
+        result?;
+        super::out::print(format!(
+            "built {} in {}s\n",
+            recipe.image,
+            started.elapsed().as_secs()
+        ))?;
+        Ok(exit::SUCCESS)
     })
 }
 
-pub fn ls() -> u8 {
+pub fn ls() -> Result<u8, CliError> {
     super::with_docker(|docker| async move {
         let mut rows = vec![[
             "IMAGE".to_owned(),
@@ -40,13 +38,7 @@ pub fn ls() -> u8 {
             "CONTENTS".to_owned(),
         ]];
         for recipe in image::RECIPES {
-            let found = match image::local_images(&docker, recipe.image).await {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::FAULT;
-                }
-            };
+            let found = image::local_images(&docker, recipe.image).await?;
             let size = match found.first() {
                 Some(i) => megabytes(i.size),
                 None => "not built".to_owned(),
@@ -63,13 +55,7 @@ pub fn ls() -> u8 {
                 recipe.summary.to_owned(),
             ]);
         }
-        let aws = match image::local_images(&docker, "aws/codebuild/*").await {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAULT;
-            }
-        };
+        let aws = image::local_images(&docker, "aws/codebuild/*").await?;
         for i in aws {
             rows.push([
                 i.name,
@@ -78,12 +64,13 @@ pub fn ls() -> u8 {
                 "present locally: used as is".to_owned(),
             ]);
         }
-        print_table(&rows);
-        println!(
+        let mut text = table(&rows);
+        text.push_str(
             "\nBuild one with `localbuild image build --slim` or `localbuild image build --standard`; \
-             a build asking for an AWS name above runs on its stand-in unless an image of that exact name is present."
+             a build asking for an AWS name above runs on its stand-in unless an image of that exact name is present.\n",
         );
-        exit::SUCCESS
+        super::out::print(text)?;
+        Ok(exit::SUCCESS)
     })
 }
 
@@ -91,13 +78,14 @@ fn megabytes(bytes: u64) -> String {
     format!("{} MB", bytes.div_ceil(1_000_000))
 }
 
-fn print_table(rows: &[[String; 4]]) {
+fn table(rows: &[[String; 4]]) -> String {
     let widths: Vec<usize> = (0..3)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
+    let mut text = String::new();
     for r in rows {
-        println!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
+        text.push_str(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}\n",
             r[0],
             r[1],
             r[2],
@@ -105,6 +93,7 @@ fn print_table(rows: &[[String; 4]]) {
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2]
-        );
+        ));
     }
+    text
 }

@@ -5,30 +5,28 @@
 //! `batch` section, from the same expansion as `plan` and `run --batch`. The buildspec is found
 //! and validated exactly as `plan` does it ([`super::plan::load`]).
 
+use super::error::CliError;
 use super::{ListArgs, exit};
 use localbuild_buildspec::plan::{Plan, PlanBatch};
 
 /// Longest command text shown in a cell (the first line of the command).
 const MAX_COMMAND: usize = 100;
 
-pub fn run(args: &ListArgs) -> u8 {
-    let plan = match super::plan::load(args.buildspec.as_deref(), &args.source) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    if args.batch {
+pub fn run(args: &ListArgs) -> Result<u8, CliError> {
+    let plan = super::plan::load(args.buildspec.as_deref(), &args.source)?;
+    let text = if args.batch {
         let Some(batch) = &plan.batch else {
-            eprintln!(
-                "{}: error: the buildspec has no 'batch' section",
-                plan.buildspec
-            );
-            return exit::FAILURE;
+            return Err(CliError::InFile {
+                file: plan.buildspec,
+                message: "the buildspec has no 'batch' section".into(),
+            });
         };
-        super::validate::out(&tasks(batch));
+        tasks(batch)
     } else {
-        super::validate::out(&phases(&plan));
-    }
-    exit::SUCCESS
+        phases(&plan)
+    };
+    super::out::print(text)?;
+    Ok(exit::SUCCESS)
 }
 
 /// The phases table; a last line names the batch when there is one.

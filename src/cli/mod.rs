@@ -1,7 +1,8 @@
 //! Command-line arguments (clap) and dispatch to one module per subcommand.
 //!
-//! Each subcommand module renders the library's typed results and returns the exit code, from
-//! [`exit`], the one place that maps outcomes to exit codes.
+//! Each subcommand module renders the library's typed results on stdout through [`out`] and
+//! returns `Result<u8, CliError>`: the exit code of its outcome, or a [`CliError`];
+//! [`exit::finish`] is the one place that prints errors and maps them to exit codes.
 
 mod api;
 mod attach;
@@ -11,11 +12,13 @@ mod cache;
 mod cloud;
 mod completions;
 mod config;
+mod error;
 mod exit;
 mod gc;
 mod image;
 mod json;
 mod list;
+mod out;
 mod pipeline;
 mod plan;
 mod progress;
@@ -25,6 +28,7 @@ mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
+use error::CliError;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -490,42 +494,32 @@ pub fn init_tracing(command: &Command) {
         .init();
 }
 
-/// A tokio runtime for one command; `Err` is the exit code after printing why.
-fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+/// A tokio runtime for one command.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            exit::FAULT
-        })
+        .map_err(|e| CliError::Fault(format!("cannot start the async runtime: {e}")))
 }
 
 /// Run `f` with a connected Docker client; an unreachable daemon is exit 3 with the reason.
-fn with_docker<F, Fut>(f: F) -> u8
+fn with_docker<F, Fut>(f: F) -> Result<u8, CliError>
 where
     F: FnOnce(localbuild_docker::Docker) -> Fut,
-    Fut: std::future::Future<Output = u8>,
+    Fut: std::future::Future<Output = Result<u8, CliError>>,
 {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        match localbuild_docker::Docker::connect().await {
-            Ok(docker) => f(docker).await,
-            Err(e) => {
-                eprint!("{}", progress::docker_error(&e));
-                exit::FAULT
-            }
-        }
-    })
+    runtime()?.block_on(async { f(localbuild_docker::Docker::connect().await?).await })
+}
+
+/// The build history, for the commands that read it.
+fn history() -> Result<localbuild_store::HistoryStore, CliError> {
+    localbuild_store::HistoryStore::open(run::store_root()).map_err(CliError::History)
 }
 
 /// Run the subcommand and return the process exit code.
 pub fn dispatch(cli: Cli) -> u8 {
-    match cli.command {
+    exit::finish(match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Plan(args) => plan::run(&args),
         Command::List(args) => list::run(&args),
@@ -543,5 +537,5 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Config(args) => config::run(&args),
         Command::Completions { shell } => completions::completions(shell),
         Command::Man { subcommand } => completions::man(subcommand.as_deref()),
-    }
+    })
 }

@@ -1,21 +1,22 @@
 //! `localbuild pipeline …`: the pipelines `serve` keeps.
 //!
 //! `list|status|executions` read the store (the same one `serve` writes), with or without a
-//! server running; the views are the server's own (`localbuild_server::pipeline::*_in`),
-//! rendered as tables or printed as the API's JSON. `create|update|start|approve` change what
-//! a server runs, so they are calls to the running `serve` ([`super::api`]); a definition file
-//! is checked here first, as CreatePipeline checks it, so its errors name the file, line and
-//! column.
+//! server running; the views are the server's own (`localbuild_server::pipeline::*_in`, their
+//! errors shown by their text), rendered as tables or printed as the API's JSON.
+//! `create|update|start|approve` change what a server runs, so they are calls to the running
+//! `serve` ([`super::api`]); a definition file is checked here first, as CreatePipeline checks
+//! it, so its errors name the file, line and column.
 
-use super::api::{CallError, Endpoint};
+use super::api::Endpoint;
+use super::error::CliError;
 use super::{PipelineCommand, ServerArg, exit};
-use localbuild_store::HistoryStore;
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 use std::path::Path;
 
 const TARGET: &str = "CodePipeline_20150709";
 
-pub fn run(cmd: &PipelineCommand) -> u8 {
+pub fn run(cmd: &PipelineCommand) -> Result<u8, CliError> {
     use localbuild_server::pipeline as p;
     match cmd {
         PipelineCommand::Create { file, server } => define(file, server, "CreatePipeline"),
@@ -47,63 +48,46 @@ pub fn run(cmd: &PipelineCommand) -> u8 {
     }
 }
 
-fn fail(message: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {message}");
-    exit::FAILURE
-}
-
-/// One call to the server, or the exit code of its failure (usage for a bad endpoint).
-fn call(server: &ServerArg, op: &str, body: Value) -> Result<Value, u8> {
-    let endpoint = Endpoint::new(server.endpoint_url.as_deref()).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::USAGE
-    })?;
-    endpoint
-        .call(&format!("{TARGET}.{op}"), &body)
-        .map_err(|e: CallError| fail(e))
+/// One call to the server (a bad endpoint is a usage error).
+fn call(server: &ServerArg, op: &str, body: Value) -> Result<Value, CliError> {
+    let endpoint = Endpoint::new(server.endpoint_url.as_deref()).map_err(CliError::Usage)?;
+    Ok(endpoint.call(&format!("{TARGET}.{op}"), &body)?)
 }
 
 /// `create` / `update`: the file checked here, then sent.
-fn define(file: &Path, server: &ServerArg, op: &str) -> u8 {
-    let contents = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("{}: {e}", file.display())),
-    };
-    let body = match localbuild_server::pipeline::read_definition(&contents) {
-        Ok(b) => b,
-        Err(e) => {
-            let at = e.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
-            return fail(format!(
-                "{}{at}: {}: {}",
-                file.display(),
-                localbuild_server::error::ApiError::from(e.error.clone()).aws_type(),
-                e.error
-            ));
-        }
-    };
-    let answer = match call(server, op, body) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+fn define(file: &Path, server: &ServerArg, op: &str) -> Result<u8, CliError> {
+    let contents = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
+    let body = localbuild_server::pipeline::read_definition(&contents).map_err(|e| {
+        let at = e.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+        CliError::Failed(format!(
+            "{}{at}: {}: {}",
+            file.display(),
+            localbuild_server::error::ApiError::from(e.error.clone()).aws_type(),
+            e.error
+        ))
+    })?;
+    let answer = call(server, op, body)?;
     let p = &answer["pipeline"];
     let name = text(&p["name"]);
-    if op == "CreatePipeline" {
-        println!(
-            "Created pipeline {name} (version {}); its first execution has started: localbuild pipeline status {name}",
+    super::out::print(if op == "CreatePipeline" {
+        format!(
+            "Created pipeline {name} (version {}); its first execution has started: localbuild pipeline status {name}\n",
             p["version"]
-        );
+        )
     } else {
-        println!("Updated pipeline {name} to version {}", p["version"]);
-    }
-    exit::SUCCESS
+        format!("Updated pipeline {name} to version {}\n", p["version"])
+    })?;
+    Ok(exit::SUCCESS)
 }
 
-fn start(name: &str, variables: &[String], server: &ServerArg) -> u8 {
+fn start(name: &str, variables: &[String], server: &ServerArg) -> Result<u8, CliError> {
     let mut list = Vec::new();
     for v in variables {
         let Some((n, value)) = v.split_once('=') else {
-            eprintln!("error: --variable: expected NAME=VALUE, found {v:?}");
-            return exit::USAGE;
+            return Err(CliError::Usage(format!(
+                "--variable: expected NAME=VALUE, found {v:?}"
+            )));
         };
         list.push(json!({ "name": n, "value": value }));
     }
@@ -111,13 +95,9 @@ fn start(name: &str, variables: &[String], server: &ServerArg) -> u8 {
     if !list.is_empty() {
         body["variables"] = Value::from(list);
     }
-    match call(server, "StartPipelineExecution", body) {
-        Ok(a) => {
-            println!("{}", text(&a["pipelineExecutionId"]));
-            exit::SUCCESS
-        }
-        Err(code) => code,
-    }
+    let answer = call(server, "StartPipelineExecution", body)?;
+    super::out::print(format!("{}\n", text(&answer["pipelineExecutionId"])))?;
+    Ok(exit::SUCCESS)
 }
 
 /// The approval's token comes from the pipeline's state, as the console gets it.
@@ -128,11 +108,8 @@ fn approve(
     reject: bool,
     summary: &str,
     server: &ServerArg,
-) -> u8 {
-    let state = match call(server, "GetPipelineState", json!({ "name": name })) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+) -> Result<u8, CliError> {
+    let state = call(server, "GetPipelineState", json!({ "name": name }))?;
     let token = state["stageStates"]
         .as_array()
         .into_iter()
@@ -142,9 +119,9 @@ fn approve(
         .find(|a| a["actionName"] == action)
         .and_then(|a| a["latestExecution"]["token"].as_str());
     let Some(token) = token else {
-        return fail(format!(
+        return Err(CliError::Failed(format!(
             "action {action:?} in stage {stage:?} of pipeline {name:?} is not waiting for approval (see localbuild pipeline status {name})"
-        ));
+        )));
     };
     let status = if reject { "Rejected" } else { "Approved" };
     let body = json!({
@@ -154,38 +131,26 @@ fn approve(
         "result": { "summary": summary, "status": status },
         "token": token,
     });
-    match call(server, "PutApprovalResult", body) {
-        Ok(_) => {
-            println!("{status} {stage}/{action} of {name}");
-            exit::SUCCESS
-        }
-        Err(code) => code,
-    }
+    call(server, "PutApprovalResult", body)?;
+    super::out::print(format!("{status} {stage}/{action} of {name}\n"))?;
+    Ok(exit::SUCCESS)
 }
 
-/// `list|status|executions`: one of the server's views over the store, as JSON or a table.
-fn view(
+/// `list|status|executions`: one of the server's views over the store (its error is the
+/// API's, shown as `error: …`), as JSON or a table.
+fn view<E: std::fmt::Display>(
     json: bool,
-    read: impl FnOnce(&localbuild_store::Db) -> Result<Value, localbuild_server::error::ApiError>,
-    render: fn(&Value),
-) -> u8 {
-    let store = match HistoryStore::open(super::run::store_root()) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("cannot open the build history: {e}")),
-    };
-    let value = match read(store.db()) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+    read: impl FnOnce(&localbuild_store::Db) -> Result<Value, E>,
+    render: fn(&Value) -> String,
+) -> Result<u8, CliError> {
+    let store = super::history()?;
+    let value = read(store.db()).map_err(|e| CliError::Failed(e.to_string()))?;
+    super::out::print(if json {
+        super::builds::pretty(&value)
     } else {
-        render(&value);
-    }
-    exit::SUCCESS
+        render(&value)
+    })?;
+    Ok(exit::SUCCESS)
 }
 
 fn text(v: &Value) -> &str {
@@ -194,17 +159,17 @@ fn text(v: &Value) -> &str {
 
 /// Epoch seconds as `YYYY-MM-DD HH:MM:SS` (UTC), as the console shows them.
 fn time(v: &Value) -> String {
-    v.as_f64()
-        .map_or_else(|| "-".into(), localbuild_server::console::pages::time)
+    v.as_f64().map_or_else(|| "-".into(), super::builds::utc)
 }
 
-fn list(v: &Value) {
-    println!(
-        "{:<40} {:>7} {:<4} {:<11} {:<19}",
+fn list(v: &Value) -> String {
+    let mut out = format!(
+        "{:<40} {:>7} {:<4} {:<11} {:<19}\n",
         "PIPELINE", "VERSION", "TYPE", "MODE", "UPDATED (UTC)"
     );
     for p in v.as_array().into_iter().flatten() {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<40} {:>7} {:<4} {:<11} {:<19}",
             text(&p["name"]),
             p["version"],
@@ -213,11 +178,12 @@ fn list(v: &Value) {
             time(&p["updated"])
         );
     }
+    out
 }
 
-fn status(v: &Value) {
-    println!(
-        "Pipeline {} (version {})",
+fn status(v: &Value) -> String {
+    let mut out = format!(
+        "Pipeline {} (version {})\n",
         text(&v["pipelineName"]),
         v["pipelineVersion"]
     );
@@ -237,10 +203,11 @@ fn status(v: &Value) {
                 text(&s["inboundTransitionState"]["disabledReason"])
             ));
         }
-        println!("{line}");
+        let _ = writeln!(out, "{line}");
         for a in s["actionStates"].as_array().into_iter().flatten() {
             let e = &a["latestExecution"];
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<24} {:<11} {:<19} {}",
                 text(&a["actionName"]),
                 e["status"].as_str().unwrap_or("-"),
@@ -251,24 +218,26 @@ fn status(v: &Value) {
                     .unwrap_or("")
             );
             if let Some(token) = e["token"].as_str() {
-                println!("  {:<24} waiting for approval, token {token}", "");
+                let _ = writeln!(out, "  {:<24} waiting for approval, token {token}", "");
             }
             if let Some(m) = e["errorDetails"]["message"].as_str() {
-                println!("  {:<24} {m}", "");
+                let _ = writeln!(out, "  {:<24} {m}", "");
             }
         }
     }
+    out
 }
 
-fn executions(v: &Value) {
-    println!(
-        "{:<36} {:<11} {:<19} {:<21} REVISION",
+fn executions(v: &Value) -> String {
+    let mut out = format!(
+        "{:<36} {:<11} {:<19} {:<21} REVISION\n",
         "EXECUTION", "STATUS", "STARTED (UTC)", "TRIGGER"
     );
     for e in v.as_array().into_iter().flatten() {
         let rev = &e["sourceRevisions"][0];
         let short: String = text(&rev["revisionId"]).chars().take(12).collect();
-        println!(
+        let _ = writeln!(
+            out,
             "{:<36} {:<11} {:<19} {:<21} {} {}",
             text(&e["pipelineExecutionId"]),
             text(&e["status"]),
@@ -278,4 +247,5 @@ fn executions(v: &Value) {
             rev["revisionSummary"].as_str().unwrap_or("")
         );
     }
+    out
 }

@@ -4,57 +4,54 @@
 //! directory. An invalid buildspec prints the same diagnostics as `validate` and exits 1.
 
 use super::PlanArgs;
+use super::error::CliError;
 use super::exit;
 use localbuild_buildspec as buildspec;
 use localbuild_buildspec::plan::{Plan, PlanArtifactSet, PlanOnFailure, PlanPhase, plan};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub fn run(args: &PlanArgs) -> u8 {
-    let p = match load(args.buildspec.as_deref(), &args.source) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    if args.json {
-        match serde_json::to_string_pretty(&p) {
-            Ok(s) => super::validate::out(&format!("{s}\n")),
-            Err(e) => {
-                eprintln!("error: cannot serialize the plan: {e}");
-                return exit::FAILURE;
-            }
-        }
+pub fn run(args: &PlanArgs) -> Result<u8, CliError> {
+    let p = load(args.buildspec.as_deref(), &args.source)?;
+    let text = if args.json {
+        let json = serde_json::to_string_pretty(&p)
+            .map_err(|e| CliError::Failed(format!("cannot serialize the plan: {e}")))?;
+        json + "\n"
     } else {
-        super::validate::out(&render(&p));
-    }
-    exit::SUCCESS
+        render(&p)
+    };
+    super::out::print(text)?;
+    Ok(exit::SUCCESS)
 }
 
 /// Find, read and validate the buildspec (`-b FILE`, else `buildspec.yml` in `source`) and make
-/// its plan; `Err` is the exit code after printing the diagnostics (also used by `list`).
-pub fn load(buildspec: Option<&Path>, source: &Path) -> Result<Plan, u8> {
+/// its plan, printing its warnings (also used by `list`).
+pub fn load(buildspec: Option<&Path>, source: &Path) -> Result<Plan, CliError> {
     let path: PathBuf = match buildspec {
         Some(b) => b.to_path_buf(),
         None => source.join("buildspec.yml"),
     };
     let name = path.display().to_string();
-    let source = match std::fs::read(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("{name}: error: buildspec not found (YAML file does not exist)");
-            return Err(exit::FAILURE);
-        }
-        Err(e) => {
-            eprintln!("{name}: error: {e}");
-            return Err(exit::FAILURE);
-        }
+    let in_file = |message: String| CliError::InFile {
+        file: name.clone(),
+        message,
     };
+    let source = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            in_file("buildspec not found (YAML file does not exist)".into())
+        }
+        _ => in_file(e.to_string()),
+    })?;
     let parsed = match buildspec::parse(&source) {
         Ok(p) => p,
         Err(invalid) => {
-            let mut all: Vec<_> = invalid.errors.iter().chain(&invalid.warnings).collect();
+            let mut all: Vec<_> = invalid.errors.into_iter().chain(invalid.warnings).collect();
             all.sort_by_key(|d| (d.line, d.column));
-            super::validate::print_all(&name, &source, all);
-            return Err(exit::FAILURE);
+            return Err(CliError::Buildspec {
+                name,
+                text: source,
+                diagnostics: all,
+            });
         }
     };
     super::validate::print_all(&name, &source, &parsed.warnings);
@@ -62,8 +59,11 @@ pub fn load(buildspec: Option<&Path>, source: &Path) -> Result<Plan, u8> {
     if let Some(batch) = &parsed.buildspec.batch
         && let Err(d) = buildspec::batch::expand(batch)
     {
-        super::validate::print_all(&name, &source, [&d]);
-        return Err(exit::FAILURE);
+        return Err(CliError::Buildspec {
+            name,
+            text: source,
+            diagnostics: vec![d],
+        });
     }
     Ok(plan(&parsed.buildspec, &name))
 }

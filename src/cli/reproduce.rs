@@ -10,6 +10,7 @@
 //! `--project` instead creates a project of a BatchGetProjects answer in a running `serve`.
 
 use super::cloud::{self, Answer, CloudBuild, CloudSource, Origin, Row, Side, Verdict};
+use super::error::CliError;
 use super::{OutputFormat, ReproduceArgs, exit};
 use localbuild_engine::{BuildRequest, Outcome, Source};
 use localbuild_sources::{Resolved, Roots, SourceError};
@@ -20,9 +21,10 @@ use std::path::{Path, PathBuf};
 /// The document kind that links a reproduced build to the cloud build it repeats.
 pub const DOC_KIND: &str = "reproduce";
 
-fn fail(message: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {message}");
-    exit::USAGE
+/// A record or flags that cannot be reproduced: a usage error (exit 2), said by the CLI's one
+/// error path.
+fn fail(message: impl std::fmt::Display) -> CliError {
+    CliError::Usage(message.to_string())
 }
 
 /// The record's text and the name to show in messages (`-` for standard input).
@@ -40,24 +42,15 @@ fn read_input(file: &Path) -> Result<(String, String), String> {
     Ok((shown, text))
 }
 
-pub fn run(args: &ReproduceArgs) -> u8 {
-    let (origin, text) = match read_input(&args.file) {
-        Ok(t) => t,
-        Err(m) => return fail(m),
-    };
-    let answer = match cloud::parse(&origin, &text) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
+pub fn run(args: &ReproduceArgs) -> Result<u8, CliError> {
+    let (origin, text) = read_input(&args.file).map_err(fail)?;
+    let answer = cloud::parse(&origin, &text).map_err(fail)?;
     if args.project_record {
         return create_project(args, &origin, &answer);
     }
-    let cloud = match cloud::select(&origin, &answer, Answer::Builds, args.build.as_deref())
+    let cloud = cloud::select(&origin, &answer, Answer::Builds, args.build.as_deref())
         .and_then(cloud::read_build)
-    {
-        Ok(c) => c,
-        Err(e) => return fail(format!("{origin}: {e}")),
-    };
+        .map_err(|e| fail(format!("{origin}: {e}")))?;
     let flags = &args.run;
     for (given, flag) in [
         (flags.batch, "--batch"),
@@ -65,15 +58,12 @@ pub fn run(args: &ReproduceArgs) -> u8 {
         (flags.mount, "--mount"),
     ] {
         if given {
-            return fail(format!(
+            return Err(fail(format!(
                 "{flag} does not apply to reproduce: the record says what to build"
-            ));
+            )));
         }
     }
-    let (primary, user_secondary) = match super::run::parse_sources(&flags.source) {
-        Ok(s) => s,
-        Err(m) => return fail(m),
-    };
+    let (primary, user_secondary) = super::run::parse_sources(&flags.source).map_err(fail)?;
     let user_primary = (flags.source.len() > user_secondary.len()).then_some(primary);
     let roots = Roots {
         git_root: args
@@ -85,7 +75,7 @@ pub fn run(args: &ReproduceArgs) -> u8 {
     // Folders the build reads secondary sources from (checkouts, extracted zips); removed
     // when the command ends.
     let mut scratch: Vec<tempfile::TempDir> = vec![];
-    let adjust = |request: &mut BuildRequest| -> Result<(), u8> {
+    let adjust = |request: &mut BuildRequest| -> Result<(), CliError> {
         let (values, mask) = cloud::resolve_variables(&cloud.variables, &request.secrets)
             .map_err(|e| fail(format!("{origin}: {e}")))?;
         // The record's variables first: the config files' and --env win.
@@ -141,7 +131,8 @@ pub fn run(args: &ReproduceArgs) -> u8 {
         let (rows, verdict) = cloud::compare(&cloud, &outcome.build);
         let text = side_by_side(&cloud, &rows, &verdict);
         match output {
-            OutputFormat::Text => print!("{text}"),
+            // A reader that left is the run's business: it has stopped the build already.
+            OutputFormat::Text => drop(super::out::print(&text)),
             OutputFormat::Json => eprint!("{text}"),
         }
         keep_link(&cloud, &outcome.build.id, &verdict);
@@ -438,29 +429,20 @@ fn keep_link(cloud: &CloudBuild, local_id: &str, verdict: &Verdict) {
 }
 
 /// `--project`: CreateProject in the running `serve` with the record's settings.
-fn create_project(args: &ReproduceArgs, origin: &str, answer: &serde_json::Value) -> u8 {
-    let input = match cloud::select(origin, answer, Answer::Projects, args.build.as_deref())
+fn create_project(
+    args: &ReproduceArgs,
+    origin: &str,
+    answer: &serde_json::Value,
+) -> Result<u8, CliError> {
+    let input = cloud::select(origin, answer, Answer::Projects, args.build.as_deref())
         .and_then(cloud::project_input)
-    {
-        Ok(i) => i,
-        Err(e) => return fail(format!("{origin}: {e}")),
-    };
-    let endpoint = match super::api::Endpoint::new(args.server.endpoint_url.as_deref()) {
-        Ok(e) => e,
-        Err(m) => return fail(m),
-    };
-    match endpoint.call("CodeBuild_20161006.CreateProject", &input) {
-        Ok(answer) => {
-            let name = answer["project"]["name"].as_str().unwrap_or_default();
-            println!(
-                "Created project {name} ({}); start it with `aws codebuild start-build --project-name {name}`",
-                answer["project"]["arn"].as_str().unwrap_or_default()
-            );
-            exit::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::FAILURE
-        }
-    }
+        .map_err(|e| fail(format!("{origin}: {e}")))?;
+    let endpoint = super::api::Endpoint::new(args.server.endpoint_url.as_deref()).map_err(fail)?;
+    let answer = endpoint.call("CodeBuild_20161006.CreateProject", &input)?;
+    let name = answer["project"]["name"].as_str().unwrap_or_default();
+    super::out::print(format!(
+        "Created project {name} ({}); start it with `aws codebuild start-build --project-name {name}`\n",
+        answer["project"]["arn"].as_str().unwrap_or_default()
+    ))?;
+    Ok(exit::SUCCESS)
 }

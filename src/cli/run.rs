@@ -1,15 +1,22 @@
 //! `localbuild run`: start a build, print its log live, then a per-phase summary.
+//!
+//! When stdout's reader goes away (`localbuild run | head -1`) while the build runs, the build
+//! is stopped as Ctrl-C stops it (recorded STOPPED, its container removed) and `run` ends
+//! quietly ([`CliError::Closed`]): nobody reads what it would print, and a build that outlives
+//! its viewer would keep the shell's pipeline waiting. A build that ended on its own keeps its
+//! exit status when only the summary after it goes unread.
 
+use super::error::CliError;
 use super::{OutputFormat, RunArgs, exit};
 use localbuild_docker::Docker;
 use localbuild_engine::images::PhaseImages;
 use localbuild_engine::log::agent_line;
 use localbuild_engine::record::{Build, PhaseType, Status};
 use localbuild_engine::{
-    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Pause, Source, SubmitError,
+    BuildHandle, BuildRequest, BuildspecSource, Engine, Event, Outcome, Pause, Source,
 };
 use localbuild_store::HistoryStore;
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +36,6 @@ pub fn store_root() -> PathBuf {
 
 fn absolute(p: &std::path::Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-pub(super) fn usage_error(message: &str) -> u8 {
-    eprintln!("error: {message}");
-    exit::USAGE
 }
 
 type Sources = (PathBuf, Vec<(String, PathBuf)>);
@@ -82,31 +84,24 @@ pub(super) fn parse_sources(values: &[String]) -> Result<Sources, String> {
     Ok((primary, secondary))
 }
 
-pub fn run(args: &RunArgs) -> u8 {
+pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     run_with(args, |_| Ok(()), |_| {})
 }
 
 /// `run`, with two seams for `reproduce`: `adjust` changes the checked flags' request before
-/// it is checked and submitted (`Err` is the exit code, after printing why), `after` sees the
-/// finished build after the summary.
+/// it is checked and submitted, `after` sees the finished build after the summary.
 pub(super) fn run_with(
     args: &RunArgs,
-    adjust: impl FnOnce(&mut BuildRequest) -> Result<(), u8>,
+    adjust: impl FnOnce(&mut BuildRequest) -> Result<(), CliError>,
     after: impl FnOnce(&Outcome),
-) -> u8 {
-    let (primary, secondary) = match parse_sources(&args.source) {
-        Ok(s) => s,
-        Err(m) => return usage_error(&m),
-    };
-    let resolved = match super::config::resolve(args, &primary) {
-        Ok(r) => r,
-        Err(e) => return e.print(),
-    };
+) -> Result<u8, CliError> {
+    let (primary, secondary) = parse_sources(&args.source).map_err(CliError::Usage)?;
+    let resolved = super::config::resolve(args, &primary)?;
     let args = &resolved.args;
     if args.profile.is_some() && !args.aws_config {
-        return usage_error(
-            "-p/--profile needs -c/--aws-config (on the command line or in a config file)",
-        );
+        return Err(CliError::Usage(
+            "-p/--profile needs -c/--aws-config (on the command line or in a config file)".into(),
+        ));
     }
     let source = primary;
     let project = match &args.project {
@@ -153,10 +148,12 @@ pub(super) fn run_with(
     }
     for kv in &args.env {
         let Some((k, v)) = kv.split_once('=') else {
-            return usage_error(&format!("--env: expected KEY=VALUE, found {kv:?}"));
+            return Err(CliError::Usage(format!(
+                "--env: expected KEY=VALUE, found {kv:?}"
+            )));
         };
         if let Err(m) = localbuild_engine::secrets::check_name(k) {
-            return usage_error(&format!("--env: {m}"));
+            return Err(CliError::Usage(format!("--env: {m}")));
         }
         env_overrides.push((k.to_owned(), v.to_owned()));
     }
@@ -166,12 +163,8 @@ pub(super) fn run_with(
             let parsed = std::fs::read_to_string(path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| localbuild_engine::secrets::SecretsFile::parse(&t));
-            match parsed {
-                Ok(s) => s,
-                Err(e) => {
-                    return usage_error(&format!("--secrets-file: {}: {e}", path.display()));
-                }
-            }
+            parsed
+                .map_err(|e| CliError::Usage(format!("--secrets-file: {}: {e}", path.display())))?
         }
     };
     let mut buildspec = args
@@ -184,10 +177,10 @@ pub(super) fn run_with(
             if let Err(e) = localbuild_sources::resolve_version(&source, None)
                 && matches!(e, localbuild_sources::SourceError::RepositoryNotFound(_))
             {
-                return usage_error(&format!(
+                return Err(CliError::Usage(format!(
                     "--source-version: {} is not a git repository",
                     source.display()
-                ));
+                )));
             }
             // A buildspec inside the repository is read from the checked-out commit.
             if let BuildspecSource::File(file) = &buildspec {
@@ -230,30 +223,20 @@ pub(super) fn run_with(
             keep_container: args.keep_container,
         },
     };
-    if let Err(code) = adjust(&mut request) {
-        return code;
-    }
-    if let Err(e) = request.check() {
-        return usage_error(&e.to_string());
-    }
+    adjust(&mut request)?;
+    request.check()?;
     if args.batch {
         return super::batch::run(request, args);
     }
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    runtime.block_on(run_build(request, args, after))
+    super::runtime()?.block_on(run_build(request, args, after))
 }
 
-async fn run_build(mut request: BuildRequest, args: &RunArgs, after: impl FnOnce(&Outcome)) -> u8 {
-    let docker = match Docker::connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprint!("{}", super::progress::docker_error(&e));
-            return exit::FAULT;
-        }
-    };
+async fn run_build(
+    mut request: BuildRequest,
+    args: &RunArgs,
+    after: impl FnOnce(&Outcome),
+) -> Result<u8, CliError> {
+    let docker = Docker::connect().await?;
     let mode = super::progress::Mode::detect(args.quiet);
     if request.image == localbuild_engine::DEFAULT_IMAGE
         && mode != super::progress::Mode::Quiet
@@ -261,16 +244,7 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs, after: impl FnOnce
     {
         eprintln!("{}", super::progress::default_image_missing());
     }
-    let store = match HistoryStore::open(store_root()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the build history under {}: {e}",
-                store_root().display()
-            );
-            return exit::FAULT;
-        }
-    };
+    let store = open_store()?;
     // The shells `run` opens itself need a person at the terminal, and its text output.
     let interactive = super::attach::interactive() && args.output == OutputFormat::Text;
     if request.debug.on_failure && !interactive {
@@ -288,24 +262,22 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs, after: impl FnOnce
     let docker = docker.owned_by(store.owner_label());
     let engine = Engine::new(Arc::new(docker), Arc::new(store));
     let image = request.image.clone();
-    let handle = match engine.submit(request).await {
-        Ok(h) => h,
-        Err(SubmitError::Request(e)) => return usage_error(&e.to_string()),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAULT;
-        }
-    };
+    let handle = engine.submit(request).await?;
     spawn_signal_handler(handle.clone());
-    let outcome = match args.output {
-        OutputFormat::Text => {
-            print_live(&handle, mode, debugger).await;
-            let outcome = handle.outcome().await;
-            print_summary(&outcome, color());
-            outcome
-        }
+    let live = match args.output {
+        OutputFormat::Text => print_live(&handle, mode, debugger).await,
         OutputFormat::Json => print_json(&handle).await,
     };
+    let stopped = live.is_err();
+    if stopped {
+        // Nobody can see the build any more: stop it, as Ctrl-C does.
+        handle.stop();
+    }
+    let outcome = handle.outcome().await;
+    let shown = live.and_then(|()| match args.output {
+        OutputFormat::Text => print_summary(&outcome, color()),
+        OutputFormat::Json => print_outcome(&outcome),
+    });
     if let Some(hint) = provisioning_hint(&outcome.build, &image) {
         eprintln!("hint: {hint}");
     }
@@ -319,7 +291,23 @@ async fn run_build(mut request: BuildRequest, args: &RunArgs, after: impl FnOnce
         }
     }
     after(&outcome);
-    exit::for_status(outcome.build.build_status)
+    let status = exit::for_status(outcome.build.build_status);
+    match shown.map_err(CliError::stdout) {
+        // A build that ended on its own keeps its status when only its summary went unread.
+        Err(CliError::Closed) if !stopped => Ok(status),
+        Err(e) => Err(e),
+        Ok(()) => Ok(status),
+    }
+}
+
+/// The history a build is recorded in; without it no build runs (a FAULT).
+pub(super) fn open_store() -> Result<HistoryStore, CliError> {
+    HistoryStore::open(store_root()).map_err(|e| {
+        CliError::Fault(format!(
+            "cannot open the build history under {}: {e}",
+            store_root().display()
+        ))
+    })
 }
 
 pub(super) fn color() -> bool {
@@ -328,22 +316,22 @@ pub(super) fn color() -> bool {
 
 /// The build log as it happens: agent lines and output on stdout, localbuild's own progress
 /// on stderr (a spinner for the image work of PROVISIONING on a terminal, see
-/// [`super::progress`]).
+/// [`super::progress`]). Returns at the first failed write to stdout.
 async fn print_live(
     handle: &BuildHandle,
     mode: super::progress::Mode,
     mut debugger: Option<Debugger>,
-) {
+) -> io::Result<()> {
     let mut events = handle.subscribe();
     let mut progress = super::progress::Progress::new(mode);
     let mut provisioning = false;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     while let Some(event) = events.next().await {
-        let _ = match event {
+        let written = match event {
             Event::Agent { at, text } => writeln!(out, "{}", agent_line(at, &text)),
             Event::Output(bytes) | Event::Lagged { log: bytes } => out.write_all(&bytes),
             Event::Progress(line) => {
-                let _ = out.flush();
+                out.flush()?;
                 if provisioning {
                     progress.step(&line);
                 } else {
@@ -362,7 +350,7 @@ async fn print_live(
             }
             Event::Paused { why, target, .. } => {
                 if let Some(d) = debugger.as_mut() {
-                    let _ = out.flush();
+                    out.flush()?;
                     progress.finish();
                     d.paused(handle, why, &target).await;
                 }
@@ -370,10 +358,11 @@ async fn print_live(
             }
             _ => Ok(()),
         };
-        let _ = progress.suspend(|| out.flush());
+        written?;
+        progress.suspend(|| out.flush())?;
     }
     progress.finish();
-    let _ = out.flush();
+    out.flush()
 }
 
 /// The shells `run` opens on an interactive terminal when its build pauses.
@@ -416,18 +405,25 @@ impl Debugger {
     }
 }
 
-/// `--output json`: every event as JSON Lines, then the final record.
-async fn print_json(handle: &BuildHandle) -> Outcome {
+/// `--output json`: every event as JSON Lines (then [`print_outcome`]); returns at the first
+/// failed write to stdout.
+async fn print_json(handle: &BuildHandle) -> io::Result<()> {
     let mut events = handle.subscribe();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = super::out::Out::lock();
     while let Some(event) = events.next().await {
-        let _ = super::json::write_event(&mut out, &event);
-        let _ = out.flush();
+        let mut line = Vec::new();
+        super::json::write_event(&mut line, &event)?;
+        out.write_all(&line)?;
+        out.flush()?;
     }
-    let outcome = handle.outcome().await;
-    let _ = super::json::write_outcome(&mut out, &outcome);
-    let _ = out.flush();
-    outcome
+    Ok(())
+}
+
+/// `--output json`'s last line: the final record.
+fn print_outcome(outcome: &Outcome) -> io::Result<()> {
+    let mut out = super::out::Out::lock();
+    super::json::write_outcome(&mut out, outcome)?;
+    out.flush()
 }
 
 /// What to do about an image that could not be had (CLI wording, not the record's).
@@ -555,7 +551,7 @@ pub fn images_summary(images: &[PhaseImages]) -> String {
     format!("Images:\n{s}")
 }
 
-fn print_summary(outcome: &Outcome, color: bool) {
+fn print_summary(outcome: &Outcome, color: bool) -> io::Result<()> {
     let mut text = summary(&outcome.build, color);
     text.push_str(&images_summary(&outcome.images));
     text.push_str(&reports_summary(outcome));
@@ -563,8 +559,9 @@ fn print_summary(outcome: &Outcome, color: bool) {
         text.push_str(&format!("Artifact: {}\n", a.display()));
     }
     text.push_str(&format!("Log and record: {}\n", outcome.dir.display()));
-    print!("{text}");
-    let _ = std::io::stdout().flush();
+    let mut out = super::out::Out::lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// Per report group: counts (or coverage), then each failed test with its message.

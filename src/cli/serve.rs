@@ -5,29 +5,21 @@
 //! until Ctrl-C or SIGTERM; then it stops the running builds, waits for them to be recorded
 //! STOPPED and exits 0.
 
+use super::error::CliError;
 use super::{ServeArgs, exit};
 use localbuild_docker::Docker;
 use localbuild_server::{Config, Server};
 use localbuild_store::HistoryStore;
-use std::io::Write;
 use std::sync::Arc;
 
-fn usage_error(message: &str) -> u8 {
-    eprintln!("error: {message}");
-    exit::USAGE
-}
-
-pub fn run(args: &ServeArgs) -> u8 {
-    let listen: std::net::SocketAddr = match args.listen.parse() {
-        Ok(a) => a,
-        Err(_) => {
-            return usage_error(&format!(
-                "--listen: expected ADDRESS:PORT (e.g. 127.0.0.1:{}), found {:?}",
-                localbuild_server::DEFAULT_PORT,
-                args.listen
-            ));
-        }
-    };
+pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
+    let listen: std::net::SocketAddr = args.listen.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--listen: expected ADDRESS:PORT (e.g. 127.0.0.1:{}), found {:?}",
+            localbuild_server::DEFAULT_PORT,
+            args.listen
+        ))
+    })?;
     let credentials = match &args.credentials {
         None => None,
         Some(path) => {
@@ -36,7 +28,12 @@ pub fn run(args: &ServeArgs) -> u8 {
                 .and_then(|t| localbuild_sigv4::Credentials::parse(&t).map_err(|e| e.to_string()));
             match parsed {
                 Ok(c) => Some(c),
-                Err(e) => return usage_error(&format!("--credentials: {}: {e}", path.display())),
+                Err(e) => {
+                    return Err(CliError::Usage(format!(
+                        "--credentials: {}: {e}",
+                        path.display()
+                    )));
+                }
             }
         }
     };
@@ -44,13 +41,13 @@ pub fn run(args: &ServeArgs) -> u8 {
     for name in &args.allowed_hosts {
         match localbuild_server::guard::allowed_host_name(name) {
             Ok(n) => allowed_hosts.push(n),
-            Err(e) => return usage_error(&format!("--allowed-host: {e}")),
+            Err(e) => return Err(CliError::Usage(format!("--allowed-host: {e}"))),
         }
     }
     if credentials.is_none() && !listen.ip().is_loopback() {
-        return usage_error(&format!(
+        return Err(CliError::Usage(format!(
             "--listen {listen} is reachable from other machines: give --credentials FILE so that only signed requests are accepted, or listen on 127.0.0.1"
-        ));
+        )));
     }
     let secrets = match &args.secrets_file {
         None => Default::default(),
@@ -61,7 +58,10 @@ pub fn run(args: &ServeArgs) -> u8 {
             match parsed {
                 Ok(s) => s,
                 Err(e) => {
-                    return usage_error(&format!("--secrets-file: {}: {e}", path.display()));
+                    return Err(CliError::Usage(format!(
+                        "--secrets-file: {}: {e}",
+                        path.display()
+                    )));
                 }
             }
         }
@@ -70,36 +70,24 @@ pub fn run(args: &ServeArgs) -> u8 {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     if max == 0 {
-        return usage_error("--max-concurrent-builds must be at least 1");
+        return Err(CliError::Usage(
+            "--max-concurrent-builds must be at least 1".into(),
+        ));
     }
     let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "us-east-1".to_owned());
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    runtime.block_on(async move {
+    super::runtime()?.block_on(async move {
         let root = super::run::store_root();
-        let history = match HistoryStore::open(&root) {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!(
-                    "error: cannot open the build history under {}: {e}",
-                    root.display()
-                );
-                return exit::FAULT;
-            }
-        };
-        let docker = match Docker::connect().await {
-            // What this server creates names its process, so `localbuild gc` leaves it alone.
-            Ok(d) => d.owned_by(history.owner_label()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAULT;
-            }
-        };
+        let history = HistoryStore::open(&root).map_err(|e| {
+            CliError::Fault(format!(
+                "cannot open the build history under {}: {e}",
+                root.display()
+            ))
+        })?;
+        // What this server creates names its process, so `localbuild gc` leaves it alone.
+        let docker = Docker::connect().await?.owned_by(history.owner_label());
         match history.recover() {
             Ok(ids) => {
                 for id in ids {
@@ -122,30 +110,15 @@ pub fn run(args: &ServeArgs) -> u8 {
             },
             history,
         };
-        let server = match Server::bind(config).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAULT;
-            }
-        };
+        let server = Server::bind(config).await?;
         let addr = server.addr();
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "localbuild serve: listening on http://{addr}");
-            let _ = writeln!(out, "export AWS_ENDPOINT_URL=http://{addr}");
-            let _ = out.flush();
-        }
-        match server.run(shutdown_signal()).await {
-            Ok(()) => {
-                println!("localbuild serve: stopped");
-                exit::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit::FAULT
-            }
-        }
+        // A server whose stdout's reader left (`| head -1`) goes on serving.
+        let _ = super::out::print(format!(
+            "localbuild serve: listening on http://{addr}\nexport AWS_ENDPOINT_URL=http://{addr}\n"
+        ));
+        server.run(shutdown_signal()).await?;
+        let _ = super::out::print("localbuild serve: stopped\n");
+        Ok(exit::SUCCESS)
     })
 }
 

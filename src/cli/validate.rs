@@ -4,36 +4,38 @@
 //! stderr as `FILE:LINE:COLUMN: error: message` plus the source line and a caret; `FILE: ok`
 //! goes to stdout for each valid file. Warnings never change the exit code.
 
+use super::error::CliError;
 use super::exit;
 use localbuild_buildspec::{self as buildspec, Diagnostic};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub fn run(files: &[PathBuf]) -> u8 {
+pub fn run(files: &[PathBuf]) -> Result<u8, CliError> {
     let mut code = exit::SUCCESS;
     for file in files {
-        if !check(file) {
+        if !check(file)? {
             code = exit::FAILURE;
         }
     }
-    code
+    Ok(code)
 }
 
 /// Validate one file, print its diagnostics; true when it is valid.
-fn check(path: &Path) -> bool {
+fn check(path: &Path) -> Result<bool, CliError> {
     let name = path.display().to_string();
     let source = match std::fs::read(path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{name}: error: {e}");
-            return false;
+            // One file's problem; the others are still checked.
+            let _ = writeln!(std::io::stderr(), "{name}: error: {e}");
+            return Ok(false);
         }
     };
     match buildspec::parse(&source) {
         Ok(parsed) => {
             print_all(&name, &source, &parsed.warnings);
-            out(&format!("{name}: ok\n"));
-            true
+            super::out::print(format!("{name}: ok\n"))?;
+            Ok(true)
         }
         Err(invalid) => {
             let mut all: Vec<&Diagnostic> = invalid
@@ -43,7 +45,7 @@ fn check(path: &Path) -> bool {
                 .collect();
             all.sort_by_key(|d| (d.line, d.column));
             print_all(&name, &source, all);
-            false
+            Ok(false)
         }
     }
 }
@@ -59,9 +61,4 @@ pub fn print_all<'a>(
     for d in diagnostics {
         let _ = err.write_all(d.render(name, source).as_bytes());
     }
-}
-
-/// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.
-pub fn out(text: &str) {
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -6,6 +6,7 @@ mod cli_completions;
 mod cli_config;
 mod cli_list;
 mod cli_output;
+mod cli_pipes;
 mod cli_plan;
 mod cli_validate;
 mod confinement;
