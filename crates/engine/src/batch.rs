@@ -35,7 +35,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
@@ -233,8 +232,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn now() -> f64 {
-    let t = OffsetDateTime::now_utc();
-    t.unix_timestamp_nanos() as f64 / 1e9
+    crate::record::epoch_now()
 }
 
 /// The request of one task: the parent's, with the task's buildspec, image, privileged mode,
@@ -563,7 +561,7 @@ fn retried(
         && p.end_time.is_none()
     {
         p.end_time = Some(at);
-        p.duration_in_seconds = Some((at - p.start_time).max(0.0) as i64);
+        p.duration_in_seconds = Some(crate::record::whole_seconds(p.start_time, at));
     }
     batch.phases.push(phase(BatchPhaseType::Submitted, at));
     batch.current_phase = BatchPhaseType::Submitted;
@@ -619,7 +617,7 @@ impl Run {
             if let Some(p) = b.phases.last_mut() {
                 p.phase_status = Some(status);
                 p.end_time = Some(t);
-                p.duration_in_seconds = Some((t - p.start_time).max(0.0) as i64);
+                p.duration_in_seconds = Some(crate::record::whole_seconds(p.start_time, t));
             }
             b.phases.push(phase(next, t));
             b.current_phase = next;

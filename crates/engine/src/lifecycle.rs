@@ -115,14 +115,7 @@ impl Lifecycle {
             Ended::Succeeded | Ended::Failed => {}
         }
         let ok = how == Ended::Succeeded;
-        let buildspec_phase = match phase {
-            P::Install => Some(PhaseName::Install),
-            P::PreBuild => Some(PhaseName::PreBuild),
-            P::Build => Some(PhaseName::Build),
-            P::PostBuild => Some(PhaseName::PostBuild),
-            _ => None,
-        };
-        let Some(name) = buildspec_phase else {
+        let Some(name) = phase.buildspec_phase() else {
             // The lifecycle's own phases: a failure goes straight to FINALIZING.
             let next = match phase {
                 P::Submitted => P::Queued,

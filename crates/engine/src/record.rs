@@ -1,7 +1,13 @@
 //! The build record: CodeBuild's `Build` object as `BatchGetBuilds` returns it (reference §6.3).
 //!
 //! One serde type, used for `--build-json`, the record kept with each build, and later an API.
-//! Times are epoch seconds with a millisecond fraction; `durationInSeconds` is truncated.
+//! Times are epoch seconds with a millisecond fraction ([`epoch_now`], the one clock);
+//! `durationInSeconds` is truncated ([`whole_seconds`]).
+//!
+//! **The record owns its transitions**: [`Build::begin_phase`], [`Build::close_phase`],
+//! [`Build::end`] and [`Build::complete`] are how every writer (the engine, the server's queue,
+//! the store's finaliser) opens and closes phases, so phases stay contiguous and durations are
+//! computed one way.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +28,46 @@ pub enum PhaseType {
     Completed,
 }
 
+/// The one clock of records: now, as epoch seconds to the millisecond.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+}
+
+/// `durationInSeconds` from `start` to `end`: whole seconds, truncated, never negative.
+pub fn whole_seconds(start: f64, end: f64) -> i64 {
+    (end - start).max(0.0).floor() as i64
+}
+
 impl PhaseType {
+    /// Every phase, in the order a build goes through them.
+    pub const ALL: [PhaseType; 11] = [
+        PhaseType::Submitted,
+        PhaseType::Queued,
+        PhaseType::Provisioning,
+        PhaseType::DownloadSource,
+        PhaseType::Install,
+        PhaseType::PreBuild,
+        PhaseType::Build,
+        PhaseType::PostBuild,
+        PhaseType::UploadArtifacts,
+        PhaseType::Finalizing,
+        PhaseType::Completed,
+    ];
+
+    /// The buildspec phase this build phase runs, for the four that run one.
+    pub fn buildspec_phase(self) -> Option<crate::buildspec::PhaseName> {
+        use crate::buildspec::PhaseName as P;
+        match self {
+            PhaseType::Install => Some(P::Install),
+            PhaseType::PreBuild => Some(P::PreBuild),
+            PhaseType::Build => Some(P::Build),
+            PhaseType::PostBuild => Some(P::PostBuild),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PhaseType::Submitted => "SUBMITTED",
@@ -238,7 +283,78 @@ pub struct DebugSession {
     pub session_target: Option<String>,
 }
 
+impl BuildPhase {
+    /// `phase`, open from `at`.
+    pub fn open(phase_type: PhaseType, at: f64) -> BuildPhase {
+        BuildPhase {
+            phase_type,
+            phase_status: None,
+            start_time: at,
+            end_time: None,
+            duration_in_seconds: None,
+            contexts: None,
+        }
+    }
+
+    /// Close this phase at `at` (never before it started) with `status`; returns the end.
+    pub fn close(&mut self, status: Status, contexts: Option<Vec<PhaseContext>>, at: f64) -> f64 {
+        let end = at.max(self.start_time);
+        self.end_time = Some(end);
+        self.duration_in_seconds = Some(whole_seconds(self.start_time, end));
+        self.phase_status = Some(status);
+        self.contexts = contexts;
+        end
+    }
+
+    /// This phase, closed at `at` with `status` and no context.
+    pub fn closed(mut self, status: Status, at: f64) -> BuildPhase {
+        self.close(status, None, at);
+        self
+    }
+}
+
 impl Build {
+    /// Open `phase` where the previous one ended (at the build's start for the first): phases
+    /// are contiguous. Returns its start.
+    pub fn begin_phase(&mut self, phase: PhaseType) -> f64 {
+        let start = self
+            .phases
+            .last()
+            .map_or(self.start_time, |p| p.end_time.unwrap_or(p.start_time));
+        self.current_phase = phase;
+        self.phases.push(BuildPhase::open(phase, start));
+        start
+    }
+
+    /// Close the open phase, if there is one, at `at`; returns its end.
+    pub fn close_phase(
+        &mut self,
+        status: Status,
+        contexts: Option<Vec<PhaseContext>>,
+        at: f64,
+    ) -> Option<f64> {
+        let p = self.phases.last_mut().filter(|p| p.end_time.is_none())?;
+        Some(p.close(status, contexts, at))
+    }
+
+    /// The build is over with `status`: complete, ending where its last phase ended. Set
+    /// before COMPLETED is announced; [`Build::complete`] also opens COMPLETED.
+    pub fn end(&mut self, status: Status) {
+        self.build_complete = true;
+        self.build_status = status;
+        self.end_time = Some(
+            self.phases
+                .last()
+                .map_or(self.start_time, |p| p.end_time.unwrap_or(p.start_time)),
+        );
+    }
+
+    /// [`Build::end`] and COMPLETED opened.
+    pub fn complete(&mut self, status: Status) {
+        self.end(status);
+        self.begin_phase(PhaseType::Completed);
+    }
+
     /// The last phase with a status other than SUCCEEDED, if any (for summaries).
     pub fn failed_phase(&self) -> Option<&BuildPhase> {
         self.phases.iter().rev().find(|p| {
@@ -358,4 +474,58 @@ pub struct BuildBatch {
     pub encryption_key: String,
     pub build_batch_config: BuildBatchConfig,
     pub build_groups: Vec<BuildGroup>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build() -> Build {
+        let place = crate::store::Place {
+            number: 1,
+            dir: "/b".into(),
+            log: "/b/build.log".into(),
+            artifacts: "/b/artifacts".into(),
+            reports: "/b/reports".into(),
+        };
+        let req = crate::BuildRequest::new("p", crate::Source::None);
+        let mut b = crate::execute::new_record(&req, "p:1", "1", &place);
+        b.start_time = 100.0;
+        b.phases.clear();
+        b
+    }
+
+    #[test]
+    fn phases_are_contiguous_and_durations_truncated() {
+        let mut b = build();
+        assert_eq!(b.begin_phase(PhaseType::Submitted), 100.0);
+        assert_eq!(b.close_phase(Status::Succeeded, None, 101.9), Some(101.9));
+        assert_eq!(b.begin_phase(PhaseType::Queued), 101.9);
+        assert_eq!(b.phases[0].duration_in_seconds, Some(1));
+        // A clock that went back never makes a phase end before it began.
+        assert_eq!(b.close_phase(Status::Failed, None, 50.0), Some(101.9));
+        assert_eq!(b.phases[1].duration_in_seconds, Some(0));
+        assert_eq!(
+            b.close_phase(Status::Failed, None, 200.0),
+            None,
+            "none open"
+        );
+        b.complete(Status::Failed);
+        assert!(b.build_complete);
+        assert_eq!(b.end_time, Some(101.9));
+        assert_eq!(b.current_phase, PhaseType::Completed);
+        let last = b.phases.last().unwrap();
+        assert_eq!(
+            (last.phase_type, last.start_time, last.end_time),
+            (PhaseType::Completed, 101.9, None)
+        );
+    }
+
+    #[test]
+    fn all_phases_in_order() {
+        let names: Vec<_> = PhaseType::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names.first(), Some(&"SUBMITTED"));
+        assert_eq!(names.last(), Some(&"COMPLETED"));
+        assert_eq!(names.len(), 11);
+    }
 }

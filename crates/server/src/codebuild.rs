@@ -13,7 +13,7 @@
 use crate::error::ApiError;
 use crate::protocol::{json, parse, unknown};
 use crate::{AppState, Ctx, Live, QueuedBuild};
-use localbuild_engine::record::{Build, BuildPhase, PhaseType, Status};
+use localbuild_engine::record::{Build, BuildPhase, PhaseType, Status, whole_seconds};
 use localbuild_engine::request::check_project_name;
 use localbuild_engine::store::Store;
 use localbuild_engine::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE};
@@ -64,9 +64,7 @@ pub(crate) fn without_empty(mut v: Value) -> Value {
 }
 
 pub(crate) fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+    localbuild_engine::record::epoch_now()
 }
 
 pub(crate) fn project_arn(region: &str, name: &str) -> String {
@@ -857,13 +855,13 @@ pub(crate) fn restamp(build: &mut Build, at: f64) {
                 p.start_time = at;
                 if p.end_time.is_some() {
                     p.end_time = Some(at);
-                    p.duration_in_seconds = Some(0);
+                    p.duration_in_seconds = Some(whole_seconds(at, at));
                 }
             }
             PhaseType::Queued => {
                 p.start_time = at;
                 if let Some(end) = p.end_time {
-                    p.duration_in_seconds = Some((end - at).max(0.0).floor() as i64);
+                    p.duration_in_seconds = Some(whole_seconds(at, end));
                 }
             }
             _ => {}
@@ -904,17 +902,9 @@ pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) 
 }
 
 fn queued_record_phases(at: f64) -> Vec<BuildPhase> {
-    let phase = |phase_type, done: bool| BuildPhase {
-        phase_type,
-        phase_status: done.then_some(Status::Succeeded),
-        start_time: at,
-        end_time: done.then_some(at),
-        duration_in_seconds: done.then_some(0),
-        contexts: None,
-    };
     vec![
-        phase(PhaseType::Submitted, true),
-        phase(PhaseType::Queued, false),
+        BuildPhase::open(PhaseType::Submitted, at).closed(Status::Succeeded, at),
+        BuildPhase::open(PhaseType::Queued, at),
     ]
 }
 
@@ -1120,30 +1110,14 @@ async fn run_build(state: Arc<AppState>, id: String, request: BuildRequest, uuid
 
 /// End a record that never reached the engine: QUEUED ends with `status`.
 fn end_record(r: &mut Build, status: Status, message: Option<String>) {
-    let at = now();
-    if let Some(p) = r.phases.last_mut().filter(|p| p.end_time.is_none()) {
-        p.phase_status = Some(status);
-        p.end_time = Some(at);
-        p.duration_in_seconds = Some((at - p.start_time).max(0.0).floor() as i64);
-        if let Some(m) = message {
-            p.contexts = Some(vec![localbuild_engine::record::PhaseContext::new(
-                "CLIENT_ERROR",
-                m,
-            )]);
-        }
-    }
-    r.phases.push(BuildPhase {
-        phase_type: PhaseType::Completed,
-        phase_status: None,
-        start_time: at,
-        end_time: None,
-        duration_in_seconds: None,
-        contexts: None,
+    let contexts = message.map(|m| {
+        vec![localbuild_engine::record::PhaseContext::new(
+            "CLIENT_ERROR",
+            m,
+        )]
     });
-    r.current_phase = PhaseType::Completed;
-    r.build_status = status;
-    r.build_complete = true;
-    r.end_time = Some(at);
+    r.close_phase(status, contexts, now());
+    r.complete(status);
 }
 
 #[derive(Deserialize)]

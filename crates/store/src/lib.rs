@@ -27,7 +27,9 @@
 //! component).
 
 pub use localbuild_db::{BuildQuery, BuildRow, Db, DbError, ProjectSort};
-use localbuild_engine::record::{Build, BuildBatch, PhaseContext, PhaseType, Status};
+use localbuild_engine::record::{
+    Build, BuildBatch, PhaseContext, PhaseType, Status, epoch_now, whole_seconds,
+};
 use localbuild_engine::store::{BatchPlace, Place, Store, StoreError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -208,51 +210,32 @@ impl HistoryStore {
 
 /// A build whose process died: its open phase ends FAILED, then FINALIZING and COMPLETED.
 fn finalise_abandoned(build: &mut Build) {
-    let now = build
+    let at = build
         .phases
         .last()
-        .map_or(build.start_time, |p| p.end_time.unwrap_or(p.start_time));
-    let now = now.max(unix_now());
-    if let Some(p) = build.phases.last_mut().filter(|p| p.phase_status.is_none()) {
-        p.phase_status = Some(Status::Failed);
-        p.end_time = Some(now);
-        p.duration_in_seconds = Some((now - p.start_time).max(0.0).floor() as i64);
-        p.contexts = Some(vec![PhaseContext::new(
+        .map_or(build.start_time, |p| p.end_time.unwrap_or(p.start_time))
+        .max(epoch_now());
+    build.close_phase(
+        Status::Failed,
+        Some(vec![PhaseContext::new(
             "CLIENT_ERROR",
             "localbuild stopped before the build completed (its process ended); finalised by a later localbuild",
-        )]);
-    }
-    for phase in [PhaseType::Finalizing, PhaseType::Completed] {
-        build.phases.push(localbuild_engine::record::BuildPhase {
-            phase_type: phase,
-            phase_status: (phase == PhaseType::Finalizing).then_some(Status::Succeeded),
-            start_time: now,
-            end_time: (phase == PhaseType::Finalizing).then_some(now),
-            duration_in_seconds: (phase == PhaseType::Finalizing).then_some(0),
-            contexts: (phase == PhaseType::Finalizing).then(|| vec![PhaseContext::default()]),
-        });
-    }
-    build.current_phase = PhaseType::Completed;
-    build.build_status = Status::Failed;
-    build.build_complete = true;
-    build.end_time = Some(now);
-}
-
-/// Seconds since the Unix epoch, to the millisecond, as finalised records show them.
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+        )]),
+        at,
+    );
+    build.begin_phase(PhaseType::Finalizing);
+    build.close_phase(Status::Succeeded, Some(vec![PhaseContext::default()]), at);
+    build.complete(Status::Failed);
 }
 
 /// A batch whose process died: its open phase ends FAILED, unfinished tasks are FAILED, and
 /// the batch ends FAILED.
 fn finalise_abandoned_batch(batch: &mut BuildBatch) {
-    let now = unix_now().max(batch.start_time);
+    let now = epoch_now().max(batch.start_time);
     if let Some(p) = batch.phases.last_mut().filter(|p| p.end_time.is_none()) {
         p.phase_status = Some(Status::Failed);
         p.end_time = Some(now);
-        p.duration_in_seconds = Some((now - p.start_time).max(0.0).floor() as i64);
+        p.duration_in_seconds = Some(whole_seconds(p.start_time, now));
         p.contexts = Some(vec![PhaseContext::new(
             "CLIENT_ERROR",
             "localbuild stopped before the batch completed (its process ended); finalised by a later localbuild",

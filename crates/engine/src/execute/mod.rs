@@ -15,7 +15,7 @@ mod outputs;
 mod provision;
 mod runtimes;
 
-use crate::buildspec::{self, Buildspec, PhaseName};
+use crate::buildspec::{self, Buildspec};
 use crate::event::Event;
 use crate::handle::{Engine, Hub};
 use crate::images::ImageTracker;
@@ -96,15 +96,9 @@ impl From<Result<(), PhaseError>> for Attempt {
     }
 }
 
-/// The milliseconds-precision epoch seconds of the record.
-fn epoch(t: OffsetDateTime) -> f64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0
-}
-
 /// The record of a build just submitted (id `<project>:<uuid>`, at `place`): what the engine
 /// starts from, and what a caller that holds a build in a queue of its own shows meanwhile.
 pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place) -> Build {
-    let now = OffsetDateTime::now_utc();
     let region = &req.region;
     let group = format!("/aws/codebuild/{}", req.project);
     let (kind, location, depth, version) = match &req.source {
@@ -128,7 +122,7 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
         id: build_id.to_owned(),
         arn: format!("arn:aws:codebuild:{region}:{ACCOUNT_ID}:build/{build_id}"),
         build_number: place.number,
-        start_time: epoch(now),
+        start_time: crate::record::epoch_now(),
         end_time: None,
         current_phase: PhaseType::Submitted,
         build_status: Status::InProgress,
@@ -387,21 +381,7 @@ impl Run {
 
     /// Start a phase; phases are contiguous in time.
     async fn begin(&mut self, phase: PhaseType) {
-        let start = self
-            .build
-            .phases
-            .last()
-            .and_then(|p| p.end_time)
-            .unwrap_or(self.build.start_time);
-        self.build.current_phase = phase;
-        self.build.phases.push(BuildPhase {
-            phase_type: phase,
-            phase_status: None,
-            start_time: start,
-            end_time: None,
-            duration_in_seconds: None,
-            contexts: None,
-        });
+        let start = self.build.begin_phase(phase);
         self.hub.set_record(&self.build);
         self.emit(Event::PhaseStarted { phase, at: start });
         self.save().await;
@@ -422,15 +402,13 @@ impl Run {
             ));
             self.agent(&context_message(&ctx.status_code, &ctx.message));
         }
-        let now = epoch(OffsetDateTime::now_utc());
-        let Some(p) = self.build.phases.last_mut() else {
+        let Some(end) = self.build.close_phase(
+            status,
+            context.clone().map(|c| vec![c]),
+            crate::record::epoch_now(),
+        ) else {
             return;
         };
-        let end = now.max(p.start_time);
-        p.end_time = Some(end);
-        p.duration_in_seconds = Some((end - p.start_time).floor() as i64);
-        p.phase_status = Some(status);
-        p.contexts = context.clone().map(|c| vec![c]);
         self.hub.set_record(&self.build);
         self.emit(Event::PhaseEnded {
             phase,
@@ -466,7 +444,7 @@ impl Run {
         let mut spec: Option<Buildspec> = None;
         self.begin(phase).await;
         loop {
-            let current = buildspec_phase(phase);
+            let current = phase.buildspec_phase();
             let definition = match (current, &spec) {
                 (Some(name), Some(spec)) => spec.phases.get(name).cloned().unwrap_or_default(),
                 _ => buildspec::Phase::default(),
@@ -572,16 +550,14 @@ impl Run {
             match decision.next {
                 Next::Enter(PhaseType::Completed) => {
                     // The final status is set before COMPLETED is announced.
-                    self.build.build_complete = true;
-                    self.build.build_status = lifecycle.build_status();
-                    self.build.end_time = self.build.phases.last().and_then(|p| p.end_time);
+                    self.build.end(lifecycle.build_status());
                     phase = PhaseType::Completed;
                     self.begin(phase).await;
                 }
                 Next::Enter(next) => {
                     phase = next;
                     self.begin(phase).await;
-                    if let Some(name) = buildspec_phase(phase) {
+                    if let Some(name) = phase.buildspec_phase() {
                         self.agent(&format!("Entering phase {}", name.upper()));
                     }
                 }
@@ -643,17 +619,6 @@ impl Run {
                 .remove_build_resources(Some(&self.build_id))
                 .await;
         }
-    }
-}
-
-/// The buildspec phase a lifecycle phase runs, if it is one.
-fn buildspec_phase(phase: PhaseType) -> Option<PhaseName> {
-    match phase {
-        PhaseType::Install => Some(PhaseName::Install),
-        PhaseType::PreBuild => Some(PhaseName::PreBuild),
-        PhaseType::Build => Some(PhaseName::Build),
-        PhaseType::PostBuild => Some(PhaseName::PostBuild),
-        _ => None,
     }
 }
 

@@ -105,9 +105,7 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 pub(crate) fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+    localbuild_engine::record::epoch_now()
 }
 
 pub(crate) fn pipeline_arn(region: &str, name: &str) -> String {
