@@ -319,7 +319,8 @@ fn serve_runs_builds_for_the_aws_cli() {
     let mut conn = std::net::TcpStream::connect(&s.addr).unwrap();
     write!(
         conn,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.addr
     )
     .unwrap();
     let mut page = String::new();
