@@ -4,6 +4,10 @@ use localbuild_buildspec::{Invalid, Parsed, parse};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 
+/// The bound against a blow-up (alias and merge bombs grow exponentially): generous, so a
+/// loaded machine does not fail it; a bomb that expands takes minutes, not seconds.
+const BOUND: Duration = Duration::from_secs(5);
+
 /// Parse, assert that every diagnostic is located, and return the result and the time taken.
 fn timed(input: &[u8]) -> (Result<Parsed, Invalid>, Duration) {
     let start = Instant::now();
@@ -24,10 +28,10 @@ fn timed(input: &[u8]) -> (Result<Parsed, Invalid>, Duration) {
     (r, took)
 }
 
-/// The input is rejected with a located error, within a second.
+/// The input is rejected with a located error, within the bound.
 fn rejected_fast(input: &[u8]) -> Invalid {
     let (r, took) = timed(input);
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < BOUND, "took {took:?}");
     match r {
         Ok(_) => panic!("accepted hostile input"),
         Err(i) => i,
@@ -81,7 +85,7 @@ fn huge_scalar() {
         "x".repeat(3_000_000)
     );
     let (r, took) = timed(s.as_bytes());
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < BOUND, "took {took:?}");
     assert!(r.is_ok());
     let too_big = vec![b'a'; 5 * 1024 * 1024];
     let i = rejected_fast(&too_big);
@@ -115,7 +119,7 @@ fn merge_key_bomb() {
         ));
     }
     let (_, took) = timed(s.as_bytes());
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < BOUND, "took {took:?}");
 }
 
 #[test]

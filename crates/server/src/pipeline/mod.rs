@@ -44,6 +44,9 @@ pub(crate) struct Live {
     pub execs: Mutex<HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>>,
     /// QUEUED pipelines: one execution at a time, in order of start.
     turns: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// A pipeline was created or updated: the watcher looks again at once (and starts
+    /// following its sources' files).
+    pub declared: tokio::sync::Notify,
 }
 
 impl Live {
@@ -156,7 +159,9 @@ fn save(state: &AppState, name: &str, stored: &Stored) -> Result<(), ApiError> {
     )
     .map_err(ApiError::db)?;
     db.put_doc(PIPELINE_DOC, name, &json!(stored).to_string())
-        .map_err(ApiError::db)
+        .map_err(ApiError::db)?;
+    state.pipelines.declared.notify_one();
+    Ok(())
 }
 
 fn create_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {

@@ -1,0 +1,1083 @@
+//! Pipeline executions: one task per execution advances the pure [`Machine`] and carries out
+//! its actions; a watcher starts an execution when a watched branch moves.
+//!
+//! Actions:
+//! * Source `CodeStarSourceConnection` (`FullRepositoryId` OWNER/REPO, resolved under the git
+//!   root exactly like a CodeBuild `GITHUB` source), `GitHub` version 1 (`Owner`, `Repo`,
+//!   `Branch`; its `OAuthToken` is kept only as `****`) and `CodeCommit` (`RepositoryName`): the
+//!   head of the branch is checked out and zipped (without `.git`) as the output artifact
+//!   into the artifact store, `$LOCALBUILD_HOME/s3/<artifactStore.location>/<pipeline>/<artifact>/`.
+//! * Build `CodeBuild`: a build of `ProjectName` through the same path as StartBuild, the
+//!   primary input artifact unpacked as its source (type `CODEPIPELINE`, initiator
+//!   `codepipeline/<pipeline>`), the other input artifacts as secondary sources
+//!   (`CODEBUILD_SRC_DIR_<artifact>`); one output artifact is its primary artifacts, several
+//!   are its secondary artifacts of the same names, each zipped into the artifact store.
+//! * Deploy `ECS`: the image of `FileName` (default `imagedefinitions.json`) runs as a local
+//!   container labelled `localbuild.ecs-service=<cluster>/<service>`, replacing the previous
+//!   one; its exposed ports are published on 127.0.0.1 at ephemeral ports (the action's
+//!   `externalExecutionUrl` is `http://127.0.0.1:<port>` of the first).
+//! * Source `S3` (`S3Bucket`, `S3ObjectKey`: a zip at `$LOCALBUILD_HOME/s3/<bucket>/<key>`):
+//!   copied as the output artifact; its revision (`VersionId`) is the file's size and
+//!   modification time, `ETag` a hash of its bytes; the watcher starts an execution when it
+//!   changes.
+//! * Deploy `S3` (`BucketName`, `Extract`, `ObjectKey`): the input artifact unpacked under
+//!   `$LOCALBUILD_HOME/s3/<bucket>/<ObjectKey>` (Extract true; files replaced), or copied to
+//!   `<bucket>/<ObjectKey>` (Extract false).
+//! * Approval `Manual`: no task; the action waits with a token (shown in GetPipelineState)
+//!   for PutApprovalResult, or fails when its `timeoutInMinutes` (default 7 days) passes.
+//!
+//! Every start of an action is also kept as an `ActionRun` (ListActionExecutions). Executions
+//! the process was running when it died are marked Failed when the server starts ([`recover`]).
+//!
+//! Variables: an action's output variables are `#{<namespace>.<NAME>}` when it has a
+//! namespace; `#{variables.<name>}` are the pipeline's. They are substituted in every
+//! configuration value when the action starts.
+
+use super::machine::{ActionRef, ActionStatus, ExecStatus, Machine};
+use super::{Action, Declaration, EXECUTION_DOC, EnvVarDecl, PIPELINE_DOC, Stored, now};
+use crate::codebuild::{self, PipelineSource};
+use crate::error::ApiError;
+use crate::{AppState, Ctx};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What an execution's task hears.
+pub(crate) enum Msg {
+    Done(ActionRef, Box<ActionResult>),
+    /// A build action's build id, once it is started.
+    Build(ActionRef, String),
+    Stop {
+        abandon: bool,
+        reason: Option<String>,
+    },
+    Supersede,
+    /// PutApprovalResult for a waiting approval action.
+    Approve {
+        a: ActionRef,
+        token: String,
+        approved: bool,
+        summary: String,
+    },
+    /// The pipeline's stage transitions changed (`gates[s]`: entering stage `s` is enabled).
+    Gates(Vec<bool>),
+}
+
+/// How an action ended.
+#[derive(Default)]
+pub(crate) struct ActionResult {
+    ok: bool,
+    summary: Option<String>,
+    error: Option<(String, String)>,
+    external_id: Option<String>,
+    external_url: Option<String>,
+    revision: Option<String>,
+    outputs: Vec<(String, PathBuf)>,
+    variables: Vec<(String, String)>,
+    source_revision: Option<Value>,
+    artifact_revision: Option<Value>,
+}
+
+impl ActionResult {
+    fn failed(code: &str, message: String) -> ActionResult {
+        ActionResult {
+            summary: Some(message.clone()),
+            error: Some((code.to_owned(), message)),
+            ..Default::default()
+        }
+    }
+}
+
+/// One action of one execution, as recorded.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActionRec {
+    pub name: String,
+    pub status: Option<ActionStatus>,
+    pub action_execution_id: String,
+    pub summary: Option<String>,
+    pub error: Option<(String, String)>,
+    pub external_id: Option<String>,
+    pub external_url: Option<String>,
+    pub last_change: f64,
+    pub revision: Option<String>,
+    pub entity_url: Option<String>,
+    /// A waiting approval's token.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl ActionRec {
+    /// `ActionExecution` of GetPipelineState.
+    pub fn latest(&self) -> Option<Value> {
+        let status = match self.status? {
+            ActionStatus::NotStarted => return None,
+            ActionStatus::InProgress => "InProgress",
+            ActionStatus::Succeeded => "Succeeded",
+            ActionStatus::Failed => "Failed",
+            ActionStatus::Abandoned => "Abandoned",
+        };
+        let mut v = json!({
+            "actionExecutionId": self.action_execution_id,
+            "status": status,
+            "lastStatusChange": self.last_change,
+        });
+        if let Some(s) = &self.summary {
+            v["summary"] = json!(s);
+        }
+        if let Some(id) = &self.external_id {
+            v["externalExecutionId"] = json!(id);
+        }
+        if let Some(u) = &self.external_url {
+            v["externalExecutionUrl"] = json!(u);
+        }
+        if let Some((code, message)) = &self.error {
+            v["errorDetails"] = json!({"code": code, "message": message});
+        }
+        if let (Some(t), Some(ActionStatus::InProgress)) = (&self.token, self.status) {
+            v["token"] = json!(t);
+        }
+        Some(v)
+    }
+}
+
+/// One start of one action (`ActionExecutionDetail` of ListActionExecutions).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActionRun {
+    pub stage: String,
+    pub action: String,
+    pub action_execution_id: String,
+    pub start_time: f64,
+    pub last_update_time: f64,
+    pub status: Option<ActionStatus>,
+    /// `ActionExecutionInput`.
+    pub input: Value,
+    /// `ActionExecutionOutput`, once it ended.
+    pub output: Option<Value>,
+}
+
+/// An `ActionExecutionStatus` name.
+pub(crate) fn action_status_name(s: ActionStatus) -> &'static str {
+    match s {
+        ActionStatus::NotStarted | ActionStatus::InProgress => "InProgress",
+        ActionStatus::Succeeded => "Succeeded",
+        ActionStatus::Failed => "Failed",
+        ActionStatus::Abandoned => "Abandoned",
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StageRec {
+    pub name: String,
+    /// `StageExecution.status`, once the stage was reached.
+    pub status: Option<String>,
+    pub actions: Vec<ActionRec>,
+}
+
+/// One execution, as kept in the docs table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Execution {
+    pub pipeline: String,
+    pub version: i64,
+    pub id: String,
+    pub status: ExecStatus,
+    pub status_summary: Option<String>,
+    pub start_time: f64,
+    pub last_update_time: f64,
+    pub trigger_type: String,
+    pub trigger_detail: String,
+    pub region: String,
+    pub stages: Vec<StageRec>,
+    pub artifact_revisions: Vec<Value>,
+    pub source_revisions: Vec<Value>,
+    /// `Namespace.NAME` and `variables.name` → value.
+    pub variables: BTreeMap<String, String>,
+    /// Artifact name → zip in the artifact store.
+    pub artifacts: BTreeMap<String, PathBuf>,
+    pub declaration: Declaration,
+    /// Every start of an action, in order.
+    #[serde(default)]
+    pub action_runs: Vec<ActionRun>,
+    /// Source action → (branch, commit) this execution builds (a trigger's push).
+    #[serde(default)]
+    pub pins: BTreeMap<String, (String, String)>,
+}
+
+impl Execution {
+    fn trigger(&self) -> Value {
+        json!({"triggerType": self.trigger_type, "triggerDetail": self.trigger_detail})
+    }
+
+    /// `PipelineExecution`.
+    pub fn execution(&self) -> Value {
+        let mut v = json!({
+            "pipelineName": self.pipeline,
+            "pipelineVersion": self.version,
+            "pipelineExecutionId": self.id,
+            "status": self.status,
+            "artifactRevisions": self.artifact_revisions,
+            "trigger": self.trigger(),
+            "executionMode": self.mode(),
+            "executionType": "STANDARD",
+        });
+        let vars: Vec<Value> = self
+            .variables
+            .iter()
+            .filter_map(|(k, val)| k.strip_prefix("variables.").map(|n| (n, val)))
+            .map(|(n, val)| json!({"name": n, "resolvedValue": val}))
+            .collect();
+        if !vars.is_empty() {
+            v["variables"] = json!(vars);
+        }
+        if let Some(s) = &self.status_summary {
+            v["statusSummary"] = json!(s);
+        }
+        v
+    }
+
+    /// `PipelineExecutionSummary`.
+    pub fn summary(&self) -> Value {
+        let mut v = json!({
+            "pipelineExecutionId": self.id,
+            "status": self.status,
+            "startTime": self.start_time,
+            "lastUpdateTime": self.last_update_time,
+            "sourceRevisions": self.source_revisions,
+            "trigger": self.trigger(),
+            "executionMode": self.mode(),
+            "executionType": "STANDARD",
+        });
+        if let Some(s) = &self.status_summary {
+            v["statusSummary"] = json!(s);
+        }
+        v
+    }
+
+    pub fn mode(&self) -> &str {
+        self.declaration
+            .execution_mode
+            .as_deref()
+            .unwrap_or("SUPERSEDED")
+    }
+
+    /// `ActionExecutionDetail`s of this execution, newest first.
+    pub fn action_details(&self) -> Vec<Value> {
+        self.action_runs
+            .iter()
+            .rev()
+            .map(|r| {
+                let mut v = json!({
+                    "pipelineExecutionId": self.id,
+                    "actionExecutionId": r.action_execution_id,
+                    "pipelineVersion": self.version,
+                    "stageName": r.stage,
+                    "actionName": r.action,
+                    "startTime": r.start_time,
+                    "lastUpdateTime": r.last_update_time,
+                    "status": action_status_name(r.status.unwrap_or(ActionStatus::InProgress)),
+                    "input": r.input,
+                });
+                if let Some(o) = &r.output {
+                    v["output"] = o.clone();
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The statuses the machine had, for a retry.
+    fn machine(&self) -> Machine {
+        let actions = self
+            .stages
+            .iter()
+            .map(|s| {
+                s.actions
+                    .iter()
+                    .map(|a| a.status.unwrap_or(ActionStatus::NotStarted))
+                    .collect()
+            })
+            .collect();
+        let stage = self
+            .stages
+            .iter()
+            .rposition(|s| s.status.is_some())
+            .unwrap_or(0);
+        Machine::resume(run_orders(&self.declaration), actions, stage, self.status)
+    }
+
+    /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
+    /// stay deleted).
+    pub(crate) fn save(&self, state: &AppState) {
+        let db = state.history.db();
+        if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
+            return;
+        }
+        let _ = db.put_doc(
+            EXECUTION_DOC,
+            &format!("{}/{}", self.pipeline, self.id),
+            &json!(self).to_string(),
+        );
+    }
+
+    fn action(&self, a: ActionRef) -> Option<&Action> {
+        self.declaration.stages.get(a.0)?.actions.get(a.1)
+    }
+}
+
+pub(crate) fn load_execution(
+    state: &AppState,
+    pipeline: &str,
+    id: &str,
+) -> Result<Option<Execution>, ApiError> {
+    let doc = state
+        .history
+        .db()
+        .get_doc(EXECUTION_DOC, &format!("{pipeline}/{id}"))
+        .map_err(ApiError::db)?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+}
+
+/// A pipeline's executions, newest first.
+pub(crate) fn executions(
+    db: &localbuild_store::Db,
+    pipeline: &str,
+) -> Result<Vec<Execution>, ApiError> {
+    let docs = db
+        .list_docs(EXECUTION_DOC, &format!("{pipeline}/"))
+        .map_err(ApiError::db)?;
+    let mut all: Vec<Execution> = docs
+        .into_iter()
+        .filter_map(|(_, d)| serde_json::from_str(&d).ok())
+        .collect();
+    all.sort_by(|a, b| b.start_time.total_cmp(&a.start_time));
+    Ok(all)
+}
+
+fn run_orders(d: &Declaration) -> Vec<Vec<u32>> {
+    d.stages
+        .iter()
+        .map(|s| s.actions.iter().map(Action::run_order).collect())
+        .collect()
+}
+
+/// Start an execution of `pipeline`; its id. In SUPERSEDED mode (the default), executions of
+/// the pipeline still in their source stage or held by a disabled transition are superseded;
+/// in QUEUED mode the execution waits until the older ones have ended; in PARALLEL mode it runs
+/// beside them.
+pub(crate) fn start(
+    ctx: &Ctx,
+    pipeline: &str,
+    trigger_type: &str,
+    trigger_detail: &str,
+    vars: Vec<(String, String)>,
+) -> Result<String, ApiError> {
+    start_pinned(
+        ctx,
+        pipeline,
+        trigger_type,
+        trigger_detail,
+        vars,
+        BTreeMap::new(),
+    )
+}
+
+/// [`start`], with source actions pinned to (branch, commit) (a push a trigger admitted).
+pub(crate) fn start_pinned(
+    ctx: &Ctx,
+    pipeline: &str,
+    trigger_type: &str,
+    trigger_detail: &str,
+    vars: Vec<(String, String)>,
+    pins: BTreeMap<String, (String, String)>,
+) -> Result<String, ApiError> {
+    let state = &ctx.state;
+    let stored = super::load(state.history.db(), pipeline)?
+        .ok_or_else(|| ApiError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
+    let declaration = stored.declaration().ok_or_else(|| {
+        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+    })?;
+    let mut variables = BTreeMap::new();
+    for v in declaration.variables.iter().flatten() {
+        if let Some(d) = &v.default_value {
+            variables.insert(format!("variables.{}", v.name), d.clone());
+        }
+    }
+    for (k, v) in vars {
+        variables.insert(format!("variables.{k}"), v);
+    }
+    let at = now();
+    let id = uuid::Uuid::new_v4().to_string();
+    variables.insert("codepipeline.PipelineExecutionId".to_owned(), id.clone());
+    let exec = Execution {
+        pipeline: pipeline.to_owned(),
+        version: stored.pipeline["version"].as_i64().unwrap_or(1),
+        id: id.clone(),
+        status: ExecStatus::InProgress,
+        status_summary: None,
+        start_time: at,
+        last_update_time: at,
+        trigger_type: trigger_type.to_owned(),
+        trigger_detail: trigger_detail.to_owned(),
+        region: stored.region.clone(),
+        stages: declaration
+            .stages
+            .iter()
+            .map(|s| StageRec {
+                name: s.name.clone(),
+                status: None,
+                actions: s
+                    .actions
+                    .iter()
+                    .map(|a| ActionRec {
+                        name: a.name.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })
+            .collect(),
+        artifact_revisions: vec![],
+        source_revisions: vec![],
+        variables,
+        artifacts: BTreeMap::new(),
+        declaration,
+        action_runs: vec![],
+        pins,
+    };
+    exec.save(state);
+    let mode = exec.mode().to_owned();
+    let (tx, rx) = mpsc::unbounded_channel();
+    {
+        let mut live = state.pipelines.lock();
+        if mode == "SUPERSEDED" {
+            for (p, other) in live.values() {
+                if p == pipeline {
+                    let _ = other.send(Msg::Supersede);
+                }
+            }
+        }
+        live.insert(id.clone(), (pipeline.to_owned(), tx.clone()));
+    }
+    let ctx = Ctx {
+        state: state.clone(),
+        region: stored.region,
+    };
+    // QUEUED: the pipeline's turn, in order of start (tokio's mutex is fair).
+    let turn = (mode == "QUEUED").then(|| state.pipelines.turn(pipeline));
+    let mut m = Machine::new(run_orders(&exec.declaration));
+    m.set_gates(super::gates(state, pipeline, &exec.declaration));
+    tokio::spawn(async move {
+        let _turn = match turn {
+            Some(t) => Some(t.lock_owned().await),
+            None => None,
+        };
+        let starts = if m.status().is_final() {
+            vec![]
+        } else {
+            m.start()
+        };
+        run(ctx, exec, m, starts, rx, tx).await;
+    });
+    Ok(id)
+}
+
+/// RetryStageExecution: run the stage `stage` of a Failed or Stopped execution again (its
+/// failed actions, or `all`), then the stages after it, in the same execution.
+pub(crate) fn retry(
+    ctx: &Ctx,
+    mut exec: Execution,
+    stage: usize,
+    all: bool,
+) -> Result<(), ApiError> {
+    let mut m = exec.machine();
+    let starts = m.retry(stage, all).map_err(|why| {
+        ApiError::StageNotRetryable(format!(
+            "Stage '{}' of execution {} cannot be retried: {why}",
+            exec.stages.get(stage).map_or("", |s| s.name.as_str()),
+            exec.id
+        ))
+    })?;
+    m.set_gates(super::gates(&ctx.state, &exec.pipeline, &exec.declaration));
+    exec.status_summary = None;
+    let (tx, rx) = mpsc::unbounded_channel();
+    ctx.state
+        .pipelines
+        .lock()
+        .insert(exec.id.clone(), (exec.pipeline.clone(), tx.clone()));
+    let ctx = ctx.clone();
+    tokio::spawn(run(ctx, exec, m, starts, rx, tx));
+    Ok(())
+}
+
+/// Executions this process did not finish (it was killed): Failed, with a summary that says
+/// so; their running actions Failed the same way. Run once when the server starts, before it
+/// starts any execution.
+pub(crate) fn recover(state: &AppState) -> usize {
+    let Ok(docs) = state.history.db().list_docs(EXECUTION_DOC, "") else {
+        return 0;
+    };
+    let mut n = 0;
+    let message = "localbuild serve stopped while this execution was in progress (the process ended without finishing it); it was marked Failed when the server started again";
+    for (_, doc) in docs {
+        let Ok(mut exec) = serde_json::from_str::<Execution>(&doc) else {
+            continue;
+        };
+        if exec.status.is_final() {
+            continue;
+        }
+        let at = now();
+        for stage in &mut exec.stages {
+            let mut cut = false;
+            for a in &mut stage.actions {
+                if a.status == Some(ActionStatus::InProgress) {
+                    a.status = Some(ActionStatus::Failed);
+                    a.summary = Some(message.to_owned());
+                    a.error = Some(("JobFailed".into(), message.to_owned()));
+                    a.last_change = at;
+                    cut = true;
+                }
+            }
+            if cut || matches!(stage.status.as_deref(), Some("InProgress" | "Stopping")) {
+                stage.status = Some("Failed".into());
+            }
+        }
+        for r in &mut exec.action_runs {
+            if r.status == Some(ActionStatus::InProgress) {
+                r.status = Some(ActionStatus::Failed);
+                r.last_update_time = at;
+                r.output = Some(json!({"executionResult": {
+                    "externalExecutionSummary": message,
+                    "errorDetails": {"code": "JobFailed", "message": message}}}));
+            }
+        }
+        exec.status = ExecStatus::Failed;
+        exec.status_summary = Some(message.to_owned());
+        exec.last_update_time = at;
+        exec.save(state);
+        n += 1;
+    }
+    n
+}
+
+/// The task of one execution: `m` has just answered `starts`.
+async fn run(
+    ctx: Ctx,
+    mut exec: Execution,
+    mut m: Machine,
+    starts: Vec<ActionRef>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    let mut tasks: HashMap<ActionRef, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut builds: HashMap<ActionRef, String> = HashMap::new();
+    launch(&ctx, &mut exec, &m, starts, &mut tasks, &tx);
+    loop {
+        sync(&mut exec, &m);
+        exec.save(&ctx.state);
+        if m.status().is_final() {
+            break;
+        }
+        let Some(msg) = rx.recv().await else { break };
+        match msg {
+            Msg::Done(a, result) => {
+                if m.action(a) != ActionStatus::InProgress {
+                    continue;
+                }
+                tasks.remove(&a);
+                builds.remove(&a);
+                record_result(&ctx, &mut exec, a, &result);
+                let next = m.finished(a, result.ok);
+                if !result.ok && exec.status_summary.is_none() {
+                    exec.status_summary = result.summary.clone();
+                }
+                launch(&ctx, &mut exec, &m, next, &mut tasks, &tx);
+            }
+            Msg::Approve {
+                a,
+                token,
+                approved,
+                summary,
+            } => {
+                let waiting = rec_mut(&mut exec, a).and_then(|r| r.token.clone());
+                if m.action(a) != ActionStatus::InProgress
+                    || waiting.as_deref() != Some(token.as_str())
+                {
+                    continue;
+                }
+                if let Some(t) = tasks.remove(&a) {
+                    t.abort();
+                }
+                let result = if approved {
+                    ActionResult {
+                        ok: true,
+                        summary: Some(summary),
+                        ..Default::default()
+                    }
+                } else {
+                    let mut r = ActionResult::failed(
+                        "JobFailed",
+                        format!("The approval was rejected: {summary}"),
+                    );
+                    r.summary = Some(summary);
+                    r
+                };
+                // The same path as any action that ends.
+                let _ = tx.send(Msg::Done(a, Box::new(result)));
+            }
+            Msg::Gates(gates) => {
+                let next = m.set_gates(gates);
+                launch(&ctx, &mut exec, &m, next, &mut tasks, &tx);
+            }
+            Msg::Build(a, id) => {
+                if let Some(rec) = rec_mut(&mut exec, a) {
+                    rec.external_url = Some(crate::console::build_url(ctx.state.addr, &id));
+                    rec.external_id = Some(id.clone());
+                }
+                builds.insert(a, id);
+            }
+            Msg::Stop { abandon, reason } => {
+                m.stop(abandon);
+                exec.status_summary = reason.or(Some("Stopped".into()));
+                // Stop and wait lets running actions finish; abandon ends them (their builds
+                // are stopped: nothing local outlives an abandoned action).
+                if abandon {
+                    for id in builds.values() {
+                        codebuild::stop_for_pipeline(&ctx.state, id);
+                    }
+                    for (_, t) in tasks.drain() {
+                        t.abort();
+                    }
+                }
+            }
+            Msg::Supersede => {
+                if m.supersede() {
+                    exec.status_summary =
+                        Some("Superseded by a newer execution of the pipeline".into());
+                    for (_, t) in tasks.drain() {
+                        t.abort();
+                    }
+                }
+            }
+        }
+    }
+    ctx.state.pipelines.lock().remove(&exec.id);
+}
+
+fn rec_mut(exec: &mut Execution, a: ActionRef) -> Option<&mut ActionRec> {
+    exec.stages.get_mut(a.0)?.actions.get_mut(a.1)
+}
+
+/// The machine's statuses into the record.
+fn sync(exec: &mut Execution, m: &Machine) {
+    let at = now();
+    exec.status = m.status();
+    exec.last_update_time = at;
+    for (si, stage) in exec.stages.iter_mut().enumerate() {
+        let mut statuses = vec![];
+        for (ai, rec) in stage.actions.iter_mut().enumerate() {
+            let s = m.action((si, ai));
+            if s == ActionStatus::NotStarted {
+                // Never started, or reset by a retry.
+                rec.status = None;
+            } else if rec.status != Some(s) {
+                rec.status = Some(s);
+                rec.last_change = at;
+                if let Some(run) = exec
+                    .action_runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.action_execution_id == rec.action_execution_id)
+                {
+                    run.status = Some(s);
+                    run.last_update_time = at;
+                }
+            }
+            statuses.push(s);
+        }
+        let any = |s: ActionStatus| statuses.contains(&s);
+        stage.status = if any(ActionStatus::InProgress) {
+            Some(if m.status() == ExecStatus::Stopping {
+                "Stopping".into()
+            } else {
+                "InProgress".into()
+            })
+        } else if any(ActionStatus::Failed) {
+            Some("Failed".into())
+        } else if any(ActionStatus::Abandoned) {
+            Some(if m.status() == ExecStatus::Superseded {
+                "Cancelled".into()
+            } else {
+                "Stopped".into()
+            })
+        } else if statuses.iter().all(|s| *s == ActionStatus::Succeeded) && !statuses.is_empty() {
+            Some("Succeeded".into())
+        } else if any(ActionStatus::Succeeded) {
+            Some(if m.status() == ExecStatus::Stopped {
+                "Stopped".into()
+            } else {
+                "InProgress".into()
+            })
+        } else {
+            None
+        };
+    }
+}
+
+/// An artifact zip as `ArtifactDetail` (bucket and key in the artifact store).
+fn artifact_detail(ctx: &Ctx, exec: &Execution, name: &str, path: &Path) -> Value {
+    let bucket = exec
+        .declaration
+        .artifact_store
+        .as_ref()
+        .map(|s| s.location.clone())
+        .unwrap_or_default();
+    let key = path
+        .strip_prefix(ctx.state.roots.s3_root.join(&bucket))
+        .map(|k| k.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.display().to_string());
+    json!({"name": name, "s3location": {"bucket": bucket, "key": key}})
+}
+
+fn record_result(ctx: &Ctx, exec: &mut Execution, a: ActionRef, r: &ActionResult) {
+    let id = exec
+        .stages
+        .get(a.0)
+        .and_then(|s| s.actions.get(a.1))
+        .map(|rec| rec.action_execution_id.clone())
+        .unwrap_or_default();
+    let outputs: Vec<Value> = r
+        .outputs
+        .iter()
+        .map(|(n, p)| artifact_detail(ctx, exec, n, p))
+        .collect();
+    let mut result = json!({});
+    if let Some(x) = &r.external_id {
+        result["externalExecutionId"] = json!(x);
+    }
+    if let Some(x) = &r.summary {
+        result["externalExecutionSummary"] = json!(x);
+    }
+    if let Some(x) = &r.external_url {
+        result["externalExecutionUrl"] = json!(x);
+    }
+    if let Some((code, message)) = &r.error {
+        result["errorDetails"] = json!({"code": code, "message": message});
+    }
+    let vars: serde_json::Map<String, Value> = r
+        .variables
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    if let Some(run) = exec
+        .action_runs
+        .iter_mut()
+        .rev()
+        .find(|x| x.action_execution_id == id)
+    {
+        let mut output = json!({"outputArtifacts": outputs, "executionResult": result});
+        if !vars.is_empty() {
+            output["outputVariables"] = Value::Object(vars);
+        }
+        run.output = Some(output);
+    }
+    let namespace = exec.action(a).and_then(|x| x.namespace.clone());
+    if let Some(ns) = namespace {
+        for (k, v) in &r.variables {
+            exec.variables.insert(format!("{ns}.{k}"), v.clone());
+        }
+    }
+    for (name, path) in &r.outputs {
+        exec.artifacts.insert(name.clone(), path.clone());
+    }
+    if let Some(s) = &r.source_revision {
+        exec.source_revisions.push(s.clone());
+    }
+    if let Some(s) = &r.artifact_revision {
+        exec.artifact_revisions.push(s.clone());
+    }
+    if let Some(rec) = rec_mut(exec, a) {
+        rec.summary = r.summary.clone();
+        rec.error = r.error.clone();
+        if r.external_id.is_some() {
+            rec.external_id = r.external_id.clone();
+        }
+        if r.external_url.is_some() {
+            rec.external_url = r.external_url.clone();
+        }
+        rec.revision = r.revision.clone();
+    }
+}
+
+/// `#{Namespace.NAME}` → its value; unknown references stay as written.
+pub(crate) fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("#{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) if vars.contains_key(&after[..j]) => {
+                out.push_str(&vars[&after[..j]]);
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out.push_str("#{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn launch(
+    ctx: &Ctx,
+    exec: &mut Execution,
+    m: &Machine,
+    starts: Vec<ActionRef>,
+    tasks: &mut HashMap<ActionRef, tokio::task::JoinHandle<()>>,
+    tx: &mpsc::UnboundedSender<Msg>,
+) {
+    let _ = m;
+    for a in starts {
+        let Some(declared) = exec.action(a).cloned() else {
+            continue;
+        };
+        let mut action = declared.clone();
+        if let Some(c) = action.configuration.as_mut() {
+            for v in c.values_mut() {
+                *v = substitute(v, &exec.variables);
+            }
+        }
+        let action_execution_id = uuid::Uuid::new_v4().to_string();
+        let approval = action.action_type_id.category == "Approval";
+        if let Some(rec) = rec_mut(exec, a) {
+            rec.action_execution_id = action_execution_id.clone();
+            rec.summary = None;
+            rec.error = None;
+            rec.token = approval.then(|| uuid::Uuid::new_v4().to_string());
+        }
+        let inputs: Vec<Value> = action
+            .inputs()
+            .filter_map(|n| {
+                exec.artifacts
+                    .get(n)
+                    .map(|p| artifact_detail(ctx, exec, n, p))
+            })
+            .collect();
+        let mut input = json!({
+            "actionTypeId": action.action_type_id,
+            "configuration": declared.configuration.clone().unwrap_or_default(),
+            "resolvedConfiguration": action.configuration.clone().unwrap_or_default(),
+            "region": ctx.region,
+            "inputArtifacts": inputs,
+        });
+        if let Some(ns) = &action.namespace {
+            input["namespace"] = json!(ns);
+        }
+        let at = now();
+        exec.action_runs.push(ActionRun {
+            stage: exec.declaration.stages[a.0].name.clone(),
+            action: action.name.clone(),
+            action_execution_id,
+            start_time: at,
+            last_update_time: at,
+            status: Some(ActionStatus::InProgress),
+            input,
+            output: None,
+        });
+        if approval {
+            let minutes = action.timeout_in_minutes.unwrap_or(7 * 24 * 60).max(1) as u64;
+            tasks.insert(
+                a,
+                tokio::spawn(approval_timer(
+                    tx.clone(),
+                    a,
+                    Duration::from_secs(minutes * 60),
+                )),
+            );
+            continue;
+        }
+        let job = Job {
+            ctx: ctx.clone(),
+            pipeline: exec.pipeline.clone(),
+            execution: exec.id.clone(),
+            store: exec
+                .declaration
+                .artifact_store
+                .as_ref()
+                .map(|s| s.location.clone())
+                .unwrap_or_default(),
+            inputs: action
+                .inputs()
+                .filter_map(|n| exec.artifacts.get(n).map(|p| (n.to_owned(), p.clone())))
+                .collect(),
+            pin: exec.pins.get(&action.name).cloned(),
+            action,
+            at: a,
+            tx: tx.clone(),
+        };
+        let tx = tx.clone();
+        tasks.insert(
+            a,
+            tokio::spawn(async move {
+                let result = job.run().await;
+                let _ = tx.send(Msg::Done(a, Box::new(result)));
+            }),
+        );
+    }
+}
+
+/// An approval nobody answered fails when its timeout passes.
+async fn approval_timer(tx: mpsc::UnboundedSender<Msg>, a: ActionRef, after: Duration) {
+    tokio::time::sleep(after).await;
+    let minutes = after.as_secs() / 60;
+    let _ = tx.send(Msg::Done(
+        a,
+        Box::new(ActionResult::failed(
+            "JobFailed",
+            format!("The approval timed out: no response within {minutes} minutes"),
+        )),
+    ));
+}
+
+/// One action to carry out.
+struct Job {
+    ctx: Ctx,
+    pipeline: String,
+    execution: String,
+    store: String,
+    inputs: Vec<(String, PathBuf)>,
+    action: Action,
+    /// (branch, commit) for a source action, instead of `BranchName`'s head.
+    pin: Option<(String, String)>,
+    at: ActionRef,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Job {
+    async fn run(self) -> ActionResult {
+        match self.action.action_type_id.provider.as_str() {
+            "CodeStarSourceConnection" | "CodeCommit" | "GitHub" => {
+                if let Some(arn) = self.action.config("ConnectionArn") {
+                    match super::connections::find(&self.ctx, arn) {
+                        Ok(Some(_)) => {}
+                        _ => {
+                            return ActionResult::failed(
+                                "JobFailed",
+                                format!("Connection {arn} is not available"),
+                            );
+                        }
+                    }
+                }
+                let roots = self.ctx.state.roots.clone();
+                let region = self.ctx.region.clone();
+                tokio::task::spawn_blocking(move || self.source(&roots, &region))
+                    .await
+                    .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+            }
+            "CodeBuild" => self.build().await,
+            "ECS" => self.deploy().await,
+            "S3" => {
+                let s3 = self.ctx.state.roots.s3_root.clone();
+                tokio::task::spawn_blocking(move || {
+                    if self.action.action_type_id.category == "Source" {
+                        self.s3_source(&s3)
+                    } else {
+                        self.s3_deploy(&s3)
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+            }
+            other => ActionResult::failed(
+                "JobFailed",
+                format!("localbuild cannot run {other} actions"),
+            ),
+        }
+    }
+
+    /// Where an output artifact's zip goes: `<s3 root>/<store>/<pipeline>/<artifact>/<id>-<action>.zip`,
+    /// every part from the declaration confined under the S3 root.
+    fn artifact_path(&self, artifact: &str) -> Result<PathBuf, String> {
+        let short: String = self.execution.chars().take(8).collect();
+        localbuild_confine::Root::new(&self.ctx.state.roots.s3_root)
+            .confined(
+                "artifact store path",
+                &format!(
+                    "{}/{}/{artifact}/{short}-{}.zip",
+                    self.store, self.pipeline, self.action.name
+                ),
+            )
+            .map_err(|e| e.to_string())
+    }
+}
+
+mod artifacts;
+mod providers;
+mod watch;
+
+pub(crate) use artifacts::*;
+use providers::repo_of;
+pub(crate) use watch::watch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_approval_fails_when_its_timeout_passes() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let timer = tokio::spawn(approval_timer(tx, (1, 0), Duration::from_secs(5 * 60)));
+        tokio::time::advance(Duration::from_secs(4 * 60)).await;
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err(), "not before the timeout");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        match rx.recv().await {
+            Some(Msg::Done(a, r)) => {
+                assert_eq!(a, (1, 0));
+                assert!(!r.ok);
+                let (code, message) = r.error.unwrap();
+                assert_eq!(code, "JobFailed");
+                assert!(message.contains("within 5 minutes"), "{message}");
+            }
+            _ => panic!("the timer reports the action failed"),
+        }
+        timer.await.unwrap();
+    }
+
+    #[test]
+    fn variables_are_substituted() {
+        let vars = BTreeMap::from([("SourceVariables.CommitId".to_owned(), "abc".to_owned())]);
+        assert_eq!(
+            substitute("id=#{SourceVariables.CommitId} #{Other.X} #{", &vars),
+            "id=abc #{Other.X} #{"
+        );
+    }
+
+    #[test]
+    fn zips_round_trip_without_git() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join(".git")).unwrap();
+        std::fs::create_dir_all(src.path().join("a/b")).unwrap();
+        std::fs::write(src.path().join("a/b/f.txt"), "hi").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let zip = out.path().join("x/y.zip");
+        zip_dir(src.path(), &zip).unwrap();
+        let dest = out.path().join("u");
+        unzip(&zip, &dest).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("a/b/f.txt")).unwrap(),
+            "hi"
+        );
+        assert!(!dest.join(".git").exists());
+        assert_eq!(read_zip_entry(&zip, "a/b/f.txt").unwrap(), "hi");
+    }
+}

@@ -1,0 +1,269 @@
+//! Build / Test `CodeBuild`: a build (or, with `BatchEnabled`, a batch) of `ProjectName` through
+//! the StartBuild path, its input artifacts as sources, its artifacts stored as output artifacts.
+
+use super::super::*;
+
+impl Job {
+    pub(crate) async fn build(self) -> ActionResult {
+        let primary = self
+            .action
+            .config("PrimarySource")
+            .map(str::to_owned)
+            .or_else(|| self.action.inputs().next().map(str::to_owned))
+            .unwrap_or_default();
+        if !self.inputs.iter().any(|(n, _)| *n == primary) {
+            return ActionResult::failed(
+                "JobFailed",
+                format!("The input artifact {primary} is missing"),
+            );
+        }
+        let tmp = match scratch(&self.ctx.state) {
+            Ok(t) => t,
+            Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+        };
+        // Every input artifact unpacked: the primary as the source, the others as secondary
+        // sources named after their artifact (`CODEBUILD_SRC_DIR_<name>`), as CodeBuild does.
+        let mut dir = tmp.path().join("src");
+        let mut secondary = vec![];
+        for (i, (name, zip)) in self.inputs.iter().enumerate() {
+            let d = tmp.path().join(format!("input-{i}"));
+            if *name == primary {
+                dir = d.clone();
+            } else {
+                secondary.push((name.clone(), d.clone()));
+            }
+            let z = zip.clone();
+            match tokio::task::spawn_blocking(move || unzip(&z, &d)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot unpack {}: {e}", zip.display()),
+                    );
+                }
+                Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
+            }
+        }
+        let env: Vec<(String, String, Option<String>)> = self
+            .action
+            .config("EnvironmentVariables")
+            .and_then(|e| serde_json::from_str::<Vec<EnvVarDecl>>(e).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.value, v.kind))
+            .collect();
+        let project = self
+            .action
+            .config("ProjectName")
+            .unwrap_or_default()
+            .to_owned();
+        let source = PipelineSource {
+            dir,
+            secondary,
+            pipeline: self.pipeline.clone(),
+        };
+        let flag = |k| {
+            self.action
+                .config(k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        if flag("BatchEnabled") {
+            let combine = flag("CombineArtifacts");
+            let input = codebuild::pipeline_input(&project, source, env);
+            // `tmp` (the unpacked input) lives until the batch has ended.
+            return self.batch_build(input, combine).await;
+        }
+        let id = match codebuild::start_for_pipeline(&self.ctx, &project, source, env).await {
+            Ok(id) => id,
+            Err(e) => {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Error calling startBuild: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
+                        e.aws_type(),
+                        uuid::Uuid::new_v4()
+                    ),
+                );
+            }
+        };
+        let _ = self.tx.send(Msg::Build(self.at, id.clone()));
+        let (outcome, record) = codebuild::wait_build(&self.ctx.state, &id).await;
+        let build = match (&outcome, record) {
+            (Some(o), _) => o.build.clone(),
+            (None, Some(r)) => r,
+            (None, None) => {
+                return ActionResult::failed("JobFailed", format!("Build {id} vanished"));
+            }
+        };
+        let v = serde_json::to_value(&build).unwrap_or_default();
+        let status = v["buildStatus"].as_str().unwrap_or("FAILED").to_owned();
+        let url = crate::console::build_url(self.ctx.state.addr, &id);
+        let mut result = ActionResult {
+            external_id: Some(id.clone()),
+            external_url: Some(url),
+            ..Default::default()
+        };
+        if status != "SUCCEEDED" {
+            let mut message = format!("Build terminated with state: {status}");
+            if let Some(p) = v["phases"].as_array().into_iter().flatten().find(|p| {
+                matches!(
+                    p["phaseStatus"].as_str(),
+                    Some("FAILED" | "FAULT" | "TIMED_OUT" | "STOPPED")
+                )
+            }) {
+                let ctx = p["contexts"].get(0);
+                message.push_str(&format!(
+                    ". Phase: {}, Code: {}, Message: {}",
+                    p["phaseType"].as_str().unwrap_or_default(),
+                    ctx.and_then(|c| c["statusCode"].as_str())
+                        .unwrap_or_default(),
+                    ctx.and_then(|c| c["message"].as_str()).unwrap_or_default()
+                ));
+            }
+            result.summary = Some(message.clone());
+            result.error = Some(("JobFailed".into(), message));
+            return result;
+        }
+        result.ok = true;
+        result.summary = Some(format!("Build {id} succeeded"));
+        result.variables = build
+            .exported_environment_variables
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect();
+        // One output artifact is the build's primary artifacts; several are its secondary
+        // artifacts whose identifiers are their names.
+        let outputs: Vec<String> = self.action.outputs().map(str::to_owned).collect();
+        for output in &outputs {
+            let made = if outputs.len() == 1 {
+                outcome.as_ref().and_then(|o| o.artifacts.first().cloned())
+            } else {
+                build
+                    .secondary_artifacts
+                    .iter()
+                    .find(|a| a.artifact_identifier.as_deref() == Some(output))
+                    .map(|a| PathBuf::from(&a.location))
+            };
+            let Some(made) = made else {
+                let needs = if outputs.len() == 1 {
+                    "the buildspec needs an artifacts section".to_owned()
+                } else {
+                    format!(
+                        "with several output artifacts, the buildspec needs a secondary-artifacts entry named {output}"
+                    )
+                };
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Build {id} produced no artifacts for the output artifact {output} ({needs})"
+                    ),
+                );
+            };
+            let dest = match self.artifact_path(output) {
+                Ok(p) => p,
+                Err(e) => return ActionResult::failed("JobFailed", e),
+            };
+            match store_artifact(made, dest.clone()).await {
+                Ok(()) => result.outputs.push((output.clone(), dest)),
+                Err(e) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot store the build's artifact: {e}"),
+                    );
+                }
+            }
+        }
+        result
+    }
+
+    /// `BatchEnabled`: a batch build (StartBuildBatch's path). The output artifact is the
+    /// combined artifacts with `CombineArtifacts`, else the artifacts of the task whose
+    /// identifier is the output artifact's name.
+    pub(crate) async fn batch_build(
+        &self,
+        input: codebuild::StartBuildInput,
+        combine: bool,
+    ) -> ActionResult {
+        let handle = match crate::batch::start_for_pipeline(&self.ctx, input, combine).await {
+            Ok(h) => h,
+            Err(e) => {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Error calling startBuildBatch: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
+                        e.aws_type(),
+                        uuid::Uuid::new_v4()
+                    ),
+                );
+            }
+        };
+        let id = handle.id.clone();
+        let _ = self.tx.send(Msg::Build(self.at, id.clone()));
+        let outcome = handle.outcome().await;
+        let name = |st: localbuild_engine::record::Status| {
+            serde_json::to_value(st)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "FAILED".into())
+        };
+        let status = name(outcome.batch.build_batch_status);
+        let mut result = ActionResult {
+            external_id: Some(id.clone()),
+            external_url: Some(format!(
+                "https://console.aws.amazon.com/codesuite/codebuild/projects/{}/batch/{id}",
+                outcome.batch.project_name
+            )),
+            ..Default::default()
+        };
+        if status != "SUCCEEDED" {
+            let mut message = format!("Build batch terminated with state: {status}");
+            if let Some(t) = outcome.tasks.iter().find(|t| {
+                !t.ignore_failure && t.status != localbuild_engine::record::Status::Succeeded
+            }) {
+                message.push_str(&format!(
+                    ". Build: {}, Status: {}",
+                    t.identifier,
+                    name(t.status)
+                ));
+            }
+            result.summary = Some(message.clone());
+            result.error = Some(("JobFailed".into(), message));
+            return result;
+        }
+        result.ok = true;
+        result.summary = Some(format!("Build batch {id} succeeded"));
+        for output in self.action.outputs().map(str::to_owned).collect::<Vec<_>>() {
+            let made = if combine {
+                outcome.artifacts.clone()
+            } else {
+                outcome
+                    .tasks
+                    .iter()
+                    .find(|t| t.identifier == output)
+                    .and_then(|t| t.outcome.as_ref()?.artifacts.first().cloned())
+            };
+            let Some(made) = made else {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!(
+                        "Build batch {id} produced no artifacts for the output artifact {output} (with CombineArtifacts false, an output artifact takes the artifacts of the build whose identifier is its name)"
+                    ),
+                );
+            };
+            let dest = match self.artifact_path(&output) {
+                Ok(p) => p,
+                Err(e) => return ActionResult::failed("JobFailed", e),
+            };
+            match store_artifact(made, dest.clone()).await {
+                Ok(()) => result.outputs.push((output, dest)),
+                Err(e) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Cannot store the batch's artifact: {e}"),
+                    );
+                }
+            }
+        }
+        result
+    }
+}
