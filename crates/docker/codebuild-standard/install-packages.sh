@@ -173,7 +173,7 @@ select_commands() {
         java) title="Java" ;; python) title="Python" ;; nodejs) title="Node.js" ;;
         golang) title="Go" ;; ruby) title="Ruby" ;; php) title="PHP" ;; *) title=$rt ;;
     esac
-    echo "          - echo \"Installing $title version $v ...\""
+    echo "          - echo \"Installing $title version ${v#corretto} ...\""
     if [ "$rt" = java ]; then
         for h in JAVA_HOME JRE_HOME JDK_HOME; do echo "          - export $h=\"$PREFIX/java/$v\""; done
     fi
