@@ -53,7 +53,9 @@ impl CloudData {
         for item in items {
             let e = entries(item).ok_or("an image is not a mapping")?;
             let get = |name: &str| e.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-            let file = get("file").and_then(scalar).ok_or("an image has no 'file'")?;
+            let file = get("file")
+                .and_then(scalar)
+                .ok_or("an image has no 'file'")?;
             let names = get("names")
                 .and_then(list)
                 .ok_or_else(|| format!("{file}: no 'names' list"))?;
@@ -69,7 +71,10 @@ impl CloudData {
                     commands: Vec::new(),
                 };
                 runtimes.runtimes.push(RuntimeDef {
-                    default: versions.iter().any(|v| v == "default").then(|| def("default")),
+                    default: versions
+                        .iter()
+                        .any(|v| v == "default")
+                        .then(|| def("default")),
                     versions: versions
                         .iter()
                         .filter(|v| *v != "default")
@@ -200,16 +205,27 @@ mod tests {
                 .unwrap()
                 .runtimes
                 .names(),
-            s(&["dotnet", "golang", "java", "nodejs", "php", "python", "ruby"])
+            s(&[
+                "dotnet", "golang", "java", "nodejs", "php", "python", "ruby"
+            ])
         );
     }
 
     #[test]
     fn every_name_localbuild_stands_in_for_is_known() {
         for (name, file) in [
-            ("aws/codebuild/standard:5.0", "ubuntu/standard/5.0/runtimes.yml"),
-            ("aws/codebuild/standard:6.0", "ubuntu/standard/6.0/runtimes.yml"),
-            ("aws/codebuild/standard:8.0", "ubuntu/standard/8.0/runtimes.yml"),
+            (
+                "aws/codebuild/standard:5.0",
+                "ubuntu/standard/5.0/runtimes.yml",
+            ),
+            (
+                "aws/codebuild/standard:6.0",
+                "ubuntu/standard/6.0/runtimes.yml",
+            ),
+            (
+                "aws/codebuild/standard:8.0",
+                "ubuntu/standard/8.0/runtimes.yml",
+            ),
             (
                 "aws/codebuild/amazonlinux-x86_64-standard:4.0",
                 "al/x86_64/standard/4.0/runtimes.yml",
@@ -275,8 +291,10 @@ mod tests {
         assert!(CloudData::parse("commit: x").is_err());
         assert!(CloudData::parse("commit: x\nimages:\n  - file: f\n").is_err());
         assert!(
-            CloudData::parse("commit: x\nimages:\n  - {file: f, names: [a:1], runtimes: {go: 1}}\n")
-                .is_err()
+            CloudData::parse(
+                "commit: x\nimages:\n  - {file: f, names: [a:1], runtimes: {go: 1}}\n"
+            )
+            .is_err()
         );
         assert!(CloudData::parse("[").is_err());
     }

@@ -628,8 +628,13 @@ runtimes:
             cloud: Some(("aws/codebuild/standard:7.0", &cloud.runtimes)),
             local: "localbuild/codebuild-standard:1.0",
         };
-        select_for(images, &local, &[(runtime.into(), version.into())], &no_vars)
-            .map(|mut v| v.remove(0))
+        select_for(
+            images,
+            &local,
+            &[(runtime.into(), version.into())],
+            &no_vars,
+        )
+        .map(|mut v| v.remove(0))
     }
 
     #[test]
@@ -695,7 +700,11 @@ runtimes:
             e.starts_with("aws/codebuild/standard:7.0 has nodejs 20; the local image localbuild/codebuild-standard:1.0 does not have it and cannot get it offline (its nodejs versions: 18)"),
             "{e}"
         );
-        let e = on_7_0("nodejs", "16").unwrap().if_failed.unwrap().to_string();
+        let e = on_7_0("nodejs", "16")
+            .unwrap()
+            .if_failed
+            .unwrap()
+            .to_string();
         assert!(e.contains("would install nodejs 16 at build time"), "{e}");
     }
 

@@ -809,8 +809,15 @@ mod tests {
             runtimes::select(&seven.runtimes, &req, &none)
                 .unwrap_or_else(|e| panic!("{runtime} {version}: {e}"));
             assert!(
-                ["bookworm", "bookworm-backports", "bullseye", "trixie", "trixie-backports", "pypi"]
-                    .contains(&source),
+                [
+                    "bookworm",
+                    "bookworm-backports",
+                    "bullseye",
+                    "trixie",
+                    "trixie-backports",
+                    "pypi"
+                ]
+                .contains(&source),
                 "{f:?}: the script's sources.list has no {source}"
             );
             assert!(
@@ -826,7 +833,10 @@ mod tests {
         ] {
             assert!(dockerfile.contains(check), "the Dockerfile lacks {check}");
         }
-        assert!(!dockerfile.contains("COPY runtimes.yml"), "runtimes.yml is written by the script");
+        assert!(
+            !dockerfile.contains("COPY runtimes.yml"),
+            "runtimes.yml is written by the script"
+        );
     }
 
     #[test]
