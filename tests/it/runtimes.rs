@@ -207,7 +207,7 @@ fn on_7_0(test: &str, install: &str, build: &str) -> (Build, Tag) {
 
 #[test]
 fn on_a_curated_image_name_a_version_the_cloud_lacks_fails_with_the_clouds_lists() {
-    let (b, tag) = on_7_0("lacks", "      python: 2.x\n", "echo never");
+    let (b, _tag) = on_7_0("lacks", "      python: 2.x\n", "echo never");
     let r = b.run();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
