@@ -839,6 +839,16 @@ mod tests {
         );
     }
 
+    /// The small image's hints quote the CodeBuild-like image's first-build cost.
+    #[test]
+    fn the_hints_quote_the_standard_images_build_cost() {
+        assert_eq!(
+            localbuild_engine::hints::STANDARD_IMAGE_COST,
+            CODEBUILD_STANDARD.build_time
+        );
+        assert!(stand_in_for(localbuild_engine::hints::SUGGESTED_IMAGE).is_some());
+    }
+
     #[test]
     fn line_splitter_joins_fragments() {
         let mut got = Vec::new();
