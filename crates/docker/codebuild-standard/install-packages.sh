@@ -275,8 +275,12 @@ CFG
     rm -f /etc/dpkg/dpkg.cfg.d/localbuild-unsafe-io
 fi
 
+# pip (Node.js wheels, pip for other suites' Pythons) trusts what the host trusts while the
+# image is made in the chroot: localbuild puts the host's CA bundle there (never in the image).
+[ -f /tmp/localbuild-host-ca.crt ] && export PIP_CERT=/tmp/localbuild-host-ca.crt
+unset PIP_FIND_LINKS
 for line in $(echo "$VERSIONS" | awk 'NF { print $1 ":" $2 }'); do
-    link_version "${line%%:*}" "${line#*:}"
+    link_version "${line%%:*}" "${line#*:}" || say "WARNING: ${line%%:*} ${line#*:} could not be installed" >&2
 done
 [ -e /usr/local/bin/yarn ] || ln -s /usr/bin/yarnpkg /usr/local/bin/yarn
 

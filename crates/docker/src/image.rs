@@ -527,6 +527,12 @@ async fn debootstrap_base(
     tokio::fs::write(&script, recipe.install_script)
         .await
         .map_err(|e| ImageError::io(format!("writing {}", script.display()), e))?;
+    // pip in the chroot (registry packages of the recipe) trusts what the host trusts: the
+    // host's CA bundle, for the build only (the script's cleanup removes /tmp).
+    let host_ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if host_ca.is_file() {
+        let _ = tokio::fs::copy(host_ca, rootfs.join("tmp/localbuild-host-ca.crt")).await;
+    }
     let chroot = find_program("chroot").unwrap_or_else(|| "chroot".into());
     let mut cmd = match find_program("unshare") {
         Some(unshare) => {
