@@ -107,9 +107,22 @@ link_version() {
                     # The system Python: its packages (pytest) stay visible; pip comes along.
                     python3 -m venv --system-site-packages "$dir"
                 else
-                    # Debian's ensurepip is not there for other suites' Pythons: pip from PyPI.
+                    # Debian's ensurepip is not there for other suites' Pythons: pip from PyPI
+                    # (one that runs on $v), and the suite's distutils, which pip needs before
+                    # 3.10 (its package would conflict with bookworm's python3: files only).
+                    if [ ! -f "/usr/lib/python$v/distutils/cmd.py" ]; then
+                        suite=$(echo "$VERSIONS" | awk -v v="$v" '$1 == "python" && $2 == v { print $3 }')
+                        tmp=$(mktemp -d)
+                        (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root \
+                            "python3-distutils/${suite:-bookworm}" "python3-lib2to3/${suite:-bookworm}") &&
+                            for d in "$tmp"/*.deb; do
+                                dpkg-deb --fsys-tarfile "$d" | tar -x -C / "./usr/lib/python$v"
+                            done
+                        rm -rf "$tmp"
+                    fi
                     "/usr/bin/python$v" -m venv --without-pip "$dir"
                     python3 -m pip install -q --no-cache-dir --break-system-packages \
+                        --python-version "$v" --only-binary=:all: \
                         --target "$dir/lib/python$v/site-packages" pip
                     for p in pip pip3 "pip$v"; do
                         printf '#!/bin/sh\nexec %s/bin/python -m pip "$@"\n' "$dir" > "$dir/bin/$p"
@@ -277,7 +290,10 @@ fi
 
 # pip (Node.js wheels, pip for other suites' Pythons) trusts what the host trusts while the
 # image is made in the chroot: localbuild puts the host's CA bundle there (never in the image).
-[ -f /tmp/localbuild-host-ca.crt ] && export PIP_CERT=/tmp/localbuild-host-ca.crt
+# (The host's REQUESTS_CA_BUNDLE, inherited, would override PIP_CERT: both are set.)
+if [ -f /tmp/localbuild-host-ca.crt ]; then
+    export PIP_CERT=/tmp/localbuild-host-ca.crt REQUESTS_CA_BUNDLE=/tmp/localbuild-host-ca.crt
+fi
 unset PIP_FIND_LINKS
 for line in $(echo "$VERSIONS" | awk 'NF { print $1 ":" $2 }'); do
     link_version "${line%%:*}" "${line#*:}" || say "WARNING: ${line%%:*} ${line#*:} could not be installed" >&2
