@@ -37,15 +37,15 @@ run_on_7_0() {
 }
 
 # The version's own answer, for each runtime (a fixed string in the output).
-check_of() { # check_of RUNTIME VERSION -> "COMMAND|EXPECTED"
+check_of() { # check_of RUNTIME VERSION -> "COMMAND=>EXPECTED"
     case $1 in
-        java) echo "java -version 2>&1 | head -n 1; javac -version; echo JAVA_HOME=\$JAVA_HOME|version \"${2#corretto}" ;;
-        python) echo "python --version; pip --version|Python $2." ;;
-        nodejs) echo "node --version; npm --version|v$2." ;;
-        golang) echo "go version|go$2" ;;
-        ruby) echo "ruby --version|ruby $2." ;;
-        php) echo "php --version|PHP $2." ;;
-        dotnet) echo "dotnet --version|$2" ;;
+        java) echo "java -version 2>&1 | head -n 1; javac -version; echo JAVA_HOME=\$JAVA_HOME=>version \"${2#corretto}" ;;
+        python) echo "python --version; pip --version=>Python $2." ;;
+        nodejs) echo "node --version; npm --version=>v$2." ;;
+        golang) echo "go version=>go$2" ;;
+        ruby) echo "ruby --version=>ruby $2." ;;
+        php) echo "php --version=>PHP $2." ;;
+        dotnet) echo "dotnet --version=>$2" ;;
     esac
 }
 
@@ -57,8 +57,8 @@ while IFS= read -r line; do
     rt=$(echo "$line" | sed 's/^ *\([a-z]*\):.*/\1/')
     for v in $(echo "$line" | sed 's/.*\[\(.*\)\]/\1/; s/,/ /g'); do
         [ "$v" = default ] && continue
-        c=$(check_of "$rt" "$v"); cmd=${c%%|*}; want=${c#*|}
-        run_on_7_0 "v-$rt-$v" "version: 0.2
+        c=$(check_of "$rt" "$v"); cmd=${c%%=>*}; want=${c#*=>}; name="v-$rt-$(echo "$v" | tr . _)"
+        run_on_7_0 "$name" "version: 0.2
 phases:
   install:
     runtime-versions:
@@ -66,7 +66,7 @@ phases:
   build:
     commands:
       - $cmd"
-        log="$TMP/v-$rt-$v.log"
+        log="$TMP/$name.log"
         if grep -qF -- "$want" "$log" && grep -q "Phase complete: BUILD State: SUCCEEDED" "$log"; then
             say "ok: $rt $v runs ($(grep -F -- "$want" "$log" | head -n 1 | sed 's/^.*] //'))"
             echo "runs $rt $v" >> "$TMP/versions.txt"

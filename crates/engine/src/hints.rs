@@ -16,7 +16,7 @@
 use crate::buildspec::{cloud, runtimes};
 
 /// The first build of the CodeBuild-like stand-in, as measured (the recipe's `build_time`).
-pub const STANDARD_IMAGE_COST: &str = "about 25 minutes and 3 GB";
+pub const STANDARD_IMAGE_COST: &str = "about 20 minutes and 4 GB";
 
 /// The curated image named by the small image's hints.
 pub const SUGGESTED_IMAGE: &str = "aws/codebuild/standard:7.0";
