@@ -12,7 +12,9 @@
 # summarised; the other runtimes answer; a version standard:7.0 lacks fails with the cloud's
 # message; and every version AWS's standard:7.0 runtimes.yml lists (crates/buildspec/data/
 # cloud-runtimes.yml) either runs with that version (its own --version output) or stops saying
-# the cloud image has it and this machine cannot get it offline. ONLY=versions runs only those.
+# the cloud image has it and this machine cannot get it offline; a version neither lists is
+# installed by the `default` entry when the build reaches Debian's mirror. ONLY=versions runs
+# only the per-version checks (about 4 minutes); ONLY=other skips them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -161,6 +163,18 @@ code=0
 "$LB" run -s "$TMP/java" -i aws/codebuild/standard:7.0 > "$TMP/unknown.log" 2>&1 || code=$?
 expect "unknown version exits 1 (got $code)" <(echo "exit $code") "exit 1"
 expect "unknown version message" "$TMP/unknown.log" "Unknown runtime version named '2.x' of python. This build image has the following versions: 3.9, 3.10, 3.11, 3.12, 3.13, 3.14"
+
+# 4. A version neither image lists: the cloud's `default` entry would install it, and so does the
+# stand-in's when the build reaches Debian's mirror (Go 1.15 is bullseye's).
+run_on_7_0 default "version: 0.2
+phases:
+  install:
+    runtime-versions:
+      golang: 1.15
+  build:
+    commands:
+      - go version"
+expect "default entry installs golang 1.15 at build time" "$TMP/default.log" "go version go1.15."
 
 if [ "$fails" -gt 0 ]; then
     say "$fails check(s) failed; logs:"; tail -n 40 "$TMP"/*.log >&2; exit 1
