@@ -165,12 +165,12 @@ fn an_image_without_runtimes_yml_skips_the_selection_as_codebuild_says() {
 }
 
 /// Removes a docker tag when dropped (also when the test fails).
-struct Tag(&'static str);
+struct Tag(String);
 
 impl Drop for Tag {
     fn drop(&mut self) {
         let _ = std::process::Command::new("docker")
-            .args(["rmi", self.0])
+            .args(["rmi", &self.0])
             .output();
     }
 }
@@ -184,10 +184,108 @@ fn a_local_image_with_an_aws_name_is_used_as_is_with_its_own_runtimes() {
         .status()
         .unwrap();
     assert!(tagged.success());
-    let _tag = Tag(NAME);
+    let _tag = Tag(NAME.to_owned());
     let r = b.image(NAME).run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("stand-in"), "{}", r.stdout);
     assert_eq!(r.output_of("echo \"node=$TEST_NODE\""), ["node=20"]);
     assert_eq!(r.record["environment"]["image"], NAME);
+}
+
+/// The runtimes test image under a name of AWS's standard:7.0 (a dated tag of it, as CodeBuild
+/// has: `7.0-localbuild-test-<test>`, one per test), so that the cloud image's lists apply; the
+/// tag is removed when the [`Tag`] drops.
+fn on_7_0(test: &str, install: &str, build: &str) -> (Build, Tag) {
+    let name = format!("aws/codebuild/standard:7.0-localbuild-test-{test}");
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", RUNTIMES_IMAGE, &name])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    (on_runtimes_image(install, build).image(&name), Tag(name))
+}
+
+#[test]
+fn on_a_curated_image_name_a_version_the_cloud_lacks_fails_with_the_clouds_lists() {
+    let (b, _tag) = on_7_0("lacks", "      python: 2.x\n", "echo never");
+    let r = b.run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.context("DOWNLOAD_SOURCE"),
+        (
+            "YAML_FILE_ERROR".to_owned(),
+            "Unknown runtime version named '2.x' of python. This build image has the following versions: 3.9, 3.10, 3.11, 3.12, 3.13, 3.14".to_owned()
+        )
+    );
+    let (b, _tag) = on_7_0("lacks", "      broken: 1\n", "echo never");
+    let r = b.run();
+    assert_eq!(
+        r.context("DOWNLOAD_SOURCE").1,
+        "Unknown runtime named 'broken'. This build image has the following runtimes: dotnet, golang, java, nodejs, php, python, ruby"
+    );
+}
+
+#[test]
+fn on_a_curated_image_name_a_version_only_the_local_image_lacks_says_the_cloud_has_it() {
+    let (b, tag) = on_7_0("only-local", "      python: 3.13\n", "echo never");
+    let n = tag.0.clone();
+    let r = b.run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.context("DOWNLOAD_SOURCE"),
+        (
+            "YAML_FILE_ERROR".to_owned(),
+            format!(
+                "{n} has python 3.13; the local image {n} does not have it and cannot \
+                 get it offline (its python versions: 3.11, 3.12). Select a version it has, or \
+                 build an image with python 3.13 and tag it {n} (a local image of that \
+                 name is always used)"
+            )
+        )
+    );
+    assert!(!r.stdout.contains("Installing Python"), "{}", r.stdout);
+}
+
+#[test]
+fn on_a_curated_image_name_versions_both_have_run_as_before() {
+    let (b, _tag) = on_7_0(
+        "both",
+        "      python: 3.x\n      nodejs: 20\n",
+        "echo \"python=$TEST_PYTHON node=$TEST_NODE\"",
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of("echo \"python=$TEST_PYTHON node=$TEST_NODE\""),
+        ["python=3.12 node=20"]
+    );
+}
+
+#[test]
+fn the_default_entry_without_network_fails_saying_the_cloud_has_the_version() {
+    let (b, tag) = on_7_0("default", "      nodejs: 22\n", "echo never");
+    let n = tag.0.clone();
+    let r = b.run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // The local `default` entry ran (as the cloud's would, to install it) and could not.
+    assert_eq!(
+        r.output_of("echo \"Installing custom Node.js version $VERSION ...\""),
+        ["Installing custom Node.js version 22 ..."]
+    );
+    let (kind, message) = r.context("DOWNLOAD_SOURCE");
+    assert_eq!(kind, "YAML_FILE_ERROR");
+    assert!(
+        message.starts_with(&format!(
+            "{n} has nodejs 22; the local image {n} does not have it and cannot get it offline (its nodejs versions: 18, 20)"
+        )),
+        "{message}"
+    );
+    assert!(!r.stdout.contains("Entering phase INSTALL"), "{}", r.stdout);
+    // A version the cloud itself installs at build time says that.
+    let (b, _same_tag) = on_7_0("default", "      nodejs: 16.20.2\n", "echo never");
+    let (_, message) = b.run().context("DOWNLOAD_SOURCE");
+    assert!(
+        message.starts_with(&format!("{n} would install nodejs 16.20.2 at build time;")),
+        "{message}"
+    );
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+pub mod cloud;
 mod diagnostic;
 pub mod model;
 pub mod names;

@@ -51,6 +51,9 @@ pub struct Selected {
     pub commands: Vec<String>,
     /// `Some(version)` when the image's `default` entry serves it: run with `VERSION` set.
     pub custom: Option<String>,
+    /// For a `default` entry run because the local image lacks a version its cloud image has:
+    /// the error to report if those commands fail (offline, nothing to install from).
+    pub if_failed: Option<SelectError>,
 }
 
 /// Why the selection failed: CodeBuild's `YAML_FILE_ERROR` messages.
@@ -69,6 +72,46 @@ pub enum SelectError {
     },
     #[error("The runtime version of {runtime} is empty")]
     EmptyVersion { runtime: String },
+    /// The cloud image has the version (or installs it with its `default` entry); the local
+    /// image that stands in for it does not and cannot get it offline.
+    #[error("{}", not_local(cloud, *listed, runtime, version, local, available))]
+    NotLocal {
+        runtime: String,
+        version: String,
+        /// The AWS image name the build asked for.
+        cloud: String,
+        /// The cloud image lists the version (`false`: its `default` entry installs it).
+        listed: bool,
+        /// The image that runs the build here.
+        local: String,
+        /// The local image's versions of the runtime.
+        available: Vec<String>,
+    },
+}
+
+/// The text of [`SelectError::NotLocal`].
+fn not_local(
+    cloud: &str,
+    listed: bool,
+    runtime: &str,
+    version: &str,
+    local: &str,
+    available: &[String],
+) -> String {
+    let cloud_does = if listed {
+        format!("{cloud} has {runtime} {version}")
+    } else {
+        format!("{cloud} would install {runtime} {version} at build time")
+    };
+    let here = match available {
+        [] => format!("it has no {runtime}"),
+        v => format!("its {runtime} versions: {}", v.join(", ")),
+    };
+    format!(
+        "{cloud_does}; the local image {local} does not have it and cannot get it offline \
+         ({here}). Select a version it has, or build an image with {runtime} {version} and tag \
+         it {cloud} (a local image of that name is always used)"
+    )
 }
 
 impl RuntimesFile {
@@ -191,6 +234,7 @@ pub fn select(
                 version: d.name.clone(),
                 commands: d.commands.clone(),
                 custom: None,
+                if_failed: None,
             },
             (None, Some(d)) if !is_pattern(&wanted) => Selected {
                 runtime: name.clone(),
@@ -198,6 +242,7 @@ pub fn select(
                 version: wanted.clone(),
                 commands: d.commands.clone(),
                 custom: Some(wanted.clone()),
+                if_failed: None,
             },
             (None, _) => {
                 return Err(SelectError::UnknownVersion {
@@ -208,6 +253,59 @@ pub fn select(
             }
         };
         out.push(selected);
+    }
+    Ok(out)
+}
+
+/// What the cloud image and the local image make of a selection.
+#[derive(Debug, Clone, Copy)]
+pub struct Images<'a> {
+    /// The curated image the build names (`aws/codebuild/standard:7.0`), if it names one.
+    pub cloud: Option<(&'a str, &'a RuntimesFile)>,
+    /// The image that runs the build here (the stand-in, or the image itself).
+    pub local: &'a str,
+}
+
+/// [`select`], with the cloud's rules first when the build names a curated image: a runtime
+/// or version the cloud image lacks fails with the cloud's message and the cloud's lists; one
+/// the cloud has and the local file lacks runs the local `default` entry (which installs it
+/// when it can; [`Selected::if_failed`] says what to report when it cannot) or fails with
+/// [`SelectError::NotLocal`]. Without a curated image this is [`select`].
+pub fn select_for(
+    images: Images,
+    file: &RuntimesFile,
+    requested: &[(String, String)],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Selected>, SelectError> {
+    let Some((cloud_name, cloud)) = images.cloud else {
+        return select(file, requested, lookup);
+    };
+    let mut out = Vec::new();
+    for (name, version) in requested {
+        let one = [(name.clone(), version.clone())];
+        // The cloud's verdict, with the cloud's own messages.
+        let in_cloud = select(cloud, &one, lookup)?.remove(0);
+        let not_local = || {
+            let local_rt = file.runtimes.iter().find(|r| &r.name == name);
+            SelectError::NotLocal {
+                runtime: name.clone(),
+                version: in_cloud.requested.clone(),
+                cloud: cloud_name.to_owned(),
+                listed: in_cloud.custom.is_none(),
+                local: images.local.to_owned(),
+                available: local_rt.map(RuntimeDef::version_names).unwrap_or_default(),
+            }
+        };
+        match select(file, &one, lookup) {
+            Ok(mut s) => {
+                let mut s = s.remove(0);
+                if s.custom.is_some() {
+                    s.if_failed = Some(not_local());
+                }
+                out.push(s);
+            }
+            Err(_) => return Err(not_local()),
+        }
     }
     Ok(out)
 }
@@ -499,5 +597,132 @@ runtimes:
                 .is_err()
         );
         assert!(RuntimesFile::parse(": : :").is_err());
+    }
+    /// A local stand-in with fewer versions than standard:7.0, and a `default` for nodejs.
+    const LOCAL: &str = r#"runtimes:
+  python:
+    versions:
+      3.11:
+        commands:
+          - echo "Installing Python version 3.11 ..."
+  nodejs:
+    versions:
+      18:
+        commands:
+          - echo 18
+      default:
+        commands:
+          - install-node $VERSION
+  extra:
+    versions:
+      1:
+        commands:
+          - echo extra
+"#;
+
+    /// What `runtime version` does on the local stand-in of `aws/codebuild/standard:7.0`.
+    fn on_7_0(runtime: &str, version: &str) -> Result<Selected, SelectError> {
+        let cloud = crate::cloud::image("aws/codebuild/standard:7.0").unwrap();
+        let local = RuntimesFile::parse(LOCAL).unwrap();
+        let images = Images {
+            cloud: Some(("aws/codebuild/standard:7.0", &cloud.runtimes)),
+            local: "localbuild/codebuild-standard:1.0",
+        };
+        select_for(
+            images,
+            &local,
+            &[(runtime.into(), version.into())],
+            &no_vars,
+        )
+        .map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn on_a_stand_in_the_cloud_decides_first_then_the_local_image() {
+        // (runtime, version, what happens: the local version, "custom", or the error text)
+        let table: &[(&str, &str, &str)] = &[
+            // Local and cloud have it.
+            ("python", "3.11", "3.11"),
+            ("python", "3.x", "3.11"),
+            ("nodejs", "18", "18"),
+            // The cloud lacks it: the cloud's own message, the cloud's lists.
+            (
+                "python",
+                "2.x",
+                "Unknown runtime version named '2.x' of python. This build image has the following versions: 3.9, 3.10, 3.11, 3.12, 3.13, 3.14",
+            ),
+            (
+                "docker",
+                "20",
+                "Unknown runtime named 'docker'. This build image has the following runtimes: dotnet, golang, java, nodejs, php, python, ruby",
+            ),
+            (
+                "extra",
+                "1",
+                "Unknown runtime named 'extra'. This build image has the following runtimes: dotnet, golang, java, nodejs, php, python, ruby",
+            ),
+            // The cloud has it, the local image does not.
+            (
+                "python",
+                "3.12",
+                "aws/codebuild/standard:7.0 has python 3.12; the local image localbuild/codebuild-standard:1.0 does not have it and cannot get it offline (its python versions: 3.11). Select a version it has, or build an image with python 3.12 and tag it aws/codebuild/standard:7.0 (a local image of that name is always used)",
+            ),
+            (
+                "python",
+                "3.8",
+                "aws/codebuild/standard:7.0 would install python 3.8 at build time; the local image localbuild/codebuild-standard:1.0 does not have it and cannot get it offline (its python versions: 3.11). Select a version it has, or build an image with python 3.8 and tag it aws/codebuild/standard:7.0 (a local image of that name is always used)",
+            ),
+            (
+                "java",
+                "corretto21",
+                "aws/codebuild/standard:7.0 has java corretto21; the local image localbuild/codebuild-standard:1.0 does not have it and cannot get it offline (it has no java). Select a version it has, or build an image with java corretto21 and tag it aws/codebuild/standard:7.0 (a local image of that name is always used)",
+            ),
+            // The cloud has it, the local image's `default` entry tries to install it.
+            ("nodejs", "20", "custom"),
+            ("nodejs", "16.20.2", "custom"),
+        ];
+        for (runtime, version, expected) in table {
+            let got = match on_7_0(runtime, version) {
+                Ok(s) if s.custom.is_some() => "custom".to_owned(),
+                Ok(s) => s.version,
+                Err(e) => e.to_string(),
+            };
+            assert_eq!(&got, expected, "{runtime} {version}");
+        }
+    }
+
+    #[test]
+    fn a_local_default_entry_carries_the_offline_message_for_when_it_fails() {
+        let s = on_7_0("nodejs", "20").unwrap();
+        assert_eq!(s.commands, ["install-node $VERSION"]);
+        let e = s.if_failed.expect("the cloud lists nodejs 20").to_string();
+        assert!(
+            e.starts_with("aws/codebuild/standard:7.0 has nodejs 20; the local image localbuild/codebuild-standard:1.0 does not have it and cannot get it offline (its nodejs versions: 18)"),
+            "{e}"
+        );
+        let e = on_7_0("nodejs", "16")
+            .unwrap()
+            .if_failed
+            .unwrap()
+            .to_string();
+        assert!(e.contains("would install nodejs 16 at build time"), "{e}");
+    }
+
+    #[test]
+    fn without_a_curated_image_the_local_file_alone_decides() {
+        let local = RuntimesFile::parse(LOCAL).unwrap();
+        let images = Images {
+            cloud: None,
+            local: "my/image:1",
+        };
+        let one = |r: &str, v: &str| {
+            select_for(images, &local, &[(r.into(), v.into())], &no_vars).map(|mut v| v.remove(0))
+        };
+        assert_eq!(one("extra", "1").unwrap().version, "1");
+        assert_eq!(
+            one("python", "3.12").unwrap_err().to_string(),
+            "Unknown runtime version named '3.12' of python. This build image has the following versions: 3.11"
+        );
+        assert_eq!(one("nodejs", "20").unwrap().if_failed, None);
     }
 }

@@ -133,16 +133,10 @@ pub const CODEBUILD_STANDARD: Recipe = Recipe {
             0o644,
         ),
         ("install-packages.sh", CB_INSTALL_PACKAGES_SH, 0o755),
-        ("sources.list", SOURCES_LIST, 0o644),
-        (
-            "runtimes.yml",
-            include_str!("../codebuild-standard/runtimes.yml"),
-            0o644,
-        ),
     ],
     label: "codebuild-standard-1.0",
-    summary: "Debian bookworm: Python 3.11, Node.js 18, OpenJDK 17 (corretto17), Maven, Gradle, Go 1.19, Ruby 3.1, PHP 8.2, build-essential, docker CLI, runtimes.yml",
-    build_time: "about 10 minutes",
+    summary: "Debian bookworm: Java corretto11/17 (OpenJDK), Python 3.9/3.11, Node.js 18/20/22/24, Go 1.19/1.21-1.26, Ruby 3.1, PHP 8.2, Maven, Gradle, yarn, gpg, xvfb, sudo, build-essential, docker CLI, runtimes.yml",
+    build_time: "about 20 minutes and 4 GB",
     stands_in_for: AWS_NAMES,
 };
 
@@ -533,6 +527,12 @@ async fn debootstrap_base(
     tokio::fs::write(&script, recipe.install_script)
         .await
         .map_err(|e| ImageError::io(format!("writing {}", script.display()), e))?;
+    // pip in the chroot (registry packages of the recipe) trusts what the host trusts: the
+    // host's CA bundle, for the build only (the script's cleanup removes /tmp).
+    let host_ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if host_ca.is_file() {
+        let _ = tokio::fs::copy(host_ca, rootfs.join("tmp/localbuild-host-ca.crt")).await;
+    }
     let chroot = find_program("chroot").unwrap_or_else(|| "chroot".into());
     let mut cmd = match find_program("unshare") {
         Some(unshare) => {
@@ -787,49 +787,72 @@ mod tests {
         assert!(!line.contains("  "), "{line}");
     }
 
-    /// The standard recipe's runtimes.yml is in AWS's format, uses CodeBuild's runtime names,
-    /// and lists exactly the versions its Dockerfile checks are installed.
+    /// The versions the CodeBuild-like recipe carries (install-packages.sh's `VERSIONS`, one
+    /// line each): CodeBuild's runtime names, each version one that aws/codebuild/standard:7.0
+    /// selects (listed, or installed by its `default` entry), each runtime's packages known.
     #[test]
-    fn the_standard_runtimes_yml_lists_exactly_the_checked_versions() {
-        use localbuild_engine::buildspec::runtimes::RuntimesFile;
-        let text = CODEBUILD_STANDARD
-            .context
-            .iter()
-            .find(|(n, ..)| *n == "runtimes.yml")
-            .map(|(_, t, _)| *t)
-            .unwrap();
-        let file = RuntimesFile::parse(text).unwrap();
-        let got: Vec<(String, Vec<String>)> = file
-            .runtimes
-            .iter()
-            .map(|r| (r.name.clone(), r.version_names()))
+    fn the_standard_recipes_versions_are_ones_the_cloud_image_selects() {
+        use localbuild_engine::buildspec::{cloud, runtimes};
+        let script = CB_INSTALL_PACKAGES_SH;
+        let table = script
+            .split("VERSIONS=\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .expect("a VERSIONS table");
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| !f.is_empty())
             .collect();
-        let want = [
-            (
-                "java",
-                "corretto17",
-                "java -version 2>&1 | grep -q 'version \"17\\.",
-            ),
-            (
-                "python",
-                "3.11",
-                "python3 --version | grep -q '^Python 3\\.11\\.'",
-            ),
-            ("nodejs", "18", "node --version | grep -q '^v18\\.'"),
-            ("golang", "1.19", "go version | grep -q ' go1\\.19'"),
-            ("ruby", "3.1", "ruby --version | grep -q '^ruby 3\\.1\\.'"),
-            ("php", "8.2", "php --version | grep -q '^PHP 8\\.2\\.'"),
-        ];
-        let expected: Vec<(String, Vec<String>)> = want
-            .iter()
-            .map(|(r, v, _)| ((*r).to_owned(), vec![(*v).to_owned()]))
-            .collect();
-        assert_eq!(got, expected);
+        assert!(lines.len() >= 17, "{lines:?}");
+        let seven = cloud::image("aws/codebuild/standard:7.0").unwrap();
+        let none = |_: &str| None;
+        for f in &lines {
+            let [runtime, version, source] = f[..] else {
+                panic!("not `runtime version source`: {f:?}")
+            };
+            let req = [(runtime.to_owned(), version.to_owned())];
+            runtimes::select(&seven.runtimes, &req, &none)
+                .unwrap_or_else(|e| panic!("{runtime} {version}: {e}"));
+            assert!(
+                [
+                    "bookworm",
+                    "bookworm-backports",
+                    "bullseye",
+                    "trixie",
+                    "trixie-backports",
+                    "pypi"
+                ]
+                .contains(&source),
+                "{f:?}: the script's sources.list has no {source}"
+            );
+            assert!(
+                script.contains(&format!("        {runtime}) ")),
+                "install-packages.sh has no packages for {runtime}"
+            );
+        }
         let dockerfile = CODEBUILD_STANDARD.context[0].1;
-        for (_, _, check) in want {
+        for check in [
+            "python3 --version | grep -q '^Python 3\\.11\\.'",
+            "java -version 2>&1 | grep -q 'version \"17\\.",
+            "node --version | grep -q '^v18\\.'",
+        ] {
             assert!(dockerfile.contains(check), "the Dockerfile lacks {check}");
         }
-        assert!(dockerfile.contains("COPY runtimes.yml /codebuild/image/config/runtimes.yml"));
+        assert!(
+            !dockerfile.contains("COPY runtimes.yml"),
+            "runtimes.yml is written by the script"
+        );
+    }
+
+    /// The small image's hints quote the CodeBuild-like image's first-build cost.
+    #[test]
+    fn the_hints_quote_the_standard_images_build_cost() {
+        assert_eq!(
+            localbuild_engine::hints::STANDARD_IMAGE_COST,
+            CODEBUILD_STANDARD.build_time
+        );
+        assert!(stand_in_for(localbuild_engine::hints::SUGGESTED_IMAGE).is_some());
     }
 
     #[test]

@@ -6,6 +6,27 @@
 //! come before general ones (the `docker` rule before "exit status 127"). Adding a rule is
 //! one entry in the table. The engine writes the hint as an agent line (`Hint: …`) after the
 //! failed phase's context line; it is never part of the CodeBuild record.
+//!
+//! The small default image (`localbuild/standard:1.0`) lacks the runtimes of CodeBuild's
+//! images: a command it does not have but the CodeBuild-like image does ([`CODEBUILD_TOOLS`]),
+//! and a `runtime-versions` selection ([`runtime_versions_hint`]), get a hint naming
+//! `-i aws/codebuild/standard:7.0` (or the curated image whose list has the version) and
+//! what the first build of its stand-in costs.
+
+use crate::buildspec::{cloud, runtimes};
+
+/// The first build of the CodeBuild-like stand-in, as measured (the recipe's `build_time`).
+pub const STANDARD_IMAGE_COST: &str = "about 20 minutes and 4 GB";
+
+/// The curated image named by the small image's hints.
+pub const SUGGESTED_IMAGE: &str = "aws/codebuild/standard:7.0";
+
+/// Commands the CodeBuild-like image has and the small default image lacks.
+pub const CODEBUILD_TOOLS: &[&str] = &[
+    "npm", "npx", "node", "yarn", "pip", "pip3", "pytest", "mvn", "gradle", "java", "javac", "go",
+    "gofmt", "ruby", "gem", "bundle", "php", "composer", "make", "gcc", "g++", "cc", "jq", "gpg",
+    "sudo", "xvfb-run", "wget",
+];
 
 /// What is known about a failed command.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +61,7 @@ pub const RULES: &[Rule] = &[
     Rule { any_of: &["no basic auth credentials", "unauthorized", "denied: requested access"], exit: None, when: is_push, hint: login_hint },
     Rule { any_of: &["Syntax error: redirection unexpected", "[[: not found", "Bad substitution", "bad substitution"], exit: None, when: default_shell, hint: |_| "the image's /bin/sh is dash or ash, not bash: set `env: shell: bash` in the buildspec (or use POSIX sh syntax)".into() },
     Rule { any_of: &["unable to find user"], exit: Some(126), when: always, hint: |f| format!("run-as names a user that image {} does not have: create it in the image, or drop run-as", f.image) },
+    Rule { any_of: &[": not found", "command not found"], exit: Some(127), when: |f| missing_codebuild_tool(f).is_some(), hint: codebuild_tool_hint },
     Rule { any_of: &[], exit: Some(127), when: always, hint: |f| format!("command not found in image {}: install it in the install phase or use an image that has it", f.image) },
 ];
 
@@ -53,6 +75,60 @@ pub fn hint(facts: &Facts) -> Option<String> {
                 && (r.when)(facts)
         })
         .map(|r| (r.hint)(facts))
+}
+
+/// The hint for a `runtime-versions` selection on an image without `runtimes.yml`: on the
+/// default image, the curated image to use instead (the first of standard:7.0, 8.0, 6.0, 5.0
+/// that lists every selected version, else standard:7.0).
+pub fn runtime_versions_hint(image: &str, requested: &[(String, String)]) -> Option<String> {
+    if image != crate::DEFAULT_IMAGE {
+        return None;
+    }
+    let none = |_: &str| None;
+    let lists_all = |name: &str| {
+        cloud::image(name).is_some_and(|c| {
+            runtimes::select(&c.runtimes, requested, &none)
+                .is_ok_and(|s| s.iter().all(|s| s.custom.is_none()))
+        })
+    };
+    let suggested = [
+        SUGGESTED_IMAGE,
+        "aws/codebuild/standard:8.0",
+        "aws/codebuild/standard:6.0",
+        "aws/codebuild/standard:5.0",
+    ]
+    .into_iter()
+    .find(|n| lists_all(n))
+    .unwrap_or(SUGGESTED_IMAGE);
+    Some(format!(
+        "{image} has no runtimes to select: run with -i {suggested}, whose local stand-in \
+         has CodeBuild's runtimes (built on first use: {STANDARD_IMAGE_COST}, once)"
+    ))
+}
+
+/// The command of [`CODEBUILD_TOOLS`] the output says is not found, on the default image.
+fn missing_codebuild_tool(f: &Facts) -> Option<&'static str> {
+    if f.image != crate::DEFAULT_IMAGE {
+        return None;
+    }
+    f.output.lines().find_map(|l| {
+        let l = l.trim_end();
+        let before = l
+            .strip_suffix(": not found")
+            .or_else(|| l.strip_suffix(": command not found"))?;
+        let word = before.rsplit([' ', ':']).next()?;
+        CODEBUILD_TOOLS.iter().copied().find(|t| *t == word)
+    })
+}
+
+fn codebuild_tool_hint(f: &Facts) -> String {
+    let tool = missing_codebuild_tool(f).unwrap_or("the command");
+    format!(
+        "{} has no {tool}; CodeBuild's images do: run with -i {SUGGESTED_IMAGE} (its local \
+         stand-in is built on first use: {STANDARD_IMAGE_COST}, once), or install {tool} in \
+         the install phase",
+        f.image
+    )
 }
 
 fn always(_: &Facts) -> bool {
@@ -191,5 +267,56 @@ mod tests {
     fn ordinary_failures_have_no_hint() {
         assert_eq!(hint(&facts("tests failed\n", 1)), None);
         assert_eq!(hint(&facts("", 2)), None);
+    }
+
+    fn on_default_image(output: &str) -> Facts<'_> {
+        Facts {
+            image: crate::DEFAULT_IMAGE,
+            ..facts(output, 127)
+        }
+    }
+
+    #[test]
+    fn a_codebuild_tool_missing_from_the_default_image_names_the_codebuild_image() {
+        for (out, tool) in [
+            ("/bin/sh: 1: npm: not found\n", "npm"),
+            ("sh: pip: not found\n", "pip"),
+            ("bash: line 1: mvn: command not found\n", "mvn"),
+            ("/codebuild/output/tmp/script.sh: 4: go: not found\n", "go"),
+        ] {
+            let h = hint(&on_default_image(out)).unwrap();
+            assert!(h.contains(&format!("has no {tool};")), "{out}: {h}");
+            assert!(h.contains("-i aws/codebuild/standard:7.0"), "{h}");
+            assert!(h.contains(STANDARD_IMAGE_COST), "{h}");
+        }
+        // Not a CodeBuild tool, or another image: the general hint.
+        let h = hint(&on_default_image("sh: terraform: not found\n")).unwrap();
+        assert!(h.starts_with("command not found in image"), "{h}");
+        let h = hint(&facts("sh: npm: not found\n", 127)).unwrap();
+        assert!(h.starts_with("command not found in image"), "{h}");
+    }
+
+    #[test]
+    fn runtime_versions_on_the_default_image_name_the_image_that_lists_them() {
+        let req = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let h = runtime_versions_hint(crate::DEFAULT_IMAGE, &req(&[("python", "3.12")])).unwrap();
+        assert!(h.contains("-i aws/codebuild/standard:7.0,"), "{h}");
+        assert!(h.contains(STANDARD_IMAGE_COST), "{h}");
+        let h = runtime_versions_hint(crate::DEFAULT_IMAGE, &req(&[("nodejs", "14")])).unwrap();
+        assert!(h.contains("-i aws/codebuild/standard:5.0,"), "{h}");
+        let h = runtime_versions_hint(
+            crate::DEFAULT_IMAGE,
+            &req(&[("nodejs", "16"), ("java", "corretto17")]),
+        )
+        .unwrap();
+        assert!(h.contains("-i aws/codebuild/standard:6.0,"), "{h}");
+        assert_eq!(
+            runtime_versions_hint("my/image:1", &req(&[("python", "3.12")])),
+            None
+        );
     }
 }

@@ -5,11 +5,20 @@
 //! (`Selecting 'nodejs' runtime version '18' based on manual selections...`), and the selected
 //! versions' commands run through the build's shell like buildspec commands (their `export`s
 //! carry over to the phases). An image without the file gets CodeBuild's "not supported by this
-//! build image" line.
+//! build image" line (and, on the small default image, a hint naming the image to use).
+//!
+//! When the build names one of AWS's curated images (`aws/codebuild/standard:7.0`, run here by
+//! its local stand-in), the cloud image's lists ([`crate::buildspec::cloud`]) decide first:
+//! a version the cloud lacks fails with the cloud's message; one only the local image lacks
+//! runs the local `default` entry (an install at build time) or fails saying the cloud has it
+//! and this machine cannot get it offline.
 
 use super::commands::CommandEnd;
 use super::*;
-use crate::buildspec::runtimes::{RUNTIMES_FILE, RuntimesFile, Selected, select, shown_version};
+use crate::buildspec::cloud;
+use crate::buildspec::runtimes::{
+    Images, RUNTIMES_FILE, RuntimesFile, Selected, select_for, shown_version,
+};
 use futures_util::StreamExt as _;
 
 /// Largest `runtimes.yml` read (AWS's are under 10 KiB).
@@ -35,6 +44,10 @@ impl Run {
         }
         let Some(text) = self.read_container_file(RUNTIMES_FILE).await else {
             self.agent("Skipping install of runtimes. Runtime version selection is not supported by this build image");
+            let image = self.local_image().to_owned();
+            if let Some(hint) = crate::hints::runtime_versions_hint(&image, &requested) {
+                self.agent(&format!("Hint: {hint}"));
+            }
             return Ok(Vec::new());
         };
         let failed = |m: String| PhaseError::Failed(PhaseContext::new("YAML_FILE_ERROR", m));
@@ -55,7 +68,19 @@ impl Run {
                 "Selecting '{name}' runtime version '{shown}' based on manual selections..."
             ));
         }
-        select(&file, &requested, &lookup).map_err(|e| failed(e.to_string()))
+        let cloud = cloud::image(&self.req.image);
+        let images = Images {
+            cloud: cloud.map(|c| (self.req.image.as_str(), &c.runtimes)),
+            local: self.local_image(),
+        };
+        select_for(images, &file, &requested, &lookup).map_err(|e| failed(e.to_string()))
+    }
+
+    /// The image that runs the build: the stand-in, or the image asked for.
+    fn local_image(&self) -> &str {
+        self.stand_in
+            .as_ref()
+            .map_or(self.req.image.as_str(), |s| s.image.as_str())
     }
 
     /// Run the selected versions' commands, each logged like a buildspec command, as the
@@ -76,12 +101,18 @@ impl Run {
                 match self.run_command(spec, None, cmd).await {
                     CommandEnd::Ok => {}
                     CommandEnd::Failed { code, .. } => {
-                        return Err(PhaseError::Failed(PhaseContext::new(
-                            "COMMAND_EXECUTION_ERROR",
-                            format!(
-                                "Error while executing command: {cmd}. Reason: exit status {code}"
+                        // A version the cloud image has that the local `default` entry could
+                        // not install: say so, not only which command failed.
+                        let context = match &s.if_failed {
+                            Some(e) => PhaseContext::new("YAML_FILE_ERROR", e.to_string()),
+                            None => PhaseContext::new(
+                                "COMMAND_EXECUTION_ERROR",
+                                format!(
+                                    "Error while executing command: {cmd}. Reason: exit status {code}"
+                                ),
                             ),
-                        )));
+                        };
+                        return Err(PhaseError::Failed(context));
                     }
                     CommandEnd::Interrupted(i) => return Err(PhaseError::Interrupted(i)),
                     CommandEnd::Fault(m) => {
