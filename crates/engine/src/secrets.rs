@@ -343,8 +343,41 @@ mod tests {
         assert_eq!(r("workshop/hub:port").unwrap(), "5432");
         assert_eq!(r("workshop/hub:username:AWSCURRENT").unwrap(), "u");
         assert!(r("workshop/hub:nokey").unwrap_err().contains("nokey"));
-        assert!(r("workshop/plain:k").unwrap_err().contains("not JSON"));
+        assert!(
+            r("workshop/plain:k")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
         assert!(r("nothere").unwrap_err().contains("nothere"));
+    }
+
+    #[test]
+    fn missing_references_are_named_together_with_each_services_text() {
+        let f = file();
+        let mut m = Missing::default();
+        assert_eq!(m.context(), None);
+        for (var, id) in [("A", "gone/a"), ("B", "workshop/plain"), ("C", "gone/c")] {
+            if let Err(e) = f.lookup_secret(&parse_secret_ref(id).unwrap()) {
+                m.push(var, e);
+            }
+        }
+        let (code, msg) = m.context().unwrap();
+        assert_eq!(code, "Secrets Manager Error");
+        assert!(
+            msg.starts_with("ResourceNotFoundException: Secrets Manager can't find the specified secret: gone/a (variable A), gone/c (variable C)"),
+            "{msg}"
+        );
+        m.push("P", f.lookup_parameter("/nope").unwrap_err());
+        let (code, msg) = m.context().unwrap();
+        assert_eq!(code, "Decrypted Variables Error");
+        assert!(
+            msg.starts_with("parameter does not exist: /nope (variable P)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("; Secrets Manager Error: ResourceNotFoundException"),
+            "{msg}"
+        );
     }
 
     #[test]
