@@ -18,7 +18,7 @@ say() { printf '\n==> %s\n' "$*"; }
 
 say "cargo build --release (the first compile takes several minutes: about 10 on a 2-core machine, over 20 when it is busy; cargo shows its progress; later runs take seconds)"
 cargo build --release --locked
-LB=target/release/localbuild
+LB=${CARGO_TARGET_DIR:-target}/release/localbuild
 AWS=aws
 [ -x .venv/bin/aws ] && AWS=.venv/bin/aws
 
