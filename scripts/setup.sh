@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Prepare this machine for localbuild and its tests (Debian/Ubuntu, as root): install the
-# packages, start a Docker daemon if none answers, and build the tiny test images.
-# Idempotent; a second run does nothing but check.
+# Prepare this machine for localbuild (Debian/Ubuntu, as root): install the packages, start a
+# Docker daemon if none answers, and build the tiny test images. `--tests` also installs what
+# only the test suite needs (Chromium and chromedriver for the console's browser tests); CI
+# (.ci/run) passes it. Idempotent; a second run does nothing but check.
+#   scripts/setup.sh            # to run localbuild and the quick start (scripts/tutorial.sh)
+#   scripts/setup.sh --tests    # also to run `cargo test`
 set -euo pipefail
+tests=false
+for arg in "$@"; do
+    case $arg in
+        --tests) tests=true ;;
+        *) echo "scripts/setup.sh: unknown argument $arg (usage: scripts/setup.sh [--tests])" >&2; exit 2 ;;
+    esac
+done
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,9 +23,12 @@ fi
 
 # docker-registry + apache2-utils (htpasswd): the registry tests; busybox-static, bash-static
 # and file: the test images; debootstrap: the offline base of localbuild/standard;
-# chromium + chromium-driver: the web console's browser tests (WebDriver);
-# docker.io only when no daemon answers (a static docker CLI may already be installed).
-packages=(docker-registry busybox-static bash-static apache2-utils debootstrap file chromium chromium-driver)
+# docker.io only when no daemon answers (a static docker CLI may already be installed);
+# with --tests, chromium + chromium-driver: the web console's browser tests (WebDriver).
+packages=(docker-registry busybox-static bash-static apache2-utils debootstrap file)
+if $tests; then
+    packages+=(chromium chromium-driver)
+fi
 if ! docker info >/dev/null 2>&1 </dev/null && ! command -v dockerd >/dev/null 2>&1; then
     packages+=(docker.io)
 fi

@@ -10,26 +10,26 @@
 #      one by itself, the registry's digest of app:latest moving and the new page served.
 # Needs scripts/setup.sh first (Docker, test images, docker-registry, the aws CLI in .venv).
 # The first build makes the default image localbuild/standard:1.0 (about a minute, offline).
+# Everything it makes (builds, projects, the connection, the pipeline) goes to its own
+# LOCALBUILD_HOME in a temporary folder, removed at the end: your own history is not touched.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-cargo build --release --locked --quiet
-LB=target/release/localbuild
-AWS=aws
-[ -x .venv/bin/aws ] && AWS=.venv/bin/aws
 say() { printf '\n==> %s\n' "$*"; }
 
-say "localbuild run -s buildspecs -b buildspecs/hello.yml"
-"$LB" run -s buildspecs -b buildspecs/hello.yml </dev/null
+say "cargo build --release (the first compile takes several minutes: about 10 on a 2-core machine, over 20 when it is busy; cargo shows its progress; later runs take seconds)"
+cargo build --release --locked
+LB=${CARGO_TARGET_DIR:-target}/release/localbuild
+AWS=aws
+[ -x .venv/bin/aws ] && AWS=.venv/bin/aws
 
-say "localbuild serve (a local CodeBuild endpoint)"
 work=$(mktemp -d)
-serve_out=$work/serve.log
+export LOCALBUILD_HOME=$work/home
+serve_pid=
 registry_pid=
 cleanup() {
     local status=$?
     set +e
-    kill -TERM $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null
+    [ -n "$serve_pid" ] && { kill -TERM $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null; }
     [ -n "$registry_pid" ] && { kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null; }
     # The deployed app and the images the builds tagged in this daemon.
     docker ps -aq --filter label=localbuild.ecs-service=local/tutorial-web | xargs -r docker rm -f >/dev/null
@@ -38,7 +38,19 @@ cleanup() {
     exit $status
 }
 trap cleanup EXIT
-"$LB" serve --listen 127.0.0.1:0 --git-root "$work/git" >"$serve_out" 2>&1 </dev/null &
+
+say "localbuild run -s buildspecs -b buildspecs/hello.yml   (LOCALBUILD_HOME=$LOCALBUILD_HOME)"
+"$LB" run -s buildspecs -b buildspecs/hello.yml </dev/null
+
+say "localbuild serve (a local CodeBuild endpoint; secrets from $work/secrets.yml)"
+serve_out=$work/serve.log
+# The registry's password, kept as a Secrets Manager secret (the build reads it through a
+# SECRETS_MANAGER project variable), never as a plain project variable.
+reg_password=pw-$RANDOM$RANDOM
+python3 -c 'import json,sys; print(json.dumps({"secrets-manager": {"tutorial/registry": json.dumps({"password": sys.argv[1]})}}))' \
+    "$reg_password" >"$work/secrets.yml"
+chmod 600 "$work/secrets.yml"
+"$LB" serve --listen 127.0.0.1:0 --git-root "$work/git" --secrets-file "$work/secrets.yml" >"$serve_out" 2>&1 </dev/null &
 serve_pid=$!
 for _ in $(seq 100); do
     grep -q '^export AWS_ENDPOINT_URL=' "$serve_out" && break
@@ -86,7 +98,6 @@ say "build $id: $status"
 say "a local registry: docker-registry with htpasswd (bcrypt)"
 reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 REGISTRY=127.0.0.1:$reg_port
-reg_password=pw-$RANDOM$RANDOM
 htpasswd -Bbn tutorial "$reg_password" >"$work/htpasswd"
 cat >"$work/registry.yml" <<YAML
 version: 0.1
@@ -157,10 +168,10 @@ conn=$("$AWS" codestar-connections create-connection --provider-type GitHub --co
 "$AWS" codestar-connections get-connection --connection-arn "$conn" \
     --query 'Connection.[ConnectionName,ConnectionStatus]' --output text
 
-say "aws codebuild create-project --name tutorial-web (privileged: docker build and push)"
+say "aws codebuild create-project --name tutorial-web (privileged: docker build and push; the password from Secrets Manager)"
 "$AWS" codebuild delete-project --name tutorial-web >/dev/null 2>&1 || true
 "$AWS" codebuild create-project --name tutorial-web --source type=CODEPIPELINE --artifacts type=CODEPIPELINE \
-    --environment "$(python3 -c 'import json,sys; print(json.dumps({"type": "LINUX_CONTAINER", "image": "localbuild-test/docker:1", "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": True, "environmentVariables": [{"name": "REGISTRY", "value": sys.argv[1]}, {"name": "REGISTRY_USER", "value": "tutorial"}, {"name": "REGISTRY_PASSWORD", "value": sys.argv[2]}]}))' "$REGISTRY" "$reg_password")" \
+    --environment "$(python3 -c 'import json,sys; print(json.dumps({"type": "LINUX_CONTAINER", "image": "localbuild-test/docker:1", "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": True, "environmentVariables": [{"name": "REGISTRY", "value": sys.argv[1]}, {"name": "REGISTRY_USER", "value": "tutorial"}, {"name": "REGISTRY_PASSWORD", "value": "tutorial/registry:password", "type": "SECRETS_MANAGER"}]}))' "$REGISTRY")" \
     --service-role arn:aws:iam::000000000000:role/local --query 'project.arn' --output text
 
 say "aws codepipeline create-pipeline --cli-input-json file://pipeline.json (Source -> Build -> Deploy)"

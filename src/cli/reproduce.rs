@@ -149,7 +149,8 @@ fn announce(cloud: &CloudBuild, source: &Source) -> String {
             repo.display()
         ),
         Source::Zip { file, .. } => format!(" from {}", file.display()),
-        Source::Dir(d) => format!(" from {}", d.display()),
+        Source::Dir(d) | Source::Pipeline { dir: d, .. } => format!(" from {}", d.display()),
+        Source::Unresolved { location, .. } => format!(" from {location}"),
         Source::None => String::new(),
     };
     format!(

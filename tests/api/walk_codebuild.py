@@ -50,6 +50,8 @@ cb.list_projects(sortBy="NAME", sortOrder="ASCENDING")
 first = cb.start_build(projectName="walk")["build"]["id"]
 until("the build", lambda: cb.batch_get_builds(ids=[first])["builds"][0]["buildComplete"])
 cb.batch_get_builds(ids=[first, "walk:00000000-0000-0000-0000-000000000000"])
+expect_error("InvalidInputException", cb.batch_get_builds, ids=["no-colon"])
+expect_error("InvalidInputException", cb.batch_get_projects, names=["not a name"])
 cb.list_builds()
 cb.list_builds_for_project(projectName="walk", sortOrder="ASCENDING")
 stream = first.split(":", 1)[1]

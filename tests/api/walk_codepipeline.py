@@ -94,6 +94,15 @@ cp.create_pipeline(pipeline=pipeline, tags=[{"key": "team", "value": "a"}])
 cp.get_pipeline(name="walk")
 cp.get_pipeline(name="walk", version=1)
 cp.list_pipelines()
+walk_arn = "arn:aws:codepipeline:us-east-1:000000000000:walk"
+cp.tag_resource(resourceArn=walk_arn, tags=[{"key": "cost", "value": "1"}])
+cp.list_tags_for_resource(resourceArn=walk_arn)
+cp.untag_resource(resourceArn=walk_arn, tagKeys=["cost"])
+expect_error("InvalidArnException", cp.list_tags_for_resource, resourceArn="not-an-arn")
+expect_error("ResourceNotFoundException", cp.list_tags_for_resource,
+             resourceArn="arn:aws:codepipeline:us-east-1:000000000000:missing")
+expect_error("InvalidTagsException", cp.tag_resource, resourceArn=walk_arn,
+             tags=[{"key": "aws:x", "value": "1"}])
 
 
 def waiting_token():

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 // Plain HTTP
 
 /// An HTTP response, as read from the socket.
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -62,7 +62,7 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &s
     }
 }
 
-fn get(addr: &str, path: &str) -> Reply {
+pub(crate) fn get(addr: &str, path: &str) -> Reply {
     http(addr, "GET", path, &[], "")
 }
 

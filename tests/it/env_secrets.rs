@@ -143,7 +143,13 @@ fn a_missing_reference_fails_download_source_before_any_command() {
     .run();
     assert_eq!(r.code, 1);
     let (code, msg) = r.context("DOWNLOAD_SOURCE");
-    assert_eq!(code, "Decrypted Variables Error");
+    assert_eq!(code, "Secrets Manager Error");
+    assert!(
+        msg.starts_with(
+            "ResourceNotFoundException: Secrets Manager can't find the specified secret"
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("workshop/absent"), "{msg}");
     assert!(!r.stdout.contains("should-not-run"));
     assert!(!r.phase_list().iter().any(|p| p.starts_with("INSTALL")));

@@ -1971,3 +1971,232 @@ fn parallel_executions_run_their_builds_side_by_side() {
         });
     }
 }
+
+/// A pipeline may name a repository that does not exist yet, as in the cloud: CreatePipeline
+/// accepts it, the source action fails at run time naming the local paths looked at and the
+/// setting that maps them, and once the repository is under the git root an execution succeeds.
+#[test]
+fn a_pipeline_source_that_does_not_exist_yet_fails_at_run_time_not_at_create() {
+    let s = Serve::start(&[]);
+    let conn = connection(&s);
+    inline_project(&s, "later-build", &["echo built"]);
+    let d = staged("later", &conn, "later", "later-build", false);
+    s.ok(&[
+        "codepipeline",
+        "create-pipeline",
+        "--cli-input-json",
+        &write_json(s.home.path(), &d),
+    ]);
+    let first = first_execution(&s, "later");
+    let e = wait_execution(&s, "later", &first, "to end", |e| {
+        e["status"] != "InProgress"
+    });
+    assert_eq!(e["status"], "Failed", "{e:#}");
+    let st = state(&s, "later");
+    let latest = &stage(&st, "Source")["actionStates"][0]["latestExecution"];
+    assert_eq!(latest["status"], "Failed", "{st:#}");
+    let msg = latest["errorDetails"]["message"].as_str().unwrap();
+    let root = s.home.path().join("git");
+    assert!(
+        msg.contains(&root.join("acme/later").display().to_string()),
+        "{msg}"
+    );
+    assert!(msg.contains("--git-root"), "{msg}");
+
+    plain_repo(&s, "later");
+    s.ok(&[
+        "codepipeline",
+        "start-pipeline-execution",
+        "--name",
+        "later",
+    ]);
+    wait_for("an execution of the new repository to succeed", 180, || {
+        executions(&s, "later")
+            .into_iter()
+            .find(|e| e["status"] == "Succeeded")
+    });
+
+    // The build shows CODEPIPELINE and its input artifact everywhere: the API, build.json,
+    // `localbuild builds show` and the console (never NO_SOURCE and a deleted temporary folder).
+    let st = state(&s, "later");
+    let build_id = stage(&st, "Build")["actionStates"][0]["latestExecution"]["externalExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = s.build(&build_id);
+    assert_eq!(b["source"]["type"], "CODEPIPELINE", "{b:#}");
+    let location = b["source"]["location"].as_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("arn:aws:s3:::artifacts/"),
+        "{location}"
+    );
+    let shown: Value =
+        serde_json::from_str(&cli(&s, &["builds", "show", &build_id, "--json"])).unwrap();
+    assert_eq!(shown["source"]["type"], "CODEPIPELINE", "{shown:#}");
+    assert_eq!(shown["source"]["location"], location.as_str(), "{shown:#}");
+    let table = cli(&s, &["builds", "show", &build_id]);
+    assert!(!table.contains("NO_SOURCE"), "{table}");
+    let number = b["buildNumber"].as_u64().unwrap();
+    let saved = s
+        .home
+        .path()
+        .join(format!("builds/later-build/{number}/build.json"));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(saved["source"]["type"], "CODEPIPELINE", "{saved:#}");
+    assert_eq!(saved["source"]["location"], location.as_str(), "{saved:#}");
+    let page = crate::console::get(
+        &s.addr,
+        &format!("/builds/{}", build_id.replace(':', "%3A")),
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CODEPIPELINE"), "{}", page.body);
+    assert!(page.body.contains(&location), "{}", page.body);
+    assert!(!page.body.contains("NO_SOURCE"), "{}", page.body);
+}
+
+/// Tags round-trip as in the cloud: a CodeBuild project's through CreateProject, UpdateProject
+/// and BatchGetProjects; a pipeline's through CreatePipeline, TagResource, UntagResource and
+/// ListTagsForResource, with CodePipeline's errors for a bad ARN, a missing pipeline and a bad
+/// tag.
+#[test]
+fn project_and_pipeline_tags_round_trip() {
+    let s = Serve::start(&[]);
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    let created = s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "tagged",
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": "version: 0.2\nphases:\n  build:\n    commands: [true]\n"}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+        "--tags",
+        "key=team,value=web",
+        "key=env,value=dev",
+    ]);
+    let both = json!([{"key": "team", "value": "web"}, {"key": "env", "value": "dev"}]);
+    assert_eq!(created["project"]["tags"], both);
+    let got = s.ok(&["codebuild", "batch-get-projects", "--names", "tagged"]);
+    assert_eq!(got["projects"][0]["tags"], both);
+    s.ok(&[
+        "codebuild",
+        "update-project",
+        "--name",
+        "tagged",
+        "--tags",
+        "key=team,value=api",
+    ]);
+    let got = s.ok(&["codebuild", "batch-get-projects", "--names", "tagged"]);
+    assert_eq!(
+        got["projects"][0]["tags"],
+        json!([{"key": "team", "value": "api"}])
+    );
+    let err = s
+        .aws(&[
+            "codebuild",
+            "update-project",
+            "--name",
+            "tagged",
+            "--tags",
+            "key=aws:x,value=1",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("InvalidInputException") && err.contains("aws:"),
+        "{err}"
+    );
+
+    let conn = connection(&s);
+    let mut d = staged("tags", &conn, "absent", "tagged", false);
+    d["tags"] = json!([{"key": "owner", "value": "me"}]);
+    let out = s.ok(&[
+        "codepipeline",
+        "create-pipeline",
+        "--cli-input-json",
+        &write_json(s.home.path(), &d),
+    ]);
+    assert_eq!(out["tags"], json!([{"key": "owner", "value": "me"}]));
+    let arn = "arn:aws:codepipeline:us-east-1:000000000000:tags";
+    let list = || {
+        s.ok(&[
+            "codepipeline",
+            "list-tags-for-resource",
+            "--resource-arn",
+            arn,
+        ])["tags"]
+            .clone()
+    };
+    assert_eq!(list(), json!([{"key": "owner", "value": "me"}]));
+    s.ok(&[
+        "codepipeline",
+        "tag-resource",
+        "--resource-arn",
+        arn,
+        "--tags",
+        "key=owner,value=you",
+        "key=cost,value=42",
+    ]);
+    assert_eq!(
+        list(),
+        json!([{"key": "owner", "value": "you"}, {"key": "cost", "value": "42"}])
+    );
+    s.ok(&[
+        "codepipeline",
+        "untag-resource",
+        "--resource-arn",
+        arn,
+        "--tag-keys",
+        "owner",
+        "nothing",
+    ]);
+    assert_eq!(list(), json!([{"key": "cost", "value": "42"}]));
+
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "list-tags-for-resource",
+            "--resource-arn",
+            "not-an-arn",
+        ])
+        .unwrap_err();
+    assert!(err.contains("InvalidArnException"), "{err}");
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "list-tags-for-resource",
+            "--resource-arn",
+            "arn:aws:codepipeline:us-east-1:000000000000:nope",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("ResourceNotFoundException") && err.contains("nope"),
+        "{err}"
+    );
+    let err = s
+        .aws(&[
+            "codepipeline",
+            "tag-resource",
+            "--resource-arn",
+            arn,
+            "--tags",
+            "key=aws:reserved,value=1",
+        ])
+        .unwrap_err();
+    assert!(err.contains("InvalidTagsException"), "{err}");
+    // Deleting the pipeline deletes its tags: a new pipeline of that name starts with none.
+    s.ok(&["codepipeline", "delete-pipeline", "--name", "tags"]);
+    let mut d = staged("tags", &conn, "absent", "tagged", false);
+    d.as_object_mut().unwrap().remove("tags");
+    s.ok(&[
+        "codepipeline",
+        "create-pipeline",
+        "--cli-input-json",
+        &write_json(s.home.path(), &d),
+    ]);
+    assert_eq!(list(), json!([]));
+}

@@ -776,6 +776,81 @@ fn serve_answers_errors_as_codebuild() {
     assert_eq!(body["__type"], "RequestEntityTooLargeException");
 }
 
+/// BatchGetBuilds, BatchGetBuildBatches and BatchGetProjects refuse a malformed id or name with
+/// CodeBuild's `InvalidInputException`, naming the entry; a well-formed one that names nothing
+/// is "not found", as in the cloud.
+#[test]
+fn malformed_ids_in_batch_gets_are_invalid_input() {
+    let s = Serve::start(&[]);
+    let refused = |args: &[&str], needle: &str| {
+        let err = s.aws(args).unwrap_err();
+        assert!(err.contains("InvalidInputException"), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    for bad in [
+        "no-colon",
+        "bad name:1234",
+        "arn:aws:codebuild:us-east-1:000000000000:project/app",
+    ] {
+        refused(
+            &["codebuild", "batch-get-builds", "--ids", bad],
+            "Invalid build ID provided",
+        );
+        refused(
+            &["codebuild", "batch-get-builds", "--ids", "app:1", bad],
+            bad,
+        );
+        refused(
+            &["codebuild", "batch-get-build-batches", "--ids", bad],
+            "Invalid build batch ID provided",
+        );
+    }
+    let out = s.ok(&[
+        "codebuild",
+        "batch-get-builds",
+        "--ids",
+        "app:0f1e2d3c-0000-4000-8000-000000000000",
+        "arn:aws:codebuild:us-east-1:000000000000:build/app:1",
+    ]);
+    assert_eq!(
+        out["buildsNotFound"],
+        json!(["app:0f1e2d3c-0000-4000-8000-000000000000", "app:1"]),
+        "{out:#}"
+    );
+    let out = s.ok(&["codebuild", "batch-get-build-batches", "--ids", "app:1"]);
+    assert_eq!(out["buildBatchesNotFound"], json!(["app:1"]), "{out:#}");
+
+    s.create_project("app", &["true"]);
+    refused(
+        &[
+            "codebuild",
+            "batch-get-projects",
+            "--names",
+            "app",
+            "not a name",
+        ],
+        "not a name",
+    );
+    refused(
+        &[
+            "codebuild",
+            "batch-get-projects",
+            "--names",
+            "arn:aws:codebuild:us-east-1:000000000000:build/app:1",
+        ],
+        "Invalid project name or ARN",
+    );
+    let out = s.ok(&[
+        "codebuild",
+        "batch-get-projects",
+        "--names",
+        "arn:aws:codebuild:us-east-1:000000000000:project/app",
+        "missing",
+    ]);
+    assert_eq!(out["projects"][0]["name"], "app", "{out:#}");
+    assert_eq!(out["projectsNotFound"], json!(["missing"]), "{out:#}");
+}
+
 #[test]
 fn serve_checks_signatures_with_credentials() {
     let mut s = Serve::with_credentials("AKIDLOCAL", "s3cret");
@@ -855,11 +930,6 @@ fn serve_builds_a_github_project_from_a_local_repository() {
         ])
     };
     create("app", "https://github.com/acme/app.git").expect("create-project");
-    let err = create("nowhere", "https://github.com/acme/nowhere.git").unwrap_err();
-    assert!(
-        err.contains("InvalidInputException") && err.contains("nowhere"),
-        "{err}"
-    );
 
     let started = s.ok(&[
         "codebuild",
@@ -922,6 +992,209 @@ fn serve_builds_a_github_project_from_a_local_repository() {
             .unwrap()
             .contains("no-such-branch"),
         "{download:#}"
+    );
+}
+
+/// The phase `kind` of a build record.
+pub(crate) fn phase<'a>(b: &'a Value, kind: &str) -> &'a Value {
+    b["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["phaseType"] == kind)
+        .unwrap_or_else(|| panic!("no phase {kind}: {b:#}"))
+}
+
+/// As in the cloud, a project may name a repository that does not exist yet (IaC creates the
+/// project first): CreateProject and UpdateProject accept any well-formed location, and a build
+/// fails in DOWNLOAD_SOURCE with CLIENT_ERROR naming the local paths looked at and the setting
+/// that maps them. Once the repository is under the git root, the next build succeeds.
+/// Malformed locations and host paths are still refused at once.
+#[test]
+fn a_project_may_name_a_repository_that_does_not_exist_yet() {
+    let s = Serve::start(&[]);
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    let source = |location: &str| json!({"type": "GITHUB", "location": location}).to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "later",
+        "--source",
+        &source("https://github.com/acme/later.git"),
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    // UpdateProject accepts a location that is not there either, and still checks the form.
+    s.ok(&[
+        "codebuild",
+        "update-project",
+        "--name",
+        "later",
+        "--source",
+        &source("https://github.com/acme/elsewhere.git"),
+    ]);
+    for bad in [
+        "file:///etc",
+        "/etc",
+        "https://github.com/acme/../../x.git",
+        "git@github.com:acme/x.git",
+    ] {
+        let err = s
+            .aws(&[
+                "codebuild",
+                "update-project",
+                "--name",
+                "later",
+                "--source",
+                &source(bad),
+            ])
+            .unwrap_err();
+        assert!(err.contains("InvalidInputException"), "{bad}: {err}");
+    }
+    s.ok(&[
+        "codebuild",
+        "update-project",
+        "--name",
+        "later",
+        "--source",
+        &source("https://github.com/acme/later.git"),
+    ]);
+
+    let id = s.start_build("later")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "FAILED", "{b:#}");
+    assert_eq!(b["currentPhase"], "COMPLETED", "{b:#}");
+    assert_eq!(b["source"]["type"], "GITHUB");
+    assert_eq!(b["source"]["location"], "https://github.com/acme/later.git");
+    let download = phase(&b, "DOWNLOAD_SOURCE");
+    assert_eq!(download["phaseStatus"], "FAILED", "{b:#}");
+    assert_eq!(download["contexts"][0]["statusCode"], "CLIENT_ERROR");
+    let message = download["contexts"][0]["message"].as_str().unwrap();
+    let root = s.home.path().join("git");
+    for looked in ["acme/later", "acme/later.git", "later", "later.git"] {
+        let path = root.join(looked).display().to_string();
+        assert!(message.contains(&path), "{path} in {message}");
+    }
+    assert!(message.contains("--git-root"), "{message}");
+    // No command ran.
+    assert!(
+        !b["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phaseType"] == "BUILD"),
+        "{b:#}"
+    );
+
+    // The repository appears under the git root: the next build finds it.
+    let repo = root.join("acme/later");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo built-from-later\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let id = s.start_build("later")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(
+        b["resolvedSourceVersion"],
+        git(&repo, &["rev-parse", "HEAD"]).as_str()
+    );
+}
+
+/// A build whose buildspec names Parameter Store parameters or Secrets Manager secrets that the
+/// secrets file (`serve --secrets-file`) does not hold fails in DOWNLOAD_SOURCE with CodeBuild's
+/// own status code and text for each service, naming every missing reference at once, the first
+/// in the buildspec first.
+#[test]
+fn missing_parameters_and_secrets_are_named_all_at_once_with_codebuilds_texts() {
+    let home = tempfile::tempdir().unwrap();
+    let secrets = home.path().join("secrets.yml");
+    std::fs::write(
+        &secrets,
+        "parameter-store:\n  /app/present: here\nsecrets-manager:\n  app/db: '{\"user\": \"u\"}'\n",
+    )
+    .unwrap();
+    let s = Serve::start_in(home, &["--secrets-file", secrets.to_str().unwrap()]);
+    let project = |name: &str, env: &str| {
+        let buildspec = format!(
+            "version: 0.2\nenv:\n{env}phases:\n  build:\n    commands:\n      - echo should-not-run\n"
+        );
+        let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+        let environment = json!({"type": "LINUX_CONTAINER", "image": IMAGE, "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+        s.ok(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            name,
+            "--source",
+            &source,
+            "--artifacts",
+            "type=NO_ARTIFACTS",
+            "--environment",
+            &environment,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ]);
+        let id = s.start_build(name)["id"].as_str().unwrap().to_owned();
+        let b = s.wait_complete(&id);
+        assert_eq!(b["buildStatus"], "FAILED", "{b:#}");
+        let download = phase(&b, "DOWNLOAD_SOURCE");
+        assert_eq!(download["phaseStatus"], "FAILED", "{b:#}");
+        assert!(!phases(&b).contains(&"BUILD".to_owned()), "{b:#}");
+        (
+            download["contexts"][0]["statusCode"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            download["contexts"][0]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+
+    // Secrets Manager: every missing secret, in the buildspec's order.
+    let mut env = "  secrets-manager:\n".to_owned();
+    for i in 1..=22 {
+        env.push_str(&format!("    S{i}: app/missing-{i}\n"));
+    }
+    env.push_str("    USER: app/db:user\n");
+    let (code, message) = project("sm", &env);
+    assert_eq!(code, "Secrets Manager Error");
+    assert!(
+        message.starts_with("ResourceNotFoundException: Secrets Manager can't find the specified secret: app/missing-1 (variable S1), app/missing-2 (variable S2)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("app/missing-22 (variable S22)"),
+        "{message}"
+    );
+    assert!(!message.contains("app/db"), "{message}");
+    assert!(message.contains("--secrets-file"), "{message}");
+
+    // Parameter Store: CodeBuild's `parameter does not exist`, every name.
+    let (code, message) = project(
+        "ps",
+        "  parameter-store:\n    A: /app/absent-a\n    P: /app/present\n    B: /app/absent-b\n",
+    );
+    assert_eq!(code, "Decrypted Variables Error");
+    assert!(
+        message.starts_with(
+            "parameter does not exist: /app/absent-a (variable A), /app/absent-b (variable B)"
+        ),
+        "{message}"
     );
 }
 

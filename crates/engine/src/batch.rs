@@ -332,11 +332,16 @@ impl Engine {
                 kind: match &parent.source {
                     Source::Git { kind, .. } => kind.clone(),
                     Source::Zip { .. } => "S3".to_owned(),
+                    Source::Unresolved { kind, .. } => kind.clone(),
+                    Source::Pipeline { .. } => "CODEPIPELINE".to_owned(),
                     _ => "NO_SOURCE".to_owned(),
                 },
                 location: match &parent.source {
                     Source::Dir(d) => d.display().to_string(),
-                    Source::Git { location, .. } | Source::Zip { location, .. } => location.clone(),
+                    Source::Git { location, .. }
+                    | Source::Zip { location, .. }
+                    | Source::Unresolved { location, .. }
+                    | Source::Pipeline { location, .. } => location.clone(),
                     Source::None => String::new(),
                 },
                 git_clone_depth: None,

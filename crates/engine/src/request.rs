@@ -42,6 +42,19 @@ pub enum Source {
     /// A zip file of this machine (an S3 source `BUCKET/KEY.zip`), extracted into a folder the
     /// build owns. `location` is the record's `source.location`.
     Zip { file: PathBuf, location: String },
+    /// A CodePipeline input artifact, unpacked in `dir` and used like [`Source::Dir`]; the
+    /// record's source is `CODEPIPELINE` at `location` (the artifact in the pipeline's artifact
+    /// store, `arn:aws:s3:::BUCKET/KEY`), never the temporary folder.
+    Pipeline { dir: PathBuf, location: String },
+    /// A well-formed location that names nothing on this machine yet (CodeBuild accepts any
+    /// well-formed location and fails the build when it downloads the source): the build fails
+    /// DOWNLOAD_SOURCE with `CLIENT_ERROR` and `reason`, which names the local paths looked at
+    /// and the setting that maps them. `kind` and `location` are the record's `source`.
+    Unresolved {
+        kind: String,
+        location: String,
+        reason: String,
+    },
     /// `NO_SOURCE`: nothing is downloaded; the buildspec must be inline.
     None,
 }
@@ -187,8 +200,10 @@ impl BuildRequest {
     /// the build).
     pub fn source_dir(&self) -> Option<&std::path::Path> {
         match &self.source {
-            Source::Dir(d) => Some(d),
-            Source::Git { .. } | Source::Zip { .. } | Source::None => None,
+            Source::Dir(d) | Source::Pipeline { dir: d, .. } => Some(d),
+            Source::Git { .. } | Source::Zip { .. } | Source::Unresolved { .. } | Source::None => {
+                None
+            }
         }
     }
 

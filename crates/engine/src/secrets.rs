@@ -30,35 +30,131 @@ impl SecretsFile {
 
     /// The value of a Parameter Store parameter.
     pub fn parameter(&self, name: &str) -> Result<String, String> {
-        self.parameter_store.get(name).cloned().ok_or_else(|| {
-            format!("Parameter Store parameter {name} is not in the secrets file (--secrets-file)")
-        })
+        self.lookup_parameter(name).map_err(|e| e.to_string())
+    }
+
+    /// The value of a Parameter Store parameter, or why there is none (typed).
+    pub fn lookup_parameter(&self, name: &str) -> Result<String, SecretError> {
+        self.parameter_store
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SecretError::ParameterNotFound(name.to_owned()))
     }
 
     /// The value a Secrets Manager reference stands for: the whole secret, or one field of a
     /// JSON secret. Version stages and ids are accepted and ignored (there is one version).
     pub fn secret(&self, r: &SecretRef) -> Result<String, String> {
-        let text = self.secrets_manager.get(&r.secret_id).ok_or_else(|| {
-            format!(
-                "Secrets Manager secret {} is not in the secrets file (--secrets-file)",
-                r.secret_id
-            )
-        })?;
+        self.lookup_secret(r).map_err(|e| e.to_string())
+    }
+
+    /// [`SecretsFile::secret`] with a typed error.
+    pub fn lookup_secret(&self, r: &SecretRef) -> Result<String, SecretError> {
+        let text = self
+            .secrets_manager
+            .get(&r.secret_id)
+            .ok_or_else(|| SecretError::SecretNotFound(r.secret_id.clone()))?;
         let Some(key) = &r.json_key else {
             return Ok(text.clone());
         };
-        let json: serde_json::Value = serde_json::from_str(text).map_err(|_| {
-            format!(
-                "Secrets Manager secret {} is not JSON, so it has no key {key} (reference {})",
-                r.secret_id, r.reference
-            )
-        })?;
+        let no_key = || SecretError::NoJsonKey {
+            secret_id: r.secret_id.clone(),
+            key: key.clone(),
+        };
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|_| no_key())?;
         match json.get(key) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             Some(v) => Ok(v.to_string()),
-            None => Err(format!(
-                "Secrets Manager secret {} has no JSON key {key} (reference {})",
-                r.secret_id, r.reference
+            None => Err(no_key()),
+        }
+    }
+}
+
+/// Why a Parameter Store or Secrets Manager reference has no value. The texts are CodeBuild's
+/// (`parameter does not exist: NAME`, Secrets Manager's `ResourceNotFoundException`), with where
+/// localbuild looked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("parameter does not exist: {0} (not in the secrets file, --secrets-file)")]
+    ParameterNotFound(String),
+    #[error(
+        "ResourceNotFoundException: Secrets Manager can't find the specified secret: {0} (not in the secrets file, --secrets-file)"
+    )]
+    SecretNotFound(String),
+    #[error(
+        "InvalidRequestException: the secret {secret_id} has no JSON key {key} (the secret is not a JSON object with that key)"
+    )]
+    NoJsonKey { secret_id: String, key: String },
+}
+
+impl SecretError {
+    /// The service whose lookup failed: Parameter Store or Secrets Manager.
+    pub fn is_parameter_store(&self) -> bool {
+        matches!(self, SecretError::ParameterNotFound(_))
+    }
+}
+
+/// Every reference of a build that has no value, in the buildspec's order, and the one phase
+/// context CodeBuild gives for them: `Decrypted Variables Error` for Parameter Store (which
+/// CodeBuild reads first), `Secrets Manager Error` for Secrets Manager.
+#[derive(Debug, Default)]
+pub struct Missing {
+    parameters: Vec<(String, String)>,
+    secrets: Vec<(String, SecretError)>,
+}
+
+impl Missing {
+    /// Record that variable `name`'s reference failed with `e`.
+    pub fn push(&mut self, name: &str, e: SecretError) {
+        match &e {
+            SecretError::ParameterNotFound(p) => self.parameters.push((name.to_owned(), p.clone())),
+            _ => self.secrets.push((name.to_owned(), e)),
+        }
+    }
+
+    /// The phase context's status code and message; `None` when nothing is missing. Each
+    /// service's references are listed together, in order, each with its variable.
+    pub fn context(&self) -> Option<(&'static str, String)> {
+        let parameters = (!self.parameters.is_empty()).then(|| {
+            let names: Vec<String> = self
+                .parameters
+                .iter()
+                .map(|(var, p)| format!("{p} (variable {var})"))
+                .collect();
+            format!(
+                "parameter does not exist: {} (not in the secrets file, --secrets-file)",
+                names.join(", ")
+            )
+        });
+        let secrets = (!self.secrets.is_empty()).then(|| {
+            let not_found: Vec<String> = self
+                .secrets
+                .iter()
+                .filter_map(|(var, e)| match e {
+                    SecretError::SecretNotFound(id) => Some(format!("{id} (variable {var})")),
+                    _ => None,
+                })
+                .collect();
+            let mut parts = vec![];
+            if !not_found.is_empty() {
+                parts.push(format!(
+                    "ResourceNotFoundException: Secrets Manager can't find the specified secret: {} (not in the secrets file, --secrets-file)",
+                    not_found.join(", ")
+                ));
+            }
+            for (var, e) in &self.secrets {
+                if let SecretError::NoJsonKey { .. } = e {
+                    parts.push(format!("{e} (variable {var})"));
+                }
+            }
+            parts.join("; ")
+        });
+        match (parameters, secrets) {
+            (None, None) => None,
+            (Some(p), None) => Some(("Decrypted Variables Error", p)),
+            (None, Some(s)) => Some(("Secrets Manager Error", s)),
+            (Some(p), Some(s)) => Some((
+                "Decrypted Variables Error",
+                format!("{p}; Secrets Manager Error: {s}"),
             )),
         }
     }
@@ -247,8 +343,41 @@ mod tests {
         assert_eq!(r("workshop/hub:port").unwrap(), "5432");
         assert_eq!(r("workshop/hub:username:AWSCURRENT").unwrap(), "u");
         assert!(r("workshop/hub:nokey").unwrap_err().contains("nokey"));
-        assert!(r("workshop/plain:k").unwrap_err().contains("not JSON"));
+        assert!(
+            r("workshop/plain:k")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
         assert!(r("nothere").unwrap_err().contains("nothere"));
+    }
+
+    #[test]
+    fn missing_references_are_named_together_with_each_services_text() {
+        let f = file();
+        let mut m = Missing::default();
+        assert_eq!(m.context(), None);
+        for (var, id) in [("A", "gone/a"), ("B", "workshop/plain"), ("C", "gone/c")] {
+            if let Err(e) = f.lookup_secret(&parse_secret_ref(id).unwrap()) {
+                m.push(var, e);
+            }
+        }
+        let (code, msg) = m.context().unwrap();
+        assert_eq!(code, "Secrets Manager Error");
+        assert!(
+            msg.starts_with("ResourceNotFoundException: Secrets Manager can't find the specified secret: gone/a (variable A), gone/c (variable C)"),
+            "{msg}"
+        );
+        m.push("P", f.lookup_parameter("/nope").unwrap_err());
+        let (code, msg) = m.context().unwrap();
+        assert_eq!(code, "Decrypted Variables Error");
+        assert!(
+            msg.starts_with("parameter does not exist: /nope (variable P)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("; Secrets Manager Error: ResourceNotFoundException"),
+            "{msg}"
+        );
     }
 
     #[test]

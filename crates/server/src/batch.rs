@@ -105,7 +105,7 @@ fn buildspec_bytes(request: &BuildRequest) -> Result<Vec<u8>, ApiError> {
     };
     let rel = inside(&path_in_source)?;
     match &request.source {
-        Source::Dir(d) => localbuild_confine::Root::new(d)
+        Source::Dir(d) | Source::Pipeline { dir: d, .. } => localbuild_confine::Root::new(d)
             .confined("buildspec path", &rel.to_string_lossy())
             .map_err(|e| ApiError::InvalidInput(format!("YAML_FILE_ERROR: {e}")))
             .and_then(|p| std::fs::read(p).map_err(|e| {
@@ -123,6 +123,8 @@ fn buildspec_bytes(request: &BuildRequest) -> Result<Vec<u8>, ApiError> {
                 Err(e) => Err(ApiError::InvalidInput(e.to_string())),
             }
         }
+        // The batch's buildspec is read when it starts: a source that is not here yet fails it.
+        Source::Unresolved { reason, .. } => Err(ApiError::InvalidInput(reason.clone())),
         _ => Err(ApiError::InvalidInput(
             "YAML_FILE_ERROR: a batch build without source needs an inline buildspec (buildspecOverride or the project's source.buildspec)".into(),
         )),
@@ -454,14 +456,21 @@ fn presented(state: &AppState, id: &str) -> Option<Value> {
 
 pub(crate) fn batch_get_build_batches(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: IdsInput = parse(body)?;
-    if input.ids.is_empty() || input.ids.len() > 100 {
-        return Err(ApiError::InvalidInput(
-            "ids must hold 1 to 100 build batch ids".into(),
-        ));
+    // The model allows an empty list (0 to 100 ids).
+    if input.ids.len() > 100 {
+        return Err(ApiError::InvalidInput(format!(
+            "Invalid ids: {} build batch IDs given, at most 100 are allowed",
+            input.ids.len()
+        )));
     }
+    let ids = input
+        .ids
+        .iter()
+        .map(|id| codebuild::checked_id(id, "build-batch"))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut found = vec![];
     let mut not_found = vec![];
-    for id in input.ids.iter().map(|i| batch_id(i)) {
+    for id in ids {
         match presented(&ctx.state, &id) {
             Some(b) => found.push(b),
             None => not_found.push(id),

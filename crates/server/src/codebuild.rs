@@ -120,6 +120,7 @@ struct ProjectInput {
     timeout_in_minutes: Option<i64>,
     queued_timeout_in_minutes: Option<i64>,
     concurrent_build_limit: Option<i64>,
+    tags: Option<Vec<crate::tags::Tag>>,
 }
 
 /// A project as stored.
@@ -183,6 +184,13 @@ fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
     if let Some(src) = &p.source {
         check_source_type(&src.kind)?;
     }
+    if let Some(tags) = &p.tags {
+        crate::tags::check("tags", tags).map_err(|e| match e {
+            crate::tags::TagProblem::Invalid(m) | crate::tags::TagProblem::TooMany(m) => {
+                ApiError::InvalidInput(m)
+            }
+        })?;
+    }
     for s in p.secondary_sources.iter().flatten() {
         check_source_type(&s.kind)?;
         let id = s.source_identifier.as_deref().unwrap_or_default();
@@ -203,8 +211,9 @@ fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A project's source location must resolve to something on this machine (said at
-/// CreateProject, as at StartBuild, with every path looked at).
+/// A project's source location must be well formed and must not name a path on this machine
+/// (CreateProject, UpdateProject); it need not exist yet: a build of a location that resolves
+/// to nothing fails in DOWNLOAD_SOURCE (see [`resolve_source`]).
 fn check_location(ctx: &Ctx, source: Option<&ProjectSource>) -> Result<(), ApiError> {
     match source {
         Some(src) if src.kind != "NO_SOURCE" && src.kind != "CODEPIPELINE" => resolve_source(
@@ -310,6 +319,7 @@ fn create_project(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 fn update_project(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ProjectInput = parse(body)?;
     check_project(&input, false)?;
+    check_location(ctx, input.source.as_ref())?;
     let raw = object(body)?;
     let db = ctx.state.history.db();
     let stored = db
@@ -357,21 +367,23 @@ struct NamesInput {
 
 fn batch_get_projects(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: NamesInput = parse(body)?;
-    if input.names.is_empty() || input.names.len() > 100 {
+    if input.names.is_empty() {
         return Err(ApiError::InvalidInput(
-            "names must hold 1 to 100 project names".into(),
+            "The input project name list cannot be empty.".into(),
         ));
     }
+    if input.names.len() > 100 {
+        return Err(ApiError::InvalidInput(format!(
+            "Invalid names: {} project names given, at most 100 are allowed",
+            input.names.len()
+        )));
+    }
     // Names may also be ARNs.
-    let names: Vec<String> = input
+    let names = input
         .names
         .iter()
-        .map(|n| {
-            n.rsplit_once(":project/")
-                .map_or(n.as_str(), |(_, n)| n)
-                .to_owned()
-        })
-        .collect();
+        .map(|n| checked_project_name(n))
+        .collect::<Result<Vec<String>, _>>()?;
     let found = ctx
         .state
         .history
@@ -392,6 +404,32 @@ fn batch_get_projects(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     Ok(without_empty(
         json!({"projects": projects, "projectsNotFound": not_found}),
     ))
+}
+
+/// A project name given to BatchGetProjects, or its ARN
+/// (`arn:PARTITION:codebuild:REGION:ACCOUNT:project/NAME`): the name, or an
+/// `InvalidInputException` naming the malformed entry.
+fn checked_project_name(given: &str) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::InvalidInput(format!(
+            "Invalid project name or ARN provided: {given:?} in names: expected a project name (letters, digits, - and _, starting with a letter or digit) or a project ARN (arn:aws:codebuild:REGION:ACCOUNT:project/NAME)"
+        ))
+    };
+    let name = if given.starts_with("arn:") {
+        let parts: Vec<&str> = given.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "codebuild", region, account, resource]
+                if !partition.is_empty() && !region.is_empty() && !account.is_empty() =>
+            {
+                resource.strip_prefix("project/").ok_or_else(invalid)?
+            }
+            _ => return Err(invalid()),
+        }
+    } else {
+        given
+    };
+    check_project_name(name).map_err(|_| invalid())?;
+    Ok(name.to_owned())
 }
 
 #[derive(Deserialize, Default)]
@@ -499,6 +537,9 @@ pub(crate) struct StartBuildInput {
 pub(crate) struct PipelineSource {
     /// The primary input artifact, unpacked.
     pub dir: std::path::PathBuf,
+    /// Where the primary input artifact is kept (`arn:aws:s3:::BUCKET/KEY`): the record's
+    /// `source.location`.
+    pub location: String,
     /// The other input artifacts, unpacked: (artifact name, folder).
     pub secondary: Vec<(String, std::path::PathBuf)>,
     /// The pipeline's name: the build's initiator is `codepipeline/<name>`.
@@ -583,8 +624,11 @@ pub(crate) fn stop_for_pipeline(state: &Arc<AppState>, id: &str) {
 }
 
 /// Where a build's source comes from, for the engine: the one place that maps CodeBuild's
-/// source types and locations to this machine (`localbuild_sources::resolve`). A location
-/// that resolves to nothing is an `InvalidInputException` that says where it looked.
+/// source types and locations to this machine (`localbuild_sources::resolve`). A malformed
+/// location, or one naming a path on this machine, is an `InvalidInputException`; a
+/// well-formed one that resolves to nothing is accepted, as the cloud accepts it, as a
+/// [`Source::Unresolved`](localbuild_engine::Source::Unresolved): the build fails in
+/// DOWNLOAD_SOURCE with `CLIENT_ERROR` and the message that says where it looked.
 fn resolve_source(
     roots: &localbuild_sources::Roots,
     kind: &str,
@@ -618,6 +662,13 @@ fn resolve_source(
             location: location.to_owned(),
         }),
         Ok(Resolved::None) => Ok(localbuild_engine::Source::None),
+        Err(e @ localbuild_sources::SourceError::Unresolved { .. }) => {
+            Ok(localbuild_engine::Source::Unresolved {
+                kind: kind.to_owned(),
+                location: location.to_owned(),
+                reason: e.to_string(),
+            })
+        }
         Err(e) => Err(ApiError::InvalidInput(e.to_string())),
     }
 }
@@ -668,11 +719,14 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
         .git_clone_depth_override
         .or(project.source.git_clone_depth);
     let (kind, location) = match &input.pipeline {
-        Some(_) => ("CODEPIPELINE".to_owned(), None),
+        Some(p) => ("CODEPIPELINE".to_owned(), Some(p.location.clone())),
         None => (kind, location),
     };
     let source = match &input.pipeline {
-        Some(p) => localbuild_engine::Source::Dir(p.dir.clone()),
+        Some(p) => localbuild_engine::Source::Pipeline {
+            dir: p.dir.clone(),
+            location: p.location.clone(),
+        },
         None => resolve_source(
             &state.roots,
             &kind,
@@ -1128,15 +1182,25 @@ pub(crate) struct IdsInput {
 
 fn batch_get_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: IdsInput = parse(body)?;
-    if input.ids.is_empty() || input.ids.len() > 100 {
+    if input.ids.is_empty() {
         return Err(ApiError::InvalidInput(
-            "ids must hold 1 to 100 build ids".into(),
+            "The input build ID list cannot be empty.".into(),
         ));
     }
+    if input.ids.len() > 100 {
+        return Err(ApiError::InvalidInput(format!(
+            "Invalid ids: {} build IDs given, at most 100 are allowed",
+            input.ids.len()
+        )));
+    }
+    let ids = input
+        .ids
+        .iter()
+        .map(|id| checked_id(id, "build"))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut builds = vec![];
     let mut not_found = vec![];
-    for id in &input.ids {
-        let id = build_id(id);
+    for id in ids {
         match presented(&ctx.state, &id) {
             Some(b) => builds.push(b),
             None => not_found.push(id),
@@ -1145,6 +1209,48 @@ fn batch_get_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     Ok(without_empty(
         json!({"builds": builds, "buildsNotFound": not_found}),
     ))
+}
+
+/// A build (`kind` `build`) or batch build (`build-batch`) id given to a Batch* operation,
+/// as `PROJECT:ID` or its ARN `arn:PARTITION:codebuild:REGION:ACCOUNT:KIND/PROJECT:ID`: the
+/// id, or CodeBuild's `InvalidInputException` for a malformed one (an unknown well-formed id is
+/// "not found", not an error).
+pub(crate) fn checked_id(given: &str, kind: &str) -> Result<String, ApiError> {
+    let what = if kind == "build" {
+        "build"
+    } else {
+        "build batch"
+    };
+    let invalid = || {
+        ApiError::InvalidInput(format!(
+            "Invalid {what} ID provided: {given:?} in ids: expected PROJECT:ID or a {what} ARN (arn:aws:codebuild:REGION:ACCOUNT:{kind}/PROJECT:ID)"
+        ))
+    };
+    let id = if given.starts_with("arn:") {
+        let parts: Vec<&str> = given.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "codebuild", region, account, resource]
+                if !partition.is_empty() && !region.is_empty() && !account.is_empty() =>
+            {
+                resource
+                    .strip_prefix(kind)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .ok_or_else(invalid)?
+            }
+            _ => return Err(invalid()),
+        }
+    } else {
+        given
+    };
+    let (project, suffix) = id.split_once(':').ok_or_else(invalid)?;
+    let suffix_ok = !suffix.is_empty()
+        && suffix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if check_project_name(project).is_err() || !suffix_ok {
+        return Err(invalid());
+    }
+    Ok(id.to_owned())
 }
 
 /// A build id, also given as its ARN.
@@ -1419,5 +1525,69 @@ mod tests {
             "p:u-1"
         );
         assert_eq!(build_id("p:u-1"), "p:u-1");
+    }
+
+    #[test]
+    fn malformed_ids_are_refused_and_well_formed_ones_kept() {
+        for (given, id) in [
+            ("p1:u-1", "p1:u-1"),
+            (
+                "arn:aws:codebuild:us-east-1:000000000000:build/p1:u-1",
+                "p1:u-1",
+            ),
+            (
+                "arn:aws-cn:codebuild:cn-north-1:1:build/my_app:0f-9",
+                "my_app:0f-9",
+            ),
+        ] {
+            assert_eq!(
+                checked_id(given, "build").ok().as_deref(),
+                Some(id),
+                "{given}"
+            );
+        }
+        for bad in [
+            "",
+            "nocolon",
+            "p1:",
+            ":u-1",
+            "../x:u",
+            "p1:u/../x",
+            "arn:aws:codebuild:us-east-1:000000000000:project/p1",
+            "arn:aws:codebuild:us-east-1:000000000000:build-batch/p1:u",
+            "arn:aws:s3:::b/p1:u",
+        ] {
+            let err = checked_id(bad, "build").unwrap_err();
+            assert!(
+                matches!(&err, ApiError::InvalidInput(m) if m.contains("Invalid build ID provided")),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(
+            checked_id(
+                "arn:aws:codebuild:us-east-1:0:build-batch/p1:u",
+                "build-batch"
+            )
+            .ok()
+            .as_deref(),
+            Some("p1:u")
+        );
+        assert!(checked_id("arn:aws:codebuild:us-east-1:0:build/p1:u", "build-batch").is_err());
+        assert_eq!(checked_project_name("app").ok().as_deref(), Some("app"));
+        assert_eq!(
+            checked_project_name("arn:aws:codebuild:us-east-1:0:project/app")
+                .ok()
+                .as_deref(),
+            Some("app")
+        );
+        for bad in [
+            "",
+            "a",
+            "a b",
+            "arn:aws:codebuild:us-east-1:0:build/app:u",
+            "arn:x",
+        ] {
+            assert!(checked_project_name(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -81,6 +81,15 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     DuplicatedStopRequest(String),
+    /// CodePipeline: a resource ARN that is not one.
+    #[error("{0}")]
+    InvalidArn(String),
+    /// CodePipeline: a tag key or value that breaks the rules.
+    #[error("{0}")]
+    InvalidTags(String),
+    /// CodePipeline: more than 50 tags on a resource.
+    #[error("{0}")]
+    TooManyTags(String),
     /// The server could not do what was asked (database, Docker): a 500-class fault with a
     /// message, never a crash.
     #[error("{0}")]
@@ -118,6 +127,9 @@ impl ApiError {
             ApiError::Auth { aws_type, .. } => aws_type,
             ApiError::Validation(_) => "ValidationException",
             ApiError::PipelineNameInUse(_) => "PipelineNameInUseException",
+            ApiError::InvalidArn(_) => "InvalidArnException",
+            ApiError::InvalidTags(_) => "InvalidTagsException",
+            ApiError::TooManyTags(_) => "TooManyTagsException",
             ApiError::PipelineNotFound(_) => "PipelineNotFoundException",
             ApiError::PipelineVersionNotFound(_) => "PipelineVersionNotFoundException",
             ApiError::PipelineExecutionNotFound(_) => "PipelineExecutionNotFoundException",

@@ -27,6 +27,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod protocol;
 pub mod queue;
+pub mod tags;
 
 use axum::Router;
 use axum::body::Bytes;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::{SourceError, SourceKind};
 
 const GIT_ROOT_HINT: &str = "set --git-root";
-const S3_ROOT_HINT: &str = "set --s3-root";
+const S3_ROOT_HINT: &str = "S3 locations map to the S3 store, $LOCALBUILD_HOME/s3/BUCKET/KEY";
 
 /// The local folders that stand in for remote source providers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -257,7 +257,10 @@ fn s3_zip_and_folder() {
     let msg = err.to_string();
     let want = e.roots.s3_root.join("bucket/missing.zip");
     assert!(
-        msg.contains(&format!("looked for {} (set --s3-root)", want.display())),
+        msg.contains(&format!(
+            "looked for {} (S3 locations map to the S3 store, $LOCALBUILD_HOME/s3/BUCKET/KEY)",
+            want.display()
+        )),
         "{msg}"
     );
 

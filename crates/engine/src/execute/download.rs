@@ -183,23 +183,22 @@ impl Run {
             }
         };
         let mut resolved = Vec::new();
-        let failed = |name: &str, m: String| {
-            PhaseContext::new(
-                "Decrypted Variables Error",
-                format!("{m} (variable {name})"),
-            )
-        };
+        // Every reference is looked up: a failure names them all, in the buildspec's order.
+        let mut missing = crate::secrets::Missing::default();
         for (name, parameter) in &spec.env.parameter_store {
-            match self.req.secrets.parameter(parameter) {
+            match self.req.secrets.lookup_parameter(parameter) {
                 Ok(v) => resolved.push((name.clone(), v)),
-                Err(m) => loaded.secrets = Err(failed(name, m)),
+                Err(e) => missing.push(name, e),
             }
         }
         for (name, reference) in &spec.env.secrets_manager {
-            match self.req.secrets.secret(reference) {
+            match self.req.secrets.lookup_secret(reference) {
                 Ok(v) => resolved.push((name.clone(), v)),
-                Err(m) => loaded.secrets = Err(failed(name, m)),
+                Err(e) => missing.push(name, e),
             }
+        }
+        if let Some((code, message)) = missing.context() {
+            loaded.secrets = Err(PhaseContext::new(code, message));
         }
         self.hub.set_masker(Masker::new(
             resolved
@@ -223,6 +222,9 @@ impl Run {
     async fn check_out(&mut self) -> Result<(), PhaseContext> {
         if let RequestSource::Zip { file, .. } = &self.req.source {
             return self.unzip(file.clone()).await;
+        }
+        if let RequestSource::Unresolved { reason, .. } = &self.req.source {
+            return Err(PhaseContext::new("CLIENT_ERROR", reason.clone()));
         }
         let RequestSource::Git {
             repo,
@@ -307,9 +309,9 @@ impl Run {
     /// the checkout of a git source (once made).
     fn source_dir(&self) -> Option<&Path> {
         match &self.req.source {
-            RequestSource::Git { .. } | RequestSource::Zip { .. } => {
-                self.checkout.as_ref().map(|c| c.dir.path())
-            }
+            RequestSource::Git { .. }
+            | RequestSource::Zip { .. }
+            | RequestSource::Unresolved { .. } => self.checkout.as_ref().map(|c| c.dir.path()),
             _ => self.req.source_dir(),
         }
     }

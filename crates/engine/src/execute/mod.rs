@@ -116,6 +116,12 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
             version.clone().filter(|v| !v.is_empty()),
         ),
         crate::request::Source::Zip { location, .. } => ("S3", location.clone(), None, None),
+        crate::request::Source::Pipeline { location, .. } => {
+            ("CODEPIPELINE", location.clone(), None, None)
+        }
+        crate::request::Source::Unresolved { kind, location, .. } => {
+            (kind.as_str(), location.clone(), None, None)
+        }
         crate::request::Source::None => ("NO_SOURCE", String::new(), None, None),
     };
     Build {

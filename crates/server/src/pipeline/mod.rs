@@ -103,6 +103,9 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "RetryStageExecution" => retry_stage_execution(ctx, body),
         "DisableStageTransition" => transition(ctx, body, false),
         "EnableStageTransition" => transition(ctx, body, true),
+        "TagResource" => tag_resource(ctx, body),
+        "UntagResource" => untag_resource(ctx, body),
+        "ListTagsForResource" => list_tags_for_resource(ctx, body),
         _ => Err(unknown(crate::protocol::CODEPIPELINE, op)),
     }
 }
@@ -181,14 +184,19 @@ fn create_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         updated: at,
         region: ctx.region.clone(),
     };
+    let tags = match input.tags {
+        None | Some(Value::Null) => vec![],
+        Some(t) => serde_json::from_value::<Vec<crate::tags::Tag>>(t).map_err(|e| {
+            ApiError::Serialization(format!("Invalid tags: expected [{{key, value}}]: {e}"))
+        })?,
+    };
+    crate::tags::check("tags", &tags).map_err(tag_error)?;
     save(state, &decl.name, &stored)?;
+    crate::tags::save(state.history.db(), &decl.name, &tags)?;
     exec::start(ctx, &decl.name, "CreatePipeline", "", vec![])?;
     let mut out = json!({ "pipeline": pipeline });
-    if let Some(t) = input
-        .tags
-        .filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
-    {
-        out["tags"] = t;
+    if !tags.is_empty() {
+        out["tags"] = json!(tags);
     }
     Ok(out)
 }
@@ -279,6 +287,7 @@ fn delete_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let db = state.history.db();
     db.delete_doc(PIPELINE_DOC, &input.name)
         .map_err(ApiError::db)?;
+    crate::tags::save(db, &input.name, &[])?;
     for (key, _) in db
         .list_docs(VERSION_DOC, &format!("{}/", input.name))
         .map_err(ApiError::db)?
@@ -325,6 +334,87 @@ fn page<T: Clone>(
     let items = all.iter().skip(start).take(size).cloned().collect();
     let next = (start + size < all.len()).then(|| (start + size).to_string());
     Ok((items, next))
+}
+
+fn tag_error(p: crate::tags::TagProblem) -> ApiError {
+    match p {
+        crate::tags::TagProblem::Invalid(m) => ApiError::InvalidTags(m),
+        crate::tags::TagProblem::TooMany(m) => ApiError::TooManyTags(m),
+    }
+}
+
+/// The pipeline a `resourceArn` names (`arn:PARTITION:codepipeline:REGION:ACCOUNT:NAME`), which
+/// must exist.
+fn tagged_pipeline(ctx: &Ctx, arn: &str) -> Result<String, ApiError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let name = match parts.as_slice() {
+        ["arn", partition, "codepipeline", region, account, name]
+            if !partition.is_empty()
+                && !region.is_empty()
+                && !account.is_empty()
+                && !name.is_empty()
+                && !name.contains(['/', ':']) =>
+        {
+            *name
+        }
+        _ => {
+            return Err(ApiError::InvalidArn(format!(
+                "Invalid resourceArn: {arn:?} is not a pipeline ARN (arn:aws:codepipeline:REGION:ACCOUNT:NAME)"
+            )));
+        }
+    };
+    if load(ctx.state.history.db(), name)?.is_none() {
+        return Err(ApiError::ResourceNotFound(format!(
+            "The resource with ARN {arn} was not found: account '{ACCOUNT_ID}' has no pipeline named '{name}'"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagInput {
+    resource_arn: String,
+    tags: Vec<crate::tags::Tag>,
+}
+
+fn tag_resource(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: TagInput = parse(body)?;
+    let name = tagged_pipeline(ctx, &input.resource_arn)?;
+    let db = ctx.state.history.db();
+    let tags = crate::tags::merge(crate::tags::load(db, &name)?, input.tags);
+    crate::tags::check("tags", &tags).map_err(tag_error)?;
+    crate::tags::save(db, &name, &tags)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UntagInput {
+    resource_arn: String,
+    tag_keys: Vec<String>,
+}
+
+fn untag_resource(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: UntagInput = parse(body)?;
+    let name = tagged_pipeline(ctx, &input.resource_arn)?;
+    let db = ctx.state.history.db();
+    let tags = crate::tags::remove(crate::tags::load(db, &name)?, &input.tag_keys);
+    crate::tags::save(db, &name, &tags)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListTagsInput {
+    resource_arn: String,
+}
+
+fn list_tags_for_resource(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: ListTagsInput = parse(body)?;
+    let name = tagged_pipeline(ctx, &input.resource_arn)?;
+    let tags = crate::tags::load(ctx.state.history.db(), &name)?;
+    Ok(json!({ "tags": tags }))
 }
 
 fn list_pipelines(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {

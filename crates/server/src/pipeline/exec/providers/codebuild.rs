@@ -24,11 +24,17 @@ impl Job {
         // Every input artifact unpacked: the primary as the source, the others as secondary
         // sources named after their artifact (`CODEBUILD_SRC_DIR_<name>`), as CodeBuild does.
         let mut dir = tmp.path().join("src");
+        let mut location = String::new();
         let mut secondary = vec![];
         for (i, (name, zip)) in self.inputs.iter().enumerate() {
             let d = tmp.path().join(format!("input-{i}"));
             if *name == primary {
                 dir = d.clone();
+                // The artifact in the store, as CodeBuild names a pipeline build's source.
+                location = match zip.strip_prefix(&self.ctx.state.roots.s3_root) {
+                    Ok(key) => format!("arn:aws:s3:::{}", key.display()),
+                    Err(_) => zip.display().to_string(),
+                };
             } else {
                 secondary.push((name.clone(), d.clone()));
             }
@@ -59,6 +65,7 @@ impl Job {
             .to_owned();
         let source = PipelineSource {
             dir,
+            location,
             secondary,
             pipeline: self.pipeline.clone(),
         };
