@@ -3,7 +3,8 @@
 //! [`Progress`] shows long work (making or pulling an image) as an indicatif spinner with the
 //! current step, only when stderr is a terminal and `--quiet` is off; piped, every step is a
 //! plain line as before; with `--quiet`, steps print nothing (warnings and errors still do).
-//! [`docker_unreachable`] and [`default_image_missing`] are what a first run needs to hear:
+//! [`docker_unreachable`] is what a first run needs to hear (the engine says when it builds an
+//! image):
 //! the exact command that starts Docker on this system, and that the default image is being
 //! built and roughly how long that takes.
 
@@ -215,15 +216,6 @@ fn start_command(host: &Host) -> String {
     } else {
         format!("{sudo}dockerd > /var/log/dockerd.log 2>&1 &")
     }
-}
-
-/// Said once before a run that has to build the default image first.
-pub fn default_image_missing() -> String {
-    format!(
-        "{} is not on this machine yet: building it now from its recipe (once; about a minute \
-         offline, longer when it first pulls debian:bookworm-slim)",
-        localbuild_engine::DEFAULT_IMAGE
-    )
 }
 
 #[cfg(test)]

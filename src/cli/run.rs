@@ -238,12 +238,6 @@ async fn run_build(
 ) -> Result<u8, CliError> {
     let docker = Docker::connect().await?;
     let mode = super::progress::Mode::detect(args.quiet);
-    if request.image == localbuild_engine::DEFAULT_IMAGE
-        && mode != super::progress::Mode::Quiet
-        && matches!(docker.image_exists(&request.image).await, Ok(false))
-    {
-        eprintln!("{}", super::progress::default_image_missing());
-    }
     let store = open_store()?;
     // The shells `run` opens itself need a person at the terminal, and its text output.
     let interactive = super::attach::interactive() && args.output == OutputFormat::Text;

@@ -256,7 +256,8 @@ pub async fn ensure_recipe_image(
         return Ok(());
     }
     progress(&format!(
-        "{} not found; building it ({} the first time)",
+        "{} is not on this machine yet: building it now from its recipe (once; {} offline, \
+         longer when it first pulls its Debian base)",
         recipe.image, recipe.build_time
     ));
     build_recipe_image(client, recipe, progress).await

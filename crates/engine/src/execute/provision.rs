@@ -12,14 +12,26 @@ impl Run {
         let image = self.req.image.clone();
         let hub = self.hub.clone();
         let runtime = self.runtime.clone();
+        let worked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = worked.clone();
         let ensure = async move {
             let mut progress = |line: &str| {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 hub.publish(Event::Progress(line.to_owned()));
             };
             runtime.ensure_image(&image, &mut progress).await
         };
         tracing::debug!("provisioning: image");
+        let started = std::time::Instant::now();
         let result = self.guard(ensure).await.map_err(PhaseError::Interrupted)?;
+        if worked.load(std::sync::atomic::Ordering::Relaxed) {
+            // Said in the log, so a long PROVISIONING explains itself.
+            self.agent(&format!(
+                "Preparing the image {} took {:.0} s (made or pulled on this machine); PROVISIONING includes it",
+                self.req.image,
+                started.elapsed().as_secs_f64()
+            ));
+        }
         match result {
             Ok(stand_in) => self.stand_in = stand_in,
             Err(e) => {
