@@ -188,7 +188,7 @@ pub fn run(args: &RunArgs) -> u8 {
             Source::git(source, Some(version.clone()), args.git_clone_depth)
         }
     };
-    let request = BuildRequest {
+    let mut request = BuildRequest {
         secondary_sources: secondary,
         project,
         source,
@@ -218,9 +218,27 @@ pub fn run(args: &RunArgs) -> u8 {
             on_failure: args.shell_on_failure,
             keep_container: args.keep_container,
         },
+        local_aws: None,
     };
     if let Err(e) = request.check() {
         return usage_error(&e.to_string());
+    }
+    // A local AWS for the build, unless the host's credentials are forwarded (-c / -p): then
+    // the build talks to real AWS.
+    if !args.aws_config {
+        match local_aws(&request) {
+            Ok((secrets, hook)) => {
+                request.secrets = secrets;
+                request.local_aws = Some(hook);
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot open the build history under {}: {e}",
+                    store_root().display()
+                );
+                return exit::FAULT;
+            }
+        }
     }
     if args.batch {
         return super::batch::run(request, args);
@@ -230,6 +248,32 @@ pub fn run(args: &RunArgs) -> u8 {
         Err(code) => return code,
     };
     runtime.block_on(run_build(request, args))
+}
+
+/// The local AWS services of this process (the parameter and secret store over the history,
+/// seeded by `--secrets-file`; STS sessions in memory) and the hook that gives each build its
+/// endpoint; the store's values for `env.parameter-store` / `env.secrets-manager`.
+fn local_aws(
+    request: &BuildRequest,
+) -> Result<
+    (
+        localbuild_engine::secrets::SecretsFile,
+        localbuild_engine::local_aws::LocalAwsHook,
+    ),
+    String,
+> {
+    let history = HistoryStore::open(store_root()).map_err(|e| e.to_string())?;
+    let aws = Arc::new(localbuild_server::aws::Aws {
+        store: localbuild_aws::params::Store::new(history.db().clone(), request.secrets.clone()),
+        ids: localbuild_aws::sts::Identities::default(),
+        open: false,
+        region: request.region.clone(),
+    });
+    let secrets = aws.store.snapshot().map_err(|e| e.to_string())?;
+    let hook = localbuild_engine::local_aws::LocalAwsHook(Arc::new(
+        localbuild_server::aws::endpoint::BuildEndpoints { aws },
+    ));
+    Ok((secrets, hook))
 }
 
 async fn run_build(mut request: BuildRequest, args: &RunArgs) -> u8 {

@@ -22,7 +22,9 @@ pub enum AwsError {
     #[error("Parameter {0} not found.")]
     ParameterNotFound(String),
     /// SSM `ParameterAlreadyExists`.
-    #[error("The parameter already exists. To overwrite this value, set the overwrite option in the request to true.")]
+    #[error(
+        "The parameter already exists. To overwrite this value, set the overwrite option in the request to true."
+    )]
     ParameterAlreadyExists,
     /// Secrets Manager `ResourceNotFoundException`.
     #[error("Secrets Manager can't find the specified secret.")]

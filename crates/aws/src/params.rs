@@ -450,13 +450,20 @@ mod tests {
             s.parameter("/app/db"),
             Err(AwsError::ParameterNotFound(_))
         ));
-        assert!(!s.snapshot().unwrap().parameter_store.contains_key("/app/db"));
+        assert!(
+            !s.snapshot()
+                .unwrap()
+                .parameter_store
+                .contains_key("/app/db")
+        );
     }
 
     #[test]
     fn secrets_by_name_or_arn_and_deletion() {
         let s = store("");
-        let created = s.create_secret("app/token", Some("t1".into()), None).unwrap();
+        let created = s
+            .create_secret("app/token", Some("t1".into()), None)
+            .unwrap();
         let arn = created.arn("eu-west-1");
         assert_eq!(s.secret(&arn).unwrap().name, "app/token");
         assert_eq!(
@@ -470,7 +477,8 @@ mod tests {
             s.create_secret("app/token", None, None).unwrap_err(),
             AwsError::SecretExists("app/token".into())
         );
-        s.update_secret("app/token", Some("t2".into()), None).unwrap();
+        s.update_secret("app/token", Some("t2".into()), None)
+            .unwrap();
         assert_eq!(s.snapshot().unwrap().secrets_manager["app/token"], "t2");
         s.delete_secret("app/token", false).unwrap();
         assert!(matches!(

@@ -138,7 +138,12 @@ impl Identities {
         self.sessions().remove(access_key_id);
     }
 
-    fn open(&self, role: &str, session_name: &str, duration: u64) -> (SessionCredentials, Identity) {
+    fn open(
+        &self,
+        role: &str,
+        session_name: &str,
+        duration: u64,
+    ) -> (SessionCredentials, Identity) {
         let expiration = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -176,14 +181,18 @@ mod tests {
         let ids = Identities::new(localbuild_sigv4::Credentials::new());
         let c = ids.build_session("web", "1234");
         assert!(c.access_key_id.starts_with("ASIA") && c.access_key_id.len() == 20);
-        assert_eq!(ids.keys().secret(&c.access_key_id), Some(c.secret_access_key.as_str()));
-        let Some(KeyCheck::Known(who)) = ids.check(&c.access_key_id, Some(&c.session_token))
-        else {
+        assert_eq!(
+            ids.keys().secret(&c.access_key_id),
+            Some(c.secret_access_key.as_str())
+        );
+        let Some(KeyCheck::Known(who)) = ids.check(&c.access_key_id, Some(&c.session_token)) else {
             panic!("the build's key is not known");
         };
         assert_eq!(
             who.arn,
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/codebuild-web-service-role/AWSCodeBuild-1234")
+            format!(
+                "arn:aws:sts::{ACCOUNT_ID}:assumed-role/codebuild-web-service-role/AWSCodeBuild-1234"
+            )
         );
         assert_eq!(ids.check(&c.access_key_id, None), Some(KeyCheck::BadToken));
         ids.revoke(&c.access_key_id);

@@ -272,6 +272,12 @@ impl Hub {
         self.lock().masker = masker;
     }
 
+    /// Mask these values too, from now on.
+    pub(crate) fn add_masked(&self, values: Vec<String>) {
+        let mut state = self.lock();
+        state.masker = state.masker.with(values);
+    }
+
     /// The one choke point of a build's output: mask, log, buffer, wake subscribers.
     pub(crate) fn publish(&self, event: Event) -> Event {
         let mut state = self.lock();

@@ -26,6 +26,7 @@ pub mod handle;
 pub mod hints;
 pub mod images;
 pub mod lifecycle;
+pub mod local_aws;
 pub mod log;
 pub mod record;
 pub mod reports;

@@ -118,6 +118,9 @@ pub struct BuildRequest {
     pub batch: Option<BatchMember>,
     /// Pauses and a kept container, for a person to look inside the build ([`Debug`]).
     pub debug: Debug,
+    /// A local AWS endpoint for the build's commands (`None`: none; e.g. with the host's
+    /// credentials forwarded, the build talks to real AWS).
+    pub local_aws: Option<crate::local_aws::LocalAwsHook>,
 }
 
 /// How a build can be looked into while it runs and after (issue "debug a build where it
@@ -180,6 +183,7 @@ impl BuildRequest {
             compute_type: None,
             batch: None,
             debug: Debug::default(),
+            local_aws: None,
         }
     }
 

@@ -133,6 +133,15 @@ impl Masker {
         self.needles.is_empty()
     }
 
+    /// This masker plus `more` values.
+    pub fn with<I: IntoIterator<Item = String>>(&self, more: I) -> Masker {
+        let mut m = Masker::new(more);
+        m.needles.extend(self.needles.iter().cloned());
+        m.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        m.needles.dedup();
+        m
+    }
+
     /// Mask whole lines of bytes (complete lines, so a secret is never split).
     pub fn mask_bytes(&self, data: &[u8]) -> Option<Vec<u8>> {
         let mut current: Option<Vec<u8>> = None;

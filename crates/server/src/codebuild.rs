@@ -715,7 +715,18 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
         request.initiator = format!("codepipeline/{}", p.pipeline);
         request.secondary_sources = p.secondary.clone();
     }
-    request.secrets = state.secrets.clone();
+    // The one parameter and secret store: the secrets file with every API write applied.
+    let secrets = state
+        .aws
+        .store
+        .snapshot()
+        .unwrap_or_else(|_| state.secrets.clone());
+    request.secrets = secrets.clone();
+    request.local_aws = Some(localbuild_engine::local_aws::LocalAwsHook(Arc::new(
+        crate::aws::endpoint::BuildEndpoints {
+            aws: state.aws.clone(),
+        },
+    )));
     let mut vars = project.environment.environment_variables.clone();
     vars.extend(
         input
@@ -727,8 +738,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
     for v in &vars {
         let value = match v.kind.as_deref().unwrap_or("PLAINTEXT") {
             "PLAINTEXT" => v.value.clone(),
-            "PARAMETER_STORE" => state
-                .secrets
+            "PARAMETER_STORE" => secrets
                 .parameter(&v.value)
                 .map_err(ApiError::InvalidInput)?,
             "SECRETS_MANAGER" => {
@@ -739,7 +749,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
                             v.name, v.value
                         ))
                     })?;
-                state.secrets.secret(&r).map_err(ApiError::InvalidInput)?
+                secrets.secret(&r).map_err(ApiError::InvalidInput)?
             }
             other => {
                 return Err(ApiError::InvalidInput(format!(
