@@ -179,6 +179,7 @@ impl Aws {
 fn sts_code(aws_type: &'static str) -> &'static str {
     match aws_type {
         "UnrecognizedClientException" => "InvalidClientTokenId",
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
         "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
         other => other,
     }

@@ -1,0 +1,243 @@
+//! AWS from inside the build: the real aws CLI in a build container (`localbuild-test/awscli:1`)
+//! calls STS, Parameter Store and Secrets Manager on the build's own endpoint, under `run` and
+//! under `serve`, with values from the secrets file and from earlier API calls.
+
+use crate::harness::Build;
+use crate::serve::Serve;
+use serde_json::json;
+
+const AWSCLI: &str = "localbuild-test/awscli:1";
+
+const SECRETS: &str = "parameter-store:\n  /app/db: postgres://db.local\nsecrets-manager:\n  app/token: tok-from-file-123\n";
+
+fn with_secrets(buildspec: &str) -> Build {
+    let b = Build::new(buildspec)
+        .image(AWSCLI)
+        .file("secrets.yml", SECRETS);
+    let path = b.src().join("secrets.yml");
+    b.arg("--secrets-file").arg(path.to_str().unwrap())
+}
+
+#[test]
+fn the_aws_cli_in_a_run_build_gets_its_identity_parameters_and_secrets() {
+    let b = with_secrets(
+        r#"version: 0.2
+env:
+  parameter-store:
+    DB_URL: /app/db
+phases:
+  build:
+    commands:
+      - aws sts get-caller-identity --query Arn --output text
+      - aws ssm get-parameter --name /app/db --with-decryption --query Parameter.Value --output text
+      - aws secretsmanager get-secret-value --secret-id app/token --query SecretString --output text
+      - aws ssm put-parameter --name /app/new --value written-in-build --type SecureString --query Version --output text
+      - aws secretsmanager create-secret --name app/made --secret-string made-in-build --query Name --output text
+      - echo "$AWS_ENDPOINT_URL" | grep -Eq '^http://[0-9.]+:[0-9]+$' && echo endpoint ok
+      - echo "$AWS_ACCESS_KEY_ID" | cut -c1-4
+"#,
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let id = r.record["id"].as_str().unwrap();
+    let uuid = id.rsplit(':').next().unwrap();
+    assert_eq!(
+        r.output_of("aws sts get-caller-identity --query Arn --output text"),
+        [format!(
+            "arn:aws:sts::000000000000:assumed-role/codebuild-it-service-role/AWSCodeBuild-{uuid}"
+        )]
+    );
+    // A value the build also has as a secret variable is masked in the log, as CodeBuild does.
+    assert_eq!(
+        r.output_of(
+            "aws ssm get-parameter --name /app/db --with-decryption --query Parameter.Value --output text"
+        ),
+        ["***"]
+    );
+    assert_eq!(
+        r.output_of(
+            "aws secretsmanager get-secret-value --secret-id app/token --query SecretString --output text"
+        ),
+        ["tok-from-file-123"]
+    );
+    assert_eq!(
+        r.output_of(
+            "echo \"$AWS_ENDPOINT_URL\" | grep -Eq '^http://[0-9.]+:[0-9]+$' && echo endpoint ok"
+        ),
+        ["endpoint ok"]
+    );
+    assert_eq!(
+        r.output_of("echo \"$AWS_ACCESS_KEY_ID\" | cut -c1-4"),
+        ["ASIA"]
+    );
+
+    // What the first build wrote is in the history: the next build reads it, through the API
+    // and through env.parameter-store / env.secrets-manager.
+    let b2 = Build::new(
+        r#"version: 0.2
+env:
+  parameter-store:
+    NEW: /app/new
+  secrets-manager:
+    MADE: app/made
+phases:
+  build:
+    commands:
+      - test "$NEW" = written-in-build && test "$MADE" = made-in-build && echo from the store
+      - aws ssm get-parameters --names /app/new /app/nope --query InvalidParameters --output text
+"#,
+    )
+    .image(AWSCLI);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .args(["run", "-i", AWSCLI, "-s"])
+        .arg(b2.src())
+        .args(["--project", "it2"])
+        .env("LOCALBUILD_HOME", &r.home)
+        .env("NO_COLOR", "1")
+        .env("XDG_CONFIG_HOME", r.home.join("config"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("\nfrom the store\n"), "{stdout}");
+    assert!(stdout.contains("\n/app/nope\n"), "{stdout}");
+}
+
+#[test]
+fn the_build_endpoint_refuses_other_keys_and_a_missing_token() {
+    let r = Build::new(
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - AWS_SECRET_ACCESS_KEY=wrong aws sts get-caller-identity 2>&1 | grep -o SignatureDoesNotMatch
+      - AWS_SESSION_TOKEN= aws sts get-caller-identity 2>&1 | grep -o InvalidClientTokenId
+      - AWS_ACCESS_KEY_ID=AKIAOTHER aws ssm get-parameter --name /x 2>&1 | grep -o UnrecognizedClientException
+      - aws ssm get-parameter --name /missing 2>&1 | grep -o ParameterNotFound
+      - aws secretsmanager get-secret-value --secret-id missing 2>&1 | grep -o ResourceNotFoundException
+      - aws ssm put-parameter --name 'bad name' --value v 2>&1 | grep -o ValidationException
+"#,
+    )
+    .image(AWSCLI)
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for (cmd, expected) in [
+        (
+            "AWS_SECRET_ACCESS_KEY=wrong aws sts get-caller-identity 2>&1 | grep -o SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "AWS_SESSION_TOKEN= aws sts get-caller-identity 2>&1 | grep -o InvalidClientTokenId",
+            "InvalidClientTokenId",
+        ),
+        (
+            "AWS_ACCESS_KEY_ID=AKIAOTHER aws ssm get-parameter --name /x 2>&1 | grep -o UnrecognizedClientException",
+            "UnrecognizedClientException",
+        ),
+        (
+            "aws ssm get-parameter --name /missing 2>&1 | grep -o ParameterNotFound",
+            "ParameterNotFound",
+        ),
+        (
+            "aws secretsmanager get-secret-value --secret-id missing 2>&1 | grep -o ResourceNotFoundException",
+            "ResourceNotFoundException",
+        ),
+        (
+            "aws ssm put-parameter --name 'bad name' --value v 2>&1 | grep -o ValidationException",
+            "ValidationException",
+        ),
+    ] {
+        assert_eq!(r.output_of(cmd), [expected], "{cmd}");
+    }
+    // The build's network went with it.
+    let nets = std::process::Command::new("docker")
+        .args(["network", "ls", "-q", "--filter"])
+        .arg(format!(
+            "label=localbuild.build-id={}",
+            r.record["id"].as_str().unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        nets.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&nets.stdout)
+    );
+}
+
+#[test]
+fn with_the_hosts_credentials_no_local_endpoint_is_injected() {
+    let r = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"${AWS_ENDPOINT_URL:-none} ${AWS_SESSION_TOKEN:-none}\"\n",
+    )
+    .arg("-c")
+    .env("AWS_ENDPOINT_URL", "")
+    .env("AWS_SESSION_TOKEN", "")
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of("echo \"${AWS_ENDPOINT_URL:-none} ${AWS_SESSION_TOKEN:-none}\""),
+        ["none none"]
+    );
+}
+
+#[test]
+fn serve_builds_reach_the_same_store_the_api_writes() {
+    let s = Serve::start(&[]);
+    s.ok(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/svc/url",
+        "--value",
+        "svc.local:8080",
+        "--type",
+        "String",
+    ]);
+    let created = s.ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "svc/key",
+        "--secret-string",
+        "key-from-api",
+    ]);
+    assert!(
+        created["ARN"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:secretsmanager:us-east-1:000000000000:secret:svc/key-"),
+        "{created:#}"
+    );
+    let me = s.ok(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Account"], "000000000000");
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - aws ssm get-parameter --name /svc/url --query Parameter.Value --output text\n      - aws secretsmanager get-secret-value --secret-id svc/key --query SecretString --output text\n      - aws sts get-caller-identity --query Arn --output text\n";
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": AWSCLI, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "inside",
+        "--source",
+        &source,
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let id = s.start_build("inside")["id"].as_str().unwrap().to_owned();
+    let done = s.wait(&id, 180, "buildComplete", |b| b["buildComplete"] == true);
+    let log = std::fs::read_to_string(s.home.path().join("builds/inside/1/build.log")).unwrap();
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{log}");
+    assert!(log.contains("\nsvc.local:8080\n"), "{log}");
+    assert!(log.contains("\nkey-from-api\n"), "{log}");
+    assert!(
+        log.contains("assumed-role/codebuild-inside-service-role/AWSCodeBuild-"),
+        "{log}"
+    );
+}
