@@ -218,7 +218,6 @@ impl Store {
                 // `name-XXXXXX` (full ARN) or `name` (partial ARN).
                 let full = rest
                     .rsplit_once('-')
-                    .map(|(name, suffix)| (name, suffix))
                     .and_then(|(name, suffix)| {
                         self.secret_doc(name)
                             .ok()
