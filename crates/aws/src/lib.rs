@@ -5,12 +5,15 @@
 //! * [`params`] — Parameter Store and Secrets Manager: one store, seeded by the secrets file
 //!   (`--secrets-file`), API writes kept in the history database; builds read it through
 //!   [`params::Store::snapshot`] for `env.parameter-store` / `env.secrets-manager`.
+//! * [`s3`] — buckets and objects over `$LOCALBUILD_HOME/s3` (the store S3 sources and
+//!   pipeline artifact stores use), uploads staged and renamed into place.
 //! * [`sts`] — who a key is: the build's session credentials, `AssumeRole` sessions and the
 //!   static `--credentials` keys; [`sts::Identities::keys`] is what SigV4 checks against.
 //!
 //! Every ARN uses [`ACCOUNT_ID`], the engine's.
 
 pub mod params;
+pub mod s3;
 pub mod sts;
 
 pub use localbuild_engine::ACCOUNT_ID;
