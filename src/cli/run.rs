@@ -264,6 +264,10 @@ fn local_aws(
 > {
     let history = HistoryStore::open(store_root()).map_err(|e| e.to_string())?;
     let aws = Arc::new(localbuild_server::aws::Aws {
+        s3: localbuild_aws::s3::S3::new(
+            store_root().join("s3"),
+            store_root().join("tmp").join("s3"),
+        ),
         store: localbuild_aws::params::Store::new(history.db().clone(), request.secrets.clone()),
         ids: localbuild_aws::sts::Identities::default(),
         open: false,

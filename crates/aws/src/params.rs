@@ -216,14 +216,12 @@ impl Store {
         let found = match id.split_once(":secret:") {
             Some((prefix, rest)) if prefix.starts_with("arn:") => {
                 // `name-XXXXXX` (full ARN) or `name` (partial ARN).
-                let full = rest
-                    .rsplit_once('-')
-                    .and_then(|(name, suffix)| {
-                        self.secret_doc(name)
-                            .ok()
-                            .flatten()
-                            .filter(|s| s.suffix == suffix)
-                    });
+                let full = rest.rsplit_once('-').and_then(|(name, suffix)| {
+                    self.secret_doc(name)
+                        .ok()
+                        .flatten()
+                        .filter(|s| s.suffix == suffix)
+                });
                 match full {
                     Some(s) => Some(s),
                     None => self.secret_doc(rest)?,

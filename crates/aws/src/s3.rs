@@ -21,9 +21,7 @@ pub enum S3Error {
     NoSuchBucket(String),
     #[error("The specified key does not exist.")]
     NoSuchKey(String),
-    #[error(
-        "Your previous request to create the named bucket succeeded and you already own it."
-    )]
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou(String),
     #[error("The bucket you tried to delete is not empty")]
     BucketNotEmpty(String),
@@ -153,8 +151,8 @@ impl S3 {
 
     fn bucket_root(&self, bucket: &str) -> Result<Root, S3Error> {
         check_bucket_name(bucket)?;
-        let name = component("bucket", bucket)
-            .map_err(|e| S3Error::InvalidBucketName(e.to_string()))?;
+        let name =
+            component("bucket", bucket).map_err(|e| S3Error::InvalidBucketName(e.to_string()))?;
         Root::new(&self.root)
             .sub("bucket", name)
             .map_err(|e| S3Error::InvalidBucketName(e.to_string()))
@@ -213,10 +211,7 @@ impl S3 {
     /// DeleteBucket (empty buckets only).
     pub fn delete_bucket(&self, bucket: &str) -> Result<(), S3Error> {
         let root = self.bucket(bucket)?;
-        let empty = std::fs::read_dir(root.path())
-            .map_err(io)?
-            .next()
-            .is_none();
+        let empty = std::fs::read_dir(root.path()).map_err(io)?.next().is_none();
         if !empty {
             return Err(S3Error::BucketNotEmpty(bucket.to_owned()));
         }
@@ -445,11 +440,7 @@ impl S3 {
     }
 
     /// CopyObject.
-    pub fn copy(
-        &self,
-        from: (&str, &str),
-        to: (&str, &str),
-    ) -> Result<Object, S3Error> {
+    pub fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<Object, S3Error> {
         let source = self.object(from.0, from.1)?;
         self.key_path(to.0, to.1)?;
         let staged = self.stage()?;
@@ -468,7 +459,9 @@ fn walk(dir: &Path, prefix: &str, keys: &mut Vec<String>) {
         return;
     };
     for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
@@ -495,9 +488,15 @@ mod tests {
     fn buckets_objects_and_listing_with_a_delimiter() {
         let home = tempfile::tempdir().unwrap();
         let s = S3::new(home.path().join("s3"), home.path().join("tmp/s3"));
-        assert!(matches!(s.create_bucket("Bad_Name"), Err(S3Error::InvalidBucketName(_))));
+        assert!(matches!(
+            s.create_bucket("Bad_Name"),
+            Err(S3Error::InvalidBucketName(_))
+        ));
         s.create_bucket("site").unwrap();
-        assert!(matches!(s.create_bucket("site"), Err(S3Error::BucketAlreadyOwnedByYou(_))));
+        assert!(matches!(
+            s.create_bucket("site"),
+            Err(S3Error::BucketAlreadyOwnedByYou(_))
+        ));
         put(&s, "site", "a.txt", "a");
         put(&s, "site", "dir/b.txt", "bb");
         put(&s, "site", "dir/sub/c.txt", "ccc");
@@ -516,7 +515,10 @@ mod tests {
         let rest = s.list("site", "", None, page.next.as_deref(), 2).unwrap();
         let keys: Vec<&str> = rest.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["dir/sub/c.txt", "e.txt"]);
-        assert!(matches!(s.delete_bucket("site"), Err(S3Error::BucketNotEmpty(_))));
+        assert!(matches!(
+            s.delete_bucket("site"),
+            Err(S3Error::BucketNotEmpty(_))
+        ));
         s.delete_object("site", "dir/sub/c.txt").unwrap();
         assert!(!home.path().join("s3/site/dir/sub").exists());
         s.delete_object("site", "never-there").unwrap();
@@ -527,7 +529,15 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let s = S3::new(home.path().join("s3"), home.path().join("tmp/s3"));
         s.create_bucket("bk1").unwrap();
-        for key in ["../x", "a/../../x", "/etc/passwd", "a//b", "a/", ".", "a\0b"] {
+        for key in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            ".",
+            "a\0b",
+        ] {
             assert!(
                 matches!(s.check_target("bk1", key), Err(S3Error::InvalidArgument(_))),
                 "{key:?}"
@@ -538,7 +548,10 @@ mod tests {
             s.check_target("bk1", "out/etc/passwd"),
             Err(S3Error::InvalidArgument(_))
         ));
-        assert!(matches!(s.object("nope", "k"), Err(S3Error::NoSuchBucket(_))));
+        assert!(matches!(
+            s.object("nope", "k"),
+            Err(S3Error::NoSuchBucket(_))
+        ));
     }
 
     #[test]

@@ -250,6 +250,10 @@ impl Server {
         let runtime = config.runtime.clone();
         let engine = Engine::new(config.runtime, store.clone());
         let aws = Arc::new(aws::Aws {
+            s3: localbuild_aws::s3::S3::new(
+                config.roots.s3_root.clone(),
+                config.history.root().join("tmp").join("s3"),
+            ),
             store: localbuild_aws::params::Store::new(
                 config.history.db().clone(),
                 config.secrets.clone(),

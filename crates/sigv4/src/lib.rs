@@ -340,7 +340,11 @@ enum Payload<'a> {
 /// [`verify`] for S3 (signing name `s3`): the path is not normalised, and the payload is the
 /// declared `x-amz-content-sha256`, which must be present; `req.body` is not read (the caller
 /// streams the body and compares its hash with the declared one).
-pub fn verify_s3(req: &Request, creds: &Credentials, now: SystemTime) -> Result<Verified, AuthError> {
+pub fn verify_s3(
+    req: &Request,
+    creds: &Credentials,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
     let declared = header(req.headers, "x-amz-content-sha256").ok_or_else(|| {
         AuthError::IncompleteSignature(
             "Missing required header for this request: x-amz-content-sha256".to_owned(),

@@ -9,8 +9,8 @@ use super::Aws;
 use crate::error::ApiError;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use localbuild_engine::local_aws::{AwsEndpoint, BuildInfo, LocalAws};
 use std::net::{IpAddr, SocketAddr};
@@ -39,28 +39,49 @@ impl Drop for Guard {
     }
 }
 
-async fn handle(
-    State(s): State<Arc<Served>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let host = headers.get("host").and_then(|h| h.to_str().ok());
+async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
+    let host = request
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let host = host.as_deref();
     if host != Some(s.addr.to_string().as_str()) {
         return ApiError::AccessDenied(format!("Host {host:?} is not this endpoint ({})", s.addr))
             .into_response();
     }
+    // JSON 1.1 (a target) and query (a form) calls are small; everything else is S3.
+    let headers = request.headers();
+    let small = headers.contains_key("x-amz-target")
+        || headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !small {
+        return s.aws.s3(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let body: Bytes = match axum::body::to_bytes(body, crate::BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::TooLarge(format!(
+                "The request body is larger than the limit of {} MB",
+                crate::BODY_LIMIT >> 20
+            ))
+            .into_response();
+        }
+    };
     if method != Method::POST {
         return ApiError::MethodNotAllowed(format!(
-            "{method} is not served here: the local AWS endpoint takes POST requests of the JSON and query protocols"
+            "{method} is not served here: the JSON and query protocols take POST"
         ))
         .into_response();
     }
     match s.aws.call(&method, &uri, &headers, &body).await {
         Some(r) => r,
         None => ApiError::UnknownOperation(format!(
-            "Unknown operation: this build's endpoint serves SSM, Secrets Manager and STS (X-Amz-Target {:?})",
+            "Unknown operation: this build's endpoint serves S3, SSM, Secrets Manager and STS (X-Amz-Target {:?})",
             headers
                 .get("x-amz-target")
                 .and_then(|v| v.to_str().ok())
@@ -85,10 +106,7 @@ impl LocalAws for BuildEndpoints {
             aws: self.aws.clone(),
             addr,
         });
-        let app = Router::new()
-            .fallback(handle)
-            .layer(DefaultBodyLimit::max(crate::BODY_LIMIT))
-            .with_state(served);
+        let app = Router::new().fallback(handle).with_state(served);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)

@@ -1,6 +1,7 @@
 //! The local AWS services on the wire: SSM Parameter Store and Secrets Manager (AWS JSON 1.1,
-//! `X-Amz-Target: AmazonSSM.*` / `secretsmanager.*`) and STS (the query protocol: a form body
-//! with `Action`, answered in XML). The services themselves are `localbuild-aws`; this module
+//! `X-Amz-Target: AmazonSSM.*` / `secretsmanager.*`), STS (the query protocol: a form body
+//! with `Action`, answered in XML) and S3 (REST/XML, [`s3`]; requests signed for `s3`, and on
+//! a build's endpoint every request that is neither JSON nor a query). The services themselves are `localbuild-aws`; this module
 //! only decodes requests, checks who signed them ([`Aws::authorize`]) and encodes answers.
 //!
 //! They answer on `serve`'s port (next to CodeBuild) and on each build's own endpoint
@@ -8,6 +9,7 @@
 //! session, `AssumeRole` sessions and the `--credentials` keys.
 
 pub mod endpoint;
+pub mod s3;
 mod secretsmanager;
 mod ssm;
 mod sts;
@@ -27,6 +29,8 @@ pub const SECRETS_MANAGER: &str = "secretsmanager";
 /// The local AWS services one process serves.
 pub struct Aws {
     pub store: Store,
+    /// Buckets and objects (`$LOCALBUILD_HOME/s3`).
+    pub s3: localbuild_aws::s3::S3,
     pub ids: Identities,
     /// Accept unsigned requests (serve without `--credentials`); a build's endpoint never does.
     pub open: bool,

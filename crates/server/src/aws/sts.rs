@@ -73,7 +73,7 @@ fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
 }
 
 /// ISO 8601 with milliseconds, as STS writes `Expiration`.
-fn iso8601(epoch: u64) -> String {
+pub(super) fn iso8601(epoch: u64) -> String {
     let days = (epoch / 86400) as i64;
     let secs = epoch % 86400;
     // Civil from days (Howard Hinnant's algorithm).
