@@ -241,3 +241,76 @@ fn serve_builds_reach_the_same_store_the_api_writes() {
         "{log}"
     );
 }
+
+#[test]
+fn aws_s3_in_a_build_lands_in_the_store_the_host_lists() {
+    let s = Serve::start(&[]);
+    let r = Build::new(
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - mkdir -p site/sub && echo one > site/a.txt && echo two > site/sub/b.txt
+      - head -c 9000000 /dev/urandom > big.bin
+      - aws s3 mb s3://out-bucket
+      - aws s3 cp --no-progress big.bin s3://out-bucket/big/big.bin
+      - aws s3 sync --no-progress site s3://out-bucket/site/
+      - aws s3 ls s3://out-bucket/site/
+      - aws s3 cp --no-progress s3://out-bucket/big/big.bin back.bin && cmp big.bin back.bin && echo same
+      - aws s3api get-object --bucket out-bucket --key site/sub/b.txt --range bytes=1-2 part.txt >/dev/null && cat part.txt
+      - aws s3 rm s3://out-bucket/site/a.txt
+      - aws s3api put-object --bucket out-bucket --key ../escape --body big.bin 2>&1 | grep -o InvalidArgument
+      - aws s3 ls s3://no-such-bucket 2>&1 | grep -o NoSuchBucket
+"#,
+    )
+    .image(AWSCLI)
+    .env("LOCALBUILD_HOME", s.home.path().to_str().unwrap())
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let listed = r.output_of("aws s3 ls s3://out-bucket/site/");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0].trim() == "PRE sub/", "{listed:?}");
+    assert!(listed[1].ends_with(" 4 a.txt"), "{listed:?}");
+    assert_eq!(
+        r.output_of(
+            "aws s3 cp --no-progress s3://out-bucket/big/big.bin back.bin && cmp big.bin back.bin && echo same"
+        )
+        .last()
+        .map(String::as_str),
+        Some("same")
+    );
+    assert_eq!(
+        r.output_of("aws s3api get-object --bucket out-bucket --key site/sub/b.txt --range bytes=1-2 part.txt >/dev/null && cat part.txt"),
+        ["wo"]
+    );
+    assert_eq!(
+        r.output_of("aws s3api put-object --bucket out-bucket --key ../escape --body big.bin 2>&1 | grep -o InvalidArgument"),
+        ["InvalidArgument"]
+    );
+    assert!(!s.home.path().join("s3/escape").exists());
+    assert_eq!(
+        r.output_of("aws s3 ls s3://no-such-bucket 2>&1 | grep -o NoSuchBucket"),
+        ["NoSuchBucket"]
+    );
+    // The host's aws CLI, against serve on the same LOCALBUILD_HOME, sees what the build wrote.
+    let objects = s.ok(&["s3api", "list-objects-v2", "--bucket", "out-bucket"]);
+    let keys: Vec<(&str, u64)> = objects["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["Key"].as_str().unwrap(), o["Size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(keys, [("big/big.bin", 9_000_000), ("site/sub/b.txt", 4)]);
+    assert_eq!(
+        std::fs::metadata(s.home.path().join("s3/out-bucket/big/big.bin"))
+            .unwrap()
+            .len(),
+        9_000_000
+    );
+    // No multipart leftovers.
+    let parts = s.home.path().join("tmp/s3/multipart");
+    assert!(
+        std::fs::read_dir(&parts).map_or(true, |mut d| d.next().is_none()),
+        "{parts:?}"
+    );
+}
