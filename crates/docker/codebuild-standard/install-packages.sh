@@ -11,7 +11,7 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES="git curl ca-certificates zip unzip less procps jq make build-essential wget openssh-client xz-utils python3 python3-pip python3-venv python3-pytest python-is-python3 nodejs npm default-jdk-headless maven gradle golang ruby ruby-dev bundler php-cli composer"
+PACKAGES="git curl ca-certificates zip unzip less procps awscli jq make build-essential wget openssh-client xz-utils python3 python3-pip python3-venv python3-pytest python-is-python3 nodejs npm default-jdk-headless maven gradle golang ruby ruby-dev bundler php-cli composer"
 
 missing=""
 for p in $PACKAGES; do
