@@ -266,5 +266,9 @@ fn without_c_no_aws_configuration_reaches_the_build() {
     .run();
     assert_eq!(r.code, 0, "{}", r.stdout);
     // The build has its local AWS session's key (tests/it/local_aws.rs), never the host's.
-    assert!(r.stdout.contains("\nnot the host key\nnone\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\nnot the host key\nnone\n"),
+        "{}",
+        r.stdout
+    );
 }

@@ -235,7 +235,8 @@ fn has_own_body(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("json") || t.starts_with("text/html"))
+        // JSON: the JSON protocols; XML: STS's query protocol and S3; HTML: the console.
+        .is_some_and(|t| t.contains("json") || t.contains("xml") || t.starts_with("text/html"))
 }
 
 /// Replace a bare error answer's body with its AWS error, keeping status and headers.

@@ -65,14 +65,21 @@ fn binary_refused(binary: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-fn describe(s: &Secret, region: &str) -> Value {
+/// DescribeSecret's answer, or (`listed`) a ListSecrets entry, which names the versions
+/// `SecretVersionsToStages`.
+fn describe(s: &Secret, region: &str, listed: bool) -> Value {
+    let versions = if listed {
+        "SecretVersionsToStages"
+    } else {
+        "VersionIdsToStages"
+    };
     let mut v = json!({
         "ARN": s.arn(region),
         "Name": s.name,
         "LastChangedDate": s.last_changed,
         "CreatedDate": s.created,
-        "VersionIdsToStages": {s.version_id.clone(): ["AWSCURRENT"]},
     });
+    v[versions] = json!({s.version_id.clone(): ["AWSCURRENT"]});
     if let Some(d) = &s.description {
         v["Description"] = json!(d);
     }
@@ -159,7 +166,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
         "DescribeSecret" => {
             let i: IdIn = parse(body)?;
             let s = store.secret(&i.secret_id).map_err(service_error)?;
-            Ok(describe(&s, region))
+            Ok(describe(&s, region, false))
         }
         "ListSecrets" => {
             let _: ListIn = parse(body)?;
@@ -168,7 +175,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                 .map_err(service_error)?
                 .iter()
                 .filter(|s| s.deleted_date.is_none())
-                .map(|s| describe(s, region))
+                .map(|s| describe(s, region, true))
                 .collect();
             Ok(json!({"SecretList": list}))
         }
