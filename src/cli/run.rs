@@ -219,6 +219,7 @@ pub fn run(args: &RunArgs) -> u8 {
             keep_container: args.keep_container,
         },
         local_aws: None,
+        s3_artifact: None,
     };
     if let Err(e) = request.check() {
         return usage_error(&e.to_string());

@@ -337,3 +337,84 @@ fn boto3_walks_every_local_aws_operation() {
     );
     assert!(stdout.contains("walked"), "{stdout}");
 }
+
+/// A project's artifacts of type S3 land in the S3 store as CodeBuild lays them out
+/// (`path/<build uuid>/name`, a folder or a zip), the record's location is the S3 ARN, and the
+/// host's `aws s3` lists them.
+#[test]
+fn s3_artifacts_are_laid_out_as_codebuild_lays_them_out() {
+    let s = Serve::start(&[]);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p out/sub && echo app > out/app.txt && echo lib > out/sub/lib.txt\nartifacts:\n  name: from-buildspec.zip\n  base-directory: out\n  files:\n    - '**/*'\n";
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"})
+        .to_string();
+    let project = |name: &str, artifacts: serde_json::Value| {
+        s.aws(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            name,
+            "--source",
+            &source,
+            "--artifacts",
+            &artifacts.to_string(),
+            "--environment",
+            &env,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ])
+    };
+    project(
+        "folder",
+        json!({"type": "S3", "location": "art-bucket", "path": "releases", "namespaceType": "BUILD_ID", "name": "site", "packaging": "NONE"}),
+    )
+    .unwrap();
+    project(
+        "zipped",
+        json!({"type": "S3", "location": "art-bucket", "path": "zips", "name": "ignored.zip", "packaging": "ZIP", "overrideArtifactName": true}),
+    )
+    .unwrap();
+    let bad = project(
+        "bad",
+        json!({"type": "S3", "location": "Not_A_Bucket", "name": "x"}),
+    )
+    .unwrap_err();
+    assert!(
+        bad.contains("InvalidInputException") && bad.contains("location"),
+        "{bad}"
+    );
+
+    let folder = s.start_build("folder")["id"].as_str().unwrap().to_owned();
+    let zipped = s.start_build("zipped")["id"].as_str().unwrap().to_owned();
+    let uuid = folder.rsplit(':').next().unwrap().to_owned();
+    let b = s.wait_complete(&folder);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(
+        b["artifacts"]["location"],
+        format!("arn:aws:s3:::art-bucket/releases/{uuid}/site")
+    );
+    let z = s.wait_complete(&zipped);
+    assert_eq!(z["buildStatus"], "SUCCEEDED", "{z:#}");
+    assert_eq!(
+        z["artifacts"]["location"],
+        "arn:aws:s3:::art-bucket/zips/from-buildspec.zip"
+    );
+    let listed = s.ok(&["s3api", "list-objects-v2", "--bucket", "art-bucket"]);
+    let keys: Vec<&str> = listed["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Key"].as_str().unwrap())
+        .collect();
+    let site = format!("releases/{uuid}/site");
+    assert_eq!(
+        keys,
+        [
+            format!("{site}/app.txt").as_str(),
+            format!("{site}/sub/lib.txt").as_str(),
+            "zips/from-buildspec.zip"
+        ]
+    );
+    let zip = std::fs::read(s.home.path().join("s3/art-bucket/zips/from-buildspec.zip")).unwrap();
+    assert_eq!(&zip[..2], b"PK", "a zip");
+}

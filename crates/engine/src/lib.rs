@@ -46,7 +46,7 @@ pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
     ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, Debug, RequestError,
-    Source,
+    S3Artifact, Source,
 };
 pub use tokio_util::sync::CancellationToken;
 
