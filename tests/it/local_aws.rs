@@ -418,3 +418,57 @@ fn s3_artifacts_are_laid_out_as_codebuild_lays_them_out() {
     let zip = std::fs::read(s.home.path().join("s3/art-bucket/zips/from-buildspec.zip")).unwrap();
     assert_eq!(&zip[..2], b"PK", "a zip");
 }
+
+/// A pipeline's CodeBuild action gets the same local AWS: its build writes to S3 and reads a
+/// parameter put through the API beforehand.
+#[test]
+fn a_pipeline_build_reaches_the_local_aws() {
+    use crate::pipeline::{connection, plain_repo, staged, wait_executions, write_json};
+    let s = Serve::start(&[]);
+    s.ok(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/pipe/greeting",
+        "--value",
+        "hello-pipe",
+        "--type",
+        "String",
+    ]);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - aws s3 mb s3://pipe-out\n      - aws sts get-caller-identity --query Arn --output text > who.txt\n      - aws ssm get-parameter --name /pipe/greeting --query Parameter.Value --output text >> who.txt\n      - aws s3 cp --no-progress who.txt s3://pipe-out/who.txt\n";
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": AWSCLI, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "pipe-build",
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let conn = connection(&s);
+    plain_repo(&s, "aws-repo");
+    let file = write_json(
+        s.home.path(),
+        &staged("awspipe", &conn, "aws-repo", "pipe-build", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let runs = wait_executions(&s, "awspipe", 1);
+    assert_eq!(runs[0]["status"], "Succeeded", "{runs:#?}");
+    let who = std::fs::read_to_string(s.home.path().join("s3/pipe-out/who.txt")).unwrap();
+    let lines: Vec<&str> = who.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "arn:aws:sts::000000000000:assumed-role/codebuild-pipe-build-service-role/AWSCodeBuild-"
+        ),
+        "{who}"
+    );
+    assert_eq!(lines[1], "hello-pipe");
+}
