@@ -472,3 +472,45 @@ fn a_pipeline_build_reaches_the_local_aws() {
     );
     assert_eq!(lines[1], "hello-pipe");
 }
+
+/// An upload whose body is not the one its signature declares is refused and leaves nothing,
+/// small (read whole) or large (streamed to disk).
+#[test]
+fn s3_refuses_a_body_that_is_not_the_signed_one() {
+    use std::io::{Read, Write};
+    let s = Serve::start(&[]);
+    s.ok(&["s3api", "create-bucket", "--bucket", "hashes"]);
+    let put = |key: &str, body: &[u8]| {
+        let stamp = "20260101T000000Z";
+        let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+        let head = format!(
+            "PUT /hashes/{key} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDANY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={}\r\nx-amz-date: {stamp}\r\nx-amz-content-sha256: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            s.addr,
+            "0".repeat(64),
+            "ab".repeat(32),
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(body).unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer
+    };
+    for (key, size) in [("small", 10), ("large", 3 * 1024 * 1024)] {
+        let answer = put(key, &vec![b'x'; size]);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(
+            answer.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+            "{answer}"
+        );
+        assert!(!s.home.path().join("s3/hashes").join(key).exists(), "{key}");
+    }
+    let staged = std::fs::read_dir(s.home.path().join("tmp/s3"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name() != "multipart")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "no staged upload is left");
+}

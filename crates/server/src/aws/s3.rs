@@ -393,6 +393,26 @@ impl Aws {
                 }
                 s3.check_target(&b, &k)?;
                 let staged = s3.stage()?;
+                let declared_len = headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok());
+                if declared_len.is_some_and(|n| n <= SMALL) {
+                    let bytes = small_body(headers, body).await?;
+                    // A small object: one trip to the blocking pool for write and rename.
+                    let s3 = s3.clone();
+                    return blocking(Box::new(move || {
+                        let written = std::fs::write(&staged, &bytes)
+                            .map_err(|e| fail("InternalError", 500, e.to_string()))
+                            .and_then(|()| s3.commit(&staged, &b, &k).map_err(Failure::from));
+                        if written.is_err() {
+                            let _ = std::fs::remove_file(&staged);
+                        }
+                        let o = written?;
+                        Ok((StatusCode::OK, [("etag", o.etag)]).into_response())
+                    }))
+                    .await;
+                }
                 if let Err(f) = receive(headers, body, &staged).await {
                     let _ = tokio::fs::remove_file(&staged).await;
                     return Err(f);
@@ -497,12 +517,11 @@ async fn read_small(body: Body) -> Result<String, Failure> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Stream the body into `path`, checking its SHA-256 against the signed one; the hex SHA-256.
-async fn receive(
-    headers: &HeaderMap,
-    body: Body,
-    path: &std::path::Path,
-) -> Result<String, Failure> {
+/// Bodies up to this size are read whole and written in one go.
+const SMALL: usize = 1024 * 1024;
+
+/// The payload hash the request declared, refusing aws-chunked bodies.
+fn declared_hash(headers: &HeaderMap) -> Result<String, Failure> {
     let declared = headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
@@ -517,6 +536,43 @@ async fn receive(
             ),
         ));
     }
+    Ok(declared)
+}
+
+fn mismatch() -> Failure {
+    fail(
+        "XAmzContentSHA256Mismatch",
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    )
+}
+
+/// A small body (declared at most [`SMALL`] bytes), read whole and checked against the signed
+/// hash.
+async fn small_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Failure> {
+    let declared = declared_hash(headers)?;
+    let bytes = axum::body::to_bytes(body, SMALL).await.map_err(|e| {
+        fail(
+            "IncompleteBody",
+            400,
+            format!("The request body could not be read: {e}"),
+        )
+    })?;
+    if declared != "UNSIGNED-PAYLOAD"
+        && !declared.eq_ignore_ascii_case(&hex::encode(Sha256::digest(&bytes)))
+    {
+        return Err(mismatch());
+    }
+    Ok(bytes)
+}
+
+/// Stream the body into `path`, checking its SHA-256 against the signed one; the hex SHA-256.
+async fn receive(
+    headers: &HeaderMap,
+    body: Body,
+    path: &std::path::Path,
+) -> Result<String, Failure> {
+    let declared = declared_hash(headers)?;
     let io = |e: std::io::Error| fail("InternalError", 500, e.to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut hasher = Sha256::new();
@@ -536,11 +592,7 @@ async fn receive(
     let hash = hex::encode(hasher.finalize());
     if declared != "UNSIGNED-PAYLOAD" && !declared.eq_ignore_ascii_case(&hash) {
         let _ = tokio::fs::remove_file(path).await;
-        return Err(fail(
-            "XAmzContentSHA256Mismatch",
-            400,
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        ));
+        return Err(mismatch());
     }
     Ok(hash)
 }
@@ -613,9 +665,12 @@ async fn send(method: &Method, headers: &HeaderMap, o: Object) -> Result<Respons
         file.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(io)?;
+        let capacity = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .clamp(1, 256 * 1024);
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
             file.take(len),
-            256 * 1024,
+            capacity,
         ))
     };
     builder
