@@ -319,23 +319,29 @@ phases:
 /// bodies checked against botocore's model (`tests/api/walk_local_aws.py`).
 #[test]
 fn boto3_walks_every_local_aws_operation() {
-    let s = Serve::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/walk_local_aws.py");
-    let out = std::process::Command::new(crate::util::client_tool("python3"))
-        .arg(script)
-        .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("walked"), "{stdout}");
+    // Open (any key), and with --credentials: every signature checked (S3's path as sent,
+    // keys with spaces and '+', AssumeRole sessions with their tokens).
+    for s in [
+        Serve::start(&[]),
+        Serve::with_credentials("AKIDLOCALBUILDTEST", "localbuild-test-secret"),
+    ] {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/walk_local_aws.py");
+        let out = std::process::Command::new(crate::util::client_tool("python3"))
+            .arg(script)
+            .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("walked"), "{stdout}");
+    }
 }
 
 /// A project's artifacts of type S3 land in the S3 store as CodeBuild lays them out
