@@ -315,8 +315,13 @@ impl Server {
                 guard::guard,
             ))
             .with_state(self.state);
+        use axum::serve::ListenerExt;
+        // Small answers go out at once (no delayed-ACK stall between head and body).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

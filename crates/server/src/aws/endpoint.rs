@@ -109,6 +109,11 @@ impl LocalAws for BuildEndpoints {
         let app = Router::new().fallback(handle).with_state(served);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // Small answers go out at once (no delayed-ACK stall between head and body).
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
