@@ -105,20 +105,24 @@ layer "$RUNTIMES_IMAGE" runtimes "$RECIPE/runtimes.yml" "$RECIPE/runtimes.yml"
 # every shared library `ldd` names, at the same paths. Copying takes seconds; no network.
 AWSCLI_IMAGE=localbuild-test/awscli:1
 VENV=${LOCALBUILD_VENV:-$ROOT/.venv}
-[ -f "$VENV/pyvenv.cfg" ] || VENV=/work/main/.venv
+[ -f "$VENV/pyvenv.cfg" ] || die "$VENV has no venv: run scripts/python-env.sh first (scripts/setup.sh does)"
 stage_awscli() {
-    local out=$1 py site prefix ver
+    local out=$1 py site prefix ver libpy
     py=$(sed -n 's/^executable = //p' "$VENV/pyvenv.cfg")
+    [ -n "$py" ] || py=$(readlink -f "$VENV/bin/python3")
     [ -x "$py" ] || die "the venv's interpreter ($py, from $VENV/pyvenv.cfg) is missing"
     prefix=$(dirname "$(dirname "$py")")
     ver=$("$py" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')
     site="$VENV/lib/$ver/site-packages"
+    # A shared libpython when the interpreter uses one (pyenv's does, Debian's does not).
+    libpy="${prefix#/}/lib/lib$ver.so.1.0"
+    [ -e "/$libpy" ] || libpy=""
     mkdir -p "$out/root/usr/local/bin" "$out/root$prefix/lib/$ver/site-packages"
     tar -C / -cf - --exclude='*/test' --exclude='*/tests' --exclude='*/idlelib' \
         --exclude='*/tkinter' --exclude='*/_tkinter*' --exclude='*/ensurepip' \
         --exclude='*/site-packages' --exclude='*/config-*' --exclude='*/__pycache__' \
         --exclude='*/turtledemo' \
-        "${py#/}" "${prefix#/}/lib/lib$ver.so.1.0" "${prefix#/}/lib/$ver" | tar -C "$out/root" -xf -
+        "${py#/}" $libpy "${prefix#/}/lib/$ver" | tar -C "$out/root" -xf -
     local pkg
     for pkg in awscli botocore s3transfer jmespath dateutil six.py urllib3 yaml _yaml docutils \
         colorama rsa pyasn1; do
