@@ -5,6 +5,8 @@
 #   localbuild-test/bash:1     the same + the host's static bash
 #   localbuild-test/runtimes:1 the same + docker/test-busybox/runtimes.yml at
 #                              /codebuild/image/config/runtimes.yml (runtime-versions tests)
+#   localbuild-test/awscli:1   the same + the test venv's Python and aws CLI (with the shared
+#                              libraries they load), for the aws CLI inside builds
 #
 # Idempotent and fast: each image carries the label org.localbuild.recipe-hash
 # (hash of its recipe files); an image whose label matches is not rebuilt.
@@ -97,6 +99,56 @@ layer "$BASH_IMAGE" bash "$BASH_STATIC"
 RUNTIMES_IMAGE=localbuild-test/runtimes:1
 layer "$RUNTIMES_IMAGE" runtimes "$RECIPE/runtimes.yml" "$RECIPE/runtimes.yml"
 
+# --- localbuild-test/awscli:1: the venv's interpreter and aws CLI, copied -------------
+# The venv (scripts/setup.sh) names its interpreter in pyvenv.cfg; the image gets that
+# interpreter's standard library (no tests, no tkinter), the packages the aws CLI imports, and
+# every shared library `ldd` names, at the same paths. Copying takes seconds; no network.
+AWSCLI_IMAGE=localbuild-test/awscli:1
+VENV=${LOCALBUILD_VENV:-$ROOT/.venv}
+[ -f "$VENV/pyvenv.cfg" ] || die "$VENV has no venv: run scripts/python-env.sh first (scripts/setup.sh does)"
+stage_awscli() {
+    local out=$1 py site prefix ver libpy
+    py=$(sed -n 's/^executable = //p' "$VENV/pyvenv.cfg")
+    [ -n "$py" ] || py=$(readlink -f "$VENV/bin/python3")
+    [ -x "$py" ] || die "the venv's interpreter ($py, from $VENV/pyvenv.cfg) is missing"
+    prefix=$(dirname "$(dirname "$py")")
+    ver=$("$py" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')
+    site="$VENV/lib/$ver/site-packages"
+    # A shared libpython when the interpreter uses one (pyenv's does, Debian's does not).
+    libpy="${prefix#/}/lib/lib$ver.so.1.0"
+    [ -e "/$libpy" ] || libpy=""
+    mkdir -p "$out/root/usr/local/bin" "$out/root$prefix/lib/$ver/site-packages"
+    tar -C / -cf - --exclude='*/test' --exclude='*/tests' --exclude='*/idlelib' \
+        --exclude='*/tkinter' --exclude='*/_tkinter*' --exclude='*/ensurepip' \
+        --exclude='*/site-packages' --exclude='*/config-*' --exclude='*/__pycache__' \
+        --exclude='*/turtledemo' \
+        "${py#/}" $libpy "${prefix#/}/lib/$ver" | tar -C "$out/root" -xf -
+    local pkg
+    for pkg in awscli botocore s3transfer jmespath dateutil six.py urllib3 yaml _yaml docutils \
+        colorama rsa pyasn1; do
+        tar -C "$site" -cf - --exclude=__pycache__ --exclude=awscli/examples \
+            --exclude=awscli/botocore "$pkg" | tar -C "$out/root$prefix/lib/$ver/site-packages" -xf -
+    done
+    find "$out/root" -type f \( -name '*.so*' -o -path "*$py" \) -print0 \
+        | xargs -0 -n1 ldd 2>/dev/null | awk '/=> \//{print $3} /^[[:space:]]*\/lib64/{print $1}' \
+        | sort -u | sed 's|^/||' | tar -C / -chf - -T - | tar -C "$out/root" -xf -
+    printf '#!%s\nimport sys\nimport awscli.clidriver\nsys.exit(awscli.clidriver.main())\n' "$py" \
+        > "$out/root/usr/local/bin/aws"
+    chmod 755 "$out/root/usr/local/bin/aws"
+}
+aws_hash=$( { printf '%s\n' "$bb_hash"; cat "$RECIPE/Dockerfile.awscli" "$VENV/pyvenv.cfg"; \
+    ls "$VENV/lib/"*/site-packages | grep -i dist-info; } | sha256sum | cut -c1-32)
+if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$AWSCLI_IMAGE")" = "$aws_hash" ]; then
+    say "$AWSCLI_IMAGE is up to date ($aws_hash)"
+else
+    say "building $AWSCLI_IMAGE ($aws_hash) from $VENV"
+    mkdir "$TMP/awscli"
+    cp "$RECIPE/Dockerfile.awscli" "$TMP/awscli/Dockerfile"
+    stage_awscli "$TMP/awscli"
+    docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$aws_hash" \
+        -t "$AWSCLI_IMAGE" "$TMP/awscli" >/dev/null </dev/null
+fi
+
 # Smoke checks (cheap): the shell works, the users exist, /tmp is sticky.
 docker run --rm "$BUSYBOX_IMAGE" sh -c 'id codebuild-user >/dev/null && [ -k /tmp ] && [ "$PATH" = /usr/local/bin:/usr/bin:/bin ]' \
     || die "$BUSYBOX_IMAGE smoke check failed"
@@ -104,4 +156,5 @@ docker run --rm "$DOCKER_IMAGE" docker --version >/dev/null || die "$DOCKER_IMAG
 docker run --rm "$BASH_IMAGE" bash -c '[[ -n $BASH_VERSION ]]' || die "$BASH_IMAGE smoke check failed"
 docker run --rm "$RUNTIMES_IMAGE" grep -q '^runtimes:' /codebuild/image/config/runtimes.yml \
     || die "$RUNTIMES_IMAGE smoke check failed"
+docker run --rm "$AWSCLI_IMAGE" aws --version >/dev/null || die "$AWSCLI_IMAGE smoke check failed"
 say "done"

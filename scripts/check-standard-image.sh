@@ -98,7 +98,7 @@ phases:
     commands:
       - python3 --version
       - pip3 install pytest
-      - node --version && npm --version && yarn --version && java -version && mvn -v && gradle --version && go version && ruby --version && bundle --version && php --version && composer --version && docker --version && gcc --version && gpg --version && sudo --version && command -v xvfb-run && test -d /root/.m2
+      - node --version && npm --version && yarn --version && java -version && mvn -v && gradle --version && go version && ruby --version && bundle --version && php --version && composer --version && docker --version && gcc --version && gpg --version && sudo --version && command -v xvfb-run && test -d /root/.m2 && aws --version
 YAML
 code=0
 "$LB" run -s "$TMP/py" -i aws/codebuild/standard:7.0 > "$TMP/py.log" 2>&1 || code=$?
@@ -111,6 +111,7 @@ expect "pip3 install of a present package" "$TMP/py.log" "Requirement already sa
 expect "node 18" "$TMP/py.log" "v18."
 expect "go 1.19" "$TMP/py.log" "go version go1.19"
 expect "composer" "$TMP/py.log" "Composer version"
+expect "aws CLI (Debian's awscli)" "$TMP/py.log" "aws-cli/2."
 
 # 2. AWS's pytest example (CodeBuild docs, "Set up test reporting with pytest").
 mkdir -p "$TMP/pytest"

@@ -43,5 +43,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 scripts/ensure-docker.sh </dev/null
-scripts/build-test-images.sh </dev/null
+# The venv first: localbuild-test/awscli:1 is made from its Python and aws CLI.
 scripts/python-env.sh </dev/null
+scripts/build-test-images.sh </dev/null

@@ -222,13 +222,57 @@ pub(super) fn run_with(
             on_failure: args.shell_on_failure,
             keep_container: args.keep_container,
         },
+        local_aws: None,
+        s3_artifact: None,
     };
     adjust(&mut request)?;
     request.check()?;
+    // A local AWS for the build, unless the host's credentials are forwarded (-c / -p): then
+    // the build talks to real AWS.
+    if !args.aws_config {
+        let (secrets, hook) = local_aws(&request).map_err(|e| {
+            CliError::Fault(format!(
+                "cannot open the build history under {}: {e}",
+                store_root().display()
+            ))
+        })?;
+        request.secrets = secrets;
+        request.local_aws = Some(hook);
+    }
     if args.batch {
         return super::batch::run(request, args);
     }
     super::runtime()?.block_on(run_build(request, args, after))
+}
+
+/// The local AWS services of this process (the parameter and secret store over the history,
+/// seeded by `--secrets-file`; STS sessions in memory) and the hook that gives each build its
+/// endpoint; the store's values for `env.parameter-store` / `env.secrets-manager`.
+fn local_aws(
+    request: &BuildRequest,
+) -> Result<
+    (
+        localbuild_engine::secrets::SecretsFile,
+        localbuild_engine::local_aws::LocalAwsHook,
+    ),
+    String,
+> {
+    let history = HistoryStore::open(store_root()).map_err(|e| e.to_string())?;
+    let aws = Arc::new(localbuild_server::aws::Aws {
+        s3: localbuild_aws::s3::S3::new(
+            store_root().join("s3"),
+            store_root().join("tmp").join("s3"),
+        ),
+        store: localbuild_aws::params::Store::new(history.db().clone(), request.secrets.clone()),
+        ids: localbuild_aws::sts::Identities::default(),
+        open: false,
+        region: request.region.clone(),
+    });
+    let secrets = aws.store.snapshot().map_err(|e| e.to_string())?;
+    let hook = localbuild_engine::local_aws::LocalAwsHook(Arc::new(
+        localbuild_server::aws::endpoint::BuildEndpoints { aws },
+    ));
+    Ok((secrets, hook))
 }
 
 async fn run_build(

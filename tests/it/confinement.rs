@@ -362,7 +362,8 @@ fn api_fields_that_name_paths_are_refused_as_codebuild_refuses_them() {
     let b = s.ok(&[
         "codebuild", "create-project", "--name", "art",
         "--source", &json!({"type": "NO_SOURCE", "buildspec": "version: 0.2\nphases:\n  build:\n    commands: [echo hi > a.txt]\nartifacts:\n  files: [a.txt]\n"}).to_string(),
-        "--artifacts", "type=S3,location=unused", "--environment", &env,
+        // NO_ARTIFACTS: the build's folder (type S3 goes to the S3 store, tests/it/local_aws.rs).
+        "--artifacts", "type=NO_ARTIFACTS", "--environment", &env,
         "--service-role", "arn:aws:iam::000000000000:role/any",
     ]);
     assert_eq!(b["project"]["name"], "art");

@@ -39,7 +39,7 @@ ruby    3.1        bookworm
 php     8.2        bookworm
 "
 
-PACKAGES="git curl ca-certificates zip unzip less procps jq make build-essential wget openssh-client xz-utils python3 python3-pip python3-venv python3-pytest python-is-python3 nodejs npm yarnpkg default-jdk-headless maven gradle golang ruby ruby-dev bundler php-cli composer gnupg sudo xvfb xauth"
+PACKAGES="git curl ca-certificates zip unzip less procps awscli jq make build-essential wget openssh-client xz-utils python3 python3-pip python3-venv python3-pytest python-is-python3 nodejs npm yarnpkg default-jdk-headless maven gradle golang ruby ruby-dev bundler php-cli composer gnupg sudo xvfb xauth"
 
 PREFIX=/opt/localbuild
 RUNTIMES_YML=/codebuild/image/config/runtimes.yml

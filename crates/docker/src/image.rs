@@ -64,6 +64,7 @@ pub const DEBOOTSTRAP_PACKAGES: &[&str] = &[
     "python3",
     "less",
     "procps",
+    "awscli",
 ];
 
 const DOCKERFILE: &str = include_str!("../standard/Dockerfile");

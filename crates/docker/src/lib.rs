@@ -18,7 +18,8 @@ pub mod image;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, PortBinding,
+    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
+    PortBinding,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -242,6 +243,7 @@ impl Docker {
                     typ: Some("none".to_owned()),
                     config: None,
                 }),
+                network_mode: spec.network.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -404,6 +406,70 @@ impl Docker {
     /// The exit code of a finished exec, if Docker knows it.
     pub async fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
         self.api.inspect_exec(exec_id).await.ok()?.exit_code
+    }
+
+    /// A bridge network for one build, labelled with its id, and the host's address on it
+    /// (the gateway). Containers on other networks cannot reach that address (Docker isolates
+    /// bridges from each other), so a server listening there serves this build alone.
+    pub async fn create_network(
+        &self,
+        build_id: &str,
+    ) -> Result<localbuild_engine::runtime::BuildNetwork, DockerError> {
+        let short: String = build_id
+            .rsplit(':')
+            .next()
+            .unwrap_or(build_id)
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        let name = format!("localbuild-{short}-{}", uuid::Uuid::new_v4().simple());
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(HashMap::from([(
+                BUILD_LABEL.to_owned(),
+                build_id.to_owned(),
+            )])),
+            ..Default::default()
+        };
+        self.api
+            .create_network(request)
+            .await
+            .map_err(api("create the build's network"))?;
+        let inspect = self
+            .api
+            .inspect_network(&name, None)
+            .await
+            .map_err(api("inspect the build's network"))?;
+        let gateway = inspect
+            .ipam
+            .and_then(|i| i.config)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.gateway)
+            .find_map(|g| g.parse::<std::net::IpAddr>().ok().filter(|ip| ip.is_ipv4()));
+        match gateway {
+            Some(gateway) => Ok(localbuild_engine::runtime::BuildNetwork { name, gateway }),
+            None => {
+                let _ = self.remove_network(&name).await;
+                Err(DockerError::Api {
+                    action: "create the build's network",
+                    reason: format!("the network {name} has no IPv4 gateway address"),
+                })
+            }
+        }
+    }
+
+    /// Remove a network; a missing one is not an error.
+    pub async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
+        match self.api.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api("remove the build's network")(e)),
+        }
     }
 
     /// Force-remove a container and its anonymous volumes. A missing container is not an error.
@@ -805,6 +871,15 @@ impl Runtime for Docker {
     }
     async fn remove_container(&self, container: &str) -> Result<(), DockerError> {
         Docker::remove_container(self, container).await
+    }
+    async fn create_network(
+        &self,
+        build_id: &str,
+    ) -> Result<localbuild_engine::runtime::BuildNetwork, DockerError> {
+        Docker::create_network(self, build_id).await
+    }
+    async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
+        Docker::remove_network(self, name).await
     }
     async fn remove_build_resources(&self, build_id: Option<&str>) -> Result<Removed, DockerError> {
         Docker::remove_build_resources(self, build_id).await

@@ -15,7 +15,7 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 
-PACKAGES="git curl ca-certificates zip unzip python3 less procps"
+PACKAGES="git curl ca-certificates zip unzip python3 less procps awscli"
 
 missing=""
 for p in $PACKAGES; do

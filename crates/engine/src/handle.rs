@@ -385,6 +385,12 @@ impl Hub {
         self.lock().masker = masker;
     }
 
+    /// Mask these values too, from now on.
+    pub(crate) fn add_masked(&self, values: Vec<String>) {
+        let mut state = self.lock();
+        state.masker = state.masker.with(values);
+    }
+
     /// The one choke point of a build's output: mask, log, buffer, wake subscribers.
     /// Returns the event as published (masked); command output may come out shorter, or
     /// empty, when its end could be the start of a secret (held back for the next piece).

@@ -26,6 +26,7 @@ pub mod handle;
 pub mod hints;
 pub mod images;
 pub mod lifecycle;
+pub mod local_aws;
 pub mod log;
 pub mod logindex;
 pub mod record;
@@ -46,7 +47,7 @@ pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
     ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, Debug, RequestError,
-    Source,
+    S3Artifact, Source,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -131,6 +131,32 @@ pub struct BuildRequest {
     pub batch: Option<BatchMember>,
     /// Pauses and a kept container, for a person to look inside the build ([`Debug`]).
     pub debug: Debug,
+    /// A local AWS endpoint for the build's commands (`None`: none; e.g. with the host's
+    /// credentials forwarded, the build talks to real AWS).
+    pub local_aws: Option<crate::local_aws::LocalAwsHook>,
+    /// The primary artifact goes to an S3 bucket folder, laid out as CodeBuild lays out
+    /// artifacts of type S3 (`None`: the build's own folder or `artifacts_dir`).
+    pub s3_artifact: Option<S3Artifact>,
+}
+
+/// CodeBuild's artifacts of type S3: the object is `<path>/<build uuid if namespaceType is
+/// BUILD_ID>/<name>` in the bucket, a folder of files (packaging NONE) or one zip (ZIP), and
+/// the record's `artifacts.location` is its S3 ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Artifact {
+    /// The bucket's folder (already confined under the S3 root by the caller).
+    pub bucket_dir: PathBuf,
+    pub bucket: String,
+    /// `path` (relative, may be empty).
+    pub path: String,
+    /// `namespaceType: BUILD_ID`.
+    pub build_id_namespace: bool,
+    /// The project's `artifacts.name`.
+    pub name: String,
+    /// `overrideArtifactName`: the buildspec's `artifacts.name` wins when it has one.
+    pub override_name: bool,
+    /// `packaging: ZIP`.
+    pub zip: bool,
 }
 
 /// How a build can be looked into while it runs and after (issue "debug a build where it
@@ -193,6 +219,8 @@ impl BuildRequest {
             compute_type: None,
             batch: None,
             debug: Debug::default(),
+            local_aws: None,
+            s3_artifact: None,
         }
     }
 

@@ -205,6 +205,8 @@ pub fn check_name(key: &str) -> Result<(), String> {
 /// secret is masked wherever the pieces were cut.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
+    /// The secrets' lines (to make a masker with more of them, [`Masker::with`]).
+    needles: Vec<Vec<u8>>,
     /// The secrets' lines; `None` when there is nothing to mask.
     finder: Option<aho_corasick::AhoCorasick>,
     /// The longest secret line, in bytes.
@@ -226,6 +228,10 @@ impl Masker {
                 }
             }
         }
+        Masker::of(needles)
+    }
+
+    fn of(mut needles: Vec<Vec<u8>>) -> Masker {
         needles.sort();
         needles.dedup();
         let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
@@ -234,11 +240,22 @@ impl Masker {
             .build(&needles)
             .ok()
             .filter(|_| !needles.is_empty());
-        Masker { finder, longest }
+        Masker {
+            needles,
+            finder,
+            longest,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.finder.is_none()
+    }
+
+    /// This masker plus `more` values.
+    pub fn with<I: IntoIterator<Item = String>>(&self, more: I) -> Masker {
+        let mut needles = Masker::new(more).needles;
+        needles.extend(self.needles.iter().cloned());
+        Masker::of(needles)
     }
 
     /// Mask whole lines of bytes; `None` when nothing in them is secret.

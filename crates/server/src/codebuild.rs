@@ -144,6 +144,74 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A project's `artifacts`: CodeBuild's types, and for S3 a bucket name by S3's rule and a
+/// relative `path` and `name` (they become a key, so a folder under the S3 root).
+fn check_artifacts(a: &Value) -> Result<(), ApiError> {
+    let field = |k: &str| a.get(k).and_then(Value::as_str);
+    let invalid = |m: String| Err(ApiError::InvalidInput(format!("Invalid artifacts: {m}")));
+    match field("type") {
+        Some("NO_ARTIFACTS" | "CODEPIPELINE") => return Ok(()),
+        Some("S3") => {}
+        other => {
+            return invalid(format!(
+                "type {other:?} is not one of NO_ARTIFACTS, S3, CODEPIPELINE"
+            ));
+        }
+    }
+    let Some(bucket) = field("location").filter(|l| !l.is_empty()) else {
+        return invalid("location (the bucket) is required for type S3".to_owned());
+    };
+    if let Err(e) = localbuild_aws::s3::check_bucket_name(bucket) {
+        return invalid(format!("location: {e}"));
+    }
+    for key in ["path", "name"] {
+        if let Some(v) = field(key).filter(|v| !v.is_empty())
+            && let Err(e) = localbuild_confine::relative(key, v.trim_matches('/'))
+        {
+            return invalid(format!("{key}: {e}"));
+        }
+    }
+    if let Some(ns) = field("namespaceType").filter(|n| !matches!(*n, "NONE" | "BUILD_ID")) {
+        return invalid(format!("namespaceType {ns:?} is not one of NONE, BUILD_ID"));
+    }
+    if let Some(p) = field("packaging").filter(|p| !matches!(*p, "NONE" | "ZIP")) {
+        return invalid(format!("packaging {p:?} is not one of NONE, ZIP"));
+    }
+    Ok(())
+}
+
+/// The engine's S3 artifact for a project whose `artifacts.type` is S3 (checked at create).
+fn s3_artifact(
+    state: &AppState,
+    project: &str,
+    a: &Value,
+) -> Result<Option<localbuild_engine::S3Artifact>, ApiError> {
+    let field = |k: &str| a.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    if field("type") != Some("S3") {
+        return Ok(None);
+    }
+    check_artifacts(a)?;
+    let bucket = field("location").unwrap_or_default();
+    let bucket_dir = localbuild_confine::component("bucket", bucket)
+        .and_then(|b| localbuild_confine::Root::new(&state.roots.s3_root).sub("bucket", b))
+        .map_err(|e| ApiError::InvalidInput(format!("Invalid artifacts: {e}")))?;
+    Ok(Some(localbuild_engine::S3Artifact {
+        bucket_dir: bucket_dir.path().to_path_buf(),
+        bucket: bucket.to_owned(),
+        path: field("path").unwrap_or("").trim_matches('/').to_owned(),
+        build_id_namespace: field("namespaceType") == Some("BUILD_ID"),
+        name: field("name")
+            .unwrap_or(project)
+            .trim_matches('/')
+            .to_owned(),
+        override_name: a
+            .get("overrideArtifactName")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        zip: field("packaging") == Some("ZIP"),
+    }))
+}
+
 fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
     check_name(&p.name)?;
     if create {
@@ -199,6 +267,9 @@ fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
                 "Invalid secondarySources sourceIdentifier: {id:?}. {why}"
             )));
         }
+    }
+    if let Some(a) = &p.artifacts {
+        check_artifacts(a)?;
     }
     for a in p.secondary_artifacts.iter().flatten() {
         let id = a["artifactIdentifier"].as_str().unwrap_or_default();
@@ -767,7 +838,23 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
         request.initiator = format!("codepipeline/{}", p.pipeline);
         request.secondary_sources = p.secondary.clone();
     }
-    request.secrets = state.secrets.clone();
+    if input.pipeline.is_none()
+        && let Some(a) = project_json.get("artifacts")
+    {
+        request.s3_artifact = s3_artifact(state, &input.project_name, a)?;
+    }
+    // The one parameter and secret store: the secrets file with every API write applied.
+    let secrets = state
+        .aws
+        .store
+        .snapshot()
+        .unwrap_or_else(|_| state.secrets.clone());
+    request.secrets = secrets.clone();
+    request.local_aws = Some(localbuild_engine::local_aws::LocalAwsHook(Arc::new(
+        crate::aws::endpoint::BuildEndpoints {
+            aws: state.aws.clone(),
+        },
+    )));
     let mut vars = project.environment.environment_variables.clone();
     vars.extend(
         input
@@ -779,8 +866,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
     for v in &vars {
         let value = match v.kind.as_deref().unwrap_or("PLAINTEXT") {
             "PLAINTEXT" => v.value.clone(),
-            "PARAMETER_STORE" => state
-                .secrets
+            "PARAMETER_STORE" => secrets
                 .parameter(&v.value)
                 .map_err(ApiError::InvalidInput)?,
             "SECRETS_MANAGER" => {
@@ -791,7 +877,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
                             v.name, v.value
                         ))
                     })?;
-                state.secrets.secret(&r).map_err(ApiError::InvalidInput)?
+                secrets.secret(&r).map_err(ApiError::InvalidInput)?
             }
             other => {
                 return Err(ApiError::InvalidInput(format!(

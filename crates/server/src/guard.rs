@@ -98,7 +98,9 @@ pub fn host_allowed(host: &str, listen: SocketAddr, extra: &[String]) -> bool {
         return false;
     };
     let ip = name.parse::<IpAddr>().ok();
+    // `*.localhost` is loopback by definition (RFC 6761): S3's virtual-hosted addresses.
     name == "localhost"
+        || name.ends_with(".localhost")
         || ip.is_some_and(|ip| {
             ip == IpAddr::from([127, 0, 0, 1])
                 || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
@@ -233,7 +235,8 @@ fn has_own_body(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("json") || t.starts_with("text/html"))
+        // JSON: the JSON protocols; XML: STS's query protocol and S3; HTML: the console.
+        .is_some_and(|t| t.contains("json") || t.contains("xml") || t.starts_with("text/html"))
 }
 
 /// Replace a bare error answer's body with its AWS error, keeping status and headers.
@@ -275,6 +278,8 @@ pub(crate) async fn guard(
     .and_then(|()| check_head(request.headers()));
     let mut response = match checked {
         Err(e) => e.into_response(),
+        // S3 streams its bodies (uploads of any size), so it skips the body limit.
+        Ok(()) if crate::aws::s3::is_s3(request.headers()) => state.aws.s3(request).await,
         Ok(()) => {
             let (parts, body) = request.into_parts();
             match read_body(&parts.headers, body).await {

@@ -6,6 +6,8 @@
 //! * [`auth`] — SigV4 verification with `--credentials`, else open.
 //! * [`codebuild`] — projects and builds; [`queue`] — which queued build may start.
 //! * [`batch`] — batch builds (StartBuildBatch and the other `*BuildBatch*` operations).
+//! * [`aws`] — the local AWS services builds use (SSM, Secrets Manager, STS), here and on each
+//!   build's own endpoint ([`aws::endpoint`]).
 //! * [`logs`] — the build logs as CloudWatch Logs groups, streams and events.
 //! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
 //!   and CodeStar Connections / CodeConnections.
@@ -18,6 +20,7 @@
 //! queue. This crate is the only one that depends on axum.
 
 pub mod auth;
+pub mod aws;
 pub mod batch;
 pub mod codebuild;
 pub mod console;
@@ -211,6 +214,8 @@ pub struct AppState {
     pub(crate) pipelines: pipeline::Live,
     /// The console's sessions and CSRF tokens.
     pub(crate) console: console::Sessions,
+    /// The local AWS services (SSM, Secrets Manager, STS), here and on builds' endpoints.
+    pub(crate) aws: Arc<aws::Aws>,
 }
 
 impl AppState {
@@ -245,7 +250,23 @@ impl Server {
         let store = Arc::new(ServerStore::new(config.history.clone()));
         let runtime = config.runtime.clone();
         let engine = Engine::new(config.runtime, store.clone());
+        let aws = Arc::new(aws::Aws {
+            s3: localbuild_aws::s3::S3::new(
+                config.roots.s3_root.clone(),
+                config.history.root().join("tmp").join("s3"),
+            ),
+            store: localbuild_aws::params::Store::new(
+                config.history.db().clone(),
+                config.secrets.clone(),
+            ),
+            ids: localbuild_aws::sts::Identities::new(
+                config.credentials.clone().unwrap_or_default(),
+            ),
+            open: config.credentials.is_none(),
+            region: config.region.clone(),
+        });
         let state = Arc::new(AppState {
+            aws,
             roots: config.roots.clone(),
             addr,
             credentials: config.credentials,
@@ -295,8 +316,13 @@ impl Server {
                 guard::guard,
             ))
             .with_state(self.state);
+        use axum::serve::ListenerExt;
+        // Small answers go out at once (no delayed-ACK stall between head and body).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
@@ -328,6 +354,9 @@ async fn api(
         Ok(b) => b,
         Err(e) => return ApiError::Serialization(e.body_text()).into_response(),
     };
+    if let Some(answer) = state.aws.call(&method, &uri, &headers, &body).await {
+        return answer;
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())

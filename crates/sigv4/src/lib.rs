@@ -324,6 +324,42 @@ pub fn verify(
     services: &[&str],
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
+    verify_as(req, creds, services, now, Payload::Body)
+}
+
+/// How the canonical request names the path and the payload.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// JSON and query APIs: the normalised, twice-encoded path and the body's own hash.
+    Body,
+    /// S3: the path as sent and the hash the client declared in `x-amz-content-sha256` (a hex
+    /// SHA-256, checked by the caller while it streams the body, or `UNSIGNED-PAYLOAD`).
+    S3(&'a str),
+}
+
+/// [`verify`] for S3 (signing name `s3`): the path is not normalised, and the payload is the
+/// declared `x-amz-content-sha256`, which must be present; `req.body` is not read (the caller
+/// streams the body and compares its hash with the declared one).
+pub fn verify_s3(
+    req: &Request,
+    creds: &Credentials,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
+    let declared = header(req.headers, "x-amz-content-sha256").ok_or_else(|| {
+        AuthError::IncompleteSignature(
+            "Missing required header for this request: x-amz-content-sha256".to_owned(),
+        )
+    })?;
+    verify_as(req, creds, &["s3"], now, Payload::S3(declared.trim()))
+}
+
+fn verify_as(
+    req: &Request,
+    creds: &Credentials,
+    services: &[&str],
+    now: SystemTime,
+    payload: Payload,
+) -> Result<Verified, AuthError> {
     let auth = parse_authorization(req.headers)?;
     let request_time = parse_amz_date(&auth.amz_date).ok_or_else(|| {
         AuthError::IncompleteSignature(format!(
@@ -390,16 +426,18 @@ pub fn verify(
 
     // The signature covers the body's own hash; a declared one must be it (JSON APIs sign
     // every payload: `UNSIGNED-PAYLOAD` is S3's).
-    let body_hash = hex::encode(Sha256::digest(req.body));
-    if let Some(declared) = header(req.headers, "x-amz-content-sha256")
-        && !declared.trim().eq_ignore_ascii_case(&body_hash)
-    {
-        return Err(AuthError::SignatureDoesNotMatch);
+    if let Payload::Body = payload {
+        let body_hash = hex::encode(Sha256::digest(req.body));
+        if let Some(declared) = header(req.headers, "x-amz-content-sha256")
+            && !declared.trim().eq_ignore_ascii_case(&body_hash)
+        {
+            return Err(AuthError::SignatureDoesNotMatch);
+        }
     }
 
     let provided = hex::decode(&auth.signature).map_err(|_| AuthError::SignatureDoesNotMatch)?;
     // `verify_slice` compares in constant time.
-    signature_mac(req, &auth, secret)
+    signature_mac_as(req, &auth, secret, payload)
         .verify_slice(&provided)
         .map_err(|_| AuthError::SignatureDoesNotMatch)?;
     Ok(Verified {
@@ -411,13 +449,26 @@ pub fn verify(
 
 /// The HMAC whose output is the signature of `req` per `auth` with `secret`.
 fn signature_mac(req: &Request, auth: &Authorization, secret: &str) -> Hmac<Sha256> {
+    signature_mac_as(req, auth, secret, Payload::Body)
+}
+
+fn signature_mac_as(
+    req: &Request,
+    auth: &Authorization,
+    secret: &str,
+    payload: Payload,
+) -> Hmac<Sha256> {
+    let canonical = match payload {
+        Payload::Body => canonical_request(req, auth),
+        Payload::S3(hash) => canonical_request_s3(req, auth, hash),
+    };
     let string_to_sign = format!(
         "{ALGORITHM}\n{}\n{}/{}/{}/aws4_request\n{}",
         auth.amz_date,
         auth.date,
         auth.region,
         auth.service,
-        hex::encode(Sha256::digest(canonical_request(req, auth)))
+        hex::encode(Sha256::digest(canonical))
     );
     let mut key = format!("AWS4{secret}").into_bytes();
     for part in [&auth.date, &auth.region, &auth.service, "aws4_request"] {
@@ -489,6 +540,19 @@ pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
         canonical_query(req.query),
         auth.signed_headers.join(";"),
     )
+}
+
+/// S3's canonical request: the path exactly as sent, the declared payload hash.
+fn canonical_request_s3(req: &Request, auth: &Authorization, payload_hash: &str) -> String {
+    let full = canonical_request(req, auth);
+    // Same headers and query as any service; only the path line and the hash differ.
+    let mut lines: Vec<&str> = full.split('\n').collect();
+    let path = if req.path.is_empty() { "/" } else { req.path };
+    lines[1] = path;
+    if let Some(last) = lines.last_mut() {
+        *last = payload_hash;
+    }
+    lines.join("\n")
 }
 
 fn mac(key: &[u8], data: &[u8]) -> Hmac<Sha256> {

@@ -246,6 +246,10 @@ pub(crate) struct Run {
     store_error: Option<String>,
     /// A git source's checkout (made before PROVISIONING, deleted at the end of the build).
     checkout: Option<Checkout>,
+    /// The build's network (with a local AWS), removed after the container.
+    network: Option<String>,
+    /// The build's local AWS endpoint; dropped (closed) after the container is removed.
+    aws_endpoint: Option<crate::local_aws::AwsEndpoint>,
 }
 
 /// A git source checked out for one build: the folder is the build's, and goes with it (a
@@ -303,6 +307,8 @@ impl Run {
             outputs: outputs::Outputs::default(),
             store_error: None,
             checkout: None,
+            network: None,
+            aws_endpoint: None,
             place,
             req,
         }
@@ -624,6 +630,12 @@ impl Run {
                 .runtime
                 .remove_build_resources(Some(&self.build_id))
                 .await;
+        }
+        self.aws_endpoint = None;
+        // A kept container still uses its network: then removing it fails, and `gc` removes
+        // both later (by label).
+        if let Some(network) = self.network.take() {
+            let _ = self.runtime.remove_network(&network).await;
         }
     }
 }

@@ -389,24 +389,31 @@ impl Run {
         }
     }
 
-    /// Add an artifact's sink; returns its index and path.
+    /// Add an artifact's sink; returns its index and path. `s3`: the primary artifact of an
+    /// S3 artifact (its own root, packaging and name rules).
     fn artifact_sink(
         &self,
         plan: &mut Plan,
         name: &str,
         symlinks: bool,
+        s3: Option<&crate::request::S3Artifact>,
     ) -> std::io::Result<(usize, PathBuf)> {
-        let root = self
-            .req
-            .artifacts_dir
-            .clone()
-            .unwrap_or_else(|| self.place.artifacts.clone());
+        let root = match s3 {
+            Some(a) => a.bucket_dir.clone(),
+            None => self
+                .req
+                .artifacts_dir
+                .clone()
+                .unwrap_or_else(|| self.place.artifacts.clone()),
+        };
         std::fs::create_dir_all(&root)?;
         let mut path = localbuild_confine::Root::new(root)
             .confined("artifact name", name)
             .map_err(refused)?;
-        if self.req.zip {
-            if !name.ends_with(".zip") {
+        let zip = s3.map_or(self.req.zip, |a| a.zip);
+        if zip {
+            // CodeBuild names an S3 zip exactly as the artifact is named.
+            if s3.is_none() && !name.ends_with(".zip") {
                 path.set_extension(match path.extension() {
                     Some(e) => format!("{}.zip", e.to_string_lossy()),
                     None => "zip".to_owned(),
@@ -433,6 +440,35 @@ impl Run {
             plan.sinks.push(Sink::Dir(path.clone()));
         }
         Ok((plan.sinks.len() - 1, path))
+    }
+
+    /// An S3 artifact's key in its bucket: `path`, the build's uuid (namespace BUILD_ID) and
+    /// the project's name, or the buildspec's `artifacts.name` with `overrideArtifactName`.
+    async fn s3_object_name(
+        &mut self,
+        spec: &Buildspec,
+        set: &ArtifactSet,
+        a: &crate::request::S3Artifact,
+    ) -> String {
+        let name = match (a.override_name, &set.name) {
+            (true, Some(_)) => self.artifact_name(spec, set).await,
+            _ => a.name.clone(),
+        };
+        let uuid = self
+            .build_id
+            .rsplit(':')
+            .next()
+            .unwrap_or(&self.build_id)
+            .to_owned();
+        [
+            a.path.trim_matches('/'),
+            if a.build_id_namespace { &uuid } else { "" },
+            &name,
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
     }
 
     /// The artifact name: `name` evaluated in the container, or `primary`.
@@ -487,7 +523,7 @@ impl Run {
         let entries = self.list_source().await?;
         let mut plan = Plan::default();
         let mut failure = None;
-        let mut artifact_paths: Vec<(Option<String>, usize, PathBuf)> = vec![];
+        let mut artifact_paths: Vec<(Option<String>, usize, PathBuf, Option<String>)> = vec![];
         if let Some(a) = &spec.artifacts {
             let mut sets: Vec<(Option<String>, ArtifactSet)> = vec![(None, a.primary.clone())];
             sets.extend(
@@ -509,18 +545,22 @@ impl Run {
                     });
                     continue;
                 }
-                let name = match &id {
-                    Some(id) => id.clone(),
-                    None => self.artifact_name(spec, &set).await,
+                let s3 = self.req.s3_artifact.clone().filter(|_| id.is_none());
+                let name = match (&id, &s3) {
+                    (Some(id), _) => id.clone(),
+                    (None, Some(a)) => self.s3_object_name(spec, &set, a).await,
+                    (None, None) => self.artifact_name(spec, &set).await,
                 };
-                let (sink, path) = self.artifact_sink(&mut plan, &name, set.enable_symlinks)?;
+                let (sink, path) =
+                    self.artifact_sink(&mut plan, &name, set.enable_symlinks, s3.as_ref())?;
                 plan.add(sink, &sel.files);
-                artifact_paths.push((id, sink, path));
+                let location = s3.map(|a| format!("arn:aws:s3:::{}/{name}", a.bucket));
+                artifact_paths.push((id, sink, path, location));
             }
         }
         if failure.is_some() {
             // CodeBuild uploads nothing when a definition matches nothing.
-            for (_, _, p) in &artifact_paths {
+            for (_, _, p, _) in &artifact_paths {
                 let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
             }
             plan = Plan::default();
@@ -568,9 +608,9 @@ impl Run {
                 writer.finish().map_err(std::io::Error::other)?;
             }
         }
-        for (id, _, path) in artifact_paths {
+        for (id, _, path, location) in artifact_paths {
             let record = Artifacts {
-                location: path.display().to_string(),
+                location: location.unwrap_or_else(|| path.display().to_string()),
                 artifact_identifier: id.clone(),
             };
             match id {

@@ -66,6 +66,7 @@ impl Run {
                 .iter()
                 .any(|e| e.ends_with("dockerd-entrypoint.sh"));
         }
+        let network = self.open_local_aws().await?;
         let mut spec = ContainerSpec {
             name: format!(
                 "localbuild-{}-{}",
@@ -87,6 +88,7 @@ impl Run {
                 self.req.debug.session,
                 self.req.batch.as_ref().and_then(|b| b.shard),
             )),
+            network,
         };
         if let Some(session) = &mut self.build.debug_session {
             session.session_target = Some(spec.name.clone());
@@ -147,6 +149,48 @@ impl Run {
                 )))
             }
         }
+    }
+
+    /// With a local AWS in the request: the build's network, the endpoint on its gateway, its
+    /// variables (below every variable the build already has) and masked values. The network's
+    /// name, for the container.
+    async fn open_local_aws(&mut self) -> Result<Option<String>, PhaseError> {
+        let Some(hook) = self.req.local_aws.clone() else {
+            return Ok(None);
+        };
+        let fault = |m: String| {
+            PhaseError::Fault(PhaseContext::new(
+                "CLIENT_ERROR",
+                format!("cannot give the build its local AWS endpoint: {m}"),
+            ))
+        };
+        let network = self
+            .runtime
+            .create_network(&self.build_id)
+            .await
+            .map_err(|e| fault(e.to_string()))?;
+        self.network = Some(network.name.clone());
+        let info = crate::local_aws::BuildInfo {
+            build_id: self.build_id.clone(),
+            project: self.req.project.clone(),
+            region: self.req.region.clone(),
+        };
+        let endpoint = hook.0.open(&info, network.gateway).await.map_err(fault)?;
+        self.hub.add_masked(endpoint.mask.clone());
+        let taken: std::collections::HashSet<String> = self
+            .driver_env
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_owned()))
+            .collect();
+        let ours: Vec<String> = endpoint
+            .vars
+            .iter()
+            .filter(|(k, _)| !taken.contains(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        self.driver_env.splice(0..0, ours);
+        self.aws_endpoint = Some(endpoint);
+        Ok(Some(network.name))
     }
 
     /// The image's `dockerd-entrypoint.sh` starts dockerd: wait (up to ~60 s, as the script

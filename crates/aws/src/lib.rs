@@ -1,0 +1,77 @@
+//! The local AWS services a build reaches, as domain logic: no wire format, no HTTP, no Docker.
+//! `localbuild-server` speaks the protocols (JSON 1.1 for SSM and Secrets Manager, the query
+//! protocol for STS) over these types.
+//!
+//! * [`params`] — Parameter Store and Secrets Manager: one store, seeded by the secrets file
+//!   (`--secrets-file`), API writes kept in the history database; builds read it through
+//!   [`params::Store::snapshot`] for `env.parameter-store` / `env.secrets-manager`.
+//! * [`s3`] — buckets and objects over `$LOCALBUILD_HOME/s3` (the store S3 sources and
+//!   pipeline artifact stores use), uploads staged and renamed into place.
+//! * [`sts`] — who a key is: the build's session credentials, `AssumeRole` sessions and the
+//!   static `--credentials` keys; [`sts::Identities::keys`] is what SigV4 checks against.
+//!
+//! Every ARN uses [`ACCOUNT_ID`], the engine's.
+
+pub mod params;
+pub mod s3;
+pub mod sts;
+
+pub use localbuild_engine::ACCOUNT_ID;
+
+/// A failed call, in the service's terms; the server maps each variant to AWS's error type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    /// SSM `ParameterNotFound`.
+    #[error("Parameter {0} not found.")]
+    ParameterNotFound(String),
+    /// SSM `ParameterAlreadyExists`.
+    #[error(
+        "The parameter already exists. To overwrite this value, set the overwrite option in the request to true."
+    )]
+    ParameterAlreadyExists,
+    /// Secrets Manager `ResourceNotFoundException`.
+    #[error("Secrets Manager can't find the specified secret.")]
+    SecretNotFound,
+    /// Secrets Manager `ResourceExistsException`.
+    #[error("The operation failed because the secret {0} already exists.")]
+    SecretExists(String),
+    /// Secrets Manager `InvalidRequestException` (e.g. a secret scheduled for deletion).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A field breaks the service's rules (`ValidationException`; the message names the field).
+    #[error("{0}")]
+    Validation(String),
+    /// Secrets Manager `InvalidParameterException`.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The history database failed.
+    #[error("the history database failed: {0}")]
+    Store(String),
+}
+
+impl From<localbuild_db::DbError> for AwsError {
+    fn from(e: localbuild_db::DbError) -> AwsError {
+        AwsError::Store(e.to_string())
+    }
+}
+
+/// Seconds since the epoch, as the JSON APIs give timestamps.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64 / 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// `n` random characters from `alphabet` (uuid v4's randomness: the OS's generator).
+pub(crate) fn random(alphabet: &[u8], n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        for b in uuid::Uuid::new_v4().as_bytes() {
+            if out.len() < n {
+                out.push(alphabet[*b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,212 @@
+//! STS: who a key is, and the session credentials localbuild hands out.
+//!
+//! Three kinds of key are accepted: the static `--credentials` keys (the account's root
+//! identity), each build's session (CodeBuild's service-role session:
+//! `assumed-role/codebuild-<project>-service-role/AWSCodeBuild-<uuid>`), and sessions made by
+//! `AssumeRole`. Sessions live in memory, for the process's lifetime (a build's ends with it).
+//! A session key is only valid with its session token.
+
+use crate::{ACCOUNT_ID, AwsError, random};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Temporary credentials, as STS returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Seconds since the epoch.
+    pub expiration: u64,
+}
+
+/// Who a key belongs to (GetCallerIdentity's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub account: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    credentials: SessionCredentials,
+    identity: Identity,
+}
+
+/// The keys this process accepts and whose they are. Cloning shares the sessions.
+#[derive(Debug, Clone, Default)]
+pub struct Identities {
+    static_keys: localbuild_sigv4::Credentials,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The check of a key and its session token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// A known key; its identity.
+    Known(Identity),
+    /// A session key sent without its token, or with another one.
+    BadToken,
+}
+
+impl Identities {
+    /// Accept `static_keys` (the `--credentials` file's; may be empty) and sessions made later.
+    pub fn new(static_keys: localbuild_sigv4::Credentials) -> Identities {
+        Identities {
+            static_keys,
+            sessions: Arc::default(),
+        }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every accepted key and its secret, for SigV4 verification.
+    pub fn keys(&self) -> localbuild_sigv4::Credentials {
+        let mut keys = self.static_keys.clone();
+        for (id, s) in self.sessions().iter() {
+            keys.insert(id.clone(), s.credentials.secret_access_key.clone());
+        }
+        keys
+    }
+
+    /// Whose `access_key_id` is, given the session token the request carried.
+    pub fn check(&self, access_key_id: &str, token: Option<&str>) -> Option<KeyCheck> {
+        if let Some(s) = self.sessions().get(access_key_id) {
+            return Some(if token == Some(s.credentials.session_token.as_str()) {
+                KeyCheck::Known(s.identity.clone())
+            } else {
+                KeyCheck::BadToken
+            });
+        }
+        self.static_keys.secret(access_key_id)?;
+        Some(KeyCheck::Known(Identity {
+            user_id: ACCOUNT_ID.to_owned(),
+            account: ACCOUNT_ID.to_owned(),
+            arn: format!("arn:aws:iam::{ACCOUNT_ID}:root"),
+        }))
+    }
+
+    /// A new session for `role_arn` named `session_name`, valid for `duration` seconds.
+    pub fn assume_role(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        duration: u64,
+    ) -> Result<(SessionCredentials, Identity), AwsError> {
+        let role = role_arn
+            .strip_prefix("arn:aws:iam::")
+            .and_then(|r| r.split_once(":role/"))
+            .map(|(_, path)| path.rsplit('/').next().unwrap_or(path).to_owned())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                AwsError::Validation(format!(
+                    "{role_arn} is invalid: RoleArn must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+                ))
+            })?;
+        let ok_name = (2..=64).contains(&session_name.len())
+            && session_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(c));
+        if !ok_name {
+            return Err(AwsError::Validation(format!(
+                "1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+            )));
+        }
+        if !(900..=43200).contains(&duration) {
+            return Err(AwsError::Validation(format!(
+                "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
+            )));
+        }
+        Ok(self.open(&role, session_name, duration))
+    }
+
+    /// The session a build's commands use: CodeBuild's service role for `project`.
+    pub fn build_session(&self, project: &str, build_uuid: &str) -> SessionCredentials {
+        let role = format!("codebuild-{project}-service-role");
+        self.open(&role, &format!("AWSCodeBuild-{build_uuid}"), 12 * 3600)
+            .0
+    }
+
+    /// Forget a session (its build ended).
+    pub fn revoke(&self, access_key_id: &str) {
+        self.sessions().remove(access_key_id);
+    }
+
+    fn open(
+        &self,
+        role: &str,
+        session_name: &str,
+        duration: u64,
+    ) -> (SessionCredentials, Identity) {
+        let expiration = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            + duration;
+        let credentials = SessionCredentials {
+            access_key_id: format!("ASIA{}", random(UPPER, 16)),
+            secret_access_key: random(SECRET, 40),
+            session_token: format!("LB{}", random(SECRET, 120)),
+            expiration,
+        };
+        let role_id = format!("AROA{}", random(UPPER, 17));
+        let identity = Identity {
+            user_id: format!("{role_id}:{session_name}"),
+            account: ACCOUNT_ID.to_owned(),
+            arn: format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{session_name}"),
+        };
+        self.sessions().insert(
+            credentials.access_key_id.clone(),
+            Session {
+                credentials: credentials.clone(),
+                identity: identity.clone(),
+            },
+        );
+        (credentials, identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_session_is_codebuilds_role_and_needs_its_token() {
+        let ids = Identities::new(localbuild_sigv4::Credentials::new());
+        let c = ids.build_session("web", "1234");
+        assert!(c.access_key_id.starts_with("ASIA") && c.access_key_id.len() == 20);
+        assert_eq!(
+            ids.keys().secret(&c.access_key_id),
+            Some(c.secret_access_key.as_str())
+        );
+        let Some(KeyCheck::Known(who)) = ids.check(&c.access_key_id, Some(&c.session_token)) else {
+            panic!("the build's key is not known");
+        };
+        assert_eq!(
+            who.arn,
+            format!(
+                "arn:aws:sts::{ACCOUNT_ID}:assumed-role/codebuild-web-service-role/AWSCodeBuild-1234"
+            )
+        );
+        assert_eq!(ids.check(&c.access_key_id, None), Some(KeyCheck::BadToken));
+        ids.revoke(&c.access_key_id);
+        assert_eq!(ids.check(&c.access_key_id, Some(&c.session_token)), None);
+    }
+
+    #[test]
+    fn assume_role_checks_its_input() {
+        let ids = Identities::new(localbuild_sigv4::Credentials::new());
+        let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/deploy");
+        let (_, who) = ids.assume_role(&arn, "ci", 3600).unwrap();
+        assert!(who.arn.ends_with(":assumed-role/deploy/ci"), "{}", who.arn);
+        assert!(ids.assume_role("deploy", "ci", 3600).is_err());
+        assert!(ids.assume_role(&arn, "a b", 3600).is_err());
+        assert!(ids.assume_role(&arn, "ci", 60).is_err());
+    }
+}

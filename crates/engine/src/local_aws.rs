@@ -1,0 +1,48 @@
+//! The seam to a local AWS endpoint for one build (issue "AWS from inside the build").
+//!
+//! The engine names no HTTP server: a caller that can serve the local AWS services puts a
+//! [`LocalAwsHook`] in the request. In PROVISIONING the engine makes the build's network
+//! ([`crate::runtime::Runtime::create_network`]), asks the hook to open an endpoint on the
+//! network's gateway address (the host side, reachable from that network's containers only),
+//! puts the endpoint's variables in the build's environment (below the buildspec's and the
+//! caller's own, which win) and masks its secret values. The endpoint lives as long as the
+//! returned [`AwsEndpoint`]: the engine drops it after the container is removed, then removes
+//! the network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The build an endpoint is opened for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub build_id: String,
+    pub project: String,
+    pub region: String,
+}
+
+/// An open endpoint: what the build's commands get, and what keeps it serving.
+pub struct AwsEndpoint {
+    /// Variables for the build (`AWS_ENDPOINT_URL`, the session's keys).
+    pub vars: Vec<(String, String)>,
+    /// Values to mask in the build's output (the secret key, the session token).
+    pub mask: Vec<String>,
+    /// Dropping it stops the endpoint and forgets the build's credentials.
+    pub guard: Box<dyn Send + Sync>,
+}
+
+/// Opens local AWS endpoints for builds.
+#[async_trait::async_trait]
+pub trait LocalAws: Send + Sync + 'static {
+    /// Listen on `gateway` for `build`; the error is phrased for the build's phase context.
+    async fn open(&self, build: &BuildInfo, gateway: IpAddr) -> Result<AwsEndpoint, String>;
+}
+
+/// A request's local AWS: `BuildRequest::local_aws`.
+#[derive(Clone)]
+pub struct LocalAwsHook(pub Arc<dyn LocalAws>);
+
+impl std::fmt::Debug for LocalAwsHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalAwsHook")
+    }
+}

@@ -1,0 +1,225 @@
+//! The local AWS services on the wire: SSM Parameter Store and Secrets Manager (AWS JSON 1.1,
+//! `X-Amz-Target: AmazonSSM.*` / `secretsmanager.*`), STS (the query protocol: a form body
+//! with `Action`, answered in XML) and S3 (REST/XML, [`s3`]; requests signed for `s3`, and on
+//! a build's endpoint every request that is neither JSON nor a query). The services themselves are `localbuild-aws`; this module
+//! only decodes requests, checks who signed them ([`Aws::authorize`]) and encodes answers.
+//!
+//! They answer on `serve`'s port (next to CodeBuild) and on each build's own endpoint
+//! ([`endpoint`]), which accepts only signed requests by a key [`Aws::ids`] knows: the build's
+//! session, `AssumeRole` sessions and the `--credentials` keys.
+
+pub mod endpoint;
+pub mod s3;
+mod secretsmanager;
+mod ssm;
+mod sts;
+
+use crate::error::ApiError;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use localbuild_aws::AwsError;
+use localbuild_aws::params::Store;
+use localbuild_aws::sts::{Identities, Identity, KeyCheck};
+
+/// SSM's target prefix.
+pub const SSM: &str = "AmazonSSM";
+/// Secrets Manager's target prefix.
+pub const SECRETS_MANAGER: &str = "secretsmanager";
+
+/// The local AWS services one process serves.
+pub struct Aws {
+    pub store: Store,
+    /// Buckets and objects (`$LOCALBUILD_HOME/s3`).
+    pub s3: localbuild_aws::s3::S3,
+    pub ids: Identities,
+    /// Accept unsigned requests (serve without `--credentials`); a build's endpoint never does.
+    pub open: bool,
+    /// The region of an unsigned request's ARNs.
+    pub region: String,
+}
+
+/// Which of these services a request calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Api {
+    Ssm(String),
+    SecretsManager(String),
+    /// STS's `Action` and the form's other fields.
+    Sts(String, Vec<(String, String)>),
+}
+
+impl Api {
+    /// The service a request is for, if it is one of these: by `X-Amz-Target`, or (no target) a
+    /// form body with an `Action` (the query protocol; STS is the only query API served).
+    pub fn of(headers: &HeaderMap, body: &[u8]) -> Option<Api> {
+        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+        if let Some(target) = target {
+            return match target.rsplit_once('.') {
+                Some((SSM, op)) => Some(Api::Ssm(op.to_owned())),
+                Some((SECRETS_MANAGER, op)) => Some(Api::SecretsManager(op.to_owned())),
+                _ => None,
+            };
+        }
+        let form = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return None;
+        }
+        let fields = sts::form(body);
+        let action = fields.iter().find(|(k, _)| k == "Action")?.1.clone();
+        Some(Api::Sts(action, fields))
+    }
+
+    /// The SigV4 signing name (credential scope service).
+    pub fn signing_name(&self) -> &'static str {
+        match self {
+            Api::Ssm(_) => "ssm",
+            Api::SecretsManager(_) => "secretsmanager",
+            Api::Sts(..) => "sts",
+        }
+    }
+}
+
+/// A refused signature, as the protocol's error.
+struct Refused {
+    aws_type: &'static str,
+    status: u16,
+    message: String,
+}
+
+impl Aws {
+    /// Who signed the request (and the region it was signed for); `None` identity for an
+    /// unsigned request where that is accepted.
+    fn authorize(
+        &self,
+        api: &Api,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(Option<Identity>, String), Refused> {
+        let pairs: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let signed = localbuild_sigv4::parse_authorization(&pairs).ok();
+        if self.open && signed.is_none() {
+            return Ok((None, self.region.clone()));
+        }
+        let request = localbuild_sigv4::Request {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            headers: &pairs,
+            body,
+        };
+        let refused = |e: localbuild_sigv4::AuthError| Refused {
+            aws_type: e.aws_type(),
+            status: e.status(),
+            message: e.to_string(),
+        };
+        let verified = localbuild_sigv4::verify(
+            &request,
+            &self.ids.keys(),
+            &[api.signing_name()],
+            std::time::SystemTime::now(),
+        );
+        let verified = match verified {
+            Ok(v) => v,
+            // serve without --credentials: any key is accepted, as for CodeBuild.
+            Err(localbuild_sigv4::AuthError::UnrecognizedClient) if self.open => {
+                let region = signed.map_or_else(|| self.region.clone(), |a| a.region);
+                return Ok((None, region));
+            }
+            Err(e) => return Err(refused(e)),
+        };
+        let token = headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok());
+        match self.ids.check(&verified.access_key_id, token) {
+            Some(KeyCheck::Known(who)) => Ok((Some(who), verified.region)),
+            _ => Err(refused(localbuild_sigv4::AuthError::UnrecognizedClient)),
+        }
+    }
+
+    /// Answer the request if it is for one of these services; `None` if it is not.
+    pub async fn call(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Response> {
+        let api = Api::of(headers, body)?;
+        let (who, region) = match self.authorize(&api, method, uri, headers, body) {
+            Ok(r) => r,
+            Err(r) => {
+                return Some(match api {
+                    Api::Sts(..) => sts::error(sts_code(r.aws_type), r.status, &r.message),
+                    _ => ApiError::Auth {
+                        aws_type: r.aws_type,
+                        status: r.status,
+                        message: r.message,
+                    }
+                    .into_response(),
+                });
+            }
+        };
+        Some(match api {
+            Api::Ssm(op) => json(ssm::call(self, &region, &op, body)),
+            Api::SecretsManager(op) => json(secretsmanager::call(self, &region, &op, body)),
+            Api::Sts(action, fields) => sts::call(self, who, &action, &fields),
+        })
+    }
+}
+
+/// STS's (query protocol) names for the signature errors.
+fn sts_code(aws_type: &'static str) -> &'static str {
+    match aws_type {
+        "UnrecognizedClientException" => "InvalidClientTokenId",
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        other => other,
+    }
+}
+
+fn json(result: Result<serde_json::Value, ApiError>) -> Response {
+    match result {
+        Ok(value) => (
+            [("content-type", "application/x-amz-json-1.1")],
+            value.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A service's error as the JSON protocol's (type names per service).
+fn typed(aws_type: &'static str, message: String) -> ApiError {
+    ApiError::Auth {
+        aws_type,
+        status: 400,
+        message,
+    }
+}
+
+/// A domain error in Secrets Manager's or SSM's words.
+fn service_error(e: AwsError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        AwsError::ParameterNotFound(_) => typed("ParameterNotFound", message),
+        AwsError::ParameterAlreadyExists => typed("ParameterAlreadyExists", message),
+        AwsError::SecretNotFound => typed("ResourceNotFoundException", message),
+        AwsError::SecretExists(_) => typed("ResourceExistsException", message),
+        AwsError::InvalidRequest(_) => typed("InvalidRequestException", message),
+        AwsError::InvalidParameter(_) => typed("InvalidParameterException", message),
+        AwsError::Validation(_) => ApiError::Validation(message),
+        AwsError::Store(_) => ApiError::Service(message),
+    }
+}

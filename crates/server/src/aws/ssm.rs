@@ -1,0 +1,162 @@
+//! SSM Parameter Store operations (AWS JSON 1.1, `AmazonSSM.*`).
+
+use super::{Aws, service_error};
+use crate::error::ApiError;
+use crate::protocol::{parse, unknown};
+use localbuild_aws::params::{Parameter, PutParameter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NameIn {
+    name: String,
+    #[allow(dead_code)]
+    with_decryption: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NamesIn {
+    names: Vec<String>,
+    #[allow(dead_code)]
+    with_decryption: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PathIn {
+    path: String,
+    recursive: Option<bool>,
+    #[allow(dead_code)]
+    with_decryption: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutIn {
+    name: String,
+    value: String,
+    #[serde(rename = "Type")]
+    kind: Option<String>,
+    overwrite: Option<bool>,
+    description: Option<String>,
+}
+
+fn shape(p: &Parameter, region: &str) -> Value {
+    json!({
+        "Name": p.name,
+        "Type": p.kind,
+        "Value": p.value,
+        "Version": p.version,
+        "LastModifiedDate": p.last_modified,
+        "ARN": p.arn(region),
+        "DataType": "text",
+    })
+}
+
+pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let store = &aws.store;
+    match op {
+        "GetParameter" => {
+            let i: NameIn = parse(body)?;
+            let p = store.parameter(&i.name).map_err(service_error)?;
+            Ok(json!({"Parameter": shape(&p, region)}))
+        }
+        "GetParameters" => {
+            let i: NamesIn = parse(body)?;
+            if i.names.is_empty() || i.names.len() > 10 {
+                return Err(ApiError::Validation(
+                    "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10".to_owned(),
+                ));
+            }
+            let (mut found, mut invalid) = (vec![], vec![]);
+            for name in &i.names {
+                match store.parameter(name) {
+                    Ok(p) => found.push(shape(&p, region)),
+                    Err(localbuild_aws::AwsError::ParameterNotFound(_)) => {
+                        invalid.push(name.clone())
+                    }
+                    Err(e) => return Err(service_error(e)),
+                }
+            }
+            Ok(json!({"Parameters": found, "InvalidParameters": invalid}))
+        }
+        "GetParametersByPath" => {
+            let i: PathIn = parse(body)?;
+            if !i.path.starts_with('/') {
+                return Err(ApiError::Validation(format!(
+                    "The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\". (Path {:?})",
+                    i.path
+                )));
+            }
+            let prefix = format!("{}/", i.path.trim_end_matches('/'));
+            let recursive = i.recursive.unwrap_or(false);
+            let found: Vec<Value> = store
+                .parameters()
+                .map_err(service_error)?
+                .iter()
+                .filter(|p| {
+                    p.name
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| !rest.is_empty() && (recursive || !rest.contains('/')))
+                })
+                .map(|p| shape(p, region))
+                .collect();
+            Ok(json!({"Parameters": found}))
+        }
+        "PutParameter" => {
+            let i: PutIn = parse(body)?;
+            let version = store
+                .put_parameter(PutParameter {
+                    name: i.name,
+                    value: i.value,
+                    kind: i.kind,
+                    overwrite: i.overwrite.unwrap_or(false),
+                    description: i.description,
+                })
+                .map_err(service_error)?;
+            Ok(json!({"Version": version, "Tier": "Standard"}))
+        }
+        "DeleteParameter" => {
+            let i: NameIn = parse(body)?;
+            store.delete_parameter(&i.name).map_err(service_error)?;
+            Ok(json!({}))
+        }
+        "DeleteParameters" => {
+            let i: NamesIn = parse(body)?;
+            let (mut deleted, mut invalid) = (vec![], vec![]);
+            for name in i.names {
+                match store.delete_parameter(&name) {
+                    Ok(()) => deleted.push(name),
+                    Err(_) => invalid.push(name),
+                }
+            }
+            Ok(json!({"DeletedParameters": deleted, "InvalidParameters": invalid}))
+        }
+        "DescribeParameters" => {
+            let all: Vec<Value> = store
+                .parameters()
+                .map_err(service_error)?
+                .iter()
+                .map(|p| {
+                    let mut v = json!({
+                        "Name": p.name,
+                        "ARN": p.arn(region),
+                        "Type": p.kind,
+                        "LastModifiedDate": p.last_modified,
+                        "Version": p.version,
+                        "Tier": "Standard",
+                        "DataType": "text",
+                    });
+                    if let Some(d) = &p.description {
+                        v["Description"] = json!(d);
+                    }
+                    v
+                })
+                .collect();
+            Ok(json!({"Parameters": all}))
+        }
+        _ => Err(unknown(super::SSM, op)),
+    }
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Walk every operation of the local AWS services (SSM Parameter Store, Secrets Manager, STS,
+S3) through boto3. The JSON services' responses and errors are checked against botocore's own
+model (check_shapes.Recorder); STS and S3 (XML) are checked by botocore's parsers and by the
+values read back.
+
+Usage: AWS_ENDPOINT_URL=http://127.0.0.1:PORT walk_local_aws.py
+Exits non-zero with every problem listed.
+"""
+import os, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_shapes import Recorder  # noqa: E402
+import boto3  # noqa: E402
+import botocore.exceptions  # noqa: E402
+from boto3.s3.transfer import TransferConfig  # noqa: E402
+
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+rec = Recorder()
+ssm = rec.client("ssm", endpoint_url=endpoint)
+sm = rec.client("secretsmanager", endpoint_url=endpoint)
+keys = dict(region_name="us-east-1", aws_access_key_id="AKIDLOCALBUILDTEST",
+            aws_secret_access_key="localbuild-test-secret")
+sts = boto3.client("sts", endpoint_url=endpoint, **keys)
+s3 = boto3.client("s3", endpoint_url=endpoint, **keys)
+
+
+def expect_error(code, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == code, e.response
+        return e.response
+    sys.exit("expected " + code + " from " + fn.__name__)
+
+
+# --- SSM Parameter Store
+assert ssm.put_parameter(Name="/walk/db/url", Value="pg://x", Type="String")["Version"] == 1
+ssm.put_parameter(Name="/walk/db/pass", Value="s3cret", Type="SecureString", Description="pw")
+ssm.put_parameter(Name="/walk/top", Value="a,b", Type="StringList")
+assert ssm.put_parameter(Name="/walk/top", Value="c", Type="StringList", Overwrite=True)["Version"] == 2
+expect_error("ParameterAlreadyExists", ssm.put_parameter, Name="/walk/top", Value="d", Type="String")
+expect_error("ValidationException", ssm.put_parameter, Name="bad name", Value="d", Type="String")
+p = ssm.get_parameter(Name="/walk/db/pass", WithDecryption=True)["Parameter"]
+assert p["Value"] == "s3cret" and p["Type"] == "SecureString", p
+assert p["ARN"] == "arn:aws:ssm:us-east-1:000000000000:parameter/walk/db/pass", p
+expect_error("ParameterNotFound", ssm.get_parameter, Name="/walk/none")
+got = ssm.get_parameters(Names=["/walk/db/url", "/walk/none"])
+assert [x["Name"] for x in got["Parameters"]] == ["/walk/db/url"], got
+assert got["InvalidParameters"] == ["/walk/none"], got
+flat = ssm.get_parameters_by_path(Path="/walk")["Parameters"]
+assert [x["Name"] for x in flat] == ["/walk/top"], flat
+deep = ssm.get_parameters_by_path(Path="/walk", Recursive=True, WithDecryption=True)["Parameters"]
+assert sorted(x["Name"] for x in deep) == ["/walk/db/pass", "/walk/db/url", "/walk/top"], deep
+described = ssm.describe_parameters()["Parameters"]
+assert any(d["Name"] == "/walk/db/pass" and d["Description"] == "pw" for d in described), described
+ssm.delete_parameter(Name="/walk/top")
+expect_error("ParameterNotFound", ssm.delete_parameter, Name="/walk/top")
+gone = ssm.delete_parameters(Names=["/walk/db/url", "/walk/none"])
+assert gone["DeletedParameters"] == ["/walk/db/url"] and gone["InvalidParameters"] == ["/walk/none"], gone
+
+# --- Secrets Manager
+made = sm.create_secret(Name="walk/api", SecretString='{"user":"u","key":"k1"}', Description="api")
+assert made["ARN"].startswith("arn:aws:secretsmanager:us-east-1:000000000000:secret:walk/api-"), made
+expect_error("ResourceExistsException", sm.create_secret, Name="walk/api", SecretString="x")
+v = sm.get_secret_value(SecretId="walk/api")
+assert v["SecretString"] == '{"user":"u","key":"k1"}' and v["VersionStages"] == ["AWSCURRENT"], v
+assert sm.get_secret_value(SecretId=made["ARN"])["Name"] == "walk/api"
+put = sm.put_secret_value(SecretId="walk/api", SecretString="k2")
+assert put["VersionId"] != made["VersionId"], put
+sm.update_secret(SecretId="walk/api", Description="api v2")
+d = sm.describe_secret(SecretId="walk/api")
+assert d["Description"] == "api v2" and put["VersionId"] in d["VersionIdsToStages"], d
+assert [s["Name"] for s in sm.list_secrets()["SecretList"]] == ["walk/api"]
+expect_error("ResourceNotFoundException", sm.get_secret_value, SecretId="walk/none")
+deleted = sm.delete_secret(SecretId="walk/api", RecoveryWindowInDays=7)
+assert deleted["Name"] == "walk/api", deleted
+expect_error("InvalidRequestException", sm.get_secret_value, SecretId="walk/api")
+sm.delete_secret(SecretId="walk/api", ForceDeleteWithoutRecovery=True)
+expect_error("ResourceNotFoundException", sm.describe_secret, SecretId="walk/api")
+
+rec.check()
+
+# --- STS (query protocol, XML)
+me = sts.get_caller_identity()
+assert me["Account"] == "000000000000", me
+role = sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/deployer", RoleSessionName="walk")
+c = role["Credentials"]
+assert c["AccessKeyId"].startswith("ASIA") and c["Expiration"].year >= 2024, role
+assert role["AssumedRoleUser"]["Arn"] == "arn:aws:sts::000000000000:assumed-role/deployer/walk", role
+as_role = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                       aws_session_token=c["SessionToken"])
+assert as_role.get_caller_identity()["Arn"] == role["AssumedRoleUser"]["Arn"]
+expect_error("ValidationError", sts.assume_role, RoleArn="arn:aws:iam::000000000000:user/not-a-role", RoleSessionName="walk")
+
+# --- S3 (REST, XML)
+s3.create_bucket(Bucket="walk-bucket")
+expect_error("BucketAlreadyOwnedByYou", s3.create_bucket, Bucket="walk-bucket")
+assert "walk-bucket" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+s3.head_bucket(Bucket="walk-bucket")
+s3.put_object(Bucket="walk-bucket", Key="docs/a b+c.txt", Body=b"hello world")
+s3.put_object(Bucket="walk-bucket", Key="docs/sub/x.txt", Body=b"x")
+s3.put_object(Bucket="walk-bucket", Key="root.txt", Body=b"r")
+h = s3.head_object(Bucket="walk-bucket", Key="docs/a b+c.txt")
+assert h["ContentLength"] == 11, h
+part = s3.get_object(Bucket="walk-bucket", Key="docs/a b+c.txt", Range="bytes=6-")
+assert part["Body"].read() == b"world" and part["ContentRange"] == "bytes 6-10/11", part
+listed = s3.list_objects_v2(Bucket="walk-bucket", Delimiter="/")
+assert [o["Key"] for o in listed["Contents"]] == ["root.txt"], listed
+assert [p["Prefix"] for p in listed["CommonPrefixes"]] == ["docs/"], listed
+pages = s3.get_paginator("list_objects_v2").paginate(Bucket="walk-bucket", PaginationConfig={"PageSize": 1})
+assert [o["Key"] for p in pages for o in p.get("Contents", [])] == ["docs/a b+c.txt", "docs/sub/x.txt", "root.txt"]
+v1 = s3.list_objects(Bucket="walk-bucket", Prefix="docs/")
+assert [o["Key"] for o in v1["Contents"]] == ["docs/a b+c.txt", "docs/sub/x.txt"], v1
+s3.copy_object(Bucket="walk-bucket", Key="copy.txt", CopySource={"Bucket": "walk-bucket", "Key": "docs/a b+c.txt"})
+assert s3.get_object(Bucket="walk-bucket", Key="copy.txt")["Body"].read() == b"hello world"
+expect_error("NoSuchKey", s3.get_object, Bucket="walk-bucket", Key="none")
+expect_error("404", s3.head_object, Bucket="walk-bucket", Key="none")
+expect_error("NoSuchBucket", s3.list_objects_v2, Bucket="no-such-walk")
+expect_error("InvalidBucketName", s3.create_bucket, Bucket="Bad_Bucket")
+with tempfile.TemporaryDirectory() as tmp:
+    big = os.path.join(tmp, "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(6 * 1024 * 1024 + 123))
+    config = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(big, "walk-bucket", "big/big.bin", Config=config)
+    back = os.path.join(tmp, "back.bin")
+    s3.download_file("walk-bucket", "big/big.bin", back, Config=config)
+    assert open(big, "rb").read() == open(back, "rb").read()
+out = s3.delete_objects(Bucket="walk-bucket", Delete={"Objects": [{"Key": k} for k in
+      ["docs/a b+c.txt", "docs/sub/x.txt", "root.txt", "copy.txt", "big/big.bin"]]})
+assert len(out["Deleted"]) == 5, out
+assert s3.list_objects_v2(Bucket="walk-bucket")["KeyCount"] == 0
+s3.delete_bucket(Bucket="walk-bucket")
+expect_error("404", s3.head_bucket, Bucket="walk-bucket")
+
+print("walked")

@@ -1,0 +1,522 @@
+//! AWS from inside the build: the real aws CLI in a build container (`localbuild-test/awscli:1`)
+//! calls STS, Parameter Store and Secrets Manager on the build's own endpoint, under `run` and
+//! under `serve`, with values from the secrets file and from earlier API calls.
+
+use crate::harness::Build;
+use crate::serve::Serve;
+use serde_json::json;
+
+const AWSCLI: &str = "localbuild-test/awscli:1";
+
+const SECRETS: &str = "parameter-store:\n  /app/db: postgres://db.local\nsecrets-manager:\n  app/token: tok-from-file-123\n";
+
+fn with_secrets(buildspec: &str) -> Build {
+    let b = Build::new(buildspec)
+        .image(AWSCLI)
+        .file("secrets.yml", SECRETS);
+    let path = b.src().join("secrets.yml");
+    b.arg("--secrets-file").arg(path.to_str().unwrap())
+}
+
+#[test]
+fn the_aws_cli_in_a_run_build_gets_its_identity_parameters_and_secrets() {
+    let b = with_secrets(
+        r#"version: 0.2
+env:
+  parameter-store:
+    DB_URL: /app/db
+phases:
+  build:
+    commands:
+      - aws sts get-caller-identity --query Arn --output text
+      - aws ssm get-parameter --name /app/db --with-decryption --query Parameter.Value --output text
+      - aws secretsmanager get-secret-value --secret-id app/token --query SecretString --output text
+      - aws ssm put-parameter --name /app/new --value written-in-build --type SecureString --query Version --output text
+      - aws secretsmanager create-secret --name app/made --secret-string made-in-build --query Name --output text
+      - echo "$AWS_ENDPOINT_URL" | grep -Eq '^http://[0-9.]+:[0-9]+$' && echo endpoint ok
+      - echo "$AWS_ACCESS_KEY_ID" | cut -c1-4
+"#,
+    );
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let id = r.record["id"].as_str().unwrap();
+    let uuid = id.rsplit(':').next().unwrap();
+    assert_eq!(
+        r.output_of("aws sts get-caller-identity --query Arn --output text"),
+        [format!(
+            "arn:aws:sts::000000000000:assumed-role/codebuild-it-service-role/AWSCodeBuild-{uuid}"
+        )]
+    );
+    // A value the build also has as a secret variable is masked in the log, as CodeBuild does.
+    assert_eq!(
+        r.output_of(
+            "aws ssm get-parameter --name /app/db --with-decryption --query Parameter.Value --output text"
+        ),
+        ["***"]
+    );
+    assert_eq!(
+        r.output_of(
+            "aws secretsmanager get-secret-value --secret-id app/token --query SecretString --output text"
+        ),
+        ["tok-from-file-123"]
+    );
+    assert_eq!(
+        r.output_of(
+            "echo \"$AWS_ENDPOINT_URL\" | grep -Eq '^http://[0-9.]+:[0-9]+$' && echo endpoint ok"
+        ),
+        ["endpoint ok"]
+    );
+    assert_eq!(
+        r.output_of("echo \"$AWS_ACCESS_KEY_ID\" | cut -c1-4"),
+        ["ASIA"]
+    );
+
+    // What the first build wrote is in the history: the next build reads it, through the API
+    // and through env.parameter-store / env.secrets-manager.
+    let b2 = Build::new(
+        r#"version: 0.2
+env:
+  parameter-store:
+    NEW: /app/new
+  secrets-manager:
+    MADE: app/made
+phases:
+  build:
+    commands:
+      - test "$NEW" = written-in-build && test "$MADE" = made-in-build && echo from the store
+      - aws ssm get-parameters --names /app/new /app/nope --query InvalidParameters --output text
+"#,
+    )
+    .image(AWSCLI);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_localbuild"))
+        .args(["run", "-i", AWSCLI, "-s"])
+        .arg(b2.src())
+        .args(["--project", "it2"])
+        .env("LOCALBUILD_HOME", &r.home)
+        .env("NO_COLOR", "1")
+        .env("XDG_CONFIG_HOME", r.home.join("config"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("\nfrom the store\n"), "{stdout}");
+    assert!(stdout.contains("\n/app/nope\n"), "{stdout}");
+}
+
+#[test]
+fn the_build_endpoint_refuses_other_keys_and_a_missing_token() {
+    let r = Build::new(
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - AWS_SECRET_ACCESS_KEY=wrong aws sts get-caller-identity 2>&1 | grep -o SignatureDoesNotMatch
+      - AWS_SESSION_TOKEN= aws sts get-caller-identity 2>&1 | grep -o InvalidClientTokenId
+      - AWS_ACCESS_KEY_ID=AKIAOTHER aws ssm get-parameter --name /x 2>&1 | grep -o UnrecognizedClientException
+      - aws ssm get-parameter --name /missing 2>&1 | grep -o ParameterNotFound
+      - aws secretsmanager get-secret-value --secret-id missing 2>&1 | grep -o ResourceNotFoundException
+      - aws ssm put-parameter --name 'bad name' --value v 2>&1 | grep -o ValidationException
+"#,
+    )
+    .image(AWSCLI)
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for (cmd, expected) in [
+        (
+            "AWS_SECRET_ACCESS_KEY=wrong aws sts get-caller-identity 2>&1 | grep -o SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "AWS_SESSION_TOKEN= aws sts get-caller-identity 2>&1 | grep -o InvalidClientTokenId",
+            "InvalidClientTokenId",
+        ),
+        (
+            "AWS_ACCESS_KEY_ID=AKIAOTHER aws ssm get-parameter --name /x 2>&1 | grep -o UnrecognizedClientException",
+            "UnrecognizedClientException",
+        ),
+        (
+            "aws ssm get-parameter --name /missing 2>&1 | grep -o ParameterNotFound",
+            "ParameterNotFound",
+        ),
+        (
+            "aws secretsmanager get-secret-value --secret-id missing 2>&1 | grep -o ResourceNotFoundException",
+            "ResourceNotFoundException",
+        ),
+        (
+            "aws ssm put-parameter --name 'bad name' --value v 2>&1 | grep -o ValidationException",
+            "ValidationException",
+        ),
+    ] {
+        assert_eq!(r.output_of(cmd), [expected], "{cmd}");
+    }
+    // The build's network went with it.
+    let nets = std::process::Command::new("docker")
+        .args(["network", "ls", "-q", "--filter"])
+        .arg(format!(
+            "label=localbuild.build-id={}",
+            r.record["id"].as_str().unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        nets.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&nets.stdout)
+    );
+}
+
+#[test]
+fn with_the_hosts_credentials_no_local_endpoint_is_injected() {
+    let r = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"${AWS_ENDPOINT_URL:-none} ${AWS_SESSION_TOKEN:-none}\"\n",
+    )
+    .arg("-c")
+    .env("AWS_ENDPOINT_URL", "")
+    .env("AWS_SESSION_TOKEN", "")
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of("echo \"${AWS_ENDPOINT_URL:-none} ${AWS_SESSION_TOKEN:-none}\""),
+        ["none none"]
+    );
+}
+
+#[test]
+fn serve_builds_reach_the_same_store_the_api_writes() {
+    let s = Serve::start(&[]);
+    s.ok(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/svc/url",
+        "--value",
+        "svc.local:8080",
+        "--type",
+        "String",
+    ]);
+    let created = s.ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "svc/key",
+        "--secret-string",
+        "key-from-api",
+    ]);
+    assert!(
+        created["ARN"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:secretsmanager:us-east-1:000000000000:secret:svc/key-"),
+        "{created:#}"
+    );
+    let me = s.ok(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Account"], "000000000000");
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - aws ssm get-parameter --name /svc/url --query Parameter.Value --output text\n      - aws secretsmanager get-secret-value --secret-id svc/key --query SecretString --output text\n      - aws sts get-caller-identity --query Arn --output text\n";
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": AWSCLI, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "inside",
+        "--source",
+        &source,
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let id = s.start_build("inside")["id"].as_str().unwrap().to_owned();
+    let done = s.wait(&id, 180, "buildComplete", |b| b["buildComplete"] == true);
+    let log = std::fs::read_to_string(s.home.path().join("builds/inside/1/build.log")).unwrap();
+    assert_eq!(done["buildStatus"], "SUCCEEDED", "{log}");
+    assert!(log.contains("\nsvc.local:8080\n"), "{log}");
+    assert!(log.contains("\nkey-from-api\n"), "{log}");
+    assert!(
+        log.contains("assumed-role/codebuild-inside-service-role/AWSCodeBuild-"),
+        "{log}"
+    );
+}
+
+#[test]
+fn aws_s3_in_a_build_lands_in_the_store_the_host_lists() {
+    let s = Serve::start(&[]);
+    let r = Build::new(
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - mkdir -p site/sub && echo one > site/a.txt && echo two > site/sub/b.txt
+      - head -c 9000000 /dev/urandom > big.bin
+      - aws s3 mb s3://out-bucket
+      - aws s3 cp --no-progress big.bin s3://out-bucket/big/big.bin
+      - aws s3 sync --no-progress site s3://out-bucket/site/
+      - aws s3 ls s3://out-bucket/site/
+      - aws s3 cp --no-progress s3://out-bucket/big/big.bin back.bin && cmp big.bin back.bin && echo same
+      - aws s3api get-object --bucket out-bucket --key site/sub/b.txt --range bytes=1-2 part.txt >/dev/null && cat part.txt
+      - aws s3 rm s3://out-bucket/site/a.txt
+      - aws s3api put-object --bucket out-bucket --key ../escape --body big.bin 2>&1 | grep -o InvalidArgument
+      - aws s3 ls s3://no-such-bucket 2>&1 | grep -o NoSuchBucket
+"#,
+    )
+    .image(AWSCLI)
+    .env("LOCALBUILD_HOME", s.home.path().to_str().unwrap())
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let listed = r.output_of("aws s3 ls s3://out-bucket/site/");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0].trim() == "PRE sub/", "{listed:?}");
+    assert!(listed[1].ends_with(" 4 a.txt"), "{listed:?}");
+    assert_eq!(
+        r.output_of(
+            "aws s3 cp --no-progress s3://out-bucket/big/big.bin back.bin && cmp big.bin back.bin && echo same"
+        )
+        .last()
+        .map(String::as_str),
+        Some("same")
+    );
+    assert_eq!(
+        r.output_of("aws s3api get-object --bucket out-bucket --key site/sub/b.txt --range bytes=1-2 part.txt >/dev/null && cat part.txt"),
+        ["wo"]
+    );
+    assert_eq!(
+        r.output_of("aws s3api put-object --bucket out-bucket --key ../escape --body big.bin 2>&1 | grep -o InvalidArgument"),
+        ["InvalidArgument"]
+    );
+    assert!(!s.home.path().join("s3/escape").exists());
+    assert_eq!(
+        r.output_of("aws s3 ls s3://no-such-bucket 2>&1 | grep -o NoSuchBucket"),
+        ["NoSuchBucket"]
+    );
+    // The host's aws CLI, against serve on the same LOCALBUILD_HOME, sees what the build wrote.
+    let objects = s.ok(&["s3api", "list-objects-v2", "--bucket", "out-bucket"]);
+    let keys: Vec<(&str, u64)> = objects["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["Key"].as_str().unwrap(), o["Size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(keys, [("big/big.bin", 9_000_000), ("site/sub/b.txt", 4)]);
+    assert_eq!(
+        std::fs::metadata(s.home.path().join("s3/out-bucket/big/big.bin"))
+            .unwrap()
+            .len(),
+        9_000_000
+    );
+    // No multipart leftovers.
+    let parts = s.home.path().join("tmp/s3/multipart");
+    assert!(
+        std::fs::read_dir(&parts).map_or(true, |mut d| d.next().is_none()),
+        "{parts:?}"
+    );
+}
+
+/// Every operation of the local AWS services through boto3 on the host; the JSON services'
+/// bodies checked against botocore's model (`tests/api/walk_local_aws.py`).
+#[test]
+fn boto3_walks_every_local_aws_operation() {
+    // Open (any key), and with --credentials: every signature checked (S3's path as sent,
+    // keys with spaces and '+', AssumeRole sessions with their tokens).
+    for s in [
+        Serve::start(&[]),
+        Serve::with_credentials("AKIDLOCALBUILDTEST", "localbuild-test-secret"),
+    ] {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/walk_local_aws.py");
+        let out = std::process::Command::new(crate::util::client_tool("python3"))
+            .arg(script)
+            .env("AWS_ENDPOINT_URL", format!("http://{}", s.addr))
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("walked"), "{stdout}");
+    }
+}
+
+/// A project's artifacts of type S3 land in the S3 store as CodeBuild lays them out
+/// (`path/<build uuid>/name`, a folder or a zip), the record's location is the S3 ARN, and the
+/// host's `aws s3` lists them.
+#[test]
+fn s3_artifacts_are_laid_out_as_codebuild_lays_them_out() {
+    let s = Serve::start(&[]);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p out/sub && echo app > out/app.txt && echo lib > out/sub/lib.txt\nartifacts:\n  name: from-buildspec.zip\n  base-directory: out\n  files:\n    - '**/*'\n";
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"})
+        .to_string();
+    let project = |name: &str, artifacts: serde_json::Value| {
+        s.aws(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            name,
+            "--source",
+            &source,
+            "--artifacts",
+            &artifacts.to_string(),
+            "--environment",
+            &env,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ])
+    };
+    project(
+        "folder",
+        json!({"type": "S3", "location": "art-bucket", "path": "releases", "namespaceType": "BUILD_ID", "name": "site", "packaging": "NONE"}),
+    )
+    .unwrap();
+    project(
+        "zipped",
+        json!({"type": "S3", "location": "art-bucket", "path": "zips", "name": "ignored.zip", "packaging": "ZIP", "overrideArtifactName": true}),
+    )
+    .unwrap();
+    let bad = project(
+        "bad",
+        json!({"type": "S3", "location": "Not_A_Bucket", "name": "x"}),
+    )
+    .unwrap_err();
+    assert!(
+        bad.contains("InvalidInputException") && bad.contains("location"),
+        "{bad}"
+    );
+
+    let folder = s.start_build("folder")["id"].as_str().unwrap().to_owned();
+    let zipped = s.start_build("zipped")["id"].as_str().unwrap().to_owned();
+    let uuid = folder.rsplit(':').next().unwrap().to_owned();
+    let b = s.wait_complete(&folder);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(
+        b["artifacts"]["location"],
+        format!("arn:aws:s3:::art-bucket/releases/{uuid}/site")
+    );
+    let z = s.wait_complete(&zipped);
+    assert_eq!(z["buildStatus"], "SUCCEEDED", "{z:#}");
+    assert_eq!(
+        z["artifacts"]["location"],
+        "arn:aws:s3:::art-bucket/zips/from-buildspec.zip"
+    );
+    let listed = s.ok(&["s3api", "list-objects-v2", "--bucket", "art-bucket"]);
+    let keys: Vec<&str> = listed["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Key"].as_str().unwrap())
+        .collect();
+    let site = format!("releases/{uuid}/site");
+    assert_eq!(
+        keys,
+        [
+            format!("{site}/app.txt").as_str(),
+            format!("{site}/sub/lib.txt").as_str(),
+            "zips/from-buildspec.zip"
+        ]
+    );
+    let zip = std::fs::read(s.home.path().join("s3/art-bucket/zips/from-buildspec.zip")).unwrap();
+    assert_eq!(&zip[..2], b"PK", "a zip");
+}
+
+/// A pipeline's CodeBuild action gets the same local AWS: its build writes to S3 and reads a
+/// parameter put through the API beforehand.
+#[test]
+fn a_pipeline_build_reaches_the_local_aws() {
+    use crate::pipeline::{connection, plain_repo, staged, wait_executions, write_json};
+    let s = Serve::start(&[]);
+    s.ok(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/pipe/greeting",
+        "--value",
+        "hello-pipe",
+        "--type",
+        "String",
+    ]);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - aws s3 mb s3://pipe-out\n      - aws sts get-caller-identity --query Arn --output text > who.txt\n      - aws ssm get-parameter --name /pipe/greeting --query Parameter.Value --output text >> who.txt\n      - aws s3 cp --no-progress who.txt s3://pipe-out/who.txt\n";
+    let env =
+        json!({"type": "LINUX_CONTAINER", "image": AWSCLI, "computeType": "BUILD_GENERAL1_SMALL"})
+            .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "pipe-build",
+        "--source",
+        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=CODEPIPELINE",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let conn = connection(&s);
+    plain_repo(&s, "aws-repo");
+    let file = write_json(
+        s.home.path(),
+        &staged("awspipe", &conn, "aws-repo", "pipe-build", false),
+    );
+    s.ok(&["codepipeline", "create-pipeline", "--cli-input-json", &file]);
+    let runs = wait_executions(&s, "awspipe", 1);
+    assert_eq!(runs[0]["status"], "Succeeded", "{runs:#?}");
+    let who = std::fs::read_to_string(s.home.path().join("s3/pipe-out/who.txt")).unwrap();
+    let lines: Vec<&str> = who.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "arn:aws:sts::000000000000:assumed-role/codebuild-pipe-build-service-role/AWSCodeBuild-"
+        ),
+        "{who}"
+    );
+    assert_eq!(lines[1], "hello-pipe");
+}
+
+/// An upload whose body is not the one its signature declares is refused and leaves nothing,
+/// small (read whole) or large (streamed to disk).
+#[test]
+fn s3_refuses_a_body_that_is_not_the_signed_one() {
+    use std::io::{Read, Write};
+    let s = Serve::start(&[]);
+    s.ok(&["s3api", "create-bucket", "--bucket", "hashes"]);
+    let put = |key: &str, body: &[u8]| {
+        let stamp = "20260101T000000Z";
+        let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+        let head = format!(
+            "PUT /hashes/{key} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDANY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={}\r\nx-amz-date: {stamp}\r\nx-amz-content-sha256: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            s.addr,
+            "0".repeat(64),
+            "ab".repeat(32),
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(body).unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer
+    };
+    for (key, size) in [("small", 10), ("large", 3 * 1024 * 1024)] {
+        let answer = put(key, &vec![b'x'; size]);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(
+            answer.contains("<Code>XAmzContentSHA256Mismatch</Code>"),
+            "{answer}"
+        );
+        assert!(!s.home.path().join("s3/hashes").join(key).exists(), "{key}");
+    }
+    let staged = std::fs::read_dir(s.home.path().join("tmp/s3"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name() != "multipart")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "no staged upload is left");
+}
