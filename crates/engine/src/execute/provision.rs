@@ -106,11 +106,9 @@ impl Run {
         {
             // A daemon that cannot grant privileges (itself in a restricted container): docker
             // commands still work through the mounted socket, so run unprivileged. (An image's
-            // own dockerd then fails to start, and the wait below reports it.)
-            let _ = self
-                .runtime
-                .remove_build_resources(Some(&self.build_id))
-                .await;
+            // own dockerd then fails to start, and the wait below reports it.) Only the
+            // container goes: the build's network (its local AWS) stays for the retry.
+            let _ = self.runtime.remove_container(&spec.name).await;
             let effect = if keep_entrypoint {
                 "the image's own Docker daemon may fail to start"
             } else {
