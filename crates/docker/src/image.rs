@@ -53,8 +53,9 @@ pub const DEBIAN_SUITE: &str = "bookworm";
 pub const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 /// Installed at debootstrap time (`--include`): build containers may have no network, so
 /// the Dockerfile must not need any on the debootstrap base. `bash` and `dash` are
-/// essential packages, always present in `minbase`. Keep in sync with
-/// `crates/docker/standard/install-packages.sh`.
+/// essential packages, always present in `minbase`. `crates/docker/standard/install-packages.sh`
+/// lists these and installs the rest in the chroot (with the host's network): `awscli`, whose
+/// python3-cryptography fails debootstrap's own configure step.
 pub const DEBOOTSTRAP_PACKAGES: &[&str] = &[
     "git",
     "curl",
@@ -64,7 +65,6 @@ pub const DEBOOTSTRAP_PACKAGES: &[&str] = &[
     "python3",
     "less",
     "procps",
-    "awscli",
 ];
 
 const DOCKERFILE: &str = include_str!("../standard/Dockerfile");

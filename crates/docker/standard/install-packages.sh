@@ -42,5 +42,19 @@ if [ -n "$missing" ] || [ ! -x /usr/bin/docker ]; then
     fi
 fi
 
+# Debian's aws CLI (2.9) predates AWS_ENDPOINT_URL (2.13): a wrapper in /usr/local/bin (first
+# on PATH) passes it as --endpoint-url, so every build's local AWS answers (an explicit
+# --endpoint-url on the command line still wins: the last one counts).
+if [ -x /usr/bin/aws ]; then
+    cat > /usr/local/bin/aws <<'AWS'
+#!/bin/sh
+if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+    exec /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+fi
+exec /usr/bin/aws "$@"
+AWS
+    chmod 755 /usr/local/bin/aws
+fi
+
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/tmp/*
