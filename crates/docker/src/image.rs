@@ -67,6 +67,9 @@ pub const DEBOOTSTRAP_PACKAGES: &[&str] = &[
     "procps",
 ];
 
+/// Installed by `install-packages.sh` in the chroot after debootstrap, not by debootstrap.
+pub const CHROOT_PACKAGES: &[&str] = &["awscli"];
+
 const DOCKERFILE: &str = include_str!("../standard/Dockerfile");
 const INSTALL_PACKAGES_SH: &str = include_str!("../standard/install-packages.sh");
 const SOURCES_LIST: &str = include_str!("../standard/sources.list");
@@ -754,7 +757,12 @@ mod tests {
             .find_map(|l| l.strip_prefix("PACKAGES=\""))
             .and_then(|l| l.strip_suffix('"'))
             .expect("PACKAGES= line");
-        assert_eq!(line.split(' ').collect::<Vec<_>>(), DEBOOTSTRAP_PACKAGES);
+        let all: Vec<&str> = DEBOOTSTRAP_PACKAGES
+            .iter()
+            .chain(CHROOT_PACKAGES)
+            .copied()
+            .collect();
+        assert_eq!(line.split(' ').collect::<Vec<_>>(), all);
     }
 
     #[test]
