@@ -344,13 +344,21 @@ impl S3 {
         Ok(listing)
     }
 
+    /// The folder of multipart uploads (one folder per upload id).
+    fn uploads(&self) -> localbuild_confine::Root {
+        localbuild_confine::Root::new(self.scratch.join("multipart"))
+    }
+
     /// Where an upload's parts are kept.
     fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, S3Error> {
         let ok = upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_hexdigit());
         if !ok {
             return Err(S3Error::NoSuchUpload(upload_id.to_owned()));
         }
-        let dir = self.scratch.join("multipart").join(upload_id);
+        let dir = self
+            .uploads()
+            .confined("upload id", upload_id)
+            .map_err(|_| S3Error::NoSuchUpload(upload_id.to_owned()))?;
         if dir.is_dir() {
             Ok(dir)
         } else {
@@ -362,7 +370,10 @@ impl S3 {
     pub fn create_upload(&self, bucket: &str, key: &str) -> Result<String, S3Error> {
         self.key_path(bucket, key)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let dir = self.scratch.join("multipart").join(&id);
+        let dir = self
+            .uploads()
+            .confined("upload id", &id)
+            .map_err(|_| S3Error::NoSuchUpload(id.clone()))?;
         std::fs::create_dir_all(&dir).map_err(io)?;
         std::fs::write(dir.join("target"), format!("{bucket}\n{key}")).map_err(io)?;
         Ok(id)
@@ -572,5 +583,27 @@ mod tests {
             s.complete_upload("big", "f.bin", &id, &[1]),
             Err(S3Error::NoSuchUpload(_))
         ));
+    }
+
+    #[test]
+    fn a_hostile_upload_id_names_no_upload() {
+        let home = tempfile::tempdir().unwrap();
+        let s = S3::new(home.path().join("s3"), home.path().join("tmp/s3"));
+        s.create_bucket("big").unwrap();
+        for id in [
+            "../../../../tmp",
+            "/etc",
+            "..",
+            "",
+            "0123456789abcdef0123456789abcdef/..",
+        ] {
+            assert!(
+                matches!(
+                    s.part_path("big", "f", id, 1),
+                    Err(S3Error::NoSuchUpload(_))
+                ),
+                "{id:?}"
+            );
+        }
     }
 }

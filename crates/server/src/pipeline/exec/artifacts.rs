@@ -143,13 +143,10 @@ pub(crate) fn unzip(zip: &Path, dest: &Path) -> std::io::Result<()> {
         zip::ZipArchive::new(std::fs::File::open(zip)?).map_err(std::io::Error::other)?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(std::io::Error::other)?;
-        let Some(name) = entry.enclosed_name() else {
-            return Err(std::io::Error::other(format!(
-                "unsafe entry name {}",
-                entry.name()
-            )));
-        };
-        let path = dest.join(name);
+        // The zip is a build's or a source's output: its names are confined like any input.
+        let path = localbuild_confine::Root::new(dest)
+            .confined("zip entry", entry.name())
+            .map_err(std::io::Error::other)?;
         if entry.is_dir() {
             std::fs::create_dir_all(&path)?;
             continue;

@@ -1080,4 +1080,24 @@ mod tests {
         assert!(!dest.join(".git").exists());
         assert_eq!(read_zip_entry(&zip, "a/b/f.txt").unwrap(), "hi");
     }
+
+    #[test]
+    fn a_zip_entry_that_would_leave_its_folder_is_refused() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("into");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dest.join("out")).unwrap();
+        for name in ["../escape.txt", "/abs.txt", "out/through-link.txt"] {
+            let zip = dir.path().join("hostile.zip");
+            let mut w = zip::ZipWriter::new(std::fs::File::create(&zip).unwrap());
+            w.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(b"x").unwrap();
+            w.finish().unwrap();
+            assert!(unzip(&zip, &dest).is_err(), "{name}");
+        }
+        assert!(!dir.path().join("escape.txt").exists());
+        assert!(!dir.path().join("through-link.txt").exists());
+    }
 }
