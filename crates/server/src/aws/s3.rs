@@ -88,7 +88,8 @@ impl Failure {
     }
 }
 
-fn escape(s: &str) -> String {
+/// Text as XML character data or an attribute value (S3's and STS's answers).
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

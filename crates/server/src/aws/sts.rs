@@ -2,6 +2,7 @@
 //! answered in XML, errors as `<ErrorResponse>`.
 
 use super::Aws;
+use super::s3::escape;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use localbuild_aws::AwsError;
@@ -24,13 +25,6 @@ pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
             None => (decode(pair), String::new()),
         })
         .collect()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn xml(status: StatusCode, body: String) -> Response {
@@ -74,24 +68,15 @@ fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
 
 /// ISO 8601 with milliseconds, as STS writes `Expiration`.
 pub(super) fn iso8601(epoch: u64) -> String {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(epoch).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
 }
 
 pub(super) fn call(
