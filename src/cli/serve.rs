@@ -3,7 +3,8 @@
 //! Opens the history, finalises builds whose process died (and removes their containers),
 //! connects Docker, binds, prints the address and the `AWS_ENDPOINT_URL` to use, and serves
 //! until Ctrl-C or SIGTERM; then it stops the running builds, waits for them to be recorded
-//! STOPPED and exits 0.
+//! STOPPED and exits 0. ECS services the pipelines deployed keep running; one line on stderr
+//! names them and the command that removes them.
 
 use super::error::CliError;
 use super::{ServeArgs, exit};
@@ -96,6 +97,7 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
             }
             Err(e) => eprintln!("warning: the build history could not be checked: {e}"),
         }
+        let kept = history.clone();
         let config = Config {
             listen,
             credentials,
@@ -117,6 +119,11 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
             "localbuild serve: listening on http://{addr}\nexport AWS_ENDPOINT_URL=http://{addr}\n"
         ));
         server.run(shutdown_signal()).await?;
+        // ECS services keep running, as in AWS: one line on what runs and how to remove it.
+        let endpoint = format!("http://{addr}");
+        if let Some(note) = localbuild_server::ecs::services::shutdown_note(kept.db(), &endpoint) {
+            eprintln!("{note}");
+        }
         let _ = super::out::print("localbuild serve: stopped\n");
         Ok(exit::SUCCESS)
     })

@@ -27,13 +27,33 @@ impl Serve {
 
     /// Start a server on an existing `LOCALBUILD_HOME` (a restart).
     pub(crate) fn start_in(home: tempfile::TempDir, args: &[&str]) -> Serve {
+        Serve::spawn(home, args, Stdio::inherit())
+    }
+
+    /// Start a server on `home` whose stderr goes to `stderr` (to read what it says).
+    pub(crate) fn start_with_stderr(
+        home: tempfile::TempDir,
+        args: &[&str],
+        stderr: std::fs::File,
+    ) -> Serve {
+        Serve::spawn(home, args, Stdio::from(stderr))
+    }
+
+    /// Stop the server as Ctrl-C does (SIGTERM) and wait for it; its `LOCALBUILD_HOME`, to
+    /// restart on.
+    pub(crate) fn terminate(mut self) -> tempfile::TempDir {
+        self.stop();
+        std::mem::replace(&mut self.home, tempfile::tempdir().unwrap())
+    }
+
+    fn spawn(home: tempfile::TempDir, args: &[&str], stderr: Stdio) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_localbuild"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("LOCALBUILD_HOME", home.path())
             .env_remove("LOCALBUILD_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("localbuild serve starts");
         let stdout = child.stdout.take().unwrap();
@@ -211,6 +231,15 @@ impl Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Serve {
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // SIGTERM: the server stops its builds and exits 0.
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

@@ -90,6 +90,21 @@ pub enum ApiError {
     /// CodePipeline: more than 50 tags on a resource.
     #[error("{0}")]
     TooManyTags(String),
+    /// ECS: no cluster of that name.
+    #[error("{0}")]
+    ClusterNotFound(String),
+    /// ECS: no service of that name in the cluster.
+    #[error("{0}")]
+    ServiceNotFound(String),
+    /// ECS: the service was deleted (INACTIVE).
+    #[error("{0}")]
+    ServiceNotActive(String),
+    /// ECS: a parameter breaks the rules.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// ECS: the request cannot be served as asked (e.g. an unknown task definition).
+    #[error("{0}")]
+    Client(String),
     /// The server could not do what was asked (database, Docker): a 500-class fault with a
     /// message, never a crash.
     #[error("{0}")]
@@ -145,6 +160,11 @@ impl ApiError {
             ApiError::NotLatestPipelineExecution(_) => "NotLatestPipelineExecutionException",
             ApiError::Conflict(_) => "ConflictException",
             ApiError::DuplicatedStopRequest(_) => "DuplicatedStopRequestException",
+            ApiError::ClusterNotFound(_) => "ClusterNotFoundException",
+            ApiError::ServiceNotFound(_) => "ServiceNotFoundException",
+            ApiError::ServiceNotActive(_) => "ServiceNotActiveException",
+            ApiError::InvalidParameter(_) => "InvalidParameterException",
+            ApiError::Client(_) => "ClientException",
             ApiError::Service(_) => "ServiceUnavailableException",
         }
     }

@@ -11,6 +11,8 @@
 //! * [`logs`] — the build logs as CloudWatch Logs groups, streams and events.
 //! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
 //!   and CodeStar Connections / CodeConnections.
+//! * [`ecs`] — ECS clusters, services and task definitions: the services the pipeline's ECS
+//!   deploy action runs as containers, managed with `aws ecs`.
 //! * [`console`] — the web console: server-rendered pages (`GET`) on the same port.
 //! * [`guard`] — what every request passes first (`Host`, head and body limits) and every
 //!   answer gets (AWS error bodies, framing protection).
@@ -24,6 +26,7 @@ pub mod aws;
 pub mod batch;
 pub mod codebuild;
 pub mod console;
+pub mod ecs;
 pub mod error;
 pub mod guard;
 pub mod logs;
@@ -216,6 +219,8 @@ pub struct AppState {
     pub(crate) console: console::Sessions,
     /// The local AWS services (SSM, Secrets Manager, STS), here and on builds' endpoints.
     pub(crate) aws: Arc<aws::Aws>,
+    /// ECS services: one change at a time.
+    pub(crate) ecs: ecs::services::Ecs,
 }
 
 impl AppState {
@@ -288,6 +293,7 @@ impl Server {
             runtime,
             pipelines: pipeline::Live::default(),
             console: console::Sessions::default(),
+            ecs: ecs::services::Ecs::default(),
         });
         Ok(Server { listener, state })
     }

@@ -5,7 +5,7 @@
 //! malformed body is the same `SerializationException` naming the field.
 
 use crate::error::{self, ApiError};
-use crate::{Ctx, codebuild, logs, pipeline};
+use crate::{Ctx, codebuild, ecs, logs, pipeline};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -34,12 +34,14 @@ pub fn signing_names(target: Option<&str>) -> &'static [&'static str] {
         Some(CODEPIPELINE) => &["codepipeline"],
         Some(CODESTAR_CONNECTIONS) => &["codestar-connections"],
         Some(CODECONNECTIONS) => &["codeconnections"],
+        Some(ecs::ECS) => &["ecs"],
         _ => &[
             "codebuild",
             "logs",
             "codepipeline",
             "codestar-connections",
             "codeconnections",
+            "ecs",
         ],
     }
 }
@@ -70,6 +72,7 @@ pub async fn call(ctx: Ctx, target: Option<&str>, body: &[u8]) -> Response {
             pipeline::connections::call(&ctx, CODESTAR_CONNECTIONS, op, body)
         }
         Some((CODECONNECTIONS, op)) => pipeline::connections::call(&ctx, CODECONNECTIONS, op, body),
+        Some((ecs::ECS, op)) => ecs::call(&ctx, op, body).await,
         _ => Err(ApiError::UnknownOperation(format!(
             "Unknown operation: X-Amz-Target {}",
             target.map_or_else(|| "is missing".to_owned(), |t| format!("'{t}'"))
@@ -118,8 +121,12 @@ mod tests {
             name("com.amazonaws.codeconnections.CodeConnections_20231201.ListConnections"),
             ["codeconnections"]
         );
-        assert_eq!(signing_names(None).len(), 5);
-        assert_eq!(name("Nope_2020.X").len(), 5);
+        assert_eq!(
+            name("AmazonEC2ContainerServiceV20141113.ListServices"),
+            ["ecs"]
+        );
+        assert_eq!(signing_names(None).len(), 6);
+        assert_eq!(name("Nope_2020.X").len(), 6);
     }
 
     #[test]

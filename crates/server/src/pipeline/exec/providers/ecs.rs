@@ -1,7 +1,10 @@
-//! Deploy `ECS`: the image named by `imagedefinitions.json` runs as a local, labelled container
-//! replacing the service's previous one.
+//! Deploy `ECS`: `imagedefinitions.json`'s images become a new revision of the service's task
+//! definition and a new deployment of the service (`crate::ecs::services::deploy`), whose task
+//! is a local, labelled container replacing the service's previous one. The service outlives
+//! the pipeline, as in AWS; `aws ecs update-service` / `delete-service` manage it.
 
 use super::super::*;
+use crate::ecs::services::{self, DeployInput};
 
 impl Job {
     pub(crate) async fn deploy(self) -> ActionResult {
@@ -43,12 +46,14 @@ impl Job {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct ImageDef {
-            #[allow(dead_code)]
             name: Option<String>,
             image_uri: String,
         }
-        let image = match serde_json::from_str::<Vec<ImageDef>>(&text) {
-            Ok(defs) if !defs.is_empty() => defs[0].image_uri.clone(),
+        let images: Vec<(String, String)> = match serde_json::from_str::<Vec<ImageDef>>(&text) {
+            Ok(defs) if !defs.is_empty() => defs
+                .into_iter()
+                .map(|d| (d.name.unwrap_or_default(), d.image_uri))
+                .collect(),
             _ => {
                 return ActionResult::failed(
                     "JobFailed",
@@ -56,51 +61,55 @@ impl Job {
                 );
             }
         };
-        let label = format!("{cluster}/{service}");
-        let safe: String = format!("{cluster}-{service}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let short: String = self.execution.chars().take(8).collect();
-        let container = format!("localbuild-ecs-{safe}-{short}");
-        match self
-            .ctx
-            .state
-            .runtime
-            .run_service(&image, &container, &label)
-            .await
-        {
-            Ok(run) => {
-                let ports: Vec<String> = run
-                    .ports
+        let image = images[0].1.clone();
+        let deployed = services::deploy(
+            &self.ctx.state,
+            DeployInput {
+                cluster: &cluster,
+                service: &service,
+                images,
+                by: format!("codepipeline/{}", self.pipeline),
+            },
+        )
+        .await;
+        match deployed {
+            Ok(v) => {
+                let task = v.service.task.as_ref();
+                let ports: Vec<String> = task
+                    .map(|t| t.ports.as_slice())
+                    .unwrap_or_default()
                     .iter()
                     .map(|(c, h)| format!("{c} on 127.0.0.1:{h}"))
                     .collect();
-                ActionResult {
-                    ok: true,
-                    summary: Some(format!(
-                        "Deployed {image} to {label} as container {container}{}",
+                let summary = match task {
+                    Some(t) => format!(
+                        "Deployed {image} to ECS service {cluster}/{service} (deployment {}, task {} as container {}){}",
+                        v.service.deployment.id,
+                        t.id,
+                        t.container,
                         if ports.is_empty() {
                             String::new()
                         } else {
                             format!(" ({})", ports.join(", "))
                         }
-                    )),
-                    external_id: Some(run.id),
-                    external_url: run
-                        .ports
-                        .first()
-                        .map(|(_, h)| format!("http://127.0.0.1:{h}")),
+                    ),
+                    None => format!(
+                        "Registered {} for ECS service {cluster}/{service}; its desired count is 0, so no task runs",
+                        v.service.task_definition
+                    ),
+                };
+                ActionResult {
+                    ok: true,
+                    summary: Some(summary),
+                    external_id: Some(v.service.deployment.id.clone()),
+                    external_url: task.and_then(services::Task::address),
                     ..Default::default()
                 }
             }
-            Err(e) => ActionResult::failed("JobFailed", format!("Could not deploy {image}: {e}")),
+            Err(e) => ActionResult::failed(
+                "JobFailed",
+                format!("Could not deploy {image} to ECS service {cluster}/{service}: {e}"),
+            ),
         }
     }
 }
