@@ -197,6 +197,18 @@ fn task(s: &Serve, service: &str) -> (String, u16) {
     )
 }
 
+/// The service's row on the console's ECS services page.
+fn console_row(s: &Serve, service: &str) -> String {
+    let page = crate::console::get(&s.addr, "/ecs");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let start = page
+        .body
+        .find(&format!("data-service=\"local/{service}\""))
+        .unwrap_or_else(|| panic!("no row for {service}: {}", page.body));
+    let row = &page.body[start..];
+    row[..row.find("</tr>").unwrap()].to_owned()
+}
+
 fn error_of(s: &Serve, args: &[&str]) -> String {
     s.aws(args).expect_err(&format!("aws {args:?} should fail"))
 }
@@ -281,6 +293,16 @@ fn a_deployed_service_is_managed_with_aws_ecs_and_outlives_the_pipeline_and_serv
     let (first_task, task_port) = task(&s, &service);
     assert_eq!(port, task_port, "the event and the task name one address");
     wait_serving(port, "version one");
+    let page = console_row(&s, &service);
+    for text in [
+        "<td>local</td>",
+        &v1,
+        "RUNNING",
+        &format!("http://127.0.0.1:{port}"),
+        "1/1",
+    ] {
+        assert!(page.contains(text), "{text}: {page}");
+    }
     let state = s.ok(&["codepipeline", "get-pipeline-state", "--name", "ship"]);
     assert_eq!(
         state["stageStates"][1]["actionStates"][0]["latestExecution"]["externalExecutionUrl"],
@@ -321,6 +343,8 @@ fn a_deployed_service_is_managed_with_aws_ecs_and_outlives_the_pipeline_and_serv
     );
     let tasks = s.ok(&["ecs", "list-tasks", "--cluster", "local"]);
     assert_eq!(tasks["taskArns"], json!([]));
+    let page = console_row(&s, &service);
+    assert!(page.contains("STOPPED") && page.contains("0/0"), "{page}");
     let out = s.ok(&[
         "ecs",
         "update-service",

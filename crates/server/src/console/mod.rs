@@ -77,6 +77,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/batches/{id}", get(batch_page))
         .route("/pipelines", get(pipelines_page))
         .route("/pipelines/{name}", get(pipeline_page))
+        .route("/ecs", get(ecs_page))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/console/action", post(action))
@@ -1010,6 +1011,22 @@ async fn pipelines_page(
         rows.push((name, latest));
     }
     html(StatusCode::OK, pages::pipelines(&v, &rows, pipeline::now()))
+}
+
+/// The ECS services, read as DescribeServices reads them (the records and whether each task
+/// runs now).
+async fn ecs_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    use crate::ecs::services;
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let mut views = vec![];
+    for s in services::all_services(state.history.db()).unwrap_or_default() {
+        views.push(services::view(state.runtime.as_ref(), s).await);
+    }
+    html(StatusCode::OK, pages::ecs_services(&v, &views))
 }
 
 async fn pipeline_page(

@@ -5,6 +5,7 @@
 //! change has `data-live` on its body.
 
 use super::{ansi, encode};
+use crate::ecs::services::{ServiceView, Status};
 use localbuild_engine::images::PhaseImages;
 use localbuild_engine::record::{Build, BuildBatch, PhaseContext};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -161,6 +162,7 @@ fn layout(v: Option<&Viewer>, title: &str, current: &str, live: bool, body: Mark
         ("/projects", "Projects"),
         ("/batches", "Batches"),
         ("/pipelines", "Pipelines"),
+        ("/ecs", "ECS services"),
     ];
     html! {
         (DOCTYPE)
@@ -694,6 +696,63 @@ pub fn pipelines(v: &Viewer, rows: &[(String, Value)], now: f64) -> Markup {
                             }
                         }
                     } }
+                }
+            }
+        },
+    )
+}
+
+/// What the ECS services page says of a service's state: RUNNING (its task runs), STOPPED
+/// (scaled to 0), FAILED (it should run and does not), INACTIVE (deleted).
+pub fn ecs_state(v: &ServiceView) -> &'static str {
+    if v.service.status == Status::Inactive {
+        "INACTIVE"
+    } else if v.running {
+        "RUNNING"
+    } else if v.service.desired_count == 0 {
+        "STOPPED"
+    } else {
+        "FAILED"
+    }
+}
+
+/// The ECS services page: every service the pipelines deployed, where it answers, and the
+/// commands that manage it.
+pub fn ecs_services(v: &Viewer, services: &[ServiceView]) -> Markup {
+    layout(
+        Some(v),
+        "ECS services",
+        "ECS services",
+        true,
+        html! {
+            h1 { "ECS services" }
+            section #ecs data-refresh {
+                @if services.is_empty() {
+                    p { "No ECS services. A pipeline's ECS deploy action makes one; list them with " code { "aws ecs list-services --cluster CLUSTER" } "." }
+                } @else {
+                    div.scroll { table.list {
+                        thead { tr { th { "Cluster" } th { "Service" } th { "Image" } th { "State" } th { "Tasks" } th { "Address" } th { "Latest event" } } }
+                        tbody {
+                            @for sv in services {
+                                @let s = &sv.service;
+                                @let image = s.task.as_ref().map(|t| t.image.as_str()).unwrap_or("");
+                                tr data-service=(format!("{}/{}", s.cluster, s.name)) {
+                                    td { (s.cluster) }
+                                    td { (s.name) br; small { (s.task_definition) } }
+                                    td { code { (image) } }
+                                    td.state { (badge(ecs_state(sv))) }
+                                    td.num { (sv.running_count()) "/" (s.desired_count) }
+                                    td.address {
+                                        @if let Some(a) = s.task.as_ref().filter(|_| sv.running).and_then(|t| t.address()) {
+                                            a href=(a) { (a) }
+                                        }
+                                    }
+                                    td { @if let Some(e) = s.events.first() { small { (time_el(e.created_at)) " " (e.message) } } }
+                                }
+                            }
+                        }
+                    } }
+                    p { small { "Scale with " code { "aws ecs update-service --cluster CLUSTER --service SERVICE --desired-count 0|1" } ", remove with " code { "aws ecs delete-service --force --cluster CLUSTER --service SERVICE" } ". Services keep running when serve stops, as in AWS." } }
                 }
             }
         },
