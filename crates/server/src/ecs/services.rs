@@ -509,15 +509,13 @@ async fn reconcile(db: &Db, runtime: &dyn Runtime, service: &mut Service) -> Res
     };
     if service.desired_count == 0 {
         stop_task(runtime, service).await?;
-    } else if !running {
-        if let Err(reason) = start_task(db, runtime, service).await {
-            service.deployment.failed_tasks += 1;
-            let message = format!(
-                "(service {}) was unable to start a task: {reason}",
-                service.name
-            );
-            event(service, message);
-        }
+    } else if !running && let Err(reason) = start_task(db, runtime, service).await {
+        service.deployment.failed_tasks += 1;
+        let message = format!(
+            "(service {}) was unable to start a task: {reason}",
+            service.name
+        );
+        event(service, message);
     }
     Ok(())
 }
