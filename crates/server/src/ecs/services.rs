@@ -813,10 +813,10 @@ pub fn shutdown_note(db: &Db, endpoint: &str) -> Option<String> {
         .iter()
         .map(|s| format!("{}/{}", s.cluster, s.name))
         .collect();
-    let (noun, verb) = if running.len() == 1 {
-        ("service", "keeps")
+    let (noun, verb, them) = if running.len() == 1 {
+        ("service", "keeps", "it")
     } else {
-        ("services", "keep")
+        ("services", "keep", "them")
     };
     let command = if running.len() == 1 {
         format!(
@@ -827,7 +827,7 @@ pub fn shutdown_note(db: &Db, endpoint: &str) -> Option<String> {
         "aws ecs delete-service --force --cluster CLUSTER --service SERVICE for each".to_owned()
     };
     Some(format!(
-        "localbuild serve: {} ECS {noun} {verb} running, as in AWS ({}); to remove them, start serve again and run: AWS_ENDPOINT_URL={endpoint} {command}",
+        "localbuild serve: {} ECS {noun} {verb} running, as in AWS ({}); to remove {them}, start serve again and run: AWS_ENDPOINT_URL={endpoint} {command}",
         running.len(),
         names.join(", ")
     ))
@@ -874,6 +874,75 @@ mod tests {
             "web:3"
         );
         assert_eq!(task_definition_of("web:3"), "web:3");
+    }
+
+    fn running(cluster: &str, name: &str) -> Service {
+        let d = Deployment {
+            id: "ecs-svc/1".into(),
+            task_definition: format!("{name}:1"),
+            desired_count: 1,
+            rollout: Rollout::Completed,
+            reason: None,
+            failed_tasks: 0,
+            created_at: 0.0,
+            updated_at: 0.0,
+        };
+        Service {
+            cluster: cluster.into(),
+            name: name.into(),
+            status: Status::Active,
+            desired_count: 1,
+            task_definition: format!("{name}:1"),
+            created_at: 0.0,
+            created_by: "codepipeline/p".into(),
+            deployment: d,
+            events: vec![],
+            task: Some(Task {
+                id: "t".into(),
+                container_id: "c".into(),
+                container: "n".into(),
+                name: "app".into(),
+                image: "busybox".into(),
+                task_definition: format!("{name}:1"),
+                ports: vec![],
+                started_at: 0.0,
+                started_by: "ecs-svc/1".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_shutdown_note_names_what_keeps_running_and_how_to_remove_it() {
+        let home = tempfile::tempdir().unwrap();
+        let history = localbuild_store::HistoryStore::open(home.path()).unwrap();
+        let db = history.db();
+        assert_eq!(shutdown_note(db, "http://127.0.0.1:4599"), None);
+        save(db, &running("local", "web")).unwrap();
+        let mut stopped = running("local", "zero");
+        stopped.desired_count = 0;
+        stopped.task = None;
+        save(db, &stopped).unwrap();
+        let mut gone = running("local", "gone");
+        gone.status = Status::Inactive;
+        save(db, &gone).unwrap();
+        let note = shutdown_note(db, "http://127.0.0.1:4599").unwrap();
+        assert_eq!(
+            note,
+            "localbuild serve: 1 ECS service keeps running, as in AWS (local/web); to remove it, start serve again and run: AWS_ENDPOINT_URL=http://127.0.0.1:4599 aws ecs delete-service --force --cluster local --service web"
+        );
+        save(db, &running("prod", "api")).unwrap();
+        let note = shutdown_note(db, "http://127.0.0.1:4599").unwrap();
+        assert!(
+            note.contains(
+                "2 ECS services keep running, as in AWS (local/web, prod/api); to remove them"
+            ),
+            "{note}"
+        );
+        assert!(
+            note.contains("--cluster CLUSTER --service SERVICE for each"),
+            "{note}"
+        );
+        assert_eq!(note.lines().count(), 1);
     }
 
     #[test]
