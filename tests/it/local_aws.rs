@@ -651,6 +651,21 @@ fn secondary_s3_artifacts_and_start_build_overrides_are_laid_out_as_codebuild_do
             "cacheOverride",
         ),
         ("--cache-override", json!({"type": "S3"}), "cacheOverride"),
+        (
+            "--artifacts-override",
+            json!({"type": "NO_ARTIFACTS", "encryptionDisabled": true}),
+            "encryptionDisabled",
+        ),
+        (
+            "--secondary-artifacts-override",
+            json!([{"type": "CODEPIPELINE", "artifactIdentifier": "x"}]),
+            "CODEPIPELINE",
+        ),
+        (
+            "--secondary-artifacts-override",
+            json!([{"type": "NO_ARTIFACTS", "artifactIdentifier": "x"}, {"type": "NO_ARTIFACTS", "artifactIdentifier": "x"}]),
+            "more than once",
+        ),
     ] {
         let err = s
             .aws(&[

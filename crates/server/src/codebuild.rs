@@ -154,7 +154,18 @@ fn check_artifacts(field: &str, a: &Value) -> Result<(), ApiError> {
     if !a.is_object() {
         return invalid("expected a ProjectArtifacts structure".to_owned());
     }
+    for key in ["overrideArtifactName", "encryptionDisabled"] {
+        if a.get(key).is_some_and(|v| !v.is_boolean()) {
+            return invalid(format!("{key} must be a boolean"));
+        }
+    }
     match get("type") {
+        Some("NO_ARTIFACTS" | "CODEPIPELINE")
+            if a.get("encryptionDisabled") == Some(&Value::Bool(true)) =>
+        {
+            // ProjectArtifacts: "valid only if your artifacts type is Amazon S3".
+            return invalid("encryptionDisabled is valid only for type S3".to_owned());
+        }
         Some("NO_ARTIFACTS" | "CODEPIPELINE") => return Ok(()),
         Some("S3") => {}
         other => {
@@ -182,11 +193,6 @@ fn check_artifacts(field: &str, a: &Value) -> Result<(), ApiError> {
     if let Some(p) = get("packaging").filter(|p| !matches!(*p, "NONE" | "ZIP")) {
         return invalid(format!("packaging {p:?} is not one of NONE, ZIP"));
     }
-    for key in ["overrideArtifactName", "encryptionDisabled"] {
-        if a.get(key).is_some_and(|v| !v.is_boolean()) {
-            return invalid(format!("{key} must be a boolean"));
-        }
-    }
     Ok(())
 }
 
@@ -199,6 +205,11 @@ fn check_secondary_artifacts(field: &str, list: &[Value]) -> Result<(), ApiError
         if let Err(why) = localbuild_buildspec::names::artifact_identifier(id) {
             return Err(ApiError::InvalidInput(format!(
                 "Invalid {field} artifactIdentifier: {id:?}: {why}"
+            )));
+        }
+        if a["type"] == "CODEPIPELINE" {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid {field}: type CODEPIPELINE is not supported for secondary artifacts ({id})"
             )));
         }
         if !seen.insert(id) {
