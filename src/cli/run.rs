@@ -224,6 +224,8 @@ pub(super) fn run_with(
         },
         local_aws: None,
         s3_artifact: None,
+        s3_secondary_artifacts: vec![],
+        s3_cache: None,
     };
     adjust(&mut request)?;
     request.check()?;

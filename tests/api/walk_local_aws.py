@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Walk every operation of the local AWS services (SSM Parameter Store, Secrets Manager, STS,
 S3) through boto3. The JSON services' responses and errors are checked against botocore's own
-model (check_shapes.Recorder); STS and S3 (XML) are checked by botocore's parsers and by the
-values read back.
+model (check_shapes.Recorder); STS and S3 (XML) element by element against the same model
+(check_xml.XmlRecorder: botocore's parsers alone would drop an element the model lacks), and
+every service by the values read back.
 
 Usage: AWS_ENDPOINT_URL=http://127.0.0.1:PORT walk_local_aws.py
 Exits non-zero with every problem listed.
@@ -11,6 +12,7 @@ import os, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_shapes import Recorder  # noqa: E402
+from check_xml import XmlRecorder  # noqa: E402
 import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
@@ -19,10 +21,16 @@ endpoint = os.environ["AWS_ENDPOINT_URL"]
 rec = Recorder()
 ssm = rec.client("ssm", endpoint_url=endpoint)
 sm = rec.client("secretsmanager", endpoint_url=endpoint)
+# The same without botocore's own parameter checks: what the server says about bad input.
+from botocore.config import Config  # noqa: E402
+unchecked = Config(parameter_validation=False)
+ssm_raw = rec.client("ssm", endpoint_url=endpoint, config=unchecked)
+sm_raw = rec.client("secretsmanager", endpoint_url=endpoint, config=unchecked)
 keys = dict(region_name="us-east-1", aws_access_key_id="AKIDLOCALBUILDTEST",
             aws_secret_access_key="localbuild-test-secret")
-sts = boto3.client("sts", endpoint_url=endpoint, **keys)
-s3 = boto3.client("s3", endpoint_url=endpoint, **keys)
+xml = XmlRecorder()
+sts = xml.attach(boto3.client("sts", endpoint_url=endpoint, **keys))
+s3 = xml.attach(boto3.client("s3", endpoint_url=endpoint, **keys))
 
 
 def expect_error(code, fn, *args, **kw):
@@ -54,6 +62,31 @@ deep = ssm.get_parameters_by_path(Path="/walk", Recursive=True, WithDecryption=T
 assert sorted(x["Name"] for x in deep) == ["/walk/db/pass", "/walk/db/url", "/walk/top"], deep
 described = ssm.describe_parameters()["Parameters"]
 assert any(d["Name"] == "/walk/db/pass" and d["Description"] == "pw" for d in described), described
+ssm.put_parameter(Name="/walk/db/key", Value="k", Type="SecureString", KeyId="alias/walk-key")
+keyed = {d["Name"]: d.get("KeyId") for d in ssm.describe_parameters()["Parameters"]}
+assert keyed["/walk/db/key"] == "alias/walk-key" and keyed["/walk/db/pass"] == "alias/aws/ssm", keyed
+assert keyed["/walk/top"] is None, keyed
+# Pagination: pages of MaxResults, NextToken until the end, AWS's limits on MaxResults.
+for n in range(12):
+    ssm.put_parameter(Name=f"/walk/many/p{n:02}", Value=str(n), Type="String")
+page1 = ssm.get_parameters_by_path(Path="/walk/many", MaxResults=5)
+assert [x["Name"] for x in page1["Parameters"]] == [f"/walk/many/p{n:02}" for n in range(5)], page1
+page2 = ssm.get_parameters_by_path(Path="/walk/many", MaxResults=5, NextToken=page1["NextToken"])
+assert page2["Parameters"][0]["Name"] == "/walk/many/p05", page2
+all_many = [x["Name"] for p in ssm.get_paginator("get_parameters_by_path").paginate(Path="/walk/many")
+            for x in p["Parameters"]]
+assert all_many == [f"/walk/many/p{n:02}" for n in range(12)], all_many
+described = [d["Name"] for p in ssm.get_paginator("describe_parameters").paginate(
+    PaginationConfig={"PageSize": 4}) for d in p["Parameters"]]
+assert len(described) == 16 and described == sorted(described), described
+last = ssm.describe_parameters(MaxResults=50)
+assert "NextToken" not in last and len(last["Parameters"]) == 16, last
+expect_error("ValidationException", ssm_raw.get_parameters_by_path, Path="/walk", MaxResults=11)
+expect_error("ValidationException", ssm_raw.describe_parameters, MaxResults=51)
+expect_error("ValidationException", ssm_raw.describe_parameters, MaxResults=0)
+expect_error("InvalidNextToken", ssm.describe_parameters, NextToken="not-a-token")
+ssm.delete_parameters(Names=[f"/walk/many/p{n:02}" for n in range(10)])
+ssm.delete_parameters(Names=["/walk/many/p10", "/walk/many/p11", "/walk/db/key"])
 ssm.delete_parameter(Name="/walk/top")
 expect_error("ParameterNotFound", ssm.delete_parameter, Name="/walk/top")
 gone = ssm.delete_parameters(Names=["/walk/db/url", "/walk/none"])
@@ -73,6 +106,39 @@ d = sm.describe_secret(SecretId="walk/api")
 assert d["Description"] == "api v2" and put["VersionId"] in d["VersionIdsToStages"], d
 assert [s["Name"] for s in sm.list_secrets()["SecretList"]] == ["walk/api"]
 expect_error("ResourceNotFoundException", sm.get_secret_value, SecretId="walk/none")
+# SecretBinary (base64 on the wire, bytes in boto3), KmsKeyId echoed; string or binary, not both.
+blob = bytes(range(256))
+made_bin = sm.create_secret(Name="walk/blob", SecretBinary=blob, KmsKeyId="alias/walk-key")
+got = sm.get_secret_value(SecretId="walk/blob")
+assert got["SecretBinary"] == blob and "SecretString" not in got, got
+assert sm.describe_secret(SecretId="walk/blob")["KmsKeyId"] == "alias/walk-key"
+put_bin = sm.put_secret_value(SecretId="walk/blob", SecretBinary=b"\x00v2")
+assert put_bin["VersionId"] != made_bin["VersionId"], put_bin
+assert sm.get_secret_value(SecretId="walk/blob")["SecretBinary"] == b"\x00v2"
+sm.put_secret_value(SecretId="walk/blob", SecretString="now a string")
+got = sm.get_secret_value(SecretId="walk/blob")
+assert got["SecretString"] == "now a string" and "SecretBinary" not in got, got
+sm.update_secret(SecretId="walk/blob", KmsKeyId="arn:aws:kms:us-east-1:000000000000:key/abc")
+listed = {x["Name"]: x for x in sm.list_secrets()["SecretList"]}
+assert listed["walk/blob"]["KmsKeyId"] == "arn:aws:kms:us-east-1:000000000000:key/abc", listed
+expect_error("InvalidParameterException", sm.create_secret, Name="walk/both", SecretString="s",
+             SecretBinary=b"b")
+expect_error("ValidationException", sm_raw.create_secret, Name="walk/huge", SecretBinary=b"x" * 65537)
+for n in range(5):
+    sm.create_secret(Name=f"walk/page/{n}", SecretString=str(n))
+first = sm.list_secrets(MaxResults=3)
+assert len(first["SecretList"]) == 3 and first["NextToken"], first
+rest = sm.list_secrets(MaxResults=3, NextToken=first["NextToken"])
+names = [x["Name"] for x in first["SecretList"] + rest["SecretList"]]
+assert names == ["walk/api", "walk/blob"] + [f"walk/page/{n}" for n in range(4)], names
+everything = [x["Name"] for p in sm.get_paginator("list_secrets").paginate(PaginationConfig={"PageSize": 2})
+              for x in p["SecretList"]]
+assert len(everything) == 7 and len(set(everything)) == 7, everything
+expect_error("ValidationException", sm_raw.list_secrets, MaxResults=101)
+expect_error("InvalidNextTokenException", sm.list_secrets, NextToken="bogus")
+for n in range(5):
+    sm.delete_secret(SecretId=f"walk/page/{n}", ForceDeleteWithoutRecovery=True)
+sm.delete_secret(SecretId="walk/blob", ForceDeleteWithoutRecovery=True)
 deleted = sm.delete_secret(SecretId="walk/api", RecoveryWindowInDays=7)
 assert deleted["Name"] == "walk/api", deleted
 expect_error("InvalidRequestException", sm.get_secret_value, SecretId="walk/api")
@@ -128,11 +194,23 @@ with tempfile.TemporaryDirectory() as tmp:
     back = os.path.join(tmp, "back.bin")
     s3.download_file("walk-bucket", "big/big.bin", back, Config=config)
     assert open(big, "rb").read() == open(back, "rb").read()
+s3.put_object(Bucket="walk-bucket", Key="single.txt", Body=b"1")
+s3.delete_object(Bucket="walk-bucket", Key="single.txt")
+expect_error("NoSuchKey", s3.get_object, Bucket="walk-bucket", Key="single.txt")
+up = s3.create_multipart_upload(Bucket="walk-bucket", Key="aborted.bin")
+s3.upload_part(Bucket="walk-bucket", Key="aborted.bin", UploadId=up["UploadId"], PartNumber=1, Body=b"p")
+s3.abort_multipart_upload(Bucket="walk-bucket", Key="aborted.bin", UploadId=up["UploadId"])
+expect_error("NoSuchKey", s3.get_object, Bucket="walk-bucket", Key="aborted.bin")
 out = s3.delete_objects(Bucket="walk-bucket", Delete={"Objects": [{"Key": k} for k in
       ["docs/a b+c.txt", "docs/sub/x.txt", "root.txt", "copy.txt", "big/big.bin"]]})
 assert len(out["Deleted"]) == 5, out
 assert s3.list_objects_v2(Bucket="walk-bucket")["KeyCount"] == 0
 s3.delete_bucket(Bucket="walk-bucket")
 expect_error("404", s3.head_bucket, Bucket="walk-bucket")
+
+xml.check(["GetCallerIdentity", "AssumeRole", "CreateBucket", "ListBuckets", "HeadBucket",
+           "DeleteBucket", "PutObject", "GetObject", "HeadObject", "DeleteObjects", "DeleteObject",
+           "ListObjectsV2", "ListObjects", "CopyObject", "CreateMultipartUpload", "UploadPart",
+           "CompleteMultipartUpload", "AbortMultipartUpload"])
 
 print("walked")

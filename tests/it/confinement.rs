@@ -45,6 +45,10 @@ const FIELDS: &[(&str, &str)] = &[
         "api_fields_that_name_paths_are_refused_as_codebuild_refuses_them",
     ),
     (
+        "artifacts, secondaryArtifacts, their StartBuild overrides and cache of type S3 (bucket, path, name, location; the buildspec's name with overrideArtifactName)",
+        "s3_artifact_and_cache_fields_stay_in_the_s3_store",
+    ),
+    (
         "console artifact download path",
         "api_fields_that_name_paths_are_refused_as_codebuild_refuses_them",
     ),
@@ -417,4 +421,110 @@ fn get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, resp)
+}
+
+#[test]
+fn s3_artifact_and_cache_fields_stay_in_the_s3_store() {
+    let canary = Canary::new();
+    let s = Serve::start(&[]);
+    let escape = canary.escape();
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
+    // The buildspec's name evaluates to an escape; overrideArtifactName lets it name the object.
+    let buildspec = format!(
+        "version: 0.2\nenv:\n  variables:\n    WHERE: \"{escape}\"\nphases:\n  build:\n    commands:\n      - echo hi > out.txt\nartifacts:\n  files: [out.txt]\n  name: $WHERE\n  secondary-artifacts:\n    second:\n      files: [out.txt]\n      name: $WHERE\ncache:\n  paths: [out.txt]\n"
+    );
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let project = |name: &str, artifacts: serde_json::Value, extra: &[&str]| {
+        let artifacts = artifacts.to_string();
+        let mut args = vec![
+            "codebuild",
+            "create-project",
+            "--name",
+            name,
+            "--source",
+            &source,
+            "--artifacts",
+            &artifacts,
+            "--environment",
+            &env,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ];
+        args.extend_from_slice(extra);
+        s.aws(&args)
+    };
+    let refused = [
+        (
+            "a path with ..",
+            project(
+                "p1",
+                json!({"type": "S3", "location": "ok-bucket", "path": escape}),
+                &[],
+            ),
+        ),
+        (
+            "a name with ..",
+            project(
+                "p2",
+                json!({"type": "S3", "location": "ok-bucket", "name": escape}),
+                &[],
+            ),
+        ),
+        (
+            "a bucket that is a path",
+            project("p3", json!({"type": "S3", "location": escape}), &[]),
+        ),
+        (
+            "a secondary artifact's path with ..",
+            project(
+                "p4",
+                json!({"type": "NO_ARTIFACTS"}),
+                &[
+                    "--secondary-artifacts",
+                    &json!([{"type": "S3", "artifactIdentifier": "second", "location": "ok-bucket", "path": escape}]).to_string(),
+                ],
+            ),
+        ),
+        (
+            "a cache prefix with ..",
+            project(
+                "p5",
+                json!({"type": "NO_ARTIFACTS"}),
+                &[
+                    "--cache",
+                    &json!({"type": "S3", "location": format!("ok-bucket/{escape}")}).to_string(),
+                ],
+            ),
+        ),
+    ];
+    for (what, result) in refused {
+        let err = result.expect_err(what);
+        assert!(err.contains("InvalidInputException"), "{what}: {err}");
+    }
+    project(
+        "named",
+        json!({"type": "S3", "location": "ok-bucket", "overrideArtifactName": true}),
+        &[
+            "--secondary-artifacts",
+            &json!([{"type": "S3", "artifactIdentifier": "second", "location": "ok-bucket", "path": "sec", "overrideArtifactName": true}]).to_string(),
+            "--cache",
+            "type=S3,location=ok-bucket/cache",
+        ],
+    )
+    .unwrap();
+    let id = s.start_build("named")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["artifacts"]["location"], "arn:aws:s3:::ok-bucket/primary");
+    assert_eq!(
+        b["secondaryArtifacts"][0]["location"],
+        "arn:aws:s3:::ok-bucket/sec/primary"
+    );
+    assert!(
+        s.home
+            .path()
+            .join("s3/ok-bucket/cache/default.tar")
+            .is_file()
+    );
+    canary.assert_untouched();
 }

@@ -520,3 +520,242 @@ fn s3_refuses_a_body_that_is_not_the_signed_one() {
         .unwrap_or(0);
     assert_eq!(staged, 0, "no staged upload is left");
 }
+
+/// Secondary artifacts of type S3 and StartBuild's `artifactsOverride` /
+/// `secondaryArtifactsOverride` land in the S3 store as CodeBuild lays them out; the record
+/// names each by its S3 ARN and echoes `overrideArtifactName` / `encryptionDisabled`; bad
+/// overrides are refused naming the field.
+#[test]
+fn secondary_s3_artifacts_and_start_build_overrides_are_laid_out_as_codebuild_does() {
+    let s = Serve::start(&[]);
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p out docs && echo app > out/app.txt && echo doc > docs/guide.txt\nartifacts:\n  files:\n    - out/app.txt\n  secondary-artifacts:\n    docs:\n      name: docs-$CODEBUILD_BUILD_NUMBER\n      base-directory: docs\n      files:\n        - '**/*'\n    plain:\n      files:\n        - out/app.txt\n";
+    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"})
+        .to_string();
+    let secondary = json!([
+        {"type": "S3", "artifactIdentifier": "docs", "location": "second-bucket", "path": "d", "namespaceType": "BUILD_ID", "packaging": "ZIP", "overrideArtifactName": true, "encryptionDisabled": true},
+        {"type": "S3", "artifactIdentifier": "plain", "location": "second-bucket", "name": "plain-out"}
+    ]);
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "multi",
+        "--source",
+        &source,
+        "--artifacts",
+        &json!({"type": "S3", "location": "first-bucket", "name": "main"}).to_string(),
+        "--secondary-artifacts",
+        &secondary.to_string(),
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let id = s.start_build("multi")["id"].as_str().unwrap().to_owned();
+    let uuid = id.rsplit(':').next().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["artifacts"]["location"], "arn:aws:s3:::first-bucket/main");
+    let second = b["secondaryArtifacts"].as_array().unwrap();
+    let by_id = |want: &str| {
+        second
+            .iter()
+            .find(|a| a["artifactIdentifier"] == want)
+            .unwrap_or_else(|| panic!("{want} in {second:#?}"))
+    };
+    assert_eq!(
+        by_id("docs")["location"],
+        format!("arn:aws:s3:::second-bucket/d/{uuid}/docs-1")
+    );
+    assert_eq!(by_id("docs")["overrideArtifactName"], true);
+    assert_eq!(by_id("docs")["encryptionDisabled"], true);
+    assert_eq!(
+        by_id("plain")["location"],
+        "arn:aws:s3:::second-bucket/plain-out"
+    );
+    let keys = |bucket: &str| -> Vec<String> {
+        s.ok(&["s3api", "list-objects-v2", "--bucket", bucket])["Contents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["Key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys("first-bucket"), ["main/out/app.txt"]);
+    assert_eq!(
+        keys("second-bucket"),
+        [
+            format!("d/{uuid}/docs-1"),
+            "plain-out/out/app.txt".to_owned()
+        ]
+    );
+    let zip = std::fs::read(
+        s.home
+            .path()
+            .join(format!("s3/second-bucket/d/{uuid}/docs-1")),
+    )
+    .unwrap();
+    assert_eq!(&zip[..2], b"PK", "packaging ZIP is one zip object");
+
+    // The overrides replace the project's settings for one build.
+    let out = s.ok(&[
+        "codebuild",
+        "start-build",
+        "--project-name",
+        "multi",
+        "--artifacts-override",
+        &json!({"type": "S3", "location": "over-bucket", "path": "p", "name": "o", "packaging": "ZIP"}).to_string(),
+        "--secondary-artifacts-override",
+        &json!([{"type": "S3", "artifactIdentifier": "plain", "location": "over-bucket", "name": "second"}]).to_string(),
+    ]);
+    let id = out["build"]["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&id);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["artifacts"]["location"], "arn:aws:s3:::over-bucket/p/o");
+    assert_eq!(
+        keys("over-bucket"),
+        ["p/o".to_owned(), "second/out/app.txt".to_owned()]
+    );
+    // `docs` has no override: it goes to the build's own folder, not to S3.
+    let docs = b["secondaryArtifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["artifactIdentifier"] == "docs")
+        .unwrap()["location"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!docs.starts_with("arn:aws:s3"), "{docs}");
+
+    for (flag, value, field) in [
+        (
+            "--artifacts-override",
+            json!({"type": "S3", "location": "Bad_Bucket"}),
+            "artifactsOverride",
+        ),
+        (
+            "--artifacts-override",
+            json!({"type": "S3", "location": "ok-bucket", "path": "../../etc"}),
+            "artifactsOverride",
+        ),
+        (
+            "--secondary-artifacts-override",
+            json!([{"type": "S3", "artifactIdentifier": "x", "location": "ok-bucket", "name": "/etc/passwd/../.."}]),
+            "secondaryArtifactsOverride",
+        ),
+        (
+            "--cache-override",
+            json!({"type": "S3", "location": "ok-bucket/../../../etc"}),
+            "cacheOverride",
+        ),
+        ("--cache-override", json!({"type": "S3"}), "cacheOverride"),
+        (
+            "--artifacts-override",
+            json!({"type": "NO_ARTIFACTS", "encryptionDisabled": true}),
+            "encryptionDisabled",
+        ),
+        (
+            "--secondary-artifacts-override",
+            json!([{"type": "CODEPIPELINE", "artifactIdentifier": "x"}]),
+            "CODEPIPELINE",
+        ),
+        (
+            "--secondary-artifacts-override",
+            json!([{"type": "NO_ARTIFACTS", "artifactIdentifier": "x"}, {"type": "NO_ARTIFACTS", "artifactIdentifier": "x"}]),
+            "more than once",
+        ),
+    ] {
+        let err = s
+            .aws(&[
+                "codebuild",
+                "start-build",
+                "--project-name",
+                "multi",
+                flag,
+                &value.to_string(),
+            ])
+            .unwrap_err();
+        assert!(
+            err.contains("InvalidInputException") && err.contains(field),
+            "{value}: {err}"
+        );
+    }
+    assert!(!s.home.path().join("s3/ok-bucket").exists());
+}
+
+/// A cache of type S3: the buildspec's `cache.paths` are saved to `bucket/prefix` after the
+/// build and restored from there before INSTALL in the next build; the host's `aws s3 ls`
+/// lists the saved cache.
+#[test]
+fn an_s3_cache_is_saved_to_and_restored_from_its_bucket() {
+    let s = Serve::start(&[]);
+    let buildspec = "version: 0.2\nphases:\n  install:\n    commands:\n      - cat /root/deps/stamp.txt || echo no-cache-yet\n  build:\n    commands:\n      - mkdir -p /root/deps && echo \"from-build-$CODEBUILD_BUILD_NUMBER\" > /root/deps/stamp.txt\ncache:\n  paths:\n    - /root/deps/**/*\n";
+    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"})
+        .to_string();
+    s.ok(&[
+        "codebuild",
+        "create-project",
+        "--name",
+        "cached",
+        "--source",
+        &json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string(),
+        "--artifacts",
+        "type=NO_ARTIFACTS",
+        "--cache",
+        "type=S3,location=cache-bucket/team/cached",
+        "--environment",
+        &env,
+        "--service-role",
+        "arn:aws:iam::000000000000:role/any",
+    ]);
+    let bad = s
+        .aws(&[
+            "codebuild",
+            "update-project",
+            "--name",
+            "cached",
+            "--cache",
+            "type=S3,location=Bad_Bucket/x",
+        ])
+        .unwrap_err();
+    assert!(
+        bad.contains("InvalidInputException") && bad.contains("cache"),
+        "{bad}"
+    );
+    let first = s.start_build("cached")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&first);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["cache"]["type"], "S3");
+    assert_eq!(b["cache"]["location"], "cache-bucket/team/cached");
+    let log1 = std::fs::read_to_string(s.home.path().join("builds/cached/1/build.log")).unwrap();
+    assert!(log1.contains("\nno-cache-yet\n"), "{log1}");
+    assert!(
+        log1.contains("in s3://cache-bucket/team/cached/default.tar"),
+        "{log1}"
+    );
+    let listed = s.ok(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "cache-bucket",
+        "--prefix",
+        "team/cached/",
+    ]);
+    assert_eq!(listed["Contents"][0]["Key"], "team/cached/default.tar");
+    assert!(
+        !s.home.path().join("cache/cached/default.tar").exists(),
+        "the S3 cache is not also kept locally"
+    );
+
+    let second = s.start_build("cached")["id"].as_str().unwrap().to_owned();
+    let b = s.wait_complete(&second);
+    assert_eq!(b["buildStatus"], "SUCCEEDED", "{b:#}");
+    let log2 = std::fs::read_to_string(s.home.path().join("builds/cached/2/build.log")).unwrap();
+    assert!(
+        log2.contains("Restoring cache from s3://cache-bucket/team/cached/default.tar"),
+        "{log2}"
+    );
+    assert!(log2.contains("\nfrom-build-1\n"), "{log2}");
+}

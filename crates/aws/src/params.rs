@@ -30,6 +30,10 @@ pub struct Parameter {
     pub last_modified: f64,
     #[serde(default)]
     pub description: Option<String>,
+    /// A SecureString's `KeyId` (accepted and echoed by DescribeParameters; `None`: AWS's
+    /// default `alias/aws/ssm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     #[serde(default)]
     pub deleted: bool,
 }
@@ -51,6 +55,16 @@ pub struct Secret {
     /// The six characters AWS appends to the name in the ARN.
     pub suffix: String,
     pub secret_string: Option<String>,
+    /// `SecretBinary` (a version has a string or a binary value, not both); stored base64.
+    #[serde(
+        default,
+        with = "base64_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret_binary: Option<Vec<u8>>,
+    /// `KmsKeyId` as given (accepted and echoed; the local store does not encrypt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     pub version_id: String,
     pub created: f64,
     pub last_changed: f64,
@@ -73,6 +87,40 @@ impl Secret {
     }
 }
 
+/// A secret's value: `SecretString` or `SecretBinary`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretValue {
+    String(String),
+    Binary(Vec<u8>),
+}
+
+/// What CreateSecret, PutSecretValue and UpdateSecret may change.
+#[derive(Debug, Clone, Default)]
+pub struct SecretChange {
+    pub value: Option<SecretValue>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| STANDARD.decode(t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// What PutParameter asks for.
 #[derive(Debug, Clone, Default)]
 pub struct PutParameter {
@@ -81,6 +129,7 @@ pub struct PutParameter {
     pub kind: Option<String>,
     pub overwrite: bool,
     pub description: Option<String>,
+    pub key_id: Option<String>,
 }
 
 /// The parameter and secret store.
@@ -106,6 +155,7 @@ impl Store {
             version: 1,
             last_modified: 0.0,
             description: None,
+            key_id: None,
             deleted: false,
         })
     }
@@ -116,6 +166,8 @@ impl Store {
             // Stable per name, so the ARN does not change between processes.
             suffix: stable_suffix(name),
             secret_string: Some(v.clone()),
+            secret_binary: None,
+            kms_key_id: None,
             version_id: format!("{:0>32}", "1"),
             created: 0.0,
             last_changed: 0.0,
@@ -171,6 +223,17 @@ impl Store {
                 "1 validation error detected: Value '{kind}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]"
             )));
         }
+        if let Some(k) = &put.key_id
+            && (k.is_empty()
+                || k.len() > 256
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '_' | '-')))
+        {
+            return Err(AwsError::Validation(format!(
+                "1 validation error detected: Value '{k}' at 'keyId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^([a-zA-Z0-9:/_-]+)$"
+            )));
+        }
         let old = self.parameter_doc(&put.name)?;
         let version = match &old {
             Some(p) if !p.deleted && !put.overwrite => {
@@ -181,10 +244,11 @@ impl Store {
         };
         let parameter = Parameter {
             name: put.name.clone(),
-            kind,
             value: put.value,
             version,
             last_modified: now(),
+            key_id: put.key_id.filter(|_| kind == "SecureString"),
+            kind,
             description: put
                 .description
                 .or_else(|| old.and_then(|o| o.description.filter(|_| !o.deleted))),
@@ -261,17 +325,10 @@ impl Store {
         Ok(all.into_values().filter(|s| !s.tombstone).collect())
     }
 
-    /// CreateSecret.
-    pub fn create_secret(
-        &self,
-        name: &str,
-        value: Option<String>,
-        description: Option<String>,
-    ) -> Result<Secret, AwsError> {
+    /// CreateSecret (a secret may be created without a value).
+    pub fn create_secret(&self, name: &str, change: SecretChange) -> Result<Secret, AwsError> {
         check_secret_name(name)?;
-        if let Some(v) = &value {
-            check_secret_value(v)?;
-        }
+        check_change(&change)?;
         if let Some(old) = self.secret_doc(name)?.filter(|s| !s.tombstone) {
             if old.deleted_date.is_some() {
                 return Err(AwsError::InvalidRequest(format!(
@@ -281,36 +338,38 @@ impl Store {
             return Err(AwsError::SecretExists(name.to_owned()));
         }
         let at = now();
-        let secret = Secret {
+        let mut secret = Secret {
             name: name.to_owned(),
             suffix: random(SUFFIX, 6),
             version_id: uuid::Uuid::new_v4().to_string(),
-            secret_string: value,
+            secret_string: None,
+            secret_binary: None,
+            kms_key_id: change.kms_key_id.filter(|k| !k.is_empty()),
             created: at,
             last_changed: at,
-            description,
+            description: change.description,
             deleted_date: None,
             tombstone: false,
         };
+        set_value(&mut secret, change.value);
         self.db.put_doc(SECRET_DOC, name, &to_json(&secret))?;
         Ok(secret)
     }
 
-    /// PutSecretValue / UpdateSecret: a new current version (a value) and/or a description.
-    pub fn update_secret(
-        &self,
-        id: &str,
-        value: Option<String>,
-        description: Option<String>,
-    ) -> Result<Secret, AwsError> {
+    /// PutSecretValue / UpdateSecret: a new current version (a value), a description and/or
+    /// a KMS key id.
+    pub fn update_secret(&self, id: &str, change: SecretChange) -> Result<Secret, AwsError> {
+        check_change(&change)?;
         let mut secret = self.live_secret(id)?;
-        if let Some(v) = value {
-            check_secret_value(&v)?;
-            secret.secret_string = Some(v);
+        if let Some(v) = change.value {
+            set_value(&mut secret, Some(v));
             secret.version_id = uuid::Uuid::new_v4().to_string();
         }
-        if description.is_some() {
-            secret.description = description;
+        if change.description.is_some() {
+            secret.description = change.description;
+        }
+        if let Some(k) = change.kms_key_id {
+            secret.kms_key_id = Some(k).filter(|k| !k.is_empty());
         }
         secret.last_changed = now();
         self.db
@@ -398,10 +457,40 @@ pub fn check_secret_name(name: &str) -> Result<(), AwsError> {
     }
 }
 
-fn check_secret_value(value: &str) -> Result<(), AwsError> {
-    if value.len() > 65536 {
-        return Err(AwsError::InvalidParameter(
-            "SecretString must be at most 65536 bytes.".to_owned(),
+/// A version's value is a string or a binary, never both.
+fn set_value(secret: &mut Secret, value: Option<SecretValue>) {
+    match value {
+        Some(SecretValue::String(v)) => {
+            secret.secret_string = Some(v);
+            secret.secret_binary = None;
+        }
+        Some(SecretValue::Binary(b)) => {
+            secret.secret_binary = Some(b);
+            secret.secret_string = None;
+        }
+        None => {}
+    }
+}
+
+/// Secrets Manager's limits: a value of at most 65536 bytes (a binary at least 1), a KMS key
+/// id of at most 2048 characters.
+fn check_change(change: &SecretChange) -> Result<(), AwsError> {
+    match &change.value {
+        Some(SecretValue::String(v)) if v.len() > 65536 => {
+            return Err(AwsError::InvalidParameter(
+                "SecretString must be at most 65536 bytes.".to_owned(),
+            ));
+        }
+        Some(SecretValue::Binary(b)) if b.is_empty() || b.len() > 65536 => {
+            return Err(AwsError::Validation(
+                "1 validation error detected: Value at 'secretBinary' failed to satisfy constraint: Member must have length between 1 and 65536".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    if change.kms_key_id.as_ref().is_some_and(|k| k.len() > 2048) {
+        return Err(AwsError::Validation(
+            "1 validation error detected: Value at 'kmsKeyId' failed to satisfy constraint: Member must have length less than or equal to 2048".to_owned(),
         ));
     }
     Ok(())
@@ -410,6 +499,13 @@ fn check_secret_value(value: &str) -> Result<(), AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(v: &str) -> SecretChange {
+        SecretChange {
+            value: Some(SecretValue::String(v.to_owned())),
+            ..SecretChange::default()
+        }
+    }
 
     fn store(seed: &str) -> Store {
         Store::new(
@@ -458,9 +554,7 @@ mod tests {
     #[test]
     fn secrets_by_name_or_arn_and_deletion() {
         let s = store("");
-        let created = s
-            .create_secret("app/token", Some("t1".into()), None)
-            .unwrap();
+        let created = s.create_secret("app/token", change("t1")).unwrap();
         let arn = created.arn("eu-west-1");
         assert_eq!(s.secret(&arn).unwrap().name, "app/token");
         assert_eq!(
@@ -471,11 +565,11 @@ mod tests {
             Some("t1")
         );
         assert_eq!(
-            s.create_secret("app/token", None, None).unwrap_err(),
+            s.create_secret("app/token", SecretChange::default())
+                .unwrap_err(),
             AwsError::SecretExists("app/token".into())
         );
-        s.update_secret("app/token", Some("t2".into()), None)
-            .unwrap();
+        s.update_secret("app/token", change("t2")).unwrap();
         assert_eq!(s.snapshot().unwrap().secrets_manager["app/token"], "t2");
         s.delete_secret("app/token", false).unwrap();
         assert!(matches!(

@@ -750,6 +750,56 @@ mod tests {
         assert!(DOCKERFILE.contains("FROM localbuild/debian-base:bookworm"));
     }
 
+    /// Both images carry the aws CLI, and their `/usr/local/bin/aws` wrapper passes a build's
+    /// `AWS_ENDPOINT_URL` as `--endpoint-url` (Debian's aws CLI predates the variable) and
+    /// nothing without it. The wrapper is taken from each recipe and run under `/bin/sh` with
+    /// a stand-in for `/usr/bin/aws` that prints its arguments.
+    #[test]
+    fn both_images_carry_the_aws_cli_and_its_endpoint_wrapper() {
+        for (recipe, script) in [
+            ("standard", INSTALL_PACKAGES_SH),
+            ("codebuild-standard", CB_INSTALL_PACKAGES_SH),
+        ] {
+            let packages = script
+                .lines()
+                .find_map(|l| l.strip_prefix("PACKAGES=\""))
+                .unwrap_or_else(|| panic!("{recipe}: a PACKAGES= line"));
+            assert!(
+                packages.split([' ', '"']).any(|p| p == "awscli"),
+                "{recipe}: {packages}"
+            );
+            let wrapper = script
+                .split("cat > /usr/local/bin/aws <<'AWS'\n")
+                .nth(1)
+                .and_then(|w| w.split("\nAWS\n").next())
+                .unwrap_or_else(|| panic!("{recipe}: no /usr/local/bin/aws wrapper"));
+            let dir = tempfile::tempdir().unwrap();
+            let fake = dir.path().join("aws");
+            std::fs::write(&fake, "#!/bin/sh\nprintf '%s|' \"$@\"\n").unwrap();
+            std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let wrapper = wrapper.replace("/usr/bin/aws", fake.to_str().unwrap());
+            let run = |endpoint: Option<&str>| {
+                let mut c = std::process::Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg(&wrapper)
+                    .arg("aws")
+                    .args(["s3", "ls", "s3://a b"])
+                    .env_remove("AWS_ENDPOINT_URL");
+                if let Some(e) = endpoint {
+                    c.env("AWS_ENDPOINT_URL", e);
+                }
+                String::from_utf8(c.output().unwrap().stdout).unwrap()
+            };
+            assert_eq!(
+                run(Some("http://172.18.0.1:40001")),
+                "--endpoint-url|http://172.18.0.1:40001|s3|ls|s3://a b|",
+                "{recipe}"
+            );
+            assert_eq!(run(None), "s3|ls|s3://a b|", "{recipe}");
+        }
+    }
+
     #[test]
     fn debootstrap_packages_match_the_install_script() {
         let line = INSTALL_PACKAGES_SH

@@ -357,7 +357,7 @@ impl Engine {
                     .as_ref()
                     .map(|a| a.display().to_string())
                     .unwrap_or_default(),
-                artifact_identifier: None,
+                ..Artifacts::default()
             },
             environment: crate::record::Environment {
                 kind: "LINUX_CONTAINER".to_owned(),

@@ -219,8 +219,13 @@ pub struct Logs {
 #[serde(rename_all = "camelCase")]
 pub struct Artifacts {
     pub location: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_identifier: Option<String>,
+    /// Echoed for artifacts of type S3, as CodeBuild's record does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_artifact_name: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_disabled: Option<bool>,
 }
 
 /// `ProjectCache`.
@@ -229,6 +234,9 @@ pub struct Artifacts {
 pub struct Cache {
     #[serde(rename = "type")]
     pub kind: String,
+    /// `bucket[/prefix]` of a cache of type S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// CodeBuild's `Build` object.

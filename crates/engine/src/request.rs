@@ -137,6 +137,24 @@ pub struct BuildRequest {
     /// The primary artifact goes to an S3 bucket folder, laid out as CodeBuild lays out
     /// artifacts of type S3 (`None`: the build's own folder or `artifacts_dir`).
     pub s3_artifact: Option<S3Artifact>,
+    /// Secondary artifacts of type S3, by `artifactIdentifier` (a buildspec secondary artifact
+    /// without an entry here goes to the build's own folder).
+    pub s3_secondary_artifacts: Vec<(String, S3Artifact)>,
+    /// A cache of type S3: saved and restored in that bucket folder instead of the local cache
+    /// folder (`None`: the local cache).
+    pub s3_cache: Option<S3Cache>,
+}
+
+/// CodeBuild's cache of type S3 (`location: bucket[/prefix]`): each saved cache is the object
+/// `<prefix>/<key>.tar` (`default.tar` without a key) in the bucket, the same file the local
+/// cache keeps under `cache/<project>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Cache {
+    /// The bucket's folder joined with the prefix (already confined under the S3 root by the
+    /// caller).
+    pub dir: PathBuf,
+    /// `bucket[/prefix]` as the project gives it (the record's `cache.location`).
+    pub location: String,
 }
 
 /// CodeBuild's artifacts of type S3: the object is `<path>/<build uuid if namespaceType is
@@ -157,6 +175,9 @@ pub struct S3Artifact {
     pub override_name: bool,
     /// `packaging: ZIP`.
     pub zip: bool,
+    /// `encryptionDisabled` (accepted and echoed in the record: the local store does not
+    /// encrypt).
+    pub encryption_disabled: bool,
 }
 
 /// How a build can be looked into while it runs and after (issue "debug a build where it
@@ -221,6 +242,8 @@ impl BuildRequest {
             debug: Debug::default(),
             local_aws: None,
             s3_artifact: None,
+            s3_secondary_artifacts: vec![],
+            s3_cache: None,
         }
     }
 

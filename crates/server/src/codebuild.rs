@@ -117,6 +117,7 @@ struct ProjectInput {
     service_role: Option<String>,
     secondary_sources: Option<Vec<ProjectSource>>,
     secondary_artifacts: Option<Vec<Value>>,
+    cache: Option<Value>,
     timeout_in_minutes: Option<i64>,
     queued_timeout_in_minutes: Option<i64>,
     concurrent_build_limit: Option<i64>,
@@ -144,12 +145,27 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A project's `artifacts`: CodeBuild's types, and for S3 a bucket name by S3's rule and a
-/// relative `path` and `name` (they become a key, so a folder under the S3 root).
-fn check_artifacts(a: &Value) -> Result<(), ApiError> {
-    let field = |k: &str| a.get(k).and_then(Value::as_str);
-    let invalid = |m: String| Err(ApiError::InvalidInput(format!("Invalid artifacts: {m}")));
-    match field("type") {
+/// A project's `artifacts` (or one of its `secondaryArtifacts`, or a StartBuild override;
+/// `field` names which in the message): CodeBuild's types, and for S3 a bucket name by S3's
+/// rule and a relative `path` and `name` (they become a key, so a folder under the S3 root).
+fn check_artifacts(field: &str, a: &Value) -> Result<(), ApiError> {
+    let get = |k: &str| a.get(k).and_then(Value::as_str);
+    let invalid = |m: String| Err(ApiError::InvalidInput(format!("Invalid {field}: {m}")));
+    if !a.is_object() {
+        return invalid("expected a ProjectArtifacts structure".to_owned());
+    }
+    for key in ["overrideArtifactName", "encryptionDisabled"] {
+        if a.get(key).is_some_and(|v| !v.is_boolean()) {
+            return invalid(format!("{key} must be a boolean"));
+        }
+    }
+    match get("type") {
+        Some("NO_ARTIFACTS" | "CODEPIPELINE")
+            if a.get("encryptionDisabled") == Some(&Value::Bool(true)) =>
+        {
+            // ProjectArtifacts: "valid only if your artifacts type is Amazon S3".
+            return invalid("encryptionDisabled is valid only for type S3".to_owned());
+        }
         Some("NO_ARTIFACTS" | "CODEPIPELINE") => return Ok(()),
         Some("S3") => {}
         other => {
@@ -158,57 +174,151 @@ fn check_artifacts(a: &Value) -> Result<(), ApiError> {
             ));
         }
     }
-    let Some(bucket) = field("location").filter(|l| !l.is_empty()) else {
+    let Some(bucket) = get("location").filter(|l| !l.is_empty()) else {
         return invalid("location (the bucket) is required for type S3".to_owned());
     };
     if let Err(e) = localbuild_aws::s3::check_bucket_name(bucket) {
         return invalid(format!("location: {e}"));
     }
     for key in ["path", "name"] {
-        if let Some(v) = field(key).filter(|v| !v.is_empty())
+        if let Some(v) = get(key).filter(|v| !v.is_empty())
             && let Err(e) = localbuild_confine::relative(key, v.trim_matches('/'))
         {
             return invalid(format!("{key}: {e}"));
         }
     }
-    if let Some(ns) = field("namespaceType").filter(|n| !matches!(*n, "NONE" | "BUILD_ID")) {
+    if let Some(ns) = get("namespaceType").filter(|n| !matches!(*n, "NONE" | "BUILD_ID")) {
         return invalid(format!("namespaceType {ns:?} is not one of NONE, BUILD_ID"));
     }
-    if let Some(p) = field("packaging").filter(|p| !matches!(*p, "NONE" | "ZIP")) {
+    if let Some(p) = get("packaging").filter(|p| !matches!(*p, "NONE" | "ZIP")) {
         return invalid(format!("packaging {p:?} is not one of NONE, ZIP"));
     }
     Ok(())
 }
 
-/// The engine's S3 artifact for a project whose `artifacts.type` is S3 (checked at create).
+/// Secondary artifacts (the project's or `secondaryArtifactsOverride`): each one checked, with
+/// an `artifactIdentifier` by the buildspec's rule, no identifier twice.
+fn check_secondary_artifacts(field: &str, list: &[Value]) -> Result<(), ApiError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for a in list {
+        let id = a["artifactIdentifier"].as_str().unwrap_or_default();
+        if let Err(why) = localbuild_buildspec::names::artifact_identifier(id) {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid {field} artifactIdentifier: {id:?}: {why}"
+            )));
+        }
+        if a["type"] == "CODEPIPELINE" {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid {field}: type CODEPIPELINE is not supported for secondary artifacts ({id})"
+            )));
+        }
+        if !seen.insert(id) {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid {field}: artifactIdentifier {id:?} is used more than once"
+            )));
+        }
+        check_artifacts(field, a)?;
+    }
+    Ok(())
+}
+
+/// The engine's S3 artifact for artifacts whose `type` is S3 (`default_name`: the object's
+/// name when `name` is not given: the project's name, a secondary artifact's identifier).
 fn s3_artifact(
     state: &AppState,
-    project: &str,
+    field: &str,
+    default_name: &str,
     a: &Value,
 ) -> Result<Option<localbuild_engine::S3Artifact>, ApiError> {
-    let field = |k: &str| a.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
-    if field("type") != Some("S3") {
+    let get = |k: &str| a.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    check_artifacts(field, a)?;
+    if get("type") != Some("S3") {
         return Ok(None);
     }
-    check_artifacts(a)?;
-    let bucket = field("location").unwrap_or_default();
+    let bucket = get("location").unwrap_or_default();
     let bucket_dir = localbuild_confine::component("bucket", bucket)
         .and_then(|b| localbuild_confine::Root::new(&state.roots.s3_root).sub("bucket", b))
-        .map_err(|e| ApiError::InvalidInput(format!("Invalid artifacts: {e}")))?;
+        .map_err(|e| ApiError::InvalidInput(format!("Invalid {field}: {e}")))?;
+    let flag = |k: &str| a.get(k).and_then(Value::as_bool).unwrap_or(false);
     Ok(Some(localbuild_engine::S3Artifact {
         bucket_dir: bucket_dir.path().to_path_buf(),
         bucket: bucket.to_owned(),
-        path: field("path").unwrap_or("").trim_matches('/').to_owned(),
-        build_id_namespace: field("namespaceType") == Some("BUILD_ID"),
-        name: field("name")
-            .unwrap_or(project)
+        path: get("path").unwrap_or("").trim_matches('/').to_owned(),
+        build_id_namespace: get("namespaceType") == Some("BUILD_ID"),
+        name: get("name")
+            .unwrap_or(default_name)
             .trim_matches('/')
             .to_owned(),
-        override_name: a
-            .get("overrideArtifactName")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        zip: field("packaging") == Some("ZIP"),
+        override_name: flag("overrideArtifactName"),
+        zip: get("packaging") == Some("ZIP"),
+        encryption_disabled: flag("encryptionDisabled"),
+    }))
+}
+
+/// A project's `cache` (or `cacheOverride`): CodeBuild's types; for S3 a `location` of
+/// `bucket[/prefix]`, the bucket by S3's rule and the prefix a relative key.
+fn check_cache(field: &str, c: &Value) -> Result<(), ApiError> {
+    let invalid = |m: String| Err(ApiError::InvalidInput(format!("Invalid {field}: {m}")));
+    if !c.is_object() {
+        return invalid("expected a ProjectCache structure".to_owned());
+    }
+    match c.get("type").and_then(Value::as_str) {
+        Some("NO_CACHE" | "LOCAL") => Ok(()),
+        Some("S3") => {
+            let Some(location) = c
+                .get("location")
+                .and_then(Value::as_str)
+                .map(|l| l.trim_end_matches('/'))
+                .filter(|l| !l.is_empty())
+            else {
+                return invalid("location (bucket[/prefix]) is required for type S3".to_owned());
+            };
+            let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+            if let Err(e) = localbuild_aws::s3::check_bucket_name(bucket) {
+                return invalid(format!("location: {e}"));
+            }
+            if !prefix.is_empty()
+                && let Err(e) = localbuild_confine::relative("location", prefix)
+            {
+                return invalid(format!("location: {e}"));
+            }
+            Ok(())
+        }
+        other => invalid(format!("type {other:?} is not one of NO_CACHE, S3, LOCAL")),
+    }
+}
+
+/// The engine's S3 cache for a cache of type S3 (checked with [`check_cache`]).
+fn s3_cache(
+    state: &AppState,
+    field: &str,
+    c: &Value,
+) -> Result<Option<localbuild_engine::S3Cache>, ApiError> {
+    check_cache(field, c)?;
+    if c.get("type").and_then(Value::as_str) != Some("S3") {
+        return Ok(None);
+    }
+    let location = c
+        .get("location")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    let invalid = |e: localbuild_confine::Refused| {
+        ApiError::InvalidInput(format!("Invalid {field}: location: {e}"))
+    };
+    let root = localbuild_confine::Root::new(&state.roots.s3_root);
+    let bucket_dir = localbuild_confine::component("bucket", bucket)
+        .and_then(|b| root.sub("bucket", b))
+        .map_err(invalid)?;
+    let dir = if prefix.is_empty() {
+        bucket_dir.path().to_path_buf()
+    } else {
+        bucket_dir.confined("location", prefix).map_err(invalid)?
+    };
+    Ok(Some(localbuild_engine::S3Cache {
+        dir,
+        location: location.to_owned(),
     }))
 }
 
@@ -269,15 +379,14 @@ fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
         }
     }
     if let Some(a) = &p.artifacts {
-        check_artifacts(a)?;
+        check_artifacts("artifacts", a)?;
     }
-    for a in p.secondary_artifacts.iter().flatten() {
-        let id = a["artifactIdentifier"].as_str().unwrap_or_default();
-        if let Err(why) = localbuild_buildspec::names::artifact_identifier(id) {
-            return Err(ApiError::InvalidInput(format!(
-                "Invalid secondaryArtifacts artifactIdentifier: {id:?}: {why}"
-            )));
-        }
+    check_secondary_artifacts(
+        "secondaryArtifacts",
+        p.secondary_artifacts.as_deref().unwrap_or_default(),
+    )?;
+    if let Some(c) = &p.cache {
+        check_cache("cache", c)?;
     }
     Ok(())
 }
@@ -593,6 +702,12 @@ pub(crate) struct StartBuildInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     environment_type_override: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts_override: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secondary_artifacts_override: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_override: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) idempotency_token: Option<String>,
     /// Session debugging: `codebuild-breakpoint` pauses the build until `codebuild-resume`
     /// runs in `localbuild attach`'s shell (the record's `debugSession`).
@@ -838,10 +953,41 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
         request.initiator = format!("codepipeline/{}", p.pipeline);
         request.secondary_sources = p.secondary.clone();
     }
-    if input.pipeline.is_none()
-        && let Some(a) = project_json.get("artifacts")
-    {
-        request.s3_artifact = s3_artifact(state, &input.project_name, a)?;
+    // Artifacts of type S3 (a pipeline's build hands its artifacts to the pipeline instead);
+    // an override replaces the project's setting as a whole.
+    if input.pipeline.is_none() {
+        let (field, artifacts) = match &input.artifacts_override {
+            Some(a) => ("artifactsOverride", Some(a)),
+            None => ("artifacts", project_json.get("artifacts")),
+        };
+        if let Some(a) = artifacts {
+            request.s3_artifact = s3_artifact(state, field, &input.project_name, a)?;
+        }
+        let (field, secondary) = match &input.secondary_artifacts_override {
+            Some(list) => ("secondaryArtifactsOverride", list.clone()),
+            None => (
+                "secondaryArtifacts",
+                project_json
+                    .get("secondaryArtifacts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        };
+        check_secondary_artifacts(field, &secondary)?;
+        for a in &secondary {
+            let id = a["artifactIdentifier"].as_str().unwrap_or_default();
+            if let Some(s3) = s3_artifact(state, field, id, a)? {
+                request.s3_secondary_artifacts.push((id.to_owned(), s3));
+            }
+        }
+    }
+    let (field, cache) = match &input.cache_override {
+        Some(c) => ("cacheOverride", Some(c)),
+        None => ("cache", project_json.get("cache")),
+    };
+    if let Some(c) = cache {
+        request.s3_cache = s3_cache(state, field, c)?;
     }
     // The one parameter and secret store: the secrets file with every API write applied.
     let secrets = state

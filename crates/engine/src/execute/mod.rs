@@ -160,8 +160,15 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
             .collect(),
         artifacts: Artifacts::default(),
         secondary_artifacts: vec![],
-        cache: Cache {
-            kind: "NO_CACHE".to_owned(),
+        cache: match &req.s3_cache {
+            Some(c) => Cache {
+                kind: "S3".to_owned(),
+                location: Some(c.location.clone()),
+            },
+            None => Cache {
+                kind: "NO_CACHE".to_owned(),
+                location: None,
+            },
         },
         environment: Environment {
             kind: "LINUX_CONTAINER".to_owned(),

@@ -523,7 +523,7 @@ impl Run {
         let entries = self.list_source().await?;
         let mut plan = Plan::default();
         let mut failure = None;
-        let mut artifact_paths: Vec<(Option<String>, usize, PathBuf, Option<String>)> = vec![];
+        let mut artifact_paths: Vec<(Option<String>, usize, PathBuf, Artifacts)> = vec![];
         if let Some(a) = &spec.artifacts {
             let mut sets: Vec<(Option<String>, ArtifactSet)> = vec![(None, a.primary.clone())];
             sets.extend(
@@ -545,17 +545,33 @@ impl Run {
                     });
                     continue;
                 }
-                let s3 = self.req.s3_artifact.clone().filter(|_| id.is_none());
+                let s3 = match &id {
+                    None => self.req.s3_artifact.clone(),
+                    Some(id) => self
+                        .req
+                        .s3_secondary_artifacts
+                        .iter()
+                        .find(|(i, _)| i == id)
+                        .map(|(_, a)| a.clone()),
+                };
                 let name = match (&id, &s3) {
-                    (Some(id), _) => id.clone(),
-                    (None, Some(a)) => self.s3_object_name(spec, &set, a).await,
+                    (_, Some(a)) => self.s3_object_name(spec, &set, a).await,
+                    (Some(id), None) => id.clone(),
                     (None, None) => self.artifact_name(spec, &set).await,
                 };
                 let (sink, path) =
                     self.artifact_sink(&mut plan, &name, set.enable_symlinks, s3.as_ref())?;
                 plan.add(sink, &sel.files);
-                let location = s3.map(|a| format!("arn:aws:s3:::{}/{name}", a.bucket));
-                artifact_paths.push((id, sink, path, location));
+                let record = Artifacts {
+                    location: match &s3 {
+                        Some(a) => format!("arn:aws:s3:::{}/{name}", a.bucket),
+                        None => path.display().to_string(),
+                    },
+                    artifact_identifier: id.clone(),
+                    override_artifact_name: s3.as_ref().map(|a| a.override_name),
+                    encryption_disabled: s3.as_ref().map(|a| a.encryption_disabled),
+                };
+                artifact_paths.push((id, sink, path, record));
             }
         }
         if failure.is_some() {
@@ -608,11 +624,7 @@ impl Run {
                 writer.finish().map_err(std::io::Error::other)?;
             }
         }
-        for (id, _, path, location) in artifact_paths {
-            let record = Artifacts {
-                location: location.unwrap_or_else(|| path.display().to_string()),
-                artifact_identifier: id.clone(),
-            };
+        for (id, _, path, record) in artifact_paths {
             match id {
                 None => self.build.artifacts = record,
                 Some(_) => self.build.secondary_artifacts.push(record),
@@ -692,8 +704,25 @@ impl Run {
 
     // ---------- cache ----------
 
+    /// Where the caches are kept: the project's local cache folder, or the S3 cache's bucket
+    /// folder (a cache of type S3).
     pub(super) fn cache_dir(&self) -> PathBuf {
-        self.store.cache_dir(&self.req.project)
+        match &self.req.s3_cache {
+            Some(c) => c.dir.clone(),
+            None => self.store.cache_dir(&self.req.project),
+        }
+    }
+
+    /// A cache file as the log names it: its path, or for a cache of type S3 its `s3://` URL.
+    fn cache_shown(&self, file: &Path) -> String {
+        match &self.req.s3_cache {
+            Some(c) => format!(
+                "s3://{}/{}",
+                c.location.trim_end_matches('/'),
+                file.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            None => file.display().to_string(),
+        }
     }
 
     /// Restore the cache in DOWNLOAD_SOURCE (decision U12).
@@ -768,7 +797,7 @@ impl Run {
             self.agent(&format!("Cache miss for key {shown}; nothing restored"));
             return;
         };
-        self.agent(&format!("Restoring cache from {}", file.display()));
+        self.agent(&format!("Restoring cache from {}", self.cache_shown(&file)));
         let container = self.container.clone().unwrap_or_default();
         let src_dir = self.src_dir.clone();
         let relocated = tokio::task::spawn_blocking(move || relocate(&file, &src_dir))
@@ -816,7 +845,10 @@ impl Run {
         }
         self.agent(&format!("Saving cache for key {shown}"));
         match self.write_cache(spec, &cache.paths, &dir, &file).await {
-            Ok(n) => self.agent(&format!("Cache saved: {n} entries in {}", file.display())),
+            Ok(n) => self.agent(&format!(
+                "Cache saved: {n} entries in {}",
+                self.cache_shown(&file)
+            )),
             Err(e) => self.agent(&format!("Warning: cache not saved: {e}")),
         }
     }
@@ -829,7 +861,11 @@ impl Run {
         file: &Path,
     ) -> std::io::Result<usize> {
         std::fs::create_dir_all(dir)?;
-        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        // Written beside the local cache and renamed into place: an S3 cache's folder never
+        // shows a half-written object.
+        let staging = self.store.cache_dir(&self.req.project);
+        std::fs::create_dir_all(&staging)?;
+        let tmp = tempfile::NamedTempFile::new_in(&staging)?;
         let mut builder = tar::Builder::new(tmp);
         let mut count = 0;
         for p in paths {

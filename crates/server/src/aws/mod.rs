@@ -223,3 +223,52 @@ fn service_error(e: AwsError) -> ApiError {
         AwsError::Store(_) => ApiError::Service(message),
     }
 }
+
+/// One page of a list sorted by name (ListSecrets, DescribeParameters, GetParametersByPath):
+/// `max` (given, else `default`) must be within `1..=limit` (AWS's ValidationException
+/// otherwise), and the token is where the previous page stopped (the base64 of the last name
+/// returned; anything else is `bad_token`'s error). Returns the page and the next token.
+pub(super) fn page<T>(
+    items: Vec<T>,
+    name: impl Fn(&T) -> &str,
+    max: Option<i64>,
+    (default, limit): (usize, usize),
+    token: Option<&str>,
+    bad_token: impl Fn() -> ApiError,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let max = match max {
+        None => default,
+        Some(m) if m < 1 => {
+            return Err(ApiError::Validation(format!(
+                "1 validation error detected: Value '{m}' at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )));
+        }
+        Some(m) if m as u64 > limit as u64 => {
+            return Err(ApiError::Validation(format!(
+                "1 validation error detected: Value '{m}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to {limit}"
+            )));
+        }
+        Some(m) => m as usize,
+    };
+    let after = match token {
+        None => None,
+        Some(t) => Some(
+            URL_SAFE_NO_PAD
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.strip_prefix("after:").map(str::to_owned))
+                .ok_or_else(&bad_token)?,
+        ),
+    };
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|i| after.as_deref().is_none_or(|a| name(i) > a))
+        .collect();
+    let next = (rest.len() > max)
+        .then(|| URL_SAFE_NO_PAD.encode(format!("after:{}", name(&rest[max - 1])).as_bytes()));
+    rest.truncate(max);
+    Ok((rest, next))
+}

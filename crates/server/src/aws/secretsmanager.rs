@@ -3,7 +3,9 @@
 use super::{Aws, service_error};
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
-use localbuild_aws::params::Secret;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use localbuild_aws::params::{Secret, SecretChange, SecretValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,6 +26,7 @@ struct CreateIn {
     secret_string: Option<String>,
     secret_binary: Option<String>,
     description: Option<String>,
+    kms_key_id: Option<String>,
     #[allow(dead_code)]
     client_request_token: Option<String>,
 }
@@ -35,6 +38,7 @@ struct UpdateIn {
     secret_string: Option<String>,
     secret_binary: Option<String>,
     description: Option<String>,
+    kms_key_id: Option<String>,
     #[allow(dead_code)]
     client_request_token: Option<String>,
 }
@@ -50,18 +54,28 @@ struct DeleteIn {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListIn {
-    #[allow(dead_code)]
-    max_results: Option<u64>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
 }
 
-fn binary_refused(binary: &Option<String>) -> Result<(), ApiError> {
-    match binary {
-        Some(_) => Err(super::typed(
+/// The value a request gives: `SecretString` or `SecretBinary` (base64 on the wire), not both.
+fn value(string: Option<String>, binary: Option<String>) -> Result<Option<SecretValue>, ApiError> {
+    match (string, binary) {
+        (Some(_), Some(_)) => Err(super::typed(
             "InvalidParameterException",
-            "SecretBinary is not supported by localbuild's Secrets Manager; use SecretString."
+            "You can't specify both SecretString and SecretBinary: a secret version has one or the other."
                 .to_owned(),
         )),
-        None => Ok(()),
+        (Some(s), None) => Ok(Some(SecretValue::String(s))),
+        (None, Some(b)) => STANDARD
+            .decode(b.as_bytes())
+            .map(|b| Some(SecretValue::Binary(b)))
+            .map_err(|_| {
+                ApiError::Serialization(
+                    "SecretBinary must be base64-encoded binary data".to_owned(),
+                )
+            }),
+        (None, None) => Ok(None),
     }
 }
 
@@ -83,6 +97,9 @@ fn describe(s: &Secret, region: &str, listed: bool) -> Value {
     if let Some(d) = &s.description {
         v["Description"] = json!(d);
     }
+    if let Some(k) = &s.kms_key_id {
+        v["KmsKeyId"] = json!(k);
+    }
     if let Some(d) = s.deleted_date {
         v["DeletedDate"] = json!(d);
     }
@@ -95,38 +112,57 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
         "GetSecretValue" => {
             let i: IdIn = parse(body)?;
             let s = store.live_secret(&i.secret_id).map_err(service_error)?;
-            let Some(value) = &s.secret_string else {
-                return Err(service_error(localbuild_aws::AwsError::SecretNotFound));
-            };
-            Ok(json!({
+            let mut out = json!({
                 "ARN": s.arn(region),
                 "Name": s.name,
                 "VersionId": s.version_id,
-                "SecretString": value,
                 "VersionStages": ["AWSCURRENT"],
                 "CreatedDate": s.last_changed,
-            }))
+            });
+            match (&s.secret_string, &s.secret_binary) {
+                (Some(v), _) => out["SecretString"] = json!(v),
+                (None, Some(b)) => out["SecretBinary"] = json!(STANDARD.encode(b)),
+                (None, None) => {
+                    return Err(service_error(localbuild_aws::AwsError::SecretNotFound));
+                }
+            }
+            Ok(out)
         }
         "CreateSecret" => {
             let i: CreateIn = parse(body)?;
-            binary_refused(&i.secret_binary)?;
+            let change = SecretChange {
+                value: value(i.secret_string, i.secret_binary)?,
+                description: i.description,
+                kms_key_id: i.kms_key_id,
+            };
+            let has_value = change.value.is_some();
             let s = store
-                .create_secret(&i.name, i.secret_string, i.description)
+                .create_secret(&i.name, change)
                 .map_err(service_error)?;
-            Ok(json!({"ARN": s.arn(region), "Name": s.name, "VersionId": s.version_id}))
+            let mut out = json!({"ARN": s.arn(region), "Name": s.name});
+            if has_value {
+                out["VersionId"] = json!(s.version_id);
+            }
+            Ok(out)
         }
         "PutSecretValue" | "UpdateSecret" => {
             let i: UpdateIn = parse(body)?;
-            binary_refused(&i.secret_binary)?;
-            if op == "PutSecretValue" && i.secret_string.is_none() {
+            let value = value(i.secret_string, i.secret_binary)?;
+            if op == "PutSecretValue" && value.is_none() {
                 return Err(super::typed(
                     "InvalidRequestException",
                     "You must provide either SecretString or SecretBinary.".to_owned(),
                 ));
             }
-            let changes_value = i.secret_string.is_some();
+            let changes_value = value.is_some();
+            let change = SecretChange {
+                value,
+                // PutSecretValue changes only the value.
+                description: i.description.filter(|_| op == "UpdateSecret"),
+                kms_key_id: i.kms_key_id.filter(|_| op == "UpdateSecret"),
+            };
             let s = store
-                .update_secret(&i.secret_id, i.secret_string, i.description)
+                .update_secret(&i.secret_id, change)
                 .map_err(service_error)?;
             let mut out = json!({"ARN": s.arn(region), "Name": s.name});
             if changes_value {
@@ -169,15 +205,32 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             Ok(describe(&s, region, false))
         }
         "ListSecrets" => {
-            let _: ListIn = parse(body)?;
-            let list: Vec<Value> = store
+            let i: ListIn = parse(body)?;
+            let live: Vec<Secret> = store
                 .secrets()
                 .map_err(service_error)?
-                .iter()
+                .into_iter()
                 .filter(|s| s.deleted_date.is_none())
-                .map(|s| describe(s, region, true))
                 .collect();
-            Ok(json!({"SecretList": list}))
+            let (list, next) = super::page(
+                live,
+                |s| s.name.as_str(),
+                i.max_results,
+                (100, 100),
+                i.next_token.as_deref(),
+                || {
+                    super::typed(
+                        "InvalidNextTokenException",
+                        "The NextToken value is invalid.".to_owned(),
+                    )
+                },
+            )?;
+            let list: Vec<Value> = list.iter().map(|s| describe(s, region, true)).collect();
+            let mut out = json!({"SecretList": list});
+            if let Some(t) = next {
+                out["NextToken"] = json!(t);
+            }
+            Ok(out)
         }
         _ => Err(unknown(super::SECRETS_MANAGER, op)),
     }

@@ -30,6 +30,34 @@ struct PathIn {
     recursive: Option<bool>,
     #[allow(dead_code)]
     with_decryption: Option<bool>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeIn {
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+/// Lists of parameter names (`ParameterNameList`, at least one item): AWS leaves an empty one
+/// out.
+fn name_lists<const N: usize>(mut out: Value, lists: [(&str, Vec<String>); N]) -> Value {
+    for (key, names) in lists {
+        if !names.is_empty() {
+            out[key] = json!(names);
+        }
+    }
+    out
+}
+
+/// SSM's answer to a token it did not give.
+fn bad_token() -> ApiError {
+    super::typed(
+        "InvalidNextToken",
+        "The specified token is not valid.".to_owned(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -41,6 +69,7 @@ struct PutIn {
     kind: Option<String>,
     overwrite: Option<bool>,
     description: Option<String>,
+    key_id: Option<String>,
 }
 
 fn shape(p: &Parameter, region: &str) -> Value {
@@ -80,7 +109,10 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     Err(e) => return Err(service_error(e)),
                 }
             }
-            Ok(json!({"Parameters": found, "InvalidParameters": invalid}))
+            Ok(name_lists(
+                json!({"Parameters": found}),
+                [("InvalidParameters", invalid)],
+            ))
         }
         "GetParametersByPath" => {
             let i: PathIn = parse(body)?;
@@ -92,18 +124,30 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             }
             let prefix = format!("{}/", i.path.trim_end_matches('/'));
             let recursive = i.recursive.unwrap_or(false);
-            let found: Vec<Value> = store
+            let found: Vec<Parameter> = store
                 .parameters()
                 .map_err(service_error)?
-                .iter()
+                .into_iter()
                 .filter(|p| {
                     p.name
                         .strip_prefix(&prefix)
                         .is_some_and(|rest| !rest.is_empty() && (recursive || !rest.contains('/')))
                 })
-                .map(|p| shape(p, region))
                 .collect();
-            Ok(json!({"Parameters": found}))
+            let (found, next) = super::page(
+                found,
+                |p| p.name.as_str(),
+                i.max_results,
+                (10, 10),
+                i.next_token.as_deref(),
+                bad_token,
+            )?;
+            let found: Vec<Value> = found.iter().map(|p| shape(p, region)).collect();
+            let mut out = json!({"Parameters": found});
+            if let Some(t) = next {
+                out["NextToken"] = json!(t);
+            }
+            Ok(out)
         }
         "PutParameter" => {
             let i: PutIn = parse(body)?;
@@ -114,6 +158,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     kind: i.kind,
                     overwrite: i.overwrite.unwrap_or(false),
                     description: i.description,
+                    key_id: i.key_id,
                 })
                 .map_err(service_error)?;
             Ok(json!({"Version": version, "Tier": "Standard"}))
@@ -132,12 +177,25 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     Err(_) => invalid.push(name),
                 }
             }
-            Ok(json!({"DeletedParameters": deleted, "InvalidParameters": invalid}))
+            Ok(name_lists(
+                json!({}),
+                [
+                    ("DeletedParameters", deleted),
+                    ("InvalidParameters", invalid),
+                ],
+            ))
         }
         "DescribeParameters" => {
-            let all: Vec<Value> = store
-                .parameters()
-                .map_err(service_error)?
+            let i: DescribeIn = parse(body)?;
+            let (all, next) = super::page(
+                store.parameters().map_err(service_error)?,
+                |p| p.name.as_str(),
+                i.max_results,
+                (10, 50),
+                i.next_token.as_deref(),
+                bad_token,
+            )?;
+            let all: Vec<Value> = all
                 .iter()
                 .map(|p| {
                     let mut v = json!({
@@ -152,10 +210,17 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     if let Some(d) = &p.description {
                         v["Description"] = json!(d);
                     }
+                    if p.kind == "SecureString" {
+                        v["KeyId"] = json!(p.key_id.as_deref().unwrap_or("alias/aws/ssm"));
+                    }
                     v
                 })
                 .collect();
-            Ok(json!({"Parameters": all}))
+            let mut out = json!({"Parameters": all});
+            if let Some(t) = next {
+                out["NextToken"] = json!(t);
+            }
+            Ok(out)
         }
         _ => Err(unknown(super::SSM, op)),
     }
