@@ -94,8 +94,14 @@ fn cli_progress_lines_never_interleave_with_the_container_log() {
         .iter()
         .position(|l| l.starts_with("skipping files ignored by git"))
         .unwrap_or_else(|| panic!("no note: {both}"));
-    let first = lines.iter().position(|l| l.starts_with("[Container]")).unwrap();
-    let last = lines.iter().rposition(|l| l.starts_with("[Container]")).unwrap();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("[Container]"))
+        .unwrap();
+    let last = lines
+        .iter()
+        .rposition(|l| l.starts_with("[Container]"))
+        .unwrap();
     assert!(
         note < first || note > last,
         "the note is line {note}, inside the log (lines {first}..={last}):\n{both}"

@@ -249,7 +249,9 @@ impl Iam {
     }
 
     fn put_role(&self, role: &Role) -> Result<()> {
-        Ok(self.db.put_doc(ROLE_DOC, &key(&role.name), &to_json(role))?)
+        Ok(self
+            .db
+            .put_doc(ROLE_DOC, &key(&role.name), &to_json(role))?)
     }
 
     // --- roles
@@ -410,7 +412,9 @@ impl Iam {
             let before = r.attached.len();
             r.attached.retain(|a| a != arn);
             if r.attached.len() == before {
-                return Err(IamError::NoSuchEntity(format!("Policy {arn} was not found.")));
+                return Err(IamError::NoSuchEntity(format!(
+                    "Policy {arn} was not found."
+                )));
             }
             Ok(())
         })
@@ -682,9 +686,7 @@ fn no_role(name: &str) -> IamError {
 }
 
 fn no_role_policy(name: &str) -> IamError {
-    IamError::NoSuchEntity(format!(
-        "The role policy with name {name} cannot be found."
-    ))
+    IamError::NoSuchEntity(format!("The role policy with name {name} cannot be found."))
 }
 
 fn no_profile(name: &str) -> IamError {
@@ -925,12 +927,17 @@ mod tests {
     fn names_paths_and_documents_follow_iams_rules() {
         let (_d, iam) = iam();
         let e = iam.create_role(role("a b")).unwrap_err();
-        assert!(matches!(&e, IamError::Validation(m) if m.contains("'roleName'")), "{e}");
+        assert!(
+            matches!(&e, IamError::Validation(m) if m.contains("'roleName'")),
+            "{e}"
+        );
         let e = iam.create_role(role(&"x".repeat(65))).unwrap_err();
         assert!(matches!(&e, IamError::Validation(m) if m.contains("less than or equal to 64")));
         let mut bad_path = role("p");
         bad_path.path = Some("service-role".to_owned());
-        assert!(matches!(iam.create_role(bad_path), Err(IamError::Validation(m)) if m.contains("'path'")));
+        assert!(
+            matches!(iam.create_role(bad_path), Err(IamError::Validation(m)) if m.contains("'path'"))
+        );
         let mut bad_doc = role("d");
         bad_doc.assume_role_policy = "{not json".to_owned();
         assert!(matches!(
@@ -948,12 +955,17 @@ mod tests {
         let (_d, iam) = iam();
         iam.create_role(role("r")).unwrap();
         iam.put_role_policy("r", "inline", TRUST).unwrap();
-        assert!(matches!(iam.delete_role("r"), Err(IamError::DeleteConflict(_))));
+        assert!(matches!(
+            iam.delete_role("r"),
+            Err(IamError::DeleteConflict(_))
+        ));
         iam.delete_role_policy("r", "inline").unwrap();
         let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
         iam.attach_role_policy("r", admin).unwrap();
         assert_eq!(iam.policy(admin).unwrap().attachment_count, 1);
-        assert!(matches!(iam.delete_role("r"), Err(IamError::DeleteConflict(m)) if m.contains("detach")));
+        assert!(
+            matches!(iam.delete_role("r"), Err(IamError::DeleteConflict(m)) if m.contains("detach"))
+        );
         iam.detach_role_policy("r", admin).unwrap();
         assert!(matches!(
             iam.detach_role_policy("r", admin),
@@ -961,10 +973,15 @@ mod tests {
         ));
         iam.create_instance_profile("ip", None, vec![]).unwrap();
         iam.add_role_to_instance_profile("ip", "r").unwrap();
-        assert!(matches!(iam.delete_role("r"), Err(IamError::DeleteConflict(_))));
+        assert!(matches!(
+            iam.delete_role("r"),
+            Err(IamError::DeleteConflict(_))
+        ));
         iam.remove_role_from_instance_profile("ip", "r").unwrap();
         iam.delete_role("r").unwrap();
-        assert!(matches!(iam.role("r"), Err(IamError::NoSuchEntity(m)) if m == "The role with name r cannot be found."));
+        assert!(
+            matches!(iam.role("r"), Err(IamError::NoSuchEntity(m)) if m == "The role with name r cannot be found.")
+        );
     }
 
     #[test]
@@ -982,9 +999,15 @@ mod tests {
         assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT_ID}:policy/team/deploy"));
         iam.create_role(role("r")).unwrap();
         iam.attach_role_policy("r", &arn).unwrap();
-        assert!(matches!(iam.delete_policy(&arn), Err(IamError::DeleteConflict(_))));
+        assert!(matches!(
+            iam.delete_policy(&arn),
+            Err(IamError::DeleteConflict(_))
+        ));
         let local = iam.policies(Scope::Local, false, None).unwrap();
-        assert_eq!(local.iter().map(|p| p.arn()).collect::<Vec<_>>(), vec![arn.clone()]);
+        assert_eq!(
+            local.iter().map(|p| p.arn()).collect::<Vec<_>>(),
+            vec![arn.clone()]
+        );
         assert_eq!(local[0].attachment_count, 1);
         let aws = iam.policies(Scope::Aws, false, None).unwrap();
         assert!(aws.iter().all(|p| p.aws_managed));
@@ -993,7 +1016,10 @@ mod tests {
         iam.delete_policy(&arn).unwrap();
         assert!(matches!(iam.policy(&arn), Err(IamError::NoSuchEntity(_))));
         let missing = format!("arn:aws:iam::{ACCOUNT_ID}:policy/none");
-        assert!(matches!(iam.attach_role_policy("r", &missing), Err(IamError::NoSuchEntity(_))));
+        assert!(matches!(
+            iam.attach_role_policy("r", &missing),
+            Err(IamError::NoSuchEntity(_))
+        ));
     }
 
     #[test]
@@ -1004,14 +1030,19 @@ mod tests {
             key: k.to_owned(),
             value: v.to_owned(),
         };
-        iam.tag_role("r", vec![tag("team", "a"), tag("env", "dev")]).unwrap();
+        iam.tag_role("r", vec![tag("team", "a"), tag("env", "dev")])
+            .unwrap();
         iam.tag_role("r", vec![tag("Team", "b")]).unwrap();
-        assert_eq!(iam.role("r").unwrap().tags, vec![tag("Team", "b"), tag("env", "dev")]);
+        assert_eq!(
+            iam.role("r").unwrap().tags,
+            vec![tag("Team", "b"), tag("env", "dev")]
+        );
         assert!(matches!(
             iam.tag_role("r", vec![tag("x", "1"), tag("X", "2")]),
             Err(IamError::InvalidInput(_))
         ));
-        iam.untag_role("r", &["ENV".to_owned(), "none".to_owned()]).unwrap();
+        iam.untag_role("r", &["ENV".to_owned(), "none".to_owned()])
+            .unwrap();
         assert_eq!(iam.role("r").unwrap().tags, vec![tag("Team", "b")]);
     }
 }

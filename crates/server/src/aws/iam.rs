@@ -169,7 +169,10 @@ fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
             let items: String = page
                 .iter()
                 .map(|(name, arn)| {
-                    element("member", &(text("PolicyName", name) + &text("PolicyArn", arn)))
+                    element(
+                        "member",
+                        &(text("PolicyName", name) + &text("PolicyArn", arn)),
+                    )
                 })
                 .collect();
             Some(element("AttachedPolicies", &items) + &truncation(marker))
@@ -255,7 +258,10 @@ fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
 
 /// One page of `items` by `MaxItems` (1–1000, default 100) and `Marker` (the index of the
 /// first item, as this stand-in hands it out), and the next page's marker.
-fn paginate<'i, T>(items: &'i [T], f: &[(String, String)]) -> Result<(&'i [T], Option<String>), Fail> {
+fn paginate<'i, T>(
+    items: &'i [T],
+    f: &[(String, String)],
+) -> Result<(&'i [T], Option<String>), Fail> {
     let max = number(f, "MaxItems")?.unwrap_or(100);
     if !(1..=1000).contains(&max) {
         return Err(Fail::Iam(IamError::Validation(format!(
@@ -317,7 +323,10 @@ fn role_xml(r: &Role, full: bool) -> String {
         + &text("RoleId", &r.id)
         + &text("Arn", &r.arn())
         + &text("CreateDate", &iso8601(r.created))
-        + &text("AssumeRolePolicyDocument", &url_encoded(&r.assume_role_policy))
+        + &text(
+            "AssumeRolePolicyDocument",
+            &url_encoded(&r.assume_role_policy),
+        )
         + &text("MaxSessionDuration", &r.max_session_duration.to_string());
     if let Some(d) = &r.description {
         out += &text("Description", d);

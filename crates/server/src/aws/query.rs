@@ -51,10 +51,7 @@ pub(super) fn structs(fields: &[(String, String)], name: &str) -> Vec<Vec<(Strin
             continue;
         };
         if let Ok(n) = n.parse() {
-            items
-                .entry(n)
-                .or_default()
-                .push((f.to_owned(), v.clone()));
+            items.entry(n).or_default().push((f.to_owned(), v.clone()));
         }
     }
     items.into_values().collect()

@@ -1,9 +1,9 @@
 //! STS on the query protocol: a form body (`Action=GetCallerIdentity&Version=2011-06-15`),
 //! answered in XML, errors as `<ErrorResponse>` (the codec is [`super::query`]).
 
+use super::Aws;
 use super::query::{self, field, iso8601};
 use super::s3::escape;
-use super::Aws;
 use axum::response::Response;
 use localbuild_aws::AwsError;
 use localbuild_aws::sts::Identity;
