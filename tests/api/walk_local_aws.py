@@ -160,11 +160,35 @@ expect_error("DeleteConflict", iam.delete_role, RoleName="walk-role")
 iam.remove_role_from_instance_profile(InstanceProfileName="walk-profile", RoleName="walk-role")
 iam.delete_instance_profile(InstanceProfileName="walk-profile")
 expect_error("NoSuchEntity", iam.get_instance_profile, InstanceProfileName="walk-profile")
+# Hostile text: a path may hold XML's special characters (escaped in the answer); a name may not.
+odd = iam.create_role(RoleName="walk-odd", Path="/a<&>'\"/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+assert odd["Path"] == "/a<&>'\"/" and iam.get_role(RoleName="walk-odd")["Role"]["Path"] == odd["Path"], odd
+e = expect_error("ValidationError", iam.create_role, RoleName="<x>", AssumeRolePolicyDocument="{}")
+assert "'roleName'" in e["Error"]["Message"], e
+expect_error("ValidationError", iam.create_role, RoleName="x" * 65, AssumeRolePolicyDocument="{}")
+expect_error("ValidationError", iam.create_role, RoleName="r", Path="no-slashes", AssumeRolePolicyDocument="{}")
+iam.delete_role(RoleName="walk-odd")
 for name in ("walk-role", "walk-other"):
     iam.delete_role(RoleName=name)
 expect_error("NoSuchEntity", iam.delete_role, RoleName="walk-role")
 
 rec.check()
+
+# An unsigned query call with IAM's Version is IAM's (answered, or refused with IAM's error
+# document when the server wants signatures); an action IAM does not have is InvalidAction.
+import urllib.error, urllib.request  # noqa: E402
+for body, code in ((b"Action=ListRoles&Version=2010-05-08", None),
+                   (b"Action=CreateUser&Version=2010-05-08&UserName=u", "InvalidAction")):
+    req = urllib.request.Request(endpoint + "/", data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    try:
+        text = urllib.request.urlopen(req, timeout=10).read().decode()
+    except urllib.error.HTTPError as e:
+        text = e.read().decode()
+    assert 'xmlns="https://iam.amazonaws.com/doc/2010-05-08/"' in text, text
+    assert code is None or "<ErrorResponse" in text, text
+    assert code is None or f"<Code>{code}</Code>" in text or "<Code>InvalidClientTokenId</Code>" in text \
+        or "<Code>MissingAuthenticationToken</Code>" in text, text
 
 # --- S3 (REST, XML)
 s3.create_bucket(Bucket="walk-bucket")
