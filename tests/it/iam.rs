@@ -182,4 +182,15 @@ fn iac_flow_a_role_then_a_project_and_pipeline_before_their_repository() {
         s.ok(&["codepipeline", "get-pipeline", "--name", "app"])["pipeline"]["roleArn"],
         json!(role_arn)
     );
+    // The console shows it, and says it is not enforced.
+    let page = crate::console::get(&s.addr, "/roles");
+    assert_eq!(page.status, 200);
+    for text in [
+        "app-ci",
+        "codebuild.amazonaws.com, codepipeline.amazonaws.com",
+        "arn:aws:iam::aws:policy/AWSCodeBuildAdminAccess",
+        "not enforced",
+    ] {
+        assert!(page.body.contains(text), "{text} in {}", page.body);
+    }
 }
