@@ -267,6 +267,7 @@ fn local_aws(
         ),
         store: localbuild_aws::params::Store::new(history.db().clone(), request.secrets.clone()),
         ids: localbuild_aws::sts::Identities::default(),
+        iam: localbuild_aws::iam::Iam::new(history.db().clone()),
         open: false,
         region: request.region.clone(),
     });

@@ -66,9 +66,16 @@ CLI
 Prints one problem per line; exit status 1 if there are problems, 0 if none,
 2 on usage errors (unknown service/operation, unreadable file).
 
+Query-protocol services (IAM, STS) answer in XML; :func:`validate_xml` checks
+those bodies the same way against the same model: the ``<OpResponse>`` /
+``<OpResult>`` wrapper in the service's namespace, every element a modeled member
+(lists as ``<member>``), required members, enums, lengths, integers, booleans and
+ISO-8601 timestamps; errors as ``<ErrorResponse>`` with a modeled or common code
+and its HTTP status.  The recorder picks JSON or XML by the model's protocol.
+
 Only botocore is required (boto3 only for ``Recorder.client``).  Supported
-services: codebuild, logs, codepipeline, codestar-connections, codeconnections
-(any other JSON-protocol botocore service works too).
+services: codebuild, logs, codepipeline, codestar-connections, codeconnections,
+iam, sts (any other JSON- or query-protocol botocore service works too).
 """
 from __future__ import annotations
 
@@ -82,11 +89,12 @@ import sys
 from datetime import datetime
 
 __all__ = [
-    "validate", "validate_error", "validate_raw", "parse_json",
+    "validate", "validate_error", "validate_raw", "validate_xml", "parse_json",
     "load_model", "resolve_operation", "Recorder", "Record", "COMMON_ERRORS",
 ]
 
-SERVICES = ("codebuild", "logs", "codepipeline", "codestar-connections", "codeconnections")
+SERVICES = ("codebuild", "logs", "codepipeline", "codestar-connections", "codeconnections",
+            "iam", "sts")
 
 # Errors any AWS JSON endpoint may return although the service model does not
 # list them, with the HTTP statuses AWS uses for them.
@@ -542,6 +550,188 @@ def validate_raw(service: str, operation: str, raw, status: int = 200,
 
 
 # --------------------------------------------------------------------------
+# query protocol (XML answers: IAM, STS)
+# --------------------------------------------------------------------------
+# Errors any query endpoint may return although the model does not list them.
+QUERY_COMMON_ERRORS = {
+    "ValidationError": {400},
+    "InvalidAction": {400},
+    "InvalidClientTokenId": {400, 403},
+    "SignatureDoesNotMatch": {400, 403},
+    "MissingAuthenticationToken": {400, 403},
+    "IncompleteSignature": {400, 403},
+    "ExpiredToken": {400, 403},
+    "AccessDenied": {400, 403},
+    "Throttling": {400},
+    "InternalFailure": {500},
+    "ServiceUnavailable": {503},
+}
+
+_ISO8601 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class _XmlWalker:
+    def __init__(self, model):
+        self.model = model
+        self.problems = []
+
+    def add(self, path, msg):
+        self.problems.append(f"{path}: {msg}")
+
+    def walk(self, shape_name, el, path):
+        shape = self.model["shapes"][shape_name]
+        kind = shape["type"]
+        if kind == "structure":
+            members = shape.get("members", {})
+            wire = {m.get("locationName", n): n for n, m in members.items()}
+            seen = set()
+            for child in el:
+                name = _local(child.tag)
+                cpath = f"{path}.{name}"
+                if name not in wire:
+                    self.add(cpath, f"unknown member {name!r} of {shape_name} "
+                                    f"(modeled: {sorted(wire)})")
+                    continue
+                if name in seen:
+                    self.add(cpath, "member given twice")
+                seen.add(name)
+                self.walk(members[wire[name]]["shape"], child, cpath)
+            for req in shape.get("required", []):
+                if members[req].get("locationName", req) not in seen:
+                    self.add(path, f"missing required member {req!r} of {shape_name}")
+            if (el.text or "").strip():
+                self.add(path, f"text {el.text.strip()!r} in structure {shape_name}")
+            return
+        if kind == "list":
+            member = shape["member"]
+            tag = member.get("locationName", "member")
+            items = list(el)
+            for i, child in enumerate(items):
+                if _local(child.tag) != tag:
+                    self.add(f"{path}[{i}]", f"list item <{_local(child.tag)}>, expected <{tag}>")
+                self.walk(member["shape"], child, f"{path}[{i}]")
+            self._bounds(shape, len(items), path, "items")
+            return
+        if kind == "map":
+            for i, entry in enumerate(el):
+                kv = {_local(c.tag): c for c in entry}
+                for part in ("key", "value"):
+                    if part not in kv:
+                        self.add(f"{path}[{i}]", f"map entry without <{part}>")
+                    else:
+                        self.walk(shape[part]["shape"], kv[part], f"{path}[{i}].{part}")
+            return
+        if len(el):
+            self.add(path, f"elements inside a {kind} ({shape_name})")
+            return
+        text = el.text or ""
+        if kind == "string":
+            if "enum" in shape and text not in shape["enum"]:
+                self.add(path, f"{text!r} is not one of {shape['enum']}")
+            self._bounds(shape, len(text), path, "characters")
+        elif kind in ("integer", "long", "short", "byte"):
+            if not re.fullmatch(r"-?\d+", text):
+                self.add(path, f"{text!r} is not an {kind}")
+            else:
+                lo, hi = _INT_RANGE[kind]
+                if not lo <= int(text) <= hi:
+                    self.add(path, f"{text} is out of the {kind} range")
+        elif kind == "boolean":
+            if text not in ("true", "false"):
+                self.add(path, f"{text!r} is not a boolean (true/false)")
+        elif kind == "timestamp":
+            if not _ISO8601.match(text):
+                self.add(path, f"{text!r} is not an ISO-8601 timestamp")
+        elif kind in ("double", "float"):
+            try:
+                float(text)
+            except ValueError:
+                self.add(path, f"{text!r} is not a {kind}")
+        elif kind == "blob":
+            try:
+                base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                self.add(path, "not base64")
+
+    def _bounds(self, shape, n, path, unit):
+        if "min" in shape and n < shape["min"]:
+            self.add(path, f"{n} {unit}, the model's minimum is {shape['min']}")
+        if "max" in shape and n > shape["max"]:
+            self.add(path, f"{n} {unit}, the model's maximum is {shape['max']}")
+
+
+def validate_xml(service: str, operation: str, raw, status: int = 200) -> list:
+    """Problems of a query-protocol (XML) answer: success (status < 300) or error."""
+    import xml.etree.ElementTree as ET
+    model = load_model(service)
+    op = resolve_operation(service, operation)
+    ns = model["metadata"].get("xmlNamespace")
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as e:
+        return [f"$: not XML ({e})"]
+    w = _XmlWalker(model)
+    if ns and root.tag != f"{{{ns}}}{_local(root.tag)}":
+        w.add("$", f"root <{root.tag}> is not in {service}'s namespace {ns}")
+    children = {_local(c.tag): c for c in root}
+    if status is not None and status >= 300:
+        if _local(root.tag) != "ErrorResponse":
+            return w.problems + [f"$: error root <{_local(root.tag)}>, expected <ErrorResponse>"]
+        error = children.get("Error")
+        if error is None:
+            return w.problems + ["$: <ErrorResponse> without <Error>"]
+        if "RequestId" not in children:
+            w.add("$", "<ErrorResponse> without <RequestId>")
+        fields = {_local(c.tag): (c.text or "") for c in error}
+        code = fields.get("Code", "")
+        if fields.get("Type") not in ("Sender", "Receiver"):
+            w.add("$.Error.Type", f"{fields.get('Type')!r}, expected Sender or Receiver")
+        if not fields.get("Message"):
+            w.add("$.Error", "no <Message>")
+        by_code = {}
+        for name, shape in model["shapes"].items():
+            if shape.get("exception"):
+                by_code[(shape.get("error") or {}).get("code", name)] = (name, shape)
+        if code in by_code:
+            name, shape = by_code[code]
+            want = (shape.get("error") or {}).get("httpStatusCode")
+            if want is not None and status != want:
+                w.add("$.Error.Code", f"{code} is modeled with HTTP {want}, got {status}")
+            listed = {e["shape"] for e in op.get("errors", [])}
+            if name not in listed:
+                w.add("$.Error.Code", f"{code} is not a modeled error of {op['name']} "
+                                      f"(modeled: {sorted(listed)})")
+        elif code in QUERY_COMMON_ERRORS:
+            if status not in QUERY_COMMON_ERRORS[code]:
+                w.add("$.Error.Code", f"{code} is sent with HTTP "
+                                      f"{sorted(QUERY_COMMON_ERRORS[code])}, got {status}")
+        else:
+            w.add("$.Error.Code", f"{code!r} is not an error of {service}")
+        return w.problems
+    name = op["name"]
+    if _local(root.tag) != f"{name}Response":
+        w.add("$", f"root <{_local(root.tag)}>, expected <{name}Response>")
+    meta = children.get("ResponseMetadata")
+    if meta is None or not [c for c in meta if _local(c.tag) == "RequestId"]:
+        w.add("$", "no <ResponseMetadata><RequestId>")
+    out = op.get("output")
+    wrapper = out.get("resultWrapper") if out else None
+    for tag in children:
+        if tag not in ("ResponseMetadata", wrapper):
+            w.add(f"$.{tag}", f"unexpected element in <{name}Response>")
+    if out is not None and wrapper:
+        if wrapper not in children:
+            w.add("$", f"no <{wrapper}>")
+        else:
+            w.walk(out["shape"], children[wrapper], f"$.{wrapper}")
+    return w.problems
+
+
+# --------------------------------------------------------------------------
 # Recorder for end-to-end tests
 # --------------------------------------------------------------------------
 class Record:
@@ -561,8 +751,17 @@ class Record:
         return parse_json(self.body)[0] if self.body is not None else None
 
     def problems(self, *, check_operation_errors=True, check_headers=False, **kw) -> list:
+        protocol = load_model(self.service)["metadata"].get("protocol")
+        if protocol == "rest-xml":
+            import botocore.session
+            from check_xml import check_response
+            model = botocore.session.get_session().get_service_model(self.service)
+            return check_response(model.operation_model(self.operation), self.status,
+                                  self.headers, b"" if self.streaming else (self.body or b""))
         if self.streaming:
             return []
+        if protocol == "query":
+            return validate_xml(self.service, self.operation, self.body, self.status)
         if self.status < 300:
             probs = validate_raw(self.service, self.operation, self.body, self.status, **kw)
         else:
@@ -669,11 +868,16 @@ class Recorder:
                 out.append(f"#{r.index} {r.service} {r.operation} (HTTP {r.status}) {p}")
         return out
 
-    def check(self, require_any: bool = True) -> list:
-        """Validate all captured bodies; raise AssertionError listing problems."""
+    def check(self, require_any: bool = True, operations=()) -> list:
+        """Validate all captured bodies; raise AssertionError listing problems (and naming any
+        of ``operations`` never answered)."""
         if require_any and not self.records:
             raise AssertionError("Recorder captured no HTTP responses (client not attached?)")
         problems = self.problems()
+        seen = {r.operation for r in self.records}
+        missing = [o for o in operations if o not in seen]
+        if missing:
+            problems.append(f"never checked: {missing}")
         if problems:
             raise AssertionError(f"{len(problems)} shape problem(s) in "
                                  f"{len(self.records)} captured response(s):\n  "

@@ -1,23 +1,21 @@
 #!/usr/bin/env python3
-"""check_xml -- validate REST-XML and query-protocol answers (S3, STS) against botocore's model.
+"""check_xml -- validate REST-XML answers (S3) against botocore's model.
 
 botocore's XML parsers drop elements the model does not name and accept some malformed values,
-so a walk through boto3 alone would not see an element AWS never sends. XmlRecorder hooks a
-client's ``before-parse`` event (once per HTTP attempt, with the raw response) and checks:
+so a walk through boto3 alone would not see an element AWS never sends. check_shapes.Recorder
+captures every raw answer and hands REST-XML ones to ``check_response`` (the query protocol's
+answers, STS and IAM, are check_shapes.validate_xml's), which checks:
 
 * the body's elements, recursively, against the operation's output shape: every element is a
   member (by its ``locationName``; flattened lists repeat the member's element, wrapped lists
   hold ``member`` or the list member's ``locationName``); the output's ``payload`` member is the
-  root element; the query protocol's ``<OpResponse><OpResult>`` wrapper is unwrapped;
+  root element;
 * every member the model marks ``required`` is present;
 * leaf values by type: integer/long (a decimal integer in range), boolean (``true``/``false``),
   timestamp (ISO 8601 in bodies, RFC 822 in headers unless ``timestampFormat`` says otherwise),
   enum strings in the enum;
 * headers bound to output members (``location: header``) by the same value rules;
-* error answers (status >= 300, with a body): S3's ``<Error>`` with ``Code`` and ``Message``,
-  STS's ``<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>``.
-
-    rec = XmlRecorder(); rec.attach(s3_client); ...; rec.check()
+* error answers (status >= 300, with a body): S3's ``<Error>`` with ``Code`` and ``Message``.
 """
 from __future__ import annotations
 
@@ -138,7 +136,6 @@ def check_response(operation_model, status: int, headers: dict, body: bytes) -> 
     """Every problem of one raw answer (an empty list when it is as the model says)."""
     out: list = []
     op = operation_model.name
-    protocol = operation_model.metadata["protocol"]
     if status >= 300:
         if not body:
             return out
@@ -146,15 +143,6 @@ def check_response(operation_model, status: int, headers: dict, body: bytes) -> 
             root = ET.fromstring(body)
         except ET.ParseError as e:
             return [f"{op} error: not XML: {e}"]
-        if protocol == "query":
-            err = root.find("{*}Error") if _local(root.tag) == "ErrorResponse" else None
-            if err is None:
-                return [f"{op} error: root <{_local(root.tag)}>, expected <ErrorResponse><Error>"]
-            names = {_local(c.tag) for c in err}
-            for need in ("Type", "Code", "Message"):
-                if need not in names:
-                    out.append(f"{op} error: <Error> has no <{need}>")
-            return out
         if _local(root.tag) != "Error":
             return [f"{op} error: root <{_local(root.tag)}>, expected <Error>"]
         names = [_local(c.tag) for c in root]
@@ -200,45 +188,5 @@ def check_response(operation_model, status: int, headers: dict, body: bytes) -> 
         root = ET.fromstring(body)
     except ET.ParseError as e:
         return [f"{op}: not XML: {e}"]
-    if protocol == "query":
-        if _local(root.tag) != f"{op}Response":
-            return [f"{op}: root <{_local(root.tag)}>, expected <{op}Response>"]
-        result = root.find(f"{{*}}{op}Result")
-        if result is None:
-            return [f"{op}: no <{op}Result>"]
-        for c in root:
-            if _local(c.tag) not in (f"{op}Result", "ResponseMetadata"):
-                out.append(f"{op}: unexpected <{_local(c.tag)}> in <{op}Response>")
-        root = result
     _check_structure(shape, root, op, out)
     return out
-
-
-class XmlRecorder:
-    """Collects the problems of every answer of the clients it is attached to."""
-
-    def __init__(self):
-        self.problems: list = []
-        self.checked: dict = {}
-
-    def attach(self, client):
-        client.meta.events.register("before-parse", self._on_before_parse)
-        return client
-
-    def _on_before_parse(self, operation_model, response_dict, **kwargs):
-        status = response_dict.get("status_code")
-        if operation_model.has_streaming_output and status < 300:
-            body = b""
-        else:
-            body = response_dict.get("body") or b""
-        headers = dict(response_dict.get("headers") or {})
-        self.checked[operation_model.name] = self.checked.get(operation_model.name, 0) + 1
-        self.problems.extend(check_response(operation_model, status, headers, body))
-
-    def check(self, operations=()):
-        missing = [o for o in operations if o not in self.checked]
-        problems = list(self.problems)
-        if missing:
-            problems.append(f"never checked: {missing}")
-        if problems:
-            raise AssertionError("\n".join(problems))

@@ -596,6 +596,48 @@ class RecorderEndToEnd(unittest.TestCase):
             Recorder_().check()
 
 
+IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
+ROLE_XML = (
+    f'<GetRoleResponse xmlns="{IAM_NS}"><GetRoleResult><Role><Path>/</Path>'
+    "<RoleName>r</RoleName><RoleId>AROAAAAAAAAAAAAAAAAAA</RoleId>"
+    "<Arn>arn:aws:iam::000000000000:role/r</Arn><CreateDate>2026-01-01T00:00:00.000Z</CreateDate>"
+    "<MaxSessionDuration>3600</MaxSessionDuration><Tags><member><Key>k</Key><Value>v</Value>"
+    "</member></Tags></Role></GetRoleResult><ResponseMetadata><RequestId>x</RequestId>"
+    "</ResponseMetadata></GetRoleResponse>"
+)
+
+
+class QueryXml(unittest.TestCase):
+    def test_a_modeled_answer_has_no_problems(self):
+        self.assertEqual(cs.validate_xml("iam", "GetRole", ROLE_XML.encode()), [])
+
+    def test_unknown_members_types_and_missing_required_members(self):
+        bad = (ROLE_XML.replace("<RoleName>r</RoleName>", "<Bogus>1</Bogus>")
+               .replace("3600", "an hour").replace("<CreateDate>2026-01-01T00:00:00.000Z",
+                                                   "<CreateDate>1767225600"))
+        probs = cs.validate_xml("iam", "GetRole", bad.encode())
+        self.assertTrue(any("unknown member 'Bogus'" in p for p in probs), probs)
+        self.assertTrue(any("MaxSessionDuration: 'an hour' is not an integer" in p for p in probs), probs)
+        self.assertTrue(any("CreateDate: '1767225600' is not an ISO-8601" in p for p in probs), probs)
+        self.assertTrue(any("missing required member 'RoleName'" in p for p in probs), probs)
+
+    def test_the_namespace_and_wrapper(self):
+        probs = cs.validate_xml("iam", "GetRole", ROLE_XML.replace(IAM_NS, "urn:x").encode())
+        self.assertTrue(any("namespace" in p for p in probs), probs)
+        probs = cs.validate_xml("iam", "ListRoles", ROLE_XML.encode())
+        self.assertTrue(any("expected <ListRolesResponse>" in p for p in probs), probs)
+
+    def test_errors_by_code_and_status(self):
+        err = (f'<ErrorResponse xmlns="{IAM_NS}"><Error><Type>Sender</Type><Code>NoSuchEntity</Code>'
+               "<Message>m</Message></Error><RequestId>1</RequestId></ErrorResponse>").encode()
+        self.assertEqual(cs.validate_xml("iam", "GetRole", err, 404), [])
+        self.assertTrue(cs.validate_xml("iam", "GetRole", err, 400))
+        self.assertTrue(cs.validate_xml("iam", "ListRoles", err, 404))
+        common = err.replace(b"NoSuchEntity", b"ValidationError")
+        self.assertEqual(cs.validate_xml("iam", "ListRoles", common, 400), [])
+        self.assertTrue(cs.validate_xml("iam", "ListRoles", err.replace(b"NoSuchEntity", b"Nope"), 400))
+
+
 Recorder_ = cs.Recorder
 
 if __name__ == "__main__":

@@ -1,18 +1,17 @@
 #!/usr/bin/env python3
 """Walk every operation of the local AWS services (SSM Parameter Store, Secrets Manager, STS,
-S3) through boto3. The JSON services' responses and errors are checked against botocore's own
-model (check_shapes.Recorder); STS and S3 (XML) element by element against the same model
-(check_xml.XmlRecorder: botocore's parsers alone would drop an element the model lacks), and
-every service by the values read back.
+IAM, S3) through boto3. Every answer and error is checked against botocore's own model by one
+recorder (check_shapes.Recorder: JSON services member by member, the query services STS and IAM
+and S3's REST XML element by element, since botocore's parsers alone would drop an element the
+model lacks), and every service by the values read back.
 
 Usage: AWS_ENDPOINT_URL=http://127.0.0.1:PORT walk_local_aws.py
 Exits non-zero with every problem listed.
 """
-import os, sys, tempfile
+import json, os, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_shapes import Recorder  # noqa: E402
-from check_xml import XmlRecorder  # noqa: E402
 import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
@@ -28,9 +27,9 @@ ssm_raw = rec.client("ssm", endpoint_url=endpoint, config=unchecked)
 sm_raw = rec.client("secretsmanager", endpoint_url=endpoint, config=unchecked)
 keys = dict(region_name="us-east-1", aws_access_key_id="AKIDLOCALBUILDTEST",
             aws_secret_access_key="localbuild-test-secret")
-xml = XmlRecorder()
-sts = xml.attach(boto3.client("sts", endpoint_url=endpoint, **keys))
-s3 = xml.attach(boto3.client("s3", endpoint_url=endpoint, **keys))
+sts = rec.client("sts", endpoint_url=endpoint)
+iam = rec.client("iam", endpoint_url=endpoint)
+s3 = rec.client("s3", endpoint_url=endpoint)
 
 
 def expect_error(code, fn, *args, **kw):
@@ -160,6 +159,101 @@ as_role = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
 assert as_role.get_caller_identity()["Arn"] == role["AssumedRoleUser"]["Arn"]
 expect_error("ValidationError", sts.assume_role, RoleArn="arn:aws:iam::000000000000:user/not-a-role", RoleSessionName="walk")
 
+# --- IAM (query protocol, XML): stored and shown, not enforced
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+         "Principal": {"Service": "codebuild.amazonaws.com"}}]}
+made = iam.create_role(RoleName="walk-role", Path="/service-role/", AssumeRolePolicyDocument=json.dumps(trust),
+                       Description="walk", Tags=[{"Key": "team", "Value": "ci"}])["Role"]
+assert made["Arn"] == "arn:aws:iam::000000000000:role/service-role/walk-role", made
+assert made["AssumeRolePolicyDocument"] == trust and made["RoleId"].startswith("AROA"), made
+expect_error("EntityAlreadyExists", iam.create_role, RoleName="WALK-ROLE", AssumeRolePolicyDocument="{}")
+expect_error("ValidationError", iam.create_role, RoleName="bad name", AssumeRolePolicyDocument="{}")
+expect_error("MalformedPolicyDocument", iam.create_role, RoleName="r2", AssumeRolePolicyDocument="{nope")
+got = iam.get_role(RoleName="walk-role")["Role"]
+assert got["Tags"] == [{"Key": "team", "Value": "ci"}] and got["Description"] == "walk", got
+expect_error("NoSuchEntity", iam.get_role, RoleName="none")
+assert [r["RoleName"] for r in iam.list_roles(PathPrefix="/service-role/")["Roles"]] == ["walk-role"]
+iam.create_role(RoleName="walk-other", AssumeRolePolicyDocument=json.dumps(trust))
+page = iam.list_roles(MaxItems=1)
+assert page["IsTruncated"] and len(page["Roles"]) == 1, page
+rest = iam.list_roles(Marker=page["Marker"])
+assert not rest["IsTruncated"] and len(rest["Roles"]) == 1, rest
+iam.update_assume_role_policy(RoleName="walk-role", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+assert iam.get_role(RoleName="walk-role")["Role"]["AssumeRolePolicyDocument"]["Statement"] == []
+inline = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+iam.put_role_policy(RoleName="walk-role", PolicyName="s3", PolicyDocument=json.dumps(inline))
+assert iam.get_role_policy(RoleName="walk-role", PolicyName="s3")["PolicyDocument"] == inline
+assert iam.list_role_policies(RoleName="walk-role")["PolicyNames"] == ["s3"]
+expect_error("NoSuchEntity", iam.get_role_policy, RoleName="walk-role", PolicyName="none")
+expect_error("DeleteConflict", iam.delete_role, RoleName="walk-role")
+iam.delete_role_policy(RoleName="walk-role", PolicyName="s3")
+policy = iam.create_policy(PolicyName="walk-policy", Path="/walk/", PolicyDocument=json.dumps(inline),
+                           Description="d")["Policy"]
+assert policy["Arn"] == "arn:aws:iam::000000000000:policy/walk/walk-policy", policy
+expect_error("EntityAlreadyExists", iam.create_policy, PolicyName="walk-policy", PolicyDocument=json.dumps(inline))
+admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+for arn in (policy["Arn"], admin):
+    iam.attach_role_policy(RoleName="walk-role", PolicyArn=arn)
+attached = iam.list_attached_role_policies(RoleName="walk-role")["AttachedPolicies"]
+assert [a["PolicyArn"] for a in attached] == [policy["Arn"], admin], attached
+assert iam.get_policy(PolicyArn=policy["Arn"])["Policy"]["AttachmentCount"] == 1
+local = iam.list_policies(Scope="Local")["Policies"]
+assert [p["PolicyName"] for p in local] == ["walk-policy"], local
+assert any(p["Arn"] == admin for p in iam.list_policies(Scope="AWS", OnlyAttached=True)["Policies"])
+expect_error("DeleteConflict", iam.delete_policy, PolicyArn=policy["Arn"])
+expect_error("DeleteConflict", iam.delete_role, RoleName="walk-role")
+expect_error("InvalidInput", iam.get_policy, PolicyArn="arn:aws:iam::aws:not-a-policy")
+expect_error("NoSuchEntity", iam.get_policy, PolicyArn="arn:aws:iam::000000000000:policy/none")
+for arn in (policy["Arn"], admin):
+    iam.detach_role_policy(RoleName="walk-role", PolicyArn=arn)
+expect_error("NoSuchEntity", iam.detach_role_policy, RoleName="walk-role", PolicyArn=admin)
+iam.delete_policy(PolicyArn=policy["Arn"])
+iam.tag_role(RoleName="walk-role", Tags=[{"Key": "env", "Value": "dev"}, {"Key": "TEAM", "Value": "cd"}])
+assert iam.list_role_tags(RoleName="walk-role")["Tags"] == [{"Key": "TEAM", "Value": "cd"}, {"Key": "env", "Value": "dev"}]
+iam.untag_role(RoleName="walk-role", TagKeys=["team"])
+assert iam.list_role_tags(RoleName="walk-role")["Tags"] == [{"Key": "env", "Value": "dev"}]
+profile = iam.create_instance_profile(InstanceProfileName="walk-profile")["InstanceProfile"]
+assert profile["Arn"] == "arn:aws:iam::000000000000:instance-profile/walk-profile" and profile["Roles"] == [], profile
+expect_error("EntityAlreadyExists", iam.create_instance_profile, InstanceProfileName="walk-profile")
+iam.add_role_to_instance_profile(InstanceProfileName="walk-profile", RoleName="walk-role")
+expect_error("LimitExceeded", iam.add_role_to_instance_profile, InstanceProfileName="walk-profile", RoleName="walk-other")
+roles = iam.get_instance_profile(InstanceProfileName="walk-profile")["InstanceProfile"]["Roles"]
+assert [r["RoleName"] for r in roles] == ["walk-role"], roles
+expect_error("DeleteConflict", iam.delete_instance_profile, InstanceProfileName="walk-profile")
+expect_error("DeleteConflict", iam.delete_role, RoleName="walk-role")
+iam.remove_role_from_instance_profile(InstanceProfileName="walk-profile", RoleName="walk-role")
+iam.delete_instance_profile(InstanceProfileName="walk-profile")
+expect_error("NoSuchEntity", iam.get_instance_profile, InstanceProfileName="walk-profile")
+# Hostile text: a path may hold XML's special characters (escaped in the answer); a name may not.
+odd = iam.create_role(RoleName="walk-odd", Path="/a<&>'\"/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+assert odd["Path"] == "/a<&>'\"/" and iam.get_role(RoleName="walk-odd")["Role"]["Path"] == odd["Path"], odd
+e = expect_error("ValidationError", iam.create_role, RoleName="<x>", AssumeRolePolicyDocument="{}")
+assert "'roleName'" in e["Error"]["Message"], e
+expect_error("ValidationError", iam.create_role, RoleName="x" * 65, AssumeRolePolicyDocument="{}")
+expect_error("ValidationError", iam.create_role, RoleName="r", Path="no-slashes", AssumeRolePolicyDocument="{}")
+iam.delete_role(RoleName="walk-odd")
+for name in ("walk-role", "walk-other"):
+    iam.delete_role(RoleName=name)
+expect_error("NoSuchEntity", iam.delete_role, RoleName="walk-role")
+
+rec.check()
+
+# An unsigned query call with IAM's Version is IAM's (answered, or refused with IAM's error
+# document when the server wants signatures); an action IAM does not have is InvalidAction.
+import urllib.error, urllib.request  # noqa: E402
+for body, code in ((b"Action=ListRoles&Version=2010-05-08", None),
+                   (b"Action=CreateUser&Version=2010-05-08&UserName=u", "InvalidAction")):
+    req = urllib.request.Request(endpoint + "/", data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    try:
+        text = urllib.request.urlopen(req, timeout=10).read().decode()
+    except urllib.error.HTTPError as e:
+        text = e.read().decode()
+    assert 'xmlns="https://iam.amazonaws.com/doc/2010-05-08/"' in text, text
+    assert code is None or "<ErrorResponse" in text, text
+    assert code is None or f"<Code>{code}</Code>" in text or "<Code>InvalidClientTokenId</Code>" in text \
+        or "<Code>MissingAuthenticationToken</Code>" in text, text
+
 # --- S3 (REST, XML)
 s3.create_bucket(Bucket="walk-bucket")
 expect_error("BucketAlreadyOwnedByYou", s3.create_bucket, Bucket="walk-bucket")
@@ -208,9 +302,10 @@ assert s3.list_objects_v2(Bucket="walk-bucket")["KeyCount"] == 0
 s3.delete_bucket(Bucket="walk-bucket")
 expect_error("404", s3.head_bucket, Bucket="walk-bucket")
 
-xml.check(["GetCallerIdentity", "AssumeRole", "CreateBucket", "ListBuckets", "HeadBucket",
-           "DeleteBucket", "PutObject", "GetObject", "HeadObject", "DeleteObjects", "DeleteObject",
-           "ListObjectsV2", "ListObjects", "CopyObject", "CreateMultipartUpload", "UploadPart",
-           "CompleteMultipartUpload", "AbortMultipartUpload"])
+rec.check(operations=["GetCallerIdentity", "AssumeRole", "CreateBucket", "ListBuckets",
+                       "HeadBucket", "DeleteBucket", "PutObject", "GetObject", "HeadObject",
+                       "DeleteObjects", "DeleteObject",
+                       "ListObjectsV2", "ListObjects", "CopyObject", "CreateMultipartUpload",
+                       "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"])
 
 print("walked")

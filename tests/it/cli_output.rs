@@ -68,6 +68,46 @@ fn cli_json_lines_end_with_the_record() {
 
 const OK: &str = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo built\n";
 
+/// With stdout and stderr on one stream (a terminal, `2>&1`), localbuild's own lines (here the
+/// "skipping files ignored by git" note, said in DOWNLOAD_SOURCE) never land inside the
+/// `[Container]` log: they come before its first line or after its last.
+#[test]
+fn cli_progress_lines_never_interleave_with_the_container_log() {
+    let b = Build::new(OK)
+        .file(".gitignore", "junk\n")
+        .file("junk", "ignored\n")
+        .commit("init");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("both.txt");
+    let file = std::fs::File::create(&path).unwrap();
+    let out = b
+        .command()
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .output()
+        .expect("localbuild runs");
+    let f = b.finished(out);
+    let both = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(f.code, 0, "{both}");
+    let lines: Vec<&str> = both.lines().collect();
+    let note = lines
+        .iter()
+        .position(|l| l.starts_with("skipping files ignored by git"))
+        .unwrap_or_else(|| panic!("no note: {both}"));
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("[Container]"))
+        .unwrap();
+    let last = lines
+        .iter()
+        .rposition(|l| l.starts_with("[Container]"))
+        .unwrap();
+    assert!(
+        note < first || note > last,
+        "the note is line {note}, inside the log (lines {first}..={last}):\n{both}"
+    );
+}
+
 #[test]
 fn cli_piped_stderr_has_plain_progress_lines() {
     // A git work tree: the "skipping files ignored by git" note is a progress line.

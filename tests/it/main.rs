@@ -23,6 +23,7 @@ mod harness;
 mod history;
 mod hostile;
 mod hostile_http;
+mod iam;
 mod local_aws;
 mod pipeline;
 mod registry;

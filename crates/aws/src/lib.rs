@@ -7,11 +7,14 @@
 //!   [`params::Store::snapshot`] for `env.parameter-store` / `env.secrets-manager`.
 //! * [`s3`] — buckets and objects over `$LOCALBUILD_HOME/s3` (the store S3 sources and
 //!   pipeline artifact stores use), uploads staged and renamed into place.
+//! * [`iam`] — roles, managed policies and instance profiles as IAM keeps them: stored and
+//!   shown, never enforced.
 //! * [`sts`] — who a key is: the build's session credentials, `AssumeRole` sessions and the
 //!   static `--credentials` keys; [`sts::Identities::keys`] is what SigV4 checks against.
 //!
 //! Every ARN uses [`ACCOUNT_ID`], the engine's.
 
+pub mod iam;
 pub mod params;
 pub mod s3;
 pub mod sts;

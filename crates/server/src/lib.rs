@@ -264,6 +264,7 @@ impl Server {
                 config.history.db().clone(),
                 config.secrets.clone(),
             ),
+            iam: localbuild_aws::iam::Iam::new(config.history.db().clone()),
             ids: localbuild_aws::sts::Identities::new(
                 config.credentials.clone().unwrap_or_default(),
             ),

@@ -257,6 +257,9 @@ pub(crate) struct Run {
     network: Option<String>,
     /// The build's local AWS endpoint; dropped (closed) after the container is removed.
     aws_endpoint: Option<crate::local_aws::AwsEndpoint>,
+    /// Progress lines said while the build log runs, published after its last line
+    /// ([`Run::progress`]). (A `Mutex` only so that `Run` is `Sync`.)
+    held: std::sync::Mutex<Vec<String>>,
 }
 
 /// A git source checked out for one build: the folder is the build's, and goes with it (a
@@ -316,6 +319,7 @@ impl Run {
             checkout: None,
             network: None,
             aws_endpoint: None,
+            held: Default::default(),
             place,
             req,
         }
@@ -346,6 +350,10 @@ impl Run {
             store_error: (!saved).then(|| self.store_error.take()).flatten(),
         };
         let last = outcome.build.clone();
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        for line in held {
+            self.emit(Event::Progress(line));
+        }
         self.hub.finish(outcome);
         if !saved {
             // The final record is answered from memory (the handle, the store's unsaved
@@ -394,8 +402,23 @@ impl Run {
         }
     }
 
+    /// localbuild's own line (a note, a warning), not part of the build log. Said at once
+    /// before the log begins (PROVISIONING's image work); from DOWNLOAD_SOURCE on, the log is
+    /// running and the line is held until after its last line, so progress lines never land
+    /// in the middle of the `[Container]` log on a terminal that shows both.
     fn progress(&self, message: &str) {
-        self.emit(Event::Progress(message.to_owned()));
+        let before_log = matches!(
+            self.build.current_phase,
+            PhaseType::Submitted | PhaseType::Queued | PhaseType::Provisioning
+        );
+        if before_log {
+            self.emit(Event::Progress(message.to_owned()));
+        } else {
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(message.to_owned());
+        }
     }
 
     /// Start a phase; phases are contiguous in time.

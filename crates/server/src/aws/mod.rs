@@ -1,6 +1,7 @@
 //! The local AWS services on the wire: SSM Parameter Store and Secrets Manager (AWS JSON 1.1,
-//! `X-Amz-Target: AmazonSSM.*` / `secretsmanager.*`), STS (the query protocol: a form body
-//! with `Action`, answered in XML) and S3 (REST/XML, [`s3`]; requests signed for `s3`, and on
+//! `X-Amz-Target: AmazonSSM.*` / `secretsmanager.*`), STS and IAM (the query protocol,
+//! [`query`]: a form body with `Action`, answered in XML; IAM's requests are signed for `iam`,
+//! or unsigned with `Version=2010-05-08`) and S3 (REST/XML, [`s3`]; requests signed for `s3`, and on
 //! a build's endpoint every request that is neither JSON nor a query). The services themselves are `localbuild-aws`; this module
 //! only decodes requests, checks who signed them ([`Aws::authorize`]) and encodes answers.
 //!
@@ -9,6 +10,8 @@
 //! session, `AssumeRole` sessions and the `--credentials` keys.
 
 pub mod endpoint;
+mod iam;
+mod query;
 pub mod s3;
 mod secretsmanager;
 mod ssm;
@@ -32,6 +35,8 @@ pub struct Aws {
     /// Buckets and objects (`$LOCALBUILD_HOME/s3`).
     pub s3: localbuild_aws::s3::S3,
     pub ids: Identities,
+    /// IAM's stand-in (stored and shown, not enforced).
+    pub iam: localbuild_aws::iam::Iam,
     /// Accept unsigned requests (serve without `--credentials`); a build's endpoint never does.
     pub open: bool,
     /// The region of an unsigned request's ARNs.
@@ -45,11 +50,14 @@ pub enum Api {
     SecretsManager(String),
     /// STS's `Action` and the form's other fields.
     Sts(String, Vec<(String, String)>),
+    /// IAM's `Action` and the form's other fields.
+    Iam(String, Vec<(String, String)>),
 }
 
 impl Api {
     /// The service a request is for, if it is one of these: by `X-Amz-Target`, or (no target) a
-    /// form body with an `Action` (the query protocol; STS is the only query API served).
+    /// form body with an `Action` (the query protocol: IAM when signed for `iam`, or unsigned
+    /// with IAM's `Version`; STS otherwise).
     pub fn of(headers: &HeaderMap, body: &[u8]) -> Option<Api> {
         let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
         if let Some(target) = target {
@@ -66,9 +74,17 @@ impl Api {
         if !form {
             return None;
         }
-        let fields = sts::form(body);
-        let action = fields.iter().find(|(k, _)| k == "Action")?.1.clone();
-        Some(Api::Sts(action, fields))
+        let fields = query::form(body);
+        let action = query::field(&fields, "Action")?.to_owned();
+        let iam = match localbuild_sigv4::parse_authorization(&header_pairs(headers)) {
+            Ok(scope) => scope.service == "iam",
+            Err(_) => query::field(&fields, "Version") == Some(iam::VERSION),
+        };
+        Some(if iam {
+            Api::Iam(action, fields)
+        } else {
+            Api::Sts(action, fields)
+        })
     }
 
     /// The SigV4 signing name (credential scope service).
@@ -77,8 +93,22 @@ impl Api {
             Api::Ssm(_) => "ssm",
             Api::SecretsManager(_) => "secretsmanager",
             Api::Sts(..) => "sts",
+            Api::Iam(..) => "iam",
         }
     }
+}
+
+/// The headers as SigV4 reads them.
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// A refused signature, as the protocol's error.
@@ -99,15 +129,7 @@ impl Aws {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(Option<Identity>, String), Refused> {
-        let pairs: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let pairs = header_pairs(headers);
         let signed = localbuild_sigv4::parse_authorization(&pairs).ok();
         if self.open && signed.is_none() {
             return Ok((None, self.region.clone()));
@@ -162,6 +184,7 @@ impl Aws {
             Err(r) => {
                 return Some(match api {
                     Api::Sts(..) => sts::error(sts_code(r.aws_type), r.status, &r.message),
+                    Api::Iam(..) => iam::error(sts_code(r.aws_type), r.status, &r.message),
                     _ => ApiError::Auth {
                         aws_type: r.aws_type,
                         status: r.status,
@@ -175,11 +198,12 @@ impl Aws {
             Api::Ssm(op) => json(ssm::call(self, &region, &op, body)),
             Api::SecretsManager(op) => json(secretsmanager::call(self, &region, &op, body)),
             Api::Sts(action, fields) => sts::call(self, who, &action, &fields),
+            Api::Iam(action, fields) => iam::call(self, &action, &fields),
         })
     }
 }
 
-/// STS's (query protocol) names for the signature errors.
+/// The query protocol's (STS's, IAM's) names for the signature errors.
 fn sts_code(aws_type: &'static str) -> &'static str {
     match aws_type {
         "UnrecognizedClientException" => "InvalidClientTokenId",

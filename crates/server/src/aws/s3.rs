@@ -120,7 +120,7 @@ fn iso(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    super::sts::iso8601(secs)
+    super::query::iso8601(secs)
 }
 
 /// `Wed, 21 Oct 2015 07:28:00 GMT`
@@ -129,7 +129,7 @@ fn http_date(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let iso = super::sts::iso8601(secs);
+    let iso = super::query::iso8601(secs);
     let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -142,7 +142,7 @@ fn http_date(t: SystemTime) -> String {
 
 /// The query's parameters, decoded.
 fn query(uri: &axum::http::Uri) -> Vec<(String, String)> {
-    super::sts::form(uri.query().unwrap_or("").as_bytes())
+    super::query::form(uri.query().unwrap_or("").as_bytes())
 }
 
 fn param<'q>(q: &'q [(String, String)], name: &str) -> Option<&'q str> {

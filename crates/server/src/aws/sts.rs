@@ -1,82 +1,22 @@
 //! STS on the query protocol: a form body (`Action=GetCallerIdentity&Version=2011-06-15`),
-//! answered in XML, errors as `<ErrorResponse>`.
+//! answered in XML, errors as `<ErrorResponse>` (the codec is [`super::query`]).
 
 use super::Aws;
+use super::query::{self, field, iso8601};
 use super::s3::escape;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use localbuild_aws::AwsError;
 use localbuild_aws::sts::Identity;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// The fields of a form body (`+` is a space, `%XX` decoded); malformed pairs are skipped.
-pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
-}
-
-fn xml(status: StatusCode, body: String) -> Response {
-    (status, [("content-type", "text/xml")], body).into_response()
-}
-
-fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// STS's error document.
 pub(super) fn error(code: &str, status: u16, message: &str) -> Response {
-    let kind = if status >= 500 { "Receiver" } else { "Sender" };
-    xml(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        format!(
-            "<ErrorResponse xmlns=\"{NS}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
-            escape(code),
-            escape(message),
-            request_id()
-        ),
-    )
+    query::error(NS, code, status, message)
 }
 
 fn ok(action: &str, result: String) -> Response {
-    xml(
-        StatusCode::OK,
-        format!(
-            "<{action}Response xmlns=\"{NS}\">\n  <{action}Result>\n{result}  </{action}Result>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
-            request_id()
-        ),
-    )
-}
-
-fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// ISO 8601 with milliseconds, as STS writes `Expiration`.
-pub(super) fn iso8601(epoch: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(i64::try_from(epoch).unwrap_or(i64::MAX))
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
+    query::ok(NS, action, Some(result))
 }
 
 pub(super) fn call(
@@ -148,24 +88,5 @@ pub(super) fn call(
             400,
             &format!("Could not find operation {action} for version 2011-06-15"),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forms_and_dates() {
-        assert_eq!(
-            form(b"Action=AssumeRole&RoleSessionName=a%2Fb+c&X"),
-            vec![
-                ("Action".to_owned(), "AssumeRole".to_owned()),
-                ("RoleSessionName".to_owned(), "a/b c".to_owned()),
-                ("X".to_owned(), String::new()),
-            ]
-        );
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20.000Z");
     }
 }

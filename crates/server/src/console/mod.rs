@@ -76,6 +76,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/batches", get(batches_page))
         .route("/batches/{id}", get(batch_page))
         .route("/pipelines", get(pipelines_page))
+        .route("/roles", get(roles_page))
         .route("/pipelines/{name}", get(pipeline_page))
         .route("/ecs", get(ecs_page))
         .route("/login", get(login_page).post(login))
@@ -924,6 +925,17 @@ async fn projects_page(
         .filter_map(|(_, j)| serde_json::from_str(&j).ok())
         .collect();
     html(StatusCode::OK, pages::projects(&v, &projects))
+}
+
+/// IAM's roles as the stand-in keeps them (what `aws iam list-roles` answers; not enforced).
+async fn roles_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let v = viewer_or_login!(state, headers, uri.to_string());
+    let roles = state.aws.iam.roles(None).unwrap_or_default();
+    html(StatusCode::OK, pages::roles(&v, &roles))
 }
 
 async fn batches_page(

@@ -163,6 +163,7 @@ fn layout(v: Option<&Viewer>, title: &str, current: &str, live: bool, body: Mark
         ("/batches", "Batches"),
         ("/pipelines", "Pipelines"),
         ("/ecs", "ECS services"),
+        ("/roles", "Roles"),
     ];
     html! {
         (DOCTYPE)
@@ -542,6 +543,56 @@ pub fn projects(v: &Viewer, projects: &[Value]) -> Markup {
             }
         },
     )
+}
+
+/// The IAM roles page: each role's trust, inline and attached policies, shown, not enforced.
+pub fn roles(v: &Viewer, roles: &[localbuild_aws::iam::Role]) -> Markup {
+    layout(
+        Some(v),
+        "Roles",
+        "Roles",
+        false,
+        html! {
+            h1 { "Roles" }
+            p { "IAM roles as client code created them. Stored and shown, not enforced: no call is allowed or refused by them." }
+            @if roles.is_empty() { p { "No roles. Create one with " code { "aws iam create-role" } "." } }
+            @else {
+                div.scroll { table.list {
+                    thead { tr { th { "Role" } th { "Trusted by" } th { "Inline policies" } th { "Attached policies" } th { "Created" } } }
+                    tbody {
+                        @for r in roles {
+                            tr {
+                                td { (r.name) " " small { (r.arn()) } }
+                                td { (trusted_services(&r.assume_role_policy).join(", ")) }
+                                td { (r.inline.keys().cloned().collect::<Vec<_>>().join(", ")) }
+                                td { @for arn in &r.attached { div { code { (arn) } } } }
+                                td { (time_el(r.created as f64)) }
+                            }
+                        }
+                    }
+                } }
+            }
+        },
+    )
+}
+
+/// The service principals a trust policy names (`codebuild.amazonaws.com`, …).
+fn trusted_services(policy: &str) -> Vec<String> {
+    let doc: Value = serde_json::from_str(policy).unwrap_or(Value::Null);
+    let statements = match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => vec![],
+    };
+    let mut out = vec![];
+    for st in statements {
+        match &st["Principal"]["Service"] {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => out.extend(a.iter().filter_map(|s| s.as_str().map(str::to_owned))),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The batches page.
