@@ -12,22 +12,18 @@
 
 use crate::error::ApiError;
 use crate::protocol::{json, parse, unknown};
-use crate::{AppState, Ctx, Live, QueuedBuild};
-use localbuild_engine::record::{Build, BuildPhase, PhaseType, Status, whole_seconds};
+use crate::{AppState, Ctx};
+use localbuild_engine::record::{Build, PhaseType};
 use localbuild_engine::request::check_project_name;
-use localbuild_engine::store::Store;
 use localbuild_engine::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE};
+use localbuild_service::{BuildTicket, StartBuild};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The document kind holding each build's `StartBuild` input and overlay.
 pub(crate) const BUILD_DOC: &str = "codebuild.build-input";
-/// How long an `idempotencyToken` names the same build.
-pub(crate) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// How long StopBuild waits for the build to end.
-pub(crate) const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// Run one CodeBuild operation.
 pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -37,7 +33,7 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "DeleteProject" => delete_project(ctx, body),
         "BatchGetProjects" => batch_get_projects(ctx, body),
         "ListProjects" => list_projects(ctx, body),
-        "StartBuild" => start_build(ctx, parse(body)?, None).await,
+        "StartBuild" => start_build(ctx, parse(body)?, None),
         "BatchGetBuilds" => batch_get_builds(ctx, body),
         "ListBuilds" => list_builds(ctx, body, false),
         "ListBuildsForProject" => list_builds(ctx, body, true),
@@ -61,10 +57,6 @@ pub(crate) fn without_empty(mut v: Value) -> Value {
         map.retain(|_, x| x.as_array().is_none_or(|a| !a.is_empty()));
     }
     v
-}
-
-pub(crate) fn now() -> f64 {
-    localbuild_engine::record::epoch_now()
 }
 
 pub(crate) fn project_arn(region: &str, name: &str) -> String {
@@ -372,7 +364,7 @@ fn create_project(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     check_project(&input, true)?;
     check_location(ctx, input.source.as_ref())?;
     let raw = object(body)?;
-    let at = now();
+    let at = localbuild_service::record::now();
     let project = overlay_project(ctx, raw, at, at);
     let db = ctx.state.history.db();
     match db.create_project(&input.name, &project.to_string(), at) {
@@ -407,7 +399,7 @@ fn update_project(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     for (k, v) in raw {
         merged.insert(k, v);
     }
-    let at = now();
+    let at = localbuild_service::record::now();
     let project = overlay_project(ctx, merged, created, at);
     db.update_project(&input.name, &project.to_string(), at)
         .map_err(ApiError::db)?;
@@ -618,19 +610,15 @@ pub(crate) struct PipelineSource {
 }
 
 /// Start a build of `project` for a pipeline action, through the same path as `StartBuild`;
-/// the build's id.
-pub(crate) async fn start_for_pipeline(
+/// its ticket.
+pub(crate) fn start_for_pipeline(
     ctx: &Ctx,
     project: &str,
     source: PipelineSource,
     env: Vec<(String, String, Option<String>)>,
-) -> Result<String, ApiError> {
+) -> Result<BuildTicket, ApiError> {
     let input = pipeline_input(project, source, env);
-    let out = start_build(ctx, input, None).await?;
-    out["build"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::Service("the build has no id".into()))
+    Ok(accept(ctx, input, None)?.ticket)
 }
 
 /// The `StartBuild` (or `StartBuildBatch`) input of a pipeline's CodeBuild action.
@@ -648,49 +636,6 @@ pub(crate) fn pipeline_input(
         ),
         pipeline: Some(source),
         ..Default::default()
-    }
-}
-
-/// Wait for a build to end; its outcome when the engine ran it, else its final record.
-pub(crate) async fn wait_build(
-    state: &Arc<AppState>,
-    id: &str,
-) -> (Option<localbuild_engine::Outcome>, Option<Build>) {
-    loop {
-        let handle = match state.inner().builds.get(id) {
-            Some(Live::Running(h)) => Some(h.clone()),
-            Some(Live::Queued(_)) => None,
-            None => return (None, record(state, id)),
-        };
-        if let Some(h) = handle {
-            let outcome = h.outcome().await;
-            // The server's record (restamped) once the build has left the live set.
-            return (Some(outcome), None);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Stop a build (or batch build) a pipeline started (best effort).
-pub(crate) fn stop_for_pipeline(state: &Arc<AppState>, id: &str) {
-    let mut inner = state.inner();
-    if let Some(batch) = inner.batches.get(id) {
-        batch.stop();
-        return;
-    }
-    let waiting = inner.queue.cancel(id);
-    match inner.builds.get_mut(id) {
-        Some(Live::Running(h)) => h.stop(),
-        Some(Live::Queued(q)) if !waiting => q.stop_requested = true,
-        Some(Live::Queued(q)) => {
-            let mut r = q.record.clone();
-            end_record(&mut r, Status::Stopped, None);
-            inner.builds.remove(id);
-            drop(inner);
-            keep(state, &r);
-            state.store.forget(id);
-        }
-        None => {}
     }
 }
 
@@ -953,68 +898,12 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
     })
 }
 
-/// A build the server holds in its queue: the engine's own submitted record, accepted at `at`,
-/// SUBMITTED done and QUEUED open.
-fn queued_record(
-    req: &BuildRequest,
-    uuid: &str,
-    number: u64,
-    log: &std::path::Path,
-    at: f64,
-) -> Build {
-    let dir = log
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let place = localbuild_engine::store::Place {
-        number,
-        log: log.to_path_buf(),
-        artifacts: dir.join("artifacts"),
-        reports: dir.join("reports"),
-        dir,
-    };
-    let id = format!("{}:{uuid}", req.project);
-    let mut build = localbuild_engine::new_record(req, &id, uuid, &place);
-    build.start_time = at;
-    build.current_phase = PhaseType::Queued;
-    build.logs.deep_link = String::new();
-    build.phases = queued_record_phases(at);
-    build
-}
-
-/// The engine's record with the server's acceptance time: the build started when StartBuild
-/// accepted it, SUBMITTED took no time and QUEUED lasted until the engine had it.
-pub(crate) fn restamp(build: &mut Build, at: f64) {
-    if build.start_time <= at {
-        return;
-    }
-    build.start_time = at;
-    for p in &mut build.phases {
-        match p.phase_type {
-            PhaseType::Submitted => {
-                p.start_time = at;
-                if p.end_time.is_some() {
-                    p.end_time = Some(at);
-                    p.duration_in_seconds = Some(whole_seconds(at, at));
-                }
-            }
-            PhaseType::Queued => {
-                p.start_time = at;
-                if let Some(end) = p.end_time {
-                    p.duration_in_seconds = Some(whole_seconds(at, end));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 /// A record as the API returns it.
 pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) -> Value {
     let mut b = build.clone();
     // Right after submission the engine has not begun SUBMITTED yet: answer as CodeBuild.
     if b.phases.is_empty() {
-        b.phases = queued_record_phases(b.start_time);
+        b.phases = localbuild_service::record::queued_phases(b.start_time);
         b.current_phase = PhaseType::Queued;
     }
     let mut v = serde_json::to_value(&b).unwrap_or(json!({}));
@@ -1041,13 +930,6 @@ pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) 
     v
 }
 
-fn queued_record_phases(at: f64) -> Vec<BuildPhase> {
-    vec![
-        BuildPhase::open(PhaseType::Submitted, at).closed(Status::Succeeded, at),
-        BuildPhase::open(PhaseType::Queued, at),
-    ]
-}
-
 /// The overlay document of a build.
 fn overlay_of(state: &AppState, id: &str) -> Option<Value> {
     let doc = state.history.db().get_doc(BUILD_DOC, id).ok()??;
@@ -1061,203 +943,73 @@ fn input_of(state: &AppState, id: &str) -> Option<StartBuildInput> {
     serde_json::from_value(v.get("input")?.clone()).ok()
 }
 
-/// Save a record the server made itself (a queued build's, one stopped or refused before it
-/// reached the engine). A failure is reported, never dropped: on stderr (`tracing`), and a
-/// final record is saved again until kept (`save_until_kept`), answered meanwhile from the
-/// store's unsaved records (see [`record`]).
-fn keep(state: &Arc<AppState>, record: &Build) {
-    if let Err(e) = state.history.save(record) {
-        tracing::error!(build = %record.id, "cannot save the build record: {e}");
-        if record.build_complete {
-            let store: Arc<dyn localbuild_engine::store::Store> = Arc::new(state.history.clone());
-            tokio::spawn(localbuild_engine::store::save_until_kept(
-                store,
-                record.clone(),
-            ));
-        }
-    }
-}
-
-/// The current record of a build: live from the server, else one the store could not save
-/// yet (a full disk), else from the history.
-pub(crate) fn record(state: &AppState, id: &str) -> Option<Build> {
-    let live = match state.inner().builds.get(id) {
-        Some(Live::Queued(q)) => Some(q.record.clone()),
-        Some(Live::Running(h)) => Some(state.store.restamp(&h.snapshot())),
-        None => None,
-    };
-    if live.is_some() {
-        return live;
-    }
-    if let Some(unsaved) = state.history.unsaved(id) {
-        return Some(unsaved);
-    }
-    let rows = state.history.db().get_builds(&[id.to_owned()]).ok()?;
-    serde_json::from_str(&rows.first()?.json).ok()
-}
-
-/// A build's log file, if the build exists.
-pub(crate) fn log_path(state: &AppState, id: &str) -> Option<std::path::PathBuf> {
-    let build = record(state, id)?;
-    build.logs.local_path.map(Into::into)
-}
-
 fn presented(state: &AppState, id: &str) -> Option<Value> {
-    let build = record(state, id)?;
+    let build = state.builds.record(id)?;
     Some(present(state, &build, overlay_of(state, id).as_ref()))
 }
 
-async fn start_build(
+/// A build accepted through the CodeBuild API's path: its ticket and record, and the
+/// CodeBuild fields laid over the record (`None` for a build an idempotency token named: they
+/// are in its document).
+pub(crate) struct Started {
+    pub(crate) ticket: BuildTicket,
+    pub(crate) record: Build,
+    pub(crate) overlay: Option<Value>,
+}
+
+/// Accept a build (StartBuild, RetryBuild, a pipeline's CodeBuild action): project and
+/// overrides to a request, then the build service; the input is kept as the build's document.
+pub(crate) fn accept(
+    ctx: &Ctx,
+    input: StartBuildInput,
+    retry_of: Option<&str>,
+) -> Result<Started, ApiError> {
+    let state = &ctx.state;
+    check_name(&input.project_name).map_err(|_| project_not_found(ctx, &input.project_name))?;
+    let token = input
+        .idempotency_token
+        .clone()
+        .filter(|_| retry_of.is_none());
+    if let Some(known) = token.as_deref().and_then(|t| state.builds.by_token(t)) {
+        return Ok(Started {
+            ticket: known.ticket,
+            record: known.record,
+            overlay: None,
+        });
+    }
+    let prepared = prepare(ctx, &input)?;
+    let overlay = prepared.overlay;
+    let start = StartBuild {
+        request: prepared.request,
+        project_limit: prepared.limit,
+        idempotency_token: token,
+    };
+    let accepted = state.builds.start(start, |record: &Build| {
+        let doc = json!({"input": input, "overlay": overlay, "retryOf": retry_of});
+        state
+            .history
+            .db()
+            .put_doc(BUILD_DOC, &record.id, &doc.to_string())
+            .map_err(ApiError::db)
+    })?;
+    Ok(Started {
+        ticket: accepted.ticket,
+        record: accepted.record,
+        overlay: Some(overlay),
+    })
+}
+
+fn start_build(
     ctx: &Ctx,
     input: StartBuildInput,
     retry_of: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let state = &ctx.state;
-    check_name(&input.project_name).map_err(|_| project_not_found(ctx, &input.project_name))?;
-    if let Some(token) = input
-        .idempotency_token
-        .as_deref()
-        .filter(|_| retry_of.is_none())
-    {
-        let known = {
-            let mut inner = state.inner();
-            inner
-                .tokens
-                .retain(|_, (at, _)| at.elapsed() < IDEMPOTENCY_WINDOW);
-            inner.tokens.get(token).map(|(_, id)| id.clone())
-        };
-        if let Some(build) = known.and_then(|id| presented(state, &id)) {
-            return Ok(json!({ "build": build }));
-        }
-    }
-    let prepared = prepare(ctx, &input)?;
-    if state.inner().shutting_down {
-        return Err(ApiError::Service(
-            "localbuild serve is shutting down".into(),
-        ));
-    }
-    let uuid = uuid::Uuid::new_v4().to_string();
-    let id = format!("{}:{uuid}", input.project_name);
-    let at = now();
-    let place = state
-        .store
-        .claim(&input.project_name, &id, at)
-        .map_err(|e| ApiError::Service(e.to_string()))?;
-    let record = queued_record(&prepared.request, &uuid, place.number, &place.log, at);
-    let doc = json!({"input": input, "overlay": prepared.overlay, "retryOf": retry_of});
-    state
-        .history
-        .db()
-        .put_doc(BUILD_DOC, &id, &doc.to_string())
-        .map_err(ApiError::db)?;
-    keep(state, &record);
-    let response = present(state, &record, Some(&prepared.overlay));
-    {
-        let mut inner = state.inner();
-        if let Some(token) = input
-            .idempotency_token
-            .as_deref()
-            .filter(|_| retry_of.is_none())
-        {
-            inner
-                .tokens
-                .insert(token.to_owned(), (Instant::now(), id.clone()));
-        }
-        inner.queue.push(&id, &input.project_name, prepared.limit);
-        inner.builds.insert(
-            id.clone(),
-            Live::Queued(Box::new(QueuedBuild {
-                record,
-                request: prepared.request,
-                uuid,
-                stop_requested: false,
-            })),
-        );
-    }
-    pump(state);
-    Ok(json!({ "build": response }))
-}
-
-/// Start every build the queue lets start.
-pub(crate) fn pump(state: &Arc<AppState>) {
-    let starts: Vec<(String, BuildRequest, String)> = {
-        let mut inner = state.inner();
-        if inner.shutting_down {
-            return;
-        }
-        let ids = inner.queue.admit();
-        ids.into_iter()
-            .filter_map(|id| {
-                // A batch's build: its batch submits it.
-                if let Some(waiter) = inner.slot_waiters.remove(&id) {
-                    let _ = waiter.send(());
-                    return None;
-                }
-                Some(id)
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|id| match inner.builds.get(&id) {
-                Some(Live::Queued(q)) => Some((id, q.request.clone(), q.uuid.clone())),
-                _ => None,
-            })
-            .collect()
-    };
-    for (id, request, uuid) in starts {
-        let state = state.clone();
-        tokio::spawn(async move { run_build(state, id, request, uuid).await });
-    }
-}
-
-/// Hand a build to the engine and follow it to its end.
-async fn run_build(state: Arc<AppState>, id: String, request: BuildRequest, uuid: String) {
-    match state.engine.submit_as(request, uuid).await {
-        Ok(handle) => {
-            let stop = {
-                let mut inner = state.inner();
-                let stop = matches!(inner.builds.get(&id), Some(Live::Queued(q)) if q.stop_requested)
-                    || inner.shutting_down;
-                inner
-                    .builds
-                    .insert(id.clone(), Live::Running(handle.clone()));
-                stop
-            };
-            if stop {
-                handle.stop();
-            }
-            let _ = handle.outcome().await;
-        }
-        Err(e) => {
-            // Nothing started: the build ends as a FAULT in the history.
-            let record = match state.inner().builds.get(&id) {
-                Some(Live::Queued(q)) => Some(q.record.clone()),
-                _ => None,
-            };
-            if let Some(mut r) = record {
-                end_record(&mut r, Status::Fault, Some(e.to_string()));
-                keep(&state, &r);
-            }
-        }
-    }
-    {
-        let mut inner = state.inner();
-        inner.queue.finished(&id);
-        inner.builds.remove(&id);
-    }
-    state.store.forget(&id);
-    pump(&state);
-}
-
-/// End a record that never reached the engine: QUEUED ends with `status`.
-fn end_record(r: &mut Build, status: Status, message: Option<String>) {
-    let contexts = message.map(|m| {
-        vec![localbuild_engine::record::PhaseContext::new(
-            "CLIENT_ERROR",
-            m,
-        )]
-    });
-    r.close_phase(status, contexts, now());
-    r.complete(status);
+    let started = accept(ctx, input, retry_of)?;
+    let overlay = started
+        .overlay
+        .or_else(|| overlay_of(&ctx.state, started.ticket.id()));
+    let build = present(&ctx.state, &started.record, overlay.as_ref());
+    Ok(json!({ "build": build }))
 }
 
 #[derive(Deserialize)]
@@ -1410,59 +1162,8 @@ fn build_not_found(id: &str) -> ApiError {
 async fn stop_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: IdInput = parse(body)?;
     let id = build_id(&input.id);
-    let state = &ctx.state;
-    enum Found {
-        Handle(localbuild_engine::BuildHandle),
-        Starting,
-        Stopped(Box<Build>),
-        None,
-    }
-    let found = {
-        let mut inner = state.inner();
-        let waiting = inner.queue.cancel(&id);
-        match inner.builds.get_mut(&id) {
-            Some(Live::Running(h)) => Found::Handle(h.clone()),
-            Some(Live::Queued(q)) if waiting => {
-                let mut r = q.record.clone();
-                end_record(&mut r, Status::Stopped, None);
-                inner.builds.remove(&id);
-                Found::Stopped(Box::new(r))
-            }
-            Some(Live::Queued(q)) => {
-                q.stop_requested = true;
-                Found::Starting
-            }
-            None => Found::None,
-        }
-    };
-    match found {
-        Found::Stopped(r) => {
-            keep(state, &r);
-            state.store.forget(&id);
-        }
-        Found::Handle(h) => {
-            h.stop();
-            let _ = tokio::time::timeout(STOP_WAIT, h.outcome()).await;
-        }
-        Found::Starting => {
-            let deadline = Instant::now() + STOP_WAIT;
-            while Instant::now() < deadline {
-                let running = match state.inner().builds.get(&id) {
-                    Some(Live::Running(h)) => Some(h.clone()),
-                    Some(Live::Queued(_)) => None,
-                    None => break,
-                };
-                if let Some(h) = running {
-                    h.stop();
-                    let _ = tokio::time::timeout(STOP_WAIT, h.outcome()).await;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        Found::None => {}
-    }
-    let build = presented(state, &id).ok_or_else(|| build_not_found(&id))?;
+    ctx.state.builds.stop(&id).await;
+    let build = presented(&ctx.state, &id).ok_or_else(|| build_not_found(&id))?;
     Ok(json!({ "build": build }))
 }
 
@@ -1485,7 +1186,7 @@ async fn retry_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         return Err(build_not_found(&id));
     };
     original.idempotency_token = input.idempotency_token;
-    start_build(ctx, original, Some(&id)).await
+    start_build(ctx, original, Some(&id))
 }
 
 fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
@@ -1499,7 +1200,7 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let mut not_deleted = vec![];
     let mut to_delete = vec![];
     for id in input.ids.iter().map(|i| build_id(i)) {
-        if state.inner().builds.contains_key(&id) {
+        if state.builds.is_live(&id) {
             not_deleted.push(json!({"id": id, "statusCode": "BUILD_IN_PROGRESS"}));
         } else {
             to_delete.push(id);
@@ -1519,52 +1220,6 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     json(&without_empty(
         json!({"buildsDeleted": deleted, "buildsNotDeleted": not_deleted}),
     ))
-}
-
-/// Shutdown: queued builds end STOPPED, running ones are stopped and awaited.
-pub(crate) async fn stop_all(state: &Arc<AppState>) {
-    let (queued, running) = {
-        let mut inner = state.inner();
-        inner.shutting_down = true;
-        let mut queued = vec![];
-        for id in inner.queue.waiting() {
-            inner.queue.cancel(&id);
-            if let Some(Live::Queued(q)) = inner.builds.remove(&id) {
-                queued.push(q.record);
-            }
-        }
-        let running: Vec<_> = inner
-            .builds
-            .values()
-            .filter_map(|b| match b {
-                Live::Running(h) => Some(h.clone()),
-                Live::Queued(_) => None,
-            })
-            .collect();
-        (queued, running)
-    };
-    for mut r in queued {
-        end_record(&mut r, Status::Stopped, None);
-        keep(state, &r);
-    }
-    for h in &running {
-        h.stop();
-    }
-    for h in running {
-        let _ = tokio::time::timeout(STOP_WAIT * 2, h.outcome()).await;
-    }
-    let batches = crate::batch::running(state);
-    for b in &batches {
-        b.stop();
-    }
-    for b in batches {
-        let _ = tokio::time::timeout(STOP_WAIT * 2, b.outcome()).await;
-    }
-    // Builds being handed to the engine right now stop as soon as they have a handle.
-    let deadline = Instant::now() + STOP_WAIT;
-    while Instant::now() < deadline && !state.inner().builds.is_empty() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[cfg(test)]
@@ -1587,21 +1242,6 @@ mod tests {
             buildspec_source(Some("version: 0.2")),
             BuildspecSource::Inline(_)
         ));
-    }
-
-    #[test]
-    fn queued_time_is_the_time_since_acceptance() {
-        let req = BuildRequest::new("demo", localbuild_engine::Source::None);
-        let mut b = queued_record(&req, "u", 1, std::path::Path::new("/l"), 100.0);
-        b.start_time = 130.0;
-        b.phases[0].start_time = 130.0;
-        b.phases[1].start_time = 130.0;
-        b.phases[1].end_time = Some(131.5);
-        restamp(&mut b, 100.0);
-        assert_eq!(b.start_time, 100.0);
-        assert_eq!(b.phases[0].end_time, Some(100.0));
-        assert_eq!(b.phases[1].start_time, 100.0);
-        assert_eq!(b.phases[1].duration_in_seconds, Some(31));
     }
 
     #[test]

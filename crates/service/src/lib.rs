@@ -335,10 +335,11 @@ impl BuildService {
             }
             Stopping::Starting(mut stage) => {
                 let _ = tokio::time::timeout(STOP_WAIT, async {
-                    if let Ok(s) = stage.wait_for(|s| !matches!(s, Stage::Queued)).await
-                        && let Stage::Running(h) = s.clone()
-                    {
-                        drop(s);
+                    let now = stage
+                        .wait_for(|s| !matches!(s, Stage::Queued))
+                        .await
+                        .map(|s| s.clone());
+                    if let Ok(Stage::Running(h)) = now {
                         // `run` stops it as it hands it over; this is the wait.
                         h.stop();
                         h.outcome().await;
@@ -547,12 +548,13 @@ impl BuildTicket {
     /// Wait for the build to end.
     pub async fn finished(&self) -> Option<Finished> {
         let mut stage = self.stage.clone();
-        let outcome = match stage.wait_for(|s| matches!(s, Stage::Ended(_))).await {
-            Ok(s) => match &*s {
-                Stage::Ended(o) => o.clone(),
-                _ => None,
-            },
-            Err(_) => None,
+        let ended = stage
+            .wait_for(|s| matches!(s, Stage::Ended(_)))
+            .await
+            .map(|s| s.clone());
+        let outcome = match ended {
+            Ok(Stage::Ended(o)) => o,
+            _ => None,
         };
         let record = match &outcome {
             Some(o) => o.build.clone(),
@@ -576,5 +578,21 @@ impl BuildService {
     /// Batches running now.
     pub fn running_batches(&self) -> Vec<BatchHandle> {
         self.inner().batches.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: T) {}
+
+    /// The server awaits these inside request handlers, which must be `Send`.
+    #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
+    fn futures_are_send(service: Arc<BuildService>, ticket: BuildTicket) {
+        send(service.stop("p:u"));
+        send(service.stop_all());
+        send(ticket.finished());
+        send(ticket.handle());
     }
 }

@@ -3,7 +3,9 @@
 //! over the engine's record (the build started when it was accepted, not when it left the queue).
 
 use localbuild_engine::BuildRequest;
-use localbuild_engine::record::{Build, BuildPhase, PhaseContext, PhaseType, Status, whole_seconds};
+use localbuild_engine::record::{
+    Build, BuildPhase, PhaseContext, PhaseType, Status, whole_seconds,
+};
 use localbuild_engine::store::Place;
 use std::path::Path;
 
@@ -103,6 +105,9 @@ mod tests {
         assert_eq!(b.build_status, Status::Stopped);
         let queued = &b.phases[1];
         assert_eq!(queued.phase_status, Some(Status::Stopped));
-        assert_eq!(queued.contexts.as_ref().map(|c| c[0].message.as_str()), Some("why"));
+        assert_eq!(
+            queued.contexts.as_ref().map(|c| c[0].message.as_str()),
+            Some("why")
+        );
     }
 }

@@ -530,7 +530,7 @@ pub(crate) fn builds_listing(state: &AppState, q: &BuildsQuery) -> Result<Listin
     // A running build: the live record, fresher than the last saved phase.
     for b in &mut builds {
         if !b.build_complete
-            && let Some(live) = codebuild::record(state, &b.id)
+            && let Some(live) = state.builds.record(&b.id)
         {
             *b = live;
         }
@@ -709,7 +709,7 @@ async fn build_page(
     Path(id): Path<String>,
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
-    let Some(build) = codebuild::record(&state, &id) else {
+    let Some(build) = state.builds.record(&id) else {
         return html(
             StatusCode::NOT_FOUND,
             pages::message_page(
@@ -759,7 +759,7 @@ async fn build_log(
     Path(id): Path<String>,
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
-    match codebuild::log_path(&state, &id) {
+    match state.builds.log_path(&id) {
         // Streamed from the file, never read whole.
         Some(path) => {
             let body = match tokio::fs::File::open(&path).await {
@@ -796,8 +796,11 @@ impl Tail {
             return None;
         }
         loop {
-            let complete =
-                codebuild::record(&self.state, &self.id).is_none_or(|b| b.build_complete);
+            let complete = self
+                .state
+                .builds
+                .record(&self.id)
+                .is_none_or(|b| b.build_complete);
             let mut bytes = vec![];
             if let Ok(mut f) = tokio::fs::File::open(&self.path).await
                 && f.seek(std::io::SeekFrom::Start(self.offset)).await.is_ok()
@@ -840,7 +843,7 @@ async fn build_log_events(
     Query(q): Query<TailQuery>,
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
-    let Some(path) = codebuild::log_path(&state, &id) else {
+    let Some(path) = state.builds.log_path(&id) else {
         return (StatusCode::NOT_FOUND, format!("no build {id}\n")).into_response();
     };
     // A reconnecting EventSource says where it was.
@@ -871,7 +874,9 @@ async fn artifact(
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
     let rel = std::path::Path::new(&path);
-    let file = codebuild::record(&state, &id)
+    let file = state
+        .builds
+        .record(&id)
         .and_then(|b| build_dir(&b))
         .and_then(|d| {
             localbuild_confine::Root::new(d.join("artifacts"))
