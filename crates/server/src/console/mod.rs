@@ -11,8 +11,7 @@
 //!   pipelines through [`pipeline::call`], so a page shows what `aws` would; buttons are forms
 //!   posting to `/console/action`, which maps the form to one API operation ([`action_call`])
 //!   and calls it ([`codebuild::call`], [`pipeline::call`]).
-//! * Sessions and login are [`session`]:
-//! * Sessions: with `--credentials` every page needs a login with one of the file's keys; the
+//! * Sessions ([`session`]): with `--credentials` every page needs a login with one of the file's keys; the
 //!   session cookie is HttpOnly and SameSite=Strict. Failed logins are throttled per client
 //!   address ([`throttle`]: 5 a minute, then 429). Every form carries a CSRF token (the
 //!   session's, or without credentials the server's own random one) and every `POST` must come
