@@ -10,7 +10,7 @@
 //! engine's handle (events, snapshot), [`BuildTicket::finished`] for the end. Batches go the
 //! same way ([`BuildService::start_batch`]); their builds wait in the same queue.
 //!
-//! No wire format here (no axum, serde_json, bollard, clap or rusqlite): the server maps its
+//! No wire format here (it names no axum, serde_json, bollard, clap or rusqlite): the server maps its
 //! JSON to these types and [`ServiceError`] to AWS's errors.
 
 mod batch;
