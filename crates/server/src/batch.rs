@@ -314,11 +314,6 @@ async fn start_input(
     Ok((json!({ "buildBatch": batch }), Some(handle)))
 }
 
-/// The current record of a batch: live, else from the history.
-pub(crate) fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
-    state.builds.batch_record(id)
-}
-
 fn doc_of(state: &AppState, id: &str) -> Option<Value> {
     let doc = state.history.db().get_doc(BATCH_DOC, id).ok()??;
     serde_json::from_str(&doc).ok()
@@ -340,7 +335,7 @@ fn present(batch: &BuildBatch, overlay: Option<&Value>) -> Value {
 }
 
 fn presented(state: &AppState, id: &str) -> Option<Value> {
-    let batch = record(state, id)?;
+    let batch = state.builds.batch_record(id)?;
     let doc = doc_of(state, id);
     Some(present(&batch, doc.as_ref().and_then(|d| d.get("overlay"))))
 }
@@ -473,7 +468,10 @@ pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
             .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?,
     );
     let state = &ctx.state;
-    let batch = record(state, &id).ok_or_else(|| batch_not_found(&id))?;
+    let batch = state
+        .builds
+        .batch_record(&id)
+        .ok_or_else(|| batch_not_found(&id))?;
     if !batch.complete {
         return Err(ApiError::InvalidInput(format!(
             "Build batch {id} is still in progress: only a completed batch can be retried"
@@ -518,7 +516,9 @@ pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErr
         )));
     }
     // The model gives DeleteBuildBatch no ResourceNotFoundException.
-    let batch = record(state, &id)
+    let batch = state
+        .builds
+        .batch_record(&id)
         .ok_or_else(|| ApiError::InvalidInput(batch_not_found(&id).to_string()))?;
     let builds: Vec<String> = batch
         .build_groups

@@ -757,7 +757,7 @@ async fn batches_page(
     let batches: Vec<BuildBatch> = ids
         .iter()
         .filter_map(Value::as_str)
-        .filter_map(|id| crate::batch::record(&state, id))
+        .filter_map(|id| state.builds.batch_record(id))
         .collect();
     html(
         StatusCode::OK,
@@ -777,7 +777,7 @@ async fn batch_page(
         .split_once(":build-batch/")
         .map_or(id.as_str(), |(_, i)| i)
         .to_owned();
-    let batch = crate::batch::record(&state, &id);
+    let batch = state.builds.batch_record(&id);
     match batch {
         Some(b) => html(StatusCode::OK, pages::batch(&v, &b, pipeline::now())),
         None => html(
