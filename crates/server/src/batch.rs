@@ -6,11 +6,11 @@
 //! section at once (inline, from a folder source, or `git show` of a repository source),
 //! expands it and hands it to [`Engine::submit_batch`](localbuild_engine::Engine). The
 //! project's `buildBatchConfig` (or `buildBatchConfigOverride`) gives `combineArtifacts` and
-//! `restrictions.maximumBuildsAllowed`. Each task's build waits in the server's build queue
-//! ([`QueueSlots`]) like a StartBuild build: `--max-concurrent-builds` and the project's
+//! `restrictions.maximumBuildsAllowed`. Each task's build waits in the build service's queue
+//! like a StartBuild build: `--max-concurrent-builds` and the project's
 //! `concurrentBuildLimit` count every build, batch or not.
 //!
-//! While a batch runs its [`BatchHandle`] is the truth; afterwards the history's documents of
+//! While a batch runs its [`BatchHandle`] (kept by the build service) is the truth; afterwards the history's documents of
 //! kind `build-batch` (the engine saves the record at every change). Each batch leaves a
 //! document (`codebuild.batch-input`) with its input and the CodeBuild fields laid over the
 //! record (the project's source and environment with the overrides, `serviceRole`,
@@ -33,17 +33,12 @@ use crate::protocol::parse;
 use crate::{AppState, Ctx};
 use localbuild_engine::buildspec;
 use localbuild_engine::record::{BuildBatch, Status};
-use localbuild_engine::{
-    BatchConfig, BatchError, BatchHandle, BuildRequest, BuildspecSource, RetryType, Slot, Slots,
-};
+use localbuild_engine::{BatchHandle, BuildRequest, BuildspecSource, RetryType};
+use localbuild_service::StartBatch;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::future::Future;
 use std::path::{Component, Path};
-use std::pin::Pin;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use std::time::Duration;
 
 /// The document kind holding each batch's `StartBuildBatch` input and overlay.
 const BATCH_DOC: &str = "codebuild.batch-input";
@@ -255,20 +250,12 @@ async fn start_input(
     codebuild::check_name(&input.project_name)
         .map_err(|_| project_not_found(ctx, &input.project_name))?;
     let token = input.idempotency_token.clone();
-    if let Some(token) = &token {
-        let known = {
-            let mut inner = state.inner();
-            inner
-                .batch_tokens
-                .retain(|_, (at, _)| at.elapsed() < codebuild::IDEMPOTENCY_WINDOW);
-            inner.batch_tokens.get(token).map(|(_, id)| id.clone())
-        };
-        if let Some(id) = known
-            && let Some(batch) = presented(state, &id)
-        {
-            let handle = state.inner().batches.get(&id).cloned();
-            return Ok((json!({ "buildBatch": batch }), handle));
-        }
+    if let Some(id) = token
+        .as_deref()
+        .and_then(|t| state.builds.batch_by_token(t))
+        && let Some(batch) = presented(state, &id)
+    {
+        return Ok((json!({ "buildBatch": batch }), state.builds.batch(&id)));
     }
     let prepared = codebuild::prepare(ctx, &input)?;
     let project: Value = state
@@ -280,40 +267,6 @@ async fn start_input(
         .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
     let (combine_artifacts, maximum_builds_allowed, timeout) = batch_settings(&project, &raw)?;
     let (tasks, fast_fail) = expand(&prepared.request)?;
-    if state.inner().shutting_down {
-        return Err(ApiError::Service(
-            "localbuild serve is shutting down".into(),
-        ));
-    }
-    let config = BatchConfig {
-        slots: Arc::new(QueueSlots {
-            state: Arc::downgrade(state),
-            limit: prepared.limit,
-        }),
-        fast_fail,
-        combine_artifacts,
-        maximum_builds_allowed,
-        timeout,
-    };
-    let started = match retry {
-        None => {
-            state
-                .engine
-                .submit_batch(prepared.request, tasks, config)
-                .await
-        }
-        Some(Retry { prior, kind }) => {
-            state
-                .engine
-                .retry_batch(prior, prepared.request, tasks, config, kind)
-                .await
-        }
-    };
-    let handle = started.map_err(|e| match e {
-        BatchError::Store(e) => ApiError::Service(e.to_string()),
-        e => ApiError::InvalidInput(e.to_string()),
-    })?;
-
     // What the record shows beyond the engine's: the project's settings with the overrides.
     let o = &prepared.overlay;
     let mut overlay = json!({
@@ -335,97 +288,30 @@ async fn start_input(
     {
         overlay["buildBatchConfigServiceRole"] = role.clone();
     }
-    let doc = json!({ "input": raw, "overlay": overlay });
-    state
-        .history
-        .db()
-        .put_doc(BATCH_DOC, &handle.id, &doc.to_string())
-        .map_err(ApiError::db)?;
-    {
-        let mut inner = state.inner();
-        if let Some(token) = token {
-            inner
-                .batch_tokens
-                .insert(token, (Instant::now(), handle.id.clone()));
-        }
-        inner.batches.insert(handle.id.clone(), handle.clone());
-    }
-    let watcher = (state.clone(), handle.clone());
-    tokio::spawn(async move {
-        let (state, handle) = watcher;
-        let _ = handle.outcome().await;
-        let mut inner = state.inner();
-        // A retry may already run under the same id.
-        if inner.batches.get(&handle.id).is_some_and(|h| h.is(&handle)) {
-            inner.batches.remove(&handle.id);
-        }
-    });
+    let start = StartBatch {
+        request: prepared.request,
+        tasks,
+        fast_fail,
+        combine_artifacts,
+        maximum_builds_allowed,
+        timeout,
+        project_limit: prepared.limit,
+        idempotency_token: token,
+        retry: retry.map(|r| (r.prior, r.kind)),
+    };
+    let handle = state
+        .builds
+        .start_batch(start, |handle: &BatchHandle| {
+            let doc = json!({ "input": raw, "overlay": overlay });
+            state
+                .history
+                .db()
+                .put_doc(BATCH_DOC, &handle.id, &doc.to_string())
+                .map_err(ApiError::db)
+        })
+        .await?;
     let batch = present(&handle.snapshot(), Some(&overlay));
     Ok((json!({ "buildBatch": batch }), Some(handle)))
-}
-
-/// A batch's builds wait in the server's build queue, behind and beside StartBuild's builds
-/// (`--max-concurrent-builds`, the project's `concurrentBuildLimit`).
-struct QueueSlots {
-    state: Weak<AppState>,
-    limit: Option<usize>,
-}
-
-impl Slots for QueueSlots {
-    fn acquire(&self, project: &str) -> Pin<Box<dyn Future<Output = Slot> + Send>> {
-        let Some(state) = self.state.upgrade() else {
-            return Box::pin(async { Box::new(()) as Slot });
-        };
-        // Queued now, so that tasks queue in the order they ask.
-        let id = format!("batch-task:{}", uuid::Uuid::new_v4());
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut inner = state.inner();
-            inner.queue.push(&id, project, self.limit);
-            inner.slot_waiters.insert(id.clone(), tx);
-        }
-        // From here on, dropping the guard gives the place or the slot back.
-        let guard = QueueSlot {
-            state: self.state.clone(),
-            id,
-        };
-        codebuild::pump(&state);
-        Box::pin(async move {
-            let _ = rx.await;
-            Box::new(guard) as Slot
-        })
-    }
-}
-
-/// A place in the server's queue, then a slot: dropping it frees either.
-struct QueueSlot {
-    state: Weak<AppState>,
-    id: String,
-}
-
-impl Drop for QueueSlot {
-    fn drop(&mut self) {
-        let Some(state) = self.state.upgrade() else {
-            return;
-        };
-        {
-            let mut inner = state.inner();
-            inner.slot_waiters.remove(&self.id);
-            if !inner.queue.cancel(&self.id) {
-                inner.queue.finished(&self.id);
-            }
-        }
-        codebuild::pump(&state);
-    }
-}
-
-/// The current record of a batch: live, else from the history.
-pub(crate) fn record(state: &AppState, id: &str) -> Option<BuildBatch> {
-    let live = state.inner().batches.get(id).map(BatchHandle::snapshot);
-    if live.is_some() {
-        return live;
-    }
-    state.history.batch(id).ok()?
 }
 
 fn doc_of(state: &AppState, id: &str) -> Option<Value> {
@@ -449,7 +335,7 @@ fn present(batch: &BuildBatch, overlay: Option<&Value>) -> Value {
 }
 
 fn presented(state: &AppState, id: &str) -> Option<Value> {
-    let batch = record(state, id)?;
+    let batch = state.builds.batch_record(id)?;
     let doc = doc_of(state, id);
     Some(present(&batch, doc.as_ref().and_then(|d| d.get("overlay"))))
 }
@@ -557,10 +443,9 @@ pub(crate) async fn stop_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, Ap
     let input: IdInput = parse(body)?;
     let id = batch_id(&input.id);
     let state = &ctx.state;
-    let live = state.inner().batches.get(&id).cloned();
-    if let Some(h) = live {
+    if let Some(h) = state.builds.batch(&id) {
         h.stop();
-        let _ = tokio::time::timeout(codebuild::STOP_WAIT, h.outcome()).await;
+        let _ = tokio::time::timeout(localbuild_service::STOP_WAIT, h.outcome()).await;
     }
     let batch = presented(state, &id).ok_or_else(|| batch_not_found(&id))?;
     Ok(json!({ "buildBatch": batch }))
@@ -583,7 +468,10 @@ pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
             .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?,
     );
     let state = &ctx.state;
-    let batch = record(state, &id).ok_or_else(|| batch_not_found(&id))?;
+    let batch = state
+        .builds
+        .batch_record(&id)
+        .ok_or_else(|| batch_not_found(&id))?;
     if !batch.complete {
         return Err(ApiError::InvalidInput(format!(
             "Build batch {id} is still in progress: only a completed batch can be retried"
@@ -622,13 +510,15 @@ pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErr
     let input: IdInput = parse(body)?;
     let id = batch_id(&input.id);
     let state = &ctx.state;
-    if state.inner().batches.contains_key(&id) {
+    if state.builds.batch(&id).is_some() {
         return Err(ApiError::InvalidInput(format!(
             "Build batch {id} is in progress: stop it before deleting it"
         )));
     }
     // The model gives DeleteBuildBatch no ResourceNotFoundException.
-    let batch = record(state, &id)
+    let batch = state
+        .builds
+        .batch_record(&id)
         .ok_or_else(|| ApiError::InvalidInput(batch_not_found(&id).to_string()))?;
     let builds: Vec<String> = batch
         .build_groups
@@ -656,11 +546,6 @@ pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErr
         "buildsDeleted": deleted,
         "buildsNotDeleted": not_deleted,
     })))
-}
-
-/// Every running batch (for shutdown).
-pub(crate) fn running(state: &Arc<AppState>) -> Vec<BatchHandle> {
-    state.inner().batches.values().cloned().collect()
 }
 
 #[cfg(test)]

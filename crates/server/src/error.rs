@@ -124,6 +124,18 @@ impl From<localbuild_pipeline::DeclarationError> for ApiError {
     }
 }
 
+impl From<localbuild_service::ServiceError> for ApiError {
+    fn from(e: localbuild_service::ServiceError) -> Self {
+        use localbuild_service::ServiceError as S;
+        match e {
+            // The engine refused the batch's request or its tasks: the caller's input.
+            S::Batch(localbuild_engine::BatchError::Store(e)) => ApiError::Service(e.to_string()),
+            S::Batch(e) => ApiError::InvalidInput(e.to_string()),
+            S::ShuttingDown | S::Store(_) => ApiError::Service(e.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     /// `__type` of the error body.
     pub fn aws_type(&self) -> &'static str {

@@ -4,7 +4,8 @@
 //! * [`protocol`] — AWS JSON 1.1 (`POST /`, `X-Amz-Target`), dispatch by target prefix.
 //! * [`error`] — the one mapping from typed errors to `{"__type", "message"}` and a status.
 //! * [`auth`] — SigV4 verification with `--credentials`, else open.
-//! * [`codebuild`] — projects and builds; [`queue`] — which queued build may start.
+//! * [`codebuild`] — projects and builds: CodeBuild's JSON over the build service
+//!   (`localbuild_service`: queue, idempotency tokens, live builds).
 //! * [`batch`] — batch builds (StartBuildBatch and the other `*BuildBatch*` operations).
 //! * [`aws`] — the local AWS services builds use (SSM, Secrets Manager, STS), here and on each
 //!   build's own endpoint ([`aws::endpoint`]).
@@ -17,9 +18,9 @@
 //! * [`guard`] — what every request passes first (`Host`, head and body limits) and every
 //!   answer gets (AWS error bodies, framing protection).
 //!
-//! The server owns the engine's store ([`ServerStore`], a thin layer over the history) so that
-//! a build has its id and number the moment `StartBuild` answers, even while it waits in the
-//! queue. This crate is the only one that depends on axum.
+//! Builds go through one [`BuildService`] (its own crate), which gives a build its id and
+//! number the moment `StartBuild` answers, even while it waits in the queue. This crate is
+//! the only one that depends on axum.
 
 pub mod auth;
 pub mod aws;
@@ -32,7 +33,6 @@ pub mod guard;
 pub mod logs;
 pub mod pipeline;
 pub mod protocol;
-pub mod queue;
 pub mod tags;
 
 use axum::Router;
@@ -43,19 +43,13 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use error::ApiError;
-use localbuild_engine::record::Build;
-use localbuild_engine::record::BuildBatch;
 use localbuild_engine::runtime::Runtime;
 use localbuild_engine::secrets::SecretsFile;
-use localbuild_engine::store::{BatchPlace, Place, Store, StoreError};
-use localbuild_engine::{BatchHandle, BuildHandle, BuildRequest, Engine};
+use localbuild_service::BuildService;
 use localbuild_sigv4::Credentials;
 use localbuild_store::HistoryStore;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::Arc;
 
 /// The default port: next to LocalStack's 4566 range without clashing with it.
 pub const DEFAULT_PORT: u16 = 4599;
@@ -97,108 +91,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The engine's store, as the server uses it: numbers are claimed when a build is accepted
-/// (the engine then gets that place), and a queued build's record keeps its real SUBMITTED
-/// time and QUEUED duration.
-pub struct ServerStore {
-    history: HistoryStore,
-    claimed: Mutex<HashMap<String, Place>>,
-    accepted_at: Mutex<HashMap<String, f64>>,
-}
-
-impl ServerStore {
-    fn new(history: HistoryStore) -> ServerStore {
-        ServerStore {
-            history,
-            claimed: Mutex::default(),
-            accepted_at: Mutex::default(),
-        }
-    }
-
-    /// Claim the build's number and folder now; the engine gets this place later.
-    pub fn claim(&self, project: &str, id: &str, at: f64) -> Result<Place, StoreError> {
-        let place = self.history.create(project, id)?;
-        lock(&self.claimed).insert(id.to_owned(), place.clone());
-        lock(&self.accepted_at).insert(id.to_owned(), at);
-        Ok(place)
-    }
-
-    /// The record with the time the server accepted the build.
-    pub fn restamp(&self, build: &Build) -> Build {
-        let mut build = build.clone();
-        if let Some(at) = lock(&self.accepted_at).get(&build.id) {
-            codebuild::restamp(&mut build, *at);
-        }
-        build
-    }
-
-    /// The build is over: forget its bookkeeping.
-    pub fn forget(&self, id: &str) {
-        lock(&self.claimed).remove(id);
-        lock(&self.accepted_at).remove(id);
-    }
-}
-
-impl Store for ServerStore {
-    fn create(&self, project: &str, build_id: &str) -> Result<Place, StoreError> {
-        match lock(&self.claimed).remove(build_id) {
-            Some(place) => Ok(place),
-            None => self.history.create(project, build_id),
-        }
-    }
-
-    fn save(&self, build: &Build) -> Result<(), StoreError> {
-        self.history.save(&self.restamp(build))
-    }
-
-    fn cache_dir(&self, project: &str) -> PathBuf {
-        self.history.cache_dir(project)
-    }
-
-    fn create_batch(&self, project: &str, batch_id: &str) -> Result<BatchPlace, StoreError> {
-        self.history.create_batch(project, batch_id)
-    }
-
-    fn reopen_batch(&self, project: &str, number: u64) -> Result<BatchPlace, StoreError> {
-        self.history.reopen_batch(project, number)
-    }
-
-    fn save_batch(&self, batch: &BuildBatch) -> Result<(), StoreError> {
-        self.history.save_batch(batch)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A build the server is responsible for right now.
-pub(crate) enum Live {
-    /// Accepted, not yet handed to the engine.
-    Queued(Box<QueuedBuild>),
-    Running(BuildHandle),
-}
-
-pub(crate) struct QueuedBuild {
-    pub record: Build,
-    pub request: BuildRequest,
-    pub uuid: String,
-    /// StopBuild arrived while the build was being handed to the engine.
-    pub stop_requested: bool,
-}
-
-pub(crate) struct Inner {
-    pub queue: queue::Queue,
-    pub builds: HashMap<String, Live>,
-    /// idempotencyToken → (when, build id).
-    pub tokens: HashMap<String, (Instant, String)>,
-    /// Batches running now, by batch id.
-    pub batches: HashMap<String, BatchHandle>,
-    /// StartBuildBatch's idempotencyToken → (when, batch id).
-    pub batch_tokens: HashMap<String, (Instant, String)>,
-    /// Batch builds waiting in `queue` for a slot: told when they have one.
-    pub slot_waiters: HashMap<String, tokio::sync::oneshot::Sender<()>>,
-    pub shutting_down: bool,
 }
 
 /// The server's state, shared by every request.
@@ -208,25 +102,18 @@ pub struct AppState {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) secrets: SecretsFile,
     pub(crate) region: String,
-    pub(crate) engine: Engine,
+    /// Queue, idempotency tokens, live builds and batches.
+    pub(crate) builds: Arc<BuildService>,
     pub(crate) history: HistoryStore,
-    pub(crate) store: Arc<ServerStore>,
     pub(crate) roots: localbuild_sources::Roots,
-    pub(crate) inner: Mutex<Inner>,
     pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) pipelines: pipeline::Live,
+    pub(crate) pipelines: pipeline::RunningExecutions,
     /// The console's sessions and CSRF tokens.
     pub(crate) console: console::Sessions,
     /// The local AWS services (SSM, Secrets Manager, STS), here and on builds' endpoints.
     pub(crate) aws: Arc<aws::Aws>,
     /// ECS services: one change at a time.
     pub(crate) ecs: ecs::services::Ecs,
-}
-
-impl AppState {
-    pub(crate) fn inner(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.inner)
-    }
 }
 
 /// One call's context: the shared state and the region its ARNs use.
@@ -252,9 +139,12 @@ impl Server {
                 source,
             })?;
         let addr = listener.local_addr()?;
-        let store = Arc::new(ServerStore::new(config.history.clone()));
         let runtime = config.runtime.clone();
-        let engine = Engine::new(config.runtime, store.clone());
+        let builds = BuildService::new(
+            config.runtime,
+            config.history.clone(),
+            config.max_concurrent_builds,
+        );
         let aws = Arc::new(aws::Aws {
             s3: localbuild_aws::s3::S3::new(
                 config.roots.s3_root.clone(),
@@ -279,20 +169,10 @@ impl Server {
             allowed_hosts: config.allowed_hosts,
             secrets: config.secrets,
             region: config.region,
-            engine,
+            builds,
             history: config.history,
-            store,
-            inner: Mutex::new(Inner {
-                queue: queue::Queue::new(config.max_concurrent_builds),
-                builds: HashMap::new(),
-                tokens: HashMap::new(),
-                batches: HashMap::new(),
-                batch_tokens: HashMap::new(),
-                slot_waiters: HashMap::new(),
-                shutting_down: false,
-            }),
             runtime,
-            pipelines: pipeline::Live::default(),
+            pipelines: pipeline::RunningExecutions::default(),
             console: console::Sessions::default(),
             ecs: ecs::services::Ecs::default(),
         });
@@ -334,7 +214,7 @@ impl Server {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
-            codebuild::stop_all(&state).await;
+            state.builds.stop_all().await;
         })
         .await?;
         Ok(())

@@ -12,7 +12,7 @@
 
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
-use crate::{AppState, Ctx, codebuild};
+use crate::{AppState, Ctx};
 use localbuild_engine::ACCOUNT_ID;
 use localbuild_engine::logindex::{Entry, LogIndex};
 use localbuild_engine::record::Build;
@@ -126,7 +126,9 @@ fn existing_group(state: &AppState, group: &str) -> Result<String, ApiError> {
 
 /// A stream's build.
 fn stream_build(state: &AppState, project: &str, stream: &str) -> Result<Build, ApiError> {
-    codebuild::record(state, &format!("{project}:{stream}"))
+    state
+        .builds
+        .record(&format!("{project}:{stream}"))
         .ok_or_else(|| ApiError::ResourceNotFound(NO_STREAM.into()))
 }
 
@@ -464,7 +466,7 @@ fn describe_log_groups(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         if groups.iter().any(|(p, _)| p == project) {
             continue;
         }
-        let start = codebuild::record(state, id).map_or(0.0, |b| b.start_time);
+        let start = state.builds.record(id).map_or(0.0, |b| b.start_time);
         groups.push((project.to_owned(), start));
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));

@@ -6,10 +6,12 @@
 //!   `/builds/{id}/log` (the raw log), `/builds/{id}/log/events` (the log's new lines as
 //!   Server-Sent Events while the build runs), `/builds/{id}/artifacts/{path}` (downloads),
 //!   `/projects`, `/batches`, `/batches/{id}`, `/pipelines`, `/pipelines/{name}`.
-//! * Data comes from the same functions the API answers with ([`codebuild::call`],
-//!   [`pipeline::call`]), so a page shows what `aws` would; buttons are forms posting to
-//!   `/console/action`, which maps the form to one API operation ([`action_call`]) and calls it.
-//! * Sessions: with `--credentials` every page needs a login with one of the file's keys; the
+//! * Data comes from where the API's answers come from: a build's record from the build
+//!   service (`localbuild_service`: live, else the history), lists from the history,
+//!   pipelines through [`pipeline::call`], so a page shows what `aws` would; buttons are forms
+//!   posting to `/console/action`, which maps the form to one API operation ([`action_call`])
+//!   and calls it ([`codebuild::call`], [`pipeline::call`]).
+//! * Sessions ([`session`]): with `--credentials` every page needs a login with one of the file's keys; the
 //!   session cookie is HttpOnly and SameSite=Strict. Failed logins are throttled per client
 //!   address ([`throttle`]: 5 a minute, then 429). Every form carries a CSRF token (the
 //!   session's, or without credentials the server's own random one) and every `POST` must come
@@ -21,12 +23,17 @@
 
 pub mod ansi;
 pub mod pages;
+mod session;
 pub mod throttle;
 
+pub(crate) use session::Sessions;
+pub use session::same_origin;
+use session::{local_path, login, login_page, login_redirect, logout, same_secret, viewer};
+
 use crate::error::ApiError;
-use crate::{AppState, Ctx, codebuild, lock, pipeline};
+use crate::{AppState, Ctx, codebuild, pipeline};
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -34,14 +41,13 @@ use axum::routing::{get, post};
 use localbuild_engine::images::{ImageTracker, PhaseImages};
 use localbuild_engine::logindex::LogIndex;
 use localbuild_engine::record::{Build, BuildBatch, PhaseType};
-use pages::{Listing, Viewer};
+use pages::Listing;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Builds per page of `/builds`.
@@ -108,101 +114,6 @@ pub(crate) fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
-// ---------------------------------------------------------------------------------------
-// Sessions, login and CSRF
-
-/// The console's logged-in sessions and the token of its forms without credentials.
-pub(crate) struct Sessions {
-    anonymous_csrf: String,
-    map: Mutex<HashMap<String, Session>>,
-    logins: Mutex<throttle::LoginThrottle>,
-}
-
-struct Session {
-    user: String,
-    csrf: String,
-    created: Instant,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Sessions {
-            anonymous_csrf: random_token(),
-            map: Mutex::default(),
-            logins: Mutex::default(),
-        }
-    }
-}
-
-fn random_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
-/// Who is looking: `None` when a login is needed first.
-fn viewer(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
-    if state.credentials.is_none() {
-        return Some(Viewer {
-            user: None,
-            csrf: state.console.anonymous_csrf.clone(),
-        });
-    }
-    let token = cookie_value(headers, COOKIE)?;
-    let mut map = lock(&state.console.map);
-    map.retain(|_, s| s.created.elapsed() < SESSION_TTL);
-    map.get(&token).map(|s| Viewer {
-        user: Some(s.user.clone()),
-        csrf: s.csrf.clone(),
-    })
-}
-
-/// Equal strings, compared in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-}
-
-/// A `POST` from a page of this server: not cross-site by `Sec-Fetch-Site`, and an `Origin`
-/// (when sent) naming this host.
-pub fn same_origin(headers: &HeaderMap) -> bool {
-    let get = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
-    if let Some(site) = get(header::HeaderName::from_static("sec-fetch-site"))
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
-    }
-    match (get(header::ORIGIN), get(header::HOST)) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => origin == format!("http://{host}"),
-        (Some(_), None) => false,
-    }
-}
-
-/// A local path to go back to (never another site).
-fn local_path(p: Option<&str>) -> String {
-    match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/builds".to_owned(),
-    }
-}
-
-fn login_redirect(uri: &str) -> Response {
-    Redirect::to(&format!("/login?next={}", encode(uri))).into_response()
-}
-
 fn html(status: StatusCode, markup: maud::Markup) -> Response {
     (
         status,
@@ -220,109 +131,6 @@ fn forbidden(message: &str) -> Response {
         StatusCode::FORBIDDEN,
         pages::message_page(None, "Forbidden", message),
     )
-}
-
-#[derive(Deserialize)]
-struct NextQuery {
-    next: Option<String>,
-}
-
-async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<NextQuery>) -> Response {
-    let next = local_path(q.next.as_deref());
-    if state.credentials.is_none() {
-        return Redirect::to(&next).into_response();
-    }
-    html(StatusCode::OK, pages::login(&next, None))
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    access_key_id: String,
-    secret_access_key: String,
-    next: Option<String>,
-}
-
-async fn login(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let next = local_path(form.next.as_deref());
-    let Some(creds) = &state.credentials else {
-        return Redirect::to(&next).into_response();
-    };
-    if !same_origin(&headers) {
-        return forbidden("This form was posted from another site.");
-    }
-    let who = peer.ip();
-    let now = Instant::now();
-    if let Some(wait) = lock(&state.console.logins).check(who, now) {
-        let secs = wait.as_secs().max(1);
-        let message = format!(
-            "Too many failed logins from {who}: {} in the last minute. Try again in {secs} s.",
-            throttle::MAX_FAILURES
-        );
-        let mut response = html(
-            StatusCode::TOO_MANY_REQUESTS,
-            pages::login(&next, Some(&message)),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-        return response;
-    }
-    let ok = creds
-        .secret(form.access_key_id.trim())
-        .is_some_and(|s| same_secret(s, form.secret_access_key.trim()));
-    if !ok {
-        lock(&state.console.logins).failed(who, now);
-        return html(
-            StatusCode::UNAUTHORIZED,
-            pages::login(&next, Some("Unknown access key id or wrong secret.")),
-        );
-    }
-    lock(&state.console.logins).succeeded(who);
-    let token = random_token();
-    lock(&state.console.map).insert(
-        token.clone(),
-        Session {
-            user: form.access_key_id.trim().to_owned(),
-            csrf: random_token(),
-            created: Instant::now(),
-        },
-    );
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (
-                header::SET_COOKIE,
-                format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"),
-            ),
-            (header::LOCATION, next),
-        ],
-    )
-        .into_response()
-}
-
-async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !same_origin(&headers) {
-        return forbidden("This form was posted from another site.");
-    }
-    if let Some(token) = cookie_value(&headers, COOKIE) {
-        lock(&state.console.map).remove(&token);
-    }
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (
-                header::SET_COOKIE,
-                format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-            ),
-            (header::LOCATION, "/login".to_owned()),
-        ],
-    )
-        .into_response()
 }
 
 /// The viewer, or the response that sends them to the login page.
@@ -532,7 +340,7 @@ pub(crate) fn builds_listing(state: &AppState, q: &BuildsQuery) -> Result<Listin
     // A running build: the live record, fresher than the last saved phase.
     for b in &mut builds {
         if !b.build_complete
-            && let Some(live) = codebuild::record(state, &b.id)
+            && let Some(live) = state.builds.record(&b.id)
         {
             *b = live;
         }
@@ -711,7 +519,7 @@ async fn build_page(
     Path(id): Path<String>,
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
-    let Some(build) = codebuild::record(&state, &id) else {
+    let Some(build) = state.builds.record(&id) else {
         return html(
             StatusCode::NOT_FOUND,
             pages::message_page(
@@ -761,7 +569,7 @@ async fn build_log(
     Path(id): Path<String>,
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
-    match codebuild::log_path(&state, &id) {
+    match state.builds.log_path(&id) {
         // Streamed from the file, never read whole.
         Some(path) => {
             let body = match tokio::fs::File::open(&path).await {
@@ -798,8 +606,11 @@ impl Tail {
             return None;
         }
         loop {
-            let complete =
-                codebuild::record(&self.state, &self.id).is_none_or(|b| b.build_complete);
+            let complete = self
+                .state
+                .builds
+                .record(&self.id)
+                .is_none_or(|b| b.build_complete);
             let mut bytes = vec![];
             if let Ok(mut f) = tokio::fs::File::open(&self.path).await
                 && f.seek(std::io::SeekFrom::Start(self.offset)).await.is_ok()
@@ -842,7 +653,7 @@ async fn build_log_events(
     Query(q): Query<TailQuery>,
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
-    let Some(path) = codebuild::log_path(&state, &id) else {
+    let Some(path) = state.builds.log_path(&id) else {
         return (StatusCode::NOT_FOUND, format!("no build {id}\n")).into_response();
     };
     // A reconnecting EventSource says where it was.
@@ -873,7 +684,9 @@ async fn artifact(
 ) -> Response {
     viewer_or_login!(state, headers, uri.to_string());
     let rel = std::path::Path::new(&path);
-    let file = codebuild::record(&state, &id)
+    let file = state
+        .builds
+        .record(&id)
         .and_then(|b| build_dir(&b))
         .and_then(|d| {
             localbuild_confine::Root::new(d.join("artifacts"))
@@ -957,7 +770,7 @@ async fn batches_page(
     let batches: Vec<BuildBatch> = ids
         .iter()
         .filter_map(Value::as_str)
-        .filter_map(|id| crate::batch::record(&state, id))
+        .filter_map(|id| state.builds.batch_record(id))
         .collect();
     html(
         StatusCode::OK,
@@ -977,7 +790,7 @@ async fn batch_page(
         .split_once(":build-batch/")
         .map_or(id.as_str(), |(_, i)| i)
         .to_owned();
-    let batch = crate::batch::record(&state, &id);
+    let batch = state.builds.batch_record(&id);
     match batch {
         Some(b) => html(StatusCode::OK, pages::batch(&v, &b, pipeline::now())),
         None => html(

@@ -40,7 +40,7 @@ pub(crate) const TRANSITION_DOC: &str = "codepipeline.transition";
 
 /// Executions running in this server: execution id → (pipeline, the executor's inbox).
 #[derive(Default)]
-pub(crate) struct Live {
+pub(crate) struct RunningExecutions {
     pub execs: Mutex<HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>>,
     /// QUEUED pipelines: one execution at a time, in order of start.
     turns: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
@@ -49,7 +49,7 @@ pub(crate) struct Live {
     pub declared: tokio::sync::Notify,
 }
 
-impl Live {
+impl RunningExecutions {
     /// The lock a QUEUED execution of `pipeline` holds while it runs.
     pub fn turn(&self, pipeline: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         self.turns

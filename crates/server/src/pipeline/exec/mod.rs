@@ -649,7 +649,7 @@ async fn run(
                 // are stopped: nothing local outlives an abandoned action).
                 if abandon {
                     for id in builds.values() {
-                        codebuild::stop_for_pipeline(&ctx.state, id);
+                        ctx.state.builds.stop_soon(id);
                     }
                     for (_, t) in tasks.drain() {
                         t.abort();

@@ -270,7 +270,7 @@ pub(crate) async fn watch(state: Arc<AppState>) {
             notices.changed(&state.pipelines.declared).await;
         }
         first = false;
-        if state.inner().shutting_down {
+        if state.builds.shutting_down() {
             return;
         }
         let st = state.clone();

@@ -1,7 +1,8 @@
 //! Build / Test `CodeBuild`: a build (or, with `BatchEnabled`, a batch) of `ProjectName` through
-//! the StartBuild path, its input artifacts as sources, its artifacts stored as output artifacts.
+//! the StartBuild path into the build service, awaited on its ticket (no polling), its input artifacts as sources, its artifacts stored as output artifacts.
 
 use super::super::*;
+use localbuild_engine::record::Status;
 
 impl Job {
     pub(crate) async fn build(self) -> ActionResult {
@@ -80,8 +81,8 @@ impl Job {
             // `tmp` (the unpacked input) lives until the batch has ended.
             return self.batch_build(input, combine).await;
         }
-        let id = match codebuild::start_for_pipeline(&self.ctx, &project, source, env).await {
-            Ok(id) => id,
+        let ticket = match codebuild::start_for_pipeline(&self.ctx, &project, source, env) {
+            Ok(t) => t,
             Err(e) => {
                 return ActionResult::failed(
                     "JobFailed",
@@ -93,38 +94,35 @@ impl Job {
                 );
             }
         };
+        let id = ticket.id().to_owned();
         let _ = self.tx.send(Msg::Build(self.at, id.clone()));
-        let (outcome, record) = codebuild::wait_build(&self.ctx.state, &id).await;
-        let build = match (&outcome, record) {
-            (Some(o), _) => o.build.clone(),
-            (None, Some(r)) => r,
-            (None, None) => {
-                return ActionResult::failed("JobFailed", format!("Build {id} vanished"));
-            }
+        let Some(finished) = ticket.finished().await else {
+            return ActionResult::failed("JobFailed", format!("Build {id} vanished"));
         };
-        let v = serde_json::to_value(&build).unwrap_or_default();
-        let status = v["buildStatus"].as_str().unwrap_or("FAILED").to_owned();
+        let (build, outcome) = (finished.record, finished.outcome);
         let url = crate::console::build_url(self.ctx.state.addr, &id);
         let mut result = ActionResult {
             external_id: Some(id.clone()),
             external_url: Some(url),
             ..Default::default()
         };
-        if status != "SUCCEEDED" {
-            let mut message = format!("Build terminated with state: {status}");
-            if let Some(p) = v["phases"].as_array().into_iter().flatten().find(|p| {
+        if build.build_status != Status::Succeeded {
+            let mut message = format!(
+                "Build terminated with state: {}",
+                build.build_status.as_str()
+            );
+            if let Some(p) = build.phases.iter().find(|p| {
                 matches!(
-                    p["phaseStatus"].as_str(),
-                    Some("FAILED" | "FAULT" | "TIMED_OUT" | "STOPPED")
+                    p.phase_status,
+                    Some(Status::Failed | Status::Fault | Status::TimedOut | Status::Stopped)
                 )
             }) {
-                let ctx = p["contexts"].get(0);
+                let ctx = p.contexts.iter().flatten().next();
                 message.push_str(&format!(
                     ". Phase: {}, Code: {}, Message: {}",
-                    p["phaseType"].as_str().unwrap_or_default(),
-                    ctx.and_then(|c| c["statusCode"].as_str())
-                        .unwrap_or_default(),
-                    ctx.and_then(|c| c["message"].as_str()).unwrap_or_default()
+                    p.phase_type.as_str(),
+                    ctx.map(|c| c.status_code.as_str()).unwrap_or_default(),
+                    ctx.map(|c| c.message.as_str()).unwrap_or_default()
                 ));
             }
             result.summary = Some(message.clone());
@@ -207,12 +205,7 @@ impl Job {
         let id = handle.id.clone();
         let _ = self.tx.send(Msg::Build(self.at, id.clone()));
         let outcome = handle.outcome().await;
-        let name = |st: localbuild_engine::record::Status| {
-            serde_json::to_value(st)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "FAILED".into())
-        };
+        let name = |st: Status| st.as_str();
         let status = name(outcome.batch.build_batch_status);
         let mut result = ActionResult {
             external_id: Some(id.clone()),
@@ -224,9 +217,11 @@ impl Job {
         };
         if status != "SUCCEEDED" {
             let mut message = format!("Build batch terminated with state: {status}");
-            if let Some(t) = outcome.tasks.iter().find(|t| {
-                !t.ignore_failure && t.status != localbuild_engine::record::Status::Succeeded
-            }) {
+            if let Some(t) = outcome
+                .tasks
+                .iter()
+                .find(|t| !t.ignore_failure && t.status != Status::Succeeded)
+            {
                 message.push_str(&format!(
                     ". Build: {}, Status: {}",
                     t.identifier,

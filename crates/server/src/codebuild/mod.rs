@@ -1,0 +1,539 @@
+//! CodeBuild's JSON API: the wire layer over the history database and the build service
+//! (`localbuild_service`).
+//!
+//! Projects ([`projects`]) are kept as CodeBuild's `Project` JSON: the object as the client
+//! sent it (unknown but valid fields are echoed back) with the computed fields laid over it.
+//! [`start`] turns a project and StartBuild's overrides into the engine's request and hands it
+//! to the build service, which accepts it (number claimed, recorded QUEUED), queues it and
+//! answers for it while it is live; afterwards the database does. Every build leaves a document (`codebuild.build-input`) with the
+//! `StartBuild` input and the CodeBuild fields the engine's record does not carry (the
+//! project's source and environment, `serviceRole`, `sourceVersion`), laid over the record in
+//! every response by [`present`], which also drops localbuild's `logs.localPath` and points
+//! `logs.deepLink` at this server.
+
+use crate::error::ApiError;
+use crate::protocol::{json, parse, unknown};
+use crate::{AppState, Ctx};
+use localbuild_engine::record::{Build, PhaseType};
+use localbuild_engine::request::check_project_name;
+use localbuild_engine::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE};
+use localbuild_service::{BuildTicket, StartBuild};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The document kind holding each build's `StartBuild` input and overlay.
+pub(crate) const BUILD_DOC: &str = "codebuild.build-input";
+
+mod projects;
+mod start;
+
+use projects::{batch_get_projects, create_project, delete_project, list_projects, update_project};
+pub use start::buildspec_source;
+use start::start_build;
+pub(crate) use start::{
+    PipelineSource, StartBuildInput, pipeline_input, prepare, start_for_pipeline,
+};
+
+/// Run one CodeBuild operation.
+pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match op {
+        "CreateProject" => create_project(ctx, body),
+        "UpdateProject" => update_project(ctx, body),
+        "DeleteProject" => delete_project(ctx, body),
+        "BatchGetProjects" => batch_get_projects(ctx, body),
+        "ListProjects" => list_projects(ctx, body),
+        "StartBuild" => start_build(ctx, parse(body)?, None),
+        "BatchGetBuilds" => batch_get_builds(ctx, body),
+        "ListBuilds" => list_builds(ctx, body, false),
+        "ListBuildsForProject" => list_builds(ctx, body, true),
+        "StopBuild" => stop_build(ctx, body).await,
+        "RetryBuild" => retry_build(ctx, body).await,
+        "BatchDeleteBuilds" => batch_delete_builds(ctx, body),
+        "StartBuildBatch" => crate::batch::start_build_batch(ctx, body).await,
+        "BatchGetBuildBatches" => crate::batch::batch_get_build_batches(ctx, body),
+        "ListBuildBatches" => crate::batch::list_build_batches(ctx, body, false),
+        "ListBuildBatchesForProject" => crate::batch::list_build_batches(ctx, body, true),
+        "StopBuildBatch" => crate::batch::stop_build_batch(ctx, body).await,
+        "RetryBuildBatch" => crate::batch::retry_build_batch(ctx, body).await,
+        "DeleteBuildBatch" => crate::batch::delete_build_batch(ctx, body),
+        _ => Err(unknown(crate::protocol::CODEBUILD, op)),
+    }
+}
+
+/// The model gives these id lists a minimum of one item: an empty one is left out.
+pub(crate) fn without_empty(mut v: Value) -> Value {
+    if let Some(map) = v.as_object_mut() {
+        map.retain(|_, x| x.as_array().is_none_or(|a| !a.is_empty()));
+    }
+    v
+}
+
+pub(crate) fn project_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:codebuild:{region}:{ACCOUNT_ID}:project/{name}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Projects
+
+/// `ProjectSource` as far as localbuild reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProjectSource {
+    #[serde(rename = "type")]
+    kind: String,
+    location: Option<String>,
+    buildspec: Option<String>,
+    git_clone_depth: Option<u32>,
+    source_identifier: Option<String>,
+}
+
+/// `EnvironmentVariable`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvVar {
+    name: String,
+    value: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+}
+
+/// `ProjectEnvironment` as far as localbuild reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ProjectEnvironment {
+    image: String,
+    environment_variables: Vec<EnvVar>,
+    privileged_mode: Option<bool>,
+    image_pull_credentials_type: Option<String>,
+}
+
+/// A project as stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredProject {
+    #[serde(default)]
+    source: ProjectSource,
+    #[serde(default)]
+    environment: ProjectEnvironment,
+    timeout_in_minutes: Option<u64>,
+    concurrent_build_limit: Option<i64>,
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.len() > 150 || check_project_name(name).is_err() {
+        return Err(ApiError::InvalidInput(format!(
+            "Invalid project name: {name}. The name must be 2 to 150 characters: letters, digits, - and _, starting with a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
+fn check_source_type(kind: &str) -> Result<(), ApiError> {
+    const TYPES: [&str; 9] = [
+        "CODECOMMIT",
+        "CODEPIPELINE",
+        "GITHUB",
+        "GITLAB",
+        "GITLAB_SELF_MANAGED",
+        "S3",
+        "BITBUCKET",
+        "GITHUB_ENTERPRISE",
+        "NO_SOURCE",
+    ];
+    if TYPES.contains(&kind) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidInput(format!(
+            "Invalid source type: {kind}"
+        )))
+    }
+}
+
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match parse::<Value>(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::Serialization(
+            "Invalid request body: expected a JSON object".into(),
+        )),
+    }
+}
+
+pub(crate) fn sort_descending(order: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match order {
+        None => Ok(default),
+        Some("ASCENDING") => Ok(false),
+        Some("DESCENDING") => Ok(true),
+        Some(o) => Err(ApiError::InvalidInput(format!(
+            "Invalid sortOrder: {o}. Valid values: ASCENDING, DESCENDING"
+        ))),
+    }
+}
+
+pub(crate) fn project_not_found(ctx: &Ctx, name: &str) -> ApiError {
+    ApiError::ResourceNotFound(format!(
+        "Project cannot be found: {}",
+        project_arn(&ctx.region, name)
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Builds
+
+/// A record as the API returns it.
+pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) -> Value {
+    let mut b = build.clone();
+    // Right after submission the engine has not begun SUBMITTED yet: answer as CodeBuild.
+    if b.phases.is_empty() {
+        b.phases = localbuild_service::record::queued_phases(b.start_time);
+        b.current_phase = PhaseType::Queued;
+    }
+    let mut v = serde_json::to_value(&b).unwrap_or(json!({}));
+    if let Some(Value::Object(o)) = overlay {
+        for (k, val) in o {
+            v[k] = val.clone();
+        }
+    }
+    if let Some(Value::Object(logs)) = v.get_mut("logs") {
+        logs.remove("localPath");
+        logs.insert(
+            "deepLink".into(),
+            json!(crate::console::build_url(state.addr, &build.id)),
+        );
+        let region = build.arn.split(':').nth(3).unwrap_or("us-east-1");
+        logs.insert(
+            "cloudWatchLogsArn".into(),
+            json!(format!(
+                "arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{}:log-stream:{}",
+                build.logs.group_name, build.logs.stream_name
+            )),
+        );
+    }
+    v
+}
+
+/// The overlay document of a build.
+fn overlay_of(state: &AppState, id: &str) -> Option<Value> {
+    let doc = state.history.db().get_doc(BUILD_DOC, id).ok()??;
+    let v: Value = serde_json::from_str(&doc).ok()?;
+    v.get("overlay").cloned()
+}
+
+fn input_of(state: &AppState, id: &str) -> Option<StartBuildInput> {
+    let doc = state.history.db().get_doc(BUILD_DOC, id).ok()??;
+    let v: Value = serde_json::from_str(&doc).ok()?;
+    serde_json::from_value(v.get("input")?.clone()).ok()
+}
+
+fn presented(state: &AppState, id: &str) -> Option<Value> {
+    let build = state.builds.record(id)?;
+    Some(present(state, &build, overlay_of(state, id).as_ref()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdsInput {
+    pub(crate) ids: Vec<String>,
+}
+
+fn batch_get_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: IdsInput = parse(body)?;
+    if input.ids.is_empty() {
+        return Err(ApiError::InvalidInput(
+            "The input build ID list cannot be empty.".into(),
+        ));
+    }
+    if input.ids.len() > 100 {
+        return Err(ApiError::InvalidInput(format!(
+            "Invalid ids: {} build IDs given, at most 100 are allowed",
+            input.ids.len()
+        )));
+    }
+    let ids = input
+        .ids
+        .iter()
+        .map(|id| checked_id(id, "build"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut builds = vec![];
+    let mut not_found = vec![];
+    for id in ids {
+        match presented(&ctx.state, &id) {
+            Some(b) => builds.push(b),
+            None => not_found.push(id),
+        }
+    }
+    Ok(without_empty(
+        json!({"builds": builds, "buildsNotFound": not_found}),
+    ))
+}
+
+/// A build (`kind` `build`) or batch build (`build-batch`) id given to a Batch* operation,
+/// as `PROJECT:ID` or its ARN `arn:PARTITION:codebuild:REGION:ACCOUNT:KIND/PROJECT:ID`: the
+/// id, or CodeBuild's `InvalidInputException` for a malformed one (an unknown well-formed id is
+/// "not found", not an error).
+pub(crate) fn checked_id(given: &str, kind: &str) -> Result<String, ApiError> {
+    let what = if kind == "build" {
+        "build"
+    } else {
+        "build batch"
+    };
+    let invalid = || {
+        ApiError::InvalidInput(format!(
+            "Invalid {what} ID provided: {given:?} in ids: expected PROJECT:ID or a {what} ARN (arn:aws:codebuild:REGION:ACCOUNT:{kind}/PROJECT:ID)"
+        ))
+    };
+    let id = if given.starts_with("arn:") {
+        let parts: Vec<&str> = given.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "codebuild", region, account, resource]
+                if !partition.is_empty() && !region.is_empty() && !account.is_empty() =>
+            {
+                resource
+                    .strip_prefix(kind)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .ok_or_else(invalid)?
+            }
+            _ => return Err(invalid()),
+        }
+    } else {
+        given
+    };
+    let (project, suffix) = id.split_once(':').ok_or_else(invalid)?;
+    let suffix_ok = !suffix.is_empty()
+        && suffix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if check_project_name(project).is_err() || !suffix_ok {
+        return Err(invalid());
+    }
+    Ok(id.to_owned())
+}
+
+/// A build id, also given as its ARN.
+fn build_id(id: &str) -> String {
+    id.split_once(":build/")
+        .map_or(id, |(_, rest)| rest)
+        .to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBuildsInput {
+    project_name: Option<String>,
+    sort_order: Option<String>,
+    next_token: Option<String>,
+}
+
+fn list_builds(ctx: &Ctx, body: &[u8], for_project: bool) -> Result<Value, ApiError> {
+    let input: ListBuildsInput = parse(body)?;
+    let project = if for_project {
+        let name = input.project_name.clone().ok_or_else(|| {
+            ApiError::InvalidInput("Missing required parameter: projectName".into())
+        })?;
+        let db = ctx.state.history.db();
+        let exists = db.get_project(&name).map_err(ApiError::db)?.is_some();
+        if !exists {
+            let (any, _) = db
+                .list_builds(&localbuild_store::BuildQuery {
+                    project: Some(name.clone()),
+                    page_size: 1,
+                    ..Default::default()
+                })
+                .map_err(ApiError::db)?;
+            if any.is_empty() {
+                return Err(project_not_found(ctx, &name));
+            }
+        }
+        Some(name)
+    } else {
+        None
+    };
+    let query = localbuild_store::BuildQuery {
+        project,
+        descending: sort_descending(input.sort_order.as_deref(), true)?,
+        next_token: input.next_token,
+        ..Default::default()
+    };
+    let (ids, next) = ctx
+        .state
+        .history
+        .db()
+        .list_builds(&query)
+        .map_err(ApiError::db)?;
+    let mut out = json!({ "ids": ids });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdInput {
+    pub(crate) id: String,
+}
+
+fn build_not_found(id: &str) -> ApiError {
+    ApiError::ResourceNotFound(format!("Build {id} does not exist"))
+}
+
+async fn stop_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: IdInput = parse(body)?;
+    let id = build_id(&input.id);
+    ctx.state.builds.stop(&id).await;
+    let build = presented(&ctx.state, &id).ok_or_else(|| build_not_found(&id))?;
+    Ok(json!({ "build": build }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryInput {
+    id: Option<String>,
+    idempotency_token: Option<String>,
+}
+
+async fn retry_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: RetryInput = parse(body)?;
+    let id = build_id(
+        input
+            .id
+            .as_deref()
+            .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?,
+    );
+    let Some(mut original) = input_of(&ctx.state, &id) else {
+        return Err(build_not_found(&id));
+    };
+    original.idempotency_token = input.idempotency_token;
+    start_build(ctx, original, Some(&id))
+}
+
+fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let input: IdsInput = parse(body)?;
+    if input.ids.is_empty() || input.ids.len() > 100 {
+        return Err(ApiError::InvalidInput(
+            "ids must hold 1 to 100 build ids".into(),
+        ));
+    }
+    let state = &ctx.state;
+    let mut not_deleted = vec![];
+    let mut to_delete = vec![];
+    for id in input.ids.iter().map(|i| build_id(i)) {
+        if state.builds.is_live(&id) {
+            not_deleted.push(json!({"id": id, "statusCode": "BUILD_IN_PROGRESS"}));
+        } else {
+            to_delete.push(id);
+        }
+    }
+    let (deleted, missing) = state
+        .history
+        .db()
+        .delete_builds(&to_delete)
+        .map_err(ApiError::db)?;
+    for id in &deleted {
+        let _ = state.history.db().delete_doc(BUILD_DOC, id);
+    }
+    for id in missing {
+        not_deleted.push(json!({"id": id, "statusCode": "BUILD_NOT_FOUND"}));
+    }
+    json(&without_empty(
+        json!({"buildsDeleted": deleted, "buildsNotDeleted": not_deleted}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projects::checked_project_name;
+    use super::*;
+
+    #[test]
+    fn buildspecs_are_inline_or_paths() {
+        assert_eq!(buildspec_source(None), BuildspecSource::Default);
+        assert_eq!(buildspec_source(Some("")), BuildspecSource::Default);
+        assert_eq!(
+            buildspec_source(Some("ci/buildspec.yml")),
+            BuildspecSource::InSource("ci/buildspec.yml".into())
+        );
+        assert!(matches!(
+            buildspec_source(Some("version: 0.2\nphases: {}")),
+            BuildspecSource::Inline(_)
+        ));
+        assert!(matches!(
+            buildspec_source(Some("version: 0.2")),
+            BuildspecSource::Inline(_)
+        ));
+    }
+
+    #[test]
+    fn build_ids_may_be_arns() {
+        assert_eq!(
+            build_id("arn:aws:codebuild:us-east-1:000000000000:build/p:u-1"),
+            "p:u-1"
+        );
+        assert_eq!(build_id("p:u-1"), "p:u-1");
+    }
+
+    #[test]
+    fn malformed_ids_are_refused_and_well_formed_ones_kept() {
+        for (given, id) in [
+            ("p1:u-1", "p1:u-1"),
+            (
+                "arn:aws:codebuild:us-east-1:000000000000:build/p1:u-1",
+                "p1:u-1",
+            ),
+            (
+                "arn:aws-cn:codebuild:cn-north-1:1:build/my_app:0f-9",
+                "my_app:0f-9",
+            ),
+        ] {
+            assert_eq!(
+                checked_id(given, "build").ok().as_deref(),
+                Some(id),
+                "{given}"
+            );
+        }
+        for bad in [
+            "",
+            "nocolon",
+            "p1:",
+            ":u-1",
+            "../x:u",
+            "p1:u/../x",
+            "arn:aws:codebuild:us-east-1:000000000000:project/p1",
+            "arn:aws:codebuild:us-east-1:000000000000:build-batch/p1:u",
+            "arn:aws:s3:::b/p1:u",
+        ] {
+            let err = checked_id(bad, "build").unwrap_err();
+            assert!(
+                matches!(&err, ApiError::InvalidInput(m) if m.contains("Invalid build ID provided")),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(
+            checked_id(
+                "arn:aws:codebuild:us-east-1:0:build-batch/p1:u",
+                "build-batch"
+            )
+            .ok()
+            .as_deref(),
+            Some("p1:u")
+        );
+        assert!(checked_id("arn:aws:codebuild:us-east-1:0:build/p1:u", "build-batch").is_err());
+        assert_eq!(checked_project_name("app").ok().as_deref(), Some("app"));
+        assert_eq!(
+            checked_project_name("arn:aws:codebuild:us-east-1:0:project/app")
+                .ok()
+                .as_deref(),
+            Some("app")
+        );
+        for bad in [
+            "",
+            "a",
+            "a b",
+            "arn:aws:codebuild:us-east-1:0:build/app:u",
+            "arn:x",
+        ] {
+            assert!(checked_project_name(bad).is_err(), "{bad}");
+        }
+    }
+}
