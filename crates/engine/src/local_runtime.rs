@@ -4,13 +4,15 @@
 //! builds run through the engine (every phase, the shell protocol, pauses, stop and timeout)
 //! with no Docker, so the engine's and the server's tests can run builds anywhere. Not an
 //! isolation boundary: commands run as this process's user, in its file system. The one image
-//! it has is [`LocalRuntime::IMAGE`]; any other is unavailable (a provisioning fault).
+//! it has is [`LocalRuntime::IMAGE`]; any other is unavailable (a provisioning fault). A build's
+//! network is the loopback interface (its local AWS endpoint listens on 127.0.0.1).
 //!
 //! Invariant: every process it starts is a child of a container, killed when the container is
 //! removed (and when the runtime's build resources are removed).
 
 use crate::runtime::{
-    Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, StandIn, TarStream,
+    BuildNetwork, Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, StandIn,
+    TarStream,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -233,6 +235,15 @@ impl Runtime for LocalRuntime {
             let _ = tx.blocking_send(built.map(Bytes::from));
         });
         Box::pin(ReceiverStream::new(rx))
+    }
+
+    /// The build's processes run on this machine: its "network" is the loopback interface,
+    /// where the build's local AWS endpoint listens.
+    async fn create_network(&self, build_id: &str) -> Result<BuildNetwork, RuntimeError> {
+        Ok(BuildNetwork {
+            name: format!("local-{build_id}"),
+            gateway: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        })
     }
 
     async fn remove_container(&self, container: &str) -> Result<(), RuntimeError> {
