@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// The tiny test image (`scripts/build-test-images.sh`).
@@ -347,5 +348,62 @@ impl Finished {
             return;
         };
         crate::util::assert_nothing_left(id);
+    }
+}
+
+/// How long [`eventually`] waits between two checks.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What one check of [`eventually`] found: done (with a value), or not yet, with how things
+/// stand when the check can say (for the failure message).
+pub trait Check<T> {
+    fn done(self) -> Result<T, Option<String>>;
+}
+
+impl Check<()> for bool {
+    fn done(self) -> Result<(), Option<String>> {
+        if self { Ok(()) } else { Err(None) }
+    }
+}
+
+impl<T> Check<T> for Option<T> {
+    fn done(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Check<T> for Result<T, E> {
+    fn done(self) -> Result<T, Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+/// Check until `check` is done, for at most `limit`: its value. Past the limit the test fails,
+/// naming `what` and what the last check reported. The one way the integration tests wait
+/// for a condition they cannot be told about (never a bare sleep).
+pub fn eventually<T, C: Check<T>>(what: &str, limit: Duration, check: impl FnMut() -> C) -> T {
+    match within(limit, check) {
+        Ok(v) => v,
+        Err(Some(state)) => panic!("timed out after {limit:?} waiting for {what}: {state}"),
+        Err(None) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// [`eventually`] for a caller that says itself what went wrong: `Err` with what the last
+/// check reported when `limit` passed first.
+pub fn within<T, C: Check<T>>(
+    limit: Duration,
+    mut check: impl FnMut() -> C,
+) -> Result<T, Option<String>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = match check().done() {
+            Ok(v) => return Ok(v),
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(POLL);
     }
 }
