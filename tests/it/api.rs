@@ -6,12 +6,12 @@
 
 #![allow(dead_code)] // helpers shared by several test modules
 
-use crate::harness::eventually;
+use crate::harness::{eventually, within};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The tiny test image (`scripts/build-test-images.sh`).
 pub(crate) const IMAGE: &str = crate::harness::IMAGE;
@@ -234,12 +234,13 @@ impl Drop for Serve {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let child = &mut self.child;
+        if within(Duration::from_secs(60), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        })
+        .is_ok()
+        {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
