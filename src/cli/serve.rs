@@ -9,6 +9,7 @@
 use super::error::CliError;
 use super::{ServeArgs, exit};
 use localbuild_docker::Docker;
+use localbuild_engine::runtime::Runtime as _;
 use localbuild_server::{Config, Server};
 use localbuild_store::HistoryStore;
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! tries a hostile value through the real CLI or the real aws CLI. A canary folder outside
 //! every root must survive each of them.
 
+use crate::api::{Serve, get, no_source};
 use crate::harness::Build;
-use crate::serve::Serve;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -133,7 +133,7 @@ fn secondary_artifact_identifiers_are_validated_before_anything_is_written() {
 
     // The same buildspec inline in a project of `serve`.
     let s = Serve::start(&[]);
-    create_inline(&s, "escape", &yaml);
+    s.project("escape", no_source(&yaml)).create();
     let id = s.start_build("escape")["id"].as_str().unwrap().to_owned();
     let done = s.wait_complete(&id);
     assert_eq!(done["buildStatus"], "FAILED");
@@ -184,7 +184,7 @@ fn batch_identifiers_are_validated_under_run_and_serve() {
         canary.assert_untouched();
 
         let s = Serve::start(&[]);
-        crate::serve::create_batch_project(&s, "esc", &yaml);
+        s.create_batch_project("esc", &yaml);
         let err = s
             .aws(&[
                 "codebuild",
@@ -232,28 +232,14 @@ fn a_buildspec_that_links_out_of_the_source_is_not_read() {
 fn api_fields_that_name_paths_are_refused_as_codebuild_refuses_them() {
     let canary = Canary::new();
     let s = Serve::start(&[]);
-    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
     let project = |name: &str, source: serde_json::Value, extra: &[&str]| {
-        let source = source.to_string();
-        let mut args = vec![
-            "codebuild",
-            "create-project",
-            "--name",
-            name,
-            "--source",
-            &source,
-            "--artifacts",
-            "type=NO_ARTIFACTS",
-            "--environment",
-            &env,
-            "--service-role",
-            "arn:aws:iam::000000000000:role/any",
-        ];
-        args.extend_from_slice(extra);
-        s.aws(&args)
+        extra
+            .iter()
+            .fold(s.project(name, source), |p, a| p.arg(a))
+            .try_create()
     };
     let repo = tempfile::tempdir().unwrap();
-    crate::serve::git(repo.path(), &["init", "-q"]);
+    crate::util::git(repo.path(), &["init", "-q"]);
     let git_root = s.home.path().join("git");
     let canary_s3 = canary.escape();
     let table: Vec<(&str, Result<serde_json::Value, String>, &str)> = vec![
@@ -363,13 +349,10 @@ fn api_fields_that_name_paths_are_refused_as_codebuild_refuses_them() {
     assert!(err.contains("InvalidActionDeclarationException"), "{err}");
 
     // The console serves a build's artifacts only from inside its artifacts folder.
-    let b = s.ok(&[
-        "codebuild", "create-project", "--name", "art",
-        "--source", &json!({"type": "NO_SOURCE", "buildspec": "version: 0.2\nphases:\n  build:\n    commands: [echo hi > a.txt]\nartifacts:\n  files: [a.txt]\n"}).to_string(),
-        // NO_ARTIFACTS: the build's folder (type S3 goes to the S3 store, tests/it/local_aws.rs).
-        "--artifacts", "type=NO_ARTIFACTS", "--environment", &env,
-        "--service-role", "arn:aws:iam::000000000000:role/any",
-    ]);
+    // NO_ARTIFACTS: the build's folder (type S3 goes to the S3 store, tests/it/local_aws.rs).
+    let b = s
+        .project("art", no_source("version: 0.2\nphases:\n  build:\n    commands: [echo hi > a.txt]\nartifacts:\n  files: [a.txt]\n"))
+        .create();
     assert_eq!(b["project"]["name"], "art");
     let id = s.start_build("art")["id"].as_str().unwrap().to_owned();
     assert_eq!(s.wait_complete(&id)["buildStatus"], "SUCCEEDED");
@@ -379,48 +362,11 @@ fn api_fields_that_name_paths_are_refused_as_codebuild_refuses_them() {
         "../../build.json",
         "%2Fetc%2Fhostname",
     ] {
-        let (status, _) = get(&s.addr, &format!("/builds/{id}/artifacts/{path}"));
+        let status = get(&s.addr, &format!("/builds/{id}/artifacts/{path}")).status;
         let expected = if path == "primary/a.txt" { 200 } else { 404 };
         assert_eq!(status, expected, "{path}");
     }
     canary.assert_untouched();
-}
-
-fn create_inline(s: &Serve, name: &str, buildspec: &str) {
-    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"}).to_string();
-    s.ok(&[
-        "codebuild",
-        "create-project",
-        "--name",
-        name,
-        "--source",
-        &json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string(),
-        "--artifacts",
-        "type=NO_ARTIFACTS",
-        "--environment",
-        &env,
-        "--service-role",
-        "arn:aws:iam::000000000000:role/any",
-    ]);
-}
-
-/// A raw GET: the status and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, resp)
 }
 
 #[test]

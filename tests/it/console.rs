@@ -6,65 +6,17 @@
 //! artifacts). The plain-HTTP tests read the pages without JavaScript and check the login and
 //! the refusal of cross-site posts.
 
-use crate::serve::{Serve, git};
+use crate::api::{Serve, get, http};
+use crate::harness::{eventually, within};
+use crate::util::git;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------
 // Plain HTTP
-
-/// An HTTP response, as read from the socket.
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) head: String,
-    pub(crate) body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-}
-
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
-}
-
-pub(crate) fn get(addr: &str, path: &str) -> Reply {
-    http(addr, "GET", path, &[], "")
-}
 
 fn form(pairs: &[(&str, &str)]) -> String {
     pairs
@@ -208,7 +160,7 @@ fn console_pages_read_without_javascript() {
 
     // A batch: its tasks in dependency order, with statuses and links to their builds.
     let spec = "version: 0.2\nbatch:\n  build-graph:\n    - identifier: first\n    - identifier: second\n      depend-on:\n        - first\nphases:\n  build:\n    commands:\n      - echo task $CODEBUILD_BATCH_BUILD_IDENTIFIER\n";
-    crate::serve::create_batch_project(&s, "console-batch", spec);
+    s.create_batch_project("console-batch", spec);
     let batch = s.ok(&[
         "codebuild",
         "start-build-batch",
@@ -562,11 +514,9 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is installed (scripts/setup.sh installs chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually("chromedriver to listen", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         let profile = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -638,17 +588,10 @@ impl Browser {
 
     /// Poll the page until `cond` holds (at most `secs`).
     fn wait<T>(&self, what: &str, secs: u64, mut cond: impl FnMut(&Browser) -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = cond(self) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                let src = self.rt.block_on(self.c().source()).unwrap_or_default();
-                panic!("timed out waiting for {what}; the page is:\n{src}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        within(Duration::from_secs(secs), || cond(self)).unwrap_or_else(|_| {
+            let src = self.rt.block_on(self.c().source()).unwrap_or_default();
+            panic!("timed out waiting for {what}; the page is:\n{src}");
+        })
     }
 
     /// Click the element `css`. A live page may swap the element between finding and

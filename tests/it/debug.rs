@@ -3,10 +3,10 @@
 //! a real terminal: tmux on its own server per test, keys sent with `send-keys`, the screen
 //! read with `capture-pane`. Every wait is for text on the screen, with a deadline.
 
-use crate::harness::Build;
+use crate::harness::{Build, eventually};
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A breakpoint between `export STAGE=two; cd sub` and a later command.
 const BREAKPOINT: &str = "version: 0.2
@@ -78,20 +78,22 @@ impl Tmux {
 
     /// Wait (at most 60 s) until a line of terminal `name` satisfies `want`; the screen then.
     fn wait(&self, name: &str, what: &str, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.screen(name);
-            if screen.lines().any(|l| want(l.trim_end())) {
-                return screen;
-            }
-            // A program that ended shows nothing more.
-            let ended = screen.contains("[exited ");
-            assert!(
-                Instant::now() < deadline && !ended,
-                "terminal {name} never showed {what}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            &format!("terminal {name} to show {what}"),
+            Duration::from_secs(60),
+            || {
+                let screen = self.screen(name);
+                if screen.lines().any(|l| want(l.trim_end())) {
+                    return Some(screen);
+                }
+                // A program that ended shows nothing more.
+                assert!(
+                    !screen.contains("[exited "),
+                    "terminal {name} never showed {what}:\n{screen}"
+                );
+                None
+            },
+        )
     }
 
     /// Wait until terminal `name` shows a line equal to `text`.

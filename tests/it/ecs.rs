@@ -5,9 +5,9 @@
 //! shutdown (which says so on stderr) and is still managed after a restart. Real Docker, real
 //! images built from the busybox test image; bounded polling, no bare sleeps.
 
+use crate::api::Serve;
 use crate::pipeline::{wait_executions, write_json};
 use crate::registry::TagGuard;
-use crate::serve::Serve;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::process::Command;
@@ -199,7 +199,7 @@ fn task(s: &Serve, service: &str) -> (String, u16) {
 
 /// The service's row on the console's ECS services page.
 fn console_row(s: &Serve, service: &str) -> String {
-    let page = crate::console::get(&s.addr, "/ecs");
+    let page = crate::api::get(&s.addr, "/ecs");
     assert_eq!(page.status, 200, "{}", page.body);
     let start = page
         .body

@@ -3,12 +3,12 @@
 //! answers its final status (BatchGetBuilds, StopBuild) while the disk is full, and the record
 //! reaches the disk once there is room again. The same under `localbuild run`.
 
-use crate::harness::Build;
-use crate::serve::Serve;
+use crate::api::Serve;
+use crate::harness::{Build, eventually};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A tmpfs of a few MiB mounted on a folder; unmounted (and the folder removed) on drop.
 struct Tmpfs {
@@ -109,17 +109,11 @@ fn a_build_that_fills_the_disk_under_serve_ends_failed_and_is_saved_once_there_i
     );
 
     disk.grow("64m");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let saved = loop {
-        if let Some(r) = on_disk().filter(|r| r["buildComplete"] == true) {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the final record reaches the disk"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let saved = eventually(
+        "the final record to reach the disk",
+        Duration::from_secs(60),
+        || on_disk().filter(|r| r["buildComplete"] == true),
+    );
     assert_eq!(saved["buildStatus"], "FAILED");
     assert_eq!(failed_phase(&saved).2, message);
     let db = localbuild_db::Db::open(&disk.dir.join("localbuild.db")).unwrap();

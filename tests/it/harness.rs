@@ -4,10 +4,11 @@
 #![allow(dead_code)] // helpers shared by several test modules
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// The tiny test image (`scripts/build-test-images.sh`).
@@ -180,11 +181,22 @@ impl Build {
             .stderr(Stdio::null())
             .spawn()
             .expect("localbuild starts");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        // Lines arrive on a channel, so that a wait for one is bounded.
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut line = String::new();
+                match stdout.read_line(&mut line) {
+                    Ok(n) if n > 0 && tx.send(line).is_ok() => {}
+                    _ => return,
+                }
+            }
+        });
         Running {
             build: self,
             child,
-            stdout,
+            lines,
             seen: String::new(),
         }
     }
@@ -226,22 +238,32 @@ impl Build {
 pub struct Running<'a> {
     build: &'a Build,
     child: Child,
-    stdout: BufReader<ChildStdout>,
+    /// The output's lines (with their newline), as they come.
+    lines: std::sync::mpsc::Receiver<String>,
     seen: String,
 }
 
 impl Running<'_> {
-    /// Read output lines until one satisfies `done` (synchronise on output, never on time).
+    /// Read output lines until one satisfies `done` (synchronise on output, never on time),
+    /// for at most 5 minutes.
     pub fn wait_for_line(&mut self, done: impl Fn(&str) -> bool) {
-        loop {
-            let mut line = String::new();
-            let n = self.stdout.read_line(&mut line).expect("read stdout");
-            assert!(n > 0, "the build ended early:\n{}", self.seen);
-            self.seen.push_str(&line);
-            if done(&line) {
-                return;
+        use std::sync::mpsc::TryRecvError;
+        let seen = &mut self.seen;
+        let lines = &self.lines;
+        eventually("an output line", Duration::from_secs(300), || {
+            loop {
+                match lines.try_recv() {
+                    Ok(line) => {
+                        seen.push_str(&line);
+                        if done(&line) {
+                            return Ok(());
+                        }
+                    }
+                    Err(TryRecvError::Empty) => return Err(format!("the output so far:\n{seen}")),
+                    Err(TryRecvError::Disconnected) => panic!("the build ended early:\n{seen}"),
+                }
             }
-        }
+        })
     }
 
     /// Reap a process that was killed (`kill -9`): no record is expected.
@@ -255,10 +277,8 @@ impl Running<'_> {
 
     /// Read the rest of the output, wait for the process, and inspect it like [`Build::run`].
     pub fn finish(mut self) -> Finished {
-        let mut rest = String::new();
-        self.stdout.read_to_string(&mut rest).expect("read stdout");
+        self.seen.extend(self.lines.iter());
         let status = self.child.wait().expect("wait for localbuild");
-        self.seen.push_str(&rest);
         self.build.finished(Output {
             status,
             stdout: self.seen.into_bytes(),
@@ -347,5 +367,62 @@ impl Finished {
             return;
         };
         crate::util::assert_nothing_left(id);
+    }
+}
+
+/// How long [`eventually`] waits between two checks.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What one check of [`eventually`] found: done (with a value), or not yet, with how things
+/// stand when the check can say (for the failure message).
+pub trait Check<T> {
+    fn done(self) -> Result<T, Option<String>>;
+}
+
+impl Check<()> for bool {
+    fn done(self) -> Result<(), Option<String>> {
+        if self { Ok(()) } else { Err(None) }
+    }
+}
+
+impl<T> Check<T> for Option<T> {
+    fn done(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Check<T> for Result<T, E> {
+    fn done(self) -> Result<T, Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+/// Check until `check` is done, for at most `limit`: its value. Past the limit the test fails,
+/// naming `what` and what the last check reported. The one way the integration tests wait
+/// for a condition they cannot be told about (never a bare sleep).
+pub fn eventually<T, C: Check<T>>(what: &str, limit: Duration, check: impl FnMut() -> C) -> T {
+    match within(limit, check) {
+        Ok(v) => v,
+        Err(Some(state)) => panic!("timed out after {limit:?} waiting for {what}: {state}"),
+        Err(None) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// [`eventually`] for a caller that says itself what went wrong: `Err` with what the last
+/// check reported when `limit` passed first.
+pub fn within<T, C: Check<T>>(
+    limit: Duration,
+    mut check: impl FnMut() -> C,
+) -> Result<T, Option<String>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = match check().done() {
+            Ok(v) => return Ok(v),
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(POLL);
     }
 }

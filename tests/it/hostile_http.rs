@@ -3,7 +3,7 @@
 //! CLI where a user would meet them). Every refusal is an answer with an AWS error body,
 //! never a reset, a hang or a bare status.
 
-use crate::serve::Serve;
+use crate::api::Serve;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -113,22 +113,13 @@ fn a_host_that_does_not_name_the_server_is_refused_with_an_aws_error() {
         assert_eq!(page.status, 200, "{host}: {page:?}");
     }
     // The aws CLI through localhost works as through 127.0.0.1.
-    let out = std::process::Command::new(crate::util::client_tool("aws"))
-        .args(["codebuild", "list-projects", "--output", "json"])
-        .env("AWS_ENDPOINT_URL", format!("http://localhost:{p}"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let keys = ("test".to_owned(), "test".to_owned());
+    let listed = crate::api::aws_cli(
+        &format!("http://localhost:{p}"),
+        &keys,
+        &["codebuild", "list-projects"],
     );
+    assert!(listed.is_ok(), "{listed:?}");
 }
 
 #[test]

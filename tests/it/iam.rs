@@ -5,8 +5,9 @@
 //! answer is checked against botocore's model by `tests/api/walk_local_aws.py`, run by
 //! `local_aws::boto3_walks_every_local_aws_operation`.)
 
+use crate::api::Serve;
 use crate::pipeline::{connection, staged, write_json};
-use crate::serve::{Serve, git};
+use crate::util::git;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -183,7 +184,7 @@ fn iac_flow_a_role_then_a_project_and_pipeline_before_their_repository() {
         json!(role_arn)
     );
     // The console shows it, and says it is not enforced.
-    let page = crate::console::get(&s.addr, "/roles");
+    let page = crate::api::get(&s.addr, "/roles");
     assert_eq!(page.status, 200);
     for text in [
         "app-ci",

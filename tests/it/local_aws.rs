@@ -2,8 +2,8 @@
 //! calls STS, Parameter Store and Secrets Manager on the build's own endpoint, under `run` and
 //! under `serve`, with values from the secrets file and from earlier API calls.
 
+use crate::api::{Serve, no_source};
 use crate::harness::Build;
-use crate::serve::Serve;
 use serde_json::json;
 
 const AWSCLI: &str = "localbuild-test/awscli:1";
@@ -212,24 +212,9 @@ fn serve_builds_reach_the_same_store_the_api_writes() {
     let me = s.ok(&["sts", "get-caller-identity"]);
     assert_eq!(me["Account"], "000000000000");
     let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - aws ssm get-parameter --name /svc/url --query Parameter.Value --output text\n      - aws secretsmanager get-secret-value --secret-id svc/key --query SecretString --output text\n      - aws sts get-caller-identity --query Arn --output text\n";
-    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
-    let env =
-        json!({"type": "LINUX_CONTAINER", "image": AWSCLI, "computeType": "BUILD_GENERAL1_SMALL"})
-            .to_string();
-    s.ok(&[
-        "codebuild",
-        "create-project",
-        "--name",
-        "inside",
-        "--source",
-        &source,
-        "--artifacts",
-        "type=NO_ARTIFACTS",
-        "--environment",
-        &env,
-        "--service-role",
-        "arn:aws:iam::000000000000:role/any",
-    ]);
+    s.project("inside", no_source(buildspec))
+        .image(AWSCLI)
+        .create();
     let id = s.start_build("inside")["id"].as_str().unwrap().to_owned();
     let done = s.wait(&id, 180, "buildComplete", |b| b["buildComplete"] == true);
     let log = std::fs::read_to_string(s.home.path().join("builds/inside/1/build.log")).unwrap();
@@ -351,24 +336,11 @@ fn boto3_walks_every_local_aws_operation() {
 fn s3_artifacts_are_laid_out_as_codebuild_lays_them_out() {
     let s = Serve::start(&[]);
     let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p out/sub && echo app > out/app.txt && echo lib > out/sub/lib.txt\nartifacts:\n  name: from-buildspec.zip\n  base-directory: out\n  files:\n    - '**/*'\n";
-    let source = json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
-    let env = json!({"type": "LINUX_CONTAINER", "image": "localbuild-test/busybox:1", "computeType": "BUILD_GENERAL1_SMALL"})
-        .to_string();
+    let source = no_source(buildspec);
     let project = |name: &str, artifacts: serde_json::Value| {
-        s.aws(&[
-            "codebuild",
-            "create-project",
-            "--name",
-            name,
-            "--source",
-            &source,
-            "--artifacts",
-            &artifacts.to_string(),
-            "--environment",
-            &env,
-            "--service-role",
-            "arn:aws:iam::000000000000:role/any",
-        ])
+        s.project(name, source.clone())
+            .artifacts(artifacts)
+            .try_create()
     };
     project(
         "folder",
@@ -442,23 +414,13 @@ fn a_pipeline_build_reaches_the_local_aws() {
         "String",
     ]);
     let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - aws s3 mb s3://pipe-out\n      - aws sts get-caller-identity --query Arn --output text > who.txt\n      - aws ssm get-parameter --name /pipe/greeting --query Parameter.Value --output text >> who.txt\n      - aws s3 cp --no-progress who.txt s3://pipe-out/who.txt\n";
-    let env =
-        json!({"type": "LINUX_CONTAINER", "image": AWSCLI, "computeType": "BUILD_GENERAL1_SMALL"})
-            .to_string();
-    s.ok(&[
-        "codebuild",
-        "create-project",
-        "--name",
+    s.project(
         "pipe-build",
-        "--source",
-        &json!({"type": "CODEPIPELINE", "buildspec": buildspec}).to_string(),
-        "--artifacts",
-        "type=CODEPIPELINE",
-        "--environment",
-        &env,
-        "--service-role",
-        "arn:aws:iam::000000000000:role/any",
-    ]);
+        json!({"type": "CODEPIPELINE", "buildspec": buildspec}),
+    )
+    .artifacts(json!({"type": "CODEPIPELINE"}))
+    .image(AWSCLI)
+    .create();
     let conn = connection(&s);
     plain_repo(&s, "aws-repo");
     let file = write_json(

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -171,29 +171,26 @@ impl Registry {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                return Err(format!("docker-registry exited early: {status}"));
+        let child = &mut self.child;
+        let addr = self.addr;
+        // Ok: the registry gave its answer (it serves, or it never will); Err: not yet.
+        let answer = crate::harness::within(READY_DEADLINE, || {
+            if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Ok(Err(format!("docker-registry exited early: {status}")));
             }
             // Unauthenticated: an auth-enabled registry answers 401 once it serves.
-            match http_request(self.addr, "GET", "/v2/", &[]) {
-                Ok(r) if r.status == 401 || r.status == 200 => return Ok(()),
-                Ok(r) => return Err(format!("GET /v2/ answered HTTP {}", r.status)),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "GET /v2/ not answering after {READY_DEADLINE:?}: {e}"
-                    ));
-                }
+            match http_request(addr, "GET", "/v2/", &[]) {
+                Ok(r) if r.status == 401 || r.status == 200 => Ok(Ok(())),
+                Ok(r) => Ok(Err(format!("GET /v2/ answered HTTP {}", r.status))),
+                Err(e) => Err(e),
             }
-        }
+        });
+        answer.unwrap_or_else(|last| {
+            Err(format!(
+                "GET /v2/ not answering after {READY_DEADLINE:?}: {}",
+                last.unwrap_or_default()
+            ))
+        })
     }
 
     fn stop(&mut self) {

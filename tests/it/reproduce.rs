@@ -544,7 +544,7 @@ fn bad_records_get_one_clear_error_naming_the_field() {
 
 #[test]
 fn project_creates_the_cloud_project_in_a_running_serve() {
-    let s = crate::serve::Serve::start(&[]);
+    let s = crate::api::Serve::start(&[]);
     let repo = s.home.path().join("git/acme/web");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);

@@ -66,3 +66,19 @@ pub fn assert_nothing_left(build_id: &str) {
         assert!(left.is_empty(), "build {build_id} left {kind:?}: {left:?}");
     }
 }
+
+/// `git ARGS` in `dir` with a fixed identity; its trimmed stdout (it must succeed).
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

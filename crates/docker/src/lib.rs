@@ -141,19 +141,6 @@ impl Docker {
         }
     }
 
-    /// The image's entrypoint, if it has one.
-    pub async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, DockerError> {
-        let inspect = self
-            .api
-            .inspect_image(image)
-            .await
-            .map_err(api("inspect an image"))?;
-        Ok(inspect
-            .config
-            .and_then(|c| c.entrypoint)
-            .unwrap_or_default())
-    }
-
     /// Make sure `image` is present: pull it (one tag, never all) when it is not.
     pub async fn ensure_pulled(
         &self,
@@ -197,397 +184,6 @@ impl Docker {
             }
         }
         Ok(())
-    }
-
-    /// Create and start the build container. Its main process only keeps it alive; commands
-    /// arrive through [`Docker::start_session`].
-    /// Create and start the build container; with `spec.main`, also the attached session of its
-    /// main process (attached before the start, so no output is lost).
-    pub async fn start_container(
-        &self,
-        spec: &ContainerSpec,
-    ) -> Result<(String, Option<Session>), DockerError> {
-        let keep_alive = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
-        let alive = || vec!["/bin/sh".to_owned(), "-c".to_owned(), keep_alive.to_owned()];
-        let main = spec.main.clone().filter(|_| !spec.keep_entrypoint);
-        let (entrypoint, cmd) = match (&main, spec.keep_entrypoint) {
-            (_, true) => (None, alive()),
-            (Some(main), false) => (Some(main.clone()), vec![]),
-            (None, false) => (Some(alive()), vec![]),
-        };
-        let attached = main.is_some();
-        let mut binds = spec.binds.clone();
-        if spec.docker_socket
-            && let Some(sock) = self.socket_path()
-        {
-            binds.push(format!("{sock}:/var/run/docker.sock"));
-        }
-        binds.sort();
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            entrypoint,
-            cmd: Some(cmd),
-            env: Some(spec.env.clone()),
-            open_stdin: Some(attached),
-            stdin_once: Some(attached),
-            attach_stdin: Some(attached),
-            attach_stdout: Some(attached),
-            attach_stderr: Some(attached),
-            labels: Some(self.labels(spec.build_id.clone())),
-            host_config: Some(HostConfig {
-                privileged: Some(spec.privileged),
-                binds: Some(binds),
-                // The build log is localbuild's; the daemon keeping a copy of every byte of
-                // output (json-file) would only cost time and disk.
-                log_config: Some(HostConfigLogConfig {
-                    typ: Some("none".to_owned()),
-                    config: None,
-                }),
-                network_mode: spec.network.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        let id = self
-            .api
-            .create_container(Some(opts), body)
-            .await
-            .map_err(api("create the build container"))?
-            .id;
-        let session = if attached {
-            let opts = AttachContainerOptionsBuilder::default()
-                .stdin(true)
-                .stdout(true)
-                .stderr(true)
-                .stream(true)
-                .build();
-            let AttachContainerResults { output, input } = self
-                .api
-                .attach_container(&id, Some(opts))
-                .await
-                .map_err(api("attach to the build container"))?;
-            Some(Session {
-                input,
-                output: Box::pin(output.filter_map(|frame| async move { chunk(frame) })),
-                exec_id: None,
-            })
-        } else {
-            None
-        };
-        self.api
-            .start_container(&id, None)
-            .await
-            .map_err(api("start the build container"))?;
-        Ok((id, session))
-    }
-
-    /// Wait (at most `limit`) until the container has stopped; `false` if it has not.
-    pub async fn wait_stopped(&self, id: &str, limit: Duration) -> bool {
-        let wait = async {
-            let mut stream = self.api.wait_container(id, None);
-            stream.next().await
-        };
-        tokio::time::timeout(limit, wait).await.is_ok()
-    }
-
-    /// Is the container still running?
-    pub async fn is_running(&self, id: &str) -> bool {
-        match self.api.inspect_container(id, None).await {
-            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
-            Err(_) => false,
-        }
-    }
-
-    /// Extract a tar stream at `/` in the container (entries carry their full paths).
-    pub async fn upload_tar(&self, id: &str, tar: TarStream) -> Result<(), DockerError> {
-        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
-        self.api
-            .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
-            .await
-            .map_err(api("copy files into the build container"))
-    }
-
-    /// A tar stream of `path` in the container (Docker's archive API: entries are named after
-    /// the last component of `path`; symlinks are entries, not followed). Nothing is buffered:
-    /// the caller reads it as it arrives.
-    pub fn download_tar(&self, id: &str, path: &str) -> TarStream {
-        let opts = DownloadFromContainerOptionsBuilder::default()
-            .path(path)
-            .build();
-        Box::pin(
-            self.api
-                .download_from_container(id, Some(opts))
-                .map(|r| r.map_err(|e| std::io::Error::other(root_cause(&e)))),
-        )
-    }
-
-    /// Start `cmd` in the container with stdin, stdout and stderr attached (no TTY).
-    pub async fn start_session(
-        &self,
-        id: &str,
-        cmd: Vec<String>,
-        user: Option<&str>,
-        working_dir: &str,
-        env: &[String],
-    ) -> Result<Session, DockerError> {
-        let exec = self
-            .api
-            .create_exec(
-                id,
-                ExecConfig {
-                    cmd: Some(cmd),
-                    user: user.map(str::to_owned),
-                    working_dir: Some(working_dir.to_owned()),
-                    env: Some(env.to_vec()),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(api("start a command in the build container"))?;
-        let start = StartExecOptions {
-            detach: false,
-            tty: false,
-            output_capacity: Some(256 * 1024),
-        };
-        match self
-            .api
-            .start_exec(&exec.id, Some(start))
-            .await
-            .map_err(api("start a command in the build container"))?
-        {
-            StartExecResults::Attached { output, input } => {
-                let output = output.filter_map(|frame| async move { chunk(frame) });
-                Ok(Session {
-                    input,
-                    output: Box::pin(output),
-                    exec_id: Some(exec.id),
-                })
-            }
-            StartExecResults::Detached => Err(DockerError::Api {
-                action: "attach to a command",
-                reason: "the daemon started it detached".to_owned(),
-            }),
-        }
-    }
-
-    /// Run `cmd` in the container to completion, output discarded; its exit code.
-    pub async fn exec_status(&self, id: &str, cmd: Vec<String>) -> Result<i64, DockerError> {
-        let exec = self
-            .api
-            .create_exec(
-                id,
-                ExecConfig {
-                    cmd: Some(cmd),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(api("run a command in the build container"))?;
-        if let StartExecResults::Attached { mut output, .. } = self
-            .api
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(api("run a command in the build container"))?
-        {
-            while output.next().await.is_some() {}
-        }
-        Ok(self.exec_exit_code(&exec.id).await.unwrap_or(-1))
-    }
-
-    /// The exit code of a finished exec, if Docker knows it.
-    pub async fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
-        self.api.inspect_exec(exec_id).await.ok()?.exit_code
-    }
-
-    /// A bridge network for one build, labelled with its id, and the host's address on it
-    /// (the gateway). Containers on other networks cannot reach that address (Docker isolates
-    /// bridges from each other), so a server listening there serves this build alone.
-    pub async fn create_network(
-        &self,
-        build_id: &str,
-    ) -> Result<localbuild_engine::runtime::BuildNetwork, DockerError> {
-        let short: String = build_id
-            .rsplit(':')
-            .next()
-            .unwrap_or(build_id)
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(12)
-            .collect();
-        let name = format!("localbuild-{short}-{}", uuid::Uuid::new_v4().simple());
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".to_owned()),
-            labels: Some(HashMap::from([(
-                BUILD_LABEL.to_owned(),
-                build_id.to_owned(),
-            )])),
-            ..Default::default()
-        };
-        self.api
-            .create_network(request)
-            .await
-            .map_err(api("create the build's network"))?;
-        let inspect = self
-            .api
-            .inspect_network(&name, None)
-            .await
-            .map_err(api("inspect the build's network"))?;
-        let gateway = inspect
-            .ipam
-            .and_then(|i| i.config)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.gateway)
-            .find_map(|g| g.parse::<std::net::IpAddr>().ok().filter(|ip| ip.is_ipv4()));
-        match gateway {
-            Some(gateway) => Ok(localbuild_engine::runtime::BuildNetwork { name, gateway }),
-            None => {
-                let _ = self.remove_network(&name).await;
-                Err(DockerError::Api {
-                    action: "create the build's network",
-                    reason: format!("the network {name} has no IPv4 gateway address"),
-                })
-            }
-        }
-    }
-
-    /// Remove a network; a missing one is not an error.
-    pub async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
-        match self.api.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(api("remove the build's network")(e)),
-        }
-    }
-
-    /// Force-remove a container and its anonymous volumes. A missing container is not an error.
-    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
-        let opts = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        match self.api.remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(api("remove the build container")(e)),
-        }
-    }
-
-    /// Run a service container (see [`Runtime::run_service`]). It also carries
-    /// [`BUILD_LABEL`]` = ecs-service:<service>`, so `localbuild gc` removes it.
-    pub async fn run_service(
-        &self,
-        image: &str,
-        name: &str,
-        service: &str,
-    ) -> Result<ServiceContainer, DockerError> {
-        let exposed: Vec<String> = self
-            .api
-            .inspect_image(image)
-            .await
-            .map_err(api("inspect the service image"))?
-            .config
-            .and_then(|c| c.exposed_ports)
-            .map(|p| p.into_iter().collect())
-            .unwrap_or_default();
-        let bindings: HashMap<String, Option<Vec<PortBinding>>> = exposed
-            .iter()
-            .map(|p| {
-                (
-                    p.clone(),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".to_owned()),
-                        host_port: Some(String::new()),
-                    }]),
-                )
-            })
-            .collect();
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            labels: Some({
-                let mut labels = self.labels(format!("ecs-service:{service}"));
-                labels.insert(SERVICE_LABEL.to_owned(), service.to_owned());
-                labels
-            }),
-            host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::default().name(name).build();
-        let id = self
-            .api
-            .create_container(Some(opts), body)
-            .await
-            .map_err(api("create the service container"))?
-            .id;
-        if let Err(e) = self.api.start_container(&id, None).await {
-            let _ = self.remove_container(&id).await;
-            return Err(api("start the service container")(e));
-        }
-        let info = self
-            .api
-            .inspect_container(&id, None)
-            .await
-            .map_err(api("inspect the service container"))?;
-        let mut ports = vec![];
-        for (port, bound) in info
-            .network_settings
-            .and_then(|n| n.ports)
-            .unwrap_or_default()
-        {
-            if let Some(host) = bound
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b.host_port?.parse::<u16>().ok())
-                .next()
-            {
-                ports.push((port, host));
-            }
-        }
-        ports.sort();
-        // The new container runs: the previous ones of the service go.
-        let label = format!("{SERVICE_LABEL}={service}");
-        let filters = HashMap::from([("label", vec![label.as_str()])]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        for c in self
-            .api
-            .list_containers(Some(opts))
-            .await
-            .map_err(api("list containers"))?
-        {
-            if let Some(other) = c.id.filter(|o| *o != id) {
-                self.remove_container(&other).await?;
-            }
-        }
-        Ok(ServiceContainer { id, ports })
-    }
-
-    /// Remove every container, volume and network labelled by localbuild: those of one build
-    /// (`Some(build_id)`), or all of them (`None`, for `localbuild gc`).
-    pub async fn remove_build_resources(
-        &self,
-        build_id: Option<&str>,
-    ) -> Result<Removed, DockerError> {
-        Ok(self.build_resources(build_id, true, None).await?.removed)
     }
 
     /// What [`Docker::remove_build_resources`] would remove.
@@ -832,65 +428,404 @@ impl Runtime for Docker {
         }
         self.ensure_pulled(image, progress).await.map(|()| None)
     }
+
+    /// The image's entrypoint, if it has one.
     async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, DockerError> {
-        Docker::image_entrypoint(self, image).await
+        let inspect = self
+            .api
+            .inspect_image(image)
+            .await
+            .map_err(api("inspect an image"))?;
+        Ok(inspect
+            .config
+            .and_then(|c| c.entrypoint)
+            .unwrap_or_default())
     }
+
+    /// Create and start the build container; with `spec.main`, also the attached session of its
+    /// main process (attached before the start, so no output is lost).
     async fn start_container(
         &self,
         spec: &ContainerSpec,
     ) -> Result<(String, Option<Session>), DockerError> {
-        Docker::start_container(self, spec).await
+        let keep_alive = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
+        let alive = || vec!["/bin/sh".to_owned(), "-c".to_owned(), keep_alive.to_owned()];
+        let main = spec.main.clone().filter(|_| !spec.keep_entrypoint);
+        let (entrypoint, cmd) = match (&main, spec.keep_entrypoint) {
+            (_, true) => (None, alive()),
+            (Some(main), false) => (Some(main.clone()), vec![]),
+            (None, false) => (Some(alive()), vec![]),
+        };
+        let attached = main.is_some();
+        let mut binds = spec.binds.clone();
+        if spec.docker_socket
+            && let Some(sock) = self.socket_path()
+        {
+            binds.push(format!("{sock}:/var/run/docker.sock"));
+        }
+        binds.sort();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint,
+            cmd: Some(cmd),
+            env: Some(spec.env.clone()),
+            open_stdin: Some(attached),
+            stdin_once: Some(attached),
+            attach_stdin: Some(attached),
+            attach_stdout: Some(attached),
+            attach_stderr: Some(attached),
+            labels: Some(self.labels(spec.build_id.clone())),
+            host_config: Some(HostConfig {
+                privileged: Some(spec.privileged),
+                binds: Some(binds),
+                // The build log is localbuild's; the daemon keeping a copy of every byte of
+                // output (json-file) would only cost time and disk.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".to_owned()),
+                    config: None,
+                }),
+                network_mode: spec.network.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let id = self
+            .api
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api("create the build container"))?
+            .id;
+        let session = if attached {
+            let opts = AttachContainerOptionsBuilder::default()
+                .stdin(true)
+                .stdout(true)
+                .stderr(true)
+                .stream(true)
+                .build();
+            let AttachContainerResults { output, input } = self
+                .api
+                .attach_container(&id, Some(opts))
+                .await
+                .map_err(api("attach to the build container"))?;
+            Some(Session {
+                input,
+                output: Box::pin(output.filter_map(|frame| async move { chunk(frame) })),
+                exec_id: None,
+            })
+        } else {
+            None
+        };
+        self.api
+            .start_container(&id, None)
+            .await
+            .map_err(api("start the build container"))?;
+        Ok((id, session))
     }
+
+    /// Start `cmd` in the container with stdin, stdout and stderr attached (no TTY).
     async fn start_session(
         &self,
-        container: &str,
+        id: &str,
         cmd: Vec<String>,
         user: Option<&str>,
         working_dir: &str,
         env: &[String],
     ) -> Result<Session, DockerError> {
-        Docker::start_session(self, container, cmd, user, working_dir, env).await
+        let exec = self
+            .api
+            .create_exec(
+                id,
+                ExecConfig {
+                    cmd: Some(cmd),
+                    user: user.map(str::to_owned),
+                    working_dir: Some(working_dir.to_owned()),
+                    env: Some(env.to_vec()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("start a command in the build container"))?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: Some(256 * 1024),
+        };
+        match self
+            .api
+            .start_exec(&exec.id, Some(start))
+            .await
+            .map_err(api("start a command in the build container"))?
+        {
+            StartExecResults::Attached { output, input } => {
+                let output = output.filter_map(|frame| async move { chunk(frame) });
+                Ok(Session {
+                    input,
+                    output: Box::pin(output),
+                    exec_id: Some(exec.id),
+                })
+            }
+            StartExecResults::Detached => Err(DockerError::Api {
+                action: "attach to a command",
+                reason: "the daemon started it detached".to_owned(),
+            }),
+        }
     }
-    async fn exec_status(&self, container: &str, cmd: Vec<String>) -> Result<i64, DockerError> {
-        Docker::exec_status(self, container, cmd).await
+
+    /// Run `cmd` in the container to completion, output discarded; its exit code.
+    async fn exec_status(&self, id: &str, cmd: Vec<String>) -> Result<i64, DockerError> {
+        let exec = self
+            .api
+            .create_exec(
+                id,
+                ExecConfig {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("run a command in the build container"))?;
+        if let StartExecResults::Attached { mut output, .. } = self
+            .api
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(api("run a command in the build container"))?
+        {
+            while output.next().await.is_some() {}
+        }
+        Ok(self.exec_exit_code(&exec.id).await.unwrap_or(-1))
     }
+
+    /// The exit code of a finished exec, if Docker knows it.
     async fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
-        Docker::exec_exit_code(self, exec_id).await
+        self.api.inspect_exec(exec_id).await.ok()?.exit_code
     }
-    async fn is_running(&self, container: &str) -> bool {
-        Docker::is_running(self, container).await
+
+    /// Is the container still running?
+    async fn is_running(&self, id: &str) -> bool {
+        match self.api.inspect_container(id, None).await {
+            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
+            Err(_) => false,
+        }
     }
-    async fn wait_stopped(&self, container: &str, limit: Duration) -> bool {
-        Docker::wait_stopped(self, container, limit).await
+
+    /// Wait (at most `limit`) until the container has stopped; `false` if it has not.
+    async fn wait_stopped(&self, id: &str, limit: Duration) -> bool {
+        let wait = async {
+            let mut stream = self.api.wait_container(id, None);
+            stream.next().await
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
-    async fn upload_tar(&self, container: &str, tar: TarStream) -> Result<(), DockerError> {
-        Docker::upload_tar(self, container, tar).await
+
+    /// Extract a tar stream at `/` in the container (entries carry their full paths).
+    async fn upload_tar(&self, id: &str, tar: TarStream) -> Result<(), DockerError> {
+        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.api
+            .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
+            .await
+            .map_err(api("copy files into the build container"))
     }
-    fn download_tar(&self, container: &str, path: &str) -> TarStream {
-        Docker::download_tar(self, container, path)
+
+    /// A tar stream of `path` in the container (Docker's archive API: entries are named after
+    /// the last component of `path`; symlinks are entries, not followed). Nothing is buffered:
+    /// the caller reads it as it arrives.
+    fn download_tar(&self, id: &str, path: &str) -> TarStream {
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        Box::pin(
+            self.api
+                .download_from_container(id, Some(opts))
+                .map(|r| r.map_err(|e| std::io::Error::other(root_cause(&e)))),
+        )
     }
-    async fn remove_container(&self, container: &str) -> Result<(), DockerError> {
-        Docker::remove_container(self, container).await
+
+    /// Force-remove a container and its anonymous volumes. A missing container is not an error.
+    async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.api.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api("remove the build container")(e)),
+        }
     }
+
+    /// A bridge network for one build, labelled with its id, and the host's address on it
+    /// (the gateway). Containers on other networks cannot reach that address (Docker isolates
+    /// bridges from each other), so a server listening there serves this build alone.
     async fn create_network(
         &self,
         build_id: &str,
     ) -> Result<localbuild_engine::runtime::BuildNetwork, DockerError> {
-        Docker::create_network(self, build_id).await
+        let short: String = build_id
+            .rsplit(':')
+            .next()
+            .unwrap_or(build_id)
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        let name = format!("localbuild-{short}-{}", uuid::Uuid::new_v4().simple());
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(HashMap::from([(
+                BUILD_LABEL.to_owned(),
+                build_id.to_owned(),
+            )])),
+            ..Default::default()
+        };
+        self.api
+            .create_network(request)
+            .await
+            .map_err(api("create the build's network"))?;
+        let inspect = self
+            .api
+            .inspect_network(&name, None)
+            .await
+            .map_err(api("inspect the build's network"))?;
+        let gateway = inspect
+            .ipam
+            .and_then(|i| i.config)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.gateway)
+            .find_map(|g| g.parse::<std::net::IpAddr>().ok().filter(|ip| ip.is_ipv4()));
+        match gateway {
+            Some(gateway) => Ok(localbuild_engine::runtime::BuildNetwork { name, gateway }),
+            None => {
+                let _ = self.remove_network(&name).await;
+                Err(DockerError::Api {
+                    action: "create the build's network",
+                    reason: format!("the network {name} has no IPv4 gateway address"),
+                })
+            }
+        }
     }
+
+    /// Remove a network; a missing one is not an error.
     async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
-        Docker::remove_network(self, name).await
+        match self.api.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api("remove the build's network")(e)),
+        }
     }
+
+    /// Remove every container, volume and network labelled by localbuild: those of one build
+    /// (`Some(build_id)`), or all of them (`None`, for `localbuild gc`).
     async fn remove_build_resources(&self, build_id: Option<&str>) -> Result<Removed, DockerError> {
-        Docker::remove_build_resources(self, build_id).await
+        Ok(self.build_resources(build_id, true, None).await?.removed)
     }
+
+    /// Run a service container (see [`Runtime::run_service`]). It also carries
+    /// [`BUILD_LABEL`]` = ecs-service:<service>`, so `localbuild gc` removes it.
     async fn run_service(
         &self,
         image: &str,
         name: &str,
         service: &str,
     ) -> Result<ServiceContainer, DockerError> {
-        Docker::run_service(self, image, name, service).await
+        let exposed: Vec<String> = self
+            .api
+            .inspect_image(image)
+            .await
+            .map_err(api("inspect the service image"))?
+            .config
+            .and_then(|c| c.exposed_ports)
+            .map(|p| p.into_iter().collect())
+            .unwrap_or_default();
+        let bindings: HashMap<String, Option<Vec<PortBinding>>> = exposed
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".to_owned()),
+                        host_port: Some(String::new()),
+                    }]),
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            labels: Some({
+                let mut labels = self.labels(format!("ecs-service:{service}"));
+                labels.insert(SERVICE_LABEL.to_owned(), service.to_owned());
+                labels
+            }),
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let id = self
+            .api
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api("create the service container"))?
+            .id;
+        if let Err(e) = self.api.start_container(&id, None).await {
+            let _ = self.remove_container(&id).await;
+            return Err(api("start the service container")(e));
+        }
+        let info = self
+            .api
+            .inspect_container(&id, None)
+            .await
+            .map_err(api("inspect the service container"))?;
+        let mut ports = vec![];
+        for (port, bound) in info
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default()
+        {
+            if let Some(host) = bound
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.host_port?.parse::<u16>().ok())
+                .next()
+            {
+                ports.push((port, host));
+            }
+        }
+        ports.sort();
+        // The new container runs: the previous ones of the service go.
+        let label = format!("{SERVICE_LABEL}={service}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for c in self
+            .api
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?
+        {
+            if let Some(other) = c.id.filter(|o| *o != id) {
+                self.remove_container(&other).await?;
+            }
+        }
+        Ok(ServiceContainer { id, ports })
     }
 }
 

@@ -453,7 +453,7 @@ impl Engine {
                 saving: tokio::sync::Mutex::new(()),
             }),
         };
-        let run = Run {
+        let run = BatchCoordinator {
             engine: self.clone(),
             parent,
             tasks,
@@ -585,8 +585,8 @@ enum State {
     Skipped(Status, String),
 }
 
-/// One batch being carried out.
-struct Run {
+/// One batch being carried out: the coordinator loop that starts tasks as their dependencies end.
+struct BatchCoordinator {
     engine: Engine,
     parent: BuildRequest,
     tasks: Vec<Task>,
@@ -600,7 +600,7 @@ struct Run {
 
 type TaskResult = (usize, Result<Outcome, String>);
 
-impl Run {
+impl BatchCoordinator {
     fn update(&self, f: impl FnOnce(&mut BuildBatch)) {
         f(&mut lock(&self.shared.record));
     }

@@ -117,7 +117,8 @@ impl Engine {
             cancel: cancel.clone(),
         };
         hub.publish(Event::Started(Box::new(record)));
-        let build = execute::Run::new(self.clone(), request, place, hub.clone(), cancel, broken);
+        let build =
+            execute::BuildExecution::new(self.clone(), request, place, hub.clone(), cancel, broken);
         let task = tokio::spawn(build.run());
         // If the build task panics, the handle still ends (as a FAULT) instead of hanging.
         tokio::spawn(async move {

@@ -27,6 +27,8 @@ pub mod hints;
 pub mod images;
 pub mod lifecycle;
 pub mod local_aws;
+#[cfg(feature = "local-runtime")]
+pub mod local_runtime;
 pub mod log;
 pub mod logindex;
 pub mod record;

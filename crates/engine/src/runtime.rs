@@ -3,9 +3,9 @@
 //! The engine owns the build lifecycle and never names Docker; it talks to containers through
 //! [`Runtime`], which `localbuild-docker` implements over the Docker Engine API (local socket,
 //! `DOCKER_HOST=tcp://` or `ssh://`, Podman's compatible socket). A Kubernetes executor would be
-//! another implementation. The engine's own tests run builds against a local-process
-//! implementation (`tests/local.rs`): a "container" is a folder of this machine and a session is
-//! a `/bin/sh` child process.
+//! another implementation. Tests run builds without Docker on [`crate::local_runtime`] (cargo
+//! feature `local-runtime`): a "container" is a folder of this machine and a session is a
+//! `/bin/sh` child process.
 //!
 //! Invariant: every resource a runtime creates for a build carries that build's id (Docker: the
 //! label [`BUILD_LABEL`]), so that [`Runtime::remove_build_resources`] finds whatever is left,

@@ -1,240 +1,17 @@
 //! The runtime seam is real: whole builds through the engine against a runtime that is not
-//! Docker. A "container" is a folder of this machine and its processes are `/bin/sh` children,
-//! so the lifecycle (every transition, retry, stop, timeout, fault) and the shell protocol are
+//! Docker (`localbuild_engine::local_runtime`, feature `local-runtime`). A "container" is a
+//! folder of this machine and its processes are `/bin/sh` children, so the lifecycle (every transition, retry, stop, timeout, fault) and the shell protocol are
 //! tested here without a daemon. (The Docker runtime has its own tests in `tests/it`.)
 
-use async_trait::async_trait;
-use bytes::Bytes;
+use localbuild_engine::local_runtime::LocalRuntime;
 use localbuild_engine::record::{Build, PhaseType, Status};
-use localbuild_engine::runtime::{
-    Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, StandIn, TarStream,
-};
+use localbuild_engine::runtime::Runtime;
 use localbuild_engine::store::{Place, Store, StoreError};
 use localbuild_engine::{BuildRequest, Debug, Engine, Event, Outcome, Pause, Source};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
-
-/// Processes of this machine as build containers, rooted in a temporary folder.
-struct LocalRuntime {
-    root: tempfile::TempDir,
-    children: Mutex<HashMap<String, Vec<u32>>>,
-}
-
-impl LocalRuntime {
-    fn new() -> LocalRuntime {
-        LocalRuntime {
-            root: tempfile::tempdir().unwrap(),
-            children: Mutex::default(),
-        }
-    }
-
-    /// Start `cmd` with its standard streams attached, as a session of `container`.
-    fn spawn(
-        &self,
-        container: &str,
-        cmd: &[String],
-        env: &[String],
-        dir: &Path,
-    ) -> Result<Session, RuntimeError> {
-        let mut command = tokio::process::Command::new(&cmd[0]);
-        command
-            .args(&cmd[1..])
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for kv in env {
-            if let Some((k, v)) = kv.split_once('=') {
-                command.env(k, v);
-            }
-        }
-        let mut child = command.spawn().map_err(|e| RuntimeError::Api {
-            action: "start a local process",
-            reason: e.to_string(),
-        })?;
-        let pid = child.id().unwrap_or(0);
-        self.children
-            .lock()
-            .unwrap()
-            .entry(container.to_owned())
-            .or_default()
-            .push(pid);
-        let stdin = child.stdin.take().unwrap();
-        let stdout = tokio_util::io::ReaderStream::new(child.stdout.take().unwrap())
-            .map(|b| Ok(Chunk::Stdout(b.unwrap_or_default())));
-        let stderr = tokio_util::io::ReaderStream::new(child.stderr.take().unwrap())
-            .map(|b| Ok(Chunk::Stderr(b.unwrap_or_default())));
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        Ok(Session {
-            input: Box::pin(stdin),
-            output: Box::pin(stdout.merge(stderr)),
-            exec_id: None,
-        })
-    }
-
-    fn kill(&self, container: &str) {
-        for pid in self
-            .children
-            .lock()
-            .unwrap()
-            .remove(container)
-            .unwrap_or_default()
-        {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-
-    fn alive(&self, container: &str) -> bool {
-        let children = self.children.lock().unwrap();
-        children.get(container).is_some_and(|pids| {
-            pids.first()
-                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        })
-    }
-}
-
-#[async_trait]
-impl Runtime for LocalRuntime {
-    fn layout(&self) -> Layout {
-        Layout {
-            output_dir: self
-                .root
-                .path()
-                .join("codebuild/output")
-                .display()
-                .to_string(),
-        }
-    }
-
-    async fn ensure_image(
-        &self,
-        image: &str,
-        _progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
-    ) -> Result<Option<StandIn>, RuntimeError> {
-        match image {
-            "local" => Ok(None),
-            _ => Err(RuntimeError::ImageUnavailable {
-                image: image.to_owned(),
-                reason: "no such local image".to_owned(),
-            }),
-        }
-    }
-
-    async fn image_entrypoint(&self, _image: &str) -> Result<Vec<String>, RuntimeError> {
-        Ok(vec![])
-    }
-
-    async fn start_container(
-        &self,
-        spec: &ContainerSpec,
-    ) -> Result<(String, Option<Session>), RuntimeError> {
-        let id = spec.name.clone();
-        let main = spec.main.clone().unwrap_or_default();
-        let session = self.spawn(&id, &main, &spec.env, self.root.path())?;
-        Ok((id, Some(session)))
-    }
-
-    async fn start_session(
-        &self,
-        container: &str,
-        cmd: Vec<String>,
-        _user: Option<&str>,
-        _working_dir: &str,
-        env: &[String],
-    ) -> Result<Session, RuntimeError> {
-        self.spawn(container, &cmd, env, self.root.path())
-    }
-
-    async fn exec_status(&self, _container: &str, cmd: Vec<String>) -> Result<i64, RuntimeError> {
-        let status = tokio::process::Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .status()
-            .await
-            .map_err(|e| RuntimeError::Api {
-                action: "run a local process",
-                reason: e.to_string(),
-            })?;
-        Ok(status.code().unwrap_or(-1).into())
-    }
-
-    async fn exec_exit_code(&self, _exec_id: &str) -> Option<i64> {
-        None
-    }
-
-    async fn is_running(&self, container: &str) -> bool {
-        self.alive(container)
-    }
-
-    async fn wait_stopped(&self, container: &str, limit: Duration) -> bool {
-        let until = tokio::time::Instant::now() + limit;
-        while self.alive(container) && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        !self.alive(container)
-    }
-
-    async fn upload_tar(&self, _container: &str, tar: TarStream) -> Result<(), RuntimeError> {
-        let mut bytes = Vec::new();
-        let mut tar = tar;
-        while let Some(chunk) = tar.next().await {
-            bytes.extend_from_slice(&chunk.map_err(|e| RuntimeError::Api {
-                action: "read a tar stream",
-                reason: e.to_string(),
-            })?);
-        }
-        // Entry names are the full paths under the layout's root, without the leading `/`.
-        tar::Archive::new(bytes.as_slice())
-            .unpack("/")
-            .map_err(|e| RuntimeError::Api {
-                action: "unpack a tar stream",
-                reason: e.to_string(),
-            })
-    }
-
-    fn download_tar(&self, _container: &str, path: &str) -> TarStream {
-        let path = PathBuf::from(path);
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        std::thread::spawn(move || {
-            let mut builder = tar::Builder::new(Vec::new());
-            builder.follow_symlinks(false);
-            let name = path.file_name().unwrap_or_default().to_owned();
-            let built = builder
-                .append_dir_all(name, &path)
-                .and_then(|()| builder.into_inner());
-            let _ = tx.blocking_send(built.map(Bytes::from));
-        });
-        Box::pin(ReceiverStream::new(rx))
-    }
-
-    async fn remove_container(&self, container: &str) -> Result<(), RuntimeError> {
-        self.kill(container);
-        Ok(())
-    }
-
-    async fn remove_build_resources(
-        &self,
-        build_id: Option<&str>,
-    ) -> Result<Removed, RuntimeError> {
-        // One runtime per test build: everything it started belongs to that build.
-        let _ = build_id;
-        let names: Vec<String> = self.children.lock().unwrap().keys().cloned().collect();
-        names.iter().for_each(|n| self.kill(n));
-        Ok(Removed::default())
-    }
-}
 
 /// A store in a temporary folder, keeping the records it was given.
 #[derive(Default)]
@@ -331,7 +108,7 @@ impl Finished {
 fn build(buildspec: &str) -> Spec {
     Spec {
         buildspec: buildspec.to_owned(),
-        image: "local".to_owned(),
+        image: LocalRuntime::IMAGE.to_owned(),
         timeout: Duration::from_secs(120),
         env: vec![],
         debug: Debug::default(),
@@ -373,7 +150,7 @@ impl Spec {
         std::fs::write(src.path().join("buildspec.yml"), &self.buildspec).unwrap();
         std::fs::write(src.path().join("hello.txt"), "hello from the source\n").unwrap();
         let store = Arc::new(MemoryStore::default());
-        let runtime = Arc::new(LocalRuntime::new());
+        let runtime = Arc::new(LocalRuntime::new().unwrap());
         let tmp = PathBuf::from(runtime.layout().tmp_dir());
         let engine = Engine::new(runtime, store.clone());
         let req = BuildRequest {
@@ -715,9 +492,9 @@ async fn a_failed_command_pauses_and_resume_retry_runs_it_again() {
 async fn submit_to(store: Arc<MemoryStore>, buildspec: &str) -> localbuild_engine::BuildHandle {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
-    let engine = Engine::new(Arc::new(LocalRuntime::new()), store);
+    let engine = Engine::new(Arc::new(LocalRuntime::new().unwrap()), store);
     let req = BuildRequest {
-        image: "local".to_owned(),
+        image: LocalRuntime::IMAGE.to_owned(),
         ..BuildRequest::new("local", Source::Dir(src.keep()))
     };
     engine.submit(req).await.unwrap()

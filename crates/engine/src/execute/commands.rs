@@ -14,7 +14,7 @@ use crate::shell::{
 };
 use tokio::sync::mpsc;
 
-impl Run {
+impl BuildExecution {
     /// The `script.sh` text for `cmd` at this point of the build.
     pub(super) fn script(&self, spec: &Buildspec, cmd: &str) -> String {
         let persistence = match spec.version {

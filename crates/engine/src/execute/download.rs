@@ -9,7 +9,7 @@ use crate::secrets::Masker;
 use crate::source;
 use std::path::Path;
 
-impl Run {
+impl BuildExecution {
     /// DOWNLOAD_SOURCE: source, buildspec, environment, the first driver.
     pub(super) async fn download_source(
         &mut self,

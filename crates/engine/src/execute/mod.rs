@@ -79,7 +79,7 @@ impl Attempt {
                 PhaseContext::new("BUILD_TIMED_OUT", "Build has timed out. "),
             ),
             Interrupt::Stopped => Attempt::with(Ended::Stopped, PhaseContext::default()),
-            // The context (naming the write error) is filled in by `Run::execute`.
+            // The context (naming the write error) is filled in by `BuildExecution::execute`.
             Interrupt::Broken => Attempt::with(Ended::Aborted, PhaseContext::default()),
         }
     }
@@ -211,7 +211,7 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
 }
 
 /// One build being carried out.
-pub(crate) struct Run {
+pub(crate) struct BuildExecution {
     req: BuildRequest,
     runtime: Arc<dyn Runtime>,
     store: Arc<dyn Store>,
@@ -228,7 +228,7 @@ pub(crate) struct Run {
     stand_in: Option<crate::runtime::StandIn>,
     container: Option<String>,
     /// One driver per `run-as` user (`None` = the image's default user, root).
-    /// (In a `Mutex` only so that `Run` is `Sync`; a driver is used by one command at a time.)
+    /// (In a `Mutex` only so that `BuildExecution` is `Sync`; a driver is used by one command at a time.)
     drivers: HashMap<Option<String>, std::sync::Mutex<Driver>>,
     marker: String,
     src_root: String,
@@ -269,7 +269,7 @@ struct Checkout {
     commit: String,
 }
 
-impl Run {
+impl BuildExecution {
     pub(crate) fn new(
         engine: Engine,
         req: BuildRequest,
@@ -277,7 +277,7 @@ impl Run {
         hub: Arc<Hub>,
         cancel: CancellationToken,
         broken: CancellationToken,
-    ) -> Run {
+    ) -> BuildExecution {
         let runtime = engine.runtime().clone();
         let layout = runtime.layout();
         let build = hub.record();
@@ -286,7 +286,7 @@ impl Run {
             layout.output_dir,
             100_000_000 + (uuid::Uuid::new_v4().as_u128() % 900_000_000)
         );
-        Run {
+        BuildExecution {
             deadline: Instant::now() + req.timeout,
             build_id: build.id.clone(),
             build,

@@ -213,7 +213,7 @@ fn relocate(cache: &Path, src_dir: &str) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-impl Run {
+impl BuildExecution {
     pub(super) fn tar_of(&self, path: &str) -> TarStream {
         let container = self.container.clone().unwrap_or_default();
         self.runtime.download_tar(&container, path)

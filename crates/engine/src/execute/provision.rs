@@ -6,7 +6,7 @@ use super::*;
 use crate::runtime::{ContainerSpec, RuntimeError};
 use crate::shell::driver_command;
 
-impl Run {
+impl BuildExecution {
     /// PROVISIONING: the image, the container.
     pub(super) async fn provision(&mut self) -> Result<(), PhaseError> {
         let image = self.req.image.clone();

@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 /// Largest `runtimes.yml` read (AWS's are under 10 KiB).
 const MAX_FILE: usize = 1 << 20;
 
-impl Run {
+impl BuildExecution {
     /// Read the image's `runtimes.yml` and select the buildspec's runtimes. Logs the agent's
     /// lines; returns what to install once the shell runs (nothing without a selection or
     /// without the file), or the `YAML_FILE_ERROR` context.

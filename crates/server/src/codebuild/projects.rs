@@ -133,7 +133,6 @@ pub(super) fn check_cache(field: &str, c: &Value) -> Result<(), ApiError> {
     }
 }
 
-
 pub(super) fn check_project(p: &ProjectInput, create: bool) -> Result<(), ApiError> {
     check_name(&p.name)?;
     if create {
