@@ -12,7 +12,9 @@
 //!
 //! Every ARN uses [`ACCOUNT_ID`], the engine's.
 
+pub mod ecr;
 pub mod params;
+pub mod registry;
 pub mod s3;
 pub mod sts;
 
