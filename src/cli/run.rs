@@ -224,6 +224,7 @@ pub(super) fn run_with(
         },
         local_aws: None,
         s3_artifact: None,
+        image_source: None,
     };
     adjust(&mut request)?;
     request.check()?;
@@ -237,7 +238,17 @@ pub(super) fn run_with(
             ))
         })?;
         request.secrets = secrets;
-        request.local_aws = Some(hook);
+        // ECR references of the local account come from the local registry, which this run
+        // starts (or joins, when a live `serve` runs it) only if the image is one.
+        if let Some(ecr) = &hook.1 {
+            request.image_source = Some(localbuild_engine::request::ImageSourceHook(Arc::new(
+                localbuild_aws::ecr::EcrImages {
+                    ecr: ecr.clone(),
+                    region: request.region.clone(),
+                },
+            )));
+        }
+        request.local_aws = Some(hook.0);
     }
     if args.batch {
         return super::batch::run(request, args);
@@ -253,7 +264,10 @@ fn local_aws(
 ) -> Result<
     (
         localbuild_engine::secrets::SecretsFile,
-        localbuild_engine::local_aws::LocalAwsHook,
+        (
+            localbuild_engine::local_aws::LocalAwsHook,
+            Option<Arc<localbuild_aws::ecr::Ecr>>,
+        ),
     ),
     String,
 > {
@@ -267,12 +281,17 @@ fn local_aws(
         ids: localbuild_aws::sts::Identities::default(),
         open: false,
         region: request.region.clone(),
+        ecr: Some(Arc::new(localbuild_aws::ecr::Ecr::new(
+            history.db().clone(),
+            store_root().join("ecr"),
+        ))),
     });
     let secrets = aws.store.snapshot().map_err(|e| e.to_string())?;
+    let ecr = aws.ecr.clone();
     let hook = localbuild_engine::local_aws::LocalAwsHook(Arc::new(
         localbuild_server::aws::endpoint::BuildEndpoints { aws },
     ));
-    Ok((secrets, hook))
+    Ok((secrets, (hook, ecr)))
 }
 
 async fn run_build(

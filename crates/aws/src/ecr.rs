@@ -39,6 +39,10 @@ pub enum EcrError {
         "Lifecycle policy does not exist for the repository with name '{0}' in the registry with id '{ACCOUNT_ID}'"
     )]
     LifecyclePolicyNotFound(String),
+    #[error(
+        "The image with imageId {{{what}}} does not exist within the repository with name '{repository}' in the registry with id '{ACCOUNT_ID}'"
+    )]
+    ImageNotFound { repository: String, what: String },
     /// `InvalidParameterException`; the message names the field.
     #[error("{0}")]
     InvalidParameter(String),
@@ -260,6 +264,12 @@ impl Ecr {
         let r = Arc::new(Registry::start(&self.dir)?);
         *slot = Some(r.clone());
         Ok(r)
+    }
+
+    /// Stop a registry a killed process left running on this folder (see
+    /// [`Registry::stop_stale`]); its pid, if there was one.
+    pub fn stop_stale(&self) -> Option<u32> {
+        Registry::stop_stale(&self.dir)
     }
 
     /// The registry if it runs already (never starts it).
@@ -669,6 +679,30 @@ impl Ecr {
             registry.password()
         ));
         Ok((token, now() + TOKEN_SECONDS))
+    }
+}
+
+/// A build's image source: ECR references of this account in `region` come from the local
+/// registry (started if needed), with its credentials.
+pub struct EcrImages {
+    pub ecr: Arc<Ecr>,
+    pub region: String,
+}
+
+impl localbuild_engine::request::ImageSource for EcrImages {
+    fn locate(&self, image: &str) -> Result<Option<localbuild_engine::request::ImagePull>, String> {
+        let Some((from, registry)) = self
+            .ecr
+            .map_reference(image, &self.region)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(localbuild_engine::request::ImagePull {
+            from,
+            username: crate::registry::USER.to_owned(),
+            password: registry.password().to_owned(),
+        }))
     }
 }
 

@@ -203,6 +203,27 @@ impl Registry {
             }
             let _ = std::fs::remove_file(&state_path);
         }
+        Registry::spawn(dir, &config, &state_path)
+    }
+
+    /// Stop the registry of `dir` whose owner is gone (a killed process's); its pid, if one ran.
+    pub fn stop_stale(dir: &Path) -> Option<u32> {
+        let state_path = dir.join(STATE_FILE);
+        let state: State =
+            serde_json::from_str(&std::fs::read_to_string(&state_path).ok()?).ok()?;
+        if alive(state.owner) && state.owner != std::process::id() {
+            return None;
+        }
+        let ours = is_our_registry(state.pid, &dir.join("config.yml"));
+        if ours {
+            tracing::info!(pid = state.pid, "stopping a stale ECR registry");
+            stop_pid(state.pid);
+        }
+        let _ = std::fs::remove_file(&state_path);
+        ours.then_some(state.pid)
+    }
+
+    fn spawn(dir: &Path, config: &Path, state_path: &Path) -> Result<Registry, RegistryError> {
         let password = crate::random(
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
             40,
@@ -215,7 +236,7 @@ impl Registry {
         for _ in 0..3 {
             let port = free_port()?;
             let secret = crate::random(b"abcdefghijklmnopqrstuvwxyz0123456789", 32);
-            write_private(&config, &config_yaml(dir, port, &secret))
+            write_private(config, &config_yaml(dir, port, &secret))
                 .map_err(|e| RegistryError::Start(format!("config: {e}")))?;
             let log = std::fs::File::create(dir.join("registry.log"))
                 .map_err(|e| RegistryError::Start(format!("registry.log: {e}")))?;
@@ -224,7 +245,7 @@ impl Registry {
                 .map_err(|e| RegistryError::Start(e.to_string()))?;
             let child = Command::new(REGISTRY_BIN)
                 .arg("serve")
-                .arg(&config)
+                .arg(config)
                 .env_clear()
                 .stdin(Stdio::null())
                 .stdout(log)
@@ -246,7 +267,7 @@ impl Registry {
                 password: password.clone(),
             };
             write_private(
-                &state_path,
+                state_path,
                 &serde_json::to_string(&state).unwrap_or_default(),
             )
             .map_err(|e| RegistryError::Start(format!("{STATE_FILE}: {e}")))?;

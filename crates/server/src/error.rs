@@ -190,6 +190,28 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// ECR's errors under ECR's own type names (`ServerException` for the registry and the
+/// database).
+impl From<localbuild_aws::ecr::EcrError> for ApiError {
+    fn from(e: localbuild_aws::ecr::EcrError) -> ApiError {
+        use localbuild_aws::ecr::EcrError as E;
+        let (aws_type, status) = match &e {
+            E::RepositoryNotFound(_) => ("RepositoryNotFoundException", 400),
+            E::RepositoryAlreadyExists(_) => ("RepositoryAlreadyExistsException", 400),
+            E::RepositoryNotEmpty(_) => ("RepositoryNotEmptyException", 400),
+            E::LifecyclePolicyNotFound(_) => ("LifecyclePolicyNotFoundException", 400),
+            E::ImageNotFound { .. } => ("ImageNotFoundException", 400),
+            E::InvalidParameter(_) => ("InvalidParameterException", 400),
+            E::Registry(_) | E::Store(_) => ("ServerException", 503),
+        };
+        ApiError::Auth {
+            aws_type,
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A serde error at a path, as the message of a `SerializationException`.
 pub fn serialization(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();

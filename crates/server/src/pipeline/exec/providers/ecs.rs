@@ -1,5 +1,6 @@
 //! Deploy `ECS`: the image named by `imagedefinitions.json` runs as a local, labelled container
-//! replacing the service's previous one.
+//! replacing the service's previous one. An ECR URI of the local account and region is pulled
+//! from the local registry first and tagged under that URI.
 
 use super::super::*;
 
@@ -47,7 +48,7 @@ impl Job {
             name: Option<String>,
             image_uri: String,
         }
-        let image = match serde_json::from_str::<Vec<ImageDef>>(&text) {
+        let mut image = match serde_json::from_str::<Vec<ImageDef>>(&text) {
             Ok(defs) if !defs.is_empty() => defs[0].image_uri.clone(),
             _ => {
                 return ActionResult::failed(
@@ -56,6 +57,47 @@ impl Job {
                 );
             }
         };
+        // An ECR URI of this account and region comes from the local registry.
+        if let Some(ecr) = self.ctx.state.aws.ecr.clone() {
+            let source = localbuild_aws::ecr::EcrImages {
+                ecr,
+                region: self.ctx.state.aws.region.clone(),
+            };
+            let uri = image.clone();
+            let located = tokio::task::spawn_blocking(move || {
+                localbuild_engine::request::ImageSource::locate(&source, &uri)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            let pulled = match located {
+                Ok(Some(p)) => self
+                    .ctx
+                    .state
+                    .runtime
+                    .pull_as(
+                        &p.from,
+                        Some((p.username.as_str(), p.password.as_str())),
+                        &image,
+                        &mut |_| {},
+                    )
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match pulled {
+                Ok(Some(run)) => image = run,
+                Ok(None) => {}
+                Err(e) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Could not pull {image} from the local ECR registry: {e}"),
+                    );
+                }
+            }
+        }
         let label = format!("{cluster}/{service}");
         let safe: String = format!("{cluster}-{service}")
             .chars()
