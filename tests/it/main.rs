@@ -14,6 +14,7 @@ mod console;
 mod corpus;
 mod debug;
 mod docker_push;
+mod ecr;
 mod engine_api;
 mod env_secrets;
 mod full_disk;

@@ -228,8 +228,10 @@ impl Registry {
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
             40,
         );
-        let hash = bcrypt::hash(&password, bcrypt::DEFAULT_COST)
-            .map_err(|e| RegistryError::Start(format!("bcrypt: {e}")))?;
+        // Cost 5 (htpasswd -B's default): the registry checks it on every request, and the
+        // password is 40 random characters, so the hash need not be slow to be safe.
+        let hash =
+            bcrypt::hash(&password, 5).map_err(|e| RegistryError::Start(format!("bcrypt: {e}")))?;
         write_private(&dir.join("htpasswd"), &format!("{USER}:{hash}\n"))
             .map_err(|e| RegistryError::Start(format!("htpasswd: {e}")))?;
         let mut last = String::new();

@@ -249,6 +249,16 @@ impl Docker {
             .tag_image(from, Some(opts))
             .await
             .map_err(api("tag the pulled image"))?;
+        // The registry's address changes between starts: keep only `name` (an untag; the image
+        // stays under `name`).
+        let _ = self
+            .api
+            .remove_image(
+                from,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
         Ok(name.to_owned())
     }
 
