@@ -229,6 +229,9 @@ pub struct ImageFailure {
     pub reason: String,
 }
 
+/// BatchGetImage's answer: the images found (with their full ids) and the failures.
+pub type Found = (Vec<(ImageId, Manifest)>, Vec<ImageFailure>);
+
 /// ECR over the history database and the local registry (started on first use).
 pub struct Ecr {
     db: Db,
@@ -308,6 +311,17 @@ impl Ecr {
         }
         let registry = self.registry()?;
         Ok(local_reference(reference, region, &registry.host()).map(|r| (r, registry)))
+    }
+
+    /// The local registry's `127.0.0.1:PORT` when `host` is this account's ECR registry host in
+    /// `region` (a `docker login` or push target), the registry started if needed; `None` for any
+    /// other host. With [`Ecr::map_reference`], what a Docker API proxy needs to send ECR
+    /// references to the local registry.
+    pub fn map_host(&self, host: &str, region: &str) -> Result<Option<String>, EcrError> {
+        if !is_registry_host(host, region) {
+            return Ok(None);
+        }
+        Ok(Some(self.registry()?.host()))
     }
 
     pub fn create_repository(&self, c: CreateRepository) -> Result<Repository, EcrError> {
@@ -581,11 +595,7 @@ impl Ecr {
     }
 
     /// The images `ids` name (tag or digest; both must agree).
-    pub fn batch_get(
-        &self,
-        name: &str,
-        ids: &[ImageId],
-    ) -> Result<(Vec<(ImageId, Manifest)>, Vec<ImageFailure>), EcrError> {
+    pub fn batch_get(&self, name: &str, ids: &[ImageId]) -> Result<Found, EcrError> {
         self.repository(name)?;
         let registry = self.registry()?;
         let (mut found, mut failed) = (vec![], vec![]);

@@ -86,9 +86,7 @@ fn is_our_registry(pid: u32, config: &Path) -> bool {
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     args.first()
         .is_some_and(|a| a.ends_with(b"docker-registry"))
-        && args
-            .iter()
-            .any(|a| *a == config.as_os_str().as_encoded_bytes())
+        && args.contains(&config.as_os_str().as_encoded_bytes())
 }
 
 fn signal(pid: u32, sig: rustix::process::Signal) {
