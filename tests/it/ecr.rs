@@ -557,3 +557,38 @@ impl Drop for ServiceGuard {
         }
     }
 }
+
+#[test]
+fn a_run_builds_endpoint_serves_ecr_and_its_registry_ends_with_the_run() {
+    let b = crate::harness::Build::new(
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - aws ecr create-repository --repository-name from/build --query repository.repositoryUri --output text
+      - aws ecr get-login-password | wc -c
+      - aws ecr describe-repositories --query 'repositories[].repositoryName' --output text
+"#,
+    )
+    .image("localbuild-test/awscli:1");
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of(
+            "aws ecr create-repository --repository-name from/build --query repository.repositoryUri --output text"
+        ),
+        [format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/from/build")]
+    );
+    // The 40-character password and a newline.
+    assert_eq!(r.output_of("aws ecr get-login-password | wc -c"), ["41"]);
+    assert_eq!(
+        r.output_of(
+            "aws ecr describe-repositories --query 'repositories[].repositoryName' --output text"
+        ),
+        ["from/build"]
+    );
+    assert!(
+        registry_state(b.home.path()).is_none(),
+        "the run left its registry running"
+    );
+}
