@@ -430,7 +430,7 @@ fn hostile_repository_names_are_refused_by_ecrs_rule() {
 }
 
 #[test]
-fn the_registry_ends_with_serve_and_a_killed_servers_registry_is_stopped_on_restart() {
+fn the_registry_ends_with_serve_and_a_killed_servers_registry_is_stopped_on_restart_or_by_gc() {
     let mut s = Serve::start(&[]);
     assert!(
         registry_state(s.home.path()).is_none(),
@@ -456,9 +456,29 @@ fn the_registry_ends_with_serve_and_a_killed_servers_registry_is_stopped_on_rest
     assert_ne!(first, second);
     assert!(running(second));
 
+    // `localbuild gc` stops a killed server's registry too.
+    let mut s = s;
+    let home = s.kill_9();
+    assert!(running(second));
+    let out = crate::util::localbuild()
+        .env("LOCALBUILD_HOME", home.path())
+        .arg("gc")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("stopped the ECR registry (pid {second})")),
+        "{text}"
+    );
+    assert!(!running(second));
+
+    // A server's registry ends with it.
+    let s = Serve::start_in(home, &[]);
+    s.ok(&["ecr", "get-authorization-token"]);
+    let (third, _) = registry_state(s.home.path()).unwrap();
     let home = s.home.path().to_owned();
     drop(s);
-    wait_until("the registry to stop with serve", 30, || !running(second));
+    wait_until("the registry to stop with serve", 30, || !running(third));
     assert!(
         registry_state(&home).is_none(),
         "the state file outlived the registry"

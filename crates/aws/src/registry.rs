@@ -46,6 +46,9 @@ pub enum RegistryError {
 struct State {
     pid: u32,
     owner: u32,
+    /// The owner's start token (a reused pid is not the owner).
+    #[serde(default)]
+    owner_start: u64,
     port: u16,
     password: String,
 }
@@ -68,14 +71,13 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// A process that runs (not a zombie); the registry's own pid, read from `/proc`.
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
+    localbuild_db::process::process_start_token(pid).is_some()
+}
+
+fn owner_alive(state: &State) -> bool {
+    localbuild_db::process_alive(state.owner, state.owner_start)
 }
 
 /// Whether `pid` is a `docker-registry` serving `config` (a recycled pid is not).
@@ -183,7 +185,7 @@ impl Registry {
             .and_then(|t| serde_json::from_str::<State>(&t).ok())
         {
             let ours = is_our_registry(state.pid, &config);
-            if ours && alive(state.owner) && state.owner != std::process::id() {
+            if ours && owner_alive(&state) && state.owner != std::process::id() {
                 let shared = Registry {
                     dir: dir.to_owned(),
                     addr: SocketAddr::from(([127, 0, 0, 1], state.port)),
@@ -209,7 +211,7 @@ impl Registry {
         let state_path = dir.join(STATE_FILE);
         let state: State =
             serde_json::from_str(&std::fs::read_to_string(&state_path).ok()?).ok()?;
-        if alive(state.owner) && state.owner != std::process::id() {
+        if owner_alive(&state) && state.owner != std::process::id() {
             return None;
         }
         let ours = is_our_registry(state.pid, &dir.join("config.yml"));
@@ -260,9 +262,11 @@ impl Registry {
                 child: Some(child),
                 agent: agent(),
             };
+            let (owner, owner_start) = localbuild_db::this_process();
             let state = State {
                 pid,
-                owner: std::process::id(),
+                owner,
+                owner_start,
                 port,
                 password: password.clone(),
             };
