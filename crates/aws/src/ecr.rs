@@ -531,11 +531,11 @@ impl Ecr {
     /// Every image of repository `name` (tagged and untagged), newest first.
     pub fn images(&self, name: &str) -> Result<Vec<ImageDetail>, EcrError> {
         self.repository(name)?;
-        let registry = self.registry()?;
         let revisions = self.revisions(name)?;
         if revisions.is_empty() {
             return Ok(vec![]);
         }
+        let registry = self.registry()?;
         let mut tags_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for tag in self.tags(&registry, name)? {
             if let Some(m) = self.manifest(&registry, name, &tag)? {

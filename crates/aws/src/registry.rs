@@ -276,7 +276,10 @@ impl Registry {
             )
             .map_err(|e| RegistryError::Start(format!("{STATE_FILE}: {e}")))?;
             match registry.wait_ready() {
-                Ok(()) => return Ok(registry),
+                Ok(()) => {
+                    tracing::info!(pid, "the ECR registry listens on 127.0.0.1:{port}");
+                    return Ok(registry);
+                }
                 Err(e) => {
                     last = format!("{e}; its log: {}", registry.log_tail());
                     registry.stop();

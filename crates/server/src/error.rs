@@ -228,6 +228,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ecr_errors_have_ecrs_types() {
+        use localbuild_aws::ecr::EcrError as E;
+        use localbuild_aws::registry::RegistryError;
+        for (e, ty, status) in [
+            (
+                E::RepositoryNotFound("a".into()),
+                "RepositoryNotFoundException",
+                400,
+            ),
+            (
+                E::RepositoryAlreadyExists("a".into()),
+                "RepositoryAlreadyExistsException",
+                400,
+            ),
+            (
+                E::RepositoryNotEmpty("a".into()),
+                "RepositoryNotEmptyException",
+                400,
+            ),
+            (
+                E::InvalidParameter("x".into()),
+                "InvalidParameterException",
+                400,
+            ),
+            (
+                E::LifecyclePolicyNotFound("a".into()),
+                "LifecyclePolicyNotFoundException",
+                400,
+            ),
+            (E::Registry(RegistryError::Missing), "ServerException", 503),
+        ] {
+            let e = ApiError::from(e);
+            assert_eq!((e.aws_type(), e.status().as_u16()), (ty, status));
+        }
+        let e = ApiError::from(E::RepositoryNotFound("team/app".into()));
+        assert_eq!(
+            e.to_string(),
+            "The repository with name 'team/app' does not exist in the registry with id '000000000000'"
+        );
+    }
+
+    #[test]
     fn errors_have_aws_types_and_statuses() {
         let e = ApiError::ResourceNotFound("x".into());
         assert_eq!(e.aws_type(), "ResourceNotFoundException");
