@@ -1,5 +1,6 @@
 //! `localbuild gc`: finalise the builds whose process died and remove the containers, volumes
-//! and networks they left, and containers kept with `run --keep-container`; `--dry-run` only
+//! and networks they left, containers kept with `run --keep-container`, and the ECR registry of
+//! a killed `serve` or `run`; `--dry-run` only
 //! lists them. What a live `serve` or `run` still runs is left alone: a resource's owner label
 //! (pid and start time, so a reused pid is not mistaken for it) or, without one, its build's
 //! row in the history says whose it is.
@@ -29,6 +30,17 @@ pub fn run(dry_run: bool) -> Result<u8, CliError> {
                 }
                 Err(e) => eprintln!("warning: the build history could not be checked: {e}"),
             }
+        }
+        // The ECR registry of a killed `serve` or `run`.
+        if !dry_run
+            && let Some(pid) = localbuild_aws::registry::Registry::stop_stale(
+                &super::run::store_root().join("ecr"),
+            )
+        {
+            let _ = writeln!(
+                text,
+                "stopped the ECR registry (pid {pid}) a killed process left running"
+            );
         }
         let running = |id: &str, owner: Option<&str>| match &history {
             Some(h) => h.is_running(id, owner).unwrap_or_else(|e| {

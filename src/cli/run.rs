@@ -226,20 +226,31 @@ pub(super) fn run_with(
         s3_artifact: None,
         s3_secondary_artifacts: vec![],
         s3_cache: None,
+        image_source: None,
     };
     adjust(&mut request)?;
     request.check()?;
     // A local AWS for the build, unless the host's credentials are forwarded (-c / -p): then
     // the build talks to real AWS.
     if !args.aws_config {
-        let (secrets, hook) = local_aws(&request).map_err(|e| {
+        let local = local_aws(&request).map_err(|e| {
             CliError::Fault(format!(
                 "cannot open the build history under {}: {e}",
                 store_root().display()
             ))
         })?;
-        request.secrets = secrets;
-        request.local_aws = Some(hook);
+        request.secrets = local.secrets;
+        // ECR references of the local account come from the local registry, which this run
+        // starts (or joins, when a live `serve` runs it) only if the image is one.
+        if let Some(ecr) = &local.ecr {
+            request.image_source = Some(localbuild_engine::request::ImageSourceHook(Arc::new(
+                localbuild_aws::ecr::EcrImages {
+                    ecr: ecr.clone(),
+                    region: request.region.clone(),
+                },
+            )));
+        }
+        request.local_aws = Some(local.hook);
     }
     if args.batch {
         return super::batch::run(request, args);
@@ -247,18 +258,17 @@ pub(super) fn run_with(
     super::runtime()?.block_on(run_build(request, args, after))
 }
 
+/// A run's local AWS: the store's values, the endpoint hook, ECR.
+struct LocalAws {
+    secrets: localbuild_engine::secrets::SecretsFile,
+    hook: localbuild_engine::local_aws::LocalAwsHook,
+    ecr: Option<Arc<localbuild_aws::ecr::Ecr>>,
+}
+
 /// The local AWS services of this process (the parameter and secret store over the history,
 /// seeded by `--secrets-file`; STS sessions in memory) and the hook that gives each build its
 /// endpoint; the store's values for `env.parameter-store` / `env.secrets-manager`.
-fn local_aws(
-    request: &BuildRequest,
-) -> Result<
-    (
-        localbuild_engine::secrets::SecretsFile,
-        localbuild_engine::local_aws::LocalAwsHook,
-    ),
-    String,
-> {
+fn local_aws(request: &BuildRequest) -> Result<LocalAws, String> {
     let history = HistoryStore::open(store_root()).map_err(|e| e.to_string())?;
     let aws = Arc::new(localbuild_server::aws::Aws {
         s3: localbuild_aws::s3::S3::new(
@@ -270,12 +280,17 @@ fn local_aws(
         iam: localbuild_aws::iam::Iam::new(history.db().clone()),
         open: false,
         region: request.region.clone(),
+        ecr: Some(Arc::new(localbuild_aws::ecr::Ecr::new(
+            history.db().clone(),
+            store_root().join("ecr"),
+        ))),
     });
     let secrets = aws.store.snapshot().map_err(|e| e.to_string())?;
+    let ecr = aws.ecr.clone();
     let hook = localbuild_engine::local_aws::LocalAwsHook(Arc::new(
         localbuild_server::aws::endpoint::BuildEndpoints { aws },
     ));
-    Ok((secrets, hook))
+    Ok(LocalAws { secrets, hook, ecr })
 }
 
 async fn run_build(

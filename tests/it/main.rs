@@ -15,6 +15,7 @@ mod console;
 mod corpus;
 mod debug;
 mod docker_push;
+mod ecr;
 mod ecs;
 mod engine_api;
 mod env_secrets;

@@ -14,8 +14,10 @@
 //!
 //! Every ARN uses [`ACCOUNT_ID`], the engine's.
 
+pub mod ecr;
 pub mod iam;
 pub mod params;
+pub mod registry;
 pub mod s3;
 pub mod sts;
 

@@ -429,6 +429,69 @@ impl Runtime for Docker {
         self.ensure_pulled(image, progress).await.map(|()| None)
     }
 
+    /// Pull `from` with `auth` (user, password) for its registry and tag it `name` (the image
+    /// to run: `name`, or `from` when it names a digest).
+    async fn pull_as(
+        &self,
+        from: &str,
+        auth: Option<(&str, &str)>,
+        name: &str,
+        progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<String, DockerError> {
+        let (from_image, tag) = split_image_ref(from);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(from_image)
+            .tag(tag)
+            .build();
+        let credentials = auth.map(|(user, password)| bollard::auth::DockerCredentials {
+            username: Some(user.to_owned()),
+            password: Some(password.to_owned()),
+            serveraddress: from_image.split_once('/').map(|(h, _)| h.to_owned()),
+            ..Default::default()
+        });
+        let mut stream = self.api.create_image(Some(opts), None, credentials);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status.as_deref()
+                        && info.id.is_none()
+                    {
+                        progress(status);
+                    }
+                }
+                Err(e) => {
+                    return Err(DockerError::ImageUnavailable {
+                        image: name.to_owned(),
+                        reason: format!("pulling {from}: {}", root_cause(&e)),
+                    });
+                }
+            }
+        }
+        if from.contains('@') {
+            return Ok(from.to_owned());
+        }
+        let (repo, tag) = split_image_ref(name);
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.api
+            .tag_image(from, Some(opts))
+            .await
+            .map_err(api("tag the pulled image"))?;
+        // The registry's address changes between starts: keep only `name` (an untag; the image
+        // stays under `name`).
+        let _ = self
+            .api
+            .remove_image(
+                from,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+        Ok(name.to_owned())
+    }
+
     /// The image's entrypoint, if it has one.
     async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, DockerError> {
         let inspect = self

@@ -143,6 +143,9 @@ pub struct BuildRequest {
     /// A cache of type S3: saved and restored in that bucket folder instead of the local cache
     /// folder (`None`: the local cache).
     pub s3_cache: Option<S3Cache>,
+    /// Where an image its own name cannot reach comes from (ECR references served by the local
+    /// registry): asked in PROVISIONING; a located image is pulled from there and tagged `image`.
+    pub image_source: Option<ImageSourceHook>,
 }
 
 /// CodeBuild's cache of type S3 (`location: bucket[/prefix]`): each saved cache is the object
@@ -155,6 +158,41 @@ pub struct S3Cache {
     pub dir: PathBuf,
     /// `bucket[/prefix]` as the project gives it (the record's `cache.location`).
     pub location: String,
+}
+
+/// Finds the registry copy of an image whose own name reaches no registry. `locate` may block
+/// (the engine calls it on the blocking pool); `Ok(None)`: pull the image by its own name.
+pub trait ImageSource: Send + Sync {
+    fn locate(&self, image: &str) -> Result<Option<ImagePull>, String>;
+}
+
+/// A request's image source: `BuildRequest::image_source`.
+#[derive(Clone)]
+pub struct ImageSourceHook(pub std::sync::Arc<dyn ImageSource>);
+
+impl std::fmt::Debug for ImageSourceHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImageSourceHook")
+    }
+}
+
+/// Where a build image is pulled from when its own name reaches no registry: a local registry's
+/// reference and the credentials it checks (never shown: `Debug` hides the password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImagePull {
+    /// `127.0.0.1:PORT/NAME:TAG` (or `@DIGEST`).
+    pub from: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ImagePull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImagePull")
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// CodeBuild's artifacts of type S3: the object is `<path>/<build uuid if namespaceType is
@@ -244,6 +282,7 @@ impl BuildRequest {
             s3_artifact: None,
             s3_secondary_artifacts: vec![],
             s3_cache: None,
+            image_source: None,
         }
     }
 

@@ -173,6 +173,23 @@ pub trait Runtime: Send + Sync + 'static {
         progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
     ) -> Result<Option<StandIn>, RuntimeError>;
 
+    /// Pull `from` from a registry with `auth` (user, password) and tag it `name`; the image to
+    /// run: `name`, or `from` itself when `from` names a digest (a digest cannot be re-tagged).
+    /// Builds and the ECS deploy action use it for ECR references served by the local registry.
+    async fn pull_as(
+        &self,
+        from: &str,
+        auth: Option<(&str, &str)>,
+        name: &str,
+        progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<String, RuntimeError> {
+        let _ = (auth, name, progress);
+        Err(RuntimeError::ImageUnavailable {
+            image: from.to_owned(),
+            reason: "this runtime cannot pull from a registry".to_owned(),
+        })
+    }
+
     /// The image's entrypoint, if it has one.
     async fn image_entrypoint(&self, image: &str) -> Result<Vec<String>, RuntimeError>;
 

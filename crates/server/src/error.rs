@@ -222,6 +222,28 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// ECR's errors under ECR's own type names (`ServerException` for the registry and the
+/// database).
+impl From<localbuild_aws::ecr::EcrError> for ApiError {
+    fn from(e: localbuild_aws::ecr::EcrError) -> ApiError {
+        use localbuild_aws::ecr::EcrError as E;
+        let (aws_type, status) = match &e {
+            E::RepositoryNotFound(_) => ("RepositoryNotFoundException", 400),
+            E::RepositoryAlreadyExists(_) => ("RepositoryAlreadyExistsException", 400),
+            E::RepositoryNotEmpty(_) => ("RepositoryNotEmptyException", 400),
+            E::LifecyclePolicyNotFound(_) => ("LifecyclePolicyNotFoundException", 400),
+            E::ImageNotFound { .. } => ("ImageNotFoundException", 400),
+            E::InvalidParameter(_) => ("InvalidParameterException", 400),
+            E::Registry(_) | E::Store(_) => ("ServerException", 503),
+        };
+        ApiError::Auth {
+            aws_type,
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A serde error at a path, as the message of a `SerializationException`.
 pub fn serialization(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
@@ -236,6 +258,48 @@ pub fn serialization(e: serde_path_to_error::Error<serde_json::Error>) -> ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecr_errors_have_ecrs_types() {
+        use localbuild_aws::ecr::EcrError as E;
+        use localbuild_aws::registry::RegistryError;
+        for (e, ty, status) in [
+            (
+                E::RepositoryNotFound("a".into()),
+                "RepositoryNotFoundException",
+                400,
+            ),
+            (
+                E::RepositoryAlreadyExists("a".into()),
+                "RepositoryAlreadyExistsException",
+                400,
+            ),
+            (
+                E::RepositoryNotEmpty("a".into()),
+                "RepositoryNotEmptyException",
+                400,
+            ),
+            (
+                E::InvalidParameter("x".into()),
+                "InvalidParameterException",
+                400,
+            ),
+            (
+                E::LifecyclePolicyNotFound("a".into()),
+                "LifecyclePolicyNotFoundException",
+                400,
+            ),
+            (E::Registry(RegistryError::Missing), "ServerException", 503),
+        ] {
+            let e = ApiError::from(e);
+            assert_eq!((e.aws_type(), e.status().as_u16()), (ty, status));
+        }
+        let e = ApiError::from(E::RepositoryNotFound("team/app".into()));
+        assert_eq!(
+            e.to_string(),
+            "The repository with name 'team/app' does not exist in the registry with id '000000000000'"
+        );
+    }
 
     #[test]
     fn errors_have_aws_types_and_statuses() {

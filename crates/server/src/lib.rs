@@ -160,7 +160,14 @@ impl Server {
             ),
             open: config.credentials.is_none(),
             region: config.region.clone(),
+            ecr: Some(Arc::new(localbuild_aws::ecr::Ecr::new(
+                config.history.db().clone(),
+                config.history.root().join("ecr"),
+            ))),
         });
+        if let Some(ecr) = aws.ecr.clone() {
+            let _ = tokio::task::spawn_blocking(move || ecr.stop_stale()).await;
+        }
         let state = Arc::new(AppState {
             aws,
             roots: config.roots.clone(),
@@ -191,6 +198,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let state = self.state.clone();
+        let ecr = self.state.aws.ecr.clone();
         // Executions a killed process left InProgress end Failed; then watching resumes.
         pipeline::exec::recover(&self.state);
         tokio::spawn(pipeline::exec::watch(self.state.clone()));
@@ -208,7 +216,7 @@ impl Server {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -216,7 +224,12 @@ impl Server {
             shutdown.await;
             state.builds.stop_all().await;
         })
-        .await?;
+        .await;
+        // The registry ends with the server (a killed server's is stopped by the next start).
+        if let Some(ecr) = ecr {
+            let _ = tokio::task::spawn_blocking(move || ecr.shutdown()).await;
+        }
+        served?;
         Ok(())
     }
 }

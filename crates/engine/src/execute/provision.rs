@@ -3,13 +3,14 @@
 //! images that start their own Docker daemon).
 
 use super::*;
-use crate::runtime::{ContainerSpec, RuntimeError};
+use crate::runtime::{ContainerSpec, RuntimeError, StandIn};
 use crate::shell::driver_command;
 
 impl BuildExecution {
     /// PROVISIONING: the image, the container.
     pub(super) async fn provision(&mut self) -> Result<(), PhaseError> {
         let image = self.req.image.clone();
+        let source = self.req.image_source.clone();
         let hub = self.hub.clone();
         let runtime = self.runtime.clone();
         let worked = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -19,7 +20,34 @@ impl BuildExecution {
                 seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 hub.publish(Event::Progress(line.to_owned()));
             };
-            runtime.ensure_image(&image, &mut progress).await
+            let pull = match source {
+                Some(hook) => {
+                    let name = image.clone();
+                    tokio::task::spawn_blocking(move || hook.0.locate(&name))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r)
+                        .map_err(|reason| RuntimeError::ImageUnavailable {
+                            image: image.clone(),
+                            reason,
+                        })?
+                }
+                None => None,
+            };
+            match pull {
+                Some(p) => {
+                    progress(&format!("Pulling image {image} from {}", p.from));
+                    let auth = Some((p.username.as_str(), p.password.as_str()));
+                    let run = runtime
+                        .pull_as(&p.from, auth, &image, &mut progress)
+                        .await?;
+                    Ok((run != image).then(|| StandIn {
+                        note: format!("Running {image} as {run}, its copy in the local registry"),
+                        image: run,
+                    }))
+                }
+                None => runtime.ensure_image(&image, &mut progress).await,
+            }
         };
         tracing::debug!("provisioning: image");
         let started = std::time::Instant::now();

@@ -81,7 +81,7 @@ async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
     match s.aws.call(&method, &uri, &headers, &body).await {
         Some(r) => r,
         None => ApiError::UnknownOperation(format!(
-            "Unknown operation: this build's endpoint serves S3, SSM, Secrets Manager, STS and IAM (X-Amz-Target {:?})",
+            "Unknown operation: this build's endpoint serves S3, SSM, Secrets Manager, STS, IAM and ECR (X-Amz-Target {:?})",
             headers
                 .get("x-amz-target")
                 .and_then(|v| v.to_str().ok())

@@ -1,14 +1,16 @@
 //! The local AWS services on the wire: SSM Parameter Store and Secrets Manager (AWS JSON 1.1,
 //! `X-Amz-Target: AmazonSSM.*` / `secretsmanager.*`), STS and IAM (the query protocol,
 //! [`query`]: a form body with `Action`, answered in XML; IAM's requests are signed for `iam`,
-//! or unsigned with `Version=2010-05-08`) and S3 (REST/XML, [`s3`]; requests signed for `s3`, and on
-//! a build's endpoint every request that is neither JSON nor a query). The services themselves are `localbuild-aws`; this module
+//! or unsigned with `Version=2010-05-08`), S3 (REST/XML, [`s3`]; requests signed for `s3`, and on
+//! a build's endpoint every request that is neither JSON nor a query) and ECR ([`ecr`], JSON 1.1,
+//! `AmazonEC2ContainerRegistry_V20150921.*`). The services themselves are `localbuild-aws`; this module
 //! only decodes requests, checks who signed them ([`Aws::authorize`]) and encodes answers.
 //!
 //! They answer on `serve`'s port (next to CodeBuild) and on each build's own endpoint
 //! ([`endpoint`]), which accepts only signed requests by a key [`Aws::ids`] knows: the build's
 //! session, `AssumeRole` sessions and the `--credentials` keys.
 
+pub mod ecr;
 pub mod endpoint;
 mod iam;
 mod query;
@@ -39,8 +41,11 @@ pub struct Aws {
     pub iam: localbuild_aws::iam::Iam,
     /// Accept unsigned requests (serve without `--credentials`); a build's endpoint never does.
     pub open: bool,
-    /// The region of an unsigned request's ARNs.
+    /// The region of an unsigned request's ARNs, and the region of the ECR references that
+    /// map to the local registry.
     pub region: String,
+    /// ECR and its registry (`None`: this process serves no ECR; its calls say so).
+    pub ecr: Option<std::sync::Arc<localbuild_aws::ecr::Ecr>>,
 }
 
 /// Which of these services a request calls.
@@ -48,6 +53,7 @@ pub struct Aws {
 pub enum Api {
     Ssm(String),
     SecretsManager(String),
+    Ecr(String),
     /// STS's `Action` and the form's other fields.
     Sts(String, Vec<(String, String)>),
     /// IAM's `Action` and the form's other fields.
@@ -64,6 +70,7 @@ impl Api {
             return match target.rsplit_once('.') {
                 Some((SSM, op)) => Some(Api::Ssm(op.to_owned())),
                 Some((SECRETS_MANAGER, op)) => Some(Api::SecretsManager(op.to_owned())),
+                Some((ecr::ECR, op)) => Some(Api::Ecr(op.to_owned())),
                 _ => None,
             };
         }
@@ -92,6 +99,7 @@ impl Api {
         match self {
             Api::Ssm(_) => "ssm",
             Api::SecretsManager(_) => "secretsmanager",
+            Api::Ecr(_) => "ecr",
             Api::Sts(..) => "sts",
             Api::Iam(..) => "iam",
         }
@@ -197,6 +205,7 @@ impl Aws {
         Some(match api {
             Api::Ssm(op) => json(ssm::call(self, &region, &op, body)),
             Api::SecretsManager(op) => json(secretsmanager::call(self, &region, &op, body)),
+            Api::Ecr(op) => json(ecr::call(self.ecr.clone(), region, op, body.to_vec()).await),
             Api::Sts(action, fields) => sts::call(self, who, &action, &fields),
             Api::Iam(action, fields) => iam::call(self, &action, &fields),
         })

@@ -353,6 +353,14 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
             aws: state.aws.clone(),
         },
     )));
+    if let Some(ecr) = &state.aws.ecr {
+        request.image_source = Some(localbuild_engine::request::ImageSourceHook(Arc::new(
+            localbuild_aws::ecr::EcrImages {
+                ecr: ecr.clone(),
+                region: ctx.region.clone(),
+            },
+        )));
+    }
     let mut vars = project.environment.environment_variables.clone();
     vars.extend(
         input

@@ -2,6 +2,8 @@
 //! definition and a new deployment of the service (`crate::ecs::services::deploy`), whose task
 //! is a local, labelled container replacing the service's previous one. The service outlives
 //! the pipeline, as in AWS; `aws ecs update-service` / `delete-service` manage it.
+//! An ECR URI of the local account and region is pulled from the local registry first and
+//! tagged under that URI.
 
 use super::super::*;
 use crate::ecs::services::{self, DeployInput};
@@ -49,7 +51,7 @@ impl Job {
             name: Option<String>,
             image_uri: String,
         }
-        let images: Vec<(String, String)> = match serde_json::from_str::<Vec<ImageDef>>(&text) {
+        let mut images: Vec<(String, String)> = match serde_json::from_str::<Vec<ImageDef>>(&text) {
             Ok(defs) if !defs.is_empty() => defs
                 .into_iter()
                 .map(|d| (d.name.unwrap_or_default(), d.image_uri))
@@ -61,6 +63,19 @@ impl Job {
                 );
             }
         };
+        // An ECR URI of this account and region comes from the local registry.
+        for (_, uri) in &mut images {
+            match self.pull_from_local_ecr(uri).await {
+                Ok(Some(run)) => *uri = run,
+                Ok(None) => {}
+                Err(e) => {
+                    return ActionResult::failed(
+                        "JobFailed",
+                        format!("Could not pull {uri} from the local ECR registry: {e}"),
+                    );
+                }
+            }
+        }
         let image = images[0].1.clone();
         let deployed = services::deploy(
             &self.ctx.state,
@@ -111,5 +126,40 @@ impl Job {
                 format!("Could not deploy {image} to ECS service {cluster}/{service}: {e}"),
             ),
         }
+    }
+}
+
+impl Job {
+    /// Pull `uri` from the local registry when it is an ECR URI of this account and region,
+    /// tagged under `uri`: the image to run (`Ok(None)`: not such a URI, run it as named).
+    async fn pull_from_local_ecr(&self, uri: &str) -> Result<Option<String>, String> {
+        let Some(ecr) = self.ctx.state.aws.ecr.clone() else {
+            return Ok(None);
+        };
+        let source = localbuild_aws::ecr::EcrImages {
+            ecr,
+            region: self.ctx.state.aws.region.clone(),
+        };
+        let owned = uri.to_owned();
+        let located = tokio::task::spawn_blocking(move || {
+            localbuild_engine::request::ImageSource::locate(&source, &owned)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let Some(p) = located else {
+            return Ok(None);
+        };
+        self.ctx
+            .state
+            .runtime
+            .pull_as(
+                &p.from,
+                Some((p.username.as_str(), p.password.as_str())),
+                uri,
+                &mut |_| {},
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 }
