@@ -625,7 +625,12 @@ impl Run {
     async fn cleanup(&mut self) {
         tracing::debug!("cleanup");
         self.remove_container(false).await;
-        if self.leftovers || !self.provisioned {
+        // A privileged build's Docker commands may have made containers, volumes and
+        // networks of their own (labelled by its guarded Docker API).
+        if self.leftovers
+            || !self.provisioned
+            || (self.req.privileged && !self.req.debug.keep_container)
+        {
             let _ = self
                 .runtime
                 .remove_build_resources(Some(&self.build_id))
