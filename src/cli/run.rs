@@ -203,6 +203,7 @@ pub(super) fn run_with(
             .unwrap_or_else(|| localbuild_engine::DEFAULT_IMAGE.to_owned()),
         bind_mount: args.mount,
         privileged: args.privileged,
+        docker_host_access: args.docker_host_access,
         timeout: Duration::from_secs(args.timeout.unwrap_or(60).saturating_mul(60)),
         env_overrides,
         initiator,

@@ -109,6 +109,7 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
                 s3_root: root.join("s3"),
             },
             history,
+            docker_host_access: args.docker_host_access,
         };
         let server = Server::bind(config).await?;
         let addr = server.addr();

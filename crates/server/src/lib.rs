@@ -80,6 +80,9 @@ pub struct Config {
     /// Where repository locations resolve (`<git_root>/OWNER/REPO`, else `<git_root>/REPO`) and
     /// S3 locations (`<s3_root>/BUCKET/KEY`).
     pub roots: localbuild_sources::Roots,
+    /// Privileged builds get this machine's Docker daemon itself instead of a guarded Docker
+    /// API (`serve --docker-host-access`).
+    pub docker_host_access: bool,
 }
 
 /// Why the server could not start.
@@ -209,6 +212,7 @@ pub struct AppState {
     pub(crate) history: HistoryStore,
     pub(crate) store: Arc<ServerStore>,
     pub(crate) roots: localbuild_sources::Roots,
+    pub(crate) docker_host_access: bool,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) pipelines: pipeline::Live,
@@ -268,6 +272,7 @@ impl Server {
         let state = Arc::new(AppState {
             aws,
             roots: config.roots.clone(),
+            docker_host_access: config.docker_host_access,
             addr,
             credentials: config.credentials,
             allowed_hosts: config.allowed_hosts,
