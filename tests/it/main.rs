@@ -13,6 +13,7 @@ mod confinement;
 mod console;
 mod corpus;
 mod debug;
+mod docker_guard;
 mod docker_push;
 mod engine_api;
 mod env_secrets;

@@ -36,7 +36,7 @@ use tokio::net::{UnixListener, UnixStream};
 pub const BODY_LIMIT: usize = 4 << 20;
 
 /// What the build's log says with each refusal: the setting that would allow it.
-pub const SETTING: &str = "privileged builds get a guarded Docker API; the setting docker-host-access (`run --docker-host-access`, `docker-host-access = true` in the user config, `serve --docker-host-access`) gives them this machine's Docker daemon";
+pub const SETTING: &str = "Privileged builds get a guarded Docker API; the setting docker-host-access (`run --docker-host-access`, `docker-host-access = true` in the user config, `serve --docker-host-access`) gives them this machine's Docker daemon";
 
 type Body = Either<Incoming, Full<Bytes>>;
 
@@ -211,9 +211,7 @@ impl Proxy {
             Ok(r) => r,
             Err(Stop::Refused(Refusal(what))) => {
                 (self.notify.0)(&format!(
-                    "Refused a Docker call of the build: {what}. {}{}",
-                    SETTING[..1].to_uppercase(),
-                    &SETTING[1..]
+                    "Refused a Docker call of the build: {what}. {SETTING}"
                 ));
                 error(
                     StatusCode::FORBIDDEN,

@@ -1,0 +1,297 @@
+//! The guarded Docker API of privileged builds (`-d`): what a buildspec's Docker commands may
+//! and may not do through the real `localbuild` binary, the real daemon and the docker CLI of
+//! `localbuild-test/docker:1`; the `--docker-host-access` opt-in; nothing left behind, also
+//! after `kill -9` and `localbuild gc`.
+
+use crate::harness::{Build, Finished};
+use std::process::Command;
+
+const DOCKER_IMAGE: &str = "localbuild-test/docker:1";
+const INNER: &str = "localbuild-test/busybox:1";
+
+/// A privileged build of `spec` on the image with the docker CLI.
+fn privileged(spec: &str) -> Build {
+    Build::new(spec).image(DOCKER_IMAGE).arg("-d")
+}
+
+/// A buildspec whose build phase runs `commands` (each one line of YAML-safe text).
+fn buildspec(commands: &[String]) -> String {
+    let mut s = String::from("version: 0.2\nphases:\n  build:\n    commands:\n");
+    for c in commands {
+        s.push_str(&format!("      - {}\n", serde_json::to_string(c).unwrap()));
+    }
+    s
+}
+
+fn refused_lines(r: &Finished) -> Vec<String> {
+    r.log_lines()
+        .into_iter()
+        .filter(|l| l.contains("Refused a Docker call of the build: "))
+        .collect()
+}
+
+/// A file on the host no build may read: its path and contents.
+struct HostSecret {
+    dir: tempfile::TempDir,
+    text: String,
+}
+
+impl HostSecret {
+    fn new() -> HostSecret {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("host-only-{}", uuid::Uuid::new_v4().simple());
+        std::fs::write(dir.path().join("secret.txt"), &text).unwrap();
+        HostSecret { dir, text }
+    }
+
+    fn dir(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+/// A container of this machine that is not the build's (removed on drop).
+struct Foreign(String);
+
+impl Foreign {
+    fn new() -> Foreign {
+        let name = format!("lbtest-{}-foreign-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let out = Command::new("docker")
+            .args(["create", "--name", &name, INNER, "true"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        Foreign(name)
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn each_call_that_would_reach_the_host_is_refused_with_a_log_line_naming_the_setting() {
+    let foreign = Foreign::new();
+    let calls = [
+        format!("docker run --rm -v /:/host {INNER} true"),
+        format!("docker run --rm --mount type=bind,source=/etc,target=/e {INNER} true"),
+        format!("docker run --rm -v /var/run/docker.sock:/var/run/docker.sock {INNER} true"),
+        format!("docker run --rm --privileged {INNER} true"),
+        format!("docker run --rm --pid host {INNER} true"),
+        format!("docker run --rm --network host {INNER} true"),
+        format!("docker run --rm --ipc host {INNER} true"),
+        format!("docker run --rm --uts host {INNER} true"),
+        format!("docker run --rm --userns host {INNER} true"),
+        format!("docker run --rm --device /dev/null {INNER} true"),
+        format!("docker run --rm --cap-add SYS_ADMIN {INNER} true"),
+        format!("docker run --rm --security-opt seccomp=unconfined {INNER} true"),
+        format!("docker run --rm --volume-driver other -v named:/n {INNER} true"),
+        "docker volume create --opt type=none --opt o=bind --opt device=/ hostroot".to_owned(),
+        "docker network create --driver macvlan lan".to_owned(),
+        "docker exec --privileged own true".to_owned(),
+        format!("docker start {}", foreign.0),
+        format!("docker cp buildspec.yml {}:/x", foreign.0),
+        "docker build --network host -t lbtest-never:1 .".to_owned(),
+        "docker swarm init".to_owned(),
+    ];
+    let mut commands = vec![
+        format!("printf 'FROM {INNER}\\n' > Dockerfile"),
+        format!("docker run -d --name own-$CODEBUILD_BUILD_NUMBER {INNER} sleep 300"),
+    ];
+    for (i, c) in calls.iter().enumerate() {
+        let c = c.replace(" own ", " own-$CODEBUILD_BUILD_NUMBER ");
+        commands.push(format!("if {c}; then echo ALLOWED-{i}; else echo refused-{i}; fi"));
+    }
+    let r = privileged(&buildspec(&commands)).run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for i in 0..calls.len() {
+        assert!(
+            r.stdout.contains(&format!("\nrefused-{i}\n")),
+            "{} was not refused:\n{}",
+            calls[i],
+            r.stdout
+        );
+        assert!(!r.stdout.contains(&format!("ALLOWED-{i}\n")), "{}", calls[i]);
+    }
+    let refused = refused_lines(&r);
+    // Each said in the log (`docker cp` asks twice).
+    assert!(refused.len() >= calls.len(), "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .all(|l| l.contains("docker-host-access") && l.contains("--docker-host-access")),
+        "{refused:#?}"
+    );
+    assert!(refused[0].contains("a bind mount of the host path /"), "{}", refused[0]);
+    assert!(refused[2].contains("passing the Docker socket on"), "{}", refused[2]);
+    // The client gets Docker's error shape: "Error response from daemon: <message>".
+    assert!(
+        r.stdout
+            .contains("Error response from daemon: localbuild refused a privileged container"),
+        "{}",
+        r.stdout
+    );
+    // The foreign container was neither started nor changed.
+    let state = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Status}}", &foreign.0])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "created");
+}
+
+#[test]
+fn a_host_file_is_not_readable_through_docker() {
+    let secret = HostSecret::new();
+    let dir = secret.dir();
+    let r = privileged(&buildspec(&[
+        format!("docker run --rm -v {dir}:/h {INNER} cat /h/secret.txt || true"),
+        format!("docker run --rm --mount type=bind,source={dir},target=/h {INNER} cat /h/secret.txt || true"),
+        format!("docker run --rm -v $(pwd)/../../../../..{dir}:/h {INNER} cat /h/secret.txt || true"),
+        format!("docker volume create --opt type=none --opt o=bind --opt device={dir} v || true"),
+        format!("docker run --rm -v v:/h {INNER} cat /h/secret.txt || true"),
+        format!("docker run --rm --privileged {INNER} sh -c 'mount /dev/sda1 /mnt; cat /mnt{dir}/secret.txt' || true"),
+    ]))
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains(&secret.text), "{}", r.stdout);
+    assert_eq!(refused_lines(&r).len(), 5, "{:#?}", r.log_lines());
+}
+
+#[test]
+fn docker_run_with_the_working_directory_sees_and_changes_the_builds_source() {
+    let r = privileged(&buildspec(&[
+        format!("docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt"),
+        format!("docker run --rm -v \"$CODEBUILD_SRC_DIR\":/src -w /src {INNER} sh -c 'echo from-a-container > made.txt'"),
+        "cat made.txt".to_owned(),
+        format!("echo piped-in | docker run -i --rm {INNER} cat"),
+        format!("docker run --rm -v cache:/c {INNER} sh -c 'echo kept > /c/f'"),
+        format!("docker run --rm -v cache:/c {INNER} cat /c/f"),
+    ]))
+    .file("hello.txt", "the build's own source\n")
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of(&format!("docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt")),
+        ["the build's own source"]
+    );
+    assert_eq!(r.output_of("cat made.txt"), ["from-a-container"]);
+    assert_eq!(
+        r.output_of(&format!("echo piped-in | docker run -i --rm {INNER} cat")),
+        ["piped-in"]
+    );
+    assert_eq!(
+        r.output_of(&format!("docker run --rm -v cache:/c {INNER} cat /c/f")),
+        ["kept"]
+    );
+    assert!(refused_lines(&r).is_empty(), "{:#?}", refused_lines(&r));
+}
+
+#[test]
+fn a_mounted_source_maps_its_subfolders_to_the_host_folder_and_no_further() {
+    let r = privileged(&buildspec(&[
+        format!("docker run --rm -v $(pwd)/sub:/s {INNER} cat /s/in-sub.txt"),
+        "ln -s / sub/root".to_owned(),
+        format!("docker run --rm -v $(pwd)/sub/root/etc:/e {INNER} true || echo link-refused"),
+    ]))
+    .file("sub/in-sub.txt", "in the subfolder\n")
+    .arg("-m")
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of(&format!("docker run --rm -v $(pwd)/sub:/s {INNER} cat /s/in-sub.txt")),
+        ["in the subfolder"]
+    );
+    assert!(r.stdout.contains("\nlink-refused\n"), "{}", r.stdout);
+}
+
+#[test]
+fn containers_volumes_and_networks_the_build_makes_are_its_own_and_go_with_it() {
+    let r = privileged(&buildspec(&[
+        format!("docker run -d --name lbtest-left-$CODEBUILD_BUILD_NUMBER {INNER} sleep 300"),
+        "docker volume create lbtest-vol-$CODEBUILD_BUILD_NUMBER".to_owned(),
+        "docker network create lbtest-net-$CODEBUILD_BUILD_NUMBER".to_owned(),
+        format!("docker create -v anon:/a {INNER} true"),
+        "docker ps -q --filter label=localbuild.build-id=$CODEBUILD_BUILD_ID | wc -l".to_owned(),
+    ]))
+    .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // The build container and the two it made carry the build's label.
+    assert_eq!(
+        r.output_of("docker ps -q --filter label=localbuild.build-id=$CODEBUILD_BUILD_ID | wc -l"),
+        ["2"]
+    );
+    // `run` checked that nothing labelled with the build is left (Build::finished).
+}
+
+#[test]
+fn kill_9_leaves_the_builds_docker_objects_to_gc() {
+    let b = privileged(&buildspec(&[
+        format!("docker run -d {INNER} sleep 300"),
+        "docker volume create lbtest-killed-$CODEBUILD_BUILD_NUMBER".to_owned(),
+        "echo \"id=$CODEBUILD_BUILD_ID\"".to_owned(),
+        "sleep 300".to_owned(),
+    ]));
+    let mut running = b.spawn();
+    running.wait_for_line(|l| l.contains("Running command sleep 300"));
+    let kill = Command::new("kill")
+        .args(["-9", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    running.finish_killed();
+    let log = std::fs::read_dir(b.home.path().join("builds/it"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find_map(|e| std::fs::read_to_string(e.path().join("build.log")).ok())
+        .expect("the build's log");
+    let id = log
+        .lines()
+        .find_map(|l| l.strip_prefix("id="))
+        .expect("the build printed its id")
+        .to_owned();
+    assert_eq!(crate::util::containers_of(&id).len(), 2, "build and its own");
+    let (code, out, err) = b.cli(&["gc"]);
+    assert_eq!(code, 0, "{out}{err}");
+    crate::util::assert_nothing_left(&id);
+}
+
+#[test]
+fn docker_host_access_gives_the_hosts_daemon_and_warns() {
+    let secret = HostSecret::new();
+    let dir = secret.dir();
+    let spec = buildspec(&[format!(
+        "docker run --rm -v {dir}:/h {INNER} cat /h/secret.txt"
+    )]);
+    let r = privileged(&spec).arg("--docker-host-access").run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&secret.text), "{}", r.stdout);
+    assert!(
+        r.log_lines()
+            .iter()
+            .any(|l| l.contains("Warning: docker-host-access is on")),
+        "{:#?}",
+        r.log_lines()
+    );
+
+    // The user's config may say it; a project's file (the repository's) may not.
+    let b = privileged(&spec);
+    std::fs::create_dir_all(b.home.path().join("config/localbuild")).unwrap();
+    std::fs::write(
+        b.home.path().join("config/localbuild/config.toml"),
+        "docker-host-access = true\n",
+    )
+    .unwrap();
+    let r = b.run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&secret.text), "{}", r.stdout);
+
+    let b = privileged(&spec).file(".localbuild.toml", "docker-host-access = true\n");
+    let out = b.command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("docker-host-access: only the command line"),
+        "{stderr}"
+    );
+}
