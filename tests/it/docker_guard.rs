@@ -295,3 +295,47 @@ fn docker_host_access_gives_the_hosts_daemon_and_warns() {
         "{stderr}"
     );
 }
+
+/// The hints of a finished build (`Hint: …` lines of its log).
+fn hints_of(r: &Finished) -> Vec<String> {
+    r.log_lines()
+        .into_iter()
+        .filter_map(|l| l.split_once("Hint: ").map(|(_, h)| h.to_owned()))
+        .collect()
+}
+
+#[test]
+fn an_image_on_an_unreachable_registry_gets_one_offline_hint_naming_it() {
+    // `.invalid` never resolves: the same error as Docker Hub on a machine without a network.
+    let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - printf 'FROM registry.invalid/lbtest/base:1\\n' > Dockerfile\n      - docker build -t lbtest-offline:1 .\n  post_build:\n    commands:\n      - docker pull registry.invalid/lbtest/app:2\n";
+    let r = privileged(spec).run();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let hints = hints_of(&r);
+    assert_eq!(hints.len(), 2, "{hints:#?}");
+    for (hint, image) in hints.iter().zip([
+        "registry.invalid/lbtest/base:1",
+        "registry.invalid/lbtest/app:2",
+    ]) {
+        assert!(
+            hint.starts_with(&format!(
+                "image {image} is on registry.invalid, which this machine cannot reach (it looks offline)"
+            )),
+            "{hint}"
+        );
+        assert!(hint.contains("docker load -i"), "{hint}");
+    }
+
+    // The build image itself.
+    let r = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - echo never\n")
+        .image("registry.invalid/lbtest/build-image:1")
+        .run();
+    assert_ne!(r.code, 0);
+    assert_eq!(r.context("PROVISIONING").0, "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE");
+    let hints = hints_of(&r);
+    assert_eq!(hints.len(), 1, "{hints:#?}\n{}", r.stdout);
+    assert!(
+        hints[0].starts_with("image registry.invalid/lbtest/build-image:1 is on registry.invalid"),
+        "{}",
+        hints[0]
+    );
+}

@@ -520,10 +520,8 @@ impl Docker {
         let request = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".to_owned()),
-            labels: Some(HashMap::from([(
-                BUILD_LABEL.to_owned(),
-                build_id.to_owned(),
-            )])),
+            // With the owner: `localbuild gc` leaves a live build's network alone.
+            labels: Some(self.labels(build_id.to_owned())),
             ..Default::default()
         };
         self.api

@@ -534,13 +534,23 @@ impl Run {
                 continue;
             }
             let hint = match (attempt.how, &spec) {
-                (Ended::Failed, Some(spec)) if current.is_some() => hints::hint(&hints::Facts {
-                    output: &output,
-                    exit_code: attempt.code,
-                    privileged: self.req.privileged,
-                    shell: spec.env.shell.as_deref(),
-                    image: &self.req.image,
-                }),
+                (Ended::Failed, Some(spec)) if current.is_some() => {
+                    // An image from a registry this machine cannot reach: the command (in the
+                    // message) may be what names it.
+                    hints::offline_hint(&format!("{message}\n{output}")).or_else(|| {
+                        hints::hint(&hints::Facts {
+                            output: &output,
+                            exit_code: attempt.code,
+                            privileged: self.req.privileged,
+                            shell: spec.env.shell.as_deref(),
+                            image: &self.req.image,
+                        })
+                    })
+                }
+                // The build image's pull from a registry this machine cannot reach.
+                (Ended::Fault, _) if phase == PhaseType::Provisioning => {
+                    hints::offline_hint(message)
+                }
                 _ => None,
             };
             let leaving_phases = current.is_some()
