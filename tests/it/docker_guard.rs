@@ -54,7 +54,11 @@ struct Foreign(String);
 
 impl Foreign {
     fn new() -> Foreign {
-        let name = format!("lbtest-{}-foreign-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let name = format!(
+            "lbtest-{}-foreign-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
         let out = Command::new("docker")
             .args(["create", "--name", &name, INNER, "true"])
             .output()
@@ -101,7 +105,9 @@ fn each_call_that_would_reach_the_host_is_refused_with_a_log_line_naming_the_set
     ];
     for (i, c) in calls.iter().enumerate() {
         let c = c.replace(" own ", " own-$CODEBUILD_BUILD_NUMBER ");
-        commands.push(format!("if {c}; then echo ALLOWED-{i}; else echo refused-{i}; fi"));
+        commands.push(format!(
+            "if {c}; then echo ALLOWED-{i}; else echo refused-{i}; fi"
+        ));
     }
     let r = privileged(&buildspec(&commands)).run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -112,7 +118,11 @@ fn each_call_that_would_reach_the_host_is_refused_with_a_log_line_naming_the_set
             calls[i],
             r.stdout
         );
-        assert!(!r.stdout.contains(&format!("ALLOWED-{i}\n")), "{}", calls[i]);
+        assert!(
+            !r.stdout.contains(&format!("ALLOWED-{i}\n")),
+            "{}",
+            calls[i]
+        );
     }
     let refused = refused_lines(&r);
     // Each said in the log (`docker cp` asks twice).
@@ -123,8 +133,16 @@ fn each_call_that_would_reach_the_host_is_refused_with_a_log_line_naming_the_set
             .all(|l| l.contains("docker-host-access") && l.contains("--docker-host-access")),
         "{refused:#?}"
     );
-    assert!(refused[0].contains("a bind mount of the host path /"), "{}", refused[0]);
-    assert!(refused[2].contains("passing the Docker socket on"), "{}", refused[2]);
+    assert!(
+        refused[0].contains("a bind mount of the host path /"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        refused[2].contains("passing the Docker socket on"),
+        "{}",
+        refused[2]
+    );
     // The client gets Docker's error shape: "Error response from daemon: <message>".
     assert!(
         r.stdout
@@ -172,7 +190,9 @@ fn docker_run_with_the_working_directory_sees_and_changes_the_builds_source() {
     .run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
-        r.output_of(&format!("docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt")),
+        r.output_of(&format!(
+            "docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt"
+        )),
         ["the build's own source"]
     );
     assert_eq!(r.output_of("cat made.txt"), ["from-a-container"]);
@@ -199,7 +219,9 @@ fn a_mounted_source_maps_its_subfolders_to_the_host_folder_and_no_further() {
     .run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
-        r.output_of(&format!("docker run --rm -v $(pwd)/sub:/s {INNER} cat /s/in-sub.txt")),
+        r.output_of(&format!(
+            "docker run --rm -v $(pwd)/sub:/s {INNER} cat /s/in-sub.txt"
+        )),
         ["in the subfolder"]
     );
     assert!(r.stdout.contains("\nlink-refused\n"), "{}", r.stdout);
@@ -250,7 +272,11 @@ fn kill_9_leaves_the_builds_docker_objects_to_gc() {
         .find_map(|l| l.strip_prefix("id="))
         .expect("the build printed its id")
         .to_owned();
-    assert_eq!(crate::util::containers_of(&id).len(), 2, "build and its own");
+    assert_eq!(
+        crate::util::containers_of(&id).len(),
+        2,
+        "build and its own"
+    );
     let (code, out, err) = b.cli(&["gc"]);
     assert_eq!(code, 0, "{out}{err}");
     crate::util::assert_nothing_left(&id);
@@ -330,7 +356,10 @@ fn an_image_on_an_unreachable_registry_gets_one_offline_hint_naming_it() {
         .image("registry.invalid/lbtest/build-image:1")
         .run();
     assert_ne!(r.code, 0);
-    assert_eq!(r.context("PROVISIONING").0, "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE");
+    assert_eq!(
+        r.context("PROVISIONING").0,
+        "BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE"
+    );
     let hints = hints_of(&r);
     assert_eq!(hints.len(), 1, "{hints:#?}\n{}", r.stdout);
     assert!(

@@ -118,7 +118,10 @@ fn offline_image(text: &str) -> Option<(String, String)> {
             return rest.split_whitespace().next().map(str::to_owned);
         }
         // `docker run`: `Unable to find image 'python:3.11-slim' locally`; the build image.
-        for (start, end) in [("Unable to find image '", "'"), ("image ", " is not available")] {
+        for (start, end) in [
+            ("Unable to find image '", "'"),
+            ("image ", " is not available"),
+        ] {
             if let Some(rest) = l.split(start).nth(1)
                 && let Some((image, _)) = rest.split_once(end)
             {
@@ -307,14 +310,22 @@ mod offline_tests {
             ),
         ] {
             let h = hint(&facts(output)).unwrap_or_else(|| panic!("no hint for {output}"));
-            assert!(h.starts_with(&format!("image {image} is on {registry}, which this machine cannot reach")), "{h}");
+            assert!(
+                h.starts_with(&format!(
+                    "image {image} is on {registry}, which this machine cannot reach"
+                )),
+                "{h}"
+            );
             assert!(h.contains("docker load -i"), "{h}");
         }
     }
 
     #[test]
     fn an_error_without_an_image_or_without_a_dns_failure_gets_no_offline_hint() {
-        assert_eq!(offline_image("dial tcp 10.0.0.1:443: connect: connection refused"), None);
+        assert_eq!(
+            offline_image("dial tcp 10.0.0.1:443: connect: connection refused"),
+            None
+        );
         assert_eq!(offline_image("no such host\n"), None);
     }
 }

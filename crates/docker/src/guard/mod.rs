@@ -125,14 +125,9 @@ fn error(status: StatusCode, message: &str) -> Response<Body> {
 /// The request's path without the `/v1.NN` prefix, split into its segments.
 fn segments(path: &str) -> Vec<String> {
     let mut parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if parts
-        .first()
-        .is_some_and(|p| {
-            p.len() > 1
-                && p.starts_with('v')
-                && p[1..].chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
-    {
+    if parts.first().is_some_and(|p| {
+        p.len() > 1 && p.starts_with('v') && p[1..].chars().all(|c| c.is_ascii_digit() || c == '.')
+    }) {
         parts.remove(0);
     }
     parts.into_iter().map(percent_decode).collect()
@@ -241,7 +236,7 @@ impl Proxy {
                 for v in &names.volumes {
                     self.own_or_new_volume(v).await?;
                 }
-                self.forward_json(req, &body, None).await
+                self.forward_json(req, &body).await
             }
             (["containers", "prune"], true)
             | (["volumes", "prune"], true)
@@ -264,7 +259,7 @@ impl Proxy {
                 self.own_container(&id).await?;
                 let (req, body) = self.read_json(req).await?;
                 self.policy.exec_create(&body)?;
-                self.forward_json(req, &body, None).await
+                self.forward_json(req, &body).await
             }
             (["containers", id, ..], _) => {
                 self.own_container(id).await?;
@@ -279,7 +274,7 @@ impl Proxy {
             (["volumes", "create"], true) => {
                 let (req, mut body) = self.read_json(req).await?;
                 self.policy.volume_create(&mut body)?;
-                self.forward_json(req, &body, None).await
+                self.forward_json(req, &body).await
             }
             (["volumes", name], _) if method == Method::DELETE => {
                 let name = (*name).to_owned();
@@ -289,7 +284,7 @@ impl Proxy {
             (["networks", "create"], true) => {
                 let (req, mut body) = self.read_json(req).await?;
                 self.policy.network_create(&mut body)?;
-                self.forward_json(req, &body, None).await
+                self.forward_json(req, &body).await
             }
             (["networks", id, action], true) if *action == "connect" || *action == "disconnect" => {
                 let id = (*id).to_owned();
@@ -298,7 +293,7 @@ impl Proxy {
                 if let Some(c) = body.get("Container").and_then(Value::as_str) {
                     self.own_container(c).await?;
                 }
-                self.forward_json(req, &body, None).await
+                self.forward_json(req, &body).await
             }
             (["networks", id], _) if method == Method::DELETE => {
                 let id = (*id).to_owned();
@@ -331,7 +326,7 @@ impl Proxy {
                     let mapped = self.policy.map_host(s);
                     body["serveraddress"] = Value::String(mapped);
                 }
-                self.forward_json(req, &body, None).await
+                self.forward_json(req, &body).await
             }
             (["images", rest @ ..], _) if rest.len() >= 2 => {
                 // /images/{name}/push|tag|json|history|get: the name may hold slashes.
@@ -354,18 +349,26 @@ impl Proxy {
                 let req = with_query(req, &new_path, &query);
                 self.forward(self.map_auth_headers(req)).await
             }
-            (["swarm" | "services" | "nodes" | "secrets" | "configs" | "tasks", ..], _) => {
-                Err(Refusal("swarm mode (services run with host mounts)".into()).into())
-            }
-            (["plugins", ..], _) if method != Method::GET => {
-                Err(Refusal("installing or changing a plugin (plugins run as root on the host)".into()).into())
-            }
+            (
+                [
+                    "swarm" | "services" | "nodes" | "secrets" | "configs" | "tasks",
+                    ..,
+                ],
+                _,
+            ) => Err(Refusal("swarm mode (services run with host mounts)".into()).into()),
+            (["plugins", ..], _) if method != Method::GET => Err(Refusal(
+                "installing or changing a plugin (plugins run as root on the host)".into(),
+            )
+            .into()),
             _ => self.forward(req).await,
         }
     }
 
     /// Read a JSON body whole (an empty one reads as `{}`).
-    async fn read_json(&self, req: Request<Incoming>) -> Result<(hyper::http::request::Parts, Value), Stop> {
+    async fn read_json(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<(hyper::http::request::Parts, Value), Stop> {
         let (parts, body) = req.into_parts();
         let bytes = Limited::new(body, BODY_LIMIT)
             .collect()
@@ -384,11 +387,12 @@ impl Proxy {
         &self,
         mut parts: hyper::http::request::Parts,
         body: &Value,
-        _: Option<()>,
     ) -> Result<Response<Body>, Stop> {
         let bytes = Bytes::from(body.to_string());
         parts.headers.remove(hyper::header::TRANSFER_ENCODING);
-        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         parts
             .headers
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -398,7 +402,8 @@ impl Proxy {
 
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Stop> {
         let (parts, body) = req.into_parts();
-        self.send(Request::from_parts(parts, Either::Left(body))).await
+        self.send(Request::from_parts(parts, Either::Left(body)))
+            .await
     }
 
     /// Send to the daemon on a connection of its own; join the two connections when the
@@ -444,7 +449,10 @@ impl Proxy {
             .await
             .map_err(|e| Stop::Failed(format!("cannot read the daemon's answer: {e}")))?
             .to_bytes();
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     /// `kind` (`containers`, `volumes`, `networks`) `name` carries the build's label.
@@ -560,8 +568,14 @@ mod tests {
 
     #[test]
     fn paths_lose_their_version_and_keep_their_names() {
-        assert_eq!(segments("/v1.41/containers/create"), vec!["containers", "create"]);
-        assert_eq!(segments("/containers/abc/json"), vec!["containers", "abc", "json"]);
+        assert_eq!(
+            segments("/v1.41/containers/create"),
+            vec!["containers", "create"]
+        );
+        assert_eq!(
+            segments("/containers/abc/json"),
+            vec!["containers", "abc", "json"]
+        );
         assert_eq!(
             segments("/v1.41/images/1.dkr.ecr.x.amazonaws.com%2Fapp/push"),
             vec!["images", "1.dkr.ecr.x.amazonaws.com/app", "push"]

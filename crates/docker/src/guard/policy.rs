@@ -191,7 +191,9 @@ impl Policy {
                             .and_then(Value::as_object)
                             .is_some_and(|o| !o.is_empty());
                         if named_driver || options {
-                            return refuse("a volume with driver options (--mount volume-driver/volume-opt)");
+                            return refuse(
+                                "a volume with driver options (--mount volume-driver/volume-opt)",
+                            );
                         }
                         if !source.is_empty() {
                             names.volumes.push(source);
@@ -287,9 +289,7 @@ impl Policy {
     }
 
     fn add_labels(&self, obj: &mut Map<String, Value>, key: &str) {
-        let labels = obj
-            .entry(key)
-            .or_insert_with(|| Value::Object(Map::new()));
+        let labels = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
         if !labels.is_object() {
             *labels = Value::Object(Map::new());
         }
@@ -329,10 +329,7 @@ impl Policy {
 
     /// A `/build` query: `networkmode=host` is refused.
     pub fn build_query(&self, query: &[(String, String)]) -> Result<(), Refusal> {
-        if query
-            .iter()
-            .any(|(k, v)| k == "networkmode" && v == "host")
-        {
+        if query.iter().any(|(k, v)| k == "networkmode" && v == "host") {
             return refuse("a build on the host's network (docker build --network host)");
         }
         Ok(())
@@ -435,10 +432,15 @@ mod tests {
 
     #[test]
     fn the_source_folder_maps_to_what_backs_it_and_labels_are_added() {
-        let (body, names) = create(json!({"Binds": ["/codebuild/output/src1/src/:/src:ro", "cache:/c"],
-            "CapAdd": ["NET_BIND_SERVICE"], "NetworkMode": "bridge"}))
+        let (body, names) = create(
+            json!({"Binds": ["/codebuild/output/src1/src/:/src:ro", "cache:/c"],
+            "CapAdd": ["NET_BIND_SERVICE"], "NetworkMode": "bridge"}),
+        )
         .unwrap();
-        assert_eq!(body["HostConfig"]["Binds"], json!(["vol1:/src:ro", "cache:/c"]));
+        assert_eq!(
+            body["HostConfig"]["Binds"],
+            json!(["vol1:/src:ro", "cache:/c"])
+        );
         assert_eq!(body["Labels"]["localbuild.build-id"], "p:1");
         assert_eq!(names.volumes, vec!["cache"]);
         let (body, _) = create(json!({"Mounts": [{"Type": "bind",
@@ -463,7 +465,10 @@ mod tests {
         let mut v = json!({"Name": "x"});
         p.volume_create(&mut v).unwrap();
         assert_eq!(v["Labels"]["localbuild.build-id"], "p:1");
-        assert!(p.volume_create(&mut json!({"DriverOpts": {"device": "/"}})).is_err());
+        assert!(
+            p.volume_create(&mut json!({"DriverOpts": {"device": "/"}}))
+                .is_err()
+        );
         assert!(p.network_create(&mut json!({"Driver": "macvlan"})).is_err());
         assert!(p.exec_create(&json!({"Privileged": true})).is_err());
         let q = vec![("networkmode".to_owned(), "host".to_owned())];

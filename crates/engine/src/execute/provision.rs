@@ -70,10 +70,11 @@ impl Run {
             keep_entrypoint = entrypoint
                 .iter()
                 .any(|e| e.ends_with("dockerd-entrypoint.sh"));
-            self.agent(&format!(
-                "Warning: docker-host-access is on: the build's Docker commands use this machine's Docker daemon {} and the build container is privileged, so the buildspec can read and change any file of this machine",
-                if keep_entrypoint { "(the image's own daemon, in a privileged container)" } else { "(its socket)" }
-            ));
+            self.agent(if keep_entrypoint {
+                "Warning: docker-host-access is on: the image starts its own Docker daemon in a privileged build container, which is root on this machine: the buildspec can read and change any file of this machine"
+            } else {
+                "Warning: docker-host-access is on: the build's Docker commands use this machine's Docker daemon itself and the build container is privileged: the buildspec can read and change any file of this machine"
+            });
         }
         let docker = if !self.req.privileged {
             DockerAccess::None
