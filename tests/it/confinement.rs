@@ -126,7 +126,11 @@ fn a_privileged_builds_docker_bind_mounts_stay_in_its_source() {
         .run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     for line in ["refused-link", "refused-dots", "refused-path"] {
-        assert!(r.stdout.contains(&format!("\n{line}\n")), "{line}: {}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("\n{line}\n")),
+            "{line}: {}",
+            r.stdout
+        );
     }
     canary.assert_untouched();
 }

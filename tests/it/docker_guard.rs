@@ -111,18 +111,13 @@ fn each_call_that_would_reach_the_host_is_refused_with_a_log_line_naming_the_set
     }
     let r = privileged(&buildspec(&commands)).run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    for i in 0..calls.len() {
+    for (i, call) in calls.iter().enumerate() {
         assert!(
             r.stdout.contains(&format!("\nrefused-{i}\n")),
-            "{} was not refused:\n{}",
-            calls[i],
+            "{call} was not refused:\n{}",
             r.stdout
         );
-        assert!(
-            !r.stdout.contains(&format!("ALLOWED-{i}\n")),
-            "{}",
-            calls[i]
-        );
+        assert!(!r.stdout.contains(&format!("ALLOWED-{i}\n")), "{call}");
     }
     let refused = refused_lines(&r);
     // Each said in the log (`docker cp` asks twice).
