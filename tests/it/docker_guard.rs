@@ -363,3 +363,22 @@ fn an_image_on_an_unreachable_registry_gets_one_offline_hint_naming_it() {
         hints[0]
     );
 }
+
+#[test]
+fn ctrl_c_removes_what_the_builds_docker_commands_made() {
+    let b = privileged(&buildspec(&[
+        format!("docker run -d {INNER} sleep 300"),
+        "docker network create lbtest-stopped-$CODEBUILD_BUILD_NUMBER".to_owned(),
+        "sleep 300".to_owned(),
+    ]));
+    let mut running = b.spawn();
+    running.wait_for_line(|l| l.contains("Running command sleep 300"));
+    let kill = Command::new("kill")
+        .args(["-INT", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // `finish` checks that nothing labelled with the build is left.
+    let r = running.finish();
+    assert_eq!(r.status(), "STOPPED", "{}", r.stdout);
+}
