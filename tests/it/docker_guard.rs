@@ -382,3 +382,126 @@ fn ctrl_c_removes_what_the_builds_docker_commands_made() {
     let r = running.finish();
     assert_eq!(r.status(), "STOPPED", "{}", r.stdout);
 }
+
+#[test]
+fn serve_gives_privileged_builds_the_guarded_api_unless_started_with_docker_host_access() {
+    let secret = HostSecret::new();
+    let command = format!(
+        "docker run --rm -v {}:/h {INNER} cat /h/secret.txt",
+        secret.dir()
+    );
+    for (args, status) in [
+        (&[][..], "FAILED"),
+        (&["--docker-host-access"][..], "SUCCEEDED"),
+    ] {
+        let s = crate::serve::Serve::start(args);
+        let buildspec = buildspec(std::slice::from_ref(&command));
+        let source = serde_json::json!({"type": "NO_SOURCE", "buildspec": buildspec}).to_string();
+        let env = serde_json::json!({"type": "LINUX_CONTAINER", "image": DOCKER_IMAGE,
+            "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": true})
+        .to_string();
+        s.ok(&[
+            "codebuild",
+            "create-project",
+            "--name",
+            "dockerish",
+            "--source",
+            &source,
+            "--artifacts",
+            "type=NO_ARTIFACTS",
+            "--environment",
+            &env,
+            "--service-role",
+            "arn:aws:iam::000000000000:role/any",
+        ]);
+        let id = s.start_build("dockerish")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let b = s.wait_complete(&id);
+        let log = std::fs::read_to_string(s.home.path().join("builds/dockerish/1/build.log"))
+            .expect("the build's log");
+        assert_eq!(b["buildStatus"], status, "{args:?}: {log}");
+        assert_eq!(
+            log.contains(&secret.text),
+            status == "SUCCEEDED",
+            "{args:?}: {log}"
+        );
+        assert_eq!(
+            log.contains("Refused a Docker call of the build: a bind mount of the host path"),
+            status == "FAILED",
+            "{args:?}: {log}"
+        );
+        crate::util::assert_nothing_left(&id);
+    }
+}
+
+/// One raw HTTP/1.1 request on a Unix socket: the status and the body.
+fn raw(socket: &std::path::Path, head: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let req = format!(
+        "{head} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn hostile_requests_on_the_guarded_socket_get_docker_errors_never_a_hang() {
+    let b = privileged(&buildspec(&["sleep 300".to_owned()]));
+    let mut running = b.spawn();
+    running.wait_for_line(|l| l.contains("Running command sleep 300"));
+    let socket = b.home.path().join("builds/it/1/docker.sock");
+    assert!(socket.exists(), "no guarded socket at {}", socket.display());
+
+    let (status, body) = raw(&socket, "POST /v1.41/containers/create", b"{not json");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"message\""), "{body}");
+    let big = vec![b' '; 5 << 20];
+    let (status, _) = raw(&socket, "POST /containers/create", &big);
+    assert_eq!(status, 400);
+    let (status, body) = raw(
+        &socket,
+        "POST /containers/create",
+        br#"{"Image":"x","HostConfig":{"Binds":["/:/host"]}}"#,
+    );
+    assert_eq!(status, 403, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("Docker's JSON error");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("a bind mount of the host path /"),
+        "{v}"
+    );
+    let (status, body) = raw(&socket, "POST /containers/create", br#"[1, 2]"#);
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = raw(&socket, "GET /_ping", b"");
+    assert_eq!(status, 200);
+
+    let kill = Command::new("kill")
+        .args(["-INT", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let r = running.finish();
+    assert_eq!(r.status(), "STOPPED");
+    assert!(!socket.exists(), "the socket outlived its build");
+}

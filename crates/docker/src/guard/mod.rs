@@ -191,6 +191,9 @@ fn encode(s: &str) -> String {
 /// Why a request was not forwarded as it came.
 enum Stop {
     Refused(Refusal),
+    /// A body the proxy cannot read (over [`BODY_LIMIT`], not JSON): 400.
+    Bad(String),
+    /// The daemon could not be reached: 502.
     Failed(String),
 }
 
@@ -215,6 +218,7 @@ impl Proxy {
                     ),
                 )
             }
+            Err(Stop::Bad(m)) => error(StatusCode::BAD_REQUEST, &m),
             Err(Stop::Failed(m)) => error(StatusCode::BAD_GATEWAY, &m),
         }
     }
@@ -373,13 +377,17 @@ impl Proxy {
         let bytes = Limited::new(body, BODY_LIMIT)
             .collect()
             .await
-            .map_err(|e| Stop::Failed(format!("cannot read the request: {e}")))?
+            .map_err(|e| {
+                Stop::Bad(format!(
+                    "cannot read the request body (at most {BODY_LIMIT} bytes): {e}"
+                ))
+            })?
             .to_bytes();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok((parts, Value::Object(Default::default())));
         }
         let v = serde_json::from_slice(&bytes)
-            .map_err(|e| Stop::Failed(format!("the request body is not JSON: {e}")))?;
+            .map_err(|e| Stop::Bad(format!("the request body is not JSON: {e}")))?;
         Ok((parts, v))
     }
 
@@ -581,6 +589,48 @@ mod tests {
             vec!["images", "1.dkr.ecr.x.amazonaws.com/app", "push"]
         );
         assert_eq!(segments("/volumes/v1"), vec!["volumes", "v1"]);
+    }
+
+    struct Ecr;
+    impl policy::RegistryMap for Ecr {
+        fn map(&self, host: &str) -> Option<String> {
+            host.ends_with(".amazonaws.com")
+                .then(|| "127.0.0.1:5000".to_owned())
+        }
+    }
+
+    #[test]
+    fn registry_credentials_name_the_mapped_registry() {
+        let proxy = Proxy {
+            build_id: "p:1".into(),
+            upstream: PathBuf::from("/nonexistent"),
+            policy: Policy {
+                labels: Default::default(),
+                sources: vec![],
+                registry: Some(Arc::new(Ecr)),
+            },
+            notify: Notify(Arc::new(|_: &str| {})),
+        };
+        let b64 = base64::engine::general_purpose::URL_SAFE;
+        let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        let auth = serde_json::json!({"username": "AWS", "password": "pw", "serveraddress": ecr});
+        let config = serde_json::json!({ ecr: {"username": "AWS", "password": "pw"} });
+        let req = Request::builder()
+            .header("X-Registry-Auth", b64.encode(auth.to_string()))
+            .header("X-Registry-Config", b64.encode(config.to_string()))
+            .body(())
+            .unwrap();
+        let req = proxy.map_auth_headers(req);
+        let read = |name: &str| -> Value {
+            let bytes = b64.decode(req.headers()[name].to_str().unwrap()).unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        assert_eq!(read("x-registry-auth")["serveraddress"], "127.0.0.1:5000");
+        assert_eq!(read("x-registry-auth")["password"], "pw");
+        assert_eq!(
+            read("x-registry-config")["127.0.0.1:5000"]["username"],
+            "AWS"
+        );
     }
 
     #[test]
