@@ -888,10 +888,16 @@ impl Docker {
                 continue;
             }
             if remove {
-                self.api
-                    .remove_network(&name)
-                    .await
-                    .map_err(api("remove a network"))?;
+                match self.api.remove_network(&name).await {
+                    Ok(()) => {}
+                    // Still in use by a running container (a live build's network made
+                    // without the owner label, by an older localbuild): left alone.
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 403,
+                        message,
+                    }) if message.contains("active endpoints") => continue,
+                    Err(e) => return Err(api("remove a network")(e)),
+                }
             }
             sweep.removed.networks.push(name);
         }
