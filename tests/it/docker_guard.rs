@@ -505,3 +505,25 @@ fn hostile_requests_on_the_guarded_socket_get_docker_errors_never_a_hang() {
     assert_eq!(r.status(), "STOPPED");
     assert!(!socket.exists(), "the socket outlived its build");
 }
+
+#[test]
+fn a_build_folder_too_long_for_a_unix_socket_still_gets_its_guarded_api() {
+    let b = privileged(&buildspec(&[format!(
+        "docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt"
+    )]))
+    .file("hello.txt", "long home\n");
+    let long_home = b.home.path().join("h".repeat(120));
+    let out = b
+        .command()
+        .env("LOCALBUILD_HOME", &long_home)
+        .output()
+        .unwrap();
+    let r = b.finished(out);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.output_of(&format!(
+            "docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt"
+        )),
+        ["long home"]
+    );
+}

@@ -377,6 +377,7 @@ impl Docker {
             g.notify.clone(),
         )
         .map_err(|e| refuse(format!("cannot listen on {}: {e}", socket.display())))?;
+        let socket = running.path().to_owned();
         self.guards
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

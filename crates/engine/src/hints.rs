@@ -7,6 +7,11 @@
 //! one entry in the table. The engine writes the hint as an agent line (`Hint: …`) after the
 //! failed phase's context line; it is never part of the CodeBuild record.
 //!
+//! An image on a registry this machine cannot reach ([`offline_hint`]: the build image's pull
+//! in PROVISIONING, `docker pull`/`run`, `FROM` in `docker build`) gets a hint naming the image
+//! and how to make it available offline; the engine asks it first, with the phase's context
+//! message (which names the command) before the output.
+//!
 //! The small default image (`localbuild/standard:1.0`) lacks the runtimes of CodeBuild's
 //! images: a command it does not have but the CodeBuild-like image does ([`CODEBUILD_TOOLS`]),
 //! and a `runtime-versions` selection ([`runtime_versions_hint`]), get a hint naming

@@ -52,6 +52,15 @@ struct Proxy {
 pub struct Running {
     task: tokio::task::JoinHandle<()>,
     socket: PathBuf,
+    /// The private folder holding the socket when the asked-for path was too long.
+    _short: Option<tempfile::TempDir>,
+}
+
+impl Running {
+    /// Where the socket is (to bind-mount into the build container).
+    pub fn path(&self) -> &Path {
+        &self.socket
+    }
 }
 
 impl Drop for Running {
@@ -61,8 +70,10 @@ impl Drop for Running {
     }
 }
 
-/// Listen on `socket` (a path of at most 107 bytes; an old file there is replaced) for the
-/// build `build_id`, forwarding what `policy` allows to the daemon at `upstream`.
+/// Listen on `socket` (an old file there is replaced; a path longer than a Unix socket's 107
+/// bytes is replaced by one in a private temporary folder) for the build `build_id`,
+/// forwarding what `policy` allows to the daemon at `upstream`. Only this user may connect
+/// (mode 0600; the build container's root may, as root).
 pub fn start(
     socket: &Path,
     upstream: &Path,
@@ -70,14 +81,19 @@ pub fn start(
     policy: Policy,
     notify: Notify,
 ) -> std::io::Result<Running> {
-    if socket.as_os_str().len() > 107 {
-        return Err(std::io::Error::other(format!(
-            "the socket path {} is longer than a Unix socket's 107 bytes (set LOCALBUILD_HOME to a shorter folder)",
-            socket.display()
-        )));
-    }
+    let (socket, short) = if socket.as_os_str().len() > 107 {
+        let dir = tempfile::Builder::new().prefix("localbuild-").tempdir()?;
+        (dir.path().join("docker.sock"), Some(dir))
+    } else {
+        (socket.to_owned(), None)
+    };
+    let socket = socket.as_path();
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    }
     let proxy = Arc::new(Proxy {
         build_id: build_id.to_owned(),
         upstream: upstream.to_owned(),
@@ -89,7 +105,11 @@ pub fn start(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let Ok((stream, _)) = accepted else {
+                        // Out of file descriptors, say: try again shortly, not in a busy loop.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
                     let proxy = proxy.clone();
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
@@ -109,6 +129,7 @@ pub fn start(
     Ok(Running {
         task,
         socket: socket.to_owned(),
+        _short: short,
     })
 }
 
