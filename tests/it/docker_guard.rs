@@ -173,6 +173,8 @@ fn a_host_file_is_not_readable_through_docker() {
 
 #[test]
 fn docker_run_with_the_working_directory_sees_and_changes_the_builds_source() {
+    let lib = tempfile::tempdir().unwrap();
+    std::fs::write(lib.path().join("lib.txt"), "a secondary source\n").unwrap();
     let r = privileged(&buildspec(&[
         format!("docker run --rm -v $(pwd):/src {INNER} cat /src/hello.txt"),
         format!("docker run --rm -v \"$CODEBUILD_SRC_DIR\":/src -w /src {INNER} sh -c 'echo from-a-container > made.txt'"),
@@ -180,8 +182,11 @@ fn docker_run_with_the_working_directory_sees_and_changes_the_builds_source() {
         format!("echo piped-in | docker run -i --rm {INNER} cat"),
         format!("docker run --rm -v cache:/c {INNER} sh -c 'echo kept > /c/f'"),
         format!("docker run --rm -v cache:/c {INNER} cat /c/f"),
+        format!("docker run --rm -v \"$CODEBUILD_SRC_DIR_lib\":/lib {INNER} cat /lib/lib.txt"),
     ]))
     .file("hello.txt", "the build's own source\n")
+    .arg("-s")
+    .arg(&format!("lib:{}", lib.path().display()))
     .run();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
@@ -198,6 +203,12 @@ fn docker_run_with_the_working_directory_sees_and_changes_the_builds_source() {
     assert_eq!(
         r.output_of(&format!("docker run --rm -v cache:/c {INNER} cat /c/f")),
         ["kept"]
+    );
+    assert_eq!(
+        r.output_of(&format!(
+            "docker run --rm -v \"$CODEBUILD_SRC_DIR_lib\":/lib {INNER} cat /lib/lib.txt"
+        )),
+        ["a secondary source"]
     );
     assert!(refused_lines(&r).is_empty(), "{:#?}", refused_lines(&r));
 }

@@ -99,7 +99,10 @@ impl Run {
                     .map(|(dir, path)| (path, Some(dir)))
                     .collect()
             } else {
-                vec![(self.src_dir.clone(), None)]
+                std::iter::once(self.src_dir.clone())
+                    .chain(self.secondary_dirs().into_iter().map(|(_, path)| path))
+                    .map(|path| (path, None))
+                    .collect()
             };
             DockerAccess::Guarded(GuardedDocker {
                 socket: self.place.dir.join("docker.sock"),
