@@ -33,6 +33,8 @@ struct FileSettings {
     env_file: Option<Spanned<PathBuf>>,
     secrets_file: Option<Spanned<PathBuf>>,
     privileged: Option<Spanned<bool>>,
+    /// User config only: a repository's file cannot give its builds the host's daemon.
+    docker_host_access: Option<Spanned<bool>>,
     mount: Option<Spanned<bool>>,
     artifacts: Option<Spanned<PathBuf>>,
     reports: Option<Spanned<PathBuf>>,
@@ -326,6 +328,25 @@ pub fn resolve(args: &RunArgs, source_dir: &Path) -> Result<Resolved, ConfigErro
         "privileged",
         flag_bool(args.privileged),
         privileged,
+        boolean,
+        None,
+        show_bool
+    )
+    .unwrap_or(false);
+    if let Some(p) = &project
+        && let Some(s) = &p.settings.docker_host_access
+    {
+        return Err(ConfigError::Located {
+            path: p.path.clone(),
+            text: p.text.clone(),
+            span: s.span(),
+            message: "docker-host-access: only the command line (--docker-host-access) or your user config can give builds this machine's Docker daemon, not a project's file (a repository would grant itself root on this machine)".into(),
+        });
+    }
+    out.docker_host_access = pick!(
+        "docker-host-access",
+        flag_bool(args.docker_host_access),
+        docker_host_access,
         boolean,
         None,
         show_bool

@@ -12,6 +12,7 @@ mod cache;
 mod cloud;
 mod completions;
 mod config;
+mod ecr_hosts;
 mod error;
 mod exit;
 mod gc;
@@ -276,6 +277,11 @@ pub struct ServeArgs {
     /// DIR/REPO (default: $LOCALBUILD_HOME/git)
     #[arg(long = "git-root", value_name = "DIR")]
     pub git_root: Option<PathBuf>,
+    /// Give privileged builds this machine's Docker daemon itself (and a privileged container)
+    /// instead of the guarded Docker API: a buildspec can then read and change any file of
+    /// this machine
+    #[arg(long = "docker-host-access")]
+    pub docker_host_access: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,9 +335,15 @@ pub struct RunArgs {
     /// Bind-mount the source directory instead of copying it (the build can then change it)
     #[arg(short = 'm', long = "mount")]
     pub mount: bool,
-    /// Privileged mode: docker commands in the build use this machine's Docker daemon
+    /// Privileged mode: docker commands in the build use a guarded Docker API of this
+    /// machine's daemon (no host files, no privileged containers)
     #[arg(short = 'd', long = "privileged")]
     pub privileged: bool,
+    /// With -d: give the build this machine's Docker daemon itself and a privileged container,
+    /// as CodeBuild's build VM has; a buildspec can then read and change any file of this
+    /// machine (also `docker-host-access = true` in the user config, never the project's)
+    #[arg(long = "docker-host-access")]
+    pub docker_host_access: bool,
     /// Write the build record (CodeBuild's Build object) to FILE as JSON
     #[arg(long = "build-json", value_name = "FILE")]
     pub build_json: Option<PathBuf>,

@@ -203,6 +203,7 @@ pub(super) fn run_with(
             .unwrap_or_else(|| localbuild_engine::DEFAULT_IMAGE.to_owned()),
         bind_mount: args.mount,
         privileged: args.privileged,
+        docker_host_access: args.docker_host_access,
         timeout: Duration::from_secs(args.timeout.unwrap_or(60).saturating_mul(60)),
         env_overrides,
         initiator,
@@ -232,6 +233,7 @@ pub(super) fn run_with(
     request.check()?;
     // A local AWS for the build, unless the host's credentials are forwarded (-c / -p): then
     // the build talks to real AWS.
+    let mut ecr = None;
     if !args.aws_config {
         let local = local_aws(&request).map_err(|e| {
             CliError::Fault(format!(
@@ -242,6 +244,7 @@ pub(super) fn run_with(
         request.secrets = local.secrets;
         // ECR references of the local account come from the local registry, which this run
         // starts (or joins, when a live `serve` runs it) only if the image is one.
+        ecr = local.ecr.clone();
         if let Some(ecr) = &local.ecr {
             request.image_source = Some(localbuild_engine::request::ImageSourceHook(Arc::new(
                 localbuild_aws::ecr::EcrImages {
@@ -255,7 +258,7 @@ pub(super) fn run_with(
     if args.batch {
         return super::batch::run(request, args);
     }
-    super::runtime()?.block_on(run_build(request, args, after))
+    super::runtime()?.block_on(run_build(request, ecr, args, after))
 }
 
 /// A run's local AWS: the store's values, the endpoint hook, ECR.
@@ -295,10 +298,12 @@ fn local_aws(request: &BuildRequest) -> Result<LocalAws, String> {
 
 async fn run_build(
     mut request: BuildRequest,
+    ecr: Option<Arc<localbuild_aws::ecr::Ecr>>,
     args: &RunArgs,
     after: impl FnOnce(&Outcome),
 ) -> Result<u8, CliError> {
-    let docker = Docker::connect().await?;
+    let docker =
+        super::ecr_hosts::with_ecr(Docker::connect().await?, ecr.as_ref(), &request.region);
     let mode = super::progress::Mode::detect(args.quiet);
     let store = open_store()?;
     // The shells `run` opens itself need a person at the terminal, and its text output.

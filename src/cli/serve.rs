@@ -90,6 +90,11 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
         })?;
         // What this server creates names its process, so `localbuild gc` leaves it alone.
         let docker = Docker::connect().await?.owned_by(history.owner_label());
+        let ecr = Arc::new(localbuild_aws::ecr::Ecr::new(
+            history.db().clone(),
+            root.join("ecr"),
+        ));
+        let docker = super::ecr_hosts::with_ecr(docker, Some(&ecr), &region);
         match history.recover() {
             Ok(ids) => {
                 for id in ids {
@@ -112,6 +117,8 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
                 s3_root: root.join("s3"),
             },
             history,
+            docker_host_access: args.docker_host_access,
+            ecr: Some(ecr),
         };
         let server = Server::bind(config).await?;
         let addr = server.addr();

@@ -52,6 +52,10 @@ const FIELDS: &[(&str, &str)] = &[
         "console artifact download path",
         "api_fields_that_name_paths_are_refused_as_codebuild_refuses_them",
     ),
+    (
+        "docker bind mounts of a privileged build (guarded Docker API), incl. links",
+        "a_privileged_builds_docker_bind_mounts_stay_in_its_source",
+    ),
 ];
 
 /// A folder outside every root, with a file in it, that no hostile input may touch.
@@ -108,6 +112,31 @@ fn the_field_table_names_existing_tests() {
             "{field}: no test {test}"
         );
     }
+}
+
+#[test]
+fn a_privileged_builds_docker_bind_mounts_stay_in_its_source() {
+    let canary = Canary::new();
+    let canary_dir = canary.dir.display().to_string();
+    let inner = "localbuild-test/busybox:1";
+    // With -m the source is a host folder: a link in it, `..`, and the canary's own path.
+    let spec = format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - ln -s {canary_dir} out\n      - docker run --rm -v $(pwd)/out:/c {inner} sh -c 'echo bad > /c/keep' || echo refused-link\n      - docker run --rm -v $(pwd)/{escape}:/c {inner} sh -c 'echo bad > /c/keep' || echo refused-dots\n      - docker run --rm --mount type=bind,source={canary_dir},target=/c {inner} sh -c 'echo bad > /c/keep' || echo refused-path\n      - rm out\n",
+        escape = canary.escape(),
+    );
+    let r = Build::new(&spec)
+        .image("localbuild-test/docker:1")
+        .args(&["-d", "-m"])
+        .run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for line in ["refused-link", "refused-dots", "refused-path"] {
+        assert!(
+            r.stdout.contains(&format!("\n{line}\n")),
+            "{line}: {}",
+            r.stdout
+        );
+    }
+    canary.assert_untouched();
 }
 
 #[test]

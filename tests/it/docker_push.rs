@@ -278,9 +278,23 @@ fn dockerd_entrypoint_images_are_waited_for() {
     let _image = fake_dind_image(&tag, "(sleep 1; touch /tmp/dockerd-ready) &\nexec \"$@\"");
     let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker info && echo daemon-ready\n";
     let src = source(spec, "unused");
-    let run = localbuild(src.path(), true, &tag, &[]);
+    let run = localbuild(src.path(), true, &tag, &["--docker-host-access".into()]);
     assert_eq!(run.out.status.code(), Some(0), "{}", run.context());
     assert!(run.stdout.contains("daemon-ready\n"), "{}", run.context());
+}
+
+#[test]
+fn dockerd_entrypoint_images_get_the_guarded_api_without_host_access() {
+    require_docker();
+    let tag = format!("{}:1", unique("dind-guarded"));
+    // A privileged container is root on the host: by default the image's own daemon does
+    // not start, and the build's docker commands reach the guarded API.
+    let _image = fake_dind_image(&tag, "echo dockerd started >&2\nexit 1");
+    let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - test -S /var/run/docker.sock && echo guarded-socket\n";
+    let src = source(spec, "unused");
+    let run = localbuild(src.path(), true, &tag, &[]);
+    assert_eq!(run.out.status.code(), Some(0), "{}", run.context());
+    assert!(run.stdout.contains("guarded-socket\n"), "{}", run.context());
 }
 
 #[test]
@@ -290,7 +304,7 @@ fn a_dockerd_entrypoint_that_exits_fails_provisioning() {
     let _image = fake_dind_image(&tag, "echo dockerd failed >&2\nexit 1");
     let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo never\n";
     let src = source(spec, "unused");
-    let run = localbuild(src.path(), true, &tag, &[]);
+    let run = localbuild(src.path(), true, &tag, &["--docker-host-access".into()]);
     assert_eq!(run.out.status.code(), Some(3), "{}", run.context());
     assert!(
         run.stdout.contains("PROVISIONING       FAILED"),

@@ -14,6 +14,7 @@ mod confinement;
 mod console;
 mod corpus;
 mod debug;
+mod docker_guard;
 mod docker_push;
 mod ecr;
 mod ecs;

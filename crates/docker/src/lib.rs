@@ -13,6 +13,7 @@
 //! `localbuild gc` ([`Docker::remove_abandoned_resources`]) leaves alone what a live process
 //! still runs.
 
+pub mod guard;
 pub mod image;
 
 use bollard::container::{AttachContainerResults, LogOutput};
@@ -29,13 +30,27 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use localbuild_engine::runtime::Runtime;
+use localbuild_engine::runtime::{DockerAccess, GuardedDocker};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use localbuild_engine::runtime::{
     BUILD_LABEL, Chunk, ContainerSpec, OWNER_LABEL, Removed, RuntimeError as DockerError,
     SERVICE_LABEL, ServiceContainer, Session, StandIn, TarStream,
 };
+
+/// The first 12 letters and digits of a build id's uuid, for resource names.
+fn short_id(build_id: &str) -> String {
+    build_id
+        .rsplit(':')
+        .next()
+        .unwrap_or(build_id)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect()
+}
 
 fn api(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     move |e| DockerError::Api {
@@ -60,6 +75,10 @@ pub struct Docker {
     endpoint: String,
     /// The value of [`OWNER_LABEL`] on what this client creates (`None`: no such label).
     owner: Option<String>,
+    /// The guarded Docker APIs of running builds, by build id (dropped: stopped).
+    guards: Arc<Mutex<HashMap<String, guard::Running>>>,
+    /// Where a build's Docker commands find registries this machine runs (ECR).
+    registry: Option<Arc<dyn guard::policy::RegistryMap>>,
 }
 
 /// What `localbuild gc` found: removed (or, for a dry run, would remove) and left alone.
@@ -102,6 +121,8 @@ impl Docker {
             api,
             endpoint,
             owner: None,
+            guards: Arc::default(),
+            registry: None,
         })
     }
 
@@ -110,6 +131,79 @@ impl Docker {
     pub fn owned_by(mut self, owner: String) -> Docker {
         self.owner = Some(owner);
         self
+    }
+
+    /// Map registry hosts in the image references of builds' Docker commands (through their
+    /// guarded Docker API) to registries this machine runs: ECR's
+    /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com` to a local registry's `127.0.0.1:PORT`.
+    pub fn with_registry_map(mut self, map: Arc<dyn guard::policy::RegistryMap>) -> Docker {
+        self.registry = Some(map);
+        self
+    }
+
+    /// A build's guarded Docker API: the volume that holds its copied source (mounted into
+    /// `binds`), the proxy on `g.socket`. The socket's host path.
+    async fn start_guard(
+        &self,
+        spec: &ContainerSpec,
+        g: &GuardedDocker,
+        binds: &mut Vec<String>,
+    ) -> Result<std::path::PathBuf, DockerError> {
+        let refuse = |reason: String| DockerError::Api {
+            action: "give the build its guarded Docker API",
+            reason,
+        };
+        let upstream = self.socket_path().ok_or_else(|| {
+            refuse(format!(
+                "the daemon is not on a Unix socket of this machine ({}); run with --docker-host-access to give the build that daemon itself",
+                self.endpoint
+            ))
+        })?;
+        let mut sources = vec![];
+        for (path, host) in &g.sources {
+            let backing = match host {
+                Some(host) => guard::policy::Backing::Host(host.clone()),
+                None => {
+                    let name = format!(
+                        "localbuild-{}-src-{}",
+                        short_id(&spec.build_id),
+                        &uuid::Uuid::new_v4().simple().to_string()[..8]
+                    );
+                    self.api
+                        .create_volume(bollard::models::VolumeCreateRequest {
+                            name: Some(name.clone()),
+                            labels: Some(self.labels(spec.build_id.clone())),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(api("create the build's source volume"))?;
+                    binds.push(format!("{name}:{path}"));
+                    guard::policy::Backing::Volume(name)
+                }
+            };
+            sources.push((path.clone(), backing));
+        }
+        sources.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        let policy = guard::policy::Policy {
+            labels: self.labels(spec.build_id.clone()),
+            sources,
+            registry: self.registry.clone(),
+        };
+        let socket = std::path::absolute(&g.socket).map_err(|e| refuse(e.to_string()))?;
+        let running = guard::start(
+            &socket,
+            std::path::Path::new(upstream),
+            &spec.build_id,
+            policy,
+            g.notify.clone(),
+        )
+        .map_err(|e| refuse(format!("cannot listen on {}: {e}", socket.display())))?;
+        let socket = running.path().to_owned();
+        self.guards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(spec.build_id.clone(), running);
+        Ok(socket)
     }
 
     /// The labels of a resource made for `build_id`.
@@ -384,10 +478,16 @@ impl Docker {
                 continue;
             }
             if remove {
-                self.api
-                    .remove_network(&name)
-                    .await
-                    .map_err(api("remove a network"))?;
+                match self.api.remove_network(&name).await {
+                    Ok(()) => {}
+                    // Still in use by a running container (a live build's network made
+                    // without the owner label, by an older localbuild): left alone.
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 403,
+                        message,
+                    }) if message.contains("active endpoints") => continue,
+                    Err(e) => return Err(api("remove a network")(e)),
+                }
             }
             sweep.removed.networks.push(name);
         }
@@ -521,10 +621,17 @@ impl Runtime for Docker {
         };
         let attached = main.is_some();
         let mut binds = spec.binds.clone();
-        if spec.docker_socket
-            && let Some(sock) = self.socket_path()
-        {
-            binds.push(format!("{sock}:/var/run/docker.sock"));
+        match &spec.docker {
+            DockerAccess::None => {}
+            DockerAccess::Host => {
+                if let Some(sock) = self.socket_path() {
+                    binds.push(format!("{sock}:/var/run/docker.sock"));
+                }
+            }
+            DockerAccess::Guarded(g) => {
+                let socket = self.start_guard(spec, g, &mut binds).await?;
+                binds.push(format!("{}:/var/run/docker.sock", socket.display()));
+            }
         }
         binds.sort();
         let body = ContainerCreateBody {
@@ -734,22 +841,13 @@ impl Runtime for Docker {
         &self,
         build_id: &str,
     ) -> Result<localbuild_engine::runtime::BuildNetwork, DockerError> {
-        let short: String = build_id
-            .rsplit(':')
-            .next()
-            .unwrap_or(build_id)
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(12)
-            .collect();
+        let short = short_id(build_id);
         let name = format!("localbuild-{short}-{}", uuid::Uuid::new_v4().simple());
         let request = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".to_owned()),
-            labels: Some(HashMap::from([(
-                BUILD_LABEL.to_owned(),
-                build_id.to_owned(),
-            )])),
+            // With the owner: `localbuild gc` leaves a live build's network alone.
+            labels: Some(self.labels(build_id.to_owned())),
             ..Default::default()
         };
         self.api
@@ -794,6 +892,15 @@ impl Runtime for Docker {
     /// Remove every container, volume and network labelled by localbuild: those of one build
     /// (`Some(build_id)`), or all of them (`None`, for `localbuild gc`).
     async fn remove_build_resources(&self, build_id: Option<&str>) -> Result<Removed, DockerError> {
+        // First the build's guarded Docker API: nothing new gets made while the rest goes.
+        if let Some(id) = build_id {
+            let running = self
+                .guards
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(id);
+            drop(running);
+        }
         Ok(self.build_resources(build_id, true, None).await?.removed)
     }
 

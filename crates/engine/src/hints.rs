@@ -7,6 +7,11 @@
 //! one entry in the table. The engine writes the hint as an agent line (`Hint: …`) after the
 //! failed phase's context line; it is never part of the CodeBuild record.
 //!
+//! An image on a registry this machine cannot reach ([`offline_hint`]: the build image's pull
+//! in PROVISIONING, `docker pull`/`run`, `FROM` in `docker build`) gets a hint naming the image
+//! and how to make it available offline; the engine asks it first, with the phase's context
+//! message (which names the command) before the output.
+//!
 //! The small default image (`localbuild/standard:1.0`) lacks the runtimes of CodeBuild's
 //! images: a command it does not have but the CodeBuild-like image does ([`CODEBUILD_TOOLS`]),
 //! and a `runtime-versions` selection ([`runtime_versions_hint`]), get a hint naming
@@ -57,6 +62,7 @@ pub struct Rule {
 /// The rules, most specific first.
 #[rustfmt::skip]
 pub const RULES: &[Rule] = &[
+    Rule { any_of: OFFLINE, exit: None, when: |f| offline_image(f.output).is_some(), hint: |f| offline_hint(f.output).unwrap_or_default() },
     Rule { any_of: &["Cannot connect to the Docker daemon", "docker: not found", "docker: command not found"], exit: None, when: not_privileged, hint: |_| "docker commands need privileged mode: run with -d (--privileged) to give the build this machine's Docker daemon".into() },
     Rule { any_of: &["no basic auth credentials", "unauthorized", "denied: requested access"], exit: None, when: is_push, hint: login_hint },
     Rule { any_of: &["Syntax error: redirection unexpected", "[[: not found", "Bad substitution", "bad substitution"], exit: None, when: default_shell, hint: |_| "the image's /bin/sh is dash or ash, not bash: set `env: shell: bash` in the buildspec (or use POSIX sh syntax)".into() },
@@ -75,6 +81,90 @@ pub fn hint(facts: &Facts) -> Option<String> {
                 && (r.when)(facts)
         })
         .map(|r| (r.hint)(facts))
+}
+
+/// What Docker says when a registry's host cannot be reached (no DNS, no route).
+pub const OFFLINE: &[&str] = &[
+    "no such host",
+    "Temporary failure in name resolution",
+    "server misbehaving",
+    "network is unreachable",
+    "dial tcp: lookup",
+];
+
+/// The hint for an image a registry this machine cannot reach holds (the build image's pull
+/// in PROVISIONING, `docker pull`/`run`, or `FROM` in `docker build`): the image, that the
+/// machine is offline, and how to make the image available without the registry. `text` is
+/// the failed command's output, after its context message (which names the command).
+pub fn offline_hint(text: &str) -> Option<String> {
+    let (image, registry) = offline_image(text)?;
+    Some(format!(
+        "image {image} is on {registry}, which this machine cannot reach (it looks offline):          load a saved copy (`docker save {image} -o image.tar` where it is online, then          `docker load -i image.tar` here), push it to a registry this machine runs, or build          from an image this machine has (`docker images`)"
+    ))
+}
+
+/// The image (and its registry) of an unreachable-registry error in `text`, if it says one.
+fn offline_image(text: &str) -> Option<(String, String)> {
+    if !OFFLINE.iter().any(|n| text.contains(n)) {
+        return None;
+    }
+    let image = text.lines().rev().find_map(|l| {
+        let l = l.trim();
+        // BuildKit: `failed to resolve source metadata for docker.io/library/python:3.11-slim`,
+        // `load metadata for …`.
+        for marker in ["source metadata for ", "load metadata for "] {
+            if let Some(rest) = l.split(marker).nth(1) {
+                let image = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+                return Some(image.trim_end_matches(':').to_owned());
+            }
+        }
+        // The classic builder: `Step 1/3 : FROM python:3.11-slim [AS x]`.
+        if let Some(rest) = l.split(" : FROM ").nth(1) {
+            return rest.split_whitespace().next().map(str::to_owned);
+        }
+        // `docker run`: `Unable to find image 'python:3.11-slim' locally`; the build image.
+        for (start, end) in [
+            ("Unable to find image '", "'"),
+            ("image ", " is not available"),
+        ] {
+            if let Some(rest) = l.split(start).nth(1)
+                && let Some((image, _)) = rest.split_once(end)
+            {
+                return Some(image.to_owned());
+            }
+        }
+        // The command (in the phase's context message): `docker pull IMAGE`.
+        if let Some(rest) = l.split("docker pull ").nth(1) {
+            let word = rest.split_whitespace().find(|w| !w.starts_with('-'))?;
+            let word = word.trim_end_matches(['.', ';']);
+            return (!word.contains('$')).then(|| word.to_owned());
+        }
+        // The daemon's request: `"https://registry-1.docker.io/v2/library/python/manifests/3"`.
+        let url = l.split("https://").nth(1)?;
+        let url = url.split('"').next()?;
+        let (host, path) = url.split_once("/v2/")?;
+        let (name, tag) = path.split_once("/manifests/")?;
+        let name = if host.ends_with("docker.io") {
+            name.strip_prefix("library/").unwrap_or(name).to_owned()
+        } else {
+            format!("{host}/{name}")
+        };
+        Some(format!("{name}:{tag}"))
+    })?;
+    let image = image
+        .strip_prefix("docker.io/library/")
+        .or_else(|| image.strip_prefix("docker.io/"))
+        .unwrap_or(&image)
+        .to_owned();
+    let first = image.split('/').next().unwrap_or_default();
+    let registry = if image.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
+        first.to_owned()
+    } else {
+        "Docker Hub".to_owned()
+    };
+    Some((image, registry))
 }
 
 /// The hint for a `runtime-versions` selection on an image without `runtimes.yml`: on the
@@ -174,6 +264,75 @@ fn push_registry(output: &str) -> Option<String> {
     let is_host =
         repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     Some(if is_host { first } else { "docker.io" }.to_owned())
+}
+
+#[cfg(test)]
+mod offline_tests {
+    use super::*;
+
+    fn facts(output: &str) -> Facts<'_> {
+        Facts {
+            output,
+            exit_code: 1,
+            privileged: true,
+            shell: None,
+            image: "localbuild-test/docker:1",
+        }
+    }
+
+    #[test]
+    fn an_unreachable_registry_names_the_image_and_how_to_load_it() {
+        for (output, image, registry) in [
+            (
+                "Step 1/2 : FROM python:3.11-slim\nGet \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host\n",
+                "python:3.11-slim",
+                "Docker Hub",
+            ),
+            (
+                "ERROR: failed to solve: python:3.11-slim: failed to resolve source metadata for docker.io/library/python:3.11-slim: failed to do request: Head \"https://registry-1.docker.io/v2/library/python/manifests/3.11-slim\": dial tcp: lookup registry-1.docker.io on 127.0.0.11:53: server misbehaving\n",
+                "python:3.11-slim",
+                "Docker Hub",
+            ),
+            (
+                "Unable to find image 'public.ecr.aws/docker/library/node:20' locally\ndocker: Error response from daemon: Get \"https://public.ecr.aws/v2/\": dial tcp: lookup public.ecr.aws: Temporary failure in name resolution.\n",
+                "public.ecr.aws/docker/library/node:20",
+                "public.ecr.aws",
+            ),
+            (
+                "Error while executing command: docker pull -q registry.invalid/team/app:2. Reason: exit status 1\nError response from daemon: Get \"https://registry.invalid/v2/\": dial tcp: lookup registry.invalid on 10.0.0.53:53: no such host\n",
+                "registry.invalid/team/app:2",
+                "registry.invalid",
+            ),
+            (
+                "Error response from daemon: Head \"https://registry-1.docker.io/v2/library/alpine/manifests/3.20\": dial tcp: lookup registry-1.docker.io: no such host\n",
+                "alpine:3.20",
+                "Docker Hub",
+            ),
+            (
+                "Unable to pull customer's container image. image ubuntu:24.04 is not available locally and could not be pulled: error trying to connect: dial tcp: lookup registry-1.docker.io: no such host",
+                "ubuntu:24.04",
+                "Docker Hub",
+            ),
+        ] {
+            let h = hint(&facts(output)).unwrap_or_else(|| panic!("no hint for {output}"));
+            assert!(
+                h.starts_with(&format!(
+                    "image {image} is on {registry}, which this machine cannot reach"
+                )),
+                "{h}"
+            );
+            assert!(h.contains("docker load -i"), "{h}");
+        }
+    }
+
+    #[test]
+    fn an_error_without_an_image_or_without_a_dns_failure_gets_no_offline_hint() {
+        assert_eq!(
+            offline_image("dial tcp 10.0.0.1:443: connect: connection refused"),
+            None
+        );
+        assert_eq!(offline_image("no such host\n"), None);
+    }
 }
 
 #[cfg(test)]

@@ -97,8 +97,13 @@ pub struct BuildRequest {
     pub image: String,
     /// Bind-mount the source instead of copying it (the build may then modify it).
     pub bind_mount: bool,
-    /// Privileged mode: docker commands in the build use the host daemon.
+    /// Privileged mode: docker commands in the build reach a guarded Docker API (the
+    /// runtime's filter in front of this machine's daemon).
     pub privileged: bool,
+    /// With privileged mode: give the build this machine's Docker daemon itself (and a
+    /// `--privileged` container), as before the guarded API; the build is then root on the
+    /// host. `run --docker-host-access`, the user config's `docker-host-access`, serve's flag.
+    pub docker_host_access: bool,
     pub timeout: Duration,
     /// Variables that override the buildspec's (highest precedence), in order.
     pub env_overrides: Vec<(String, String)>,
@@ -263,6 +268,7 @@ impl BuildRequest {
             image: DEFAULT_IMAGE.to_owned(),
             bind_mount: false,
             privileged: false,
+            docker_host_access: false,
             timeout: Duration::from_secs(60 * 60),
             env_overrides: vec![],
             initiator: "localbuild".to_owned(),

@@ -68,9 +68,8 @@ pub struct ContainerSpec {
     /// `host_path:container_path[:ro]` bind mounts.
     pub binds: Vec<String>,
     pub privileged: bool,
-    /// Give the build this machine's container daemon at `/var/run/docker.sock` (privileged
-    /// builds whose image does not start its own).
-    pub docker_socket: bool,
+    /// What the build gets at `/var/run/docker.sock`.
+    pub docker: DockerAccess,
     /// Keep the image's entrypoint (e.g. `dockerd-entrypoint.sh`) instead of overriding it.
     pub keep_entrypoint: bool,
     /// The main process, run with stdin, stdout and stderr attached (ignored with
@@ -78,6 +77,45 @@ pub struct ContainerSpec {
     pub main: Option<Vec<String>>,
     /// The network to attach the container to (`None`: the runtime's default).
     pub network: Option<String>,
+}
+
+/// The container daemon a build sees at `/var/run/docker.sock`.
+#[derive(Debug, Clone, Default)]
+pub enum DockerAccess {
+    /// None (not privileged, or an image that starts its own daemon).
+    #[default]
+    None,
+    /// This machine's daemon itself (`--docker-host-access`): the build is root on the host.
+    Host,
+    /// A guarded Docker API: the runtime's filter in front of its daemon, which refuses what
+    /// would reach the host (bind mounts of host paths, privileged containers, host
+    /// namespaces, devices), labels what the build creates, and shows the build's own source
+    /// where a command mounts it.
+    Guarded(GuardedDocker),
+}
+
+/// How a build's guarded Docker API is set up.
+#[derive(Debug, Clone)]
+pub struct GuardedDocker {
+    /// The host path of the socket file to listen on (in the build's folder), bind-mounted at
+    /// `/var/run/docker.sock`.
+    pub socket: std::path::PathBuf,
+    /// The build's source folders in the container, each with the host folder that holds it
+    /// (`Some` when the build bind-mounts its sources) or `None` (the runtime backs it with a
+    /// volume of the build's).
+    pub sources: Vec<(String, Option<std::path::PathBuf>)>,
+    /// Says a refused call in the build's log.
+    pub notify: Notify,
+}
+
+/// A callback that writes a line in the build's log.
+#[derive(Clone)]
+pub struct Notify(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notify")
+    }
 }
 
 /// A network made for one build: the build container is its only member, and `gateway` is the

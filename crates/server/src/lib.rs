@@ -77,6 +77,12 @@ pub struct Config {
     /// Where repository locations resolve (`<git_root>/OWNER/REPO`, else `<git_root>/REPO`) and
     /// S3 locations (`<s3_root>/BUCKET/KEY`).
     pub roots: localbuild_sources::Roots,
+    /// Privileged builds get this machine's Docker daemon itself instead of a guarded Docker
+    /// API (`serve --docker-host-access`).
+    pub docker_host_access: bool,
+    /// ECR's repositories and local registry (`None`: no ECR), shared with the Docker runtime's
+    /// registry map so a build's `docker push` of an ECR URI reaches the same registry.
+    pub ecr: Option<Arc<localbuild_aws::ecr::Ecr>>,
 }
 
 /// Why the server could not start.
@@ -106,6 +112,7 @@ pub struct AppState {
     pub(crate) builds: Arc<BuildService>,
     pub(crate) history: HistoryStore,
     pub(crate) roots: localbuild_sources::Roots,
+    pub(crate) docker_host_access: bool,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) pipelines: pipeline::RunningExecutions,
     /// The console's sessions and CSRF tokens.
@@ -160,10 +167,7 @@ impl Server {
             ),
             open: config.credentials.is_none(),
             region: config.region.clone(),
-            ecr: Some(Arc::new(localbuild_aws::ecr::Ecr::new(
-                config.history.db().clone(),
-                config.history.root().join("ecr"),
-            ))),
+            ecr: config.ecr.clone(),
         });
         if let Some(ecr) = aws.ecr.clone() {
             let _ = tokio::task::spawn_blocking(move || ecr.stop_stale()).await;
@@ -171,6 +175,7 @@ impl Server {
         let state = Arc::new(AppState {
             aws,
             roots: config.roots.clone(),
+            docker_host_access: config.docker_host_access,
             addr,
             credentials: config.credentials,
             allowed_hosts: config.allowed_hosts,

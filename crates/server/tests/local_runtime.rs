@@ -35,6 +35,8 @@ impl LocalServer {
                 s3_root: home.path().join("s3"),
             },
             history,
+            docker_host_access: false,
+            ecr: None,
         };
         let server = Server::bind(config).await.unwrap();
         let addr = server.addr();

@@ -564,13 +564,23 @@ impl BuildExecution {
                 continue;
             }
             let hint = match (attempt.how, &spec) {
-                (Ended::Failed, Some(spec)) if current.is_some() => hints::hint(&hints::Facts {
-                    output: &output,
-                    exit_code: attempt.code,
-                    privileged: self.req.privileged,
-                    shell: spec.env.shell.as_deref(),
-                    image: &self.req.image,
-                }),
+                (Ended::Failed, Some(spec)) if current.is_some() => {
+                    // An image from a registry this machine cannot reach: the command (in the
+                    // message) may be what names it.
+                    hints::offline_hint(&format!("{message}\n{output}")).or_else(|| {
+                        hints::hint(&hints::Facts {
+                            output: &output,
+                            exit_code: attempt.code,
+                            privileged: self.req.privileged,
+                            shell: spec.env.shell.as_deref(),
+                            image: &self.req.image,
+                        })
+                    })
+                }
+                // The build image's pull from a registry this machine cannot reach.
+                (Ended::Fault, _) if phase == PhaseType::Provisioning => {
+                    hints::offline_hint(message)
+                }
                 _ => None,
             };
             let leaving_phases = current.is_some()
@@ -655,7 +665,12 @@ impl BuildExecution {
     async fn cleanup(&mut self) {
         tracing::debug!("cleanup");
         self.remove_container(false).await;
-        if self.leftovers || !self.provisioned {
+        // A privileged build's Docker commands may have made containers, volumes and
+        // networks of their own (labelled by its guarded Docker API).
+        if self.leftovers
+            || !self.provisioned
+            || (self.req.privileged && !self.req.debug.keep_container)
+        {
             let _ = self
                 .runtime
                 .remove_build_resources(Some(&self.build_id))

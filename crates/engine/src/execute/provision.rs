@@ -3,7 +3,7 @@
 //! images that start their own Docker daemon).
 
 use super::*;
-use crate::runtime::{ContainerSpec, RuntimeError, StandIn};
+use crate::runtime::{ContainerSpec, DockerAccess, GuardedDocker, Notify, RuntimeError, StandIn};
 use crate::shell::driver_command;
 
 impl BuildExecution {
@@ -83,8 +83,13 @@ impl BuildExecution {
         if let Some(aws) = &self.req.aws_dir {
             binds.push(format!("{}:/root/.aws:ro", aws.display()));
         }
+        // Privileged mode gives the build a guarded Docker API in an unprivileged container;
+        // only with host access (opted in) does it get the host's daemon, a `--privileged`
+        // container and an image's own `dockerd-entrypoint.sh` (a privileged container is
+        // root on the host too).
+        let host_access = self.req.privileged && self.req.docker_host_access;
         let mut keep_entrypoint = false;
-        if self.req.privileged {
+        if host_access {
             let entrypoint = self
                 .runtime
                 .image_entrypoint(&image)
@@ -93,7 +98,46 @@ impl BuildExecution {
             keep_entrypoint = entrypoint
                 .iter()
                 .any(|e| e.ends_with("dockerd-entrypoint.sh"));
+            self.agent(if keep_entrypoint {
+                "Warning: docker-host-access is on: the image starts its own Docker daemon in a privileged build container, which is root on this machine: the buildspec can read and change any file of this machine"
+            } else {
+                "Warning: docker-host-access is on: the build's Docker commands use this machine's Docker daemon itself and the build container is privileged: the buildspec can read and change any file of this machine"
+            });
         }
+        let docker = if !self.req.privileged {
+            DockerAccess::None
+        } else if host_access {
+            if keep_entrypoint {
+                DockerAccess::None
+            } else {
+                DockerAccess::Host
+            }
+        } else {
+            let hub = self.hub.clone();
+            let notify = Notify(Arc::new(move |line: &str| {
+                hub.publish(Event::Agent {
+                    at: OffsetDateTime::now_utc(),
+                    text: line.to_owned(),
+                });
+            }));
+            // Mounted sources are host folders; copied ones live in a volume of the build's.
+            let sources = if self.req.bind_mount {
+                self.sources()
+                    .into_iter()
+                    .map(|(dir, path)| (path, Some(dir)))
+                    .collect()
+            } else {
+                std::iter::once(self.src_dir.clone())
+                    .chain(self.secondary_dirs().into_iter().map(|(_, path)| path))
+                    .map(|path| (path, None))
+                    .collect()
+            };
+            DockerAccess::Guarded(GuardedDocker {
+                socket: self.place.dir.join("docker.sock"),
+                sources,
+                notify,
+            })
+        };
         let network = self.open_local_aws().await?;
         let mut spec = ContainerSpec {
             name: format!(
@@ -105,8 +149,8 @@ impl BuildExecution {
             build_id: self.build_id.clone(),
             env: vec!["HOME=/root".to_owned()],
             binds,
-            privileged: self.req.privileged,
-            docker_socket: self.req.privileged && !keep_entrypoint,
+            privileged: host_access,
+            docker,
             keep_entrypoint,
             main: Some(driver_command(
                 &self.layout.tmp_dir(),
