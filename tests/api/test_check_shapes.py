@@ -378,7 +378,8 @@ class Errors(unittest.TestCase):
     def test_codestar_capital_message(self):
         body = {"__type": "ResourceNotFoundException", "Message": "no connection"}
         self.assertEqual(cs.validate_error("codestar-connections", body, 400), [])
-        self.assertEqual(cs.validate_error("codeconnections", body, 400), [])
+        # CodeConnections models ResourceNotFoundException with HTTP 404 (CodeStar's with none).
+        self.assertEqual(cs.validate_error("codeconnections", body, 404), [])
 
     def test_status_checks(self):
         body = {"__type": "ResourceNotFoundException", "message": "x"}

@@ -251,3 +251,18 @@ fn serve_responses_match_botocores_model() {
     );
     assert!(stdout.contains("walked"), "{stdout}");
 }
+
+/// The model checker's own rules (`tests/api/test_check_shapes.py`): what the walkers above
+/// trust to find a wrong shape finds one.
+#[test]
+fn the_model_checker_finds_what_it_claims_to() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api");
+    let out = Command::new(crate::util::client_tool("python3"))
+        .args(["-m", "unittest", "test_check_shapes"])
+        .current_dir(dir)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("OK"), "{stderr}");
+}
