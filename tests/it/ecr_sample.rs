@@ -8,7 +8,8 @@
 //! registry, the real aws and docker CLIs inside the build; nothing left behind.
 
 use crate::api::Serve;
-use crate::harness::eventually;
+use crate::ecr::{registry_state, running};
+use crate::harness::{Build, Finished, eventually};
 use crate::pipeline::{connection, write_json};
 use crate::registry::TagGuard;
 use crate::util::{assert_nothing_left, git};
@@ -133,6 +134,12 @@ fn aws_docker_sample_pushes_to_ecr_and_a_later_build_runs_on_the_pushed_image() 
     let log = build_log(&s, &b);
     assert_eq!(b["buildStatus"], "SUCCEEDED", "{log}");
     assert!(log.contains("Login Succeeded"), "{log}");
+    // The push names the repository as the buildspec did, as in CodeBuild.
+    let repository = format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{repo_name}");
+    assert!(
+        log.contains(&format!("The push refers to repository [{repository}]")),
+        "{log}"
+    );
     let digest = pushed_digest(&log, "v1");
     assert_nothing_left(&id);
 
@@ -367,4 +374,72 @@ fn pipeline_builds_the_sample_pushes_to_ecr_and_deploys_the_ecr_uri_to_ecs() {
         let left = labelled(kind, &service_label);
         assert!(left.is_empty(), "the service left {kind:?}: {left:?}");
     }
+}
+
+/// `localbuild run -d` of the sample on `home` with `IMAGE_TAG=tag`.
+fn run_sample(home: &std::path::Path, repo_name: &str, tag: &str) -> Finished {
+    let b = Build::new(SAMPLE)
+        .file("Dockerfile", DOCKERFILE)
+        .file("index.html", &format!("run pushed {tag}\n"))
+        .image(IMAGE)
+        .arg("-d")
+        .env("LOCALBUILD_HOME", home.to_str().unwrap());
+    b.run_with(&[
+        "--env",
+        &format!("AWS_ACCOUNT_ID={ACCOUNT}"),
+        "--env",
+        &format!("IMAGE_REPO_NAME={repo_name}"),
+        "--env",
+        &format!("IMAGE_TAG={tag}"),
+    ])
+}
+
+#[test]
+fn run_d_of_the_sample_pushes_to_ecr_with_serves_registry_or_its_own() {
+    let s = Serve::start(&[]);
+    let repo_name = format!("run/web-{}", std::process::id());
+    let _tags = Tags(repo_name.clone());
+    s.ok(&["ecr", "create-repository", "--repository-name", &repo_name]);
+    // The registry starts with ECR's first token.
+    s.ok(&["ecr", "get-authorization-token"]);
+    let (serving, _) = registry_state(s.home.path()).expect("serve's registry runs");
+
+    // While serve runs, the run pushes to serve's registry and leaves it running.
+    let r = run_sample(s.home.path(), &repo_name, "v1");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Login Succeeded"), "{}", r.stdout);
+    let v1 = pushed_digest(&r.stdout, "v1");
+    // The summary names the pushed image as the buildspec did.
+    let pushed = format!("POST_BUILD: pushed {}@{v1}", ecr_uri(&repo_name, "v1"));
+    assert!(r.stdout.contains(&pushed), "{}", r.stdout);
+    assert_eq!(registry_state(s.home.path()).map(|r| r.0), Some(serving));
+    assert!(running(serving));
+    let images = s.ok(&["ecr", "describe-images", "--repository-name", &repo_name]);
+    assert_eq!(images["imageDetails"][0]["imageTags"], json!(["v1"]));
+    assert_eq!(images["imageDetails"][0]["imageDigest"], v1.as_str());
+
+    // Alone, the run starts the registry itself and stops it when the build ends.
+    let home = s.terminate();
+    assert!(!running(serving), "serve's registry outlived serve");
+    let r = run_sample(home.path(), &repo_name, "v2");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v2 = pushed_digest(&r.stdout, "v2");
+    assert!(
+        registry_state(home.path()).is_none(),
+        "the run left its registry running"
+    );
+    let s = Serve::start_in(home, &[]);
+    let images = s.ok(&[
+        "ecr",
+        "describe-images",
+        "--repository-name",
+        &repo_name,
+        "--image-ids",
+        "imageTag=v2",
+    ]);
+    assert_eq!(
+        images["imageDetails"][0]["imageDigest"],
+        v2.as_str(),
+        "{images:#}"
+    );
 }
