@@ -29,17 +29,18 @@ pub fn rename(line: &[u8], renames: &Renames) -> Bytes {
     Bytes::from(text)
 }
 
-/// The daemon's answer with the local registry named back.
-pub struct Renamed {
-    inner: Incoming,
+/// The daemon's answer (`B`, hyper's [`Incoming`] in the proxy) with the local registry named
+/// back.
+pub struct Renamed<B = Incoming> {
+    inner: B,
     renames: Renames,
     /// The start of a line whose end has not arrived.
     pending: BytesMut,
     ended: bool,
 }
 
-impl Renamed {
-    pub fn new(inner: Incoming, renames: Renames) -> Renamed {
+impl<B> Renamed<B> {
+    pub fn new(inner: B, renames: Renames) -> Renamed<B> {
         Renamed {
             inner,
             renames,
@@ -49,14 +50,14 @@ impl Renamed {
     }
 }
 
-impl Body for Renamed {
+impl<B: Body<Data = Bytes> + Unpin> Body for Renamed<B> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         loop {
             if this.ended {
@@ -110,6 +111,63 @@ impl Body for Renamed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    fn renames() -> Renames {
+        vec![(
+            "127.0.0.1:5000".to_owned(),
+            "1.dkr.ecr.us-east-1.amazonaws.com".to_owned(),
+        )]
+    }
+
+    /// `chunks` through [`Renamed`]: the pieces it gives, in order.
+    fn through(chunks: &[&str]) -> Vec<String> {
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c.as_bytes()))))
+            .collect();
+        let body = Renamed::new(
+            StreamBody::new(futures_util::stream::iter(frames)),
+            renames(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut body = body;
+            let mut out = vec![];
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    out.push(String::from_utf8(data.to_vec()).unwrap());
+                }
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn a_name_cut_between_two_pieces_is_named_back_once_its_line_is_whole() {
+        assert_eq!(
+            through(&[
+                "{\"status\":\"[127.0.0",
+                ".1:5000/app]\"}\n{\"id\":",
+                "\"x\"}"
+            ]),
+            [
+                "{\"status\":\"[1.dkr.ecr.us-east-1.amazonaws.com/app]\"}\n",
+                "{\"id\":\"x\"}"
+            ]
+        );
+        // Complete lines go on at once.
+        assert_eq!(through(&["a\n", "b\n"]), ["a\n", "b\n"]);
+    }
+
+    #[test]
+    fn a_body_without_lines_is_not_held_whole() {
+        let big = "x".repeat(LINE_LIMIT + 1);
+        let out = through(&[&big, "y"]);
+        assert_eq!(out, [big.clone(), "y".to_owned()]);
+    }
 
     #[test]
     fn the_local_address_is_named_back_as_the_build_named_it() {
