@@ -7,6 +7,8 @@
 #                              /codebuild/image/config/runtimes.yml (runtime-versions tests)
 #   localbuild-test/awscli:1   the same + the test venv's Python and aws CLI (with the shared
 #                              libraries they load), for the aws CLI inside builds
+#   localbuild-test/docker-awscli:1  localbuild-test/awscli:1 + the static docker CLI (AWS's
+#                              Docker sample: aws ecr get-login-password | docker login, push)
 #
 # Idempotent and fast: each image carries the label org.localbuild.recipe-hash
 # (hash of its recipe files); an image whose label matches is not rebuilt.
@@ -138,6 +140,7 @@ stage_awscli() {
 }
 aws_hash=$( { printf '%s\n' "$bb_hash"; cat "$RECIPE/Dockerfile.awscli" "$VENV/pyvenv.cfg"; \
     ls "$VENV/lib/"*/site-packages | grep -i dist-info; } | sha256sum | cut -c1-32)
+rebuilt_awscli=0
 if [ "$rebuilt_busybox" = 0 ] && [ "$(image_label "$AWSCLI_IMAGE")" = "$aws_hash" ]; then
     say "$AWSCLI_IMAGE is up to date ($aws_hash)"
 else
@@ -147,6 +150,22 @@ else
     stage_awscli "$TMP/awscli"
     docker build -q --build-arg "BASE=$BUSYBOX_IMAGE" --label "$LABEL=$aws_hash" \
         -t "$AWSCLI_IMAGE" "$TMP/awscli" >/dev/null </dev/null
+    rebuilt_awscli=1
+fi
+
+# --- localbuild-test/docker-awscli:1: the aws CLI image + the static docker CLI ---------------
+DOCKER_AWSCLI_IMAGE=localbuild-test/docker-awscli:1
+da_hash=$(printf '%s\n' "$aws_hash" | cat - "$RECIPE/Dockerfile.docker-awscli" \
+    | sha256sum | cut -c1-32)
+if [ "$rebuilt_awscli" = 0 ] && [ "$(image_label "$DOCKER_AWSCLI_IMAGE")" = "$da_hash" ]; then
+    say "$DOCKER_AWSCLI_IMAGE is up to date ($da_hash)"
+else
+    say "building $DOCKER_AWSCLI_IMAGE ($da_hash) with $DOCKER_CLI"
+    mkdir "$TMP/docker-awscli"
+    cp "$RECIPE/Dockerfile.docker-awscli" "$TMP/docker-awscli/Dockerfile"
+    cp "$DOCKER_CLI" "$TMP/docker-awscli/docker"
+    docker build -q --build-arg "BASE=$AWSCLI_IMAGE" --label "$LABEL=$da_hash" \
+        -t "$DOCKER_AWSCLI_IMAGE" "$TMP/docker-awscli" >/dev/null </dev/null
 fi
 
 # Smoke checks (cheap): the shell works, the users exist, /tmp is sticky.
@@ -157,4 +176,6 @@ docker run --rm "$BASH_IMAGE" bash -c '[[ -n $BASH_VERSION ]]' || die "$BASH_IMA
 docker run --rm "$RUNTIMES_IMAGE" grep -q '^runtimes:' /codebuild/image/config/runtimes.yml \
     || die "$RUNTIMES_IMAGE smoke check failed"
 docker run --rm "$AWSCLI_IMAGE" aws --version >/dev/null || die "$AWSCLI_IMAGE smoke check failed"
+docker run --rm "$DOCKER_AWSCLI_IMAGE" sh -c 'aws --version && docker --version' >/dev/null \
+    || die "$DOCKER_AWSCLI_IMAGE smoke check failed"
 say "done"

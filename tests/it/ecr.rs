@@ -21,14 +21,14 @@ fn ecr_uri(name: &str, tag: &str) -> String {
 }
 
 /// The registry's state file: (pid, port).
-fn registry_state(home: &Path) -> Option<(u32, u16)> {
+pub(crate) fn registry_state(home: &Path) -> Option<(u32, u16)> {
     let text = std::fs::read_to_string(home.join("ecr/registry.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     Some((v["pid"].as_u64()? as u32, v["port"].as_u64()? as u16))
 }
 
 /// A process that exists and is not a zombie.
-fn running(pid: u32) -> bool {
+pub(crate) fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
             !s.rsplit_once(')')

@@ -17,6 +17,7 @@ mod debug;
 mod docker_guard;
 mod docker_push;
 mod ecr;
+mod ecr_sample;
 mod ecs;
 mod engine_api;
 mod env_secrets;

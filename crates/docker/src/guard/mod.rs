@@ -17,6 +17,7 @@
 //! build's cleanup and `localbuild gc` remove it.
 
 pub mod policy;
+mod rename;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -39,6 +40,8 @@ pub const BODY_LIMIT: usize = 4 << 20;
 pub const SETTING: &str = "Privileged builds get a guarded Docker API; the setting docker-host-access (`run --docker-host-access`, `docker-host-access = true` in the user config, `serve --docker-host-access`) gives them this machine's Docker daemon";
 
 type Body = Either<Incoming, Full<Bytes>>;
+/// A response: as the daemon sent it, or with the local registry named back.
+type Reply = Either<Body, rename::Renamed>;
 
 /// One build's proxy.
 struct Proxy {
@@ -133,10 +136,35 @@ pub fn start(
     })
 }
 
+/// `(local, host)` when `mapped` is `reference` with its registry host mapped.
+fn renamed(reference: &str, mapped: &str) -> Option<(String, String)> {
+    let host = reference.split_once('/')?.0;
+    let local = mapped.split_once('/')?.0;
+    (host != local).then(|| (local.to_owned(), host.to_owned()))
+}
+
+/// The daemon's `answer` with `renames` applied to its body (as it is without any).
+fn named_back(answer: Response<Reply>, renames: rename::Renames) -> Result<Response<Reply>, Stop> {
+    if renames.is_empty() {
+        return Ok(answer);
+    }
+    let (mut parts, body) = answer.into_parts();
+    match body {
+        Either::Left(Either::Left(incoming)) => {
+            parts.headers.remove(CONTENT_LENGTH);
+            Ok(Response::from_parts(
+                parts,
+                Either::Right(rename::Renamed::new(incoming, renames)),
+            ))
+        }
+        body => Ok(Response::from_parts(parts, body)),
+    }
+}
+
 /// A Docker-style error response.
-fn error(status: StatusCode, message: &str) -> Response<Body> {
+fn error(status: StatusCode, message: &str) -> Response<Reply> {
     let body = serde_json::json!({ "message": message }).to_string();
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut r = Response::new(Either::Left(Either::Right(Full::new(Bytes::from(body)))));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -225,7 +253,7 @@ impl From<Refusal> for Stop {
 }
 
 impl Proxy {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Reply> {
         match self.route(req).await {
             Ok(r) => r,
             Err(Stop::Refused(Refusal(what))) => {
@@ -244,7 +272,7 @@ impl Proxy {
         }
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Stop> {
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Reply>, Stop> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let mut query = query_pairs(req.uri().query());
@@ -327,23 +355,29 @@ impl Proxy {
             }
             (["build"], true) => {
                 self.policy.build_query(&query)?;
+                let mut renames = vec![];
                 for (k, v) in query.iter_mut() {
                     if k == "t" {
-                        *v = self.policy.map_ref(v);
+                        let mapped = self.policy.map_ref(v);
+                        renames.extend(renamed(v, &mapped));
+                        *v = mapped;
                     }
                 }
                 let req = with_query(req, &path, &query);
                 let req = self.map_auth_headers(req);
-                self.forward(req).await
+                named_back(self.forward(req).await?, renames)
             }
             (["images", "create"], true) => {
+                let mut renames = vec![];
                 for (k, v) in query.iter_mut() {
                     if k == "fromImage" {
-                        *v = self.policy.map_ref(v);
+                        let mapped = self.policy.map_ref(v);
+                        renames.extend(renamed(v, &mapped));
+                        *v = mapped;
                     }
                 }
                 let req = with_query(req, &path, &query);
-                self.forward(self.map_auth_headers(req)).await
+                named_back(self.forward(self.map_auth_headers(req)).await?, renames)
             }
             (["auth"], true) => {
                 let (req, mut body) = self.read_json(req).await?;
@@ -372,7 +406,14 @@ impl Proxy {
                     .unwrap_or_default();
                 let new_path = format!("{version}/images/{}/{action}", mapped);
                 let req = with_query(req, &new_path, &query);
-                self.forward(self.map_auth_headers(req)).await
+                let answer = self.forward(self.map_auth_headers(req)).await?;
+                // The progress of a push and an image's description name it as the build did
+                // (not `get`: a tar archive).
+                if *action == "push" || *action == "json" {
+                    named_back(answer, renamed(&name, &mapped).into_iter().collect())
+                } else {
+                    Ok(answer)
+                }
             }
             (
                 [
@@ -416,7 +457,7 @@ impl Proxy {
         &self,
         mut parts: hyper::http::request::Parts,
         body: &Value,
-    ) -> Result<Response<Body>, Stop> {
+    ) -> Result<Response<Reply>, Stop> {
         let bytes = Bytes::from(body.to_string());
         parts.headers.remove(hyper::header::TRANSFER_ENCODING);
         parts
@@ -429,7 +470,7 @@ impl Proxy {
         self.send(req).await
     }
 
-    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Stop> {
+    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Reply>, Stop> {
         let (parts, body) = req.into_parts();
         self.send(Request::from_parts(parts, Either::Left(body)))
             .await
@@ -437,7 +478,7 @@ impl Proxy {
 
     /// Send to the daemon on a connection of its own; join the two connections when the
     /// daemon switches protocols (attach, exec, BuildKit's session).
-    async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, Stop> {
+    async fn send(&self, mut req: Request<Body>) -> Result<Response<Reply>, Stop> {
         let downstream = hyper::upgrade::on(&mut req);
         let stream = UnixStream::connect(&self.upstream)
             .await
@@ -461,7 +502,10 @@ impl Proxy {
             });
         }
         let (parts, body) = resp.into_parts();
-        Ok(Response::from_parts(parts, Either::Left(body)))
+        Ok(Response::from_parts(
+            parts,
+            Either::Left(Either::Left(body)),
+        ))
     }
 
     /// A GET to the daemon, its status and JSON body.
