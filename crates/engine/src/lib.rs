@@ -49,6 +49,7 @@ pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
     ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, Debug, RequestError,
+    check_account_id,
     S3Artifact, S3Cache, Source,
 };
 pub use tokio_util::sync::CancellationToken;
