@@ -455,12 +455,9 @@ impl Ecr {
 
     pub fn delete_lifecycle_policy(&self, name: &str) -> Result<(Repository, String), EcrError> {
         let mut repo = self.repository(name)?;
-        let text = repo
-            .lifecycle_policy
-            .take()
-            .ok_or_else(|| {
-                EcrError::LifecyclePolicyNotFound(name.to_owned(), self.account.clone())
-            })?;
+        let text = repo.lifecycle_policy.take().ok_or_else(|| {
+            EcrError::LifecyclePolicyNotFound(name.to_owned(), self.account.clone())
+        })?;
         self.save(&repo)?;
         Ok((repo, text))
     }
@@ -790,7 +787,12 @@ mod tests {
         );
         let digest = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
-            local_reference(&format!("{ecr}/app@{digest}"), ACCOUNT_ID, "us-east-1", host),
+            local_reference(
+                &format!("{ecr}/app@{digest}"),
+                ACCOUNT_ID,
+                "us-east-1",
+                host
+            ),
             Some(format!("127.0.0.1:5123/app@{digest}"))
         );
         for other in [
@@ -803,7 +805,11 @@ mod tests {
             format!("{ecr}/app:bad tag"),
             format!("{ecr}/app@sha256:zz"),
         ] {
-            assert_eq!(local_reference(&other, ACCOUNT_ID, "us-east-1", host), None, "{other}");
+            assert_eq!(
+                local_reference(&other, ACCOUNT_ID, "us-east-1", host),
+                None,
+                "{other}"
+            );
         }
         assert_eq!(
             local_reference(

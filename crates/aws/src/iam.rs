@@ -1025,7 +1025,10 @@ mod tests {
         ));
         let local = iam.policies(Scope::Local, false, None).unwrap();
         assert_eq!(
-            local.iter().map(|p| p.arn(iam.account())).collect::<Vec<_>>(),
+            local
+                .iter()
+                .map(|p| p.arn(iam.account()))
+                .collect::<Vec<_>>(),
             vec![arn.clone()]
         );
         assert_eq!(local[0].attachment_count, 1);
@@ -1046,10 +1049,7 @@ mod tests {
     fn arns_name_the_chosen_account_and_other_accounts_policies_are_not_found() {
         let iam = Iam::new(Db::open_in_memory().unwrap()).in_account("123456789012");
         let r = iam.create_role(role("ci")).unwrap();
-        assert_eq!(
-            r.arn(iam.account()),
-            "arn:aws:iam::123456789012:role/ci"
-        );
+        assert_eq!(r.arn(iam.account()), "arn:aws:iam::123456789012:role/ci");
         let p = iam
             .create_policy(CreatePolicy {
                 name: "deploy".to_owned(),

@@ -126,7 +126,10 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
     };
     Build {
         id: build_id.to_owned(),
-        arn: format!("arn:aws:codebuild:{region}:{}:build/{build_id}", req.account_id),
+        arn: format!(
+            "arn:aws:codebuild:{region}:{}:build/{build_id}",
+            req.account_id
+        ),
         build_number: place.number,
         start_time: crate::record::epoch_now(),
         end_time: None,
