@@ -193,3 +193,43 @@ fn run_with_an_account_id_puts_it_in_the_builds_arns() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--account-id"), "{}", bad.stderr);
 }
+
+#[test]
+fn the_user_config_chooses_the_account_and_a_bad_one_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("config/localbuild");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(
+        user.join("config.toml"),
+        format!("account-id = \"{ACCOUNT}\"\n"),
+    )
+    .unwrap();
+    let out = crate::util::localbuild()
+        .args(["config", "-s"])
+        .arg(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .assert()
+        .code(0);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("account-id"))
+        .unwrap_or_else(|| panic!("no account-id in\n{text}"));
+    assert!(
+        line.contains(ACCOUNT) && line.ends_with("config.toml:1"),
+        "{line}"
+    );
+
+    std::fs::write(user.join("config.toml"), "\naccount-id = \"1234\"\n").unwrap();
+    let out = crate::util::localbuild()
+        .args(["config", "-s"])
+        .arg(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("config.toml:2:14: error: account-id:") && err.contains("12 digits"),
+        "{err}"
+    );
+}
