@@ -555,7 +555,7 @@ mod tests {
     fn secrets_by_name_or_arn_and_deletion() {
         let s = store("");
         let created = s.create_secret("app/token", change("t1")).unwrap();
-        let arn = created.arn("eu-west-1");
+        let arn = created.arn(crate::ACCOUNT_ID, "eu-west-1");
         assert_eq!(s.secret(&arn).unwrap().name, "app/token");
         assert_eq!(
             s.secret("arn:aws:secretsmanager:eu-west-1:000000000000:secret:app/token")
