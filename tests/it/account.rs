@@ -233,3 +233,25 @@ fn the_user_config_chooses_the_account_and_a_bad_one_is_a_located_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_aws_cli_in_a_run_build_is_in_the_chosen_account() {
+    let r = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - aws sts get-caller-identity --query Arn --output text\n      - aws ssm put-parameter --name /acct/p --value v --type String --query Version --output text\n      - aws ssm get-parameter --name /acct/p --query Parameter.ARN --output text\n",
+    )
+    .image("localbuild-test/awscli:1")
+    .run_with(&["--account-id", ACCOUNT]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let uuid = r.record["id"].as_str().unwrap().rsplit(':').next().unwrap();
+    assert_eq!(
+        r.output_of("aws sts get-caller-identity --query Arn --output text"),
+        [format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/codebuild-{}-service-role/AWSCodeBuild-{uuid}",
+            r.record["projectName"].as_str().unwrap()
+        )]
+    );
+    assert_eq!(
+        r.output_of("aws ssm get-parameter --name /acct/p --query Parameter.ARN --output text"),
+        [format!("arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/acct/p")]
+    );
+}
