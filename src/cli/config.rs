@@ -41,6 +41,7 @@ struct FileSettings {
     zip: Option<Spanned<bool>>,
     no_cache: Option<Spanned<bool>>,
     timeout: Option<Spanned<u64>>,
+    account_id: Option<Spanned<String>>,
     project: Option<Spanned<String>>,
     aws_config: Option<Spanned<bool>>,
     profile: Option<Spanned<String>>,
@@ -224,11 +225,24 @@ fn load(path: &Path) -> Result<Option<Layer>, ConfigError> {
             "timeout: must be at least 1 minute".into(),
         ));
     }
+    if let Some(a) = &settings.account_id
+        && let Err(e) = localbuild_engine::check_account_id(a.get_ref())
+    {
+        return Err(located(a.span(), format!("account-id: {e}")));
+    }
     Ok(Some(Layer {
         path: path.to_owned(),
         text,
         settings,
     }))
+}
+
+/// The user config's `account-id` (checked), for `serve` (which reads no project file).
+pub fn user_account_id() -> Result<Option<String>, ConfigError> {
+    let Some(path) = user_file() else {
+        return Ok(None);
+    };
+    Ok(load(&path)?.and_then(|l| l.settings.account_id.map(Spanned::into_inner)))
 }
 
 /// Apply the user and project config files (the latter in `source_dir`) to `args`.
@@ -323,6 +337,14 @@ pub fn resolve(args: &RunArgs, source_dir: &Path) -> Result<Resolved, ConfigErro
         |_: &Layer, v: &u64| *v,
         Some(60),
         |v: &Option<u64>| format!("{} minutes", v.unwrap_or(60))
+    );
+    out.account_id = pick!(
+        "account-id",
+        args.account_id.clone(),
+        account_id,
+        string,
+        Some(localbuild_engine::ACCOUNT_ID.to_owned()),
+        show_opt
     );
     out.privileged = pick!(
         "privileged",

@@ -282,6 +282,10 @@ pub struct ServeArgs {
     /// this machine
     #[arg(long = "docker-host-access")]
     pub docker_host_access: bool,
+    /// The AWS account id in every ARN and message, and the one STS GetCallerIdentity
+    /// answers: 12 digits (default: `account-id` of the user config, else 000000000000)
+    #[arg(long = "account-id", value_name = "ID")]
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +354,10 @@ pub struct RunArgs {
     /// Build timeout in minutes (default: 60)
     #[arg(long = "timeout", value_name = "MINUTES")]
     pub timeout: Option<u64>,
+    /// The AWS account id in the build's ARNs (CODEBUILD_BUILD_ARN, …) and its local STS
+    /// identity: 12 digits (default: 000000000000; also `account-id` in a config file)
+    #[arg(long = "account-id", value_name = "ID")]
+    pub account_id: Option<String>,
     /// Project name (default: the source directory's name)
     #[arg(long = "project")]
     pub project: Option<String>,

@@ -16,6 +16,13 @@ use std::path::Path;
 
 const TARGET: &str = "CodePipeline_20150709";
 
+/// The account a missing pipeline is reported in: the user config's `account-id`, else the
+/// default (what `serve` uses without `--account-id`).
+fn account() -> Result<String, CliError> {
+    Ok(super::config::user_account_id()?
+        .unwrap_or_else(|| localbuild_engine::ACCOUNT_ID.to_owned()))
+}
+
 pub fn run(cmd: &PipelineCommand) -> Result<u8, CliError> {
     use localbuild_server::pipeline as p;
     match cmd {
@@ -38,13 +45,17 @@ pub fn run(cmd: &PipelineCommand) -> Result<u8, CliError> {
             view(*json, |db| p::pipelines_in(db).map(Value::from), list)
         }
         PipelineCommand::Status { name, json } => {
-            view(*json, |db| p::pipeline_state_in(db, name), status)
+            let account = account()?;
+            view(*json, |db| p::pipeline_state_in(db, &account, name), status)
         }
-        PipelineCommand::Executions { name, json } => view(
-            *json,
-            |db| p::executions_in(db, name).map(Value::from),
-            executions,
-        ),
+        PipelineCommand::Executions { name, json } => {
+            let account = account()?;
+            view(
+                *json,
+                |db| p::executions_in(db, &account, name).map(Value::from),
+                executions,
+            )
+        }
     }
 }
 

@@ -98,6 +98,10 @@ pub(super) fn run_with(
     let (primary, secondary) = parse_sources(&args.source).map_err(CliError::Usage)?;
     let resolved = super::config::resolve(args, &primary)?;
     let args = &resolved.args;
+    if let Some(id) = &args.account_id {
+        localbuild_engine::check_account_id(id)
+            .map_err(|e| CliError::Usage(format!("--account-id: {e}")))?;
+    }
     if args.profile.is_some() && !args.aws_config {
         return Err(CliError::Usage(
             "-p/--profile needs -c/--aws-config (on the command line or in a config file)".into(),
@@ -208,6 +212,10 @@ pub(super) fn run_with(
         env_overrides,
         initiator,
         region,
+        account_id: args
+            .account_id
+            .clone()
+            .unwrap_or_else(|| localbuild_engine::ACCOUNT_ID.to_owned()),
         secrets,
         mask,
         aws_dir,
@@ -279,14 +287,14 @@ fn local_aws(request: &BuildRequest) -> Result<LocalAws, String> {
             store_root().join("tmp").join("s3"),
         ),
         store: localbuild_aws::params::Store::new(history.db().clone(), request.secrets.clone()),
-        ids: localbuild_aws::sts::Identities::default(),
-        iam: localbuild_aws::iam::Iam::new(history.db().clone()),
+        ids: localbuild_aws::sts::Identities::default().in_account(&request.account_id),
+        iam: localbuild_aws::iam::Iam::new(history.db().clone()).in_account(&request.account_id),
         open: false,
         region: request.region.clone(),
-        ecr: Some(Arc::new(localbuild_aws::ecr::Ecr::new(
-            history.db().clone(),
-            store_root().join("ecr"),
-        ))),
+        ecr: Some(Arc::new(
+            localbuild_aws::ecr::Ecr::new(history.db().clone(), store_root().join("ecr"))
+                .in_account(&request.account_id),
+        )),
     });
     let secrets = aws.store.snapshot().map_err(|e| e.to_string())?;
     let ecr = aws.ecr.clone();

@@ -68,6 +68,13 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
             }
         }
     };
+    let account_id = match &args.account_id {
+        Some(id) => id.clone(),
+        None => super::config::user_account_id()?
+            .unwrap_or_else(|| localbuild_engine::ACCOUNT_ID.to_owned()),
+    };
+    localbuild_engine::check_account_id(&account_id)
+        .map_err(|e| CliError::Usage(format!("--account-id: {e}")))?;
     let max = args.max_concurrent_builds.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -90,10 +97,10 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
         })?;
         // What this server creates names its process, so `localbuild gc` leaves it alone.
         let docker = Docker::connect().await?.owned_by(history.owner_label());
-        let ecr = Arc::new(localbuild_aws::ecr::Ecr::new(
-            history.db().clone(),
-            root.join("ecr"),
-        ));
+        let ecr = Arc::new(
+            localbuild_aws::ecr::Ecr::new(history.db().clone(), root.join("ecr"))
+                .in_account(&account_id),
+        );
         let docker = super::ecr_hosts::with_ecr(docker, Some(&ecr), &region);
         match history.recover() {
             Ok(ids) => {
@@ -111,6 +118,7 @@ pub fn run(args: &ServeArgs) -> Result<u8, CliError> {
             secrets,
             max_concurrent_builds: max,
             region,
+            account_id,
             runtime: Arc::new(docker),
             roots: localbuild_sources::Roots {
                 git_root: args.git_root.clone().unwrap_or_else(|| root.join("git")),

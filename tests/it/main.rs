@@ -1,5 +1,6 @@
 //! Integration tests: one module per area; each runs the real `localbuild` or the library.
 
+mod account;
 mod api;
 mod artifacts;
 mod batch;

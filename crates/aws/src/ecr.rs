@@ -27,22 +27,27 @@ pub const NAME_PATTERN: &str = "(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[.
 /// A failed ECR call, in ECR's terms; the server maps each to ECR's error type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EcrError {
-    #[error("The repository with name '{0}' does not exist in the registry with id '{ACCOUNT_ID}'")]
-    RepositoryNotFound(String),
-    #[error("The repository with name '{0}' already exists in the registry with id '{ACCOUNT_ID}'")]
-    RepositoryAlreadyExists(String),
+    /// The repository's name and the registry (account) id.
+    #[error("The repository with name '{0}' does not exist in the registry with id '{1}'")]
+    RepositoryNotFound(String, String),
+    #[error("The repository with name '{0}' already exists in the registry with id '{1}'")]
+    RepositoryAlreadyExists(String, String),
     #[error(
-        "The repository with name '{0}' in registry with id '{ACCOUNT_ID}' cannot be deleted because it still contains images"
+        "The repository with name '{0}' in registry with id '{1}' cannot be deleted because it still contains images"
     )]
-    RepositoryNotEmpty(String),
+    RepositoryNotEmpty(String, String),
     #[error(
-        "Lifecycle policy does not exist for the repository with name '{0}' in the registry with id '{ACCOUNT_ID}'"
+        "Lifecycle policy does not exist for the repository with name '{0}' in the registry with id '{1}'"
     )]
-    LifecyclePolicyNotFound(String),
+    LifecyclePolicyNotFound(String, String),
     #[error(
-        "The image with imageId {{{what}}} does not exist within the repository with name '{repository}' in the registry with id '{ACCOUNT_ID}'"
+        "The image with imageId {{{what}}} does not exist within the repository with name '{repository}' in the registry with id '{registry}'"
     )]
-    ImageNotFound { repository: String, what: String },
+    ImageNotFound {
+        repository: String,
+        what: String,
+        registry: String,
+    },
     /// `InvalidParameterException`; the message names the field.
     #[error("{0}")]
     InvalidParameter(String),
@@ -75,18 +80,19 @@ pub struct Repository {
 }
 
 impl Repository {
-    pub fn arn(&self, region: &str) -> String {
-        format!("arn:aws:ecr:{region}:{ACCOUNT_ID}:repository/{}", self.name)
+    /// The repository's ARN in `account` and `region`.
+    pub fn arn(&self, account: &str, region: &str) -> String {
+        format!("arn:aws:ecr:{region}:{account}:repository/{}", self.name)
     }
     /// The repository's URI, as ECR gives it (and as builds and task definitions use it).
-    pub fn uri(&self, region: &str) -> String {
-        format!("{}/{}", registry_host(region), self.name)
+    pub fn uri(&self, account: &str, region: &str) -> String {
+        format!("{}/{}", registry_host(account, region), self.name)
     }
 }
 
 /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com`.
-pub fn registry_host(region: &str) -> String {
-    format!("{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com")
+pub fn registry_host(account: &str, region: &str) -> String {
+    format!("{account}.dkr.ecr.{region}.amazonaws.com")
 }
 
 /// ECR's repository name rule (2 to 256 characters, [`NAME_PATTERN`]).
@@ -152,11 +158,16 @@ fn check_digest(digest: &str) -> bool {
 }
 
 /// `reference` in the local registry at `registry_host` (`127.0.0.1:PORT`), if it is an ECR
-/// reference of this account in `region` with a valid repository name; tag or digest kept,
+/// reference of `account` in `region` with a valid repository name; tag or digest kept,
 /// `:latest` when it has neither (as Docker reads it). Anything else: `None`.
-pub fn local_reference(reference: &str, region: &str, registry_host_port: &str) -> Option<String> {
+pub fn local_reference(
+    reference: &str,
+    account: &str,
+    region: &str,
+    registry_host_port: &str,
+) -> Option<String> {
     let (host, rest) = reference.split_once('/')?;
-    if host != registry_host(region) {
+    if host != registry_host(account, region) {
         return None;
     }
     let (name, suffix) = if let Some((name, digest)) = rest.split_once('@') {
@@ -179,9 +190,9 @@ pub fn local_reference(reference: &str, region: &str, registry_host_port: &str) 
     Some(format!("{registry_host_port}/{name}{suffix}"))
 }
 
-/// Whether `host` is this account's ECR registry host in `region` (a `docker login` target).
-pub fn is_registry_host(host: &str, region: &str) -> bool {
-    host == registry_host(region)
+/// Whether `host` is `account`'s ECR registry host in `region` (a `docker login` target).
+pub fn is_registry_host(host: &str, account: &str, region: &str) -> bool {
+    host == registry_host(account, region)
 }
 
 /// What CreateRepository asks for.
@@ -235,6 +246,8 @@ pub type Found = (Vec<(ImageId, Manifest)>, Vec<ImageFailure>);
 /// ECR over the history database and the local registry (started on first use).
 pub struct Ecr {
     db: Db,
+    /// The registry id: the account of its ARNs, URIs and host names.
+    account: String,
     dir: PathBuf,
     registry: Mutex<Option<Arc<Registry>>>,
 }
@@ -253,9 +266,21 @@ impl Ecr {
     pub fn new(db: Db, dir: PathBuf) -> Ecr {
         Ecr {
             db,
+            account: ACCOUNT_ID.to_owned(),
             dir,
             registry: Mutex::new(None),
         }
+    }
+
+    /// The same ECR as registry `account` (12 digits, checked by the caller).
+    pub fn in_account(mut self, account: &str) -> Ecr {
+        self.account = account.to_owned();
+        self
+    }
+
+    /// The registry id (the account).
+    pub fn account(&self) -> &str {
+        &self.account
     }
 
     /// The local registry, started (or joined) on first use; blocking.
@@ -306,11 +331,14 @@ impl Ecr {
         reference: &str,
         region: &str,
     ) -> Result<Option<(String, Arc<Registry>)>, EcrError> {
-        if local_reference(reference, region, "127.0.0.1:1").is_none() {
+        if local_reference(reference, &self.account, region, "127.0.0.1:1").is_none() {
             return Ok(None);
         }
         let registry = self.registry()?;
-        Ok(local_reference(reference, region, &registry.host()).map(|r| (r, registry)))
+        Ok(
+            local_reference(reference, &self.account, region, &registry.host())
+                .map(|r| (r, registry)),
+        )
     }
 
     /// The local registry's `127.0.0.1:PORT` when `host` is this account's ECR registry host in
@@ -318,7 +346,7 @@ impl Ecr {
     /// other host. With [`Ecr::map_reference`], what a Docker API proxy needs to send ECR
     /// references to the local registry.
     pub fn map_host(&self, host: &str, region: &str) -> Result<Option<String>, EcrError> {
-        if !is_registry_host(host, region) {
+        if !is_registry_host(host, &self.account, region) {
             return Ok(None);
         }
         Ok(Some(self.registry()?.host()))
@@ -352,7 +380,10 @@ impl Ecr {
         let json = serde_json::to_string(&repo).map_err(|e| EcrError::Store(e.to_string()))?;
         match self.db.insert_doc(REPOSITORY_DOC, &c.name, &json) {
             Ok(()) => Ok(repo),
-            Err(DbError::AlreadyExists { .. }) => Err(EcrError::RepositoryAlreadyExists(c.name)),
+            Err(DbError::AlreadyExists { .. }) => Err(EcrError::RepositoryAlreadyExists(
+                c.name,
+                self.account.clone(),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -362,7 +393,7 @@ impl Ecr {
         let json = self
             .db
             .get_doc(REPOSITORY_DOC, name)?
-            .ok_or_else(|| EcrError::RepositoryNotFound(name.to_owned()))?;
+            .ok_or_else(|| EcrError::RepositoryNotFound(name.to_owned(), self.account.clone()))?;
         serde_json::from_str(&json).map_err(|e| EcrError::Store(e.to_string()))
     }
 
@@ -387,7 +418,10 @@ impl Ecr {
         let repo = self.repository(name)?;
         let storage = self.repository_storage(name)?;
         if storage.exists() && !force && !self.images(name)?.is_empty() {
-            return Err(EcrError::RepositoryNotEmpty(name.to_owned()));
+            return Err(EcrError::RepositoryNotEmpty(
+                name.to_owned(),
+                self.account.clone(),
+            ));
         }
         if storage.exists() {
             std::fs::remove_dir_all(&storage).map_err(|e| {
@@ -421,10 +455,9 @@ impl Ecr {
 
     pub fn delete_lifecycle_policy(&self, name: &str) -> Result<(Repository, String), EcrError> {
         let mut repo = self.repository(name)?;
-        let text = repo
-            .lifecycle_policy
-            .take()
-            .ok_or_else(|| EcrError::LifecyclePolicyNotFound(name.to_owned()))?;
+        let text = repo.lifecycle_policy.take().ok_or_else(|| {
+            EcrError::LifecyclePolicyNotFound(name.to_owned(), self.account.clone())
+        })?;
         self.save(&repo)?;
         Ok((repo, text))
     }
@@ -745,16 +778,21 @@ mod tests {
         let host = "127.0.0.1:5123";
         let ecr = format!("{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com");
         assert_eq!(
-            local_reference(&format!("{ecr}/app:v1"), "us-east-1", host).as_deref(),
+            local_reference(&format!("{ecr}/app:v1"), ACCOUNT_ID, "us-east-1", host).as_deref(),
             Some("127.0.0.1:5123/app:v1")
         );
         assert_eq!(
-            local_reference(&format!("{ecr}/team/app"), "us-east-1", host).as_deref(),
+            local_reference(&format!("{ecr}/team/app"), ACCOUNT_ID, "us-east-1", host).as_deref(),
             Some("127.0.0.1:5123/team/app:latest")
         );
         let digest = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
-            local_reference(&format!("{ecr}/app@{digest}"), "us-east-1", host),
+            local_reference(
+                &format!("{ecr}/app@{digest}"),
+                ACCOUNT_ID,
+                "us-east-1",
+                host
+            ),
             Some(format!("127.0.0.1:5123/app@{digest}"))
         );
         for other in [
@@ -767,18 +805,29 @@ mod tests {
             format!("{ecr}/app:bad tag"),
             format!("{ecr}/app@sha256:zz"),
         ] {
-            assert_eq!(local_reference(&other, "us-east-1", host), None, "{other}");
+            assert_eq!(
+                local_reference(&other, ACCOUNT_ID, "us-east-1", host),
+                None,
+                "{other}"
+            );
         }
         assert_eq!(
             local_reference(
                 &format!("{ecr}/app:v1").replace("us-east-1", "eu-west-1"),
+                ACCOUNT_ID,
                 "eu-west-1",
                 host
             )
             .as_deref(),
             Some("127.0.0.1:5123/app:v1")
         );
-        assert!(is_registry_host(&ecr, "us-east-1"));
-        assert!(!is_registry_host("evil.example", "us-east-1"));
+        assert!(is_registry_host(&ecr, ACCOUNT_ID, "us-east-1"));
+        assert!(!is_registry_host("evil.example", ACCOUNT_ID, "us-east-1"));
+        let chosen = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1";
+        assert_eq!(
+            local_reference(chosen, "123456789012", "us-east-1", host).as_deref(),
+            Some("127.0.0.1:5123/app:v1")
+        );
+        assert!(!is_registry_host(&ecr, "123456789012", "us-east-1"));
     }
 }

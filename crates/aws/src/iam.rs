@@ -112,8 +112,9 @@ pub struct Role {
 }
 
 impl Role {
-    pub fn arn(&self) -> String {
-        format!("arn:aws:iam::{ACCOUNT_ID}:role{}{}", self.path, self.name)
+    /// The role's ARN in `account`.
+    pub fn arn(&self, account: &str) -> String {
+        format!("arn:aws:iam::{account}:role{}{}", self.path, self.name)
     }
 }
 
@@ -138,8 +139,9 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn arn(&self) -> String {
-        let account = if self.aws_managed { "aws" } else { ACCOUNT_ID };
+    /// The policy's ARN: in `account`, or `aws` for an AWS managed one.
+    pub fn arn(&self, account: &str) -> String {
+        let account = if self.aws_managed { "aws" } else { account };
         format!("arn:aws:iam::{account}:policy{}{}", self.path, self.name)
     }
 }
@@ -159,9 +161,10 @@ pub struct InstanceProfile {
 }
 
 impl InstanceProfile {
-    pub fn arn(&self) -> String {
+    /// The instance profile's ARN in `account`.
+    pub fn arn(&self, account: &str) -> String {
         format!(
-            "arn:aws:iam::{ACCOUNT_ID}:instance-profile{}{}",
+            "arn:aws:iam::{account}:instance-profile{}{}",
             self.path, self.name
         )
     }
@@ -200,6 +203,8 @@ pub enum Scope {
 #[derive(Clone)]
 pub struct Iam {
     db: Db,
+    /// The account of its ARNs ([`ACCOUNT_ID`] unless [`Iam::in_account`]).
+    account: String,
     /// Read-modify-write of documents is one step per process.
     lock: std::sync::Arc<Mutex<()>>,
 }
@@ -224,8 +229,20 @@ impl Iam {
     pub fn new(db: Db) -> Iam {
         Iam {
             db,
+            account: ACCOUNT_ID.to_owned(),
             lock: Default::default(),
         }
+    }
+
+    /// The same store with ARNs in `account` (12 digits, checked by the caller).
+    pub fn in_account(mut self, account: &str) -> Iam {
+        self.account = account.to_owned();
+        self
+    }
+
+    /// The account of its ARNs.
+    pub fn account(&self) -> &str {
+        &self.account
     }
 
     fn write(&self) -> MutexGuard<'_, ()> {
@@ -407,7 +424,7 @@ impl Iam {
 
     /// DetachRolePolicy.
     pub fn detach_role_policy(&self, role: &str, arn: &str) -> Result<()> {
-        parse_policy_arn(arn)?;
+        parse_policy_arn(arn, &self.account)?;
         self.change_role(role, |r| {
             let before = r.attached.len();
             r.attached.retain(|a| a != arn);
@@ -430,7 +447,7 @@ impl Iam {
         Ok(r.attached
             .iter()
             .filter_map(|arn| {
-                let (_, path, name) = parse_policy_arn(arn).ok()?;
+                let (_, path, name) = parse_policy_arn(arn, &self.account).ok()?;
                 path_prefix
                     .is_none_or(|p| path.starts_with(p))
                     .then(|| (name, arn.clone()))
@@ -502,7 +519,7 @@ impl Iam {
 
     /// GetPolicy: a customer managed policy, or an AWS managed one made up from its ARN.
     pub fn policy(&self, arn: &str) -> Result<Policy> {
-        let (account, path, name) = parse_policy_arn(arn)?;
+        let (account, path, name) = parse_policy_arn(arn, &self.account)?;
         let mut policy = if account == "aws" {
             aws_managed(&path, &name)
         } else {
@@ -554,7 +571,7 @@ impl Iam {
         let mut out: BTreeMap<String, Policy> = BTreeMap::new();
         if scope != Scope::Aws {
             for p in self.all::<Policy>(POLICY_DOC)? {
-                out.insert(p.arn(), p);
+                out.insert(p.arn(&self.account), p);
             }
         }
         if scope != Scope::Local {
@@ -563,7 +580,7 @@ impl Iam {
                 .iter()
                 .map(|p| format!("arn:aws:iam::aws:policy{p}"));
             for arn in listed.chain(attached.cloned()) {
-                if let Ok(("aws", path, name)) = parse_policy_arn(&arn)
+                if let Ok(("aws", path, name)) = parse_policy_arn(&arn, &self.account)
                     .as_ref()
                     .map(|(a, p, n)| (a.as_str(), p.clone(), n.clone()))
                 {
@@ -835,8 +852,8 @@ fn check_document(field: &str, document: &str) -> Result<()> {
     }
 }
 
-/// A managed policy ARN: `(account, path, name)`; the account is `aws` or this one's.
-pub fn parse_policy_arn(arn: &str) -> Result<(String, String, String)> {
+/// A managed policy ARN: `(account, path, name)`; the account is `aws` or `this` one.
+pub fn parse_policy_arn(arn: &str, this: &str) -> Result<(String, String, String)> {
     let invalid = || IamError::InvalidInput(format!("ARN {arn} is not valid."));
     let rest = arn.strip_prefix("arn:aws:iam::").ok_or_else(invalid)?;
     let (account, resource) = rest.split_once(':').ok_or_else(invalid)?;
@@ -850,7 +867,7 @@ pub fn parse_policy_arn(arn: &str) -> Result<(String, String, String)> {
     {
         return Err(invalid());
     }
-    if account != "aws" && account != ACCOUNT_ID {
+    if account != "aws" && account != this {
         return Err(IamError::NoSuchEntity(format!(
             "Policy {arn} does not exist or is not attachable."
         )));
@@ -914,7 +931,10 @@ mod tests {
     fn a_role_is_created_once_and_found_without_case() {
         let (_d, iam) = iam();
         let r = iam.create_role(role("Builder")).unwrap();
-        assert_eq!(r.arn(), format!("arn:aws:iam::{ACCOUNT_ID}:role/Builder"));
+        assert_eq!(
+            r.arn(iam.account()),
+            format!("arn:aws:iam::{ACCOUNT_ID}:role/Builder")
+        );
         assert!(r.id.starts_with("AROA") && r.id.len() == 21, "{}", r.id);
         assert_eq!(iam.role("builder").unwrap().name, "Builder");
         assert!(matches!(
@@ -995,7 +1015,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        let arn = p.arn();
+        let arn = p.arn(iam.account());
         assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT_ID}:policy/team/deploy"));
         iam.create_role(role("r")).unwrap();
         iam.attach_role_policy("r", &arn).unwrap();
@@ -1005,7 +1025,10 @@ mod tests {
         ));
         let local = iam.policies(Scope::Local, false, None).unwrap();
         assert_eq!(
-            local.iter().map(|p| p.arn()).collect::<Vec<_>>(),
+            local
+                .iter()
+                .map(|p| p.arn(iam.account()))
+                .collect::<Vec<_>>(),
             vec![arn.clone()]
         );
         assert_eq!(local[0].attachment_count, 1);
@@ -1018,6 +1041,28 @@ mod tests {
         let missing = format!("arn:aws:iam::{ACCOUNT_ID}:policy/none");
         assert!(matches!(
             iam.attach_role_policy("r", &missing),
+            Err(IamError::NoSuchEntity(_))
+        ));
+    }
+
+    #[test]
+    fn arns_name_the_chosen_account_and_other_accounts_policies_are_not_found() {
+        let iam = Iam::new(Db::open_in_memory().unwrap()).in_account("123456789012");
+        let r = iam.create_role(role("ci")).unwrap();
+        assert_eq!(r.arn(iam.account()), "arn:aws:iam::123456789012:role/ci");
+        let p = iam
+            .create_policy(CreatePolicy {
+                name: "deploy".to_owned(),
+                document: TRUST.to_owned(),
+                ..Default::default()
+            })
+            .unwrap();
+        let arn = p.arn(iam.account());
+        assert_eq!(arn, "arn:aws:iam::123456789012:policy/deploy");
+        iam.attach_role_policy("ci", &arn).unwrap();
+        let other = format!("arn:aws:iam::{ACCOUNT_ID}:policy/deploy");
+        assert!(matches!(
+            iam.attach_role_policy("ci", &other),
             Err(IamError::NoSuchEntity(_))
         ));
     }

@@ -12,7 +12,8 @@
 //! * [`sts`] — who a key is: the build's session credentials, `AssumeRole` sessions and the
 //!   static `--credentials` keys; [`sts::Identities::keys`] is what SigV4 checks against.
 //!
-//! Every ARN uses [`ACCOUNT_ID`], the engine's.
+//! Every ARN names one account: [`ACCOUNT_ID`] (the engine's default) unless the caller chose
+//! another (`--account-id`; `Iam::in_account`, `Identities::in_account`, `Ecr::in_account`).
 
 pub mod ecr;
 pub mod iam;

@@ -7,7 +7,7 @@
 //! `localbuild run` and `serve` sharing that history. A deleted seeded entry is kept as a
 //! tombstone document. Values are never logged here; builds mask them as before.
 
-use crate::{ACCOUNT_ID, AwsError, now, random};
+use crate::{AwsError, now, random};
 use localbuild_db::Db;
 use localbuild_engine::secrets::SecretsFile;
 use serde::{Deserialize, Serialize};
@@ -39,10 +39,10 @@ pub struct Parameter {
 }
 
 impl Parameter {
-    /// The parameter's ARN in `region`.
-    pub fn arn(&self, region: &str) -> String {
+    /// The parameter's ARN in `account` and `region`.
+    pub fn arn(&self, account: &str, region: &str) -> String {
         format!(
-            "arn:aws:ssm:{region}:{ACCOUNT_ID}:parameter/{}",
+            "arn:aws:ssm:{region}:{account}:parameter/{}",
             self.name.trim_start_matches('/')
         )
     }
@@ -78,10 +78,10 @@ pub struct Secret {
 }
 
 impl Secret {
-    /// The secret's ARN in `region`.
-    pub fn arn(&self, region: &str) -> String {
+    /// The secret's ARN in `account` and `region`.
+    pub fn arn(&self, account: &str, region: &str) -> String {
         format!(
-            "arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{}-{}",
+            "arn:aws:secretsmanager:{region}:{account}:secret:{}-{}",
             self.name, self.suffix
         )
     }
@@ -555,7 +555,7 @@ mod tests {
     fn secrets_by_name_or_arn_and_deletion() {
         let s = store("");
         let created = s.create_secret("app/token", change("t1")).unwrap();
-        let arn = created.arn("eu-west-1");
+        let arn = created.arn(crate::ACCOUNT_ID, "eu-west-1");
         assert_eq!(s.secret(&arn).unwrap().name, "app/token");
         assert_eq!(
             s.secret("arn:aws:secretsmanager:eu-west-1:000000000000:secret:app/token")

@@ -38,6 +38,8 @@ struct Session {
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
     static_keys: localbuild_sigv4::Credentials,
+    /// The account every identity belongs to (empty: [`ACCOUNT_ID`]).
+    account: String,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
@@ -58,7 +60,23 @@ impl Identities {
     pub fn new(static_keys: localbuild_sigv4::Credentials) -> Identities {
         Identities {
             static_keys,
+            account: ACCOUNT_ID.to_owned(),
             sessions: Arc::default(),
+        }
+    }
+
+    /// The same identities in `account` (12 digits, checked by the caller).
+    pub fn in_account(mut self, account: &str) -> Identities {
+        self.account = account.to_owned();
+        self
+    }
+
+    /// The account every identity belongs to.
+    pub fn account(&self) -> &str {
+        if self.account.is_empty() {
+            ACCOUNT_ID
+        } else {
+            &self.account
         }
     }
 
@@ -85,10 +103,11 @@ impl Identities {
             });
         }
         self.static_keys.secret(access_key_id)?;
+        let account = self.account();
         Some(KeyCheck::Known(Identity {
-            user_id: ACCOUNT_ID.to_owned(),
-            account: ACCOUNT_ID.to_owned(),
-            arn: format!("arn:aws:iam::{ACCOUNT_ID}:root"),
+            user_id: account.to_owned(),
+            account: account.to_owned(),
+            arn: format!("arn:aws:iam::{account}:root"),
         }))
     }
 
@@ -158,8 +177,11 @@ impl Identities {
         let role_id = format!("AROA{}", random(UPPER, 17));
         let identity = Identity {
             user_id: format!("{role_id}:{session_name}"),
-            account: ACCOUNT_ID.to_owned(),
-            arn: format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{session_name}"),
+            account: self.account().to_owned(),
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/{role}/{session_name}",
+                self.account()
+            ),
         };
         self.sessions().insert(
             credentials.access_key_id.clone(),
@@ -197,6 +219,22 @@ mod tests {
         assert_eq!(ids.check(&c.access_key_id, None), Some(KeyCheck::BadToken));
         ids.revoke(&c.access_key_id);
         assert_eq!(ids.check(&c.access_key_id, Some(&c.session_token)), None);
+    }
+
+    #[test]
+    fn identities_belong_to_the_chosen_account() {
+        let mut keys = localbuild_sigv4::Credentials::new();
+        keys.insert("AKIDLOCAL", "s");
+        let ids = Identities::new(keys).in_account("123456789012");
+        let Some(KeyCheck::Known(me)) = ids.check("AKIDLOCAL", None) else {
+            panic!("the static key is not known");
+        };
+        assert_eq!(me.account, "123456789012");
+        assert_eq!(me.arn, "arn:aws:iam::123456789012:root");
+        let (_, who) = ids
+            .assume_role("arn:aws:iam::123456789012:role/deploy", "ci", 3600)
+            .unwrap();
+        assert_eq!(who.arn, "arn:aws:sts::123456789012:assumed-role/deploy/ci");
     }
 
     #[test]

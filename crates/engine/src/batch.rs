@@ -27,7 +27,7 @@ use crate::record::{
 };
 use crate::request::{BatchMember, BuildRequest, BuildspecSource, RequestError, Source};
 use crate::store::StoreError;
-use crate::{ACCOUNT_ID, BuildHandle, Engine, Outcome};
+use crate::{BuildHandle, Engine, Outcome};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -304,8 +304,8 @@ impl Engine {
         let uuid = uuid::Uuid::new_v4().to_string();
         let id = format!("{}:{uuid}", parent.project);
         let arn = format!(
-            "arn:aws:codebuild:{}:{ACCOUNT_ID}:build-batch/{id}",
-            parent.region
+            "arn:aws:codebuild:{}:{}:build-batch/{id}",
+            parent.region, parent.account_id
         );
         check_batch(&parent, &tasks, &config, &arn)?;
         let store = self.store().clone();
@@ -373,7 +373,10 @@ impl Engine {
             build_timeout_in_minutes: parent.timeout.as_secs().div_ceil(60),
             complete: false,
             initiator: parent.initiator.clone(),
-            encryption_key: format!("arn:aws:kms:{}:{ACCOUNT_ID}:alias/aws/s3", parent.region),
+            encryption_key: format!(
+                "arn:aws:kms:{}:{}:alias/aws/s3",
+                parent.region, parent.account_id
+            ),
             build_batch_config: BuildBatchConfig {
                 combine_artifacts: config.combine_artifacts,
                 restrictions: BatchRestrictions {

@@ -49,7 +49,7 @@ pub use event::{Event, Pause};
 pub use handle::{BuildHandle, Engine, SubmitError, Subscription};
 pub use request::{
     ACCOUNT_ID, BatchMember, BuildRequest, BuildspecSource, DEFAULT_IMAGE, Debug, RequestError,
-    S3Artifact, S3Cache, Source,
+    S3Artifact, S3Cache, Source, check_account_id,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -12,8 +12,18 @@ use std::time::Duration;
 /// The default build image, made from its recipe by the runtime the first time it is needed.
 pub const DEFAULT_IMAGE: &str = "localbuild/standard:1.0";
 
-/// The account id in every ARN localbuild makes (a local build belongs to no AWS account).
+/// The default account id in the ARNs localbuild makes (a local build belongs to no AWS
+/// account); `--account-id` chooses another ([`check_account_id`]).
 pub const ACCOUNT_ID: &str = "000000000000";
+
+/// An account id AWS would accept: exactly 12 ASCII digits. The error names the value.
+pub fn check_account_id(id: &str) -> Result<(), RequestError> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(RequestError::AccountId(id.to_owned()))
+    }
+}
 
 /// Where the primary source comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +121,9 @@ pub struct BuildRequest {
     pub initiator: String,
     /// `AWS_REGION` / `AWS_DEFAULT_REGION` and the region in ARNs.
     pub region: String,
+    /// The account id in the build's ARNs (`CODEBUILD_BUILD_ARN`, …): 12 digits,
+    /// [`ACCOUNT_ID`] unless `--account-id` chose another.
+    pub account_id: String,
     /// Parameter Store and Secrets Manager values for `env.parameter-store` / `secrets-manager`.
     pub secrets: SecretsFile,
     /// More values to mask everywhere (e.g. a forwarded `AWS_SECRET_ACCESS_KEY`).
@@ -273,6 +286,7 @@ impl BuildRequest {
             env_overrides: vec![],
             initiator: "localbuild".to_owned(),
             region: "us-east-1".to_owned(),
+            account_id: ACCOUNT_ID.to_owned(),
             secrets: Default::default(),
             mask: vec![],
             aws_dir: None,
@@ -306,6 +320,7 @@ impl BuildRequest {
     /// CodeBuild's rules for a request, checked before anything is created.
     pub fn check(&self) -> Result<(), RequestError> {
         check_project_name(&self.project)?;
+        check_account_id(&self.account_id)?;
         let mut ids = std::collections::HashSet::new();
         for (id, _) in &self.secondary_sources {
             if id.is_empty()
@@ -383,6 +398,8 @@ pub enum RequestError {
         "'{0}' is not a git source type: one of CODECOMMIT, GITHUB, GITHUB_ENTERPRISE, GITLAB, GITLAB_SELF_MANAGED, BITBUCKET"
     )]
     SourceType(String),
+    #[error("{0:?} is not a valid account id: an AWS account id is exactly 12 digits")]
+    AccountId(String),
 }
 
 #[cfg(test)]
@@ -391,6 +408,31 @@ mod tests {
 
     fn request() -> BuildRequest {
         BuildRequest::new("demo", Source::Dir("/tmp".into()))
+    }
+
+    #[test]
+    fn account_ids_are_twelve_digits() {
+        for ok in [ACCOUNT_ID, "123456789012"] {
+            assert_eq!(check_account_id(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "../../etc/pa",
+            "１２３456789012",
+            "123456789012\n",
+        ] {
+            assert_eq!(
+                check_account_id(bad),
+                Err(RequestError::AccountId(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        let mut req = request();
+        req.account_id = "abc".into();
+        assert_eq!(req.check(), Err(RequestError::AccountId("abc".into())));
     }
 
     #[test]

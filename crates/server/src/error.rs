@@ -228,10 +228,10 @@ impl From<localbuild_aws::ecr::EcrError> for ApiError {
     fn from(e: localbuild_aws::ecr::EcrError) -> ApiError {
         use localbuild_aws::ecr::EcrError as E;
         let (aws_type, status) = match &e {
-            E::RepositoryNotFound(_) => ("RepositoryNotFoundException", 400),
-            E::RepositoryAlreadyExists(_) => ("RepositoryAlreadyExistsException", 400),
-            E::RepositoryNotEmpty(_) => ("RepositoryNotEmptyException", 400),
-            E::LifecyclePolicyNotFound(_) => ("LifecyclePolicyNotFoundException", 400),
+            E::RepositoryNotFound(..) => ("RepositoryNotFoundException", 400),
+            E::RepositoryAlreadyExists(..) => ("RepositoryAlreadyExistsException", 400),
+            E::RepositoryNotEmpty(..) => ("RepositoryNotEmptyException", 400),
+            E::LifecyclePolicyNotFound(..) => ("LifecyclePolicyNotFoundException", 400),
             E::ImageNotFound { .. } => ("ImageNotFoundException", 400),
             E::InvalidParameter(_) => ("InvalidParameterException", 400),
             E::Registry(_) | E::Store(_) => ("ServerException", 503),
@@ -265,17 +265,17 @@ mod tests {
         use localbuild_aws::registry::RegistryError;
         for (e, ty, status) in [
             (
-                E::RepositoryNotFound("a".into()),
+                E::RepositoryNotFound("a".into(), "000000000000".into()),
                 "RepositoryNotFoundException",
                 400,
             ),
             (
-                E::RepositoryAlreadyExists("a".into()),
+                E::RepositoryAlreadyExists("a".into(), "000000000000".into()),
                 "RepositoryAlreadyExistsException",
                 400,
             ),
             (
-                E::RepositoryNotEmpty("a".into()),
+                E::RepositoryNotEmpty("a".into(), "000000000000".into()),
                 "RepositoryNotEmptyException",
                 400,
             ),
@@ -285,7 +285,7 @@ mod tests {
                 400,
             ),
             (
-                E::LifecyclePolicyNotFound("a".into()),
+                E::LifecyclePolicyNotFound("a".into(), "000000000000".into()),
                 "LifecyclePolicyNotFoundException",
                 400,
             ),
@@ -294,10 +294,13 @@ mod tests {
             let e = ApiError::from(e);
             assert_eq!((e.aws_type(), e.status().as_u16()), (ty, status));
         }
-        let e = ApiError::from(E::RepositoryNotFound("team/app".into()));
+        let e = ApiError::from(E::RepositoryNotFound(
+            "team/app".into(),
+            "123456789012".into(),
+        ));
         assert_eq!(
             e.to_string(),
-            "The repository with name 'team/app' does not exist in the registry with id '000000000000'"
+            "The repository with name 'team/app' does not exist in the registry with id '123456789012'"
         );
     }
 

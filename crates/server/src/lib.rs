@@ -72,6 +72,9 @@ pub struct Config {
     pub max_concurrent_builds: usize,
     /// The region of ARNs for unsigned requests.
     pub region: String,
+    /// The account id in every ARN and message, and the one STS answers (12 digits,
+    /// [`localbuild_engine::check_account_id`]; `serve --account-id`).
+    pub account_id: String,
     pub runtime: Arc<dyn Runtime>,
     pub history: HistoryStore,
     /// Where repository locations resolve (`<git_root>/OWNER/REPO`, else `<git_root>/REPO`) and
@@ -108,6 +111,8 @@ pub struct AppState {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) secrets: SecretsFile,
     pub(crate) region: String,
+    /// The account of every ARN and message ([`Config::account_id`]).
+    pub(crate) account_id: String,
     /// Queue, idempotency tokens, live builds and batches.
     pub(crate) builds: Arc<BuildService>,
     pub(crate) history: HistoryStore,
@@ -128,6 +133,13 @@ pub struct AppState {
 pub struct Ctx {
     pub(crate) state: Arc<AppState>,
     pub(crate) region: String,
+}
+
+impl Ctx {
+    /// The account of this call's ARNs and messages.
+    pub(crate) fn account(&self) -> &str {
+        &self.state.account_id
+    }
 }
 
 /// A bound server, not yet serving.
@@ -161,10 +173,12 @@ impl Server {
                 config.history.db().clone(),
                 config.secrets.clone(),
             ),
-            iam: localbuild_aws::iam::Iam::new(config.history.db().clone()),
+            iam: localbuild_aws::iam::Iam::new(config.history.db().clone())
+                .in_account(&config.account_id),
             ids: localbuild_aws::sts::Identities::new(
                 config.credentials.clone().unwrap_or_default(),
-            ),
+            )
+            .in_account(&config.account_id),
             open: config.credentials.is_none(),
             region: config.region.clone(),
             ecr: config.ecr.clone(),
@@ -181,6 +195,7 @@ impl Server {
             allowed_hosts: config.allowed_hosts,
             secrets: config.secrets,
             region: config.region,
+            account_id: config.account_id,
             builds,
             history: config.history,
             runtime,

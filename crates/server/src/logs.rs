@@ -13,7 +13,6 @@
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
 use crate::{AppState, Ctx};
-use localbuild_engine::ACCOUNT_ID;
 use localbuild_engine::logindex::{Entry, LogIndex};
 use localbuild_engine::record::Build;
 use serde::Deserialize;
@@ -441,8 +440,8 @@ struct DescribeGroupsInput {
     log_group_name_pattern: Option<String>,
 }
 
-fn group_arn(region: &str, group: &str) -> String {
-    format!("arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{group}")
+fn group_arn(account: &str, region: &str, group: &str) -> String {
+    format!("arn:aws:logs:{region}:{account}:log-group:{group}")
 }
 
 fn describe_log_groups(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
@@ -488,8 +487,8 @@ fn describe_log_groups(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
                 "logGroupName": g,
                 "creationTime": (*created * 1000.0) as i64,
                 "metricFilterCount": 0,
-                "arn": format!("{}:*", group_arn(&ctx.region, &g)),
-                "logGroupArn": group_arn(&ctx.region, &g),
+                "arn": format!("{}:*", group_arn(ctx.account(), &ctx.region, &g)),
+                "logGroupArn": group_arn(ctx.account(), &ctx.region, &g),
                 "storedBytes": 0,
                 "logGroupClass": "STANDARD",
             })
@@ -516,6 +515,7 @@ async fn describe_log_streams(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError>
     let ids = project_builds(&ctx.state, &project)?;
     let state = ctx.state.clone();
     let (region, prefix) = (ctx.region.clone(), input.log_stream_name_prefix.clone());
+    let account = ctx.account().to_owned();
     let streams = tokio::task::spawn_blocking(move || {
         let mut streams = vec![];
         for id in ids {
@@ -532,7 +532,7 @@ async fn describe_log_streams(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError>
             let mut s = json!({
                 "logStreamName": stream,
                 "creationTime": created,
-                "arn": format!("{}:log-stream:{stream}", group_arn(&region, &group)),
+                "arn": format!("{}:log-stream:{stream}", group_arn(&account, &region, &group)),
                 "storedBytes": 0,
             });
             // The first and last lines' entries; nothing of the text.

@@ -29,6 +29,7 @@ impl LocalServer {
             secrets: Default::default(),
             max_concurrent_builds: 2,
             region: "us-east-1".to_owned(),
+            account_id: localbuild_engine::ACCOUNT_ID.to_owned(),
             runtime: Arc::new(LocalRuntime::new().unwrap()),
             roots: localbuild_sources::Roots {
                 git_root: home.path().join("git"),

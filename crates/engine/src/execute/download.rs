@@ -424,8 +424,8 @@ impl BuildExecution {
             (
                 "CODEBUILD_PROJECT_ARN".into(),
                 format!(
-                    "arn:aws:codebuild:{region}:{ACCOUNT_ID}:project/{}",
-                    req.project
+                    "arn:aws:codebuild:{region}:{}:project/{}",
+                    req.account_id, req.project
                 ),
             ),
             ("CODEBUILD_SRC_DIR".into(), self.src_dir.clone()),

@@ -22,7 +22,7 @@ use crate::images::ImageTracker;
 use crate::lifecycle::{Ended, Lifecycle, Next, is_logged};
 use crate::log::context_message;
 use crate::record::*;
-use crate::request::{ACCOUNT_ID, BuildRequest, BuildspecSource};
+use crate::request::{BuildRequest, BuildspecSource};
 use crate::runtime::{Layout, Runtime};
 use crate::shell::Driver;
 use crate::store::{Place, Store};
@@ -126,7 +126,10 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
     };
     Build {
         id: build_id.to_owned(),
-        arn: format!("arn:aws:codebuild:{region}:{ACCOUNT_ID}:build/{build_id}"),
+        arn: format!(
+            "arn:aws:codebuild:{region}:{}:build/{build_id}",
+            req.account_id
+        ),
         build_number: place.number,
         start_time: crate::record::epoch_now(),
         end_time: None,
@@ -199,7 +202,7 @@ pub fn new_record(req: &BuildRequest, build_id: &str, uuid: &str, place: &Place)
         queued_timeout_in_minutes: 480,
         build_complete: false,
         initiator: req.initiator.clone(),
-        encryption_key: format!("arn:aws:kms:{region}:{ACCOUNT_ID}:alias/aws/s3"),
+        encryption_key: format!("arn:aws:kms:{region}:{}:alias/aws/s3", req.account_id),
         exported_environment_variables: vec![],
         report_arns: vec![],
         build_batch_arn: req.batch.as_ref().map(|b| b.batch_arn.clone()),

@@ -647,17 +647,18 @@ impl BuildExecution {
     ) {
         let region = &self.req.region;
         let project = &self.req.project;
+        let account = &self.req.account_id;
         let group_arn = if group.name.starts_with("arn:") {
             group.name.clone()
         } else {
             format!(
-                "arn:aws:codebuild:{region}:{ACCOUNT_ID}:report-group/{project}-{}",
+                "arn:aws:codebuild:{region}:{account}:report-group/{project}-{}",
                 group.name
             )
         };
         let short = group.name.rsplit('/').next().unwrap_or(&group.name);
         let arn = format!(
-            "arn:aws:codebuild:{region}:{ACCOUNT_ID}:report/{project}-{short}:{}",
+            "arn:aws:codebuild:{region}:{account}:report/{project}-{short}:{}",
             uuid::Uuid::new_v4()
         );
         let mut report = Report::new(

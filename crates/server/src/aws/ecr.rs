@@ -5,7 +5,6 @@
 
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
-use localbuild_aws::ACCOUNT_ID;
 use localbuild_aws::ecr::{
     CreateRepository, Ecr, EcrError, ImageDetail, ImageFailure, ImageId, Repository, registry_host,
 };
@@ -93,21 +92,22 @@ struct ScanningIn {
 }
 
 /// This registry's id only (another account's registry is not here).
-fn registry_id(id: Option<&String>) -> Result<(), ApiError> {
+fn registry_id(ecr: &Ecr, id: Option<&String>) -> Result<(), ApiError> {
+    let this = ecr.account();
     match id {
-        Some(id) if id != ACCOUNT_ID => Err(ApiError::from(EcrError::InvalidParameter(format!(
-            "Invalid parameter at 'registryId' failed to satisfy constraint: 'the local registry is {ACCOUNT_ID}' (got {id:?})"
+        Some(id) if id != this => Err(ApiError::from(EcrError::InvalidParameter(format!(
+            "Invalid parameter at 'registryId' failed to satisfy constraint: 'the local registry is {this}' (got {id:?})"
         )))),
         _ => Ok(()),
     }
 }
 
-fn repository(r: &Repository, region: &str) -> Value {
+fn repository(account: &str, r: &Repository, region: &str) -> Value {
     json!({
-        "repositoryArn": r.arn(region),
-        "registryId": ACCOUNT_ID,
+        "repositoryArn": r.arn(account, region),
+        "registryId": account,
         "repositoryName": r.name,
-        "repositoryUri": r.uri(region),
+        "repositoryUri": r.uri(account, region),
         "createdAt": r.created_at,
         "imageTagMutability": r.image_tag_mutability,
         "imageScanningConfiguration": {"scanOnPush": r.scan_on_push},
@@ -133,9 +133,9 @@ fn failure(f: &ImageFailure) -> Value {
     json!({"imageId": image_id(&f.id), "failureCode": f.code, "failureReason": f.reason})
 }
 
-fn detail(name: &str, d: &ImageDetail) -> Value {
+fn detail(account: &str, name: &str, d: &ImageDetail) -> Value {
     let mut v = json!({
-        "registryId": ACCOUNT_ID,
+        "registryId": account,
         "repositoryName": name,
         "imageDigest": d.digest,
         "imageSizeInBytes": d.size,
@@ -207,7 +207,7 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
     match op {
         "CreateRepository" => {
             let i: CreateIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let (encryption_type, kms_key) = match i.encryption_configuration {
                 Some(c) => (Some(c.encryption_type), c.kms_key),
                 None => (None, None),
@@ -221,11 +221,11 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
                     kms_key,
                 })
                 .map_err(e)?;
-            Ok(json!({"repository": repository(&r, region)}))
+            Ok(json!({"repository": repository(ecr.account(), &r, region)}))
         }
         "DescribeRepositories" => {
             let i: DescribeReposIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let repos = match i.repository_names {
                 Some(names) => names
                     .iter()
@@ -234,28 +234,31 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
                     .map_err(e)?,
                 None => ecr.repositories().map_err(e)?,
             };
-            let list: Vec<Value> = repos.iter().map(|r| repository(r, region)).collect();
+            let list: Vec<Value> = repos
+                .iter()
+                .map(|r| repository(ecr.account(), r, region))
+                .collect();
             Ok(json!({"repositories": list}))
         }
         "DeleteRepository" => {
             let i: RepoIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let r = ecr
                 .delete_repository(&i.repository_name, i.force.unwrap_or(false))
                 .map_err(e)?;
-            Ok(json!({"repository": repository(&r, region)}))
+            Ok(json!({"repository": repository(ecr.account(), &r, region)}))
         }
         "GetAuthorizationToken" => {
             let (token, expires_at) = ecr.authorization().map_err(e)?;
             Ok(json!({"authorizationData": [{
                 "authorizationToken": token,
                 "expiresAt": expires_at,
-                "proxyEndpoint": format!("https://{}", registry_host(region)),
+                "proxyEndpoint": format!("https://{}", registry_host(ecr.account(), region)),
             }]}))
         }
         "DescribeImages" => {
             let i: ImagesIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let name = i.repository_name;
             let wanted = ids(i.image_ids, false)?;
             let mut details = vec![];
@@ -283,18 +286,22 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
                             return Err(e(EcrError::ImageNotFound {
                                 repository: name,
                                 what,
+                                registry: ecr.account().to_owned(),
                             }));
                         }
                     }
                 }
                 details = chosen;
             }
-            let list: Vec<Value> = details.iter().map(|d| detail(&name, d)).collect();
+            let list: Vec<Value> = details
+                .iter()
+                .map(|d| detail(ecr.account(), &name, d))
+                .collect();
             Ok(json!({"imageDetails": list}))
         }
         "ListImages" => {
             let i: ImagesIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let mut list = vec![];
             for d in ecr.images(&i.repository_name).map_err(e)? {
                 if !keep(&i.filter, &d)? {
@@ -311,14 +318,14 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
         }
         "BatchGetImage" => {
             let i: ImagesIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let wanted = ids(i.image_ids, true)?;
             let (found, failed) = ecr.batch_get(&i.repository_name, &wanted).map_err(e)?;
             let images: Vec<Value> = found
                 .iter()
                 .map(|(id, m)| {
                     json!({
-                        "registryId": ACCOUNT_ID,
+                        "registryId": ecr.account(),
                         "repositoryName": i.repository_name,
                         "imageId": image_id(id),
                         "imageManifest": m.text,
@@ -331,7 +338,7 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
         }
         "BatchDeleteImage" => {
             let i: ImagesIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let wanted = ids(i.image_ids, true)?;
             let (deleted, failed) = ecr.batch_delete(&i.repository_name, &wanted).map_err(e)?;
             let ids: Vec<Value> = deleted.iter().map(image_id).collect();
@@ -340,44 +347,46 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
         }
         "PutLifecyclePolicy" => {
             let i: PolicyIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let text = i.lifecycle_policy_text.unwrap_or_default();
             let r = ecr
                 .put_lifecycle_policy(&i.repository_name, &text)
                 .map_err(e)?;
             Ok(json!({
-                "registryId": ACCOUNT_ID,
+                "registryId": ecr.account(),
                 "repositoryName": r.name,
                 "lifecyclePolicyText": text,
             }))
         }
         "GetLifecyclePolicy" => {
             let i: PolicyIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let r = ecr.repository(&i.repository_name).map_err(e)?;
-            let text = r
-                .lifecycle_policy
-                .clone()
-                .ok_or_else(|| e(EcrError::LifecyclePolicyNotFound(r.name.clone())))?;
+            let text = r.lifecycle_policy.clone().ok_or_else(|| {
+                e(EcrError::LifecyclePolicyNotFound(
+                    r.name.clone(),
+                    ecr.account().to_owned(),
+                ))
+            })?;
             Ok(json!({
-                "registryId": ACCOUNT_ID,
+                "registryId": ecr.account(),
                 "repositoryName": r.name,
                 "lifecyclePolicyText": text,
             }))
         }
         "DeleteLifecyclePolicy" => {
             let i: PolicyIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let (r, text) = ecr.delete_lifecycle_policy(&i.repository_name).map_err(e)?;
             Ok(json!({
-                "registryId": ACCOUNT_ID,
+                "registryId": ecr.account(),
                 "repositoryName": r.name,
                 "lifecyclePolicyText": text,
             }))
         }
         "PutImageScanningConfiguration" => {
             let i: ScanningIn = parse(body)?;
-            registry_id(i.registry_id.as_ref())?;
+            registry_id(ecr, i.registry_id.as_ref())?;
             let r = ecr
                 .put_scanning(
                     &i.repository_name,
@@ -385,7 +394,7 @@ fn call_blocking(ecr: &Ecr, region: &str, op: &str, body: &[u8]) -> Result<Value
                 )
                 .map_err(e)?;
             Ok(json!({
-                "registryId": ACCOUNT_ID,
+                "registryId": ecr.account(),
                 "repositoryName": r.name,
                 "imageScanningConfiguration": {"scanOnPush": r.scan_on_push},
             }))

@@ -96,6 +96,7 @@ fn tags_of(fields: &[(String, String)]) -> Vec<Tag> {
 }
 
 fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
+    let acct = iam.account();
     let role_name = || required(f, "RoleName");
     Ok(match action {
         "CreateRole" => {
@@ -107,9 +108,12 @@ fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
                 max_session_duration: number(f, "MaxSessionDuration")?,
                 tags: tags_of(f),
             })?;
-            Some(element("Role", &role_xml(&role, true)))
+            Some(element("Role", &role_xml(acct, &role, true)))
         }
-        "GetRole" => Some(element("Role", &role_xml(&iam.role(role_name()?)?, true))),
+        "GetRole" => Some(element(
+            "Role",
+            &role_xml(acct, &iam.role(role_name()?)?, true),
+        )),
         "DeleteRole" => {
             iam.delete_role(role_name()?)?;
             None
@@ -119,7 +123,7 @@ fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
             let (page, marker) = paginate(&roles, f)?;
             let items: String = page
                 .iter()
-                .map(|r| element("member", &role_xml(r, false)))
+                .map(|r| element("member", &role_xml(acct, r, false)))
                 .collect();
             Some(element("Roles", &items) + &truncation(marker))
         }
@@ -198,11 +202,11 @@ fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
                 description: field(f, "Description").map(str::to_owned),
                 tags: tags_of(f),
             })?;
-            Some(element("Policy", &policy_xml(&policy, true)))
+            Some(element("Policy", &policy_xml(acct, &policy, true)))
         }
         "GetPolicy" => Some(element(
             "Policy",
-            &policy_xml(&iam.policy(required(f, "PolicyArn")?)?, true),
+            &policy_xml(acct, &iam.policy(required(f, "PolicyArn")?)?, true),
         )),
         "DeletePolicy" => {
             iam.delete_policy(required(f, "PolicyArn")?)?;
@@ -224,18 +228,24 @@ fn answer(iam: &Iam, action: &str, f: &[(String, String)]) -> Answer {
             let (page, marker) = paginate(&policies, f)?;
             let items: String = page
                 .iter()
-                .map(|p| element("member", &policy_xml(p, false)))
+                .map(|p| element("member", &policy_xml(acct, p, false)))
                 .collect();
             Some(element("Policies", &items) + &truncation(marker))
         }
         "CreateInstanceProfile" => {
             let name = required(f, "InstanceProfileName")?;
             let profile = iam.create_instance_profile(name, field(f, "Path"), tags_of(f))?;
-            Some(element("InstanceProfile", &profile_xml(&profile, &[])))
+            Some(element(
+                "InstanceProfile",
+                &profile_xml(acct, &profile, &[]),
+            ))
         }
         "GetInstanceProfile" => {
             let (profile, roles) = iam.instance_profile(required(f, "InstanceProfileName")?)?;
-            Some(element("InstanceProfile", &profile_xml(&profile, &roles)))
+            Some(element(
+                "InstanceProfile",
+                &profile_xml(acct, &profile, &roles),
+            ))
         }
         "DeleteInstanceProfile" => {
             iam.delete_instance_profile(required(f, "InstanceProfileName")?)?;
@@ -317,11 +327,11 @@ fn tags_xml(tags: &[Tag]) -> String {
 }
 
 /// A `Role`; `full` (GetRole, CreateRole) adds its tags and `RoleLastUsed`, as IAM does.
-fn role_xml(r: &Role, full: bool) -> String {
+fn role_xml(acct: &str, r: &Role, full: bool) -> String {
     let mut out = text("Path", &r.path)
         + &text("RoleName", &r.name)
         + &text("RoleId", &r.id)
-        + &text("Arn", &r.arn())
+        + &text("Arn", &r.arn(acct))
         + &text("CreateDate", &iso8601(r.created))
         + &text(
             "AssumeRolePolicyDocument",
@@ -341,10 +351,10 @@ fn role_xml(r: &Role, full: bool) -> String {
 }
 
 /// A `Policy`; `full` (GetPolicy, CreatePolicy) adds its description and tags.
-fn policy_xml(p: &Policy, full: bool) -> String {
+fn policy_xml(acct: &str, p: &Policy, full: bool) -> String {
     let mut out = text("PolicyName", &p.name)
         + &text("PolicyId", &p.id)
-        + &text("Arn", &p.arn())
+        + &text("Arn", &p.arn(acct))
         + &text("Path", &p.path)
         + &text("DefaultVersionId", "v1")
         + &text("AttachmentCount", &p.attachment_count.to_string())
@@ -363,15 +373,15 @@ fn policy_xml(p: &Policy, full: bool) -> String {
     out
 }
 
-fn profile_xml(p: &InstanceProfile, roles: &[Role]) -> String {
+fn profile_xml(acct: &str, p: &InstanceProfile, roles: &[Role]) -> String {
     let mut out = text("Path", &p.path)
         + &text("InstanceProfileName", &p.name)
         + &text("InstanceProfileId", &p.id)
-        + &text("Arn", &p.arn())
+        + &text("Arn", &p.arn(acct))
         + &text("CreateDate", &iso8601(p.created));
     let mut members = String::new();
     for r in roles {
-        let _ = write!(members, "{}", element("member", &role_xml(r, false)));
+        let _ = write!(members, "{}", element("member", &role_xml(acct, r, false)));
     }
     out += &element("Roles", &members);
     if !p.tags.is_empty() {

@@ -48,6 +48,13 @@ pub struct Aws {
     pub ecr: Option<std::sync::Arc<localbuild_aws::ecr::Ecr>>,
 }
 
+impl Aws {
+    /// The account of these services' ARNs (the one STS answers; `--account-id`).
+    pub fn account(&self) -> &str {
+        self.ids.account()
+    }
+}
+
 /// Which of these services a request calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Api {

@@ -273,6 +273,7 @@ impl Aws {
         match (method.clone(), bucket, key) {
             (Method::GET, None, None) => {
                 let s3 = s3.clone();
+                let owner = self.account().to_owned();
                 blocking(Box::new(move || {
                     let mut out = String::new();
                     for (name, at) in s3.buckets()? {
@@ -286,7 +287,7 @@ impl Aws {
                         StatusCode::OK,
                         format!(
                             "<ListAllMyBucketsResult xmlns=\"{NS}\"><Owner><ID>{0}</ID><DisplayName>localbuild</DisplayName></Owner><Buckets>{out}</Buckets></ListAllMyBucketsResult>",
-                            localbuild_aws::ACCOUNT_ID
+                            escape(&owner)
                         ),
                     ))
                 }))

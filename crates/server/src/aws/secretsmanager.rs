@@ -81,14 +81,14 @@ fn value(string: Option<String>, binary: Option<String>) -> Result<Option<Secret
 
 /// DescribeSecret's answer, or (`listed`) a ListSecrets entry, which names the versions
 /// `SecretVersionsToStages`.
-fn describe(s: &Secret, region: &str, listed: bool) -> Value {
+fn describe(s: &Secret, account: &str, region: &str, listed: bool) -> Value {
     let versions = if listed {
         "SecretVersionsToStages"
     } else {
         "VersionIdsToStages"
     };
     let mut v = json!({
-        "ARN": s.arn(region),
+        "ARN": s.arn(account, region),
         "Name": s.name,
         "LastChangedDate": s.last_changed,
         "CreatedDate": s.created,
@@ -107,13 +107,14 @@ fn describe(s: &Secret, region: &str, listed: bool) -> Value {
 }
 
 pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let account = aws.account();
     let store = &aws.store;
     match op {
         "GetSecretValue" => {
             let i: IdIn = parse(body)?;
             let s = store.live_secret(&i.secret_id).map_err(service_error)?;
             let mut out = json!({
-                "ARN": s.arn(region),
+                "ARN": s.arn(account, region),
                 "Name": s.name,
                 "VersionId": s.version_id,
                 "VersionStages": ["AWSCURRENT"],
@@ -139,7 +140,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let s = store
                 .create_secret(&i.name, change)
                 .map_err(service_error)?;
-            let mut out = json!({"ARN": s.arn(region), "Name": s.name});
+            let mut out = json!({"ARN": s.arn(account, region), "Name": s.name});
             if has_value {
                 out["VersionId"] = json!(s.version_id);
             }
@@ -164,7 +165,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let s = store
                 .update_secret(&i.secret_id, change)
                 .map_err(service_error)?;
-            let mut out = json!({"ARN": s.arn(region), "Name": s.name});
+            let mut out = json!({"ARN": s.arn(account, region), "Name": s.name});
             if changes_value {
                 out["VersionId"] = json!(s.version_id);
             }
@@ -197,12 +198,12 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let days = i.recovery_window_in_days.unwrap_or(30) as f64;
             let at = s.deleted_date.unwrap_or_default();
             let when = if force { at } else { at + days * 86400.0 };
-            Ok(json!({"ARN": s.arn(region), "Name": s.name, "DeletionDate": when}))
+            Ok(json!({"ARN": s.arn(account, region), "Name": s.name, "DeletionDate": when}))
         }
         "DescribeSecret" => {
             let i: IdIn = parse(body)?;
             let s = store.secret(&i.secret_id).map_err(service_error)?;
-            Ok(describe(&s, region, false))
+            Ok(describe(&s, account, region, false))
         }
         "ListSecrets" => {
             let i: ListIn = parse(body)?;
@@ -225,7 +226,10 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     )
                 },
             )?;
-            let list: Vec<Value> = list.iter().map(|s| describe(s, region, true)).collect();
+            let list: Vec<Value> = list
+                .iter()
+                .map(|s| describe(s, account, region, true))
+                .collect();
             let mut out = json!({"SecretList": list});
             if let Some(t) = next {
                 out["NextToken"] = json!(t);

@@ -72,25 +72,26 @@ struct PutIn {
     key_id: Option<String>,
 }
 
-fn shape(p: &Parameter, region: &str) -> Value {
+fn shape(p: &Parameter, account: &str, region: &str) -> Value {
     json!({
         "Name": p.name,
         "Type": p.kind,
         "Value": p.value,
         "Version": p.version,
         "LastModifiedDate": p.last_modified,
-        "ARN": p.arn(region),
+        "ARN": p.arn(account, region),
         "DataType": "text",
     })
 }
 
 pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let account = aws.account();
     let store = &aws.store;
     match op {
         "GetParameter" => {
             let i: NameIn = parse(body)?;
             let p = store.parameter(&i.name).map_err(service_error)?;
-            Ok(json!({"Parameter": shape(&p, region)}))
+            Ok(json!({"Parameter": shape(&p, account, region)}))
         }
         "GetParameters" => {
             let i: NamesIn = parse(body)?;
@@ -102,7 +103,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let (mut found, mut invalid) = (vec![], vec![]);
             for name in &i.names {
                 match store.parameter(name) {
-                    Ok(p) => found.push(shape(&p, region)),
+                    Ok(p) => found.push(shape(&p, account, region)),
                     Err(localbuild_aws::AwsError::ParameterNotFound(_)) => {
                         invalid.push(name.clone())
                     }
@@ -142,7 +143,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                 i.next_token.as_deref(),
                 bad_token,
             )?;
-            let found: Vec<Value> = found.iter().map(|p| shape(p, region)).collect();
+            let found: Vec<Value> = found.iter().map(|p| shape(p, account, region)).collect();
             let mut out = json!({"Parameters": found});
             if let Some(t) = next {
                 out["NextToken"] = json!(t);
@@ -200,7 +201,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                 .map(|p| {
                     let mut v = json!({
                         "Name": p.name,
-                        "ARN": p.arn(region),
+                        "ARN": p.arn(account, region),
                         "Type": p.kind,
                         "LastModifiedDate": p.last_modified,
                         "Version": p.version,

@@ -26,9 +26,9 @@ pub(super) fn call(
     fields: &[(String, String)],
 ) -> Response {
     let who = who.unwrap_or_else(|| Identity {
-        user_id: localbuild_aws::ACCOUNT_ID.to_owned(),
-        account: localbuild_aws::ACCOUNT_ID.to_owned(),
-        arn: format!("arn:aws:iam::{}:root", localbuild_aws::ACCOUNT_ID),
+        user_id: aws.account().to_owned(),
+        account: aws.account().to_owned(),
+        arn: format!("arn:aws:iam::{}:root", aws.account()),
     });
     match action {
         "GetCallerIdentity" => ok(

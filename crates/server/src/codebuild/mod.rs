@@ -16,7 +16,7 @@ use crate::protocol::{json, parse, unknown};
 use crate::{AppState, Ctx};
 use localbuild_engine::record::{Build, PhaseType};
 use localbuild_engine::request::check_project_name;
-use localbuild_engine::{ACCOUNT_ID, BuildRequest, BuildspecSource, DEFAULT_IMAGE};
+use localbuild_engine::{BuildRequest, BuildspecSource, DEFAULT_IMAGE};
 use localbuild_service::{BuildTicket, StartBuild};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -70,8 +70,13 @@ pub(crate) fn without_empty(mut v: Value) -> Value {
     v
 }
 
-pub(crate) fn project_arn(region: &str, name: &str) -> String {
-    format!("arn:aws:codebuild:{region}:{ACCOUNT_ID}:project/{name}")
+/// A project's ARN in the call's region and the server's account.
+pub(crate) fn project_arn(ctx: &Ctx, name: &str) -> String {
+    format!(
+        "arn:aws:codebuild:{}:{}:project/{name}",
+        ctx.region,
+        ctx.account()
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ pub(crate) fn sort_descending(order: Option<&str>, default: bool) -> Result<bool
 pub(crate) fn project_not_found(ctx: &Ctx, name: &str) -> ApiError {
     ApiError::ResourceNotFound(format!(
         "Project cannot be found: {}",
-        project_arn(&ctx.region, name)
+        project_arn(ctx, name)
     ))
 }
 
@@ -201,11 +206,14 @@ pub(crate) fn present(state: &AppState, build: &Build, overlay: Option<&Value>) 
             "deepLink".into(),
             json!(crate::console::build_url(state.addr, &build.id)),
         );
-        let region = build.arn.split(':').nth(3).unwrap_or("us-east-1");
+        // The record's own region and account (a record keeps what it says).
+        let mut parts = build.arn.split(':');
+        let region = parts.nth(3).unwrap_or("us-east-1");
+        let account = parts.next().unwrap_or(localbuild_engine::ACCOUNT_ID);
         logs.insert(
             "cloudWatchLogsArn".into(),
             json!(format!(
-                "arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{}:log-stream:{}",
+                "arn:aws:logs:{region}:{account}:log-group:{}:log-stream:{}",
                 build.logs.group_name, build.logs.stream_name
             )),
         );

@@ -231,7 +231,7 @@ pub(super) fn overlay_project(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    p.insert("arn".into(), json!(project_arn(&ctx.region, &name)));
+    p.insert("arn".into(), json!(project_arn(ctx, &name)));
     p.insert("created".into(), json!(created));
     p.insert("lastModified".into(), json!(modified));
     p.entry("timeoutInMinutes").or_insert(json!(60));
@@ -241,8 +241,9 @@ pub(super) fn overlay_project(
     p.entry("secondarySourceVersions").or_insert(json!([]));
     p.entry("cache").or_insert(json!({"type": "NO_CACHE"}));
     p.entry("encryptionKey").or_insert(json!(format!(
-        "arn:aws:kms:{}:{ACCOUNT_ID}:alias/aws/s3",
-        ctx.region
+        "arn:aws:kms:{}:{}:alias/aws/s3",
+        ctx.region,
+        ctx.account()
     )));
     p.entry("badge").or_insert(json!({"badgeEnabled": false}));
     p.entry("logsConfig").or_insert(json!({
@@ -275,7 +276,7 @@ pub(super) fn create_project(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> 
         Err(localbuild_store::DbError::AlreadyExists { .. }) => {
             Err(ApiError::ResourceAlreadyExists(format!(
                 "Project already exists: {}",
-                project_arn(&ctx.region, &input.name)
+                project_arn(ctx, &input.name)
             )))
         }
         Err(e) => Err(ApiError::db(e)),

@@ -290,6 +290,7 @@ pub(crate) fn prepare(ctx: &Ctx, input: &StartBuildInput) -> Result<Prepared, Ap
         .or(project.environment.privileged_mode)
         .unwrap_or(false);
     request.docker_host_access = state.docker_host_access;
+    request.account_id = state.account_id.clone();
     let minutes = match input.timeout_in_minutes_override {
         Some(t) if !(5..=2160).contains(&t) => {
             return Err(ApiError::InvalidInput(format!(

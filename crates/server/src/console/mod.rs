@@ -748,7 +748,7 @@ async fn roles_page(
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
     let roles = state.aws.iam.roles(None).unwrap_or_default();
-    html(StatusCode::OK, pages::roles(&v, &roles))
+    html(StatusCode::OK, pages::roles(&v, &state.account_id, &roles))
 }
 
 async fn batches_page(

@@ -546,7 +546,7 @@ pub fn projects(v: &Viewer, projects: &[Value]) -> Markup {
 }
 
 /// The IAM roles page: each role's trust, inline and attached policies, shown, not enforced.
-pub fn roles(v: &Viewer, roles: &[localbuild_aws::iam::Role]) -> Markup {
+pub fn roles(v: &Viewer, account: &str, roles: &[localbuild_aws::iam::Role]) -> Markup {
     layout(
         Some(v),
         "Roles",
@@ -562,7 +562,7 @@ pub fn roles(v: &Viewer, roles: &[localbuild_aws::iam::Role]) -> Markup {
                     tbody {
                         @for r in roles {
                             tr {
-                                td { (r.name) " " small { (r.arn()) } }
+                                td { (r.name) " " small { (r.arn(account)) } }
                                 td { (trusted_services(&r.assume_role_policy).join(", ")) }
                                 td { (r.inline.keys().cloned().collect::<Vec<_>>().join(", ")) }
                                 td { @for arn in &r.attached { div { code { (arn) } } } }

@@ -13,7 +13,6 @@ pub mod services;
 use crate::Ctx;
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
-use localbuild_engine::ACCOUNT_ID;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use services::{EcsError, Service, ServiceView, Status, Task, TaskDefinition};
@@ -35,23 +34,30 @@ impl From<EcsError> for ApiError {
     }
 }
 
-fn arn(region: &str, what: &str) -> String {
-    format!("arn:aws:ecs:{region}:{ACCOUNT_ID}:{what}")
+/// The region and account of a call's ARNs.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    region: &'a str,
+    account: &'a str,
 }
 
-fn cluster_arn(region: &str, cluster: &str) -> String {
+fn arn(at: At<'_>, what: &str) -> String {
+    format!("arn:aws:ecs:{}:{}:{what}", at.region, at.account)
+}
+
+fn cluster_arn(region: At<'_>, cluster: &str) -> String {
     arn(region, &format!("cluster/{cluster}"))
 }
 
-fn service_arn(region: &str, cluster: &str, service: &str) -> String {
+fn service_arn(region: At<'_>, cluster: &str, service: &str) -> String {
     arn(region, &format!("service/{cluster}/{service}"))
 }
 
-fn task_definition_arn(region: &str, key: &str) -> String {
+fn task_definition_arn(region: At<'_>, key: &str) -> String {
     arn(region, &format!("task-definition/{key}"))
 }
 
-fn task_arn(region: &str, cluster: &str, id: &str) -> String {
+fn task_arn(region: At<'_>, cluster: &str, id: &str) -> String {
     arn(region, &format!("task/{cluster}/{id}"))
 }
 
@@ -63,7 +69,7 @@ fn status(s: Status) -> &'static str {
 }
 
 /// ECS's `Service` shape.
-fn service_shape(region: &str, v: &ServiceView) -> Value {
+fn service_shape(region: At<'_>, v: &ServiceView) -> Value {
     let s = &v.service;
     let d = &s.deployment;
     let rollout = match d.rollout {
@@ -117,7 +123,7 @@ fn service_shape(region: &str, v: &ServiceView) -> Value {
     })
 }
 
-fn task_definition_shape(region: &str, d: &TaskDefinition) -> Value {
+fn task_definition_shape(region: At<'_>, d: &TaskDefinition) -> Value {
     let mut v = json!({
         "taskDefinitionArn": task_definition_arn(region, &d.key()),
         "containerDefinitions": d.container_definitions,
@@ -136,7 +142,7 @@ fn task_definition_shape(region: &str, d: &TaskDefinition) -> Value {
     v
 }
 
-fn task_shape(region: &str, s: &Service, t: &Task, running: bool) -> Value {
+fn task_shape(region: At<'_>, s: &Service, t: &Task, running: bool) -> Value {
     let last = if running { "RUNNING" } else { "STOPPED" };
     let bindings: Vec<Value> = t
         .ports
@@ -264,7 +270,10 @@ struct DescribeTasksIn {
 pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     let state = &ctx.state;
     let db = state.history.db();
-    let region = ctx.region.as_str();
+    let region = At {
+        region: &ctx.region,
+        account: ctx.account(),
+    };
     let runtime = state.runtime.as_ref();
     match op {
         "ListClusters" => {
@@ -482,7 +491,7 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 fn cluster_shape(
-    region: &str,
+    region: At<'_>,
     db: &localbuild_store::Db,
     c: &services::Cluster,
 ) -> Result<Value, ApiError> {

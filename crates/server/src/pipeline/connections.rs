@@ -6,7 +6,6 @@
 use crate::Ctx;
 use crate::error::ApiError;
 use crate::protocol::{CODECONNECTIONS, parse, unknown};
-use localbuild_engine::ACCOUNT_ID;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -61,15 +60,16 @@ fn create(ctx: &Ctx, service: &str, body: &[u8]) -> Result<Value, ApiError> {
         "codestar-connections"
     };
     let arn = format!(
-        "arn:aws:{svc}:{}:{ACCOUNT_ID}:connection/{}",
+        "arn:aws:{svc}:{}:{}:connection/{}",
         ctx.region,
+        ctx.account(),
         uuid::Uuid::new_v4()
     );
     let mut conn = json!({
         "ConnectionName": name,
         "ConnectionArn": arn,
         "ProviderType": provider,
-        "OwnerAccountId": ACCOUNT_ID,
+        "OwnerAccountId": ctx.account(),
         "ConnectionStatus": "AVAILABLE",
     });
     if let Some(h) = input.host_arn {

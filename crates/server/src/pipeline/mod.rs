@@ -26,7 +26,6 @@ pub use localbuild_pipeline::{DefinitionError, normalise, read_definition};
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
 use crate::{AppState, Ctx};
-use localbuild_engine::ACCOUNT_ID;
 use localbuild_store::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -114,8 +113,8 @@ pub(crate) fn now() -> f64 {
     localbuild_engine::record::epoch_now()
 }
 
-pub(crate) fn pipeline_arn(region: &str, name: &str) -> String {
-    format!("arn:aws:codepipeline:{region}:{ACCOUNT_ID}:{name}")
+pub(crate) fn pipeline_arn(account: &str, region: &str, name: &str) -> String {
+    format!("arn:aws:codepipeline:{region}:{account}:{name}")
 }
 
 /// A pipeline as stored: the declaration as sent (defaults filled), and its metadata.
@@ -138,9 +137,9 @@ pub(crate) fn load(db: &Db, name: &str) -> Result<Option<Stored>, ApiError> {
     Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
-fn not_found(name: &str) -> ApiError {
+fn not_found(account: &str, name: &str) -> ApiError {
     ApiError::PipelineNotFound(format!(
-        "Account '{ACCOUNT_ID}' does not have a pipeline with name '{name}'"
+        "Account '{account}' does not have a pipeline with name '{name}'"
     ))
 }
 
@@ -173,8 +172,9 @@ fn create_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let state = &ctx.state;
     if load(state.history.db(), &decl.name)?.is_some() {
         return Err(ApiError::PipelineNameInUse(format!(
-            "A pipeline with the name '{}' already exists in account '{ACCOUNT_ID}'",
-            decl.name
+            "A pipeline with the name '{}' already exists in account '{}'",
+            decl.name,
+            ctx.account()
         )));
     }
     let at = now();
@@ -211,8 +211,8 @@ struct GetInput {
 
 fn get_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: GetInput = parse(body)?;
-    let stored =
-        load(ctx.state.history.db(), &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let stored = load(ctx.state.history.db(), &input.name)?
+        .ok_or_else(|| not_found(ctx.account(), &input.name))?;
     let pipeline = match input.version {
         None => stored.pipeline.clone(),
         Some(v) => {
@@ -234,7 +234,7 @@ fn get_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     Ok(json!({
         "pipeline": pipeline,
         "metadata": {
-            "pipelineArn": pipeline_arn(&stored.region, &input.name),
+            "pipelineArn": pipeline_arn(ctx.account(), &stored.region, &input.name),
             "created": stored.created,
             "updated": stored.updated,
         }
@@ -248,7 +248,7 @@ fn update_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         .unwrap_or_default()
         .to_owned();
     let state = &ctx.state;
-    let old = load(state.history.db(), &name)?.ok_or_else(|| not_found(&name))?;
+    let old = load(state.history.db(), &name)?.ok_or_else(|| not_found(ctx.account(), &name))?;
     let version = old.pipeline["version"].as_i64().unwrap_or(1) + 1;
     let (pipeline, _) = normalise(&input.pipeline, version)?;
     let stored = Stored {
@@ -365,7 +365,8 @@ fn tagged_pipeline(ctx: &Ctx, arn: &str) -> Result<String, ApiError> {
     };
     if load(ctx.state.history.db(), name)?.is_none() {
         return Err(ApiError::ResourceNotFound(format!(
-            "The resource with ARN {arn} was not found: account '{ACCOUNT_ID}' has no pipeline named '{name}'"
+            "The resource with ARN {arn} was not found: account '{}' has no pipeline named '{name}'",
+            ctx.account()
         )));
     }
     Ok(name.to_owned())
@@ -448,8 +449,9 @@ pub fn pipelines_in(db: &Db) -> Result<Vec<Value>, ApiError> {
 }
 
 /// A pipeline's `PipelineExecutionSummary`s, newest first (from the history alone).
-pub fn executions_in(db: &Db, pipeline: &str) -> Result<Vec<Value>, ApiError> {
-    load(db, pipeline)?.ok_or_else(|| not_found(pipeline))?;
+/// `account` is the one named when the pipeline is not found.
+pub fn executions_in(db: &Db, account: &str, pipeline: &str) -> Result<Vec<Value>, ApiError> {
+    load(db, pipeline)?.ok_or_else(|| not_found(account, pipeline))?;
     Ok(exec::executions(db, pipeline)?
         .iter()
         .map(exec::Execution::summary)
@@ -492,7 +494,8 @@ pub fn start_execution(
     pipeline: &str,
     vars: Vec<(String, String)>,
 ) -> Result<String, ApiError> {
-    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?
+        .ok_or_else(|| not_found(ctx.account(), pipeline))?;
     let decl = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
@@ -546,7 +549,7 @@ pub fn stop_execution(
     abandon: bool,
     reason: Option<String>,
 ) -> Result<(), ApiError> {
-    load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(ctx.account(), pipeline))?;
     let e = exec::load_execution(&ctx.state, pipeline, id)?
         .ok_or_else(|| execution_not_found(pipeline, id))?;
     let live = ctx.state.pipelines.lock().get(id).map(|(_, tx)| tx.clone());
@@ -583,7 +586,7 @@ struct ExecInput {
 fn get_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ExecInput = parse(body)?;
     load(ctx.state.history.db(), &input.pipeline_name)?
-        .ok_or_else(|| not_found(&input.pipeline_name))?;
+        .ok_or_else(|| not_found(ctx.account(), &input.pipeline_name))?;
     let e = exec::load_execution(
         &ctx.state,
         &input.pipeline_name,
@@ -606,7 +609,7 @@ struct ListExecInput {
 fn list_pipeline_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ListExecInput = parse(body)?;
     load(ctx.state.history.db(), &input.pipeline_name)?
-        .ok_or_else(|| not_found(&input.pipeline_name))?;
+        .ok_or_else(|| not_found(ctx.account(), &input.pipeline_name))?;
     let all: Vec<Value> = exec::executions(ctx.state.history.db(), &input.pipeline_name)?
         .iter()
         .map(exec::Execution::summary)
@@ -635,15 +638,16 @@ fn get_pipeline_state(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 /// GetPipelineState: every stage with its inbound transition, the newest execution that
 /// reached it and its actions' latest executions.
 pub fn pipeline_state(ctx: &Ctx, name: &str) -> Result<Value, ApiError> {
-    pipeline_state_in(ctx.state.history.db(), name)
+    pipeline_state_in(ctx.state.history.db(), ctx.account(), name)
 }
 
 /// [`pipeline_state`] from the history alone (no server needed: `localbuild pipeline status`).
-pub fn pipeline_state_in(db: &Db, name: &str) -> Result<Value, ApiError> {
+/// `account` is the one named when the pipeline is not found.
+pub fn pipeline_state_in(db: &Db, account: &str, name: &str) -> Result<Value, ApiError> {
     let input = NameInput {
         name: name.to_owned(),
     };
-    let stored = load(db, &input.name)?.ok_or_else(|| not_found(&input.name))?;
+    let stored = load(db, &input.name)?.ok_or_else(|| not_found(account, &input.name))?;
     let execs = exec::executions(db, &input.name)?;
     let disabled = transitions(db, &input.name);
     let mut stages = vec![];
@@ -784,7 +788,8 @@ pub fn set_transition(
     kind: &str,
     disabled_reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?
+        .ok_or_else(|| not_found(ctx.account(), pipeline))?;
     let decl = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
@@ -884,7 +889,8 @@ pub fn put_approval(
     approved: bool,
     summary: &str,
 ) -> Result<f64, ApiError> {
-    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?
+        .ok_or_else(|| not_found(ctx.account(), pipeline))?;
     let decl = stored.declaration().ok_or_else(|| {
         ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
@@ -990,7 +996,8 @@ pub fn retry_stage(
     id: &str,
     all: bool,
 ) -> Result<(), ApiError> {
-    let stored = load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(pipeline))?;
+    let stored = load(ctx.state.history.db(), pipeline)?
+        .ok_or_else(|| not_found(ctx.account(), pipeline))?;
     let e = exec::load_execution(&ctx.state, pipeline, id)?
         .ok_or_else(|| execution_not_found(pipeline, id))?;
     let si = e
@@ -1043,7 +1050,7 @@ struct ActionFilter {
 fn list_action_executions(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: ListActionsInput = parse(body)?;
     load(ctx.state.history.db(), &input.pipeline_name)?
-        .ok_or_else(|| not_found(&input.pipeline_name))?;
+        .ok_or_else(|| not_found(ctx.account(), &input.pipeline_name))?;
     let wanted = input.filter.and_then(|f| f.pipeline_execution_id);
     let execs = exec::executions(ctx.state.history.db(), &input.pipeline_name)?;
     if let Some(id) = &wanted
