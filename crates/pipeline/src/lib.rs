@@ -12,6 +12,7 @@
 
 pub mod declaration;
 pub mod definition;
+pub mod exec;
 pub mod machine;
 #[cfg(test)]
 mod tests;

@@ -33,11 +33,9 @@
 //! namespace; `#{variables.<name>}` are the pipeline's. They are substituted in every
 //! configuration value when the action starts.
 
-use super::machine::{ActionRef, ActionStatus, ExecStatus, Machine};
-use super::{Action, Declaration, EXECUTION_DOC, EnvVarDecl, PIPELINE_DOC, Stored, now};
-use crate::codebuild::{self, PipelineSource};
-use crate::error::ApiError;
-use crate::{AppState, Ctx};
+use crate::machine::{ActionRef, ActionStatus, ExecStatus, Machine};
+use crate::{Action, Declaration, EnvVarDecl};
+use localbuild_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -47,8 +45,161 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+pub const PIPELINE_DOC: &str = "codepipeline.pipeline";
+pub const VERSION_DOC: &str = "codepipeline.pipeline-version";
+pub const EXECUTION_DOC: &str = "codepipeline.execution";
+pub const TRANSITION_DOC: &str = "codepipeline.transition";
+pub const CONNECTION_DOC: &str = "codepipeline.connection";
+
+/// The clock of pipeline records (epoch seconds).
+pub fn now() -> f64 {
+    localbuild_engine::record::epoch_now()
+}
+
+/// A pipeline as stored: the declaration as sent (defaults filled), and its metadata.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Stored {
+    pub pipeline: Value,
+    pub created: f64,
+    pub updated: f64,
+    pub region: String,
+}
+
+impl Stored {
+    pub fn declaration(&self) -> Option<Declaration> {
+        serde_json::from_value(self.pipeline.clone()).ok()
+    }
+}
+
+/// The stored pipeline `name`.
+pub fn load(db: &Db, name: &str) -> Result<Option<Stored>, DbError> {
+    let doc = db.get_doc(PIPELINE_DOC, name)?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+}
+
+/// The disabled transitions of a pipeline: (stage, Inbound|Outbound, `TransitionState`).
+pub fn transitions(db: &Db, pipeline: &str) -> Vec<(String, String, Value)> {
+    db.list_docs(TRANSITION_DOC, &format!("{pipeline}/"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, doc)| {
+            let rest = key.strip_prefix(&format!("{pipeline}/"))?;
+            let (stage, kind) = rest.rsplit_once('/')?;
+            Some((
+                stage.to_owned(),
+                kind.to_owned(),
+                serde_json::from_str(&doc).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// `gates[s]`: an execution may enter stage `s` (its inbound transition and the outbound
+/// transition of the stage before are enabled).
+pub fn gates(db: &Db, pipeline: &str, decl: &Declaration) -> Vec<bool> {
+    let disabled = transitions(db, pipeline);
+    let off = |stage: &str, kind: &str| disabled.iter().any(|(s, k, _)| s == stage && k == kind);
+    decl.stages
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            !off(&st.name, "Inbound") && (i == 0 || !off(&decl.stages[i - 1].name, "Outbound"))
+        })
+        .collect()
+}
+
+/// Why the executor refused to start or retry an execution; the server maps it to
+/// CodePipeline's exception types.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// `PipelineNotFoundException`.
+    #[error("{0}")]
+    PipelineNotFound(String),
+    /// `StageNotRetryableException`.
+    #[error("{0}")]
+    StageNotRetryable(String),
+    /// The stored pipeline cannot be read (a service error).
+    #[error("{0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The executor: what every execution's task and the watcher share (the history, the
+/// roots, the running executions) and what they need from outside ([`Builds`], [`Deploys`]).
+pub struct Executor {
+    pub db: Db,
+    /// Git and S3 roots (`localbuild_sources::resolve`, the S3 store).
+    pub roots: localbuild_sources::Roots,
+    /// `$LOCALBUILD_HOME/tmp`: scratch folders of actions.
+    pub tmp: PathBuf,
+    pub builds: Arc<dyn Builds>,
+    pub deploys: Arc<dyn Deploys>,
+    /// Running executions: execution id → (pipeline, the task's inbox).
+    execs: std::sync::Mutex<HashMap<String, (String, mpsc::UnboundedSender<Msg>)>>,
+    /// QUEUED pipelines: one execution at a time, in order of start.
+    turns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// A pipeline was created or updated: the watcher looks again at once (and starts
+    /// following its sources' files).
+    pub declared: tokio::sync::Notify,
+}
+
+impl Executor {
+    pub fn new(
+        db: Db,
+        roots: localbuild_sources::Roots,
+        tmp: PathBuf,
+        builds: Arc<dyn Builds>,
+        deploys: Arc<dyn Deploys>,
+    ) -> Executor {
+        Executor {
+            db,
+            roots,
+            tmp,
+            builds,
+            deploys,
+            execs: Default::default(),
+            turns: Default::default(),
+            declared: Default::default(),
+        }
+    }
+
+    /// The lock a QUEUED execution of `pipeline` holds while it runs.
+    pub fn turn(&self, pipeline: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.turns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pipeline.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The inboxes of `pipeline`'s running executions.
+    pub fn of(&self, pipeline: &str) -> Vec<(String, mpsc::UnboundedSender<Msg>)> {
+        self.lock()
+            .iter()
+            .filter(|(_, (p, _))| p == pipeline)
+            .map(|(id, (_, tx))| (id.clone(), tx.clone()))
+            .collect()
+    }
+
+    /// The running executions: id → (pipeline, inbox).
+    pub fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, mpsc::UnboundedSender<Msg>)>> {
+        self.execs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One call's context: the executor and the region its ARNs and repositories use.
+#[derive(Clone)]
+pub struct Ctx {
+    pub exec: Arc<Executor>,
+    pub region: String,
+}
+
 /// What an execution's task hears.
-pub(crate) enum Msg {
+pub enum Msg {
     Done(ActionRef, Box<ActionResult>),
     /// A build action's build id, once it is started.
     Build(ActionRef, String),
@@ -70,7 +221,7 @@ pub(crate) enum Msg {
 
 /// How an action ended.
 #[derive(Default)]
-pub(crate) struct ActionResult {
+pub struct ActionResult {
     ok: bool,
     summary: Option<String>,
     error: Option<(String, String)>,
@@ -96,7 +247,7 @@ impl ActionResult {
 /// One action of one execution, as recorded.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ActionRec {
+pub struct ActionRec {
     pub name: String,
     pub status: Option<ActionStatus>,
     pub action_execution_id: String,
@@ -149,7 +300,7 @@ impl ActionRec {
 /// One start of one action (`ActionExecutionDetail` of ListActionExecutions).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ActionRun {
+pub struct ActionRun {
     pub stage: String,
     pub action: String,
     pub action_execution_id: String,
@@ -163,7 +314,7 @@ pub(crate) struct ActionRun {
 }
 
 /// An `ActionExecutionStatus` name.
-pub(crate) fn action_status_name(s: ActionStatus) -> &'static str {
+pub fn action_status_name(s: ActionStatus) -> &'static str {
     match s {
         ActionStatus::NotStarted | ActionStatus::InProgress => "InProgress",
         ActionStatus::Succeeded => "Succeeded",
@@ -174,7 +325,7 @@ pub(crate) fn action_status_name(s: ActionStatus) -> &'static str {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct StageRec {
+pub struct StageRec {
     pub name: String,
     /// `StageExecution.status`, once the stage was reached.
     pub status: Option<String>,
@@ -184,7 +335,7 @@ pub(crate) struct StageRec {
 /// One execution, as kept in the docs table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Execution {
+pub struct Execution {
     pub pipeline: String,
     pub version: i64,
     pub id: String,
@@ -315,8 +466,7 @@ impl Execution {
 
     /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
     /// stay deleted).
-    pub(crate) fn save(&self, state: &AppState) {
-        let db = state.history.db();
+    pub fn save(&self, db: &Db) {
         if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
             return;
         }
@@ -332,27 +482,14 @@ impl Execution {
     }
 }
 
-pub(crate) fn load_execution(
-    state: &AppState,
-    pipeline: &str,
-    id: &str,
-) -> Result<Option<Execution>, ApiError> {
-    let doc = state
-        .history
-        .db()
-        .get_doc(EXECUTION_DOC, &format!("{pipeline}/{id}"))
-        .map_err(ApiError::db)?;
+pub fn load_execution(db: &Db, pipeline: &str, id: &str) -> Result<Option<Execution>, DbError> {
+    let doc = db.get_doc(EXECUTION_DOC, &format!("{pipeline}/{id}"))?;
     Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
 /// A pipeline's executions, newest first.
-pub(crate) fn executions(
-    db: &localbuild_store::Db,
-    pipeline: &str,
-) -> Result<Vec<Execution>, ApiError> {
-    let docs = db
-        .list_docs(EXECUTION_DOC, &format!("{pipeline}/"))
-        .map_err(ApiError::db)?;
+pub fn executions(db: &Db, pipeline: &str) -> Result<Vec<Execution>, DbError> {
+    let docs = db.list_docs(EXECUTION_DOC, &format!("{pipeline}/"))?;
     let mut all: Vec<Execution> = docs
         .into_iter()
         .filter_map(|(_, d)| serde_json::from_str(&d).ok())
@@ -372,13 +509,13 @@ fn run_orders(d: &Declaration) -> Vec<Vec<u32>> {
 /// the pipeline still in their source stage or held by a disabled transition are superseded;
 /// in QUEUED mode the execution waits until the older ones have ended; in PARALLEL mode it runs
 /// beside them.
-pub(crate) fn start(
+pub fn start(
     ctx: &Ctx,
     pipeline: &str,
     trigger_type: &str,
     trigger_detail: &str,
     vars: Vec<(String, String)>,
-) -> Result<String, ApiError> {
+) -> Result<String, ExecError> {
     start_pinned(
         ctx,
         pipeline,
@@ -390,19 +527,19 @@ pub(crate) fn start(
 }
 
 /// [`start`], with source actions pinned to (branch, commit) (a push a trigger admitted).
-pub(crate) fn start_pinned(
+pub fn start_pinned(
     ctx: &Ctx,
     pipeline: &str,
     trigger_type: &str,
     trigger_detail: &str,
     vars: Vec<(String, String)>,
     pins: BTreeMap<String, (String, String)>,
-) -> Result<String, ApiError> {
-    let state = &ctx.state;
-    let stored = super::load(state.history.db(), pipeline)?
-        .ok_or_else(|| ApiError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
+) -> Result<String, ExecError> {
+    let state = &ctx.exec;
+    let stored = load(&state.db, pipeline)?
+        .ok_or_else(|| ExecError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
     let declaration = stored.declaration().ok_or_else(|| {
-        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+        ExecError::Unreadable(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
     let mut variables = BTreeMap::new();
     for v in declaration.variables.iter().flatten() {
@@ -451,11 +588,11 @@ pub(crate) fn start_pinned(
         action_runs: vec![],
         pins,
     };
-    exec.save(state);
+    exec.save(&state.db);
     let mode = exec.mode().to_owned();
     let (tx, rx) = mpsc::unbounded_channel();
     {
-        let mut live = state.pipelines.lock();
+        let mut live = state.lock();
         if mode == "SUPERSEDED" {
             for (p, other) in live.values() {
                 if p == pipeline {
@@ -466,13 +603,13 @@ pub(crate) fn start_pinned(
         live.insert(id.clone(), (pipeline.to_owned(), tx.clone()));
     }
     let ctx = Ctx {
-        state: state.clone(),
+        exec: state.clone(),
         region: stored.region,
     };
     // QUEUED: the pipeline's turn, in order of start (tokio's mutex is fair).
-    let turn = (mode == "QUEUED").then(|| state.pipelines.turn(pipeline));
+    let turn = (mode == "QUEUED").then(|| state.turn(pipeline));
     let mut m = Machine::new(run_orders(&exec.declaration));
-    m.set_gates(super::gates(state, pipeline, &exec.declaration));
+    m.set_gates(gates(&state.db, pipeline, &exec.declaration));
     tokio::spawn(async move {
         let _turn = match turn {
             Some(t) => Some(t.lock_owned().await),
@@ -490,25 +627,19 @@ pub(crate) fn start_pinned(
 
 /// RetryStageExecution: run the stage `stage` of a Failed or Stopped execution again (its
 /// failed actions, or `all`), then the stages after it, in the same execution.
-pub(crate) fn retry(
-    ctx: &Ctx,
-    mut exec: Execution,
-    stage: usize,
-    all: bool,
-) -> Result<(), ApiError> {
+pub fn retry(ctx: &Ctx, mut exec: Execution, stage: usize, all: bool) -> Result<(), ExecError> {
     let mut m = exec.machine();
     let starts = m.retry(stage, all).map_err(|why| {
-        ApiError::StageNotRetryable(format!(
+        ExecError::StageNotRetryable(format!(
             "Stage '{}' of execution {} cannot be retried: {why}",
             exec.stages.get(stage).map_or("", |s| s.name.as_str()),
             exec.id
         ))
     })?;
-    m.set_gates(super::gates(&ctx.state, &exec.pipeline, &exec.declaration));
+    m.set_gates(gates(&ctx.exec.db, &exec.pipeline, &exec.declaration));
     exec.status_summary = None;
     let (tx, rx) = mpsc::unbounded_channel();
-    ctx.state
-        .pipelines
+    ctx.exec
         .lock()
         .insert(exec.id.clone(), (exec.pipeline.clone(), tx.clone()));
     let ctx = ctx.clone();
@@ -519,8 +650,8 @@ pub(crate) fn retry(
 /// Executions this process did not finish (it was killed): Failed, with a summary that says
 /// so; their running actions Failed the same way. Run once when the server starts, before it
 /// starts any execution.
-pub(crate) fn recover(state: &AppState) -> usize {
-    let Ok(docs) = state.history.db().list_docs(EXECUTION_DOC, "") else {
+pub fn recover(db: &Db) -> usize {
+    let Ok(docs) = db.list_docs(EXECUTION_DOC, "") else {
         return 0;
     };
     let mut n = 0;
@@ -560,7 +691,7 @@ pub(crate) fn recover(state: &AppState) -> usize {
         exec.status = ExecStatus::Failed;
         exec.status_summary = Some(message.to_owned());
         exec.last_update_time = at;
-        exec.save(state);
+        exec.save(db);
         n += 1;
     }
     n
@@ -580,7 +711,7 @@ async fn run(
     launch(&ctx, &mut exec, &m, starts, &mut tasks, &tx);
     loop {
         sync(&mut exec, &m);
-        exec.save(&ctx.state);
+        exec.save(&ctx.exec.db);
         if m.status().is_final() {
             break;
         }
@@ -637,7 +768,7 @@ async fn run(
             }
             Msg::Build(a, id) => {
                 if let Some(rec) = rec_mut(&mut exec, a) {
-                    rec.external_url = Some(crate::console::build_url(ctx.state.addr, &id));
+                    rec.external_url = Some(ctx.exec.builds.url(&id));
                     rec.external_id = Some(id.clone());
                 }
                 builds.insert(a, id);
@@ -649,7 +780,7 @@ async fn run(
                 // are stopped: nothing local outlives an abandoned action).
                 if abandon {
                     for id in builds.values() {
-                        ctx.state.builds.stop_soon(id);
+                        ctx.exec.builds.stop_soon(id);
                     }
                     for (_, t) in tasks.drain() {
                         t.abort();
@@ -667,7 +798,7 @@ async fn run(
             }
         }
     }
-    ctx.state.pipelines.lock().remove(&exec.id);
+    ctx.exec.lock().remove(&exec.id);
 }
 
 fn rec_mut(exec: &mut Execution, a: ActionRef) -> Option<&mut ActionRec> {
@@ -739,7 +870,7 @@ fn artifact_detail(ctx: &Ctx, exec: &Execution, name: &str, path: &Path) -> Valu
         .map(|s| s.location.clone())
         .unwrap_or_default();
     let key = path
-        .strip_prefix(ctx.state.roots.s3_root.join(&bucket))
+        .strip_prefix(ctx.exec.roots.s3_root.join(&bucket))
         .map(|k| k.to_string_lossy().into_owned())
         .unwrap_or_else(|_| path.display().to_string());
     json!({"name": name, "s3location": {"bucket": bucket, "key": key}})
@@ -816,7 +947,7 @@ fn record_result(ctx: &Ctx, exec: &mut Execution, a: ActionRef, r: &ActionResult
 }
 
 /// `#{Namespace.NAME}` → its value; unknown references stay as written.
-pub(crate) fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find("#{") {
@@ -949,7 +1080,7 @@ async fn approval_timer(tx: mpsc::UnboundedSender<Msg>, a: ActionRef, after: Dur
 }
 
 /// One action to carry out.
-struct Job {
+pub struct Job {
     ctx: Ctx,
     pipeline: String,
     execution: String,
@@ -962,44 +1093,21 @@ struct Job {
     tx: mpsc::UnboundedSender<Msg>,
 }
 
+/// An action provider: carries out one action of its type (one file each in `providers/`;
+/// [`providers::provider`] picks it by category and provider).
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    async fn run(&self, job: Job) -> ActionResult;
+}
+
 impl Job {
     async fn run(self) -> ActionResult {
-        match self.action.action_type_id.provider.as_str() {
-            "CodeStarSourceConnection" | "CodeCommit" | "GitHub" => {
-                if let Some(arn) = self.action.config("ConnectionArn") {
-                    match super::connections::find(&self.ctx, arn) {
-                        Ok(Some(_)) => {}
-                        _ => {
-                            return ActionResult::failed(
-                                "JobFailed",
-                                format!("Connection {arn} is not available"),
-                            );
-                        }
-                    }
-                }
-                let roots = self.ctx.state.roots.clone();
-                let region = self.ctx.region.clone();
-                tokio::task::spawn_blocking(move || self.source(&roots, &region))
-                    .await
-                    .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
-            }
-            "CodeBuild" => self.build().await,
-            "ECS" => self.deploy().await,
-            "S3" => {
-                let s3 = self.ctx.state.roots.s3_root.clone();
-                tokio::task::spawn_blocking(move || {
-                    if self.action.action_type_id.category == "Source" {
-                        self.s3_source(&s3)
-                    } else {
-                        self.s3_deploy(&s3)
-                    }
-                })
-                .await
-                .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
-            }
-            other => ActionResult::failed(
+        let t = &self.action.action_type_id;
+        match providers::provider(&t.category, &t.provider) {
+            Some(p) => p.run(self).await,
+            None => ActionResult::failed(
                 "JobFailed",
-                format!("localbuild cannot run {other} actions"),
+                format!("localbuild cannot run {} actions", t.provider),
             ),
         }
     }
@@ -1008,7 +1116,7 @@ impl Job {
     /// every part from the declaration confined under the S3 root.
     fn artifact_path(&self, artifact: &str) -> Result<PathBuf, String> {
         let short: String = self.execution.chars().take(8).collect();
-        localbuild_confine::Root::new(&self.ctx.state.roots.s3_root)
+        localbuild_confine::Root::new(&self.ctx.exec.roots.s3_root)
             .confined(
                 "artifact store path",
                 &format!(
@@ -1021,12 +1129,14 @@ impl Job {
 }
 
 mod artifacts;
-mod providers;
+mod host;
+pub mod providers;
 mod watch;
 
-pub(crate) use artifacts::*;
+pub use artifacts::*;
+pub use host::*;
 use providers::repo_of;
-pub(crate) use watch::watch;
+pub use watch::watch;
 
 #[cfg(test)]
 mod tests {
