@@ -1,6 +1,13 @@
 //! Pipeline executions: one task per execution advances the pure [`Machine`] and carries out
 //! its actions; a watcher starts an execution when a watched branch moves.
 //!
+//! Layout: [`Executor`] (`executor.rs`) is what every execution shares; [`Provider`] is the
+//! one trait of an action provider, one file each in [`providers`]; `artifacts` keeps the
+//! artifact and S3 stores as files; `watch` is the source watcher; `docs` the history
+//! documents; `host` the traits for what comes from outside ([`Builds`]: starting and
+//! awaiting a build or batch; [`Deploys`]: ECS and the local ECR registry), which the server
+//! implements. No wire format here beyond the records' CodePipeline shapes.
+//!
 //! Actions:
 //! * Source `CodeStarSourceConnection` (`FullRepositoryId` OWNER/REPO, resolved under the git
 //!   root exactly like a CodeBuild `GITHUB` source), `GitHub` version 1 (`Owner`, `Repo`,
@@ -44,159 +51,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-pub const PIPELINE_DOC: &str = "codepipeline.pipeline";
-pub const VERSION_DOC: &str = "codepipeline.pipeline-version";
-pub const EXECUTION_DOC: &str = "codepipeline.execution";
-pub const TRANSITION_DOC: &str = "codepipeline.transition";
-pub const CONNECTION_DOC: &str = "codepipeline.connection";
-
-/// The clock of pipeline records (epoch seconds).
-pub fn now() -> f64 {
-    localbuild_engine::record::epoch_now()
-}
-
-/// A pipeline as stored: the declaration as sent (defaults filled), and its metadata.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Stored {
-    pub pipeline: Value,
-    pub created: f64,
-    pub updated: f64,
-    pub region: String,
-}
-
-impl Stored {
-    pub fn declaration(&self) -> Option<Declaration> {
-        serde_json::from_value(self.pipeline.clone()).ok()
-    }
-}
-
-/// The stored pipeline `name`.
-pub fn load(db: &Db, name: &str) -> Result<Option<Stored>, DbError> {
-    let doc = db.get_doc(PIPELINE_DOC, name)?;
-    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
-}
-
-/// The disabled transitions of a pipeline: (stage, Inbound|Outbound, `TransitionState`).
-pub fn transitions(db: &Db, pipeline: &str) -> Vec<(String, String, Value)> {
-    db.list_docs(TRANSITION_DOC, &format!("{pipeline}/"))
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(key, doc)| {
-            let rest = key.strip_prefix(&format!("{pipeline}/"))?;
-            let (stage, kind) = rest.rsplit_once('/')?;
-            Some((
-                stage.to_owned(),
-                kind.to_owned(),
-                serde_json::from_str(&doc).ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// `gates[s]`: an execution may enter stage `s` (its inbound transition and the outbound
-/// transition of the stage before are enabled).
-pub fn gates(db: &Db, pipeline: &str, decl: &Declaration) -> Vec<bool> {
-    let disabled = transitions(db, pipeline);
-    let off = |stage: &str, kind: &str| disabled.iter().any(|(s, k, _)| s == stage && k == kind);
-    decl.stages
-        .iter()
-        .enumerate()
-        .map(|(i, st)| {
-            !off(&st.name, "Inbound") && (i == 0 || !off(&decl.stages[i - 1].name, "Outbound"))
-        })
-        .collect()
-}
-
-/// Why the executor refused to start or retry an execution; the server maps it to
-/// CodePipeline's exception types.
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    /// `PipelineNotFoundException`.
-    #[error("{0}")]
-    PipelineNotFound(String),
-    /// `StageNotRetryableException`.
-    #[error("{0}")]
-    StageNotRetryable(String),
-    /// The stored pipeline cannot be read (a service error).
-    #[error("{0}")]
-    Unreadable(String),
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-/// The executor: what every execution's task and the watcher share (the history, the
-/// roots, the running executions) and what they need from outside ([`Builds`], [`Deploys`]).
-pub struct Executor {
-    pub db: Db,
-    /// Git and S3 roots (`localbuild_sources::resolve`, the S3 store).
-    pub roots: localbuild_sources::Roots,
-    /// `$LOCALBUILD_HOME/tmp`: scratch folders of actions.
-    pub tmp: PathBuf,
-    pub builds: Arc<dyn Builds>,
-    pub deploys: Arc<dyn Deploys>,
-    /// Running executions: execution id → (pipeline, the task's inbox).
-    execs: std::sync::Mutex<HashMap<String, (String, mpsc::UnboundedSender<Msg>)>>,
-    /// QUEUED pipelines: one execution at a time, in order of start.
-    turns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// A pipeline was created or updated: the watcher looks again at once (and starts
-    /// following its sources' files).
-    pub declared: tokio::sync::Notify,
-}
-
-impl Executor {
-    pub fn new(
-        db: Db,
-        roots: localbuild_sources::Roots,
-        tmp: PathBuf,
-        builds: Arc<dyn Builds>,
-        deploys: Arc<dyn Deploys>,
-    ) -> Executor {
-        Executor {
-            db,
-            roots,
-            tmp,
-            builds,
-            deploys,
-            execs: Default::default(),
-            turns: Default::default(),
-            declared: Default::default(),
-        }
-    }
-
-    /// The lock a QUEUED execution of `pipeline` holds while it runs.
-    pub fn turn(&self, pipeline: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.turns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(pipeline.to_owned())
-            .or_default()
-            .clone()
-    }
-
-    /// The inboxes of `pipeline`'s running executions.
-    pub fn of(&self, pipeline: &str) -> Vec<(String, mpsc::UnboundedSender<Msg>)> {
-        self.lock()
-            .iter()
-            .filter(|(_, (p, _))| p == pipeline)
-            .map(|(id, (_, tx))| (id.clone(), tx.clone()))
-            .collect()
-    }
-
-    /// The running executions: id → (pipeline, inbox).
-    pub fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, mpsc::UnboundedSender<Msg>)>> {
-        self.execs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// One call's context: the executor and the region its ARNs and repositories use.
-#[derive(Clone)]
-pub struct Ctx {
-    pub exec: Arc<Executor>,
-    pub region: String,
-}
 
 /// What an execution's task hears.
 pub enum Msg {
@@ -1129,11 +983,15 @@ impl Job {
 }
 
 mod artifacts;
+mod docs;
+mod executor;
 mod host;
 pub mod providers;
 mod watch;
 
 pub use artifacts::*;
+pub use docs::*;
+pub use executor::*;
 pub use host::*;
 use providers::repo_of;
 pub use watch::watch;
