@@ -19,8 +19,11 @@ use std::time::Duration;
 /// it was asked.
 #[derive(Default)]
 struct RefusingBuilds {
-    asked: Mutex<Vec<(String, String, Vec<(String, String, Option<String>)>)>>,
+    asked: Mutex<Vec<Asked>>,
 }
+
+/// A start asked of [`RefusingBuilds`]: region, project, environment variables.
+type Asked = (String, String, Vec<(String, String, Option<String>)>);
 
 #[async_trait::async_trait]
 impl Builds for RefusingBuilds {
