@@ -114,7 +114,8 @@ pub struct AppState {
     pub(crate) roots: localbuild_sources::Roots,
     pub(crate) docker_host_access: bool,
     pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) pipelines: Arc<pipeline::RunningExecutions>,
+    /// The pipelines' executor (running executions, the watcher's wake-up).
+    pub(crate) pipelines: Arc<localbuild_pipeline::exec::Executor>,
     /// The console's sessions and CSRF tokens.
     pub(crate) console: console::Sessions,
     /// The local AWS services (SSM, Secrets Manager, STS), here and on builds' endpoints.

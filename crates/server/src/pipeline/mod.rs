@@ -12,9 +12,9 @@
 //!   functions over a [`Ctx`] (e.g. [`put_approval`], [`retry_stage`], [`set_transition`],
 //!   [`stop_execution`], [`pipeline_state`]), so other front ends (the console, the CLI) call
 //!   the same code as the API.
-//! * [`exec`] — the executor (one task per execution, advancing the machine; the actions:
-//!   CodeStarSourceConnection / CodeCommit sources, CodeBuild, ECS as a local container) and
-//!   the watcher that starts an execution when a watched branch moves.
+//! * [`exec`] — the executor, `localbuild_pipeline::exec` (one task per execution, one
+//!   provider per action type, the artifact store, the source watcher); `hooks` is this
+//!   server's side of its traits (builds through StartBuild's path, ECS deploys, ECR pulls).
 
 pub mod connections;
 mod hooks;
@@ -35,9 +35,6 @@ use serde_json::{Map, Value, json};
 pub(crate) use exec::{
     EXECUTION_DOC, PIPELINE_DOC, Stored, TRANSITION_DOC, VERSION_DOC, gates, now, transitions,
 };
-
-/// The executor of this server's pipelines (`localbuild_pipeline::exec`).
-pub(crate) type RunningExecutions = exec::Executor;
 
 /// The executor over this server's state (held weakly: the state owns the executor).
 pub(crate) fn executor(
