@@ -6,7 +6,7 @@
 //! artifact and S3 stores as files; `watch` is the source watcher; `docs` the history
 //! documents; `host` the traits for what comes from outside ([`Builds`]: starting and
 //! awaiting a build or batch; [`Deploys`]: ECS and the local ECR registry), which the server
-//! implements. No wire format here beyond the records' CodePipeline shapes.
+//! implements. The API shapes of the records are rendered by the server (`pipeline/wire.rs`).
 //!
 //! Actions:
 //! * Source `CodeStarSourceConnection` (`FullRepositoryId` OWNER/REPO, resolved under the git
@@ -117,40 +117,6 @@ pub struct ActionRec {
     pub token: Option<String>,
 }
 
-impl ActionRec {
-    /// `ActionExecution` of GetPipelineState.
-    pub fn latest(&self) -> Option<Value> {
-        let status = match self.status? {
-            ActionStatus::NotStarted => return None,
-            ActionStatus::InProgress => "InProgress",
-            ActionStatus::Succeeded => "Succeeded",
-            ActionStatus::Failed => "Failed",
-            ActionStatus::Abandoned => "Abandoned",
-        };
-        let mut v = json!({
-            "actionExecutionId": self.action_execution_id,
-            "status": status,
-            "lastStatusChange": self.last_change,
-        });
-        if let Some(s) = &self.summary {
-            v["summary"] = json!(s);
-        }
-        if let Some(id) = &self.external_id {
-            v["externalExecutionId"] = json!(id);
-        }
-        if let Some(u) = &self.external_url {
-            v["externalExecutionUrl"] = json!(u);
-        }
-        if let Some((code, message)) = &self.error {
-            v["errorDetails"] = json!({"code": code, "message": message});
-        }
-        if let (Some(t), Some(ActionStatus::InProgress)) = (&self.token, self.status) {
-            v["token"] = json!(t);
-        }
-        Some(v)
-    }
-}
-
 /// One start of one action (`ActionExecutionDetail` of ListActionExecutions).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,16 +131,6 @@ pub struct ActionRun {
     pub input: Value,
     /// `ActionExecutionOutput`, once it ended.
     pub output: Option<Value>,
-}
-
-/// An `ActionExecutionStatus` name.
-pub fn action_status_name(s: ActionStatus) -> &'static str {
-    match s {
-        ActionStatus::NotStarted | ActionStatus::InProgress => "InProgress",
-        ActionStatus::Succeeded => "Succeeded",
-        ActionStatus::Failed => "Failed",
-        ActionStatus::Abandoned => "Abandoned",
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -217,85 +173,11 @@ pub struct Execution {
 }
 
 impl Execution {
-    fn trigger(&self) -> Value {
-        json!({"triggerType": self.trigger_type, "triggerDetail": self.trigger_detail})
-    }
-
-    /// `PipelineExecution`.
-    pub fn execution(&self) -> Value {
-        let mut v = json!({
-            "pipelineName": self.pipeline,
-            "pipelineVersion": self.version,
-            "pipelineExecutionId": self.id,
-            "status": self.status,
-            "artifactRevisions": self.artifact_revisions,
-            "trigger": self.trigger(),
-            "executionMode": self.mode(),
-            "executionType": "STANDARD",
-        });
-        let vars: Vec<Value> = self
-            .variables
-            .iter()
-            .filter_map(|(k, val)| k.strip_prefix("variables.").map(|n| (n, val)))
-            .map(|(n, val)| json!({"name": n, "resolvedValue": val}))
-            .collect();
-        if !vars.is_empty() {
-            v["variables"] = json!(vars);
-        }
-        if let Some(s) = &self.status_summary {
-            v["statusSummary"] = json!(s);
-        }
-        v
-    }
-
-    /// `PipelineExecutionSummary`.
-    pub fn summary(&self) -> Value {
-        let mut v = json!({
-            "pipelineExecutionId": self.id,
-            "status": self.status,
-            "startTime": self.start_time,
-            "lastUpdateTime": self.last_update_time,
-            "sourceRevisions": self.source_revisions,
-            "trigger": self.trigger(),
-            "executionMode": self.mode(),
-            "executionType": "STANDARD",
-        });
-        if let Some(s) = &self.status_summary {
-            v["statusSummary"] = json!(s);
-        }
-        v
-    }
-
     pub fn mode(&self) -> &str {
         self.declaration
             .execution_mode
             .as_deref()
             .unwrap_or("SUPERSEDED")
-    }
-
-    /// `ActionExecutionDetail`s of this execution, newest first.
-    pub fn action_details(&self) -> Vec<Value> {
-        self.action_runs
-            .iter()
-            .rev()
-            .map(|r| {
-                let mut v = json!({
-                    "pipelineExecutionId": self.id,
-                    "actionExecutionId": r.action_execution_id,
-                    "pipelineVersion": self.version,
-                    "stageName": r.stage,
-                    "actionName": r.action,
-                    "startTime": r.start_time,
-                    "lastUpdateTime": r.last_update_time,
-                    "status": action_status_name(r.status.unwrap_or(ActionStatus::InProgress)),
-                    "input": r.input,
-                });
-                if let Some(o) = &r.output {
-                    v["output"] = o.clone();
-                }
-                v
-            })
-            .collect()
     }
 
     /// The statuses the machine had, for a retry.

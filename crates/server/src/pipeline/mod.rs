@@ -18,6 +18,7 @@
 
 pub mod connections;
 mod hooks;
+mod wire;
 pub use localbuild_pipeline::exec;
 
 pub use localbuild_pipeline::declaration::*;
@@ -31,6 +32,7 @@ use localbuild_engine::ACCOUNT_ID;
 use localbuild_store::Db;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use wire::{ActionWire, ExecutionWire};
 
 pub(crate) use exec::{
     EXECUTION_DOC, PIPELINE_DOC, Stored, TRANSITION_DOC, VERSION_DOC, gates, now, transitions,
