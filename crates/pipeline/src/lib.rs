@@ -1,17 +1,24 @@
-//! CodePipeline's rules, without I/O: what a pipeline is and how one execution advances.
+//! CodePipeline in localbuild: what a pipeline is, how one execution advances, and the
+//! executor that runs executions.
 //!
 //! * [`declaration`] — the declaration types and `check` (CodePipeline's rules and the
 //!   providers localbuild runs), `glob` / `Patterns` for V2 push filters.
 //! * [`definition`] — definition JSON: defaults, masking, definition files with positions.
 //! * [`machine`] — the pure state machine of one execution (stages in sequence, actions by
 //!   `runOrder`, failure, stop with or without abandon, supersede, gates, retry, resume).
+//! * [`exec`] — the executor: one task per execution, one [`exec::Provider`] per action
+//!   provider (git and S3 sources, CodeBuild, ECS, S3 deploy), the artifact store, the source
+//!   watcher; builds and deploys through the [`exec::Builds`] and [`exec::Deploys`] traits.
 //!
 //! The server (`localbuild-server`) translates CodePipeline's wire format to these types and
-//! back, runs executions and maps [`DeclarationError`] to CodePipeline's exception types in its
-//! one error map. No axum, bollard, clap or rusqlite here.
+//! back, implements the executor's traits and maps [`DeclarationError`] and
+//! [`exec::ExecError`] to CodePipeline's exception types in its one error map. No axum,
+//! bollard or clap here; the history is `localbuild-store`'s `Db` (rusqlite only through it,
+//! as in the build service).
 
 pub mod declaration;
 pub mod definition;
+pub mod exec;
 pub mod machine;
 #[cfg(test)]
 mod tests;

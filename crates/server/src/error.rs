@@ -124,6 +124,24 @@ impl From<localbuild_pipeline::DeclarationError> for ApiError {
     }
 }
 
+impl From<localbuild_pipeline::exec::ExecError> for ApiError {
+    fn from(e: localbuild_pipeline::exec::ExecError) -> Self {
+        use localbuild_pipeline::exec::ExecError as E;
+        match e {
+            E::PipelineNotFound(m) => ApiError::PipelineNotFound(m),
+            E::StageNotRetryable(m) => ApiError::StageNotRetryable(m),
+            E::Unreadable(m) => ApiError::Service(m),
+            E::Db(e) => ApiError::db(e),
+        }
+    }
+}
+
+impl From<localbuild_store::DbError> for ApiError {
+    fn from(e: localbuild_store::DbError) -> Self {
+        ApiError::db(e)
+    }
+}
+
 impl From<localbuild_service::ServiceError> for ApiError {
     fn from(e: localbuild_service::ServiceError) -> Self {
         use localbuild_service::ServiceError as S;

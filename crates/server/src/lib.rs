@@ -119,7 +119,8 @@ pub struct AppState {
     pub(crate) roots: localbuild_sources::Roots,
     pub(crate) docker_host_access: bool,
     pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) pipelines: pipeline::RunningExecutions,
+    /// The pipelines' executor (running executions, the watcher's wake-up).
+    pub(crate) pipelines: Arc<localbuild_pipeline::exec::Executor>,
     /// The console's sessions and CSRF tokens.
     pub(crate) console: console::Sessions,
     /// The local AWS services (SSM, Secrets Manager, STS), here and on builds' endpoints.
@@ -186,7 +187,8 @@ impl Server {
         if let Some(ecr) = aws.ecr.clone() {
             let _ = tokio::task::spawn_blocking(move || ecr.stop_stale()).await;
         }
-        let state = Arc::new(AppState {
+        let state = Arc::new_cyclic(|weak| AppState {
+            pipelines: pipeline::executor(weak, &config.history, &config.roots),
             aws,
             roots: config.roots.clone(),
             docker_host_access: config.docker_host_access,
@@ -199,7 +201,6 @@ impl Server {
             builds,
             history: config.history,
             runtime,
-            pipelines: pipeline::RunningExecutions::default(),
             console: console::Sessions::default(),
             ecs: ecs::services::Ecs::default(),
         });
@@ -220,8 +221,8 @@ impl Server {
         let state = self.state.clone();
         let ecr = self.state.aws.ecr.clone();
         // Executions a killed process left InProgress end Failed; then watching resumes.
-        pipeline::exec::recover(&self.state);
-        tokio::spawn(pipeline::exec::watch(self.state.clone()));
+        pipeline::exec::recover(self.state.history.db());
+        tokio::spawn(pipeline::exec::watch(self.state.pipelines.clone()));
         let app = Router::new()
             .route("/", post(api).get(console::home))
             .merge(console::routes())

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The document kind of connections (key: the ARN).
-pub(crate) const CONNECTION_DOC: &str = "codepipeline.connection";
+pub(crate) use super::exec::CONNECTION_DOC;
 
 /// Run one connections operation (`service` is the target prefix used).
 pub fn call(ctx: &Ctx, service: &str, op: &str, body: &[u8]) -> Result<Value, ApiError> {

@@ -12,12 +12,14 @@
 //!   functions over a [`Ctx`] (e.g. [`put_approval`], [`retry_stage`], [`set_transition`],
 //!   [`stop_execution`], [`pipeline_state`]), so other front ends (the console, the CLI) call
 //!   the same code as the API.
-//! * [`exec`] — the executor (one task per execution, advancing the machine; the actions:
-//!   CodeStarSourceConnection / CodeCommit sources, CodeBuild, ECS as a local container) and
-//!   the watcher that starts an execution when a watched branch moves.
+//! * [`exec`] — the executor, `localbuild_pipeline::exec` (one task per execution, one
+//!   provider per action type, the artifact store, the source watcher); `hooks` is this
+//!   server's side of its traits (builds through StartBuild's path, ECS deploys, ECR pulls).
 
 pub mod connections;
-pub mod exec;
+mod hooks;
+mod wire;
+pub use localbuild_pipeline::exec;
 
 pub use localbuild_pipeline::declaration::*;
 pub use localbuild_pipeline::machine;
@@ -27,57 +29,37 @@ use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
 use crate::{AppState, Ctx};
 use localbuild_store::Db;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use wire::{ActionWire, ExecutionWire};
 
-pub(crate) const PIPELINE_DOC: &str = "codepipeline.pipeline";
-pub(crate) const VERSION_DOC: &str = "codepipeline.pipeline-version";
-pub(crate) const EXECUTION_DOC: &str = "codepipeline.execution";
-pub(crate) const TRANSITION_DOC: &str = "codepipeline.transition";
+pub(crate) use exec::{
+    EXECUTION_DOC, PIPELINE_DOC, Stored, TRANSITION_DOC, VERSION_DOC, gates, now, transitions,
+};
 
-/// Executions running in this server: execution id → (pipeline, the executor's inbox).
-#[derive(Default)]
-pub(crate) struct RunningExecutions {
-    pub execs: Mutex<HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>>,
-    /// QUEUED pipelines: one execution at a time, in order of start.
-    turns: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    /// A pipeline was created or updated: the watcher looks again at once (and starts
-    /// following its sources' files).
-    pub declared: tokio::sync::Notify,
+/// The executor over this server's state (held weakly: the state owns the executor).
+pub(crate) fn executor(
+    state: &std::sync::Weak<AppState>,
+    history: &localbuild_store::HistoryStore,
+    roots: &localbuild_sources::Roots,
+) -> std::sync::Arc<exec::Executor> {
+    let hooks = std::sync::Arc::new(hooks::Hooks(state.clone()));
+    std::sync::Arc::new(exec::Executor::new(
+        history.db().clone(),
+        roots.clone(),
+        history.root().join("tmp"),
+        hooks.clone(),
+        hooks,
+    ))
 }
 
-impl RunningExecutions {
-    /// The lock a QUEUED execution of `pipeline` holds while it runs.
-    pub fn turn(&self, pipeline: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-        self.turns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(pipeline.to_owned())
-            .or_default()
-            .clone()
-    }
-
-    /// The inboxes of `pipeline`'s running executions.
-    pub fn of(
-        &self,
-        pipeline: &str,
-    ) -> Vec<(String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)> {
-        self.lock()
-            .iter()
-            .filter(|(_, (p, _))| p == pipeline)
-            .map(|(id, (_, tx))| (id.clone(), tx.clone()))
-            .collect()
-    }
-
-    pub fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<String, (String, tokio::sync::mpsc::UnboundedSender<exec::Msg>)>,
-    > {
-        self.execs.lock().unwrap_or_else(|e| e.into_inner())
+impl Ctx {
+    /// The executor's context for this call (its region).
+    pub(crate) fn pipe(&self) -> exec::Ctx {
+        exec::Ctx {
+            exec: self.state.pipelines.clone(),
+            region: self.region.clone(),
+        }
     }
 }
 
@@ -109,32 +91,12 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
-pub(crate) fn now() -> f64 {
-    localbuild_engine::record::epoch_now()
-}
-
 pub(crate) fn pipeline_arn(account: &str, region: &str, name: &str) -> String {
     format!("arn:aws:codepipeline:{region}:{account}:{name}")
 }
 
-/// A pipeline as stored: the declaration as sent (defaults filled), and its metadata.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub(crate) struct Stored {
-    pub pipeline: Value,
-    pub created: f64,
-    pub updated: f64,
-    pub region: String,
-}
-
-impl Stored {
-    pub fn declaration(&self) -> Option<Declaration> {
-        serde_json::from_value(self.pipeline.clone()).ok()
-    }
-}
-
 pub(crate) fn load(db: &Db, name: &str) -> Result<Option<Stored>, ApiError> {
-    let doc = db.get_doc(PIPELINE_DOC, name).map_err(ApiError::db)?;
-    Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
+    exec::load(db, name).map_err(ApiError::db)
 }
 
 fn not_found(account: &str, name: &str) -> ApiError {
@@ -193,7 +155,7 @@ fn create_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     crate::tags::check("tags", &tags).map_err(tag_error)?;
     save(state, &decl.name, &stored)?;
     crate::tags::save(state.history.db(), &decl.name, &tags)?;
-    exec::start(ctx, &decl.name, "CreatePipeline", "", vec![])?;
+    exec::start(&ctx.pipe(), &decl.name, "CreatePipeline", "", vec![])?;
     let mut out = json!({ "pipeline": pipeline });
     if !tags.is_empty() {
         out["tags"] = json!(tags);
@@ -515,7 +477,13 @@ pub fn start_execution(
             )));
         }
     }
-    exec::start(ctx, pipeline, "StartPipelineExecution", "", vars)
+    Ok(exec::start(
+        &ctx.pipe(),
+        pipeline,
+        "StartPipelineExecution",
+        "",
+        vars,
+    )?)
 }
 
 #[derive(Deserialize)]
@@ -550,7 +518,7 @@ pub fn stop_execution(
     reason: Option<String>,
 ) -> Result<(), ApiError> {
     load(ctx.state.history.db(), pipeline)?.ok_or_else(|| not_found(ctx.account(), pipeline))?;
-    let e = exec::load_execution(&ctx.state, pipeline, id)?
+    let e = exec::load_execution(ctx.state.history.db(), pipeline, id)?
         .ok_or_else(|| execution_not_found(pipeline, id))?;
     let live = ctx.state.pipelines.lock().get(id).map(|(_, tx)| tx.clone());
     match live {
@@ -588,7 +556,7 @@ fn get_pipeline_execution(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     load(ctx.state.history.db(), &input.pipeline_name)?
         .ok_or_else(|| not_found(ctx.account(), &input.pipeline_name))?;
     let e = exec::load_execution(
-        &ctx.state,
+        ctx.state.history.db(),
         &input.pipeline_name,
         &input.pipeline_execution_id,
     )?
@@ -717,37 +685,6 @@ pub fn pipeline_state_in(db: &Db, account: &str, name: &str) -> Result<Value, Ap
 // ---------------------------------------------------------------------------------------
 // Transitions, approvals, retries, action executions
 
-/// The disabled transitions of a pipeline: (stage, Inbound|Outbound, `TransitionState`).
-fn transitions(db: &Db, pipeline: &str) -> Vec<(String, String, Value)> {
-    db.list_docs(TRANSITION_DOC, &format!("{pipeline}/"))
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(key, doc)| {
-            let rest = key.strip_prefix(&format!("{pipeline}/"))?;
-            let (stage, kind) = rest.rsplit_once('/')?;
-            Some((
-                stage.to_owned(),
-                kind.to_owned(),
-                serde_json::from_str(&doc).ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// `gates[s]`: an execution may enter stage `s` (its inbound transition and the outbound
-/// transition of the stage before are enabled).
-pub(crate) fn gates(state: &AppState, pipeline: &str, decl: &Declaration) -> Vec<bool> {
-    let disabled = transitions(state.history.db(), pipeline);
-    let off = |stage: &str, kind: &str| disabled.iter().any(|(s, k, _)| s == stage && k == kind);
-    decl.stages
-        .iter()
-        .enumerate()
-        .map(|(i, st)| {
-            !off(&st.name, "Inbound") && (i == 0 || !off(&decl.stages[i - 1].name, "Outbound"))
-        })
-        .collect()
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TransitionInput {
@@ -827,7 +764,7 @@ pub fn set_transition(
             db.delete_doc(TRANSITION_DOC, &key).map_err(ApiError::db)?;
         }
     }
-    let g = gates(&ctx.state, pipeline, &decl);
+    let g = gates(ctx.state.history.db(), pipeline, &decl);
     for (_, tx) in ctx.state.pipelines.of(pipeline) {
         let _ = tx.send(exec::Msg::Gates(g.clone()));
     }
@@ -998,7 +935,7 @@ pub fn retry_stage(
 ) -> Result<(), ApiError> {
     let stored = load(ctx.state.history.db(), pipeline)?
         .ok_or_else(|| not_found(ctx.account(), pipeline))?;
-    let e = exec::load_execution(&ctx.state, pipeline, id)?
+    let e = exec::load_execution(ctx.state.history.db(), pipeline, id)?
         .ok_or_else(|| execution_not_found(pipeline, id))?;
     let si = e
         .stages
@@ -1025,7 +962,7 @@ pub fn retry_stage(
             "Execution {id} is not the latest execution of stage '{stage}': a newer execution ran it since"
         )));
     }
-    exec::retry(ctx, e, si, all)
+    Ok(exec::retry(&ctx.pipe(), e, si, all)?)
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 use super::*;
 
 /// Put what a build made (a folder, zipped; or a file, copied) at `dest` in the artifact store.
-pub(crate) async fn store_artifact(made: PathBuf, dest: PathBuf) -> Result<(), String> {
+pub async fn store_artifact(made: PathBuf, dest: PathBuf) -> Result<(), String> {
     let written = tokio::task::spawn_blocking(move || {
         if made.is_dir() {
             zip_dir(&made, &dest)
@@ -24,7 +24,7 @@ pub(crate) async fn store_artifact(made: PathBuf, dest: PathBuf) -> Result<(), S
 }
 
 /// Zip a folder (without `.git`; symlinks are left out) to `dest`.
-pub(crate) fn zip_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
+pub fn zip_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(p) = dest.parent() {
         std::fs::create_dir_all(p)?;
@@ -63,7 +63,7 @@ pub(crate) fn zip_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
 
 /// `<s3>/<bucket>/<key>` when both are relative names without `..` (and the bucket one
 /// component).
-pub(crate) fn s3_path(s3: &Path, bucket: &str, key: Option<&str>) -> Option<PathBuf> {
+pub fn s3_path(s3: &Path, bucket: &str, key: Option<&str>) -> Option<PathBuf> {
     let bucket = localbuild_confine::Root::new(s3)
         .sub(
             "bucket",
@@ -79,7 +79,7 @@ pub(crate) fn s3_path(s3: &Path, bucket: &str, key: Option<&str>) -> Option<Path
 }
 
 /// An S3 object's local version: its size and modification time (what the watcher compares).
-pub(crate) fn s3_version(path: &Path) -> Option<String> {
+pub fn s3_version(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
     let modified = meta
         .modified()
@@ -91,21 +91,21 @@ pub(crate) fn s3_version(path: &Path) -> Option<String> {
 
 /// A scratch folder for one action (a checkout, unpacked input artifacts), removed when
 /// dropped: under `$LOCALBUILD_HOME/tmp`, never the system's `/tmp`.
-pub(crate) fn scratch(state: &AppState) -> std::io::Result<tempfile::TempDir> {
-    let dir = state.history.root().join("tmp");
-    std::fs::create_dir_all(&dir)?;
+pub fn scratch(exec: &Executor) -> std::io::Result<tempfile::TempDir> {
+    let dir = &exec.tmp;
+    std::fs::create_dir_all(dir)?;
     tempfile::Builder::new().prefix("action-").tempdir_in(dir)
 }
 
 /// FNV-1a, 64 bits: the local `ETag` of an S3 source object.
-pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
+pub fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
 /// Unpack a zip into `dest`, replacing files that exist (an S3 deploy over an earlier one).
-pub(crate) fn unzip_replacing(zip: &Path, dest: &Path, tmp: &Path) -> std::io::Result<()> {
+pub fn unzip_replacing(zip: &Path, dest: &Path, tmp: &Path) -> std::io::Result<()> {
     unzip(zip, tmp)?;
     let mut stack = vec![tmp.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -136,7 +136,7 @@ pub(crate) fn unzip_replacing(zip: &Path, dest: &Path, tmp: &Path) -> std::io::R
 }
 
 /// Unpack a zip into `dest` (entries that would leave it are refused).
-pub(crate) fn unzip(zip: &Path, dest: &Path) -> std::io::Result<()> {
+pub fn unzip(zip: &Path, dest: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dest)?;
     let mut archive =
@@ -166,7 +166,7 @@ pub(crate) fn unzip(zip: &Path, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn read_zip_entry(zip: &Path, name: &str) -> Result<String, String> {
+pub fn read_zip_entry(zip: &Path, name: &str) -> Result<String, String> {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let mut entry = archive.by_name(name).map_err(|e| e.to_string())?;

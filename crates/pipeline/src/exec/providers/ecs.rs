@@ -1,15 +1,25 @@
 //! Deploy `ECS`: `imagedefinitions.json`'s images become a new revision of the service's task
-//! definition and a new deployment of the service (`crate::ecs::services::deploy`), whose task
+//! definition and a new deployment of the service (through [`Deploys`]: the server's
+//! `ecs::services::deploy`), whose task
 //! is a local, labelled container replacing the service's previous one. The service outlives
 //! the pipeline, as in AWS; `aws ecs update-service` / `delete-service` manage it.
 //! An ECR URI of the local account and region is pulled from the local registry first and
 //! tagged under that URI.
 
 use super::super::*;
-use crate::ecs::services::{self, DeployInput};
+
+/// Deploy `ECS`.
+pub(crate) struct EcsDeploy;
+
+#[async_trait::async_trait]
+impl Provider for EcsDeploy {
+    async fn run(&self, job: Job) -> ActionResult {
+        job.deploy().await
+    }
+}
 
 impl Job {
-    pub(crate) async fn deploy(self) -> ActionResult {
+    async fn deploy(self) -> ActionResult {
         let cluster = self
             .action
             .config("ClusterName")
@@ -65,7 +75,7 @@ impl Job {
         };
         // An ECR URI of this account and region comes from the local registry.
         for (_, uri) in &mut images {
-            match self.pull_from_local_ecr(uri).await {
+            match self.ctx.exec.deploys.pull_from_local_ecr(uri).await {
                 Ok(Some(run)) => *uri = run,
                 Ok(None) => {}
                 Err(e) => {
@@ -77,19 +87,20 @@ impl Job {
             }
         }
         let image = images[0].1.clone();
-        let deployed = services::deploy(
-            &self.ctx.state,
-            DeployInput {
-                cluster: &cluster,
-                service: &service,
+        let deployed = self
+            .ctx
+            .exec
+            .deploys
+            .deploy(crate::exec::EcsDeploy {
+                cluster: cluster.clone(),
+                service: service.clone(),
                 images,
                 by: format!("codepipeline/{}", self.pipeline),
-            },
-        )
-        .await;
+            })
+            .await;
         match deployed {
             Ok(v) => {
-                let task = v.service.task.as_ref();
+                let task = v.task.as_ref();
                 let ports: Vec<String> = task
                     .map(|t| t.ports.as_slice())
                     .unwrap_or_default()
@@ -99,7 +110,7 @@ impl Job {
                 let summary = match task {
                     Some(t) => format!(
                         "Deployed {image} to ECS service {cluster}/{service} (deployment {}, task {} as container {}){}",
-                        v.service.deployment.id,
+                        v.deployment,
                         t.id,
                         t.container,
                         if ports.is_empty() {
@@ -110,14 +121,14 @@ impl Job {
                     ),
                     None => format!(
                         "Registered {} for ECS service {cluster}/{service}; its desired count is 0, so no task runs",
-                        v.service.task_definition
+                        v.task_definition
                     ),
                 };
                 ActionResult {
                     ok: true,
                     summary: Some(summary),
-                    external_id: Some(v.service.deployment.id.clone()),
-                    external_url: task.and_then(services::Task::address),
+                    external_id: Some(v.deployment.clone()),
+                    external_url: task.and_then(|t| t.address.clone()),
                     ..Default::default()
                 }
             }
@@ -126,40 +137,5 @@ impl Job {
                 format!("Could not deploy {image} to ECS service {cluster}/{service}: {e}"),
             ),
         }
-    }
-}
-
-impl Job {
-    /// Pull `uri` from the local registry when it is an ECR URI of this account and region,
-    /// tagged under `uri`: the image to run (`Ok(None)`: not such a URI, run it as named).
-    async fn pull_from_local_ecr(&self, uri: &str) -> Result<Option<String>, String> {
-        let Some(ecr) = self.ctx.state.aws.ecr.clone() else {
-            return Ok(None);
-        };
-        let source = localbuild_aws::ecr::EcrImages {
-            ecr,
-            region: self.ctx.state.aws.region.clone(),
-        };
-        let owned = uri.to_owned();
-        let located = tokio::task::spawn_blocking(move || {
-            localbuild_engine::request::ImageSource::locate(&source, &owned)
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let Some(p) = located else {
-            return Ok(None);
-        };
-        self.ctx
-            .state
-            .runtime
-            .pull_as(
-                &p.from,
-                Some((p.username.as_str(), p.password.as_str())),
-                uri,
-                &mut |_| {},
-            )
-            .await
-            .map(Some)
-            .map_err(|e| e.to_string())
     }
 }

@@ -3,8 +3,38 @@
 
 use super::super::*;
 
+/// Git sources.
+pub(crate) struct GitSource;
+
+#[async_trait::async_trait]
+impl Provider for GitSource {
+    async fn run(&self, job: Job) -> ActionResult {
+        if let Some(arn) = job.action.config("ConnectionArn") {
+            let known = job
+                .ctx
+                .exec
+                .db
+                .get_doc(CONNECTION_DOC, arn)
+                .ok()
+                .flatten()
+                .is_some_and(|d| serde_json::from_str::<Value>(&d).is_ok());
+            if !known {
+                return ActionResult::failed(
+                    "JobFailed",
+                    format!("Connection {arn} is not available"),
+                );
+            }
+        }
+        let roots = job.ctx.exec.roots.clone();
+        let region = job.ctx.region.clone();
+        tokio::task::spawn_blocking(move || job.source(&roots, &region))
+            .await
+            .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+    }
+}
+
 impl Job {
-    pub(crate) fn source(self, roots: &localbuild_sources::Roots, region: &str) -> ActionResult {
+    fn source(self, roots: &localbuild_sources::Roots, region: &str) -> ActionResult {
         let branch = self.action.branch().to_owned();
         let (_, location) = self.action.repository(region);
         let config = |k: &str| self.action.config(k).map(|v| (k.to_owned(), v.to_owned()));
@@ -21,7 +51,7 @@ impl Job {
             Ok(r) => r,
             Err(e) => return ActionResult::failed("JobFailed", e),
         };
-        let tmp = match scratch(&self.ctx.state) {
+        let tmp = match scratch(&self.ctx.exec) {
             Ok(t) => t,
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };

@@ -4,8 +4,18 @@
 use super::super::*;
 use localbuild_engine::record::Status;
 
+/// Build / Test `CodeBuild`.
+pub(crate) struct CodeBuild;
+
+#[async_trait::async_trait]
+impl Provider for CodeBuild {
+    async fn run(&self, job: Job) -> ActionResult {
+        job.build().await
+    }
+}
+
 impl Job {
-    pub(crate) async fn build(self) -> ActionResult {
+    async fn build(self) -> ActionResult {
         let primary = self
             .action
             .config("PrimarySource")
@@ -18,7 +28,7 @@ impl Job {
                 format!("The input artifact {primary} is missing"),
             );
         }
-        let tmp = match scratch(&self.ctx.state) {
+        let tmp = match scratch(&self.ctx.exec) {
             Ok(t) => t,
             Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
         };
@@ -32,7 +42,7 @@ impl Job {
             if *name == primary {
                 dir = d.clone();
                 // The artifact in the store, as CodeBuild names a pipeline build's source.
-                location = match zip.strip_prefix(&self.ctx.state.roots.s3_root) {
+                location = match zip.strip_prefix(&self.ctx.exec.roots.s3_root) {
                     Ok(key) => format!("arn:aws:s3:::{}", key.display()),
                     Err(_) => zip.display().to_string(),
                 };
@@ -64,11 +74,13 @@ impl Job {
             .config("ProjectName")
             .unwrap_or_default()
             .to_owned();
-        let source = PipelineSource {
+        let source = PipelineBuild {
+            project,
             dir,
             location,
             secondary,
             pipeline: self.pipeline.clone(),
+            env,
         };
         let flag = |k| {
             self.action
@@ -77,18 +89,17 @@ impl Job {
         };
         if flag("BatchEnabled") {
             let combine = flag("CombineArtifacts");
-            let input = codebuild::pipeline_input(&project, source, env);
             // `tmp` (the unpacked input) lives until the batch has ended.
-            return self.batch_build(input, combine).await;
+            return self.batch_build(source, combine).await;
         }
-        let ticket = match codebuild::start_for_pipeline(&self.ctx, &project, source, env) {
+        let ticket = match self.ctx.exec.builds.start(&self.ctx.region, source) {
             Ok(t) => t,
             Err(e) => {
                 return ActionResult::failed(
                     "JobFailed",
                     format!(
                         "Error calling startBuild: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
-                        e.aws_type(),
+                        e.aws_type,
                         uuid::Uuid::new_v4()
                     ),
                 );
@@ -100,7 +111,7 @@ impl Job {
             return ActionResult::failed("JobFailed", format!("Build {id} vanished"));
         };
         let (build, outcome) = (finished.record, finished.outcome);
-        let url = crate::console::build_url(self.ctx.state.addr, &id);
+        let url = self.ctx.exec.builds.url(&id);
         let mut result = ActionResult {
             external_id: Some(id.clone()),
             external_url: Some(url),
@@ -184,19 +195,21 @@ impl Job {
     /// `BatchEnabled`: a batch build (StartBuildBatch's path). The output artifact is the
     /// combined artifacts with `CombineArtifacts`, else the artifacts of the task whose
     /// identifier is the output artifact's name.
-    pub(crate) async fn batch_build(
-        &self,
-        input: codebuild::StartBuildInput,
-        combine: bool,
-    ) -> ActionResult {
-        let handle = match crate::batch::start_for_pipeline(&self.ctx, input, combine).await {
+    async fn batch_build(&self, input: PipelineBuild, combine: bool) -> ActionResult {
+        let handle = match self
+            .ctx
+            .exec
+            .builds
+            .start_batch(&self.ctx.region, input, combine)
+            .await
+        {
             Ok(h) => h,
             Err(e) => {
                 return ActionResult::failed(
                     "JobFailed",
                     format!(
                         "Error calling startBuildBatch: {e} (Service: AWSCodeBuild; Status Code: 400; Error Code: {}; Request ID: {})",
-                        e.aws_type(),
+                        e.aws_type,
                         uuid::Uuid::new_v4()
                     ),
                 );

@@ -3,8 +3,34 @@
 
 use super::super::*;
 
+/// Source `S3`.
+pub(crate) struct S3Source;
+
+/// Deploy `S3`.
+pub(crate) struct S3Deploy;
+
+#[async_trait::async_trait]
+impl Provider for S3Source {
+    async fn run(&self, job: Job) -> ActionResult {
+        let s3 = job.ctx.exec.roots.s3_root.clone();
+        tokio::task::spawn_blocking(move || job.s3_source(&s3))
+            .await
+            .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for S3Deploy {
+    async fn run(&self, job: Job) -> ActionResult {
+        let s3 = job.ctx.exec.roots.s3_root.clone();
+        tokio::task::spawn_blocking(move || job.s3_deploy(&s3))
+            .await
+            .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
+    }
+}
+
 impl Job {
-    pub(crate) fn s3_source(self, s3: &Path) -> ActionResult {
+    fn s3_source(self, s3: &Path) -> ActionResult {
         let bucket = self.action.config("S3Bucket").unwrap_or_default();
         let key = self.action.config("S3ObjectKey").unwrap_or_default();
         let Some(path) = s3_path(s3, bucket, Some(key)) else {
@@ -78,7 +104,7 @@ impl Job {
         }
     }
 
-    pub(crate) fn s3_deploy(self, s3: &Path) -> ActionResult {
+    fn s3_deploy(self, s3: &Path) -> ActionResult {
         let bucket = self.action.config("BucketName").unwrap_or_default();
         let extract = !self
             .action
@@ -95,7 +121,7 @@ impl Job {
             return ActionResult::failed("JobFailed", format!("Invalid bucket {bucket} or key"));
         };
         let done = if extract {
-            scratch(&self.ctx.state).and_then(|tmp| unzip_replacing(&zip, &dest, tmp.path()))
+            scratch(&self.ctx.exec).and_then(|tmp| unzip_replacing(&zip, &dest, tmp.path()))
         } else {
             dest.parent()
                 .map_or(Ok(()), std::fs::create_dir_all)

@@ -1,6 +1,13 @@
 //! Pipeline executions: one task per execution advances the pure [`Machine`] and carries out
 //! its actions; a watcher starts an execution when a watched branch moves.
 //!
+//! Layout: [`Executor`] (`executor.rs`) is what every execution shares; [`Provider`] is the
+//! one trait of an action provider, one file each in [`providers`]; `artifacts` keeps the
+//! artifact and S3 stores as files; `watch` is the source watcher; `docs` the history
+//! documents; `host` the traits for what comes from outside ([`Builds`]: starting and
+//! awaiting a build or batch; [`Deploys`]: ECS and the local ECR registry), which the server
+//! implements. The API shapes of the records are rendered by the server (`pipeline/wire.rs`).
+//!
 //! Actions:
 //! * Source `CodeStarSourceConnection` (`FullRepositoryId` OWNER/REPO, resolved under the git
 //!   root exactly like a CodeBuild `GITHUB` source), `GitHub` version 1 (`Owner`, `Repo`,
@@ -33,11 +40,9 @@
 //! namespace; `#{variables.<name>}` are the pipeline's. They are substituted in every
 //! configuration value when the action starts.
 
-use super::machine::{ActionRef, ActionStatus, ExecStatus, Machine};
-use super::{Action, Declaration, EXECUTION_DOC, EnvVarDecl, PIPELINE_DOC, Stored, now};
-use crate::codebuild::{self, PipelineSource};
-use crate::error::ApiError;
-use crate::{AppState, Ctx};
+use crate::machine::{ActionRef, ActionStatus, ExecStatus, Machine};
+use crate::{Action, Declaration, EnvVarDecl};
+use localbuild_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -48,7 +53,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What an execution's task hears.
-pub(crate) enum Msg {
+pub enum Msg {
     Done(ActionRef, Box<ActionResult>),
     /// A build action's build id, once it is started.
     Build(ActionRef, String),
@@ -70,7 +75,7 @@ pub(crate) enum Msg {
 
 /// How an action ended.
 #[derive(Default)]
-pub(crate) struct ActionResult {
+pub struct ActionResult {
     ok: bool,
     summary: Option<String>,
     error: Option<(String, String)>,
@@ -96,7 +101,7 @@ impl ActionResult {
 /// One action of one execution, as recorded.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ActionRec {
+pub struct ActionRec {
     pub name: String,
     pub status: Option<ActionStatus>,
     pub action_execution_id: String,
@@ -112,44 +117,10 @@ pub(crate) struct ActionRec {
     pub token: Option<String>,
 }
 
-impl ActionRec {
-    /// `ActionExecution` of GetPipelineState.
-    pub fn latest(&self) -> Option<Value> {
-        let status = match self.status? {
-            ActionStatus::NotStarted => return None,
-            ActionStatus::InProgress => "InProgress",
-            ActionStatus::Succeeded => "Succeeded",
-            ActionStatus::Failed => "Failed",
-            ActionStatus::Abandoned => "Abandoned",
-        };
-        let mut v = json!({
-            "actionExecutionId": self.action_execution_id,
-            "status": status,
-            "lastStatusChange": self.last_change,
-        });
-        if let Some(s) = &self.summary {
-            v["summary"] = json!(s);
-        }
-        if let Some(id) = &self.external_id {
-            v["externalExecutionId"] = json!(id);
-        }
-        if let Some(u) = &self.external_url {
-            v["externalExecutionUrl"] = json!(u);
-        }
-        if let Some((code, message)) = &self.error {
-            v["errorDetails"] = json!({"code": code, "message": message});
-        }
-        if let (Some(t), Some(ActionStatus::InProgress)) = (&self.token, self.status) {
-            v["token"] = json!(t);
-        }
-        Some(v)
-    }
-}
-
 /// One start of one action (`ActionExecutionDetail` of ListActionExecutions).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ActionRun {
+pub struct ActionRun {
     pub stage: String,
     pub action: String,
     pub action_execution_id: String,
@@ -162,19 +133,9 @@ pub(crate) struct ActionRun {
     pub output: Option<Value>,
 }
 
-/// An `ActionExecutionStatus` name.
-pub(crate) fn action_status_name(s: ActionStatus) -> &'static str {
-    match s {
-        ActionStatus::NotStarted | ActionStatus::InProgress => "InProgress",
-        ActionStatus::Succeeded => "Succeeded",
-        ActionStatus::Failed => "Failed",
-        ActionStatus::Abandoned => "Abandoned",
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct StageRec {
+pub struct StageRec {
     pub name: String,
     /// `StageExecution.status`, once the stage was reached.
     pub status: Option<String>,
@@ -184,7 +145,7 @@ pub(crate) struct StageRec {
 /// One execution, as kept in the docs table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Execution {
+pub struct Execution {
     pub pipeline: String,
     pub version: i64,
     pub id: String,
@@ -212,85 +173,11 @@ pub(crate) struct Execution {
 }
 
 impl Execution {
-    fn trigger(&self) -> Value {
-        json!({"triggerType": self.trigger_type, "triggerDetail": self.trigger_detail})
-    }
-
-    /// `PipelineExecution`.
-    pub fn execution(&self) -> Value {
-        let mut v = json!({
-            "pipelineName": self.pipeline,
-            "pipelineVersion": self.version,
-            "pipelineExecutionId": self.id,
-            "status": self.status,
-            "artifactRevisions": self.artifact_revisions,
-            "trigger": self.trigger(),
-            "executionMode": self.mode(),
-            "executionType": "STANDARD",
-        });
-        let vars: Vec<Value> = self
-            .variables
-            .iter()
-            .filter_map(|(k, val)| k.strip_prefix("variables.").map(|n| (n, val)))
-            .map(|(n, val)| json!({"name": n, "resolvedValue": val}))
-            .collect();
-        if !vars.is_empty() {
-            v["variables"] = json!(vars);
-        }
-        if let Some(s) = &self.status_summary {
-            v["statusSummary"] = json!(s);
-        }
-        v
-    }
-
-    /// `PipelineExecutionSummary`.
-    pub fn summary(&self) -> Value {
-        let mut v = json!({
-            "pipelineExecutionId": self.id,
-            "status": self.status,
-            "startTime": self.start_time,
-            "lastUpdateTime": self.last_update_time,
-            "sourceRevisions": self.source_revisions,
-            "trigger": self.trigger(),
-            "executionMode": self.mode(),
-            "executionType": "STANDARD",
-        });
-        if let Some(s) = &self.status_summary {
-            v["statusSummary"] = json!(s);
-        }
-        v
-    }
-
     pub fn mode(&self) -> &str {
         self.declaration
             .execution_mode
             .as_deref()
             .unwrap_or("SUPERSEDED")
-    }
-
-    /// `ActionExecutionDetail`s of this execution, newest first.
-    pub fn action_details(&self) -> Vec<Value> {
-        self.action_runs
-            .iter()
-            .rev()
-            .map(|r| {
-                let mut v = json!({
-                    "pipelineExecutionId": self.id,
-                    "actionExecutionId": r.action_execution_id,
-                    "pipelineVersion": self.version,
-                    "stageName": r.stage,
-                    "actionName": r.action,
-                    "startTime": r.start_time,
-                    "lastUpdateTime": r.last_update_time,
-                    "status": action_status_name(r.status.unwrap_or(ActionStatus::InProgress)),
-                    "input": r.input,
-                });
-                if let Some(o) = &r.output {
-                    v["output"] = o.clone();
-                }
-                v
-            })
-            .collect()
     }
 
     /// The statuses the machine had, for a retry.
@@ -315,8 +202,7 @@ impl Execution {
 
     /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
     /// stay deleted).
-    pub(crate) fn save(&self, state: &AppState) {
-        let db = state.history.db();
+    pub fn save(&self, db: &Db) {
         if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
             return;
         }
@@ -332,27 +218,14 @@ impl Execution {
     }
 }
 
-pub(crate) fn load_execution(
-    state: &AppState,
-    pipeline: &str,
-    id: &str,
-) -> Result<Option<Execution>, ApiError> {
-    let doc = state
-        .history
-        .db()
-        .get_doc(EXECUTION_DOC, &format!("{pipeline}/{id}"))
-        .map_err(ApiError::db)?;
+pub fn load_execution(db: &Db, pipeline: &str, id: &str) -> Result<Option<Execution>, DbError> {
+    let doc = db.get_doc(EXECUTION_DOC, &format!("{pipeline}/{id}"))?;
     Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
 }
 
 /// A pipeline's executions, newest first.
-pub(crate) fn executions(
-    db: &localbuild_store::Db,
-    pipeline: &str,
-) -> Result<Vec<Execution>, ApiError> {
-    let docs = db
-        .list_docs(EXECUTION_DOC, &format!("{pipeline}/"))
-        .map_err(ApiError::db)?;
+pub fn executions(db: &Db, pipeline: &str) -> Result<Vec<Execution>, DbError> {
+    let docs = db.list_docs(EXECUTION_DOC, &format!("{pipeline}/"))?;
     let mut all: Vec<Execution> = docs
         .into_iter()
         .filter_map(|(_, d)| serde_json::from_str(&d).ok())
@@ -372,13 +245,13 @@ fn run_orders(d: &Declaration) -> Vec<Vec<u32>> {
 /// the pipeline still in their source stage or held by a disabled transition are superseded;
 /// in QUEUED mode the execution waits until the older ones have ended; in PARALLEL mode it runs
 /// beside them.
-pub(crate) fn start(
+pub fn start(
     ctx: &Ctx,
     pipeline: &str,
     trigger_type: &str,
     trigger_detail: &str,
     vars: Vec<(String, String)>,
-) -> Result<String, ApiError> {
+) -> Result<String, ExecError> {
     start_pinned(
         ctx,
         pipeline,
@@ -390,19 +263,19 @@ pub(crate) fn start(
 }
 
 /// [`start`], with source actions pinned to (branch, commit) (a push a trigger admitted).
-pub(crate) fn start_pinned(
+pub fn start_pinned(
     ctx: &Ctx,
     pipeline: &str,
     trigger_type: &str,
     trigger_detail: &str,
     vars: Vec<(String, String)>,
     pins: BTreeMap<String, (String, String)>,
-) -> Result<String, ApiError> {
-    let state = &ctx.state;
-    let stored = super::load(state.history.db(), pipeline)?
-        .ok_or_else(|| ApiError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
+) -> Result<String, ExecError> {
+    let state = &ctx.exec;
+    let stored = load(&state.db, pipeline)?
+        .ok_or_else(|| ExecError::PipelineNotFound(format!("no pipeline {pipeline}")))?;
     let declaration = stored.declaration().ok_or_else(|| {
-        ApiError::Service(format!("the stored pipeline {pipeline} is unreadable"))
+        ExecError::Unreadable(format!("the stored pipeline {pipeline} is unreadable"))
     })?;
     let mut variables = BTreeMap::new();
     for v in declaration.variables.iter().flatten() {
@@ -451,11 +324,11 @@ pub(crate) fn start_pinned(
         action_runs: vec![],
         pins,
     };
-    exec.save(state);
+    exec.save(&state.db);
     let mode = exec.mode().to_owned();
     let (tx, rx) = mpsc::unbounded_channel();
     {
-        let mut live = state.pipelines.lock();
+        let mut live = state.lock();
         if mode == "SUPERSEDED" {
             for (p, other) in live.values() {
                 if p == pipeline {
@@ -466,13 +339,13 @@ pub(crate) fn start_pinned(
         live.insert(id.clone(), (pipeline.to_owned(), tx.clone()));
     }
     let ctx = Ctx {
-        state: state.clone(),
+        exec: state.clone(),
         region: stored.region,
     };
     // QUEUED: the pipeline's turn, in order of start (tokio's mutex is fair).
-    let turn = (mode == "QUEUED").then(|| state.pipelines.turn(pipeline));
+    let turn = (mode == "QUEUED").then(|| state.turn(pipeline));
     let mut m = Machine::new(run_orders(&exec.declaration));
-    m.set_gates(super::gates(state, pipeline, &exec.declaration));
+    m.set_gates(gates(&state.db, pipeline, &exec.declaration));
     tokio::spawn(async move {
         let _turn = match turn {
             Some(t) => Some(t.lock_owned().await),
@@ -490,25 +363,19 @@ pub(crate) fn start_pinned(
 
 /// RetryStageExecution: run the stage `stage` of a Failed or Stopped execution again (its
 /// failed actions, or `all`), then the stages after it, in the same execution.
-pub(crate) fn retry(
-    ctx: &Ctx,
-    mut exec: Execution,
-    stage: usize,
-    all: bool,
-) -> Result<(), ApiError> {
+pub fn retry(ctx: &Ctx, mut exec: Execution, stage: usize, all: bool) -> Result<(), ExecError> {
     let mut m = exec.machine();
     let starts = m.retry(stage, all).map_err(|why| {
-        ApiError::StageNotRetryable(format!(
+        ExecError::StageNotRetryable(format!(
             "Stage '{}' of execution {} cannot be retried: {why}",
             exec.stages.get(stage).map_or("", |s| s.name.as_str()),
             exec.id
         ))
     })?;
-    m.set_gates(super::gates(&ctx.state, &exec.pipeline, &exec.declaration));
+    m.set_gates(gates(&ctx.exec.db, &exec.pipeline, &exec.declaration));
     exec.status_summary = None;
     let (tx, rx) = mpsc::unbounded_channel();
-    ctx.state
-        .pipelines
+    ctx.exec
         .lock()
         .insert(exec.id.clone(), (exec.pipeline.clone(), tx.clone()));
     let ctx = ctx.clone();
@@ -519,8 +386,8 @@ pub(crate) fn retry(
 /// Executions this process did not finish (it was killed): Failed, with a summary that says
 /// so; their running actions Failed the same way. Run once when the server starts, before it
 /// starts any execution.
-pub(crate) fn recover(state: &AppState) -> usize {
-    let Ok(docs) = state.history.db().list_docs(EXECUTION_DOC, "") else {
+pub fn recover(db: &Db) -> usize {
+    let Ok(docs) = db.list_docs(EXECUTION_DOC, "") else {
         return 0;
     };
     let mut n = 0;
@@ -560,7 +427,7 @@ pub(crate) fn recover(state: &AppState) -> usize {
         exec.status = ExecStatus::Failed;
         exec.status_summary = Some(message.to_owned());
         exec.last_update_time = at;
-        exec.save(state);
+        exec.save(db);
         n += 1;
     }
     n
@@ -580,7 +447,7 @@ async fn run(
     launch(&ctx, &mut exec, &m, starts, &mut tasks, &tx);
     loop {
         sync(&mut exec, &m);
-        exec.save(&ctx.state);
+        exec.save(&ctx.exec.db);
         if m.status().is_final() {
             break;
         }
@@ -637,7 +504,7 @@ async fn run(
             }
             Msg::Build(a, id) => {
                 if let Some(rec) = rec_mut(&mut exec, a) {
-                    rec.external_url = Some(crate::console::build_url(ctx.state.addr, &id));
+                    rec.external_url = Some(ctx.exec.builds.url(&id));
                     rec.external_id = Some(id.clone());
                 }
                 builds.insert(a, id);
@@ -649,7 +516,7 @@ async fn run(
                 // are stopped: nothing local outlives an abandoned action).
                 if abandon {
                     for id in builds.values() {
-                        ctx.state.builds.stop_soon(id);
+                        ctx.exec.builds.stop_soon(id);
                     }
                     for (_, t) in tasks.drain() {
                         t.abort();
@@ -667,7 +534,7 @@ async fn run(
             }
         }
     }
-    ctx.state.pipelines.lock().remove(&exec.id);
+    ctx.exec.lock().remove(&exec.id);
 }
 
 fn rec_mut(exec: &mut Execution, a: ActionRef) -> Option<&mut ActionRec> {
@@ -739,7 +606,7 @@ fn artifact_detail(ctx: &Ctx, exec: &Execution, name: &str, path: &Path) -> Valu
         .map(|s| s.location.clone())
         .unwrap_or_default();
     let key = path
-        .strip_prefix(ctx.state.roots.s3_root.join(&bucket))
+        .strip_prefix(ctx.exec.roots.s3_root.join(&bucket))
         .map(|k| k.to_string_lossy().into_owned())
         .unwrap_or_else(|_| path.display().to_string());
     json!({"name": name, "s3location": {"bucket": bucket, "key": key}})
@@ -816,7 +683,7 @@ fn record_result(ctx: &Ctx, exec: &mut Execution, a: ActionRef, r: &ActionResult
 }
 
 /// `#{Namespace.NAME}` → its value; unknown references stay as written.
-pub(crate) fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find("#{") {
@@ -949,7 +816,7 @@ async fn approval_timer(tx: mpsc::UnboundedSender<Msg>, a: ActionRef, after: Dur
 }
 
 /// One action to carry out.
-struct Job {
+pub struct Job {
     ctx: Ctx,
     pipeline: String,
     execution: String,
@@ -962,44 +829,21 @@ struct Job {
     tx: mpsc::UnboundedSender<Msg>,
 }
 
+/// An action provider: carries out one action of its type (one file each in `providers/`;
+/// [`providers::provider`] picks it by category and provider).
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    async fn run(&self, job: Job) -> ActionResult;
+}
+
 impl Job {
     async fn run(self) -> ActionResult {
-        match self.action.action_type_id.provider.as_str() {
-            "CodeStarSourceConnection" | "CodeCommit" | "GitHub" => {
-                if let Some(arn) = self.action.config("ConnectionArn") {
-                    match super::connections::find(&self.ctx, arn) {
-                        Ok(Some(_)) => {}
-                        _ => {
-                            return ActionResult::failed(
-                                "JobFailed",
-                                format!("Connection {arn} is not available"),
-                            );
-                        }
-                    }
-                }
-                let roots = self.ctx.state.roots.clone();
-                let region = self.ctx.region.clone();
-                tokio::task::spawn_blocking(move || self.source(&roots, &region))
-                    .await
-                    .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
-            }
-            "CodeBuild" => self.build().await,
-            "ECS" => self.deploy().await,
-            "S3" => {
-                let s3 = self.ctx.state.roots.s3_root.clone();
-                tokio::task::spawn_blocking(move || {
-                    if self.action.action_type_id.category == "Source" {
-                        self.s3_source(&s3)
-                    } else {
-                        self.s3_deploy(&s3)
-                    }
-                })
-                .await
-                .unwrap_or_else(|e| ActionResult::failed("JobFailed", e.to_string()))
-            }
-            other => ActionResult::failed(
+        let t = &self.action.action_type_id;
+        match providers::provider(&t.category, &t.provider) {
+            Some(p) => p.run(self).await,
+            None => ActionResult::failed(
                 "JobFailed",
-                format!("localbuild cannot run {other} actions"),
+                format!("localbuild cannot run {} actions", t.provider),
             ),
         }
     }
@@ -1008,7 +852,7 @@ impl Job {
     /// every part from the declaration confined under the S3 root.
     fn artifact_path(&self, artifact: &str) -> Result<PathBuf, String> {
         let short: String = self.execution.chars().take(8).collect();
-        localbuild_confine::Root::new(&self.ctx.state.roots.s3_root)
+        localbuild_confine::Root::new(&self.ctx.exec.roots.s3_root)
             .confined(
                 "artifact store path",
                 &format!(
@@ -1021,12 +865,18 @@ impl Job {
 }
 
 mod artifacts;
-mod providers;
+mod docs;
+mod executor;
+mod host;
+pub mod providers;
 mod watch;
 
-pub(crate) use artifacts::*;
+pub use artifacts::*;
+pub use docs::*;
+pub use executor::*;
+pub use host::*;
 use providers::repo_of;
-pub(crate) use watch::watch;
+pub use watch::watch;
 
 #[cfg(test)]
 mod tests {

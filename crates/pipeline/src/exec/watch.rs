@@ -35,15 +35,15 @@ struct Watched {
     detail: String,
     repo: Option<PathBuf>,
     /// V2 push filters of the action's trigger.
-    filters: Option<Vec<crate::pipeline::PushFilter>>,
+    filters: Option<Vec<crate::PushFilter>>,
 }
 
 /// What to watch now: every source action of every pipeline (unless `DetectChanges` or
 /// `PollForSourceChanges` is `false` and it has no trigger), with its heads, and the folders
 /// whose changes say to look again (folder, recursively).
-fn look(state: &AppState) -> (Vec<Watched>, HashSet<(PathBuf, bool)>) {
+fn look(state: &Executor) -> (Vec<Watched>, HashSet<(PathBuf, bool)>) {
     let mut folders = HashSet::new();
-    let Ok(docs) = state.history.db().list_docs(PIPELINE_DOC, "") else {
+    let Ok(docs) = state.db.list_docs(PIPELINE_DOC, "") else {
         return (vec![], folders);
     };
     let roots = &state.roots;
@@ -61,7 +61,7 @@ fn look(state: &AppState) -> (Vec<Watched>, HashSet<(PathBuf, bool)>) {
             .map(|s| s.actions.as_slice())
             .unwrap_or_default()
         {
-            let filters: Option<Vec<crate::pipeline::PushFilter>> = decl
+            let filters: Option<Vec<crate::PushFilter>> = decl
                 .triggers
                 .iter()
                 .flatten()
@@ -260,14 +260,14 @@ fn admitted(w: &Watched, old: Option<&str>) -> bool {
 /// has one; S3 objects) when their files change, and every [`FALLBACK`] anyway; start an
 /// execution when one moves. A branch a trigger admits that appears after the first look
 /// counts as a push.
-pub(crate) async fn watch(state: Arc<AppState>) {
+pub async fn watch(state: Arc<Executor>) {
     let mut seen: HashMap<(String, String, String), String> = HashMap::new();
     let mut known_actions: HashSet<(String, String)> = Default::default();
     let mut notices = Notices::new();
     let mut first = true;
     loop {
         if !first {
-            notices.changed(&state.pipelines.declared).await;
+            notices.changed(&state.declared).await;
         }
         first = false;
         if state.builds.shutting_down() {
@@ -296,18 +296,16 @@ pub(crate) async fn watch(state: Arc<AppState>) {
                     let last = (Some(w.branch.as_str()) == w.configured.as_deref()
                         || w.configured.is_none())
                     .then(|| {
-                        executions(state.history.db(), &w.pipeline)
-                            .ok()
-                            .and_then(|e| {
-                                e.first()?
-                                    .stages
-                                    .first()?
-                                    .actions
-                                    .iter()
-                                    .find(|r| r.name == w.action)?
-                                    .revision
-                                    .clone()
-                            })
+                        executions(&state.db, &w.pipeline).ok().and_then(|e| {
+                            e.first()?
+                                .stages
+                                .first()?
+                                .actions
+                                .iter()
+                                .find(|r| r.name == w.action)?
+                                .revision
+                                .clone()
+                        })
                     })
                     .flatten();
                     Some(last.unwrap_or_else(|| w.head.clone()))
@@ -329,7 +327,7 @@ pub(crate) async fn watch(state: Arc<AppState>) {
                 continue;
             }
             let ctx = Ctx {
-                state: state.clone(),
+                exec: state.clone(),
                 region: w.region.clone(),
             };
             let (trigger, pins) = if filtered {
