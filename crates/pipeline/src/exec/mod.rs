@@ -201,16 +201,23 @@ impl Execution {
     }
 
     /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
-    /// stay deleted).
+    /// stay deleted). A record the history cannot take is reported on serve's log, never
+    /// dropped silently; the execution goes on from memory and the next transition saves again.
     pub fn save(&self, db: &Db) {
         if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
             return;
         }
-        let _ = db.put_doc(
+        if let Err(e) = db.put_doc(
             EXECUTION_DOC,
             &format!("{}/{}", self.pipeline, self.id),
             &json!(self).to_string(),
-        );
+        ) {
+            tracing::error!(
+                "pipeline {}: execution {} could not be saved to the history: {e}",
+                self.pipeline,
+                self.id
+            );
+        }
     }
 
     fn action(&self, a: ActionRef) -> Option<&Action> {
