@@ -21,7 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# docker-registry + apache2-utils (htpasswd): the registry tests; busybox-static, bash-static
+# docker-registry: the local ECR (serve and run start it) and the registry tests; apache2-utils
+# (htpasswd): the registry tests; busybox-static, bash-static
 # and file: the test images; debootstrap: the offline base of localbuild/standard;
 # docker.io only when no daemon answers (a static docker CLI may already be installed);
 # with --tests, chromium + chromium-driver: the web console's browser tests (WebDriver).
