@@ -183,14 +183,7 @@ impl Serve {
         what: &str,
         cond: impl Fn(&Value) -> bool,
     ) -> Value {
-        eventually(what, Duration::from_secs(secs), || {
-            let b = self.build(id);
-            if cond(&b) {
-                Ok(b)
-            } else {
-                Err(format!("build is now {b:#}"))
-            }
-        })
+        read_until(what, secs, "build", || self.build(id), cond)
     }
 
     pub(crate) fn wait_complete(&self, id: &str) -> Value {
@@ -210,14 +203,7 @@ impl Serve {
         what: &str,
         cond: impl Fn(&Value) -> bool,
     ) -> Value {
-        eventually(what, Duration::from_secs(secs), || {
-            let b = self.batch(id);
-            if cond(&b) {
-                Ok(b)
-            } else {
-                Err(format!("batch is now {b:#}"))
-            }
-        })
+        read_until(what, secs, "batch", || self.batch(id), cond)
     }
 
     /// A raw JSON 1.1 POST (for what the aws CLI never sends): status and JSON body.
@@ -274,6 +260,25 @@ impl Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `read` until `cond` holds (at most `secs`); the last value read (`noun` names it in the
+/// failure).
+fn read_until(
+    what: &str,
+    secs: u64,
+    noun: &str,
+    read: impl Fn() -> Value,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(what, Duration::from_secs(secs), || {
+        let v = read();
+        if cond(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{noun} is now {v:#}"))
+        }
+    })
 }
 
 /// A CreateProject call being written ([`Serve::project`]).

@@ -254,12 +254,28 @@ impl Docker {
         image: &str,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
+        self.pull_with(image, None, progress)
+            .await
+            .map_err(|reason| DockerError::ImageUnavailable {
+                image: image.to_owned(),
+                reason,
+            })
+    }
+
+    /// Pull `image` (one tag) with `credentials` for its registry, reporting the daemon's
+    /// status lines; the root cause of a failure.
+    async fn pull_with(
+        &self,
+        image: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), String> {
         let (from_image, tag) = split_image_ref(image);
         let opts = CreateImageOptionsBuilder::default()
             .from_image(from_image)
             .tag(tag)
             .build();
-        let mut stream = self.api.create_image(Some(opts), None, None);
+        let mut stream = self.api.create_image(Some(opts), None, credentials);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -269,12 +285,7 @@ impl Docker {
                         progress(status);
                     }
                 }
-                Err(e) => {
-                    return Err(DockerError::ImageUnavailable {
-                        image: image.to_owned(),
-                        reason: root_cause(&e),
-                    });
-                }
+                Err(e) => return Err(root_cause(&e)),
             }
         }
         Ok(())
@@ -538,35 +549,18 @@ impl Runtime for Docker {
         name: &str,
         progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
     ) -> Result<String, DockerError> {
-        let (from_image, tag) = split_image_ref(from);
-        let opts = CreateImageOptionsBuilder::default()
-            .from_image(from_image)
-            .tag(tag)
-            .build();
         let credentials = auth.map(|(user, password)| bollard::auth::DockerCredentials {
             username: Some(user.to_owned()),
             password: Some(password.to_owned()),
-            serveraddress: from_image.split_once('/').map(|(h, _)| h.to_owned()),
+            serveraddress: from.split_once('/').map(|(h, _)| h.to_owned()),
             ..Default::default()
         });
-        let mut stream = self.api.create_image(Some(opts), None, credentials);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(status) = info.status.as_deref()
-                        && info.id.is_none()
-                    {
-                        progress(status);
-                    }
-                }
-                Err(e) => {
-                    return Err(DockerError::ImageUnavailable {
-                        image: name.to_owned(),
-                        reason: format!("pulling {from}: {}", root_cause(&e)),
-                    });
-                }
-            }
-        }
+        self.pull_with(from, credentials, progress)
+            .await
+            .map_err(|cause| DockerError::ImageUnavailable {
+                image: name.to_owned(),
+                reason: format!("pulling {from}: {cause}"),
+            })?;
         if from.contains('@') {
             return Ok(from.to_owned());
         }

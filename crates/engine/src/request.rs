@@ -188,6 +188,38 @@ pub trait ImageSource: Send + Sync {
 #[derive(Clone)]
 pub struct ImageSourceHook(pub std::sync::Arc<dyn ImageSource>);
 
+impl ImageSourceHook {
+    /// Pull `image` from where this source locates it (asked on the blocking pool), tagged
+    /// `image`: the image to run (`image`, or the source's reference when it names a digest);
+    /// `Ok(None)`: not this source's, pull `image` by its own name.
+    pub async fn pull(
+        &self,
+        runtime: &dyn crate::runtime::Runtime,
+        image: &str,
+        progress: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<Option<String>, crate::runtime::RuntimeError> {
+        let source = self.0.clone();
+        let name = image.to_owned();
+        let located = tokio::task::spawn_blocking(move || source.locate(&name))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|reason| crate::runtime::RuntimeError::ImageUnavailable {
+                image: image.to_owned(),
+                reason,
+            })?;
+        let Some(p) = located else {
+            return Ok(None);
+        };
+        progress(&format!("Pulling image {image} from {}", p.from));
+        let auth = Some((p.username.as_str(), p.password.as_str()));
+        runtime
+            .pull_as(&p.from, auth, image, progress)
+            .await
+            .map(Some)
+    }
+}
+
 impl std::fmt::Debug for ImageSourceHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ImageSourceHook")

@@ -20,32 +20,15 @@ impl BuildExecution {
                 seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 hub.publish(Event::Progress(line.to_owned()));
             };
-            let pull = match source {
-                Some(hook) => {
-                    let name = image.clone();
-                    tokio::task::spawn_blocking(move || hook.0.locate(&name))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r)
-                        .map_err(|reason| RuntimeError::ImageUnavailable {
-                            image: image.clone(),
-                            reason,
-                        })?
-                }
+            let pulled = match source {
+                Some(hook) => hook.pull(runtime.as_ref(), &image, &mut progress).await?,
                 None => None,
             };
-            match pull {
-                Some(p) => {
-                    progress(&format!("Pulling image {image} from {}", p.from));
-                    let auth = Some((p.username.as_str(), p.password.as_str()));
-                    let run = runtime
-                        .pull_as(&p.from, auth, &image, &mut progress)
-                        .await?;
-                    Ok((run != image).then(|| StandIn {
-                        note: format!("Running {image} as {run}, its copy in the local registry"),
-                        image: run,
-                    }))
-                }
+            match pulled {
+                Some(run) => Ok((run != image).then(|| StandIn {
+                    note: format!("Running {image} as {run}, its copy in the local registry"),
+                    image: run,
+                })),
                 None => runtime.ensure_image(&image, &mut progress).await,
             }
         };

@@ -129,29 +129,14 @@ impl Deploys for Hooks {
         let Some(ecr) = state.aws.ecr.clone() else {
             return Ok(None);
         };
-        let source = localbuild_aws::ecr::EcrImages {
-            ecr,
-            region: state.aws.region.clone(),
-        };
-        let owned = uri.to_owned();
-        let located = tokio::task::spawn_blocking(move || {
-            localbuild_engine::request::ImageSource::locate(&source, &owned)
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let Some(p) = located else {
-            return Ok(None);
-        };
-        state
-            .runtime
-            .pull_as(
-                &p.from,
-                Some((p.username.as_str(), p.password.as_str())),
-                uri,
-                &mut |_| {},
-            )
+        let source =
+            localbuild_engine::request::ImageSourceHook(Arc::new(localbuild_aws::ecr::EcrImages {
+                ecr,
+                region: state.aws.region.clone(),
+            }));
+        source
+            .pull(state.runtime.as_ref(), uri, &mut |_| {})
             .await
-            .map(Some)
             .map_err(|e| e.to_string())
     }
 }
