@@ -1,7 +1,9 @@
 //! A full disk never strands a build: on a real, small tmpfs (the tests run as root), a build
 //! whose output fills the disk ends FAILED with a context naming the write error, the API
 //! answers its final status (BatchGetBuilds, StopBuild) while the disk is full, and the record
-//! reaches the disk once there is room again. The same under `localbuild run`.
+//! reaches the disk once there is room again. The same under `localbuild run`. A pipeline
+//! execution whose record the history refuses is reported on serve's log and saved once there
+//! is room.
 
 use crate::api::Serve;
 use crate::harness::{Build, eventually};
@@ -148,4 +150,123 @@ fn a_build_that_fills_the_disk_under_run_ends_failed_and_says_why_once() {
     let kept: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(kept["buildStatus"], "FAILED");
     drop(disk);
+}
+
+/// Fill the disk at `dir` (a file of zeros written until the disk refuses more).
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    // The last partial block: byte by byte until nothing fits.
+    while f.write_all(&[0]).is_ok() {}
+}
+
+#[test]
+fn a_pipeline_execution_the_history_cannot_take_is_reported_and_saved_once_there_is_room() {
+    let home = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(home.path(), "4m");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let s = Serve::start_with_stderr(home, &[], log.reopen().unwrap());
+    let object = disk.dir.join("s3/src-bucket/app.zip");
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&object).unwrap());
+        z.start_file("index.html", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b"<h1>one</h1>\n").unwrap();
+        z.finish().unwrap();
+    }
+    let declaration = serde_json::json!({"pipeline": {
+        "name": "site",
+        "roleArn": "arn:aws:iam::000000000000:role/pipeline",
+        "artifactStore": {"type": "S3", "location": "artifacts"},
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Source",
+                "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "src-bucket", "S3ObjectKey": "app.zip", "PollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "Site"}]}]},
+            {"name": "Deploy", "actions": [{
+                "name": "Publish",
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"BucketName": "web", "Extract": "true"},
+                "inputArtifacts": [{"name": "Site"}]}]}]}});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), declaration.to_string()).unwrap();
+    let input = format!("file://{}", file.path().display());
+    s.ok(&[
+        "codepipeline",
+        "create-pipeline",
+        "--cli-input-json",
+        &input,
+    ]);
+    let executions = || {
+        s.ok(&[
+            "codepipeline",
+            "list-pipeline-executions",
+            "--pipeline-name",
+            "site",
+        ])["pipelineExecutionSummaries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = eventually(
+        "the first execution to end",
+        Duration::from_secs(60),
+        || {
+            executions()
+                .first()
+                .filter(|e| e["status"] != "InProgress")
+                .cloned()
+        },
+    );
+    assert_eq!(first["status"], "Succeeded", "{first:#}");
+
+    fill(&disk.dir);
+    let id = s.ok(&["codepipeline", "start-pipeline-execution", "--name", "site"])
+        ["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let said = format!("pipeline site: execution {id} could not be saved to the history");
+    eventually(
+        "serve's log to report the refused record",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(log.path())
+                .unwrap()
+                .contains(&said)
+                .then_some(())
+        },
+    );
+    // Nothing of it reached the history yet; the server goes on answering.
+    assert_eq!(executions().len(), 1);
+
+    disk.grow("64m");
+    let second = eventually(
+        "the final record to reach the history",
+        Duration::from_secs(60),
+        || {
+            executions()
+                .into_iter()
+                .find(|e| e["pipelineExecutionId"] == id.as_str())
+        },
+    );
+    assert_ne!(second["status"], "InProgress", "{second:#}");
+    let execution = s.ok(&[
+        "codepipeline",
+        "get-pipeline-execution",
+        "--pipeline-name",
+        "site",
+        "--pipeline-execution-id",
+        &id,
+    ]);
+    assert_eq!(
+        execution["pipelineExecution"]["status"], second["status"],
+        "{execution:#}"
+    );
+    drop(s);
 }

@@ -202,22 +202,45 @@ impl Execution {
 
     /// Keep the record (not once the pipeline is deleted: a deleted pipeline's executions
     /// stay deleted). A record the history cannot take is reported on serve's log, never
-    /// dropped silently; the execution goes on from memory and the next transition saves again.
-    pub fn save(&self, db: &Db) {
+    /// dropped silently: the execution goes on from memory, the next transition saves again,
+    /// and a final record is retried until it lands ([`Execution::keep_trying`]).
+    pub fn save(&self, db: &Db) -> Result<(), DbError> {
         if !matches!(db.get_doc(PIPELINE_DOC, &self.pipeline), Ok(Some(_))) {
-            return;
+            return Ok(());
         }
-        if let Err(e) = db.put_doc(
+        db.put_doc(
             EXECUTION_DOC,
             &format!("{}/{}", self.pipeline, self.id),
             &json!(self).to_string(),
-        ) {
+        )
+        .inspect_err(|e| {
             tracing::error!(
                 "pipeline {}: execution {} could not be saved to the history: {e}",
                 self.pipeline,
                 self.id
             );
-        }
+        })
+    }
+
+    /// Save a final record the history refused, again and again (0.5 s, doubling up to 10 s)
+    /// until it lands or serve shuts down (then the next start marks the execution Failed, as
+    /// for a killed serve).
+    fn keep_trying(self, x: Arc<Executor>) {
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            while !x.builds.shutting_down() {
+                tokio::time::sleep(wait).await;
+                if self.save(&x.db).is_ok() {
+                    tracing::info!(
+                        "pipeline {}: execution {} saved to the history",
+                        self.pipeline,
+                        self.id
+                    );
+                    return;
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        });
     }
 
     fn action(&self, a: ActionRef) -> Option<&Action> {
@@ -331,7 +354,8 @@ pub fn start_pinned(
         action_runs: vec![],
         pins,
     };
-    exec.save(&state.db);
+    // Reported by `save`; the execution's task saves again at once.
+    let _ = exec.save(&state.db);
     let mode = exec.mode().to_owned();
     let (tx, rx) = mpsc::unbounded_channel();
     {
@@ -434,7 +458,8 @@ pub fn recover(db: &Db) -> usize {
         exec.status = ExecStatus::Failed;
         exec.status_summary = Some(message.to_owned());
         exec.last_update_time = at;
-        exec.save(db);
+        // Reported by `save`; the next start tries again.
+        let _ = exec.save(db);
         n += 1;
     }
     n
@@ -452,9 +477,10 @@ async fn run(
     let mut tasks: HashMap<ActionRef, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut builds: HashMap<ActionRef, String> = HashMap::new();
     launch(&ctx, &mut exec, &m, starts, &mut tasks, &tx);
+    let mut saved;
     loop {
         sync(&mut exec, &m);
-        exec.save(&ctx.exec.db);
+        saved = exec.save(&ctx.exec.db).is_ok();
         if m.status().is_final() {
             break;
         }
@@ -542,6 +568,9 @@ async fn run(
         }
     }
     ctx.exec.lock().remove(&exec.id);
+    if !saved {
+        exec.keep_trying(ctx.exec.clone());
+    }
 }
 
 fn rec_mut(exec: &mut Execution, a: ActionRef) -> Option<&mut ActionRec> {
