@@ -99,7 +99,7 @@ pub enum ApiError {
     /// ECS: the service was deleted (INACTIVE).
     #[error("{0}")]
     ServiceNotActive(String),
-    /// ECS: a parameter breaks the rules.
+    /// ECS, CloudWatch Logs: a parameter breaks the rules.
     #[error("{0}")]
     InvalidParameter(String),
     /// ECS: the request cannot be served as asked (e.g. an unknown task definition).

@@ -153,14 +153,14 @@ fn group_name(name: Option<String>, identifier: Option<String>) -> Result<String
                 .to_owned()
         })
     })
-    .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: logGroupName".into()))
+    .ok_or_else(|| ApiError::InvalidParameter("Missing required parameter: logGroupName".into()))
 }
 
 fn limit(l: Option<i64>) -> Result<usize, ApiError> {
     match l {
         None => Ok(MAX_EVENTS),
         Some(n) if (1..=MAX_EVENTS as i64).contains(&n) => Ok(n as usize),
-        Some(n) => Err(ApiError::InvalidInput(format!(
+        Some(n) => Err(ApiError::InvalidParameter(format!(
             "Invalid limit: {n}. It must be between 1 and {MAX_EVENTS}"
         ))),
     }
@@ -173,7 +173,7 @@ pub fn window(
     limit: usize,
     from_head: bool,
 ) -> Result<(usize, usize), ApiError> {
-    let bad = || ApiError::InvalidInput("The specified nextToken is invalid.".into());
+    let bad = || ApiError::InvalidParameter("The specified nextToken is invalid.".into());
     let parse = |s: &str| s.parse::<usize>().map_err(|_| bad());
     Ok(match token {
         Some(t) => match t.split_once('/') {
@@ -360,7 +360,7 @@ async fn filter_log_events(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         streams.retain(|s| s.starts_with(prefix.as_str()));
     }
     // The token is where the last page stopped: a stream and a line in it.
-    let invalid = || ApiError::InvalidInput("The specified nextToken is invalid.".into());
+    let invalid = || ApiError::InvalidParameter("The specified nextToken is invalid.".into());
     let resume = match &input.next_token {
         None => (0, 0),
         Some(t) => {
@@ -558,7 +558,7 @@ async fn describe_log_streams(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError>
         None | Some("LogStreamName") => streams.sort_by(|a, b| a.0.cmp(&b.0)),
         Some("LastEventTime") => streams.sort_by_key(|s| s.1),
         Some(o) => {
-            return Err(ApiError::InvalidInput(format!(
+            return Err(ApiError::InvalidParameter(format!(
                 "Invalid orderBy: {o}. Valid values: LogStreamName, LastEventTime"
             )));
         }
