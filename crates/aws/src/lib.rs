@@ -9,6 +9,8 @@
 //!   pipeline artifact stores use), uploads staged and renamed into place.
 //! * [`iam`] — roles, managed policies and instance profiles as IAM keeps them: stored and
 //!   shown, never enforced.
+//! * [`ecs`] — ECS clusters, services (one task each, a container of the runtime's) and task
+//!   definitions: what the pipeline's ECS deploy action and `aws ecs` change.
 //! * [`sts`] — who a key is: the build's session credentials, `AssumeRole` sessions and the
 //!   static `--credentials` keys; [`sts::Identities::keys`] is what SigV4 checks against.
 //!
@@ -16,6 +18,7 @@
 //! another (`--account-id`; `Iam::in_account`, `Identities::in_account`, `Ecr::in_account`).
 
 pub mod ecr;
+pub mod ecs;
 pub mod iam;
 pub mod params;
 pub mod registry;

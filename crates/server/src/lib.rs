@@ -187,6 +187,7 @@ impl Server {
         if let Some(ecr) = aws.ecr.clone() {
             let _ = tokio::task::spawn_blocking(move || ecr.stop_stale()).await;
         }
+        let ecs = ecs::services::Ecs::new(config.history.db().clone(), runtime.clone());
         let state = Arc::new_cyclic(|weak| AppState {
             pipelines: pipeline::executor(weak, &config.history, &config.roots),
             aws,
@@ -202,7 +203,7 @@ impl Server {
             history: config.history,
             runtime,
             console: console::Sessions::default(),
-            ecs: ecs::services::Ecs::default(),
+            ecs,
         });
         Ok(Server { listener, state })
     }

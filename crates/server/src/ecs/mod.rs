@@ -1,6 +1,7 @@
 //! Amazon ECS on the wire (AWS JSON 1.1, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.*`,
 //! signing name `ecs`): the subset a pipeline's deploy needs — clusters, services, task
-//! definitions and tasks. The records and what changes them are [`services`]; this module
+//! definitions and tasks. The records and what changes them are [`services`]
+//! (`localbuild_aws::ecs`, the domain); this module
 //! parses requests, renders ECS's shapes and leaves errors to the one error map.
 //!
 //! Where a service answers: its task's container publishes the ports its image exposes on
@@ -8,7 +9,7 @@
 //! `hostPort`, as ECS does for bridge networking) and DescribeServices' event "has started 1
 //! tasks" says `Address: http://127.0.0.1:<port>`.
 
-pub mod services;
+pub use localbuild_aws::ecs as services;
 
 use crate::Ctx;
 use crate::error::ApiError;
@@ -286,7 +287,7 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "CreateCluster" => {
             let i: CreateClusterIn = parse(body)?;
             let name = i.cluster_name.unwrap_or_else(|| "default".to_owned());
-            let c = services::create_cluster(state, &name).await?;
+            let c = services::create_cluster(&state.ecs, &name).await?;
             Ok(json!({"cluster": cluster_shape(region, db, &c)?}))
         }
         "DescribeClusters" => {
@@ -335,7 +336,7 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "UpdateService" => {
             let i: UpdateServiceIn = parse(body)?;
             let v = services::update(
-                state,
+                &state.ecs,
                 i.cluster.as_deref(),
                 &i.service,
                 services::Update {
@@ -350,7 +351,7 @@ pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
         "DeleteService" => {
             let i: DeleteServiceIn = parse(body)?;
             let s = services::delete(
-                state,
+                &state.ecs,
                 i.cluster.as_deref(),
                 &i.service,
                 i.force.unwrap_or(false),

@@ -102,7 +102,7 @@ impl Deploys for Hooks {
     async fn deploy(&self, deploy: EcsDeploy) -> Result<EcsDeployed, String> {
         let state = self.state()?;
         let v = services::deploy(
-            &state,
+            &state.ecs,
             DeployInput {
                 cluster: &deploy.cluster,
                 service: &deploy.service,

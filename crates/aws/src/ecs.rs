@@ -1,7 +1,7 @@
 //! ECS services as localbuild keeps them: clusters, services (their deployment, events and the
 //! one task that runs), task definitions, and what changes them — the pipeline's ECS deploy
 //! action ([`deploy`]), UpdateService ([`update`]) and DeleteService ([`delete`]). No wire
-//! format: the operations in `super` render these records as ECS's shapes.
+//! format: `localbuild-server`'s `ecs` module renders these records as ECS's shapes.
 //!
 //! A service's task is one container made by [`Runtime::run_service`] (the first container
 //! definition's image, the ports its image exposes published on 127.0.0.1), labelled
@@ -11,23 +11,35 @@
 //! the task still runs is asked of the runtime when a service is read. Every change holds
 //! [`Ecs::lock`], so a deploy and an UpdateService never race on one container.
 
-use crate::AppState;
+use localbuild_db::Db;
 use localbuild_engine::runtime::Runtime;
-use localbuild_store::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
-pub(crate) const CLUSTER_DOC: &str = "ecs.cluster";
-pub(crate) const SERVICE_DOC: &str = "ecs.service";
-pub(crate) const TASK_DEFINITION_DOC: &str = "ecs.task-definition";
+pub const CLUSTER_DOC: &str = "ecs.cluster";
+pub const SERVICE_DOC: &str = "ecs.service";
+pub const TASK_DEFINITION_DOC: &str = "ecs.task-definition";
 
 /// At most this many events are kept per service (ECS shows the latest 100).
 const EVENTS_KEPT: usize = 100;
 
-/// Serialises every change to services (a deploy, UpdateService, DeleteService).
-#[derive(Default)]
+/// The ECS services of one history and one container runtime. Every change (a deploy,
+/// UpdateService, DeleteService, CreateCluster) holds its lock.
 pub struct Ecs {
-    pub(crate) lock: tokio::sync::Mutex<()>,
+    lock: tokio::sync::Mutex<()>,
+    db: Db,
+    runtime: Arc<dyn Runtime>,
+}
+
+impl Ecs {
+    pub fn new(db: Db, runtime: Arc<dyn Runtime>) -> Ecs {
+        Ecs {
+            lock: tokio::sync::Mutex::new(()),
+            db,
+            runtime,
+        }
+    }
 }
 
 /// Why an ECS operation failed, named after ECS's exceptions.
@@ -296,10 +308,10 @@ pub fn cluster(db: &Db, identifier: Option<&str>) -> Result<Cluster> {
 }
 
 /// CreateCluster: a new cluster, or the one of that name.
-pub async fn create_cluster(state: &AppState, name: &str) -> Result<Cluster> {
+pub async fn create_cluster(ecs: &Ecs, name: &str) -> Result<Cluster> {
     check_name("clusterName", name)?;
-    let _turn = state.ecs.lock.lock().await;
-    let db = state.history.db();
+    let _turn = ecs.lock.lock().await;
+    let db = &ecs.db;
     if let Some(c) = get::<Cluster>(db, CLUSTER_DOC, name)? {
         return Ok(c);
     }
@@ -592,7 +604,7 @@ pub struct DeployInput<'a> {
 /// The pipeline's ECS deploy action: register a revision of the service's task definition with
 /// the new images and roll it out. The service (and its cluster) is made on the first deploy,
 /// with desired count 1; a service scaled to 0 gets the new revision and starts nothing.
-pub async fn deploy(state: &AppState, input: DeployInput<'_>) -> Result<ServiceView> {
+pub async fn deploy(ecs: &Ecs, input: DeployInput<'_>) -> Result<ServiceView> {
     check_name("ClusterName", input.cluster)?;
     check_name("ServiceName", input.service)?;
     for (name, image) in &input.images {
@@ -606,9 +618,9 @@ pub async fn deploy(state: &AppState, input: DeployInput<'_>) -> Result<ServiceV
             "imagedefinitions names no image".into(),
         ));
     };
-    let _turn = state.ecs.lock.lock().await;
-    let db = state.history.db();
-    let runtime = state.runtime.as_ref();
+    let _turn = ecs.lock.lock().await;
+    let db = &ecs.db;
+    let runtime = ecs.runtime.as_ref();
     if get::<Cluster>(db, CLUSTER_DOC, input.cluster)?.is_none() {
         let c = Cluster {
             name: input.cluster.to_owned(),
@@ -717,14 +729,14 @@ fn cluster_of(db: &Db, identifier: Option<&str>) -> Result<Cluster> {
 /// UpdateService: a desired count of 0 stops the task and 1 starts one; a new task definition
 /// or `forceNewDeployment` rolls out a new deployment.
 pub async fn update(
-    state: &AppState,
+    ecs: &Ecs,
     cluster: Option<&str>,
     identifier: &str,
     update: Update,
 ) -> Result<ServiceView> {
-    let _turn = state.ecs.lock.lock().await;
-    let db = state.history.db();
-    let runtime = state.runtime.as_ref();
+    let _turn = ecs.lock.lock().await;
+    let db = &ecs.db;
+    let runtime = ecs.runtime.as_ref();
     let mut service = active(db, cluster, identifier)?;
     if let Some(n) = update.desired_count {
         if !(0..=1).contains(&n) {
@@ -771,14 +783,14 @@ pub async fn update(
 /// DeleteService: a service scaled above 0 only with `force`; its task stops and the service
 /// stays INACTIVE (DescribeServices shows it, ListServices does not).
 pub async fn delete(
-    state: &AppState,
+    ecs: &Ecs,
     cluster: Option<&str>,
     identifier: &str,
     force: bool,
 ) -> Result<Service> {
-    let _turn = state.ecs.lock.lock().await;
-    let db = state.history.db();
-    let runtime = state.runtime.as_ref();
+    let _turn = ecs.lock.lock().await;
+    let db = &ecs.db;
+    let runtime = ecs.runtime.as_ref();
     let mut service = active(db, cluster, identifier)?;
     if service.desired_count > 0 && !force {
         return Err(EcsError::InvalidParameter(
@@ -914,8 +926,7 @@ mod tests {
     #[test]
     fn the_shutdown_note_names_what_keeps_running_and_how_to_remove_it() {
         let home = tempfile::tempdir().unwrap();
-        let history = localbuild_store::HistoryStore::open(home.path()).unwrap();
-        let db = history.db();
+        let db = &Db::open(&home.path().join("localbuild.db")).unwrap();
         assert_eq!(shutdown_note(db, "http://127.0.0.1:4599"), None);
         save(db, &running("local", "web")).unwrap();
         let mut stopped = running("local", "zero");
