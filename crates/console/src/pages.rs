@@ -4,8 +4,7 @@
 //! and an id, which the console's script replaces in place; a page whose content may still
 //! change has `data-live` on its body.
 
-use super::{ansi, encode};
-use crate::ecs::services::{ServiceView, Status};
+use crate::{ansi, encode};
 use localbuild_engine::images::PhaseImages;
 use localbuild_engine::record::{Build, BuildBatch, PhaseContext};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -135,7 +134,7 @@ pub fn initiator_kind(build: &Build) -> &'static str {
 }
 
 fn build_link(id: &str) -> String {
-    format!("/builds/{}", encode(id))
+    crate::build_path(id)
 }
 
 fn build_duration(b: &Build, now: f64) -> f64 {
@@ -753,14 +752,35 @@ pub fn pipelines(v: &Viewer, rows: &[(String, Value)], now: f64) -> Markup {
     )
 }
 
+/// An ECS service as the services page shows it (the server reads it as DescribeServices
+/// does: the record and whether its task runs now).
+#[derive(Debug, Clone, Default)]
+pub struct EcsService {
+    pub cluster: String,
+    pub name: String,
+    /// `family:revision`.
+    pub task_definition: String,
+    /// The image of its task (empty without one).
+    pub image: String,
+    /// Deleted (ECS's `INACTIVE`).
+    pub inactive: bool,
+    pub desired_count: u32,
+    /// Whether its task runs now.
+    pub running: bool,
+    /// Where its task answers (shown while it runs).
+    pub address: Option<String>,
+    /// Its newest event: when and what.
+    pub latest_event: Option<(f64, String)>,
+}
+
 /// What the ECS services page says of a service's state: RUNNING (its task runs), STOPPED
 /// (scaled to 0), FAILED (it should run and does not), INACTIVE (deleted).
-pub fn ecs_state(v: &ServiceView) -> &'static str {
-    if v.service.status == Status::Inactive {
+pub fn ecs_state(s: &EcsService) -> &'static str {
+    if s.inactive {
         "INACTIVE"
-    } else if v.running {
+    } else if s.running {
         "RUNNING"
-    } else if v.service.desired_count == 0 {
+    } else if s.desired_count == 0 {
         "STOPPED"
     } else {
         "FAILED"
@@ -769,7 +789,7 @@ pub fn ecs_state(v: &ServiceView) -> &'static str {
 
 /// The ECS services page: every service the pipelines deployed, where it answers, and the
 /// commands that manage it.
-pub fn ecs_services(v: &Viewer, services: &[ServiceView]) -> Markup {
+pub fn ecs_services(v: &Viewer, services: &[EcsService]) -> Markup {
     layout(
         Some(v),
         "ECS services",
@@ -784,21 +804,19 @@ pub fn ecs_services(v: &Viewer, services: &[ServiceView]) -> Markup {
                     div.scroll { table.list {
                         thead { tr { th { "Cluster" } th { "Service" } th { "Image" } th { "State" } th { "Tasks" } th { "Address" } th { "Latest event" } } }
                         tbody {
-                            @for sv in services {
-                                @let s = &sv.service;
-                                @let image = s.task.as_ref().map(|t| t.image.as_str()).unwrap_or("");
+                            @for s in services {
                                 tr data-service=(format!("{}/{}", s.cluster, s.name)) {
                                     td { (s.cluster) }
                                     td { (s.name) br; small { (s.task_definition) } }
-                                    td { code { (image) } }
-                                    td.state { (badge(ecs_state(sv))) }
-                                    td.num { (sv.running_count()) "/" (s.desired_count) }
+                                    td { code { (s.image) } }
+                                    td.state { (badge(ecs_state(s))) }
+                                    td.num { (u32::from(s.running)) "/" (s.desired_count) }
                                     td.address {
-                                        @if let Some(a) = s.task.as_ref().filter(|_| sv.running).and_then(|t| t.address()) {
+                                        @if let Some(a) = s.address.as_ref().filter(|_| s.running) {
                                             a href=(a) { (a) }
                                         }
                                     }
-                                    td { @if let Some(e) = s.events.first() { small { (time_el(e.created_at)) " " (e.message) } } }
+                                    td { @if let Some((at, message)) = &s.latest_event { small { (time_el(*at)) " " (message) } } }
                                 }
                             }
                         }
