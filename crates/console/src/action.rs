@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn a_retry_goes_to_what_it_started() {
         let back = || "/pipelines/p".to_owned();
-        assert_eq!(after(&json!({"build": {"id": "web:2"}}), back()), "/builds/web%3A2");
+        assert_eq!(
+            after(&json!({"build": {"id": "web:2"}}), back()),
+            "/builds/web%3A2"
+        );
         assert_eq!(
             after(&json!({"buildBatch": {"id": "web:b"}}), back()),
             "/batches/web%3Ab"

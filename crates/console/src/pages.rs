@@ -1153,4 +1153,50 @@ mod tests {
         assert!(l.contains("href=\"#L7\""), "{l}");
         assert!(l.contains("<span class=\"af2\">&lt;ok&gt;</span>"), "{l}");
     }
+
+    #[test]
+    fn an_ecs_service_shows_its_state_and_its_address_only_while_running() {
+        let v = Viewer {
+            user: None,
+            csrf: "t".into(),
+        };
+        let running = EcsService {
+            cluster: "apps".into(),
+            name: "web".into(),
+            task_definition: "web:3".into(),
+            image: "127.0.0.1:5000/web:1f3c".into(),
+            desired_count: 1,
+            running: true,
+            address: Some("http://127.0.0.1:32768".into()),
+            latest_event: Some((0.0, "(service web) has reached a steady state.".into())),
+            ..EcsService::default()
+        };
+        let failed = EcsService {
+            name: "api".into(),
+            running: false,
+            ..running.clone()
+        };
+        let stopped = EcsService {
+            desired_count: 0,
+            ..failed.clone()
+        };
+        let deleted = EcsService {
+            inactive: true,
+            ..running.clone()
+        };
+        let states: Vec<&str> = [&running, &failed, &stopped, &deleted]
+            .into_iter()
+            .map(ecs_state)
+            .collect();
+        assert_eq!(states, ["RUNNING", "FAILED", "STOPPED", "INACTIVE"]);
+        let html = ecs_services(&v, &[running, failed]).into_string();
+        assert_eq!(
+            html.matches("href=\"http://127.0.0.1:32768\"").count(),
+            1,
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"num\">1/1</td>"), "{html}");
+        assert!(html.contains("<td class=\"num\">0/1</td>"), "{html}");
+        assert!(html.contains("has reached a steady state."), "{html}");
+    }
 }

@@ -56,7 +56,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Sessions {
     /// Who is looking: `None` when a login is needed first. `login_required`: the server has
     /// `--credentials`; `token`: the session cookie's value.
-    pub fn viewer(&self, login_required: bool, token: Option<&str>, now: Instant) -> Option<Viewer> {
+    pub fn viewer(
+        &self,
+        login_required: bool,
+        token: Option<&str>,
+        now: Instant,
+    ) -> Option<Viewer> {
         if !login_required {
             return Some(Viewer {
                 user: None,
@@ -261,7 +266,10 @@ mod tests {
         match s.login(me, later, "AKID", || panic!("not asked while throttled")) {
             Login::Throttled { secs, message } => {
                 assert_eq!(secs, 58);
-                assert!(message.contains("Too many failed logins from 10.0.0.9: 5"), "{message}");
+                assert!(
+                    message.contains("Too many failed logins from 10.0.0.9: 5"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
