@@ -544,8 +544,23 @@ pub fn projects(v: &Viewer, projects: &[Value]) -> Markup {
     )
 }
 
+/// An IAM role as the roles page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct RoleView {
+    pub name: String,
+    pub arn: String,
+    /// The trust policy, as given.
+    pub assume_role_policy: String,
+    /// Its inline policies' names.
+    pub inline: Vec<String>,
+    /// Its attached managed policies' ARNs, in attachment order.
+    pub attached: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
 /// The IAM roles page: each role's trust, inline and attached policies, shown, not enforced.
-pub fn roles(v: &Viewer, account: &str, roles: &[localbuild_aws::iam::Role]) -> Markup {
+pub fn roles(v: &Viewer, roles: &[RoleView]) -> Markup {
     layout(
         Some(v),
         "Roles",
@@ -561,9 +576,9 @@ pub fn roles(v: &Viewer, account: &str, roles: &[localbuild_aws::iam::Role]) -> 
                     tbody {
                         @for r in roles {
                             tr {
-                                td { (r.name) " " small { (r.arn(account)) } }
+                                td { (r.name) " " small { (r.arn) } }
                                 td { (trusted_services(&r.assume_role_policy).join(", ")) }
-                                td { (r.inline.keys().cloned().collect::<Vec<_>>().join(", ")) }
+                                td { (r.inline.join(", ")) }
                                 td { @for arn in &r.attached { div { code { (arn) } } } }
                                 td { (time_el(r.created as f64)) }
                             }
@@ -1198,5 +1213,36 @@ mod tests {
         assert!(html.contains("<td class=\"num\">1/1</td>"), "{html}");
         assert!(html.contains("<td class=\"num\">0/1</td>"), "{html}");
         assert!(html.contains("has reached a steady state."), "{html}");
+    }
+
+    #[test]
+    fn a_role_shows_who_it_trusts_and_its_policies() {
+        let v = Viewer {
+            user: None,
+            csrf: "t".into(),
+        };
+        let role = RoleView {
+            name: "build".into(),
+            arn: "arn:aws:iam::000000000000:role/build".into(),
+            assume_role_policy: r#"{"Statement": {"Principal": {"Service": ["codebuild.amazonaws.com", "codepipeline.amazonaws.com"]}}}"#.into(),
+            inline: vec!["logs".into(), "s3".into()],
+            attached: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            created: 0,
+        };
+        let html = roles(&v, &[role]).into_string();
+        assert!(
+            html.contains("<small>arn:aws:iam::000000000000:role/build</small>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>codebuild.amazonaws.com, codepipeline.amazonaws.com</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>logs, s3</td>"), "{html}");
+        assert!(
+            html.contains("<code>arn:aws:iam::aws:policy/ReadOnlyAccess</code>"),
+            "{html}"
+        );
+        assert!(roles(&v, &[]).into_string().contains("No roles."));
     }
 }

@@ -29,7 +29,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use localbuild_console::action::{Api, action_call};
-use localbuild_console::pages::{self, EcsService, Viewer};
+use localbuild_console::pages::{self, EcsService, RoleView, Viewer};
 use localbuild_console::session::{self, Login, Provenance, local_path, login_path};
 use localbuild_console::{Markup, reads};
 use serde::Deserialize;
@@ -533,8 +533,22 @@ async fn roles_page(
     uri: axum::http::Uri,
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
-    let roles = state.aws.iam.roles(None).unwrap_or_default();
-    html(StatusCode::OK, pages::roles(&v, &state.account_id, &roles))
+    let roles: Vec<RoleView> = state
+        .aws
+        .iam
+        .roles(None)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RoleView {
+            arn: r.arn(&state.account_id),
+            inline: r.inline.into_keys().collect(),
+            name: r.name,
+            assume_role_policy: r.assume_role_policy,
+            attached: r.attached,
+            created: r.created,
+        })
+        .collect();
+    html(StatusCode::OK, pages::roles(&v, &roles))
 }
 
 async fn batches_page(
