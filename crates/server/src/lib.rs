@@ -14,7 +14,8 @@
 //!   and CodeStar Connections / CodeConnections.
 //! * [`ecs`] — ECS clusters, services and task definitions: the services the pipeline's ECS
 //!   deploy action runs as containers, managed with `aws ecs`.
-//! * [`console`] — the web console: server-rendered pages (`GET`) on the same port.
+//! * [`console`] — the web console's HTTP side: its routes (`GET` pages on the same port), cookies
+//!   and headers in, responses out, over `localbuild_console` (pages, sessions, buttons).
 //! * [`guard`] — what every request passes first (`Host`, head and body limits) and every
 //!   answer gets (AWS error bodies, framing protection).
 //!
@@ -98,10 +99,6 @@ pub enum ServeError {
     },
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
-}
-
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The server's state, shared by every request.

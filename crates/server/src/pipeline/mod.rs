@@ -99,7 +99,7 @@ pub(crate) fn load(db: &Db, name: &str) -> Result<Option<Stored>, ApiError> {
     exec::load(db, name).map_err(ApiError::db)
 }
 
-fn not_found(account: &str, name: &str) -> ApiError {
+pub(crate) fn not_found(account: &str, name: &str) -> ApiError {
     ApiError::PipelineNotFound(format!(
         "Account '{account}' does not have a pipeline with name '{name}'"
     ))

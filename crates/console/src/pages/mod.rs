@@ -4,12 +4,14 @@
 //! and an id, which the console's script replaces in place; a page whose content may still
 //! change has `data-live` on its body.
 
-use super::{ansi, encode};
-use crate::ecs::services::{ServiceView, Status};
+use crate::{ansi, encode};
 use localbuild_engine::images::PhaseImages;
 use localbuild_engine::record::{Build, BuildBatch, PhaseContext};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
+
+mod pipelines;
+pub use pipelines::*;
 
 /// Who is looking at a page, and the token its forms carry.
 pub struct Viewer {
@@ -46,18 +48,6 @@ pub struct BuildPage<'a> {
     pub artifacts: &'a [(String, u64)],
     /// The images the build built and pushed, per phase (as its log tells).
     pub images: &'a [PhaseImages],
-    pub now: f64,
-}
-
-/// What the pipeline page shows: the API's own answers.
-pub struct PipelinePage<'a> {
-    pub name: &'a str,
-    /// GetPipeline's `pipeline`.
-    pub declaration: &'a Value,
-    /// GetPipelineState's answer.
-    pub state: &'a Value,
-    /// ListPipelineExecutions' summaries, newest first.
-    pub executions: &'a [Value],
     pub now: f64,
 }
 
@@ -135,7 +125,7 @@ pub fn initiator_kind(build: &Build) -> &'static str {
 }
 
 fn build_link(id: &str) -> String {
-    format!("/builds/{}", encode(id))
+    crate::build_path(id)
 }
 
 fn build_duration(b: &Build, now: f64) -> f64 {
@@ -545,8 +535,23 @@ pub fn projects(v: &Viewer, projects: &[Value]) -> Markup {
     )
 }
 
+/// An IAM role as the roles page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct RoleView {
+    pub name: String,
+    pub arn: String,
+    /// The trust policy, as given.
+    pub assume_role_policy: String,
+    /// Its inline policies' names.
+    pub inline: Vec<String>,
+    /// Its attached managed policies' ARNs, in attachment order.
+    pub attached: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
 /// The IAM roles page: each role's trust, inline and attached policies, shown, not enforced.
-pub fn roles(v: &Viewer, account: &str, roles: &[localbuild_aws::iam::Role]) -> Markup {
+pub fn roles(v: &Viewer, roles: &[RoleView]) -> Markup {
     layout(
         Some(v),
         "Roles",
@@ -562,9 +567,9 @@ pub fn roles(v: &Viewer, account: &str, roles: &[localbuild_aws::iam::Role]) -> 
                     tbody {
                         @for r in roles {
                             tr {
-                                td { (r.name) " " small { (r.arn(account)) } }
+                                td { (r.name) " " small { (r.arn) } }
                                 td { (trusted_services(&r.assume_role_policy).join(", ")) }
-                                td { (r.inline.keys().cloned().collect::<Vec<_>>().join(", ")) }
+                                td { (r.inline.join(", ")) }
                                 td { @for arn in &r.attached { div { code { (arn) } } } }
                                 td { (time_el(r.created as f64)) }
                             }
@@ -722,271 +727,6 @@ pub fn batch(v: &Viewer, b: &BuildBatch, now: f64) -> Markup {
     )
 }
 
-/// The pipelines list with each one's latest execution.
-pub fn pipelines(v: &Viewer, rows: &[(String, Value)], now: f64) -> Markup {
-    layout(
-        Some(v),
-        "Pipelines",
-        "Pipelines",
-        true,
-        html! {
-            h1 { "Pipelines" }
-            section #pipelines data-refresh {
-                @if rows.is_empty() { p { "No pipelines. Create one with " code { "aws codepipeline create-pipeline" } "." } }
-                @else {
-                    div.scroll { table.list {
-                        thead { tr { th { "Pipeline" } th { "Latest execution" } th { "Started" } th { "Duration" } } }
-                        tbody {
-                            @for (name, e) in rows {
-                                tr {
-                                    td { a href=(format!("/pipelines/{}", encode(name))) { (name) } }
-                                    td { @if let Some(s) = e["status"].as_str() { (badge(s)) } @else { "never run" } }
-                                    td { @if let Some(t) = e["startTime"].as_f64() { (time_el(t)) } }
-                                    td.num { @if let Some(t) = e["startTime"].as_f64() { (duration(exec_end(e, now) - t)) } }
-                                }
-                            }
-                        }
-                    } }
-                }
-            }
-        },
-    )
-}
-
-/// What the ECS services page says of a service's state: RUNNING (its task runs), STOPPED
-/// (scaled to 0), FAILED (it should run and does not), INACTIVE (deleted).
-pub fn ecs_state(v: &ServiceView) -> &'static str {
-    if v.service.status == Status::Inactive {
-        "INACTIVE"
-    } else if v.running {
-        "RUNNING"
-    } else if v.service.desired_count == 0 {
-        "STOPPED"
-    } else {
-        "FAILED"
-    }
-}
-
-/// The ECS services page: every service the pipelines deployed, where it answers, and the
-/// commands that manage it.
-pub fn ecs_services(v: &Viewer, services: &[ServiceView]) -> Markup {
-    layout(
-        Some(v),
-        "ECS services",
-        "ECS services",
-        true,
-        html! {
-            h1 { "ECS services" }
-            section #ecs data-refresh {
-                @if services.is_empty() {
-                    p { "No ECS services. A pipeline's ECS deploy action makes one; list them with " code { "aws ecs list-services --cluster CLUSTER" } "." }
-                } @else {
-                    div.scroll { table.list {
-                        thead { tr { th { "Cluster" } th { "Service" } th { "Image" } th { "State" } th { "Tasks" } th { "Address" } th { "Latest event" } } }
-                        tbody {
-                            @for sv in services {
-                                @let s = &sv.service;
-                                @let image = s.task.as_ref().map(|t| t.image.as_str()).unwrap_or("");
-                                tr data-service=(format!("{}/{}", s.cluster, s.name)) {
-                                    td { (s.cluster) }
-                                    td { (s.name) br; small { (s.task_definition) } }
-                                    td { code { (image) } }
-                                    td.state { (badge(ecs_state(sv))) }
-                                    td.num { (sv.running_count()) "/" (s.desired_count) }
-                                    td.address {
-                                        @if let Some(a) = s.task.as_ref().filter(|_| sv.running).and_then(|t| t.address()) {
-                                            a href=(a) { (a) }
-                                        }
-                                    }
-                                    td { @if let Some(e) = s.events.first() { small { (time_el(e.created_at)) " " (e.message) } } }
-                                }
-                            }
-                        }
-                    } }
-                    p { small { "Scale with " code { "aws ecs update-service --cluster CLUSTER --service SERVICE --desired-count 0|1" } ", remove with " code { "aws ecs delete-service --force --cluster CLUSTER --service SERVICE" } ". Services keep running when serve stops, as in AWS." } }
-                }
-            }
-        },
-    )
-}
-
-fn exec_end(e: &Value, now: f64) -> f64 {
-    if e["status"] == "InProgress" {
-        now
-    } else {
-        e["lastUpdateTime"].as_f64().unwrap_or(now)
-    }
-}
-
-/// A commit id or execution id, shortened to 8 characters as consoles show them.
-fn short(rev: &str) -> &str {
-    if rev.len() >= 32 && rev.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        &rev[..8]
-    } else {
-        rev
-    }
-}
-
-/// An action's `runOrder` (1 when not given).
-fn run_order(action: &Value) -> u64 {
-    action["runOrder"].as_u64().unwrap_or(1)
-}
-
-/// A stage's actions, those that run first first (declaration order among equals).
-fn in_run_order(stage: &Value) -> Vec<&Value> {
-    let mut actions: Vec<&Value> = stage["actions"].as_array().into_iter().flatten().collect();
-    actions.sort_by_key(|a| run_order(a));
-    actions
-}
-
-/// The names of an action's `inputArtifacts` or `outputArtifacts`.
-fn artifact_names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["name"].as_str())
-        .collect()
-}
-
-/// A pipeline as the console shows it: stages as columns of action cards, then its history.
-pub fn pipeline(v: &Viewer, p: &PipelinePage<'_>) -> Markup {
-    let here = format!("/pipelines/{}", encode(p.name));
-    let stages = p.declaration["stages"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let states = p.state["stageStates"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let state_of = |name: &str| {
-        states
-            .iter()
-            .find(|s| s["stageName"] == name)
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let execution = |id: &str| p.executions.iter().find(|e| e["pipelineExecutionId"] == id);
-    layout(
-        Some(v),
-        p.name,
-        "Pipelines",
-        true,
-        html! {
-            h1 { "Pipeline " (p.name) }
-            div.buttons {
-                (button(v, &here, "Release change", "primary", &[("op", "StartPipelineExecution"), ("pipelineName", p.name)]))
-            }
-            section #stages data-refresh aria-label="Stages" {
-                div.stages {
-                    @for (i, stage) in stages.iter().enumerate() {
-                        @let sname = stage["name"].as_str().unwrap_or("");
-                        @let st = state_of(sname);
-                        @let exec_id = st["latestExecution"]["pipelineExecutionId"].as_str().unwrap_or("");
-                        @let sstatus = st["latestExecution"]["status"].as_str();
-                        @if i > 0 {
-                            @let enabled = st["inboundTransitionState"]["enabled"].as_bool().unwrap_or(true);
-                            div class=(if enabled { "transition" } else { "transition disabled" }) data-stage=(sname) {
-                                @if enabled {
-                                    span.arrow aria-hidden="true" { "→" }
-                                    (button(v, &here, "Disable transition", "small", &[("op", "DisableStageTransition"), ("pipelineName", p.name), ("stageName", sname)]))
-                                } @else {
-                                    span.arrow aria-hidden="true" { "⊘" }
-                                    small { "Transition disabled" @if let Some(r) = st["inboundTransitionState"]["disabledReason"].as_str() { ": " (r) } }
-                                    (button(v, &here, "Enable transition", "small", &[("op", "EnableStageTransition"), ("pipelineName", p.name), ("stageName", sname)]))
-                                }
-                            }
-                        }
-                        section class=(format!("stage {}", sstatus.map(status_class).unwrap_or_default())) data-stage=(sname) aria-label=(format!("Stage {sname}")) {
-                            h2 { (sname) " " @if let Some(s) = sstatus { (badge(s)) } }
-                            @if !exec_id.is_empty() { p { small { "Execution " a href=(format!("{here}#x-{exec_id}")) { code { (short(exec_id)) } } } } }
-                            @let actions = in_run_order(stage);
-                            @let orders = actions.iter().map(|a| run_order(a)).collect::<std::collections::BTreeSet<_>>().len();
-                            ol.actions {
-                                @for a in actions {
-                                    @let aname = a["name"].as_str().unwrap_or("");
-                                    @let ast = st["actionStates"].as_array().into_iter().flatten().find(|x| x["actionName"] == aname).cloned().unwrap_or(Value::Null);
-                                    @let latest = &ast["latestExecution"];
-                                    @let astatus = latest["status"].as_str();
-                                    @let category = a["actionTypeId"]["category"].as_str().unwrap_or("");
-                                    @let provider = a["actionTypeId"]["provider"].as_str().unwrap_or("");
-                                    li class=(format!("card {}", astatus.map(status_class).unwrap_or_default())) data-action=(aname) {
-                                        strong { (aname) } " " small { (provider) @if orders > 1 { " · run order " (run_order(a)) } }
-                                        br;
-                                        @if let Some(s) = astatus { (badge(s)) } @else { span.st { "Didn't run" } }
-                                        @if let Some(t) = latest["lastStatusChange"].as_f64() { " " small { (time_el(t)) } }
-                                        @let message = execution(exec_id).and_then(|e| e["sourceRevisions"].as_array()).into_iter().flatten().find(|r| r["actionName"] == aname).and_then(|r| r["revisionSummary"].as_str());
-                                        @if let Some(s) = latest["summary"].as_str().filter(|s| Some(*s) != message) { p.summary { (s) } }
-                                        @if let Some(rev) = ast["currentRevision"]["revisionId"].as_str() {
-                                            p.rev { code { (short(rev)) } @if let Some(msg) = message { " " (msg) } }
-                                        }
-                                        @let ins = artifact_names(&a["inputArtifacts"]);
-                                        @let outs = artifact_names(&a["outputArtifacts"]);
-                                        @if !ins.is_empty() || !outs.is_empty() {
-                                            p.artifacts { small {
-                                                @if !ins.is_empty() { span.in { "in: " (ins.join(", ")) } }
-                                                @if !ins.is_empty() && !outs.is_empty() { " · " }
-                                                @if !outs.is_empty() { span.out { "out: " (outs.join(", ")) } }
-                                            } }
-                                        }
-                                        @if let Some(e) = latest["errorDetails"]["message"].as_str() { p.error { (e) } }
-                                        @if let Some(id) = latest["externalExecutionId"].as_str().filter(|_| provider == "CodeBuild") {
-                                            a href=(build_link(id)) { "Build details" }
-                                        } @else if let Some(u) = latest["externalExecutionUrl"].as_str() {
-                                            a href=(u) { "Details" }
-                                        }
-                                        @if category == "Approval" {
-                                            @if let Some(d) = a["configuration"]["CustomData"].as_str() { p.summary { (d) } }
-                                        }
-                                        @if category == "Approval" && astatus == Some("InProgress") {
-                                            @if let Some(token) = latest["token"].as_str().or(ast["latestExecution"]["token"].as_str()) {
-                                                div.buttons {
-                                                    (button(v, &here, "Approve", "primary", &[("op", "PutApprovalResult"), ("pipelineName", p.name), ("stageName", sname), ("actionName", aname), ("token", token), ("status", "Approved"), ("summary", "Approved from the localbuild console")]))
-                                                    (button(v, &here, "Reject", "danger", &[("op", "PutApprovalResult"), ("pipelineName", p.name), ("stageName", sname), ("actionName", aname), ("token", token), ("status", "Rejected"), ("summary", "Rejected from the localbuild console")]))
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            @if sstatus == Some("InProgress") && !exec_id.is_empty() {
-                                div.buttons {
-                                    (button(v, &here, "Stop and wait", "danger", &[("op", "StopPipelineExecution"), ("pipelineName", p.name), ("pipelineExecutionId", exec_id)]))
-                                    (button(v, &here, "Stop and abandon", "danger abandon", &[("op", "StopPipelineExecution"), ("pipelineName", p.name), ("pipelineExecutionId", exec_id), ("abandon", "true")]))
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            section #history data-refresh aria-labelledby="history-h" {
-                h2 #history-h { "Execution history" }
-                @if p.executions.is_empty() { p { "No executions yet." } }
-                @else {
-                    div.scroll { table.list {
-                        thead { tr { th { "Execution" } th { "Status" } th { "Source revisions" } th { "Trigger" } th { "Started" } th { "Duration" } } }
-                        tbody {
-                            @for e in p.executions {
-                                @let id = e["pipelineExecutionId"].as_str().unwrap_or("");
-                                tr id=(format!("x-{id}")) {
-                                    td { code { (short(id)) } }
-                                    td { (badge(e["status"].as_str().unwrap_or(""))) @if let Some(s) = e["statusSummary"].as_str() { br; small { (s) } } }
-                                    td { @for r in e["sourceRevisions"].as_array().into_iter().flatten() {
-                                        code { (short(r["revisionId"].as_str().unwrap_or(""))) } " " (r["revisionSummary"].as_str().unwrap_or("")) br;
-                                    } }
-                                    td { (e["trigger"]["triggerType"].as_str().unwrap_or("")) br; small { (e["trigger"]["triggerDetail"].as_str().unwrap_or("")) } }
-                                    td { @if let Some(t) = e["startTime"].as_f64() { (time_el(t)) } }
-                                    td.num { @if let Some(t) = e["startTime"].as_f64() { (duration(exec_end(e, p.now) - t)) } }
-                                }
-                            }
-                        }
-                    } }
-                }
-            }
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1018,43 +758,6 @@ mod tests {
         // A cycle ends, it does not loop.
         let cycle = vec![g("x", &["y"]), g("y", &["x"])];
         assert!(depths(&cycle).iter().all(|d| *d <= 2));
-    }
-
-    #[test]
-    fn a_stage_shows_every_action_in_run_order_with_its_artifacts() {
-        let stage = serde_json::json!({"name": "Build", "actions": [
-            {"name": "Late", "runOrder": 2, "actionTypeId": {"category": "Test", "provider": "CodeBuild"}},
-            {"name": "Both", "actionTypeId": {"category": "Build", "provider": "CodeBuild"},
-             "inputArtifacts": [{"name": "Front"}, {"name": "Back"}],
-             "outputArtifacts": [{"name": "Web"}, {"name": "Api"}]},
-            {"name": "Also", "runOrder": 1, "actionTypeId": {"category": "Build", "provider": "CodeBuild"}}]});
-        let names: Vec<&str> = in_run_order(&stage)
-            .iter()
-            .map(|a| a["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["Both", "Also", "Late"]);
-        let v = Viewer {
-            user: None,
-            csrf: "t".into(),
-        };
-        let decl = serde_json::json!({"name": "p", "stages": [stage]});
-        let page = PipelinePage {
-            name: "p",
-            declaration: &decl,
-            state: &Value::Null,
-            executions: &[],
-            now: 0.0,
-        };
-        let html = pipeline(&v, &page).into_string();
-        for a in ["Both", "Also", "Late"] {
-            assert!(
-                html.contains(&format!("data-action=\"{a}\"")),
-                "{a}: {html}"
-            );
-        }
-        assert!(html.contains("in: Front, Back"), "{html}");
-        assert!(html.contains("out: Web, Api"), "{html}");
-        assert!(html.contains("run order 2"), "{html}");
     }
 
     #[test]
@@ -1134,5 +837,36 @@ mod tests {
         assert!(l.contains("id=\"L7\""), "{l}");
         assert!(l.contains("href=\"#L7\""), "{l}");
         assert!(l.contains("<span class=\"af2\">&lt;ok&gt;</span>"), "{l}");
+    }
+
+    #[test]
+    fn a_role_shows_who_it_trusts_and_its_policies() {
+        let v = Viewer {
+            user: None,
+            csrf: "t".into(),
+        };
+        let role = RoleView {
+            name: "build".into(),
+            arn: "arn:aws:iam::000000000000:role/build".into(),
+            assume_role_policy: r#"{"Statement": {"Principal": {"Service": ["codebuild.amazonaws.com", "codepipeline.amazonaws.com"]}}}"#.into(),
+            inline: vec!["logs".into(), "s3".into()],
+            attached: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            created: 0,
+        };
+        let html = roles(&v, &[role]).into_string();
+        assert!(
+            html.contains("<small>arn:aws:iam::000000000000:role/build</small>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>codebuild.amazonaws.com, codepipeline.amazonaws.com</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>logs, s3</td>"), "{html}");
+        assert!(
+            html.contains("<code>arn:aws:iam::aws:policy/ReadOnlyAccess</code>"),
+            "{html}"
+        );
+        assert!(roles(&v, &[]).into_string().contains("No roles."));
     }
 }
