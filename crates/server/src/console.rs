@@ -39,14 +39,12 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub(crate) use localbuild_console::session::Sessions;
 
 /// The most a log stream reads at once.
 const TAIL_CHUNK: u64 = 1 << 20;
-/// How often the log stream looks for new lines.
-const TAIL_EVERY: Duration = Duration::from_millis(250);
 /// Executions the pipeline page lists (the newest).
 const PIPELINE_EXECUTIONS_SHOWN: usize = 20;
 
@@ -399,6 +397,20 @@ struct Tail {
     offset: u64,
     line: usize,
     done: bool,
+    /// What wakes the stream when the log has nothing new (see [`Tail::wait`]).
+    wake: Wake,
+}
+
+/// What a log stream waits on for new lines: the build's events once it runs (every line is
+/// in the file before its event is published), else the end of the build.
+enum Wake {
+    /// Not asked yet: the build may still be queued.
+    Unknown,
+    Events(localbuild_engine::handle::Subscription),
+    /// The build's events are over (or it never ran): only its end is left to wait for.
+    End,
+    /// The build has ended: what the file holds now is the whole log.
+    Over,
 }
 
 impl Tail {
@@ -409,11 +421,12 @@ impl Tail {
             return None;
         }
         loop {
-            let complete = self
-                .state
-                .builds
-                .record(&self.id)
-                .is_none_or(|b| b.build_complete);
+            let complete = matches!(self.wake, Wake::Over)
+                || self
+                    .state
+                    .builds
+                    .record(&self.id)
+                    .is_none_or(|b| b.build_complete);
             let mut bytes = vec![];
             if let Ok(mut f) = tokio::fs::File::open(&self.path).await
                 && f.seek(std::io::SeekFrom::Start(self.offset)).await.is_ok()
@@ -443,7 +456,34 @@ impl Tail {
                 self.done = true;
                 return Some((Ok(Event::default().event("end").data("end")), self));
             }
-            tokio::time::sleep(TAIL_EVERY).await;
+            if at_end {
+                self.wait().await;
+            }
+        }
+    }
+
+    /// Wait until the log may have grown: the build's next event (the first wait for a queued
+    /// build is for it to start), or its end. No polling.
+    async fn wait(&mut self) {
+        let ticket = self.state.builds.ticket(&self.id);
+        if matches!(self.wake, Wake::Unknown) {
+            self.wake = match ticket.handle().await {
+                Some(h) => Wake::Events(h.subscribe()),
+                None => Wake::End,
+            };
+            return;
+        }
+        match &mut self.wake {
+            Wake::Events(events) => {
+                if events.next().await.is_none() {
+                    self.wake = Wake::End;
+                }
+            }
+            Wake::End | Wake::Unknown => {
+                ticket.finished().await;
+                self.wake = Wake::Over;
+            }
+            Wake::Over => {}
         }
     }
 }
@@ -473,6 +513,7 @@ async fn build_log_events(
         offset,
         line,
         done: false,
+        wake: Wake::Unknown,
     };
     Sse::new(futures_util::stream::unfold(tail, Tail::next))
         .keep_alive(KeepAlive::default())

@@ -385,3 +385,40 @@ fn log_events_of_a_large_log_are_read_in_pages_in_bounded_memory() {
         size >> 20
     );
 }
+
+/// The console's live log (`/builds/{id}/log/events`, Server-Sent Events) of a build still in
+/// the queue waits for it to start, streams its lines as they come and ends with the build —
+/// woken by the build's events, never by a timer.
+#[test]
+fn the_live_log_of_a_queued_build_streams_every_line_then_ends() {
+    let s = Serve::start(&["--max-concurrent-builds", "1"]);
+    s.create_project("stream-first", &["sleep 3"]);
+    s.create_project(
+        "stream-second",
+        &["for i in 1 2 3; do echo line-$i; sleep 0.3; done"],
+    );
+    let first = s.start_build("stream-first")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = s.start_build("stream-second")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.build(&second)["currentPhase"], "QUEUED");
+    // Read to the end of the stream: it ends only when the build has.
+    let reply = crate::api::get(&s.addr, &format!("/builds/{second}/log/events"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let body = &reply.body;
+    let at = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("the stream should hold {needle:?}:\n{body}"))
+    };
+    assert!(
+        at("line-1") < at("line-2") && at("line-2") < at("line-3"),
+        "{body}"
+    );
+    assert!(at("line-3") < at("event: end"), "{body}");
+    assert_eq!(s.build(&second)["buildStatus"], "SUCCEEDED");
+    assert_eq!(s.build(&first)["buildStatus"], "SUCCEEDED");
+}
