@@ -345,9 +345,9 @@ pub(crate) fn builds_listing(state: &AppState, q: &BuildsQuery) -> Result<Listin
             *b = live;
         }
     }
-    let projects = db
-        .list_projects(localbuild_store::ProjectSort::Name, false)
-        .map_err(ApiError::db)?;
+    let projects = state
+        .projects
+        .list(localbuild_service::projects::ProjectSort::Name, false)?;
     Ok(Listing {
         paged: query.next_token.is_some(),
         builds,
@@ -727,15 +727,16 @@ async fn projects_page(
     uri: axum::http::Uri,
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
-    let db = state.history.db();
-    let names = db
-        .list_projects(localbuild_store::ProjectSort::Name, false)
+    let names = state
+        .projects
+        .list(localbuild_service::projects::ProjectSort::Name, false)
         .unwrap_or_default();
-    let projects: Vec<Value> = db
-        .get_projects(&names)
+    let projects: Vec<Value> = state
+        .projects
+        .get_many(&names)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+        .map(|(_, p)| p)
         .collect();
     html(StatusCode::OK, pages::projects(&v, &projects))
 }
