@@ -5,7 +5,7 @@
 //! * [`error`] — the one mapping from typed errors to `{"__type", "message"}` and a status.
 //! * [`auth`] — SigV4 verification with `--credentials`, else open.
 //! * [`codebuild`] — projects and builds: CodeBuild's JSON over the build service
-//!   (`localbuild_service`: queue, idempotency tokens, live builds).
+//!   (`localbuild_service`: projects, queue, idempotency tokens, live builds).
 //! * [`batch`] — batch builds (StartBuildBatch and the other `*BuildBatch*` operations).
 //! * [`aws`] — the local AWS services builds use (SSM, Secrets Manager, STS), here and on each
 //!   build's own endpoint ([`aws::endpoint`]).
