@@ -9,6 +9,7 @@ use localbuild_engine::images::{ImageTracker, PhaseImages};
 use localbuild_engine::logindex::LogIndex;
 use localbuild_engine::record::{Build, BuildBatch, PhaseType};
 use localbuild_service::BuildService;
+use localbuild_service::projects::{ProjectError, ProjectSort, Projects};
 use localbuild_store::{DbError, HistoryStore};
 use serde::Deserialize;
 use serde_json::Value;
@@ -57,6 +58,7 @@ pub struct BuildsQuery {
 pub fn builds_listing(
     history: &HistoryStore,
     builds: &BuildService,
+    projects: &Projects,
     q: &BuildsQuery,
 ) -> Result<Listing, ReadError> {
     let db = history.db();
@@ -81,7 +83,12 @@ pub fn builds_listing(
             *b = live;
         }
     }
-    let projects = db.list_projects(localbuild_store::ProjectSort::Name, false)?;
+    let projects = projects
+        .list(ProjectSort::Name, false)
+        .map_err(|e| match e {
+            ProjectError::Db(e) => ReadError::from(e),
+            e => ReadError::InvalidInput(e.to_string()),
+        })?;
     Ok(Listing {
         paged: query.next_token.is_some(),
         builds: records,
@@ -93,15 +100,13 @@ pub fn builds_listing(
 }
 
 /// Every project as CodeBuild's `Project` document, by name (unreadable ones left out).
-pub fn projects(history: &HistoryStore) -> Vec<Value> {
-    let db = history.db();
-    let names = db
-        .list_projects(localbuild_store::ProjectSort::Name, false)
-        .unwrap_or_default();
-    db.get_projects(&names)
+pub fn projects(projects: &Projects) -> Vec<Value> {
+    let names = projects.list(ProjectSort::Name, false).unwrap_or_default();
+    projects
+        .get_many(&names)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(_, j)| serde_json::from_str(&j).ok())
+        .map(|(_, p)| p)
         .collect()
 }
 

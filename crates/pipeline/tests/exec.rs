@@ -8,6 +8,7 @@ use localbuild_pipeline::exec::{
 };
 use localbuild_pipeline::machine::ExecStatus;
 use localbuild_service::BuildTicket;
+use localbuild_service::projects::EnvVar;
 use localbuild_store::Db;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -23,13 +24,13 @@ struct RefusingBuilds {
 }
 
 /// A start asked of [`RefusingBuilds`]: region, project, environment variables.
-type Asked = (String, String, Vec<(String, String, Option<String>)>);
+type Asked = (String, String, Vec<EnvVar>);
 
 #[async_trait::async_trait]
 impl Builds for RefusingBuilds {
     fn start(&self, region: &str, build: PipelineBuild) -> Result<BuildTicket, StartError> {
         assert!(
-            build.dir.join("index.html").is_file(),
+            build.source.dir.join("index.html").is_file(),
             "the input is unpacked"
         );
         self.asked
@@ -188,11 +189,11 @@ async fn an_s3_source_deploys_into_a_bucket_and_a_refused_build_fails_its_stage(
         [(
             "eu-west-1".to_owned(),
             "app-src".to_owned(),
-            vec![(
-                "STAGE".to_owned(),
-                "beta".to_owned(),
-                Some("PLAINTEXT".to_owned())
-            )]
+            vec![EnvVar {
+                name: "STAGE".to_owned(),
+                value: "beta".to_owned(),
+                kind: Some("PLAINTEXT".to_owned())
+            }]
         )]
     );
     assert_eq!(exec::recover(&db), 0, "nothing is left in progress");

@@ -35,6 +35,7 @@ use localbuild_engine::buildspec;
 use localbuild_engine::record::{BuildBatch, Status};
 use localbuild_engine::{BatchHandle, BuildRequest, BuildspecSource, RetryType};
 use localbuild_service::StartBatch;
+use localbuild_service::projects::{EnvVar, PipelineSource};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::path::{Component, Path};
@@ -148,12 +149,10 @@ fn expand(request: &BuildRequest) -> Result<(Vec<buildspec::batch::Task>, bool),
 /// What the batch's `buildBatchConfig` (or the override) sets: combineArtifacts,
 /// restrictions.maximumBuildsAllowed and timeoutInMins.
 fn batch_settings(
-    project: &Value,
-    raw: &Map<String, Value>,
+    project: &Map<String, Value>,
+    config_override: Option<&Value>,
 ) -> Result<(bool, Option<u32>, Option<Duration>), ApiError> {
-    let config = raw
-        .get("buildBatchConfigOverride")
-        .or_else(|| project.get("buildBatchConfig"));
+    let config = config_override.or_else(|| project.get("buildBatchConfig"));
     let combine = config
         .and_then(|c| c.get("combineArtifacts"))
         .and_then(Value::as_bool)
@@ -205,30 +204,23 @@ pub(crate) async fn start_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
 /// as the source; `CombineArtifacts` overrides the project's `combineArtifacts`); its handle.
 pub(crate) async fn start_for_pipeline(
     ctx: &Ctx,
-    input: StartBuildInput,
+    project: &str,
+    source: PipelineSource,
+    env: Vec<EnvVar>,
     combine: bool,
 ) -> Result<BatchHandle, ApiError> {
-    let project: Value = ctx
-        .state
-        .history
-        .db()
-        .get_project(&input.project_name)
-        .map_err(ApiError::db)?
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
-    let mut config = project
-        .get("buildBatchConfig")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    config["combineArtifacts"] = json!(combine);
-    let mut raw = match serde_json::to_value(&input) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    raw.insert("buildBatchConfigOverride".into(), config);
-    let (_, handle) = start_input(ctx, input, raw, None).await?;
+    let input = codebuild::pipeline_input(project, source, env);
+    let (_, handle) = start_input(ctx, input, Request::Pipeline { combine }, None).await?;
     handle.ok_or_else(|| ApiError::Service("the batch build did not start".into()))
+}
+
+/// Where a batch's request comes from.
+enum Request {
+    /// StartBuildBatch (or the one RetryBuildBatch runs again): the body as sent, kept as the
+    /// batch's input; its `buildBatchConfigOverride`, else the project's `buildBatchConfig`.
+    Api(Map<String, Value>),
+    /// A pipeline's action: the project's `buildBatchConfig` with `combineArtifacts`.
+    Pipeline { combine: bool },
 }
 
 async fn start(
@@ -237,13 +229,13 @@ async fn start(
     retry: Option<Retry>,
 ) -> Result<Value, ApiError> {
     let input = build_input(&raw)?;
-    Ok(start_input(ctx, input, raw, retry).await?.0)
+    Ok(start_input(ctx, input, Request::Api(raw), retry).await?.0)
 }
 
 async fn start_input(
     ctx: &Ctx,
     input: StartBuildInput,
-    raw: Map<String, Value>,
+    from: Request,
     retry: Option<Retry>,
 ) -> Result<(Value, Option<BatchHandle>), ApiError> {
     let state = &ctx.state;
@@ -258,14 +250,14 @@ async fn start_input(
         return Ok((json!({ "buildBatch": batch }), state.builds.batch(&id)));
     }
     let prepared = codebuild::prepare(ctx, &input)?;
-    let project: Value = state
-        .history
-        .db()
-        .get_project(&input.project_name)
-        .map_err(ApiError::db)?
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .ok_or_else(|| project_not_found(ctx, &input.project_name))?;
-    let (combine_artifacts, maximum_builds_allowed, timeout) = batch_settings(&project, &raw)?;
+    let project = &prepared.document;
+    let (combine_artifacts, maximum_builds_allowed, timeout) = match &from {
+        Request::Api(raw) => batch_settings(project, raw.get("buildBatchConfigOverride"))?,
+        Request::Pipeline { combine } => {
+            let (_, max, timeout) = batch_settings(project, None)?;
+            (*combine, max, timeout)
+        }
+    };
     let (tasks, fast_fail) = expand(&prepared.request)?;
     // What the record shows beyond the engine's: the project's settings with the overrides.
     let o = &prepared.overlay;
@@ -288,6 +280,24 @@ async fn start_input(
     {
         overlay["buildBatchConfigServiceRole"] = role.clone();
     }
+    // The batch's document keeps its input as StartBuildBatch's request.
+    let doc_input = match from {
+        Request::Api(raw) => raw,
+        Request::Pipeline { combine } => {
+            let mut config = project
+                .get("buildBatchConfig")
+                .cloned()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({}));
+            config["combineArtifacts"] = json!(combine);
+            let mut raw = match serde_json::to_value(&input) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            raw.insert("buildBatchConfigOverride".into(), config);
+            raw
+        }
+    };
     let start = StartBatch {
         request: prepared.request,
         tasks,
@@ -302,7 +312,7 @@ async fn start_input(
     let handle = state
         .builds
         .start_batch(start, |handle: &BatchHandle| {
-            let doc = json!({ "input": raw, "overlay": overlay });
+            let doc = json!({ "input": doc_input, "overlay": overlay });
             state
                 .history
                 .db()
@@ -390,7 +400,6 @@ pub(crate) fn list_build_batches(
     for_project: bool,
 ) -> Result<Value, ApiError> {
     let input: ListInput = parse(body)?;
-    let db = ctx.state.history.db();
     let prefix = if for_project {
         let name = input.project_name.clone().ok_or_else(|| {
             ApiError::InvalidInput("Missing required parameter: projectName".into())
@@ -410,7 +419,7 @@ pub(crate) fn list_build_batches(
     let mut batches = ctx.state.history.batches(project).map_err(ApiError::db)?;
     if for_project && batches.is_empty() {
         let name = prefix.trim_end_matches(':');
-        if db.get_project(name).map_err(ApiError::db)?.is_none() {
+        if !ctx.state.projects.exists(name)? {
             return Err(project_not_found(ctx, name));
         }
     }
@@ -574,7 +583,8 @@ mod tests {
                          "buildBatchConfigOverride": {"combineArtifacts": true}});
         let input = build_input(raw.as_object().unwrap()).unwrap();
         assert_eq!(input.project_name, "p");
-        let (combine, max, timeout) = batch_settings(&json!({}), raw.as_object().unwrap()).unwrap();
+        let (combine, max, timeout) =
+            batch_settings(&Map::new(), raw.get("buildBatchConfigOverride")).unwrap();
         assert!(combine);
         assert_eq!((max, timeout), (None, None));
     }
@@ -582,10 +592,10 @@ mod tests {
     #[test]
     fn the_batch_config_gives_the_batch_timeout() {
         let project = json!({"buildBatchConfig": {"timeoutInMins": 30}});
-        let (_, _, timeout) = batch_settings(&project, &Map::new()).unwrap();
+        let (_, _, timeout) = batch_settings(project.as_object().unwrap(), None).unwrap();
         assert_eq!(timeout, Some(Duration::from_secs(1800)));
         let bad = json!({"buildBatchConfig": {"timeoutInMins": 0}});
-        let err = batch_settings(&bad, &Map::new()).unwrap_err();
+        let err = batch_settings(bad.as_object().unwrap(), None).unwrap_err();
         assert!(err.to_string().contains("timeoutInMins"), "{err}");
     }
 }

@@ -309,7 +309,7 @@ async fn builds_page(
 ) -> Response {
     let v = viewer_or_login!(state, headers, uri.to_string());
     let began = Instant::now();
-    match reads::builds_listing(&state.history, &state.builds, &q) {
+    match reads::builds_listing(&state.history, &state.builds, &state.projects, &q) {
         Ok(listing) => {
             let page = pages::builds(&v, &listing, pipeline::now());
             let mut r = html(StatusCode::OK, page);
@@ -563,7 +563,7 @@ async fn projects_page(
     let v = viewer_or_login!(state, headers, uri.to_string());
     html(
         StatusCode::OK,
-        pages::projects(&v, &reads::projects(&state.history)),
+        pages::projects(&v, &reads::projects(&state.projects)),
     )
 }
 

@@ -142,6 +142,19 @@ impl From<localbuild_store::DbError> for ApiError {
     }
 }
 
+impl From<localbuild_service::projects::ProjectError> for ApiError {
+    fn from(e: localbuild_service::projects::ProjectError) -> Self {
+        use localbuild_service::projects::ProjectError as P;
+        match e {
+            P::NotFound { .. } => ApiError::ResourceNotFound(e.to_string()),
+            P::AlreadyExists { .. } => ApiError::ResourceAlreadyExists(e.to_string()),
+            P::InvalidInput(m) => ApiError::InvalidInput(m),
+            P::Unreadable(_) => ApiError::Service(e.to_string()),
+            P::Db(e) => ApiError::db(e),
+        }
+    }
+}
+
 impl From<localbuild_service::ServiceError> for ApiError {
     fn from(e: localbuild_service::ServiceError) -> Self {
         use localbuild_service::ServiceError as S;

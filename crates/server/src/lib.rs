@@ -5,7 +5,7 @@
 //! * [`error`] — the one mapping from typed errors to `{"__type", "message"}` and a status.
 //! * [`auth`] — SigV4 verification with `--credentials`, else open.
 //! * [`codebuild`] — projects and builds: CodeBuild's JSON over the build service
-//!   (`localbuild_service`: queue, idempotency tokens, live builds).
+//!   (`localbuild_service`: projects, queue, idempotency tokens, live builds).
 //! * [`batch`] — batch builds (StartBuildBatch and the other `*BuildBatch*` operations).
 //! * [`aws`] — the local AWS services builds use (SSM, Secrets Manager, STS), here and on each
 //!   build's own endpoint ([`aws::endpoint`]).
@@ -106,15 +106,14 @@ pub struct AppState {
     pub(crate) addr: SocketAddr,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) allowed_hosts: Vec<String>,
-    pub(crate) secrets: SecretsFile,
     pub(crate) region: String,
     /// The account of every ARN and message ([`Config::account_id`]).
     pub(crate) account_id: String,
     /// Queue, idempotency tokens, live builds and batches.
     pub(crate) builds: Arc<BuildService>,
+    /// The projects, and the step from a project and overrides to a build's request.
+    pub(crate) projects: localbuild_service::projects::Projects,
     pub(crate) history: HistoryStore,
-    pub(crate) roots: localbuild_sources::Roots,
-    pub(crate) docker_host_access: bool,
     pub(crate) runtime: Arc<dyn Runtime>,
     /// The pipelines' executor (running executions, the watcher's wake-up).
     pub(crate) pipelines: Arc<localbuild_pipeline::exec::Executor>,
@@ -185,15 +184,29 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || ecr.stop_stale()).await;
         }
         let ecs = ecs::services::Ecs::new(config.history.db().clone(), runtime.clone());
+        let projects = localbuild_service::projects::Projects::new(
+            config.history.clone(),
+            localbuild_service::projects::ProjectsConfig {
+                docker_host_access: config.docker_host_access,
+                secrets_file: config.secrets,
+                local_aws: Some(localbuild_engine::local_aws::LocalAwsHook(Arc::new(
+                    aws::endpoint::BuildEndpoints { aws: aws.clone() },
+                ))),
+                ecr: aws.ecr.clone(),
+                ..localbuild_service::projects::ProjectsConfig::new(
+                    config.roots.clone(),
+                    &config.account_id,
+                    aws.store.clone(),
+                )
+            },
+        );
         let state = Arc::new_cyclic(|weak| AppState {
+            projects,
             pipelines: pipeline::executor(weak, &config.history, &config.roots),
             aws,
-            roots: config.roots.clone(),
-            docker_host_access: config.docker_host_access,
             addr,
             credentials: config.credentials,
             allowed_hosts: config.allowed_hosts,
-            secrets: config.secrets,
             region: config.region,
             account_id: config.account_id,
             builds,

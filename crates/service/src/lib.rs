@@ -10,10 +10,17 @@
 //! engine's handle (events, snapshot), [`BuildTicket::finished`] for the end. Batches go the
 //! same way ([`BuildService::start_batch`]); their builds wait in the same queue.
 //!
-//! No wire format here (it names no axum, serde_json, bollard, clap or rusqlite): the server maps its
-//! JSON to these types and [`ServiceError`] to AWS's errors.
+//! Projects ([`projects`]) are stored here and turned into the engine's request here
+//! ([`projects::Projects::prepare`]): a project and a start's overrides in, a checked
+//! [`BuildRequest`] out, or a [`projects::ProjectError`].
+//!
+//! No wire protocol here (it names no axum, bollard, clap or rusqlite): the server decodes
+//! CodeBuild's JSON into these types and maps [`ServiceError`] and
+//! [`projects::ProjectError`] to AWS's errors. `serde_json` appears only for the stored
+//! project document, which is CodeBuild's `Project` JSON as the client sent it.
 
 mod batch;
+pub mod projects;
 pub mod queue;
 pub mod record;
 mod store;

@@ -7,23 +7,16 @@
 
 use localbuild_engine::batch::BatchHandle;
 use localbuild_service::BuildTicket;
-use std::path::PathBuf;
+use localbuild_service::projects::{EnvVar, PipelineSource};
 
-/// A build a pipeline's CodeBuild action asks for.
+/// A build a pipeline's CodeBuild action asks for, in the build service's types.
 pub struct PipelineBuild {
     /// `ProjectName`.
     pub project: String,
-    /// The primary input artifact, unpacked.
-    pub dir: PathBuf,
-    /// Where the primary input artifact is kept (`arn:aws:s3:::BUCKET/KEY`): the record's
-    /// `source.location`.
-    pub location: String,
-    /// The other input artifacts, unpacked: (artifact name, folder).
-    pub secondary: Vec<(String, PathBuf)>,
-    /// The pipeline's name: the build's initiator is `codepipeline/<name>`.
-    pub pipeline: String,
-    /// `EnvironmentVariables`: (name, value, type).
-    pub env: Vec<(String, String, Option<String>)>,
+    /// The unpacked input artifacts (the build's `CODEPIPELINE` sources) and the pipeline.
+    pub source: PipelineSource,
+    /// `EnvironmentVariables`.
+    pub env: Vec<EnvVar>,
 }
 
 /// Why a build did not start: CodeBuild's error type and message, as StartBuild answers.

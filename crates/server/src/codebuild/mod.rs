@@ -1,9 +1,10 @@
 //! CodeBuild's JSON API: the wire layer over the history database and the build service
 //! (`localbuild_service`).
 //!
-//! Projects ([`projects`]) are kept as CodeBuild's `Project` JSON: the object as the client
-//! sent it (unknown but valid fields are echoed back) with the computed fields laid over it.
-//! [`start`] turns a project and StartBuild's overrides into the engine's request and hands it
+//! Projects ([`projects`]) are the service's (`localbuild_service::projects`, which keeps them
+//! as CodeBuild's `Project` JSON); this layer decodes the requests into its types and encodes
+//! the answers. [`start`] decodes StartBuild's overrides, has the service make the engine's
+//! request from the project, lays the CodeBuild fields over the record and hands the request
 //! to the build service, which accepts it (number claimed, recorded QUEUED), queues it and
 //! answers for it while it is live; afterwards the database does. Every build leaves a document (`codebuild.build-input`) with the
 //! `StartBuild` input and the CodeBuild fields the engine's record does not carry (the
@@ -14,14 +15,12 @@
 use crate::error::ApiError;
 use crate::protocol::{json, parse, unknown};
 use crate::{AppState, Ctx};
+use localbuild_engine::BuildRequest;
 use localbuild_engine::record::{Build, PhaseType};
 use localbuild_engine::request::check_project_name;
-use localbuild_engine::{BuildRequest, BuildspecSource, DEFAULT_IMAGE};
 use localbuild_service::{BuildTicket, StartBuild};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// The document kind holding each build's `StartBuild` input and overlay.
 pub(crate) const BUILD_DOC: &str = "codebuild.build-input";
@@ -29,12 +28,11 @@ pub(crate) const BUILD_DOC: &str = "codebuild.build-input";
 mod projects;
 mod start;
 
+/// How a buildspec value reads (inline or a path); `localbuild cloud` uses it too.
+pub use localbuild_service::projects::buildspec_source;
 use projects::{batch_get_projects, create_project, delete_project, list_projects, update_project};
-pub use start::buildspec_source;
 use start::start_build;
-pub(crate) use start::{
-    PipelineSource, StartBuildInput, pipeline_input, prepare, start_for_pipeline,
-};
+pub(crate) use start::{StartBuildInput, pipeline_input, prepare, start_for_pipeline};
 
 /// Run one CodeBuild operation.
 pub async fn call(ctx: &Ctx, op: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -70,90 +68,11 @@ pub(crate) fn without_empty(mut v: Value) -> Value {
     v
 }
 
-/// A project's ARN in the call's region and the server's account.
-pub(crate) fn project_arn(ctx: &Ctx, name: &str) -> String {
-    format!(
-        "arn:aws:codebuild:{}:{}:project/{name}",
-        ctx.region,
-        ctx.account()
-    )
-}
-
 // ---------------------------------------------------------------------------------------
 // Projects
 
-/// `ProjectSource` as far as localbuild reads it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProjectSource {
-    #[serde(rename = "type")]
-    kind: String,
-    location: Option<String>,
-    buildspec: Option<String>,
-    git_clone_depth: Option<u32>,
-    source_identifier: Option<String>,
-}
-
-/// `EnvironmentVariable`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvVar {
-    name: String,
-    value: String,
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    kind: Option<String>,
-}
-
-/// `ProjectEnvironment` as far as localbuild reads it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct ProjectEnvironment {
-    image: String,
-    environment_variables: Vec<EnvVar>,
-    privileged_mode: Option<bool>,
-    image_pull_credentials_type: Option<String>,
-}
-
-/// A project as stored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredProject {
-    #[serde(default)]
-    source: ProjectSource,
-    #[serde(default)]
-    environment: ProjectEnvironment,
-    timeout_in_minutes: Option<u64>,
-    concurrent_build_limit: Option<i64>,
-}
-
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.len() > 150 || check_project_name(name).is_err() {
-        return Err(ApiError::InvalidInput(format!(
-            "Invalid project name: {name}. The name must be 2 to 150 characters: letters, digits, - and _, starting with a letter or digit"
-        )));
-    }
-    Ok(())
-}
-
-fn check_source_type(kind: &str) -> Result<(), ApiError> {
-    const TYPES: [&str; 9] = [
-        "CODECOMMIT",
-        "CODEPIPELINE",
-        "GITHUB",
-        "GITLAB",
-        "GITLAB_SELF_MANAGED",
-        "S3",
-        "BITBUCKET",
-        "GITHUB_ENTERPRISE",
-        "NO_SOURCE",
-    ];
-    if TYPES.contains(&kind) {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidInput(format!(
-            "Invalid source type: {kind}"
-        )))
-    }
+    Ok(localbuild_service::projects::check_name(name)?)
 }
 
 pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -177,10 +96,7 @@ pub(crate) fn sort_descending(order: Option<&str>, default: bool) -> Result<bool
 }
 
 pub(crate) fn project_not_found(ctx: &Ctx, name: &str) -> ApiError {
-    ApiError::ResourceNotFound(format!(
-        "Project cannot be found: {}",
-        project_arn(ctx, name)
-    ))
+    ctx.state.projects.not_found(&ctx.region, name).into()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -340,7 +256,7 @@ fn list_builds(ctx: &Ctx, body: &[u8], for_project: bool) -> Result<Value, ApiEr
             ApiError::InvalidInput("Missing required parameter: projectName".into())
         })?;
         let db = ctx.state.history.db();
-        let exists = db.get_project(&name).map_err(ApiError::db)?.is_some();
+        let exists = ctx.state.projects.exists(&name)?;
         if !exists {
             let (any, _) = db
                 .list_builds(&localbuild_store::BuildQuery {
@@ -453,24 +369,6 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 mod tests {
     use super::projects::checked_project_name;
     use super::*;
-
-    #[test]
-    fn buildspecs_are_inline_or_paths() {
-        assert_eq!(buildspec_source(None), BuildspecSource::Default);
-        assert_eq!(buildspec_source(Some("")), BuildspecSource::Default);
-        assert_eq!(
-            buildspec_source(Some("ci/buildspec.yml")),
-            BuildspecSource::InSource("ci/buildspec.yml".into())
-        );
-        assert!(matches!(
-            buildspec_source(Some("version: 0.2\nphases: {}")),
-            BuildspecSource::Inline(_)
-        ));
-        assert!(matches!(
-            buildspec_source(Some("version: 0.2")),
-            BuildspecSource::Inline(_)
-        ));
-    }
 
     #[test]
     fn build_ids_may_be_arns() {

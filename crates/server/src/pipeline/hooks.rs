@@ -4,7 +4,7 @@
 //! ECS deploy through `ecs::services::deploy`, ECR images pulled from the local registry.
 //! They hold the server's state weakly (the state owns the executor).
 
-use crate::codebuild::{self, PipelineSource};
+use crate::codebuild;
 use crate::ecs::services::{self, DeployInput};
 use crate::error::ApiError;
 use crate::{AppState, Ctx};
@@ -37,19 +37,6 @@ impl Hooks {
     }
 }
 
-/// A CodeBuild action's environment variables: (name, value, type).
-type EnvVars = Vec<(String, String, Option<String>)>;
-
-fn split(build: PipelineBuild) -> (String, PipelineSource, EnvVars) {
-    let source = PipelineSource {
-        dir: build.dir,
-        location: build.location,
-        secondary: build.secondary,
-        pipeline: build.pipeline,
-    };
-    (build.project, source, build.env)
-}
-
 fn start_error(e: ApiError) -> StartError {
     StartError {
         aws_type: e.aws_type().to_owned(),
@@ -61,8 +48,8 @@ fn start_error(e: ApiError) -> StartError {
 impl Builds for Hooks {
     fn start(&self, region: &str, build: PipelineBuild) -> Result<BuildTicket, StartError> {
         let ctx = self.ctx(region)?;
-        let (project, source, env) = split(build);
-        codebuild::start_for_pipeline(&ctx, &project, source, env).map_err(start_error)
+        codebuild::start_for_pipeline(&ctx, &build.project, build.source, build.env)
+            .map_err(start_error)
     }
 
     async fn start_batch(
@@ -72,9 +59,7 @@ impl Builds for Hooks {
         combine: bool,
     ) -> Result<BatchHandle, StartError> {
         let ctx = self.ctx(region)?;
-        let (project, source, env) = split(build);
-        let input = codebuild::pipeline_input(&project, source, env);
-        crate::batch::start_for_pipeline(&ctx, input, combine)
+        crate::batch::start_for_pipeline(&ctx, &build.project, build.source, build.env, combine)
             .await
             .map_err(start_error)
     }

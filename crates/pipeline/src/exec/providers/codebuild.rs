@@ -3,6 +3,7 @@
 
 use super::super::*;
 use localbuild_engine::record::Status;
+use localbuild_service::projects::{EnvVar, PipelineSource};
 
 /// Build / Test `CodeBuild`.
 pub(crate) struct CodeBuild;
@@ -61,13 +62,17 @@ impl Job {
                 Err(e) => return ActionResult::failed("JobFailed", e.to_string()),
             }
         }
-        let env: Vec<(String, String, Option<String>)> = self
+        let env: Vec<EnvVar> = self
             .action
             .config("EnvironmentVariables")
             .and_then(|e| serde_json::from_str::<Vec<EnvVarDecl>>(e).ok())
             .unwrap_or_default()
             .into_iter()
-            .map(|v| (v.name, v.value, v.kind))
+            .map(|v| EnvVar {
+                name: v.name,
+                value: v.value,
+                kind: v.kind,
+            })
             .collect();
         let project = self
             .action
@@ -76,10 +81,12 @@ impl Job {
             .to_owned();
         let source = PipelineBuild {
             project,
-            dir,
-            location,
-            secondary,
-            pipeline: self.pipeline.clone(),
+            source: PipelineSource {
+                dir,
+                location,
+                secondary,
+                pipeline: self.pipeline.clone(),
+            },
             env,
         };
         let flag = |k| {
