@@ -178,6 +178,13 @@ fn rows() -> Vec<Row> {
         ),
         row(
             CB,
+            "StartBuild",
+            json!({"projectName": "piped"}),
+            "InvalidInputException",
+            "ArtifactsOverride must be set when using artifacts type CodePipelines",
+        ),
+        row(
+            CB,
             "BatchGetBuilds",
             json!({"ids": []}),
             "InvalidInputException",
@@ -343,6 +350,12 @@ fn rows() -> Vec<Row> {
 async fn every_bad_request_gets_aws_error_type_and_a_message_naming_what_it_refused() {
     let s = LocalServer::start().await;
     s.ok("CreateProject", project("exists")).await;
+    let piped = with(
+        project("piped"),
+        "artifacts",
+        json!({"type": "CODEPIPELINE"}),
+    );
+    s.ok("CreateProject", piped).await;
     let mut wrong = vec![];
     for r in rows() {
         let target = format!("{}.{}", r.target, r.op);

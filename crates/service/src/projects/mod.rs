@@ -367,6 +367,17 @@ impl Projects {
         // Artifacts of type S3 (a pipeline's build hands its artifacts to the pipeline
         // instead); an override replaces the project's setting as a whole.
         if o.pipeline.is_none() {
+            // A project made for a pipeline hands its artifacts to the pipeline: started
+            // directly, it needs somewhere else to put them (CodeBuild's own message).
+            let for_pipeline =
+                |a: Option<&Artifacts>| a.and_then(|a| a.kind.as_deref()) == Some("CODEPIPELINE");
+            if for_pipeline(o.artifacts.as_ref())
+                || (o.artifacts.is_none() && for_pipeline(project.artifacts.as_ref()))
+            {
+                return Err(ProjectError::InvalidInput(
+                    "ArtifactsOverride must be set when using artifacts type CodePipelines".into(),
+                ));
+            }
             let (field, artifacts) = match &o.artifacts {
                 Some(a) => ("artifactsOverride", Some(a)),
                 None => ("artifacts", project.artifacts.as_ref()),

@@ -637,3 +637,37 @@ fn buildspecs_are_inline_or_paths() {
         localbuild_engine::BuildspecSource::Inline(_)
     ));
 }
+
+#[test]
+fn a_project_for_a_pipeline_started_directly_needs_an_artifacts_override() {
+    let f = fixture();
+    f.project("piped", json!({"artifacts": {"type": "CODEPIPELINE"}}));
+    let refused = |o: &Overrides| match f.prepare("piped", o) {
+        Err(ProjectError::InvalidInput(m)) => m,
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("started without somewhere to put its artifacts"),
+    };
+    let message = "ArtifactsOverride must be set when using artifacts type CodePipelines";
+    assert_eq!(refused(&Overrides::default()), message);
+    let codepipeline = Overrides {
+        artifacts: Some(Artifacts::from_json(&json!({"type": "CODEPIPELINE"}))),
+        ..Default::default()
+    };
+    assert_eq!(refused(&codepipeline), message);
+    let elsewhere = Overrides {
+        artifacts: Some(Artifacts::from_json(&json!({"type": "NO_ARTIFACTS"}))),
+        ..Default::default()
+    };
+    assert!(f.prepare("piped", &elsewhere).is_ok());
+    // Its pipeline's builds take the pipeline's artifacts.
+    let from_pipeline = Overrides {
+        pipeline: Some(PipelineSource {
+            dir: f.s3_root.join("unpacked"),
+            location: "arn:aws:s3:::artifacts/p/src.zip".into(),
+            secondary: vec![],
+            pipeline: "release".into(),
+        }),
+        ..Default::default()
+    };
+    assert!(f.prepare("piped", &from_pipeline).is_ok());
+}
