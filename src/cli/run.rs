@@ -254,12 +254,10 @@ pub(super) fn run_with(
         // starts (or joins, when a live `serve` runs it) only if the image is one.
         ecr = local.ecr.clone();
         if let Some(ecr) = &local.ecr {
-            request.image_source = Some(localbuild_engine::request::ImageSourceHook(Arc::new(
-                localbuild_aws::ecr::EcrImages {
-                    ecr: ecr.clone(),
-                    region: request.region.clone(),
-                },
-            )));
+            request.image_source = Some(localbuild_aws::ecr::EcrImages::hook(
+                ecr.clone(),
+                &request.region,
+            ));
         }
         request.local_aws = Some(local.hook);
     }

@@ -732,6 +732,17 @@ pub struct EcrImages {
     pub region: String,
 }
 
+impl EcrImages {
+    /// The engine's hook for ECR references of this account in `region`: the one way builds,
+    /// `localbuild run` and the ECS deploy get their ECR images.
+    pub fn hook(ecr: Arc<Ecr>, region: &str) -> localbuild_engine::request::ImageSourceHook {
+        localbuild_engine::request::ImageSourceHook(Arc::new(EcrImages {
+            ecr,
+            region: region.to_owned(),
+        }))
+    }
+}
+
 impl localbuild_engine::request::ImageSource for EcrImages {
     fn locate(&self, image: &str) -> Result<Option<localbuild_engine::request::ImagePull>, String> {
         let Some((from, registry)) = self

@@ -114,12 +114,7 @@ impl Deploys for Hooks {
         let Some(ecr) = state.aws.ecr.clone() else {
             return Ok(None);
         };
-        let source =
-            localbuild_engine::request::ImageSourceHook(Arc::new(localbuild_aws::ecr::EcrImages {
-                ecr,
-                region: state.aws.region.clone(),
-            }));
-        source
+        localbuild_aws::ecr::EcrImages::hook(ecr, &state.aws.region)
             .pull(state.runtime.as_ref(), uri, &mut |_| {})
             .await
             .map_err(|e| e.to_string())

@@ -23,7 +23,6 @@ pub use types::{
 
 use checks::{check_secondary_artifacts, check_source_type, s3_artifact, s3_cache};
 use localbuild_engine::local_aws::LocalAwsHook;
-use localbuild_engine::request::ImageSourceHook;
 use localbuild_engine::secrets::SecretsFile;
 use localbuild_engine::{BuildRequest, DEFAULT_IMAGE};
 use localbuild_store::{DbError, HistoryStore};
@@ -415,11 +414,7 @@ impl Projects {
         request.secrets = secrets.clone();
         request.local_aws = config.local_aws.clone();
         if let Some(ecr) = &config.ecr {
-            request.image_source =
-                Some(ImageSourceHook(Arc::new(localbuild_aws::ecr::EcrImages {
-                    ecr: ecr.clone(),
-                    region: region.to_owned(),
-                })));
+            request.image_source = Some(localbuild_aws::ecr::EcrImages::hook(ecr.clone(), region));
         }
         let mut vars = project.environment.environment_variables.clone();
         vars.extend(o.environment_variables.iter().cloned());
