@@ -5,7 +5,7 @@
 //!   supersede), `localbuild_pipeline::machine` re-exported; the declaration and its checks
 //!   (`normalise`, the providers localbuild can run) are `localbuild_pipeline`'s too.
 //! * this module — the operations: requests decoded, declarations handed to `normalise`,
-//!   answers encoded ([`wire`] for the executor's records). Pipelines and executions are
+//!   answers encoded (`wire` for the executor's records). Pipelines and executions are
 //!   documents of the docs table (`exec/docs.rs` in `localbuild-pipeline`): `codepipeline.pipeline`
 //!   (key: name; plus `codepipeline.pipeline-version`, key `name/version`),
 //!   `codepipeline.execution` (key `name/executionId`) and `codepipeline.transition` (key
