@@ -1,4 +1,5 @@
-//! `localbuild serve`: the local CodeBuild / CloudWatch Logs endpoint (`localbuild-server`).
+//! `localbuild serve`: the local CodeBuild, CloudWatch Logs, CodePipeline, Connections and ECS
+//! endpoint with the local AWS services and the console (`localbuild-server`).
 //!
 //! Opens the history, finalises builds whose process died (and removes their containers),
 //! connects Docker, binds, prints the address and the `AWS_ENDPOINT_URL` to use, and serves

@@ -1,6 +1,8 @@
-//! The local AWS services a build reaches, as domain logic: no wire format, no HTTP, no Docker.
-//! `localbuild-server` speaks the protocols (JSON 1.1 for SSM and Secrets Manager, the query
-//! protocol for STS) over these types.
+//! The local AWS services a build reaches, and ECS, as domain logic: no wire format, no HTTP
+//! server, no Docker client (ECS's tasks go through the engine's `Runtime`; the registry's API
+//! is called over loopback HTTP). `localbuild-server` speaks the protocols (JSON 1.1 for SSM,
+//! Secrets Manager, ECR and ECS, the query protocol for STS and IAM, REST/XML for S3) over these
+//! types.
 //!
 //! * [`params`] — Parameter Store and Secrets Manager: one store, seeded by the secrets file
 //!   (`--secrets-file`), API writes kept in the history database; builds read it through
@@ -9,6 +11,10 @@
 //!   pipeline artifact stores use), uploads staged and renamed into place.
 //! * [`iam`] — roles, managed policies and instance profiles as IAM keeps them: stored and
 //!   shown, never enforced.
+//! * [`ecr`] — ECR repositories, their images in the local registry, and the mapping of
+//!   `ACCOUNT.dkr.ecr.REGION.amazonaws.com/…` to it ([`ecr::EcrImages`]: the engine's
+//!   `ImageSource`).
+//! * [`registry`] — the local registry behind ECR (Debian's `docker-registry`, supervised).
 //! * [`ecs`] — ECS clusters, services (one task each, a container of the runtime's) and task
 //!   definitions: what the pipeline's ECS deploy action and `aws ecs` change.
 //! * [`sts`] — who a key is: the build's session credentials, `AssumeRole` sessions and the

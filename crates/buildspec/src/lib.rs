@@ -1,8 +1,10 @@
 //! Buildspec parsing and validation: YAML bytes → [`Buildspec`] plus located diagnostics, and
 //! the dry-run [`plan`] of what a build would do.
 //!
-//! Owns the raw serde structs (`raw`), the rules that turn them into the validated model
-//! (`model`), the compiler-style rendering of problems (`diagnostic`) and the plan (`plan`).
+//! Owns the located YAML tree (`raw`), the rules (`validate`) that turn it into the validated
+//! model (`model`), the compiler-style rendering of problems (`diagnostic`), the plan (`plan`),
+//! the batch section's expansion (`batch`), the identifier rules (`names`) and the selection of
+//! `runtime-versions` (`runtimes`, with the cloud images' data in `cloud`).
 //! Pure: no I/O, no Docker. Errors use CodeBuild's own wording where CodeBuild has one.
 #![forbid(unsafe_code)]
 

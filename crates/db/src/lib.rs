@@ -1,7 +1,8 @@
 //! `localbuild-db`: the embedded history database of localbuild.
 //!
-//! localbuild keeps CodeBuild projects, builds and (later) CodePipeline
-//! documents in a single SQLite file. Several processes use that file at the
+//! localbuild keeps CodeBuild projects, builds and the other services' documents
+//! (batch builds, pipelines, ECS, IAM, ECR, parameters and secrets) in a single
+//! SQLite file. Several processes use that file at the
 //! same time (a one-shot CLI run and a long-lived server), so:
 //!
 //! * the database runs in WAL mode with a busy timeout, so readers never block

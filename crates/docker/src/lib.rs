@@ -1,9 +1,10 @@
 //! Talks to Docker (bollard) and nowhere else.
 //!
-//! Owns the connection to the daemon (respecting `DOCKER_HOST`), images (inspect, pull, and the
-//! default image's recipe in [`image`]), the build container's lifecycle, tar uploads and
+//! Owns the connection to the daemon (respecting `DOCKER_HOST`), images (inspect, pull, and
+//! localbuild's image recipes in [`image`]), the build container's lifecycle, tar uploads and
 //! downloads, attached exec sessions, and a person's shell with a TTY (`localbuild attach`,
-//! `localbuild shell`). Every other module speaks this module's types only;
+//! `localbuild shell`), and [`guard`], the privileged builds' filtering proxy of the Engine
+//! API (hyper, to the daemon's socket). Every other module speaks this module's types only;
 //! no bollard type crosses its boundary except `&bollard::Docker` inside `docker::*`.
 //!
 //! Invariant: every container, volume and network created here carries the label

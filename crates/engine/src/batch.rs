@@ -6,7 +6,7 @@
 //! log), marked as a batch member (`CODEBUILD_BATCH_BUILD_IDENTIFIER`,
 //! `CODEBUILD_BUILD_BATCH_TRIGGERED=true`, `buildBatchArn`). A task's build starts when its
 //! batch's [`Slots`] give it a slot ([`Parallel`]: at most N at once, first come first served
-//! in task order; the server passes its own build queue); a task starts only when every
+//! in task order; the build service passes its one build queue); a task starts only when every
 //! task it depends on SUCCEEDED, and a task whose dependency did not succeed is recorded as
 //! never started (FAILED). With `fast-fail`, the first failing task that does not
 //! `ignore-failure` stops the running builds and starts no more; [`BatchHandle::stop`] does the

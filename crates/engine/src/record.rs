@@ -1,13 +1,15 @@
 //! The build record: CodeBuild's `Build` object as `BatchGetBuilds` returns it (reference §6.3).
 //!
-//! One serde type, used for `--build-json`, the record kept with each build, and later an API.
+//! One serde type, used for `--build-json`, the record kept with each build, and the API.
 //! Times are epoch seconds with a millisecond fraction ([`epoch_now`], the one clock);
 //! `durationInSeconds` is truncated ([`whole_seconds`]).
 //!
 //! **The record owns its transitions**: [`Build::begin_phase`], [`Build::close_phase`],
-//! [`Build::end`] and [`Build::complete`] are how every writer (the engine, the server's queue,
-//! the store's finaliser) opens and closes phases, so phases stay contiguous and durations are
-//! computed one way.
+//! [`Build::end`] and [`Build::complete`] (and [`BuildPhase::open`] / [`BuildPhase::closed`]) are
+//! how every writer (the engine, the build service's queue, the store's finaliser) opens and
+//! closes phases, so phases stay contiguous and durations are computed one way. The one
+//! rewrite of phase times outside them is the build service's `restamp` (SUBMITTED and QUEUED
+//! moved to the acceptance time, durations through [`whole_seconds`]).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,8 @@
-//! `localbuild serve`: a local CodeBuild and CloudWatch Logs endpoint for the unmodified
-//! `aws` CLI and SDKs (`AWS_ENDPOINT_URL=http://127.0.0.1:4599`).
+//! `localbuild serve`: a local CodeBuild, CloudWatch Logs, CodePipeline, CodeStar Connections
+//! and ECS endpoint, plus the local AWS services and the web console, for the unmodified `aws`
+//! CLI and SDKs (`AWS_ENDPOINT_URL=http://127.0.0.1:4599`). This crate is the wire protocols
+//! only: routing, codecs, SigV4, the error map; the domains are `localbuild_service` (builds,
+//! projects), `localbuild_pipeline`, `localbuild_aws` and `localbuild_console`.
 //!
 //! * [`protocol`] — AWS JSON 1.1 (`POST /`, `X-Amz-Target`), dispatch by target prefix.
 //! * [`error`] — the one mapping from typed errors to `{"__type", "message"}` and a status.
@@ -7,11 +10,13 @@
 //! * [`codebuild`] — projects and builds: CodeBuild's JSON over the build service
 //!   (`localbuild_service`: projects, queue, idempotency tokens, live builds).
 //! * [`batch`] — batch builds (StartBuildBatch and the other `*BuildBatch*` operations).
-//! * [`aws`] — the local AWS services builds use (SSM, Secrets Manager, STS), here and on each
-//!   build's own endpoint ([`aws::endpoint`]).
+//! * [`aws`] — the local AWS services builds use (S3, STS, IAM, SSM, Secrets Manager, ECR), here
+//!   and on each build's own endpoint ([`aws::endpoint`]).
+//! * [`tags`] — resource tag rules and CodePipeline's tag lists.
 //! * [`logs`] — the build logs as CloudWatch Logs groups, streams and events.
-//! * [`pipeline`] — CodePipeline (pipelines, executions, the executor and the branch watcher)
-//!   and CodeStar Connections / CodeConnections.
+//! * [`pipeline`] — CodePipeline's wire format over `localbuild_pipeline` (which holds the
+//!   declarations, the executor and the source watcher), the executor's hooks, and CodeStar
+//!   Connections / CodeConnections.
 //! * [`ecs`] — ECS clusters, services and task definitions: the services the pipeline's ECS
 //!   deploy action runs as containers, managed with `aws ecs`.
 //! * [`console`] — the web console's HTTP side: its routes (`GET` pages on the same port), cookies

@@ -1,9 +1,9 @@
 //! API validation as a table, without Docker: each row is one bad request to the in-process
 //! server (AWS JSON 1.1, as the aws CLI sends it) and the answer AWS gives — HTTP status, the
 //! error's `__type`, and a word the message must hold (the field, or the name it refused).
-//! Every service the server speaks JSON for has rows: CodeBuild, CodePipeline, CloudWatch Logs,
-//! CodeConnections, SSM Parameter Store, Secrets Manager and ECS; the protocol's own errors
-//! (unknown operation, malformed body) come first.
+//! The services with rows: CodeBuild, CodePipeline, CloudWatch Logs, CodeConnections, SSM
+//! Parameter Store, Secrets Manager and ECS (ECR, also JSON, has none yet); the protocol's own
+//! errors (unknown operation, malformed body) come first.
 
 mod common;
 

@@ -3,9 +3,11 @@
 //! (queued or running) and the records it writes itself ([`record`]); it hands builds to the
 //! engine when the queue has a slot for them.
 //!
-//! Callers — the CodeBuild JSON API, a pipeline's CodeBuild action, the console, the logs API —
-//! make a [`BuildRequest`] and call [`BuildService::start`], which accepts the build at once
-//! (its id and number claimed, its record QUEUED) and returns a [`BuildTicket`]. The ticket
+//! The CodeBuild API's start path (StartBuild, RetryBuild, and through it a pipeline's CodeBuild
+//! action and the console's buttons) makes a [`BuildRequest`] and calls
+//! [`BuildService::start`] with a [`StartBuild`], which accepts the build at once (its id and
+//! number claimed, its record QUEUED) and returns a [`BuildTicket`]; the console and the logs
+//! API read its live records ([`BuildService::record`], [`BuildService::log_path`]). The ticket
 //! follows the build through its stages without polling: [`BuildTicket::handle`] waits for the
 //! engine's handle (events, snapshot), [`BuildTicket::finished`] for the end. Batches go the
 //! same way ([`BuildService::start_batch`]); their builds wait in the same queue.

@@ -1,7 +1,7 @@
 //! Verification (and, for localbuild's own CLI, signing) of AWS Signature Version 4 (`AWS4-HMAC-SHA256` in the
 //! `Authorization` header) on requests received by localbuild's emulated AWS
-//! JSON 1.1 APIs (CodeBuild, CloudWatch Logs, CodePipeline), as sent by the
-//! `aws` CLI and boto3/botocore.
+//! APIs (the JSON 1.1 ones, the query protocol's STS and IAM, and S3 through
+//! [`verify_s3`]), as sent by the `aws` CLI and boto3/botocore.
 //!
 //! The crate does no I/O: the caller hands over the request as plain values
 //! ([`Request`]) and the known keys ([`Credentials`], usually parsed from an AWS

@@ -2,16 +2,18 @@
 //! connections its source actions name ([`connections`]).
 //!
 //! * [`machine`] — the pure state machine of one execution (stages, runOrder, failure, stop,
-//!   supersede).
-//! * this module — the declaration (checked as CodePipeline checks it, with the providers
-//!   localbuild can run), the operations, and where pipelines and executions are kept: the
-//!   docs table, `codepipeline.pipeline` (key: name; plus `codepipeline.pipeline-version`,
-//!   key `name/version`), `codepipeline.execution` (key `name/executionId`) and
-//!   `codepipeline.transition` (key `name/stage/Inbound|Outbound`, only disabled ones).
-//!   Operations that change executions (approve, stop, retry, transitions) are plain
-//!   functions over a [`Ctx`] (e.g. [`put_approval`], [`retry_stage`], [`set_transition`],
-//!   [`stop_execution`], [`pipeline_state`]), so other front ends (the console, the CLI) call
-//!   the same code as the API.
+//!   supersede), `localbuild_pipeline::machine` re-exported; the declaration and its checks
+//!   (`normalise`, the providers localbuild can run) are `localbuild_pipeline`'s too.
+//! * this module — the operations: requests decoded, declarations handed to `normalise`,
+//!   answers encoded (`wire` for the executor's records). Pipelines and executions are
+//!   documents of the docs table (`exec/docs.rs` in `localbuild-pipeline`): `codepipeline.pipeline`
+//!   (key: name; plus `codepipeline.pipeline-version`, key `name/version`),
+//!   `codepipeline.execution` (key `name/executionId`) and `codepipeline.transition` (key
+//!   `name/stage/Inbound|Outbound`, only disabled ones). Operations that change executions
+//!   (approve, stop, retry, transitions) are plain functions over a [`Ctx`] (e.g.
+//!   [`put_approval`], [`retry_stage`], [`set_transition`], [`stop_execution`],
+//!   [`pipeline_state`]); the console's buttons (through [`call`]) and the CLI (through the
+//!   running server) reach the same code as the API.
 //! * [`exec`] — the executor, `localbuild_pipeline::exec` (one task per execution, one
 //!   provider per action type, the artifact store, the source watcher); `hooks` is this
 //!   server's side of its traits (builds through StartBuild's path, ECS deploys, ECR pulls).

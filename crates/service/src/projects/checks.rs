@@ -315,8 +315,9 @@ pub fn s3_cache(
     }))
 }
 
-/// Where a build's source comes from, for the engine: the one place that maps CodeBuild's
-/// source types and locations to this machine (`localbuild_sources::resolve`). A malformed
+/// Where a build's source comes from, for the engine: a project's or a start's CodeBuild source
+/// type and location mapped to this machine (`localbuild_sources::resolve`, which the
+/// pipeline's git sources and `localbuild reproduce` also call). A malformed
 /// location, or one naming a path on this machine, is an `InvalidInputException`; a
 /// well-formed one that resolves to nothing is accepted, as the cloud accepts it, as a
 /// [`Source::Unresolved`](localbuild_engine::Source::Unresolved): the build fails in
