@@ -414,7 +414,7 @@ pub fn read_build(b: &Value) -> Result<CloudBuild, RecordError> {
             expected: "a non-empty string",
         });
     }
-    let buildspec = localbuild_server::codebuild::buildspec_source(str_field(src, "buildspec"));
+    let buildspec = localbuild_service::projects::buildspec_source(str_field(src, "buildspec"));
     if origin == Origin::None && !matches!(buildspec, BuildspecSource::Inline(_)) {
         return Err(RecordError::Missing {
             field: "source.buildspec".into(),

@@ -74,7 +74,7 @@ fn define(file: &Path, server: &ServerArg, op: &str) -> Result<u8, CliError> {
         CliError::Failed(format!(
             "{}{at}: {}: {}",
             file.display(),
-            localbuild_server::error::ApiError::from(e.error.clone()).aws_type(),
+            localbuild_server::error::declaration_error_type(&e.error),
             e.error
         ))
     })?;

@@ -41,24 +41,6 @@ pub enum S3Error {
     Io(String),
 }
 
-impl S3Error {
-    /// S3's code and HTTP status.
-    pub fn code(&self) -> (&'static str, u16) {
-        match self {
-            S3Error::NoSuchBucket(_) => ("NoSuchBucket", 404),
-            S3Error::NoSuchKey(_) => ("NoSuchKey", 404),
-            S3Error::BucketAlreadyOwnedByYou(_) => ("BucketAlreadyOwnedByYou", 409),
-            S3Error::BucketNotEmpty(_) => ("BucketNotEmpty", 409),
-            S3Error::InvalidBucketName(_) => ("InvalidBucketName", 400),
-            S3Error::InvalidArgument(_) => ("InvalidArgument", 400),
-            S3Error::NoSuchUpload(_) => ("NoSuchUpload", 404),
-            S3Error::InvalidPart(_) => ("InvalidPart", 400),
-            S3Error::InvalidPartOrder => ("InvalidPartOrder", 400),
-            S3Error::Io(_) => ("InternalError", 500),
-        }
-    }
-}
-
 fn io(e: std::io::Error) -> S3Error {
     S3Error::Io(e.to_string())
 }

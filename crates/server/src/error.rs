@@ -1,8 +1,10 @@
-//! The one place where a failed API call becomes an AWS JSON 1.1 error: the body
-//! `{"__type": "<ErrorShape>", "message": "..."}`, the `X-Amzn-ErrorType` header and the HTTP
-//! status. Every operation returns [`ApiError`]; nothing else builds error responses, and no
-//! request can turn into a 500 or a panic (internal failures are `ServiceException`s with a
-//! message).
+//! The one place where a failed call gets its AWS error type and status. Every JSON 1.1
+//! operation returns [`ApiError`], rendered here as `{"__type": "<ErrorShape>", "message":
+//! "..."}` with the `X-Amzn-ErrorType` header; every domain error converts to it here (`From`
+//! impls below). The XML protocols render their own bodies (S3's `<Error>`, the query
+//! protocol's `<ErrorResponse>`) but take the code and status from here too ([`s3_code`],
+//! [`iam_code`]). No request can turn into a 500 or a panic (internal failures are
+//! `ServiceException`s with a message).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -122,6 +124,12 @@ impl From<localbuild_pipeline::DeclarationError> for ApiError {
             D::Serialization(m) => ApiError::Serialization(m),
         }
     }
+}
+
+/// The CodePipeline exception a declaration error is answered with (for front ends that
+/// report a declaration file's problem as the API would: `localbuild pipeline create`).
+pub fn declaration_error_type(e: &localbuild_pipeline::DeclarationError) -> &'static str {
+    ApiError::from(e.clone()).aws_type()
 }
 
 impl From<localbuild_pipeline::exec::ExecError> for ApiError {
@@ -276,6 +284,77 @@ impl From<localbuild_aws::ecr::EcrError> for ApiError {
 }
 
 /// A serde error at a path, as the message of a `SerializationException`.
+/// SSM's and Secrets Manager's errors.
+impl From<localbuild_aws::AwsError> for ApiError {
+    fn from(e: localbuild_aws::AwsError) -> ApiError {
+        use localbuild_aws::AwsError as A;
+        let message = e.to_string();
+        let typed = |aws_type| ApiError::Auth {
+            aws_type,
+            status: 400,
+            message: message.clone(),
+        };
+        match e {
+            A::ParameterNotFound(_) => typed("ParameterNotFound"),
+            A::ParameterAlreadyExists => typed("ParameterAlreadyExists"),
+            A::SecretNotFound => typed("ResourceNotFoundException"),
+            A::SecretExists(_) => typed("ResourceExistsException"),
+            A::InvalidRequest(_) => typed("InvalidRequestException"),
+            A::InvalidParameter(_) => typed("InvalidParameterException"),
+            A::Validation(_) => ApiError::Validation(message),
+            A::Store(_) => ApiError::Service(message),
+        }
+    }
+}
+
+impl From<localbuild_aws::ecs::EcsError> for ApiError {
+    fn from(e: localbuild_aws::ecs::EcsError) -> ApiError {
+        use localbuild_aws::ecs::EcsError as E;
+        let m = e.to_string();
+        match e {
+            E::ClusterNotFound(_) => ApiError::ClusterNotFound(m),
+            E::ServiceNotFound(_) => ApiError::ServiceNotFound(m),
+            E::ServiceNotActive(_) => ApiError::ServiceNotActive(m),
+            E::InvalidParameter(_) => ApiError::InvalidParameter(m),
+            E::Client(_) => ApiError::Client(m),
+            E::Server(_) => ApiError::Service(m),
+        }
+    }
+}
+
+/// S3's error code and HTTP status (REST-XML; `aws::s3` renders the `<Error>` document).
+pub fn s3_code(e: &localbuild_aws::s3::S3Error) -> (&'static str, u16) {
+    use localbuild_aws::s3::S3Error as S;
+    match e {
+        S::NoSuchBucket(_) => ("NoSuchBucket", 404),
+        S::NoSuchKey(_) => ("NoSuchKey", 404),
+        S::BucketAlreadyOwnedByYou(_) => ("BucketAlreadyOwnedByYou", 409),
+        S::BucketNotEmpty(_) => ("BucketNotEmpty", 409),
+        S::InvalidBucketName(_) => ("InvalidBucketName", 400),
+        S::InvalidArgument(_) => ("InvalidArgument", 400),
+        S::NoSuchUpload(_) => ("NoSuchUpload", 404),
+        S::InvalidPart(_) => ("InvalidPart", 400),
+        S::InvalidPartOrder => ("InvalidPartOrder", 400),
+        S::Io(_) => ("InternalError", 500),
+    }
+}
+
+/// IAM's error code and HTTP status (the query protocol; `aws::iam` renders the
+/// `<ErrorResponse>`).
+pub fn iam_code(e: &localbuild_aws::iam::IamError) -> (&'static str, u16) {
+    use localbuild_aws::iam::IamError as I;
+    match e {
+        I::Validation(_) => ("ValidationError", 400),
+        I::NoSuchEntity(_) => ("NoSuchEntity", 404),
+        I::EntityAlreadyExists(_) => ("EntityAlreadyExists", 409),
+        I::DeleteConflict(_) => ("DeleteConflict", 409),
+        I::MalformedPolicyDocument(_) => ("MalformedPolicyDocument", 400),
+        I::InvalidInput(_) => ("InvalidInput", 400),
+        I::LimitExceeded(_) => ("LimitExceeded", 409),
+        I::Store(_) => ("ServiceFailure", 500),
+    }
+}
+
 pub fn serialization(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
     let inner = e.into_inner();

@@ -46,18 +46,8 @@ pub(super) fn call(aws: &Aws, action: &str, fields: &[(String, String)]) -> Resp
             &format!("Could not find operation {action} for version {VERSION}"),
         ),
         Err(Fail::Iam(e)) => {
-            let message = e.to_string();
-            let (code, status) = match e {
-                IamError::Validation(_) => ("ValidationError", 400),
-                IamError::NoSuchEntity(_) => ("NoSuchEntity", 404),
-                IamError::EntityAlreadyExists(_) => ("EntityAlreadyExists", 409),
-                IamError::DeleteConflict(_) => ("DeleteConflict", 409),
-                IamError::MalformedPolicyDocument(_) => ("MalformedPolicyDocument", 400),
-                IamError::InvalidInput(_) => ("InvalidInput", 400),
-                IamError::LimitExceeded(_) => ("LimitExceeded", 409),
-                IamError::Store(_) => ("ServiceFailure", 500),
-            };
-            error(code, status, &message)
+            let (code, status) = crate::error::iam_code(&e);
+            error(code, status, &e.to_string())
         }
     }
 }

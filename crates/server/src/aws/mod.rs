@@ -22,7 +22,6 @@ mod sts;
 use crate::error::ApiError;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use localbuild_aws::AwsError;
 use localbuild_aws::params::Store;
 use localbuild_aws::sts::{Identities, Identity, KeyCheck};
 
@@ -246,21 +245,6 @@ fn typed(aws_type: &'static str, message: String) -> ApiError {
         aws_type,
         status: 400,
         message,
-    }
-}
-
-/// A domain error in Secrets Manager's or SSM's words.
-fn service_error(e: AwsError) -> ApiError {
-    let message = e.to_string();
-    match e {
-        AwsError::ParameterNotFound(_) => typed("ParameterNotFound", message),
-        AwsError::ParameterAlreadyExists => typed("ParameterAlreadyExists", message),
-        AwsError::SecretNotFound => typed("ResourceNotFoundException", message),
-        AwsError::SecretExists(_) => typed("ResourceExistsException", message),
-        AwsError::InvalidRequest(_) => typed("InvalidRequestException", message),
-        AwsError::InvalidParameter(_) => typed("InvalidParameterException", message),
-        AwsError::Validation(_) => ApiError::Validation(message),
-        AwsError::Store(_) => ApiError::Service(message),
     }
 }
 

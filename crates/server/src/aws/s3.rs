@@ -38,7 +38,7 @@ struct Failure {
 
 impl From<S3Error> for Failure {
     fn from(e: S3Error) -> Failure {
-        let (code, status) = e.code();
+        let (code, status) = crate::error::s3_code(&e);
         let resource = match &e {
             S3Error::NoSuchBucket(b)
             | S3Error::BucketAlreadyOwnedByYou(b)
@@ -339,7 +339,7 @@ impl Aws {
                             .push_str(&format!("<Deleted><Key>{}</Key></Deleted>", escape(&k))),
                         Ok(()) => {}
                         Err(e) => {
-                            let (code, _) = e.code();
+                            let (code, _) = crate::error::s3_code(&e);
                             errors.push_str(&format!(
                                 "<Error><Key>{}</Key><Code>{code}</Code><Message>{}</Message></Error>",
                                 escape(&k),

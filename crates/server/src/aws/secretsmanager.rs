@@ -1,6 +1,6 @@
 //! Secrets Manager operations (AWS JSON 1.1, `secretsmanager.*`).
 
-use super::{Aws, service_error};
+use super::Aws;
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
 use base64::Engine;
@@ -112,7 +112,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
     match op {
         "GetSecretValue" => {
             let i: IdIn = parse(body)?;
-            let s = store.live_secret(&i.secret_id).map_err(service_error)?;
+            let s = store.live_secret(&i.secret_id).map_err(ApiError::from)?;
             let mut out = json!({
                 "ARN": s.arn(account, region),
                 "Name": s.name,
@@ -124,7 +124,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                 (Some(v), _) => out["SecretString"] = json!(v),
                 (None, Some(b)) => out["SecretBinary"] = json!(STANDARD.encode(b)),
                 (None, None) => {
-                    return Err(service_error(localbuild_aws::AwsError::SecretNotFound));
+                    return Err(ApiError::from(localbuild_aws::AwsError::SecretNotFound));
                 }
             }
             Ok(out)
@@ -139,7 +139,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let has_value = change.value.is_some();
             let s = store
                 .create_secret(&i.name, change)
-                .map_err(service_error)?;
+                .map_err(ApiError::from)?;
             let mut out = json!({"ARN": s.arn(account, region), "Name": s.name});
             if has_value {
                 out["VersionId"] = json!(s.version_id);
@@ -164,7 +164,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             };
             let s = store
                 .update_secret(&i.secret_id, change)
-                .map_err(service_error)?;
+                .map_err(ApiError::from)?;
             let mut out = json!({"ARN": s.arn(account, region), "Name": s.name});
             if changes_value {
                 out["VersionId"] = json!(s.version_id);
@@ -194,7 +194,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             }
             let s = store
                 .delete_secret(&i.secret_id, force)
-                .map_err(service_error)?;
+                .map_err(ApiError::from)?;
             let days = i.recovery_window_in_days.unwrap_or(30) as f64;
             let at = s.deleted_date.unwrap_or_default();
             let when = if force { at } else { at + days * 86400.0 };
@@ -202,14 +202,14 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
         }
         "DescribeSecret" => {
             let i: IdIn = parse(body)?;
-            let s = store.secret(&i.secret_id).map_err(service_error)?;
+            let s = store.secret(&i.secret_id).map_err(ApiError::from)?;
             Ok(describe(&s, account, region, false))
         }
         "ListSecrets" => {
             let i: ListIn = parse(body)?;
             let live: Vec<Secret> = store
                 .secrets()
-                .map_err(service_error)?
+                .map_err(ApiError::from)?
                 .into_iter()
                 .filter(|s| s.deleted_date.is_none())
                 .collect();

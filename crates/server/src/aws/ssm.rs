@@ -1,6 +1,6 @@
 //! SSM Parameter Store operations (AWS JSON 1.1, `AmazonSSM.*`).
 
-use super::{Aws, service_error};
+use super::Aws;
 use crate::error::ApiError;
 use crate::protocol::{parse, unknown};
 use localbuild_aws::params::{Parameter, PutParameter};
@@ -90,7 +90,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
     match op {
         "GetParameter" => {
             let i: NameIn = parse(body)?;
-            let p = store.parameter(&i.name).map_err(service_error)?;
+            let p = store.parameter(&i.name).map_err(ApiError::from)?;
             Ok(json!({"Parameter": shape(&p, account, region)}))
         }
         "GetParameters" => {
@@ -107,7 +107,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     Err(localbuild_aws::AwsError::ParameterNotFound(_)) => {
                         invalid.push(name.clone())
                     }
-                    Err(e) => return Err(service_error(e)),
+                    Err(e) => return Err(ApiError::from(e)),
                 }
             }
             Ok(name_lists(
@@ -127,7 +127,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let recursive = i.recursive.unwrap_or(false);
             let found: Vec<Parameter> = store
                 .parameters()
-                .map_err(service_error)?
+                .map_err(ApiError::from)?
                 .into_iter()
                 .filter(|p| {
                     p.name
@@ -161,12 +161,12 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                     description: i.description,
                     key_id: i.key_id,
                 })
-                .map_err(service_error)?;
+                .map_err(ApiError::from)?;
             Ok(json!({"Version": version, "Tier": "Standard"}))
         }
         "DeleteParameter" => {
             let i: NameIn = parse(body)?;
-            store.delete_parameter(&i.name).map_err(service_error)?;
+            store.delete_parameter(&i.name).map_err(ApiError::from)?;
             Ok(json!({}))
         }
         "DeleteParameters" => {
@@ -189,7 +189,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
         "DescribeParameters" => {
             let i: DescribeIn = parse(body)?;
             let (all, next) = super::page(
-                store.parameters().map_err(service_error)?,
+                store.parameters().map_err(ApiError::from)?,
                 |p| p.name.as_str(),
                 i.max_results,
                 (10, 50),

@@ -28,8 +28,6 @@ pub(crate) const BUILD_DOC: &str = "codebuild.build-input";
 mod projects;
 mod start;
 
-/// How a buildspec value reads (inline or a path); `localbuild cloud` uses it too.
-pub use localbuild_service::projects::buildspec_source;
 use projects::{batch_get_projects, create_project, delete_project, list_projects, update_project};
 use start::start_build;
 pub(crate) use start::{StartBuildInput, pipeline_input, prepare, start_for_pipeline};

@@ -21,20 +21,6 @@ use services::{EcsError, Service, ServiceView, Status, Task, TaskDefinition};
 /// ECS's target prefix.
 pub const ECS: &str = "AmazonEC2ContainerServiceV20141113";
 
-impl From<EcsError> for ApiError {
-    fn from(e: EcsError) -> ApiError {
-        let m = e.to_string();
-        match e {
-            EcsError::ClusterNotFound(_) => ApiError::ClusterNotFound(m),
-            EcsError::ServiceNotFound(_) => ApiError::ServiceNotFound(m),
-            EcsError::ServiceNotActive(_) => ApiError::ServiceNotActive(m),
-            EcsError::InvalidParameter(_) => ApiError::InvalidParameter(m),
-            EcsError::Client(_) => ApiError::Client(m),
-            EcsError::Server(_) => ApiError::Service(m),
-        }
-    }
-}
-
 /// The region and account of a call's ARNs.
 #[derive(Clone, Copy)]
 struct At<'a> {
