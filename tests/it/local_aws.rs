@@ -834,7 +834,10 @@ phases:
         "{wrong_secret}"
     );
     let unsigned = call(&[], &["s3", "ls", "--no-sign-request"]);
-    assert!(unsigned.contains("AccessDenied"), "{unsigned}");
+    assert!(
+        unsigned.contains("AuthorizationHeaderMalformed"),
+        "{unsigned}"
+    );
     let with_keys = call(
         &[
             ("AWS_ACCESS_KEY_ID", &key),
