@@ -4,7 +4,8 @@
 Usage: bench/run.py [--image IMAGE] [--rounds N]   (builds target/release/localbuild first)
 
 Measures, each as the median of N rounds:
-  1. start overhead: a one-command build vs `docker run --rm IMAGE sh -c true`  (target <= 1.5x)
+  1. start overhead: a one-command build vs `docker run --rm IMAGE sh -c true`  (target <= 1.5x);
+     also with `-c` (the host's credentials: no local AWS endpoint), for comparison
   2. per-command overhead: (400-command build - 1-command build) / 399         (target <= 5 ms)
   3. 200 MB of output: a build printing it vs docker run printing it           (target <= 1.5x)
   4. localbuild's peak RSS during (3)                                           (target <= 64 MB)
@@ -51,6 +52,7 @@ def main():
     home = tempfile.mkdtemp(prefix="lb-bench-home-")
 
     one, env = build(a.image, ["true"], home)
+    one_c = one + ["-c"]
     many, _ = build(a.image, ["true"] * 400, home)
     big, _ = build(a.image, [OUTPUT_CMD], home)
     docker_one = ["docker", "run", "--rm", a.image, "sh", "-c", "true"]
@@ -58,10 +60,11 @@ def main():
 
     timed(docker_one)  # warm-up: page cache, image layers
     timed(one, env)
-    r = {k: [] for k in ("d1", "l1", "l400", "dbig", "lbig")}
+    r = {k: [] for k in ("d1", "l1", "l1c", "l400", "dbig", "lbig")}
     for _ in range(a.rounds):
         r["d1"].append(timed(docker_one)[0])
         r["l1"].append(timed(one, env)[0])
+        r["l1c"].append(timed(one_c, env)[0])
         r["l400"].append(timed(many, env)[0])
         r["dbig"].append(timed(docker_big)[0])
         r["lbig"].append(timed(big, env)[0])
@@ -75,10 +78,12 @@ def main():
     rss_mb = int(rss) / 1024
 
     d1, l1, l400 = median(r["d1"]), median(r["l1"]), median(r["l400"])
+    l1c = median(r["l1c"])
     dbig, lbig = median(r["dbig"]), median(r["lbig"])
     per_cmd_ms = (l400 - l1) / 399 * 1000
     rows = [
         ("start overhead (1 command)", "%.2f s vs %.2f s" % (l1, d1), "%.2fx" % (l1 / d1), "<= 1.5x (aim 1.2x)"),
+        ("  the same with -c (no local AWS)", "%.2f s vs %.2f s" % (l1c, d1), "%.2fx" % (l1c / d1), "(for comparison)"),
         ("per-command overhead (400 commands)", "%.2f s total" % l400, "%.2f ms" % per_cmd_ms, "<= 5 ms (aim 2 ms)"),
         ("200 MB of output", "%.2f s vs %.2f s" % (lbig, dbig), "%.2fx" % (lbig / dbig), "<= 1.5x (aim 1.1x)"),
         ("peak RSS during 200 MB", "", "%.1f MB" % rss_mb, "<= 64 MB (aim 32 MB)"),

@@ -124,10 +124,6 @@ impl Drop for Leftovers {
         for id in crate::util::containers_of(&self.0) {
             let _ = Command::new("docker").args(["rm", "-f", &id]).output();
         }
-        // The kept container's network (its local AWS) goes with it.
-        for id in crate::util::networks_of(&self.0) {
-            let _ = Command::new("docker").args(["network", "rm", &id]).output();
-        }
     }
 }
 

@@ -245,8 +245,8 @@ pub struct Running<'a> {
 
 impl Running<'_> {
     /// Read output lines until one satisfies `done` (synchronise on output, never on time),
-    /// for at most 5 minutes.
-    pub fn wait_for_line(&mut self, done: impl Fn(&str) -> bool) {
+    /// for at most 5 minutes: that line.
+    pub fn wait_for_line(&mut self, done: impl Fn(&str) -> bool) -> String {
         use std::sync::mpsc::TryRecvError;
         let seen = &mut self.seen;
         let lines = &self.lines;
@@ -256,7 +256,7 @@ impl Running<'_> {
                     Ok(line) => {
                         seen.push_str(&line);
                         if done(&line) {
-                            return Ok(());
+                            return Ok(line);
                         }
                     }
                     Err(TryRecvError::Empty) => return Err(format!("the output so far:\n{seen}")),

@@ -149,7 +149,7 @@ phases:
     ] {
         assert_eq!(r.output_of(cmd), [expected], "{cmd}");
     }
-    // The build's network went with it.
+    // No network is made for a build (none is left).
     let nets = std::process::Command::new("docker")
         .args(["network", "ls", "-q", "--filter"])
         .arg(format!(
@@ -720,4 +720,153 @@ fn an_s3_cache_is_saved_to_and_restored_from_its_bucket() {
         "{log2}"
     );
     assert!(log2.contains("\nfrom-build-1\n"), "{log2}");
+}
+
+/// `docker ARGS`: exit code and stdout + stderr.
+fn docker(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Who may call a build's endpoint is decided by its keys, not by the network (ARCHITECTURE,
+/// `local_aws`): another container on this machine reaches the address, as it would any
+/// bridge's gateway, but without the build's session (made-up keys, no token, unsigned) it is
+/// refused; with the keys (read here from the container, as root on the host can) it is the
+/// build. Once the build ends, nothing answers there any more.
+#[test]
+fn another_container_is_refused_by_a_build_endpoint_without_the_builds_keys() {
+    let b = Build::new(
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - echo "endpoint $AWS_ENDPOINT_URL of $CODEBUILD_BUILD_ID"
+      - i=0; while [ ! -f /tmp/go ] && [ $i -lt 600 ]; do sleep 0.5; i=$((i+1)); done; test -f /tmp/go
+"#,
+    )
+    .image(AWSCLI);
+    let mut running = b.spawn();
+    let line = running.wait_for_line(|l| l.contains("endpoint http://"));
+    let rest = line.trim_end().split("endpoint http://").nth(1).unwrap();
+    let (addr, build_id) = rest.split_once(" of ").unwrap();
+    let url = format!("http://{addr}");
+    let (code, container) = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=localbuild.build-id={build_id}"),
+    ]);
+    assert_eq!(code, 0, "{container}");
+    let container = container.trim().to_owned();
+    let (_, env) = docker(&["exec", &container, "env"]);
+    let var = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} in {env}"))
+            .to_owned()
+    };
+    let (key, secret, token) = (
+        var("AWS_ACCESS_KEY_ID"),
+        var("AWS_SECRET_ACCESS_KEY"),
+        var("AWS_SESSION_TOKEN"),
+    );
+    // Another container (the default bridge) calls the endpoint with the given variables.
+    let call = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut argv = vec!["run".to_owned(), "--rm".to_owned()];
+        for (k, v) in [
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ]
+        .iter()
+        .chain(vars)
+        {
+            argv.extend(["-e".to_owned(), format!("{k}={v}")]);
+        }
+        argv.extend([
+            AWSCLI.to_owned(),
+            "aws".to_owned(),
+            "--endpoint-url".to_owned(),
+        ]);
+        argv.push(url.clone());
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        docker(&argv).1
+    };
+    let whoami = [
+        "sts",
+        "get-caller-identity",
+        "--query",
+        "Arn",
+        "--output",
+        "text",
+    ];
+    let made_up = call(
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAOTHER"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+        ],
+        &whoami,
+    );
+    assert!(made_up.contains("InvalidClientTokenId"), "{made_up}");
+    let no_token = call(
+        &[
+            ("AWS_ACCESS_KEY_ID", &key),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+        ],
+        &whoami,
+    );
+    assert!(no_token.contains("InvalidClientTokenId"), "{no_token}");
+    let wrong_secret = call(
+        &[
+            ("AWS_ACCESS_KEY_ID", &key),
+            ("AWS_SECRET_ACCESS_KEY", "wrong"),
+            ("AWS_SESSION_TOKEN", &token),
+        ],
+        &whoami,
+    );
+    assert!(
+        wrong_secret.contains("SignatureDoesNotMatch"),
+        "{wrong_secret}"
+    );
+    let unsigned = call(&[], &["s3", "ls", "--no-sign-request"]);
+    assert!(
+        unsigned.contains("AuthorizationHeaderMalformed"),
+        "{unsigned}"
+    );
+    let with_keys = call(
+        &[
+            ("AWS_ACCESS_KEY_ID", &key),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+            ("AWS_SESSION_TOKEN", &token),
+        ],
+        &whoami,
+    );
+    assert!(
+        with_keys.trim_end().ends_with(&format!(
+            "AWSCodeBuild-{}",
+            build_id.rsplit(':').next().unwrap()
+        )),
+        "{with_keys}"
+    );
+
+    let (code, out) = docker(&["exec", &container, "touch", "/tmp/go"]);
+    assert_eq!(code, 0, "{out}");
+    let r = running.finish();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    // The endpoint went with the build: nothing listens there now.
+    let (host, port) = addr.split_once(':').unwrap();
+    let (_, after) = docker(&[
+        "run",
+        "--rm",
+        crate::harness::IMAGE,
+        "sh",
+        "-c",
+        &format!("echo | nc -w 2 {host} {port} && echo open || echo closed"),
+    ]);
+    assert!(after.lines().any(|l| l == "closed"), "{after}");
 }

@@ -54,11 +54,6 @@ pub fn containers_of(build_id: &str) -> Vec<String> {
     labelled(["ps", "-a"], build_id)
 }
 
-/// The build's networks (its local AWS network; a kept container keeps it).
-pub fn networks_of(build_id: &str) -> Vec<String> {
-    labelled(["network", "ls"], build_id)
-}
-
 /// No container, volume or network of the build remains.
 pub fn assert_nothing_left(build_id: &str) {
     for kind in [["ps", "-a"], ["volume", "ls"], ["network", "ls"]] {

@@ -20,8 +20,7 @@ pub mod image;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
-    PortBinding,
+    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, PortBinding,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -649,7 +648,6 @@ impl Runtime for Docker {
                     typ: Some("none".to_owned()),
                     config: None,
                 }),
-                network_mode: spec.network.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -829,59 +827,27 @@ impl Runtime for Docker {
         }
     }
 
-    /// A bridge network for one build, labelled with its id, and the host's address on it
-    /// (the gateway). Containers on other networks cannot reach that address (Docker isolates
-    /// bridges from each other), so a server listening there serves this build alone.
-    async fn create_network(
-        &self,
-        build_id: &str,
-    ) -> Result<localbuild_engine::runtime::BuildNetwork, DockerError> {
-        let short = short_id(build_id);
-        let name = format!("localbuild-{short}-{}", uuid::Uuid::new_v4().simple());
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".to_owned()),
-            // With the owner: `localbuild gc` leaves a live build's network alone.
-            labels: Some(self.labels(build_id.to_owned())),
-            ..Default::default()
-        };
-        self.api
-            .create_network(request)
-            .await
-            .map_err(api("create the build's network"))?;
+    /// The host's address on Docker's default bridge (`docker0`'s gateway), where build
+    /// containers run: a build's local AWS endpoint listens there. Read from the daemon each
+    /// time (one inspect, a few ms), so a restarted daemon with another `bip` is followed.
+    async fn gateway(&self) -> Result<std::net::IpAddr, DockerError> {
+        let action = "find the default bridge network's gateway";
         let inspect = self
             .api
-            .inspect_network(&name, None)
+            .inspect_network("bridge", None)
             .await
-            .map_err(api("inspect the build's network"))?;
-        let gateway = inspect
+            .map_err(api(action))?;
+        inspect
             .ipam
             .and_then(|i| i.config)
             .into_iter()
             .flatten()
             .filter_map(|c| c.gateway)
-            .find_map(|g| g.parse::<std::net::IpAddr>().ok().filter(|ip| ip.is_ipv4()));
-        match gateway {
-            Some(gateway) => Ok(localbuild_engine::runtime::BuildNetwork { name, gateway }),
-            None => {
-                let _ = self.remove_network(&name).await;
-                Err(DockerError::Api {
-                    action: "create the build's network",
-                    reason: format!("the network {name} has no IPv4 gateway address"),
-                })
-            }
-        }
-    }
-
-    /// Remove a network; a missing one is not an error.
-    async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
-        match self.api.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(api("remove the build's network")(e)),
-        }
+            .find_map(|g| g.parse::<std::net::IpAddr>().ok().filter(|ip| ip.is_ipv4()))
+            .ok_or_else(|| DockerError::Api {
+                action,
+                reason: "Docker's default bridge network has no IPv4 gateway address".to_owned(),
+            })
     }
 
     /// Remove every container, volume and network labelled by localbuild: those of one build

@@ -1,13 +1,19 @@
 //! The seam to a local AWS endpoint for one build (issue "AWS from inside the build").
 //!
 //! The engine names no HTTP server: a caller that can serve the local AWS services puts a
-//! [`LocalAwsHook`] in the request. In PROVISIONING the engine makes the build's network
-//! ([`crate::runtime::Runtime::create_network`]), asks the hook to open an endpoint on the
-//! network's gateway address (the host side, reachable from that network's containers only),
-//! puts the endpoint's variables in the build's environment (below the buildspec's and the
-//! caller's own, which win) and masks its secret values. The endpoint lives as long as the
-//! returned [`AwsEndpoint`]: the engine drops it after the container is removed, then removes
-//! the network.
+//! [`LocalAwsHook`] in the request. In PROVISIONING the engine asks the runtime for the
+//! gateway of the network build containers run on ([`crate::runtime::Runtime::gateway`]:
+//! Docker's default bridge), asks the hook to open an endpoint there, puts the endpoint's
+//! variables in the build's environment (below the buildspec's and the caller's own, which
+//! win) and masks its secret values. The endpoint lives as long as the returned
+//! [`AwsEndpoint`]: the engine drops it after the container is removed.
+//!
+//! Who can call is decided by authentication, not by the network: a host address on any
+//! Docker bridge is reachable from containers on every bridge (the host routes to its own
+//! addresses; Docker's isolation rules only stop forwarding between bridges), so a network of
+//! the build's own would not keep other containers out; it cost ~0.3 s a build. The endpoint
+//! listens on a bridge address only (not every interface) and serves only requests signed with
+//! the build's session key (revoked when the endpoint closes) or a key the caller accepts.
 
 use std::net::IpAddr;
 use std::sync::Arc;

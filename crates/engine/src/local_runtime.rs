@@ -11,8 +11,7 @@
 //! removed (and when the runtime's build resources are removed).
 
 use crate::runtime::{
-    BuildNetwork, Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, StandIn,
-    TarStream,
+    Chunk, ContainerSpec, Layout, Removed, Runtime, RuntimeError, Session, StandIn, TarStream,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -239,11 +238,8 @@ impl Runtime for LocalRuntime {
 
     /// The build's processes run on this machine: its "network" is the loopback interface,
     /// where the build's local AWS endpoint listens.
-    async fn create_network(&self, build_id: &str) -> Result<BuildNetwork, RuntimeError> {
-        Ok(BuildNetwork {
-            name: format!("local-{build_id}"),
-            gateway: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        })
+    async fn gateway(&self) -> Result<std::net::IpAddr, RuntimeError> {
+        Ok(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
     }
 
     async fn remove_container(&self, container: &str) -> Result<(), RuntimeError> {

@@ -75,8 +75,6 @@ pub struct ContainerSpec {
     /// The main process, run with stdin, stdout and stderr attached (ignored with
     /// `keep_entrypoint`); `None` = a process that only keeps the container alive.
     pub main: Option<Vec<String>>,
-    /// The network to attach the container to (`None`: the runtime's default).
-    pub network: Option<String>,
 }
 
 /// The container daemon a build sees at `/var/run/docker.sock`.
@@ -116,14 +114,6 @@ impl std::fmt::Debug for Notify {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Notify")
     }
-}
-
-/// A network made for one build: the build container is its only member, and `gateway` is the
-/// host's own address on it (where the build's local AWS endpoint listens).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildNetwork {
-    pub name: String,
-    pub gateway: std::net::IpAddr,
 }
 
 /// One chunk of a session's output.
@@ -270,19 +260,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// Force-remove a container and its anonymous volumes. A missing container is not an error.
     async fn remove_container(&self, container: &str) -> Result<(), RuntimeError>;
 
-    /// Make a network for one build (labelled with its id). A runtime without networks says so.
-    async fn create_network(&self, build_id: &str) -> Result<BuildNetwork, RuntimeError> {
-        let _ = build_id;
+    /// The host's own address on the network build containers run on (where a build's local
+    /// AWS endpoint listens). A runtime without networks says so.
+    async fn gateway(&self) -> Result<std::net::IpAddr, RuntimeError> {
         Err(RuntimeError::Api {
-            action: "create a build network",
+            action: "find the build network's gateway",
             reason: "this runtime has no networks".to_owned(),
         })
-    }
-
-    /// Remove a network made by [`Runtime::create_network`]. A missing network is not an error.
-    async fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {
-        let _ = name;
-        Ok(())
     }
 
     /// Run `image` as a long-lived service container (its own entrypoint and command) named

@@ -256,8 +256,6 @@ pub(crate) struct BuildExecution {
     store_error: Option<String>,
     /// A git source's checkout (made before PROVISIONING, deleted at the end of the build).
     checkout: Option<Checkout>,
-    /// The build's network (with a local AWS), removed after the container.
-    network: Option<String>,
     /// The build's local AWS endpoint; dropped (closed) after the container is removed.
     aws_endpoint: Option<crate::local_aws::AwsEndpoint>,
     /// Progress lines said while the build log runs, published after its last line
@@ -320,7 +318,6 @@ impl BuildExecution {
             outputs: outputs::Outputs::default(),
             store_error: None,
             checkout: None,
-            network: None,
             aws_endpoint: None,
             held: Default::default(),
             place,
@@ -680,11 +677,6 @@ impl BuildExecution {
                 .await;
         }
         self.aws_endpoint = None;
-        // A kept container still uses its network: then removing it fails, and `gc` removes
-        // both later (by label).
-        if let Some(network) = self.network.take() {
-            let _ = self.runtime.remove_network(&network).await;
-        }
     }
 }
 

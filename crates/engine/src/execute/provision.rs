@@ -121,7 +121,7 @@ impl BuildExecution {
                 notify,
             })
         };
-        let network = self.open_local_aws().await?;
+        self.open_local_aws().await?;
         let mut spec = ContainerSpec {
             name: format!(
                 "localbuild-{}-{}",
@@ -143,7 +143,6 @@ impl BuildExecution {
                 self.req.debug.session,
                 self.req.batch.as_ref().and_then(|b| b.shard),
             )),
-            network,
         };
         if let Some(session) = &mut self.build.debug_session {
             session.session_target = Some(spec.name.clone());
@@ -162,7 +161,7 @@ impl BuildExecution {
             // A daemon that cannot grant privileges (itself in a restricted container): docker
             // commands still work through the mounted socket, so run unprivileged. (An image's
             // own dockerd then fails to start, and the wait below reports it.) Only the
-            // container goes: the build's network (its local AWS) stays for the retry.
+            // container goes: the build's local AWS endpoint stays for the retry.
             let _ = self.runtime.remove_container(&spec.name).await;
             let effect = if keep_entrypoint {
                 "the image's own Docker daemon may fail to start"
@@ -204,12 +203,12 @@ impl BuildExecution {
         }
     }
 
-    /// With a local AWS in the request: the build's network, the endpoint on its gateway, its
-    /// variables (below every variable the build already has) and masked values. The network's
-    /// name, for the container.
-    async fn open_local_aws(&mut self) -> Result<Option<String>, PhaseError> {
+    /// With a local AWS in the request: the endpoint on the build network's gateway (the
+    /// default bridge's; see [`crate::local_aws`] for why no network of its own), its
+    /// variables (below every variable the build already has) and masked values.
+    async fn open_local_aws(&mut self) -> Result<(), PhaseError> {
         let Some(hook) = self.req.local_aws.clone() else {
-            return Ok(None);
+            return Ok(());
         };
         let fault = |m: String| {
             PhaseError::Fault(PhaseContext::new(
@@ -217,18 +216,17 @@ impl BuildExecution {
                 format!("cannot give the build its local AWS endpoint: {m}"),
             ))
         };
-        let network = self
+        let gateway = self
             .runtime
-            .create_network(&self.build_id)
+            .gateway()
             .await
             .map_err(|e| fault(e.to_string()))?;
-        self.network = Some(network.name.clone());
         let info = crate::local_aws::BuildInfo {
             build_id: self.build_id.clone(),
             project: self.req.project.clone(),
             region: self.req.region.clone(),
         };
-        let endpoint = hook.0.open(&info, network.gateway).await.map_err(fault)?;
+        let endpoint = hook.0.open(&info, gateway).await.map_err(fault)?;
         self.hub.add_masked(endpoint.mask.clone());
         let taken: std::collections::HashSet<String> = self
             .driver_env
@@ -243,7 +241,7 @@ impl BuildExecution {
             .collect();
         self.driver_env.splice(0..0, ours);
         self.aws_endpoint = Some(endpoint);
-        Ok(Some(network.name))
+        Ok(())
     }
 
     /// The image's `dockerd-entrypoint.sh` starts dockerd: wait (up to ~60 s, as the script

@@ -1,9 +1,10 @@
-//! A build's own endpoint: the local AWS services on the build network's gateway address, on a
-//! port of its own, for that build's lifetime ([`BuildEndpoints`] is the engine's
-//! `LocalAws`). Only containers on the build's network reach that address (Docker isolates
-//! bridges); only signed requests by a key [`Aws::ids`] knows are served (the build's session,
-//! which is revoked when the endpoint closes, `AssumeRole` sessions, `--credentials` keys).
-//! `Host` must be the endpoint's own address (no DNS rebinding).
+//! A build's own endpoint: the local AWS services on the build network's gateway address (Docker's
+//! default bridge), on a port of its own, for that build's lifetime ([`BuildEndpoints`] is the
+//! engine's `LocalAws`). Containers reach that address, the LAN does not (not every interface);
+//! what keeps other callers out is authentication (`localbuild_engine::local_aws` says why):
+//! only signed requests by a key [`Aws::ids`] knows are served (the build's session, which is
+//! revoked when the endpoint closes, `AssumeRole` sessions, `--credentials` keys). `Host` must
+//! be the endpoint's own address (no DNS rebinding).
 
 use super::Aws;
 use crate::error::ApiError;
