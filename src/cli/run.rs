@@ -279,7 +279,7 @@ struct LocalAws {
 /// endpoint; the store's values for `env.parameter-store` / `env.secrets-manager`.
 fn local_aws(request: &BuildRequest) -> Result<LocalAws, String> {
     let history = HistoryStore::open(store_root()).map_err(|e| e.to_string())?;
-    let aws = Arc::new(localbuild_server::aws::Aws {
+    let aws = localbuild_server::aws::Aws {
         s3: localbuild_aws::s3::S3::new(
             store_root().join("s3"),
             store_root().join("tmp").join("s3"),
@@ -293,11 +293,11 @@ fn local_aws(request: &BuildRequest) -> Result<LocalAws, String> {
             localbuild_aws::ecr::Ecr::new(history.db().clone(), store_root().join("ecr"))
                 .in_account(&request.account_id),
         )),
-    });
+    };
     let secrets = aws.store.snapshot().map_err(|e| e.to_string())?;
     let ecr = aws.ecr.clone();
     let hook = localbuild_engine::local_aws::LocalAwsHook(Arc::new(
-        localbuild_server::aws::endpoint::BuildEndpoints { aws },
+        localbuild_server::aws::endpoint::BuildEndpoints::new(&aws),
     ));
     Ok(LocalAws { secrets, hook, ecr })
 }

@@ -870,3 +870,133 @@ phases:
     ]);
     assert!(after.lines().any(|l| l == "closed"), "{after}");
 }
+
+/// A running build of `serve`'s: its endpoint and its keys (read from its container, as root
+/// on this machine could).
+struct Held {
+    url: String,
+    container: String,
+    keys: [(String, String); 3],
+}
+
+fn held_build(s: &Serve, project: &str) -> Held {
+    s.project(
+        project,
+        no_source(
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"endpoint $AWS_ENDPOINT_URL\"\n      - i=0; while [ ! -f /tmp/go ] && [ $i -lt 600 ]; do sleep 0.5; i=$((i+1)); done\n",
+        ),
+    )
+    .image(AWSCLI)
+    .create();
+    let id = s.start_build(project)["id"].as_str().unwrap().to_owned();
+    let log = s.home.path().join(format!("builds/{project}/1/build.log"));
+    let url = crate::harness::eventually(
+        "the build's endpoint",
+        std::time::Duration::from_secs(120),
+        || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            let line = text.lines().find(|l| l.starts_with("endpoint http://"))?;
+            Some(line.trim_start_matches("endpoint ").trim().to_owned())
+        },
+    );
+    let (_, container) = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=localbuild.build-id={id}"),
+    ]);
+    let container = container.trim().to_owned();
+    let (_, env) = docker(&["exec", &container, "env"]);
+    let var = |k: &str| {
+        let v = env
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} in {env}"));
+        (k.to_owned(), v.to_owned())
+    };
+    Held {
+        url,
+        container,
+        keys: [
+            var("AWS_ACCESS_KEY_ID"),
+            var("AWS_SECRET_ACCESS_KEY"),
+            var("AWS_SESSION_TOKEN"),
+        ],
+    }
+}
+
+/// `aws` in another container on the default bridge, against `url`, with `vars`.
+fn from_another_container(url: &str, vars: &[(String, String)], args: &[&str]) -> String {
+    let mut argv: Vec<String> = [
+        "run",
+        "--rm",
+        "-e",
+        "AWS_DEFAULT_REGION=us-east-1",
+        "-e",
+        "AWS_MAX_ATTEMPTS=1",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for (k, v) in vars {
+        argv.extend(["-e".to_owned(), format!("{k}={v}")]);
+    }
+    argv.extend([AWSCLI, "aws", "--endpoint-url", url].map(str::to_owned));
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    docker(&argv).1
+}
+
+/// Under `serve` without `--credentials` (open on loopback), a build's endpoint — reachable from
+/// every container here — still serves only signed requests by a key localbuild issued, and not
+/// another build's key: its own build's keys work, nothing else does.
+#[test]
+fn a_build_endpoint_of_an_open_serve_refuses_strangers_and_other_builds_keys() {
+    let s = Serve::start(&[]);
+    s.ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app/db",
+        "--secret-string",
+        "hunter2",
+    ]);
+    let a = held_build(&s, "endpoint-a");
+    let b = held_build(&s, "endpoint-b");
+    let read = [
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        "app/db",
+        "--query",
+        "SecretString",
+        "--output",
+        "text",
+    ];
+
+    let unsigned = from_another_container(&a.url, &[], &["s3", "ls", "--no-sign-request"]);
+    assert!(
+        unsigned.contains("AuthorizationHeaderMalformed"),
+        "{unsigned}"
+    );
+    let made_up = [
+        ("AWS_ACCESS_KEY_ID".to_owned(), "AKIAOTHER".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "x".to_owned()),
+    ];
+    let stranger = from_another_container(&a.url, &made_up, &read);
+    assert!(stranger.contains("UnrecognizedClient"), "{stranger}");
+    assert!(!stranger.contains("hunter2"), "{stranger}");
+    let other_build = from_another_container(&a.url, &b.keys, &read);
+    assert!(
+        other_build.contains("AccessDenied") && other_build.contains("belongs to another build"),
+        "{other_build}"
+    );
+    let own = from_another_container(&a.url, &a.keys, &read);
+    assert_eq!(own.trim(), "hunter2");
+    let own_b = from_another_container(&b.url, &b.keys, &read);
+    assert_eq!(own_b.trim(), "hunter2");
+
+    for held in [&a, &b] {
+        let (code, out) = docker(&["exec", &held.container, "touch", "/tmp/go"]);
+        assert_eq!(code, 0, "{out}");
+    }
+}

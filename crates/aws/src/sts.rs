@@ -32,6 +32,8 @@ pub struct Identity {
 struct Session {
     credentials: SessionCredentials,
     identity: Identity,
+    /// A build's own session (its service role), not one assumed through AssumeRole.
+    build: bool,
 }
 
 /// The keys this process accepts and whose they are. Cloning shares the sessions.
@@ -53,6 +55,8 @@ pub enum KeyCheck {
     Known(Identity),
     /// A session key sent without its token, or with another one.
     BadToken,
+    /// A session past its expiration (AssumeRole's `DurationSeconds`, a build's 12 hours).
+    Expired,
 }
 
 impl Identities {
@@ -96,7 +100,12 @@ impl Identities {
     /// Whose `access_key_id` is, given the session token the request carried.
     pub fn check(&self, access_key_id: &str, token: Option<&str>) -> Option<KeyCheck> {
         if let Some(s) = self.sessions().get(access_key_id) {
-            return Some(if token == Some(s.credentials.session_token.as_str()) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            return Some(if s.credentials.expiration <= now {
+                KeyCheck::Expired
+            } else if token == Some(s.credentials.session_token.as_str()) {
                 KeyCheck::Known(s.identity.clone())
             } else {
                 KeyCheck::BadToken
@@ -148,8 +157,16 @@ impl Identities {
     /// The session a build's commands use: CodeBuild's service role for `project`.
     pub fn build_session(&self, project: &str, build_uuid: &str) -> SessionCredentials {
         let role = format!("codebuild-{project}-service-role");
-        self.open(&role, &format!("AWSCodeBuild-{build_uuid}"), 12 * 3600)
-            .0
+        let (credentials, _) = self.open(&role, &format!("AWSCodeBuild-{build_uuid}"), 12 * 3600);
+        if let Some(s) = self.sessions().get_mut(&credentials.access_key_id) {
+            s.build = true;
+        }
+        credentials
+    }
+
+    /// Is `access_key_id` a build's own session key (see [`Identities::build_session`])?
+    pub fn is_build_session(&self, access_key_id: &str) -> bool {
+        self.sessions().get(access_key_id).is_some_and(|s| s.build)
     }
 
     /// Forget a session (its build ended).
@@ -188,6 +205,7 @@ impl Identities {
             Session {
                 credentials: credentials.clone(),
                 identity: identity.clone(),
+                build: false,
             },
         );
         (credentials, identity)
@@ -246,5 +264,29 @@ mod tests {
         assert!(ids.assume_role("deploy", "ci", 3600).is_err());
         assert!(ids.assume_role(&arn, "a b", 3600).is_err());
         assert!(ids.assume_role(&arn, "ci", 60).is_err());
+    }
+
+    #[test]
+    fn a_session_past_its_expiration_is_refused_and_build_sessions_are_told_apart() {
+        let ids = Identities::default();
+        let build = ids.build_session("app", "0f1e2d3c");
+        assert!(ids.is_build_session(&build.access_key_id));
+        let (assumed, _) = ids
+            .assume_role(
+                "arn:aws:iam::000000000000:role/deploy",
+                "deploy-session",
+                900,
+            )
+            .unwrap();
+        assert!(!ids.is_build_session(&assumed.access_key_id));
+        assert!(matches!(
+            ids.check(&assumed.access_key_id, Some(&assumed.session_token)),
+            Some(KeyCheck::Known(_))
+        ));
+        let (expired, _) = ids.open("deploy", "old", 0);
+        assert_eq!(
+            ids.check(&expired.access_key_id, Some(&expired.session_token)),
+            Some(KeyCheck::Expired)
+        );
     }
 }

@@ -195,7 +195,7 @@ impl Server {
                 docker_host_access: config.docker_host_access,
                 secrets_file: config.secrets,
                 local_aws: Some(localbuild_engine::local_aws::LocalAwsHook(Arc::new(
-                    aws::endpoint::BuildEndpoints { aws: aws.clone() },
+                    aws::endpoint::BuildEndpoints::new(&aws),
                 ))),
                 ecr: aws.ecr.clone(),
                 ..localbuild_service::projects::ProjectsConfig::new(

@@ -3,8 +3,9 @@
 //! engine's `LocalAws`). Containers reach that address, the LAN does not (not every interface);
 //! what keeps other callers out is authentication (`localbuild_engine::local_aws` says why):
 //! only signed requests by a key [`Aws::ids`] knows are served (the build's session, which is
-//! revoked when the endpoint closes, `AssumeRole` sessions, `--credentials` keys). `Host` must
-//! be the endpoint's own address (no DNS rebinding).
+//! revoked when the endpoint closes, `AssumeRole` sessions, `--credentials` keys), never
+//! unsigned ones even when `serve` is open ([`BuildEndpoints::new`]), and never by another
+//! build's session key. `Host` must be the endpoint's own address (no DNS rebinding).
 
 use super::Aws;
 use crate::error::ApiError;
@@ -19,12 +20,14 @@ use std::sync::Arc;
 
 /// Opens build endpoints over one set of services (serve's, or `run`'s in-process ones).
 pub struct BuildEndpoints {
-    pub aws: Arc<Aws>,
+    aws: Arc<Aws>,
 }
 
 struct Served {
     aws: Arc<Aws>,
     addr: SocketAddr,
+    /// The build's own session key.
+    key: String,
 }
 
 /// Stops the endpoint and forgets the build's session when dropped.
@@ -50,6 +53,16 @@ async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
     if host != Some(s.addr.to_string().as_str()) {
         return ApiError::AccessDenied(format!("Host {host:?} is not this endpoint ({})", s.addr))
             .into_response();
+    }
+    // Another build's session key is valid, but not here: each build has its own endpoint.
+    if let Some(key) = access_key_of(request.headers(), request.uri())
+        && key != s.key
+        && s.aws.ids.is_build_session(&key)
+    {
+        return ApiError::AccessDenied(format!(
+            "The key {key} belongs to another build: this endpoint serves its own build's key, sessions assumed with a key, and the --credentials keys"
+        ))
+        .into_response();
     }
     // JSON 1.1 (a target) and query (a form) calls are small; everything else is S3.
     let headers = request.headers();
@@ -92,6 +105,39 @@ async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
     }
 }
 
+/// The access key id a request names (the `Authorization` header's `Credential=`, or a
+/// presigned URL's `X-Amz-Credential`); it is verified later, with the signature.
+fn access_key_of(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    let from_header = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .map(|c| c.split('/').next().unwrap_or(c).to_owned());
+    from_header.or_else(|| {
+        uri.query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))
+            .map(|c| {
+                let c = percent_encoding::percent_decode_str(c).decode_utf8_lossy();
+                c.split('/').next().unwrap_or(&c).to_owned()
+            })
+    })
+}
+
+impl BuildEndpoints {
+    /// Endpoints over `aws`'s stores and sessions that never serve an unsigned request or an
+    /// unknown key, whatever `aws.open` says (`serve` without `--credentials` is open on
+    /// loopback; a build's endpoint is reachable from every container on this machine).
+    pub fn new(aws: &Aws) -> BuildEndpoints {
+        BuildEndpoints {
+            aws: Arc::new(Aws {
+                open: false,
+                ..aws.clone()
+            }),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl LocalAws for BuildEndpoints {
     async fn open(&self, build: &BuildInfo, gateway: IpAddr) -> Result<AwsEndpoint, String> {
@@ -106,6 +152,7 @@ impl LocalAws for BuildEndpoints {
         let served = Arc::new(Served {
             aws: self.aws.clone(),
             addr,
+            key: creds.access_key_id.clone(),
         });
         let app = Router::new().fallback(handle).with_state(served);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -30,7 +30,8 @@ pub const SSM: &str = "AmazonSSM";
 /// Secrets Manager's target prefix.
 pub const SECRETS_MANAGER: &str = "secretsmanager";
 
-/// The local AWS services one process serves.
+/// The local AWS services one process serves. Cloning shares the stores and sessions.
+#[derive(Clone)]
 pub struct Aws {
     pub store: Store,
     /// Buckets and objects (`$LOCALBUILD_HOME/s3`).
@@ -180,6 +181,11 @@ impl Aws {
             .and_then(|v| v.to_str().ok());
         match self.ids.check(&verified.access_key_id, token) {
             Some(KeyCheck::Known(who)) => Ok((Some(who), verified.region)),
+            Some(KeyCheck::Expired) => Err(Refused {
+                aws_type: "ExpiredTokenException",
+                status: 400,
+                message: "The security token included in the request is expired".into(),
+            }),
             _ => Err(refused(localbuild_sigv4::AuthError::UnrecognizedClient)),
         }
     }
@@ -224,6 +230,7 @@ fn sts_code(aws_type: &'static str) -> &'static str {
         "UnrecognizedClientException" => "InvalidClientTokenId",
         "InvalidSignatureException" => "SignatureDoesNotMatch",
         "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        "ExpiredTokenException" => "ExpiredToken",
         other => other,
     }
 }

@@ -240,6 +240,9 @@ impl Aws {
             .and_then(|v| v.to_str().ok());
         match self.ids.check(&verified.access_key_id, token) {
             Some(KeyCheck::Known(_)) => Ok(()),
+            Some(KeyCheck::Expired) => {
+                Err(fail("ExpiredToken", 400, "The provided token has expired."))
+            }
             _ => Err(fail(
                 "InvalidToken",
                 400,
