@@ -9,8 +9,9 @@
 //! (`ecs.cluster`, `ecs.service` keyed `<cluster>/<service>`, `ecs.task-definition` keyed
 //! `<family>:<revision>`), so they outlive a restart of `serve`, as the containers do; whether
 //! the task still runs is asked of the runtime when a service is read. Every change holds
-//! [`Ecs::lock`], so a deploy and an UpdateService never race on one container.
+//! the lock of [`Ecs`], so a deploy and an UpdateService never race on one container.
 
+use crate::now;
 use localbuild_db::Db;
 use localbuild_engine::runtime::Runtime;
 use serde::{Deserialize, Serialize};
@@ -284,10 +285,6 @@ fn list<T: serde::de::DeserializeOwned>(db: &Db, kind: &str, prefix: &str) -> Re
         .into_iter()
         .map(|(_, text)| serde_json::from_str(&text).map_err(server))
         .collect()
-}
-
-fn now() -> f64 {
-    localbuild_engine::record::epoch_now()
 }
 
 fn new_id() -> String {

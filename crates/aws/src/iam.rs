@@ -211,10 +211,9 @@ pub struct Iam {
 
 const ID: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
+/// Whole seconds since the epoch (the engine's one clock).
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::now() as u64
 }
 
 fn key(name: &str) -> String {

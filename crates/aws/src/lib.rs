@@ -70,13 +70,8 @@ impl From<localbuild_db::DbError> for AwsError {
     }
 }
 
-/// Seconds since the epoch, as the JSON APIs give timestamps.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as f64 / 1000.0)
-        .unwrap_or(0.0)
-}
+/// Seconds since the epoch, as the JSON APIs give timestamps (the engine's one clock).
+pub use localbuild_engine::record::epoch_now as now;
 
 /// `n` random characters from `alphabet` (uuid v4's randomness: the OS's generator).
 pub(crate) fn random(alphabet: &[u8], n: usize) -> String {

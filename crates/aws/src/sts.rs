@@ -100,9 +100,7 @@ impl Identities {
     /// Whose `access_key_id` is, given the session token the request carried.
     pub fn check(&self, access_key_id: &str, token: Option<&str>) -> Option<KeyCheck> {
         if let Some(s) = self.sessions().get(access_key_id) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = crate::now() as u64;
             return Some(if s.credentials.expiration <= now {
                 KeyCheck::Expired
             } else if token == Some(s.credentials.session_token.as_str()) {
@@ -180,11 +178,7 @@ impl Identities {
         session_name: &str,
         duration: u64,
     ) -> (SessionCredentials, Identity) {
-        let expiration = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-            + duration;
+        let expiration = crate::now() as u64 + duration;
         let credentials = SessionCredentials {
             access_key_id: format!("ASIA{}", random(UPPER, 16)),
             secret_access_key: random(SECRET, 40),
