@@ -7,9 +7,9 @@
 //! **The record owns its transitions**: [`Build::begin_phase`], [`Build::close_phase`],
 //! [`Build::end`] and [`Build::complete`] (and [`BuildPhase::open`] / [`BuildPhase::closed`]) are
 //! how every writer (the engine, the build service's queue, the store's finaliser) opens and
-//! closes phases, so phases stay contiguous and durations are computed one way. The one
-//! rewrite of phase times outside them is the build service's `restamp` (SUBMITTED and QUEUED
-//! moved to the acceptance time, durations through [`whole_seconds`]).
+//! closes phases, so phases stay contiguous and durations are computed one way;
+//! [`Build::accepted_at`] moves SUBMITTED and QUEUED back to the time the build service
+//! accepted the build.
 
 use serde::{Deserialize, Serialize};
 
@@ -363,6 +363,34 @@ impl Build {
     pub fn complete(&mut self, status: Status) {
         self.end(status);
         self.begin_phase(PhaseType::Completed);
+    }
+
+    /// The build was accepted at `at`, before the engine had it (the build service's queue):
+    /// it started then, SUBMITTED took no time and QUEUED lasted until the engine took it
+    /// over. Nothing changes if the record already starts at or before `at`.
+    pub fn accepted_at(&mut self, at: f64) {
+        if self.start_time <= at {
+            return;
+        }
+        self.start_time = at;
+        for p in &mut self.phases {
+            match p.phase_type {
+                PhaseType::Submitted => {
+                    p.start_time = at;
+                    if p.end_time.is_some() {
+                        p.end_time = Some(at);
+                        p.duration_in_seconds = Some(whole_seconds(at, at));
+                    }
+                }
+                PhaseType::Queued => {
+                    p.start_time = at;
+                    if let Some(end) = p.end_time {
+                        p.duration_in_seconds = Some(whole_seconds(at, end));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The last phase with a status other than SUCCEEDED, if any (for summaries).

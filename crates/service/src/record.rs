@@ -3,9 +3,7 @@
 //! over the engine's record (the build started when it was accepted, not when it left the queue).
 
 use localbuild_engine::BuildRequest;
-use localbuild_engine::record::{
-    Build, BuildPhase, PhaseContext, PhaseType, Status, whole_seconds,
-};
+use localbuild_engine::record::{Build, BuildPhase, PhaseContext, PhaseType, Status};
 use localbuild_engine::store::Place;
 use std::path::Path;
 
@@ -50,33 +48,6 @@ pub fn end_record(r: &mut Build, status: Status, message: Option<String>) {
     r.complete(status);
 }
 
-/// The engine's record with the service's acceptance time: the build started when it was
-/// accepted, SUBMITTED took no time and QUEUED lasted until the engine had it.
-pub fn restamp(build: &mut Build, at: f64) {
-    if build.start_time <= at {
-        return;
-    }
-    build.start_time = at;
-    for p in &mut build.phases {
-        match p.phase_type {
-            PhaseType::Submitted => {
-                p.start_time = at;
-                if p.end_time.is_some() {
-                    p.end_time = Some(at);
-                    p.duration_in_seconds = Some(whole_seconds(at, at));
-                }
-            }
-            PhaseType::Queued => {
-                p.start_time = at;
-                if let Some(end) = p.end_time {
-                    p.duration_in_seconds = Some(whole_seconds(at, end));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,7 +60,7 @@ mod tests {
         b.phases[0].start_time = 130.0;
         b.phases[1].start_time = 130.0;
         b.phases[1].end_time = Some(131.5);
-        restamp(&mut b, 100.0);
+        b.accepted_at(100.0);
         assert_eq!(b.start_time, 100.0);
         assert_eq!(b.phases[0].end_time, Some(100.0));
         assert_eq!(b.phases[1].start_time, 100.0);

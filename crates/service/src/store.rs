@@ -1,6 +1,6 @@
 //! The engine's store as the service uses it: a build's number and folder are claimed when it
 //! is accepted (the engine gets that place when the build leaves the queue), and every record
-//! saved keeps the build's real acceptance time (see [`restamp`](crate::record::restamp)).
+//! saved keeps the build's real acceptance time (see [`Build::accepted_at`]).
 
 use crate::lock;
 use localbuild_engine::record::{Build, BuildBatch};
@@ -37,7 +37,7 @@ impl ServiceStore {
     pub fn restamp(&self, build: &Build) -> Build {
         let mut build = build.clone();
         if let Some(at) = lock(&self.accepted_at).get(&build.id) {
-            crate::record::restamp(&mut build, *at);
+            build.accepted_at(*at);
         }
         build
     }
