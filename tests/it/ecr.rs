@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ACCOUNT: &str = "000000000000";
 
@@ -37,12 +37,8 @@ pub(crate) fn running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    crate::harness::eventually(what, Duration::from_secs(secs), f)
 }
 
 /// `docker ARGS` with its own config folder; (success, stdout + stderr).
@@ -525,19 +521,11 @@ fn an_ecs_deploy_of_an_ecr_uri_pulls_from_the_local_registry_and_serves_the_page
     let deploy = &state["stageStates"][2]["actionStates"][0]["latestExecution"];
     let url = deploy["externalExecutionUrl"].as_str().unwrap();
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(page) = http_get(port)
-            && page.contains("served from ECR")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the deployed service never served the page"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::harness::eventually(
+        "the deployed service to serve the page",
+        Duration::from_secs(30),
+        || http_get(port).is_some_and(|page| page.contains("served from ECR")),
+    );
 }
 
 fn http_get(port: u16) -> Option<String> {

@@ -11,7 +11,7 @@ use crate::registry::TagGuard;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Build a tiny web app image (busybox httpd on 8080 serving `page`), tagged `tag`.
 fn app_image(tag: &str, page: &str) -> TagGuard {
@@ -127,18 +127,11 @@ fn http_get(port: u16) -> Option<String> {
 
 /// Wait (at most 30 s) until the port serves a page containing `text`.
 fn wait_serving(port: u16, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if http_get(port).is_some_and(|p| p.contains("200") && p.contains(text)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "port {port} does not serve {text:?}: {:?}",
-            http_get(port)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::harness::eventually(
+        &format!("port {port} to serve {text:?}"),
+        Duration::from_secs(30),
+        || http_get(port).is_some_and(|p| p.contains("200") && p.contains(text)),
+    );
 }
 
 fn describe(s: &Serve, service: &str) -> Value {

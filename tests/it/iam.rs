@@ -9,20 +9,14 @@ use crate::api::Serve;
 use crate::pipeline::{connection, staged, write_json};
 use crate::util::git;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const IMAGE: &str = "localbuild-test/busybox:1";
 
 /// Poll `f` until it answers, for at most `limit` seconds.
-fn until(what: &str, limit: u64, mut f: impl FnMut() -> Option<Value>) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(limit);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// [`eventually`], in seconds.
+fn until(what: &str, limit: u64, f: impl FnMut() -> Option<Value>) -> Value {
+    crate::harness::eventually(what, Duration::from_secs(limit), f)
 }
 
 fn executions(s: &Serve, name: &str) -> Vec<Value> {
