@@ -2,7 +2,7 @@
 //! server (AWS JSON 1.1, as the aws CLI sends it) and the answer AWS gives — HTTP status, the
 //! error's `__type`, and a word the message must hold (the field, or the name it refused).
 //! The services with rows: CodeBuild, CodePipeline, CloudWatch Logs, CodeConnections, SSM
-//! Parameter Store, Secrets Manager and ECS (ECR, also JSON, has none yet); the protocol's own
+//! Parameter Store, Secrets Manager, ECR and ECS; the protocol's own
 //! errors (unknown operation, malformed body) come first.
 
 mod common;
@@ -17,6 +17,7 @@ const CONN: &str = "com.amazonaws.codeconnections.CodeConnections_20231201";
 const SSM: &str = "AmazonSSM";
 const SM: &str = "secretsmanager";
 const ECS: &str = "AmazonEC2ContainerServiceV20141113";
+const ECR: &str = "AmazonEC2ContainerRegistry_V20150921";
 
 /// One bad request and AWS's answer to it.
 struct Row {
@@ -327,6 +328,35 @@ fn rows() -> Vec<Row> {
             json!({"Name": "x", "SecretString": "a", "SecretBinary": "YQ=="}),
             "InvalidParameterException",
             "SecretBinary",
+        ),
+        // ECR.
+        row(
+            ECR,
+            "CreateRepository",
+            json!({"repositoryName": "Bad/Name"}),
+            "InvalidParameterException",
+            "repositoryName",
+        ),
+        row(
+            ECR,
+            "CreateRepository",
+            json!({"repositoryName": "../up"}),
+            "InvalidParameterException",
+            "repositoryName",
+        ),
+        row(
+            ECR,
+            "DescribeRepositories",
+            json!({"repositoryNames": ["nope"]}),
+            "RepositoryNotFoundException",
+            "nope",
+        ),
+        row(
+            ECR,
+            "DeleteRepository",
+            json!({"repositoryName": "nope"}),
+            "RepositoryNotFoundException",
+            "nope",
         ),
         // ECS.
         row(

@@ -23,6 +23,10 @@ impl LocalServer {
     pub async fn start() -> LocalServer {
         let home = tempfile::tempdir().unwrap();
         let history = localbuild_store::HistoryStore::open(home.path()).unwrap();
+        let ecr = Arc::new(localbuild_aws::ecr::Ecr::new(
+            history.db().clone(),
+            home.path().join("ecr"),
+        ));
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             credentials: None,
@@ -38,7 +42,8 @@ impl LocalServer {
             },
             history,
             docker_host_access: false,
-            ecr: None,
+            // Repositories only: the registry starts when an image is asked for.
+            ecr: Some(ecr),
         };
         let server = Server::bind(config).await.unwrap();
         let addr = server.addr();
