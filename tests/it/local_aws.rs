@@ -948,7 +948,8 @@ fn from_another_container(url: &str, vars: &[(String, String)], args: &[&str]) -
 
 /// Under `serve` without `--credentials` (open on loopback), a build's endpoint — reachable from
 /// every container here — still serves only signed requests by a key localbuild issued, and not
-/// another build's key: its own build's keys work, nothing else does.
+/// another build's key or a session assumed with one: its own build's keys work, nothing else
+/// does.
 #[test]
 fn a_build_endpoint_of_an_open_serve_refuses_strangers_and_other_builds_keys() {
     let s = Serve::start(&[]);
@@ -989,6 +990,36 @@ fn a_build_endpoint_of_an_open_serve_refuses_strangers_and_other_builds_keys() {
     assert!(
         other_build.contains("AccessDenied") && other_build.contains("belongs to another build"),
         "{other_build}"
+    );
+    // A session B assumed with its keys is B's too.
+    let assumed = from_another_container(
+        &b.url,
+        &b.keys,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/deploy",
+            "--role-session-name",
+            "from-b",
+            "--output",
+            "json",
+        ],
+    );
+    let assumed: serde_json::Value =
+        serde_json::from_str(&assumed).unwrap_or_else(|e| panic!("{e}: {assumed}"));
+    let c = &assumed["Credentials"];
+    let b_session = [
+        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+        ("AWS_SESSION_TOKEN", "SessionToken"),
+    ]
+    .map(|(var, field)| (var.to_owned(), c[field].as_str().unwrap().to_owned()));
+    let at_a = from_another_container(&a.url, &b_session, &read);
+    assert!(at_a.contains("AccessDenied"), "{at_a}");
+    assert_eq!(
+        from_another_container(&b.url, &b_session, &read).trim(),
+        "hunter2"
     );
     let own = from_another_container(&a.url, &a.keys, &read);
     assert_eq!(own.trim(), "hunter2");

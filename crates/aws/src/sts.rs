@@ -32,8 +32,9 @@ pub struct Identity {
 struct Session {
     credentials: SessionCredentials,
     identity: Identity,
-    /// A build's own session (its service role), not one assumed through AssumeRole.
-    build: bool,
+    /// The build whose session this is (its session's access key): the build's own session,
+    /// or one assumed with a key of that build's. `None`: assumed with a `--credentials` key.
+    build: Option<String>,
 }
 
 /// The keys this process accepts and whose they are. Cloning shares the sessions.
@@ -118,9 +119,11 @@ impl Identities {
         }))
     }
 
-    /// A new session for `role_arn` named `session_name`, valid for `duration` seconds.
+    /// A new session for `role_arn` named `session_name`, valid for `duration` seconds, assumed
+    /// with the key `by` (a build's key ties the new session to that build).
     pub fn assume_role(
         &self,
+        by: Option<&str>,
         role_arn: &str,
         session_name: &str,
         duration: u64,
@@ -149,7 +152,12 @@ impl Identities {
                 "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
             )));
         }
-        Ok(self.open(&role, session_name, duration))
+        let build = by.and_then(|k| self.build_of(k));
+        let (credentials, identity) = self.open(&role, session_name, duration);
+        if let Some(s) = self.sessions().get_mut(&credentials.access_key_id) {
+            s.build = build;
+        }
+        Ok((credentials, identity))
     }
 
     /// The session a build's commands use: CodeBuild's service role for `project`.
@@ -157,14 +165,15 @@ impl Identities {
         let role = format!("codebuild-{project}-service-role");
         let (credentials, _) = self.open(&role, &format!("AWSCodeBuild-{build_uuid}"), 12 * 3600);
         if let Some(s) = self.sessions().get_mut(&credentials.access_key_id) {
-            s.build = true;
+            s.build = Some(credentials.access_key_id.clone());
         }
         credentials
     }
 
-    /// Is `access_key_id` a build's own session key (see [`Identities::build_session`])?
-    pub fn is_build_session(&self, access_key_id: &str) -> bool {
-        self.sessions().get(access_key_id).is_some_and(|s| s.build)
+    /// The build `access_key_id` belongs to (its session's key), if it is a build's session or
+    /// one assumed with a build's key (see [`Identities::build_session`]).
+    pub fn build_of(&self, access_key_id: &str) -> Option<String> {
+        self.sessions().get(access_key_id)?.build.clone()
     }
 
     /// Forget a session (its build ended).
@@ -199,7 +208,7 @@ impl Identities {
             Session {
                 credentials: credentials.clone(),
                 identity: identity.clone(),
-                build: false,
+                build: None,
             },
         );
         (credentials, identity)
@@ -244,7 +253,7 @@ mod tests {
         assert_eq!(me.account, "123456789012");
         assert_eq!(me.arn, "arn:aws:iam::123456789012:root");
         let (_, who) = ids
-            .assume_role("arn:aws:iam::123456789012:role/deploy", "ci", 3600)
+            .assume_role(None, "arn:aws:iam::123456789012:role/deploy", "ci", 3600)
             .unwrap();
         assert_eq!(who.arn, "arn:aws:sts::123456789012:assumed-role/deploy/ci");
     }
@@ -253,26 +262,43 @@ mod tests {
     fn assume_role_checks_its_input() {
         let ids = Identities::new(localbuild_sigv4::Credentials::new());
         let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/deploy");
-        let (_, who) = ids.assume_role(&arn, "ci", 3600).unwrap();
+        let (_, who) = ids.assume_role(None, &arn, "ci", 3600).unwrap();
         assert!(who.arn.ends_with(":assumed-role/deploy/ci"), "{}", who.arn);
-        assert!(ids.assume_role("deploy", "ci", 3600).is_err());
-        assert!(ids.assume_role(&arn, "a b", 3600).is_err());
-        assert!(ids.assume_role(&arn, "ci", 60).is_err());
+        assert!(ids.assume_role(None, "deploy", "ci", 3600).is_err());
+        assert!(ids.assume_role(None, &arn, "a b", 3600).is_err());
+        assert!(ids.assume_role(None, &arn, "ci", 60).is_err());
     }
 
     #[test]
     fn a_session_past_its_expiration_is_refused_and_build_sessions_are_told_apart() {
         let ids = Identities::default();
         let build = ids.build_session("app", "0f1e2d3c");
-        assert!(ids.is_build_session(&build.access_key_id));
+        assert_eq!(
+            ids.build_of(&build.access_key_id),
+            Some(build.access_key_id.clone())
+        );
         let (assumed, _) = ids
             .assume_role(
+                None,
                 "arn:aws:iam::000000000000:role/deploy",
                 "deploy-session",
                 900,
             )
             .unwrap();
-        assert!(!ids.is_build_session(&assumed.access_key_id));
+        assert_eq!(ids.build_of(&assumed.access_key_id), None);
+        // A session assumed with the build's key belongs to that build.
+        let (by_build, _) = ids
+            .assume_role(
+                Some(&build.access_key_id),
+                "arn:aws:iam::000000000000:role/deploy",
+                "from-the-build",
+                900,
+            )
+            .unwrap();
+        assert_eq!(
+            ids.build_of(&by_build.access_key_id),
+            Some(build.access_key_id.clone())
+        );
         assert!(matches!(
             ids.check(&assumed.access_key_id, Some(&assumed.session_token)),
             Some(KeyCheck::Known(_))

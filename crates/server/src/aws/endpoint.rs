@@ -5,7 +5,7 @@
 //! only signed requests by a key [`Aws::ids`] knows are served (the build's session, which is
 //! revoked when the endpoint closes, `AssumeRole` sessions, `--credentials` keys), never
 //! unsigned ones even when `serve` is open ([`BuildEndpoints::new`]), and never by another
-//! build's session key. `Host` must be the endpoint's own address (no DNS rebinding).
+//! build's session key or a session assumed with one. `Host` must be the endpoint's own address (no DNS rebinding).
 
 use super::Aws;
 use crate::error::ApiError;
@@ -56,11 +56,10 @@ async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
     }
     // Another build's session key is valid, but not here: each build has its own endpoint.
     if let Some(key) = access_key_of(request.headers(), request.uri())
-        && key != s.key
-        && s.aws.ids.is_build_session(&key)
+        && s.aws.ids.build_of(&key).is_some_and(|build| build != s.key)
     {
         return ApiError::AccessDenied(format!(
-            "The key {key} belongs to another build: this endpoint serves its own build's key, sessions assumed with a key, and the --credentials keys"
+            "The key {key} belongs to another build: this endpoint serves its own build's keys (and sessions assumed with them) and the --credentials keys"
         ))
         .into_response();
     }

@@ -134,8 +134,8 @@ struct Refused {
 }
 
 impl Aws {
-    /// Who signed the request (and the region it was signed for); `None` identity for an
-    /// unsigned request where that is accepted.
+    /// Who signed the request, with the key they signed with, and the region it was signed
+    /// for; `None` for an unsigned request where that is accepted.
     fn authorize(
         &self,
         api: &Api,
@@ -143,7 +143,7 @@ impl Aws {
         uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<(Option<Identity>, String), Refused> {
+    ) -> Result<(Option<(Identity, String)>, String), Refused> {
         let pairs = header_pairs(headers);
         let signed = localbuild_sigv4::parse_authorization(&pairs).ok();
         if self.open && signed.is_none() {
@@ -180,7 +180,9 @@ impl Aws {
             .get("x-amz-security-token")
             .and_then(|v| v.to_str().ok());
         match self.ids.check(&verified.access_key_id, token) {
-            Some(KeyCheck::Known(who)) => Ok((Some(who), verified.region)),
+            Some(KeyCheck::Known(who)) => {
+                Ok((Some((who, verified.access_key_id)), verified.region))
+            }
             Some(KeyCheck::Expired) => Err(Refused {
                 aws_type: "ExpiredTokenException",
                 status: 400,

@@ -21,10 +21,14 @@ fn ok(action: &str, result: String) -> Response {
 
 pub(super) fn call(
     aws: &Aws,
-    who: Option<Identity>,
+    signer: Option<(Identity, String)>,
     action: &str,
     fields: &[(String, String)],
 ) -> Response {
+    let (who, key) = match signer {
+        Some((who, key)) => (Some(who), Some(key)),
+        None => (None, None),
+    };
     let who = who.unwrap_or_else(|| Identity {
         user_id: aws.account().to_owned(),
         account: aws.account().to_owned(),
@@ -66,7 +70,7 @@ pub(super) fn call(
                     );
                 }
             };
-            match aws.ids.assume_role(role, name, duration) {
+            match aws.ids.assume_role(key.as_deref(), role, name, duration) {
                 Ok((c, user)) => ok(
                     action,
                     format!(
