@@ -184,6 +184,23 @@ fn console_pages_read_without_javascript() {
     assert!(page.body.contains("after first"));
     assert_eq!(page.body.matches("Build details").count(), 2);
     assert!(page.body.contains("value=\"RetryBuildBatch\""));
+    // Its Retry button runs RetryBuildBatch as the API would: a batch with no failed builds
+    // has nothing to retry, and the page says why in the API's words.
+    let retry = form(&[("csrf", &csrf), ("op", "RetryBuildBatch"), ("id", &batch)]);
+    let answer = http(
+        &s.addr,
+        "POST",
+        "/console/action",
+        &[kind, ("Origin", &origin)],
+        &retry,
+    );
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert!(
+        answer.body.contains("InvalidInputException")
+            && answer.body.contains("has no failed builds to retry"),
+        "{}",
+        answer.body
+    );
 }
 
 #[test]

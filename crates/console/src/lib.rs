@@ -6,7 +6,7 @@
 //!   escapes as spans; [`asset`] the stylesheet and script compiled in.
 //! * [`session`]: the logins, session tokens and CSRF tokens, the same-origin rule every
 //!   `POST` passes; [`throttle`]: failed logins per client address (pure, times passed in).
-//! * [`action`]: a button's form mapped to one API operation ([`action::action_call`], a
+//! * [`action`]: a button's form read into one typed API operation ([`action::Action`], a
 //!   whitelist), so a button can do nothing the API cannot.
 //! * [`reads`]: the data of the build pages, straight from the build service and the history
 //!   (one SQLite page of builds, the end of a log through its index, reports, artifacts).

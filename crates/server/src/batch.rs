@@ -45,7 +45,7 @@ use std::time::Duration;
 const BATCH_DOC: &str = "codebuild.batch-input";
 
 /// A batch id, also given as its ARN.
-fn batch_id(id: &str) -> String {
+pub(crate) fn batch_id(id: &str) -> String {
     id.split_once(":build-batch/")
         .map_or(id, |(_, rest)| rest)
         .to_owned()
@@ -450,14 +450,23 @@ pub(crate) fn list_build_batches(
 
 pub(crate) async fn stop_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: IdInput = parse(body)?;
-    let id = batch_id(&input.id);
+    let id = stop_batch(ctx, &input.id).await?;
+    let batch = presented(&ctx.state, &id).ok_or_else(|| batch_not_found(&id))?;
+    Ok(json!({ "buildBatch": batch }))
+}
+
+/// StopBuildBatch: stop batch `id` (an id or ARN) and wait (bounded) for it to end; its id.
+pub(crate) async fn stop_batch(ctx: &Ctx, id: &str) -> Result<String, ApiError> {
+    let id = batch_id(id);
     let state = &ctx.state;
     if let Some(h) = state.builds.batch(&id) {
         h.stop();
         let _ = tokio::time::timeout(localbuild_service::STOP_WAIT, h.outcome()).await;
     }
-    let batch = presented(state, &id).ok_or_else(|| batch_not_found(&id))?;
-    Ok(json!({ "buildBatch": batch }))
+    if state.builds.batch_record(&id).is_none() {
+        return Err(batch_not_found(&id));
+    }
+    Ok(id)
 }
 
 #[derive(Deserialize)]
@@ -470,12 +479,31 @@ struct RetryInput {
 
 pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: RetryInput = parse(body)?;
-    let id = batch_id(
-        input
-            .id
-            .as_deref()
-            .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?,
-    );
+    let id = input
+        .id
+        .as_deref()
+        .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?;
+    let kind = match input.retry_type.as_deref() {
+        None | Some("RETRY_FAILED_BUILDS") => RetryType::FailedBuilds,
+        Some("RETRY_ALL_BUILDS") => RetryType::AllBuilds,
+        Some(t) => {
+            return Err(ApiError::InvalidInput(format!(
+                "Invalid retryType: {t}. Valid values: RETRY_ALL_BUILDS, RETRY_FAILED_BUILDS"
+            )));
+        }
+    };
+    retry_batch(ctx, id, input.idempotency_token, kind).await
+}
+
+/// RetryBuildBatch: run a completed batch again under its own id (its failed builds, or all);
+/// the answer's `buildBatch`.
+pub(crate) async fn retry_batch(
+    ctx: &Ctx,
+    id: &str,
+    idempotency_token: Option<String>,
+    kind: RetryType,
+) -> Result<Value, ApiError> {
+    let id = batch_id(id);
     let state = &ctx.state;
     let batch = state
         .builds
@@ -486,15 +514,6 @@ pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
             "Build batch {id} is still in progress: only a completed batch can be retried"
         )));
     }
-    let kind = match input.retry_type.as_deref() {
-        None | Some("RETRY_FAILED_BUILDS") => RetryType::FailedBuilds,
-        Some("RETRY_ALL_BUILDS") => RetryType::AllBuilds,
-        Some(t) => {
-            return Err(ApiError::InvalidInput(format!(
-                "Invalid retryType: {t}. Valid values: RETRY_ALL_BUILDS, RETRY_FAILED_BUILDS"
-            )));
-        }
-    };
     let all_succeeded = batch.build_groups.iter().all(|g| {
         g.current_build_summary
             .as_ref()
@@ -509,7 +528,7 @@ pub(crate) async fn retry_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, A
         .and_then(|d| d.get("input").and_then(Value::as_object).cloned())
         .ok_or_else(|| batch_not_found(&id))?;
     raw.remove("idempotencyToken");
-    if let Some(t) = input.idempotency_token {
+    if let Some(t) = idempotency_token {
         raw.insert("idempotencyToken".into(), json!(t));
     }
     start(ctx, raw, Some(Retry { prior: batch, kind })).await

@@ -13,22 +13,23 @@
 //!   service and the history ([`localbuild_console::reads`]), pipelines from the functions
 //!   behind CodePipeline's answers ([`pipeline::pipelines_in`], [`pipeline::executions_in`],
 //!   [`pipeline::pipeline_state_in`]), ECS services as DescribeServices reads them; so a page
-//!   shows what `aws` would. Buttons are forms posting to `/console/action`, mapped to one API
-//!   operation ([`localbuild_console::action::action_call`]) and run as the console
-//!   ([`codebuild::call`], [`pipeline::call`]).
+//!   shows what `aws` would. Buttons are forms posting to `/console/action`, read into one
+//!   typed [`Action`] and carried out as the console by [`run`] with the functions the API's
+//!   handlers use (no JSON inside the process).
 //! * Sessions ([`localbuild_console::session`]): with `--credentials` every page needs a
 //!   login; the session cookie is HttpOnly and SameSite=Strict; failed logins are throttled
 //!   per client address (5 a minute, then 429). Every form carries a CSRF token and every
 //!   `POST` must come from this origin (`Origin`, `Sec-Fetch-Site`).
 
-use crate::{AppState, Ctx, codebuild, pipeline};
+use crate::error::ApiError;
+use crate::{AppState, Ctx, batch, codebuild, pipeline};
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use localbuild_console::action::{Api, action_call};
+use localbuild_console::action::{Action, STOP_REASON};
 use localbuild_console::pages::{self, EcsService, RoleView, Viewer};
 use localbuild_console::session::{self, Login, Provenance, local_path, login_path};
 use localbuild_console::{Markup, reads};
@@ -267,7 +268,7 @@ async fn action(
     {
         return forbidden("The form's token is missing or stale: reload the page and try again.");
     }
-    let call = match action_call(&form) {
+    let action = match Action::from_form(&form) {
         Ok(a) => a,
         Err(e) => {
             return html(
@@ -280,21 +281,71 @@ async fn action(
         state: state.clone(),
         region: state.region.clone(),
     };
-    let body = call.body.to_string();
-    let answer = match call.api {
-        Api::CodePipeline => pipeline::call(&ctx, call.op, body.as_bytes()).await,
-        Api::CodeBuild => codebuild::call(&ctx, call.op, body.as_bytes()).await,
-    };
-    match answer {
-        Ok(out) => Redirect::to(&localbuild_console::action::after(&out, back)).into_response(),
+    match run(&ctx, &action).await {
+        Ok(started) => Redirect::to(&action.page_after(started.as_deref(), back)).into_response(),
         Err(e) => html(
             StatusCode::CONFLICT,
             pages::message_page(
                 Some(&v),
-                &format!("{} failed", call.op),
+                &format!("{} failed", action.operation()),
                 &format!("{}: {e}", e.aws_type()),
             ),
         ),
+    }
+}
+
+/// Carry out a button's action as the console, with the functions the API's handlers use
+/// (typed; no JSON inside the process): the id of the build or batch a retry started.
+async fn run(ctx: &Ctx, action: &Action) -> Result<Option<String>, ApiError> {
+    match action {
+        Action::StopBuild { id } => codebuild::stop(ctx, id).await.map(|_| None),
+        Action::RetryBuild { id } => {
+            codebuild::retry(ctx, id, None).map(|s| Some(s.ticket.id().to_owned()))
+        }
+        Action::StopBuildBatch { id } => batch::stop_batch(ctx, id).await.map(|_| None),
+        Action::RetryBuildBatch { id } => {
+            // A batch is retried under its own id.
+            let kind = localbuild_engine::RetryType::FailedBuilds;
+            batch::retry_batch(ctx, id, None, kind).await?;
+            Ok(Some(batch::batch_id(id)))
+        }
+        Action::StartPipelineExecution { pipeline } => {
+            pipeline::start_execution(ctx, pipeline, vec![]).map(|_| None)
+        }
+        Action::StopPipelineExecution {
+            pipeline,
+            execution,
+            abandon,
+        } => pipeline::stop_execution(
+            ctx,
+            pipeline,
+            execution,
+            *abandon,
+            Some(STOP_REASON.to_owned()),
+        )
+        .map(|_| None),
+        Action::PutApprovalResult {
+            pipeline,
+            stage,
+            action,
+            token,
+            approved,
+            summary,
+        } => pipeline::put_approval(ctx, pipeline, stage, action, token, *approved, summary)
+            .map(|_| None),
+        Action::SetTransition {
+            pipeline,
+            stage,
+            enable,
+            reason,
+        } => pipeline::set_transition(
+            ctx,
+            pipeline,
+            stage,
+            "Inbound",
+            (!enable).then_some(reason.as_str()),
+        )
+        .map(|_| None),
     }
 }
 

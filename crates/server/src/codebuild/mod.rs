@@ -302,10 +302,19 @@ fn build_not_found(id: &str) -> ApiError {
 
 async fn stop_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: IdInput = parse(body)?;
-    let id = build_id(&input.id);
-    ctx.state.builds.stop(&id).await;
+    let id = stop(ctx, &input.id).await?;
     let build = presented(&ctx.state, &id).ok_or_else(|| build_not_found(&id))?;
     Ok(json!({ "build": build }))
+}
+
+/// StopBuild: stop build `id` (an id or ARN) and wait for it to end; its id.
+pub(crate) async fn stop(ctx: &Ctx, id: &str) -> Result<String, ApiError> {
+    let id = build_id(id);
+    ctx.state.builds.stop(&id).await;
+    if ctx.state.builds.record(&id).is_none() {
+        return Err(build_not_found(&id));
+    }
+    Ok(id)
 }
 
 #[derive(Deserialize)]
@@ -323,11 +332,23 @@ async fn retry_build(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
             .as_deref()
             .ok_or_else(|| ApiError::InvalidInput("Missing required parameter: id".into()))?,
     );
-    let Some(mut original) = input_of(&ctx.state, &id) else {
-        return Err(build_not_found(&id));
+    Ok(start::answer(
+        ctx,
+        retry(ctx, &id, input.idempotency_token)?,
+    ))
+}
+
+/// RetryBuild: build `id` again with the same input, as a new build.
+pub(crate) fn retry(
+    ctx: &Ctx,
+    id: &str,
+    idempotency_token: Option<String>,
+) -> Result<start::Started, ApiError> {
+    let Some(mut original) = input_of(&ctx.state, id) else {
+        return Err(build_not_found(id));
     };
-    original.idempotency_token = input.idempotency_token;
-    start_build(ctx, original, Some(&id))
+    original.idempotency_token = idempotency_token;
+    start::accept(ctx, original, Some(id))
 }
 
 fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {

@@ -233,10 +233,14 @@ pub(super) fn start_build(
     input: StartBuildInput,
     retry_of: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let started = accept(ctx, input, retry_of)?;
+    Ok(answer(ctx, accept(ctx, input, retry_of)?))
+}
+
+/// StartBuild's (and RetryBuild's) answer for an accepted build.
+pub(super) fn answer(ctx: &Ctx, started: Started) -> Value {
     let overlay = started
         .overlay
         .or_else(|| overlay_of(&ctx.state, started.ticket.id()));
     let build = present(&ctx.state, &started.record, overlay.as_ref());
-    Ok(json!({ "build": build }))
+    json!({ "build": build })
 }
