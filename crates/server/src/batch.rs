@@ -561,10 +561,10 @@ pub(crate) fn delete_build_batch(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErr
     let db = state.history.db();
     let (deleted, missing) = db.delete_builds(&builds).map_err(ApiError::db)?;
     for b in &deleted {
-        let _ = db.delete_doc(codebuild::BUILD_DOC, b);
+        codebuild::forget_document(db, codebuild::BUILD_DOC, b);
     }
     state.history.delete_batch(&id).map_err(ApiError::db)?;
-    let _ = db.delete_doc(BATCH_DOC, &id);
+    codebuild::forget_document(db, BATCH_DOC, &id);
     let not_deleted: Vec<Value> = missing
         .iter()
         .map(|b| json!({"id": b, "statusCode": "BUILD_NOT_FOUND"}))

@@ -374,7 +374,7 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         .delete_builds(&to_delete)
         .map_err(ApiError::db)?;
     for id in &deleted {
-        let _ = state.history.db().delete_doc(BUILD_DOC, id);
+        forget_document(state.history.db(), BUILD_DOC, id);
     }
     for id in missing {
         not_deleted.push(json!({"id": id, "statusCode": "BUILD_NOT_FOUND"}));
@@ -382,6 +382,15 @@ fn batch_delete_builds(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     json(&without_empty(
         json!({"buildsDeleted": deleted, "buildsNotDeleted": not_deleted}),
     ))
+}
+
+/// Delete the API document kept beside a build or batch whose record is already gone: a
+/// failure leaves an orphan the history no longer lists, so it is reported on serve's log and
+/// the deletion the caller asked for stands.
+pub(crate) fn forget_document(db: &localbuild_store::Db, kind: &str, key: &str) {
+    if let Err(e) = db.delete_doc(kind, key) {
+        tracing::error!("{kind} {key}: its document could not be deleted from the history: {e}");
+    }
 }
 
 #[cfg(test)]

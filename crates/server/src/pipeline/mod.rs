@@ -256,14 +256,14 @@ fn delete_pipeline(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         .list_docs(VERSION_DOC, &format!("{}/", input.name))
         .map_err(ApiError::db)?
     {
-        let _ = db.delete_doc(VERSION_DOC, &key);
+        db.delete_doc(VERSION_DOC, &key).map_err(ApiError::db)?;
     }
     for kind in [EXECUTION_DOC, TRANSITION_DOC] {
         for (key, _) in db
             .list_docs(kind, &format!("{}/", input.name))
             .map_err(ApiError::db)?
         {
-            let _ = db.delete_doc(kind, &key);
+            db.delete_doc(kind, &key).map_err(ApiError::db)?;
         }
     }
     Ok(json!({}))
