@@ -195,13 +195,15 @@ pub fn window(
 async fn get_log_events(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: GetLogEventsInput = parse(body)?;
     let group = group_name(input.log_group_name, input.log_group_identifier)?;
+    // The request's own values first, as AWS validates them, then what they name.
+    let limit = limit(input.limit)?;
     let project = existing_group(&ctx.state, &group)?;
     let build = stream_build(&ctx.state, &project, &input.log_stream_name)?;
     let query = PageQuery {
         start_time: input.start_time,
         end_time: input.end_time,
         token: input.next_token,
-        limit: limit(input.limit)?,
+        limit,
         from_head: input.start_from_head.unwrap_or(false),
     };
     let start_ms = (build.start_time * 1000.0) as i64;
@@ -511,6 +513,15 @@ struct DescribeStreamsInput {
 async fn describe_log_streams(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let input: DescribeStreamsInput = parse(body)?;
     let group = group_name(input.log_group_name, input.log_group_identifier)?;
+    let by_last_event = match input.order_by.as_deref() {
+        None | Some("LogStreamName") => false,
+        Some("LastEventTime") => true,
+        Some(o) => {
+            return Err(ApiError::InvalidParameter(format!(
+                "Invalid orderBy: {o}. Valid values: LogStreamName, LastEventTime"
+            )));
+        }
+    };
     let project = existing_group(&ctx.state, &group)?;
     let ids = project_builds(&ctx.state, &project)?;
     let state = ctx.state.clone();
@@ -554,14 +565,10 @@ async fn describe_log_streams(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError>
     .map_err(|e| ApiError::Service(e.to_string()))?;
     let mut streams = streams;
     let descending = input.descending.unwrap_or(false);
-    match input.order_by.as_deref() {
-        None | Some("LogStreamName") => streams.sort_by(|a, b| a.0.cmp(&b.0)),
-        Some("LastEventTime") => streams.sort_by_key(|s| s.1),
-        Some(o) => {
-            return Err(ApiError::InvalidParameter(format!(
-                "Invalid orderBy: {o}. Valid values: LogStreamName, LastEventTime"
-            )));
-        }
+    if by_last_event {
+        streams.sort_by_key(|s| s.1);
+    } else {
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
     }
     if descending {
         streams.reverse();

@@ -287,6 +287,20 @@ fn rows() -> Vec<Row> {
         row(
             LOGS,
             "GetLogEvents",
+            json!({"logGroupName": "/aws/codebuild/none", "logStreamName": "x", "limit": 0}),
+            "InvalidParameterException",
+            "limit",
+        ),
+        row(
+            LOGS,
+            "DescribeLogStreams",
+            json!({"logGroupName": "/aws/codebuild/none", "orderBy": "Size"}),
+            "InvalidParameterException",
+            "orderBy",
+        ),
+        row(
+            LOGS,
+            "GetLogEvents",
             json!({"logStreamName": "x"}),
             "InvalidParameterException",
             "logGroupName",
