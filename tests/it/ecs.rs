@@ -416,24 +416,79 @@ fn a_deployed_service_is_managed_with_aws_ecs_and_outlives_the_pipeline_and_serv
         "{listed:#}"
     );
 
-    // ECS's errors.
-    let e = error_of(&s, &["ecs", "list-services", "--cluster", "nope"]);
-    assert!(
-        e.contains("ClusterNotFoundException") && e.contains("nope"),
-        "{e}"
-    );
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "describe-services",
-            "--cluster",
-            "nope",
-            "--services",
-            "x",
-        ],
-    );
-    assert!(e.contains("ClusterNotFoundException"), "{e}");
+    // ECS's errors: (the call, what the error must name).
+    let svc = service.as_str();
+    let refused: [(&[&str], &[&str]); 8] = [
+        (
+            &["list-services", "--cluster", "nope"],
+            &["ClusterNotFoundException", "nope"],
+        ),
+        (
+            &["describe-services", "--cluster", "nope", "--services", "x"],
+            &["ClusterNotFoundException"],
+        ),
+        (
+            &[
+                "update-service",
+                "--cluster",
+                "local",
+                "--service",
+                "nope",
+                "--desired-count",
+                "1",
+            ],
+            &["ServiceNotFoundException", "nope"],
+        ),
+        (
+            &[
+                "update-service",
+                "--cluster",
+                "nope",
+                "--service",
+                svc,
+                "--desired-count",
+                "1",
+            ],
+            &["ClusterNotFoundException"],
+        ),
+        (
+            &[
+                "update-service",
+                "--cluster",
+                "local",
+                "--service",
+                svc,
+                "--desired-count",
+                "2",
+            ],
+            &["InvalidParameterException", "desiredCount"],
+        ),
+        (
+            &[
+                "update-service",
+                "--cluster",
+                "local",
+                "--service",
+                svc,
+                "--task-definition",
+                "nope:9",
+            ],
+            &["InvalidParameterException", "nope:9"],
+        ),
+        (
+            &["delete-service", "--cluster", "local", "--service", svc],
+            &["InvalidParameterException", "scaled above 0"],
+        ),
+        (
+            &["describe-task-definition", "--task-definition", "nope"],
+            &["ClientException"],
+        ),
+    ];
+    for (call, names) in refused {
+        let args: Vec<&str> = std::iter::once("ecs").chain(call.iter().copied()).collect();
+        let e = error_of(&s, &args);
+        assert!(names.iter().all(|n| e.contains(n)), "{args:?}: {e}");
+    }
     let missing = s.ok(&[
         "ecs",
         "describe-services",
@@ -443,96 +498,6 @@ fn a_deployed_service_is_managed_with_aws_ecs_and_outlives_the_pipeline_and_serv
         "nope",
     ]);
     assert_eq!(missing["failures"][0]["reason"], "MISSING", "{missing:#}");
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "update-service",
-            "--cluster",
-            "local",
-            "--service",
-            "nope",
-            "--desired-count",
-            "1",
-        ],
-    );
-    assert!(
-        e.contains("ServiceNotFoundException") && e.contains("nope"),
-        "{e}"
-    );
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "update-service",
-            "--cluster",
-            "nope",
-            "--service",
-            &service,
-            "--desired-count",
-            "1",
-        ],
-    );
-    assert!(e.contains("ClusterNotFoundException"), "{e}");
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "update-service",
-            "--cluster",
-            "local",
-            "--service",
-            &service,
-            "--desired-count",
-            "2",
-        ],
-    );
-    assert!(
-        e.contains("InvalidParameterException") && e.contains("desiredCount"),
-        "{e}"
-    );
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "update-service",
-            "--cluster",
-            "local",
-            "--service",
-            &service,
-            "--task-definition",
-            "nope:9",
-        ],
-    );
-    assert!(
-        e.contains("InvalidParameterException") && e.contains("nope:9"),
-        "{e}"
-    );
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "delete-service",
-            "--cluster",
-            "local",
-            "--service",
-            &service,
-        ],
-    );
-    assert!(
-        e.contains("InvalidParameterException") && e.contains("scaled above 0"),
-        "{e}"
-    );
-    let e = error_of(
-        &s,
-        &[
-            "ecs",
-            "describe-task-definition",
-            "--task-definition",
-            "nope",
-        ],
-    );
-    assert!(e.contains("ClientException"), "{e}");
     assert_eq!(containers(&label, true).len(), 1, "errors changed nothing");
 
     // The service outlives its pipeline and serve, which says so and how to remove it.

@@ -641,10 +641,11 @@ fn artifact_detail(ctx: &Ctx, exec: &Execution, name: &str, path: &Path) -> Valu
         .as_ref()
         .map(|s| s.location.clone())
         .unwrap_or_default();
-    let key = path
-        .strip_prefix(ctx.exec.roots.s3_root.join(&bucket))
+    // The bucket's folder through the one confinement rule (a declared name, though checked).
+    let key = artifacts::s3_path(&ctx.exec.roots.s3_root, &bucket, None)
+        .and_then(|dir| path.strip_prefix(dir).ok().map(Path::to_path_buf))
         .map(|k| k.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| path.display().to_string());
+        .unwrap_or_else(|| path.display().to_string());
     json!({"name": name, "s3location": {"bucket": bucket, "key": key}})
 }
 
