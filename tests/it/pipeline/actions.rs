@@ -308,32 +308,20 @@ fn an_s3_source_is_watched_and_an_s3_deploy_extracts_into_the_bucket() {
                     "configuration": deploy,
                     "inputArtifacts": [{"name": "Site"}]}]}]}})
     };
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(
-                s.home.path(),
-                &pipeline(json!({"BucketName": "web", "Extract": "false"})),
-            ),
-        ])
-        .unwrap_err();
+    let err = try_create(
+        &s,
+        &pipeline(json!({"BucketName": "web", "Extract": "false"})),
+    )
+    .unwrap_err();
     assert!(
         err.contains("InvalidActionDeclarationException") && err.contains("'ObjectKey'"),
         "{err}"
     );
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(
-                s.home.path(),
-                &pipeline(json!({"BucketName": "../etc", "Extract": "true"})),
-            ),
-        ])
-        .unwrap_err();
+    let err = try_create(
+        &s,
+        &pipeline(json!({"BucketName": "../etc", "Extract": "true"})),
+    )
+    .unwrap_err();
     assert!(err.contains("InvalidActionDeclarationException"), "{err}");
 
     let file = write_json(

@@ -65,28 +65,14 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
     assert!(err.contains("PipelineNameInUseException"), "{err}");
     let mut d = declaration("one", &conn, "failing", false);
     d["pipeline"]["stages"].as_array_mut().unwrap().truncate(1);
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(s.home.path(), &d),
-        ])
-        .unwrap_err();
+    let err = try_create(&s, &d).unwrap_err();
     assert!(
         err.contains("InvalidStructureException") && err.contains("minimum of 2 stages"),
         "{err}"
     );
     let mut d = declaration("ecr", &conn, "failing", false);
     d["pipeline"]["stages"][0]["actions"][0]["actionTypeId"]["provider"] = json!("ECR");
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(s.home.path(), &d),
-        ])
-        .unwrap_err();
+    let err = try_create(&s, &d).unwrap_err();
     assert!(
         err.contains("InvalidActionDeclarationException")
             && err.contains("action 'Source' in stage 'Source'")
@@ -98,28 +84,14 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
         .as_object_mut()
         .unwrap()
         .remove("BranchName");
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(s.home.path(), &d),
-        ])
-        .unwrap_err();
+    let err = try_create(&s, &d).unwrap_err();
     assert!(
         err.contains("InvalidActionDeclarationException") && err.contains("'BranchName'"),
         "{err}"
     );
     let mut d = declaration("noinput", &conn, "failing", false);
     d["pipeline"]["stages"][1]["actions"][0]["inputArtifacts"] = json!([{"name": "Nothing"}]);
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(s.home.path(), &d),
-        ])
-        .unwrap_err();
+    let err = try_create(&s, &d).unwrap_err();
     assert!(
         err.contains("InvalidStructureException")
             && err.contains("'Nothing'")
@@ -174,12 +146,7 @@ fn a_pipeline_source_that_does_not_exist_yet_fails_at_run_time_not_at_create() {
     let conn = connection(&s);
     inline_project(&s, "later-build", &["echo built"]);
     let d = staged("later", &conn, "later", "later-build", false);
-    s.ok(&[
-        "codepipeline",
-        "create-pipeline",
-        "--cli-input-json",
-        &write_json(s.home.path(), &d),
-    ]);
+    create(&s, &d);
     let first = first_execution(&s, "later");
     let e = wait_execution(&s, "later", &first, "to end", |e| {
         e["status"] != "InProgress"
@@ -299,12 +266,7 @@ fn project_and_pipeline_tags_round_trip() {
     let conn = connection(&s);
     let mut d = staged("tags", &conn, "absent", "tagged", false);
     d["tags"] = json!([{"key": "owner", "value": "me"}]);
-    let out = s.ok(&[
-        "codepipeline",
-        "create-pipeline",
-        "--cli-input-json",
-        &write_json(s.home.path(), &d),
-    ]);
+    let out = create(&s, &d);
     assert_eq!(out["tags"], json!([{"key": "owner", "value": "me"}]));
     let arn = "arn:aws:codepipeline:us-east-1:000000000000:tags";
     let list = || {
@@ -377,11 +339,6 @@ fn project_and_pipeline_tags_round_trip() {
     s.ok(&["codepipeline", "delete-pipeline", "--name", "tags"]);
     let mut d = staged("tags", &conn, "absent", "tagged", false);
     d.as_object_mut().unwrap().remove("tags");
-    s.ok(&[
-        "codepipeline",
-        "create-pipeline",
-        "--cli-input-json",
-        &write_json(s.home.path(), &d),
-    ]);
+    create(&s, &d);
     assert_eq!(list(), json!([]));
 }

@@ -528,25 +528,13 @@ fn v2_variables_have_defaults_and_overrides_and_queued_executions_wait_their_tur
     p["executionMode"] = json!("QUEUED");
 
     // Variables need a V2 pipeline.
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(s.home.path(), &d),
-        ])
-        .unwrap_err();
+    let err = try_create(&s, &d).unwrap_err();
     assert!(
         err.contains("ValidationException") && err.contains("V2"),
         "{err}"
     );
     d["pipeline"]["pipelineType"] = json!("V2");
-    s.ok(&[
-        "codepipeline",
-        "create-pipeline",
-        "--cli-input-json",
-        &write_json(s.home.path(), &d),
-    ]);
+    create(&s, &d);
     let first = first_execution(&s, "vars");
     let err = s
         .aws(&[

@@ -103,6 +103,17 @@ pub(crate) fn write_json(dir: &std::path::Path, v: &Value) -> String {
     format!("file://{}", path.display())
 }
 
+/// CreatePipeline with `declaration` (as `--cli-input-json`): the answer, or the CLI's error.
+pub(crate) fn try_create(s: &Serve, declaration: &Value) -> Result<Value, String> {
+    let file = write_json(s.home.path(), declaration);
+    s.aws(&["codepipeline", "create-pipeline", "--cli-input-json", &file])
+}
+
+/// [`try_create`] that must succeed.
+pub(crate) fn create(s: &Serve, declaration: &Value) -> Value {
+    try_create(s, declaration).unwrap_or_else(|e| panic!("create-pipeline: {e}"))
+}
+
 pub(crate) fn connection(s: &Serve) -> String {
     let conn = s.ok(&[
         "codestar-connections",

@@ -21,24 +21,12 @@ fn v2_push_triggers_filter_branches_and_file_paths() {
             "filePaths": {"includes": ["src/**"], "excludes": ["**/*.md"]}}]}}]);
     let mut v1 = d.clone();
     v1["pipeline"]["pipelineType"] = json!("V1");
-    let err = s
-        .aws(&[
-            "codepipeline",
-            "create-pipeline",
-            "--cli-input-json",
-            &write_json(s.home.path(), &v1),
-        ])
-        .unwrap_err();
+    let err = try_create(&s, &v1).unwrap_err();
     assert!(
         err.contains("ValidationException") && err.contains("V2"),
         "{err}"
     );
-    s.ok(&[
-        "codepipeline",
-        "create-pipeline",
-        "--cli-input-json",
-        &write_json(s.home.path(), &d),
-    ]);
+    create(&s, &d);
     let first = first_execution(&s, "filtered");
     wait_execution(&s, "filtered", &first, "to succeed", |e| {
         e["status"] == "Succeeded"
