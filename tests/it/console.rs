@@ -759,7 +759,7 @@ fn console_follows_the_colour_scheme() {
 
 #[test]
 fn console_shows_a_pipeline_turn_green_after_a_commit() {
-    use crate::pipeline::{declaration, project, wait_executions, write_json};
+    use crate::pipeline::{connection, declaration, project, wait_executions, write_json};
     let s = Serve::start(&[]);
     let name = format!("console-{}", std::process::id());
     let repo = s.home.path().join("git/acme/web");
@@ -772,17 +772,7 @@ fn console_shows_a_pipeline_turn_green_after_a_commit() {
     .unwrap();
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "first version"]);
-    let conn = s.ok(&[
-        "codestar-connections",
-        "create-connection",
-        "--provider-type",
-        "GitHub",
-        "--connection-name",
-        "local",
-    ])["ConnectionArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conn = connection(&s);
     project(&s, "consolebuild", "localbuild-test/busybox:1", false);
     let file = write_json(
         s.home.path(),

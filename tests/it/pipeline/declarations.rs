@@ -16,17 +16,7 @@ fn a_failing_build_fails_its_stage_and_invalid_declarations_are_refused() {
     .unwrap();
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "broken"]);
-    let conn = s.ok(&[
-        "codestar-connections",
-        "create-connection",
-        "--provider-type",
-        "GitHub",
-        "--connection-name",
-        "c",
-    ])["ConnectionArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conn = connection(&s);
     project(&s, "failing", "localbuild-test/busybox:1", false);
     let file = write_json(
         s.home.path(),
