@@ -55,7 +55,7 @@ async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
             .into_response();
     }
     // Another build's session key is valid, but not here: each build has its own endpoint.
-    if let Some(key) = access_key_of(request.headers(), request.uri())
+    if let Some(key) = access_key_of(request.headers())
         && s.aws.ids.build_of(&key).is_some_and(|build| build != s.key)
     {
         return ApiError::AccessDenied(format!(
@@ -104,23 +104,12 @@ async fn handle(State(s): State<Arc<Served>>, request: Request) -> Response {
     }
 }
 
-/// The access key id a request names (the `Authorization` header's `Credential=`, or a
-/// presigned URL's `X-Amz-Credential`); it is verified later, with the signature.
-fn access_key_of(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<String> {
-    let from_header = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .map(|c| c.split('/').next().unwrap_or(c).to_owned());
-    from_header.or_else(|| {
-        uri.query()?
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))
-            .map(|c| {
-                let c = percent_encoding::percent_decode_str(c).decode_utf8_lossy();
-                c.split('/').next().unwrap_or(&c).to_owned()
-            })
-    })
+/// The access key id a request's `Authorization` names (verified later, with the signature;
+/// a request without a well-formed one is refused there).
+fn access_key_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    localbuild_sigv4::parse_authorization(&super::header_pairs(headers))
+        .ok()
+        .map(|a| a.access_key_id)
 }
 
 impl BuildEndpoints {

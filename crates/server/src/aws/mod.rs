@@ -114,7 +114,7 @@ impl Api {
 }
 
 /// The headers as SigV4 reads them.
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(super) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
