@@ -176,6 +176,15 @@ impl From<localbuild_service::ServiceError> for ApiError {
 }
 
 impl ApiError {
+    /// An error whose type the service names itself (SSM's and Secrets Manager's shapes), 400.
+    pub(crate) fn typed(aws_type: &'static str, message: String) -> ApiError {
+        ApiError::Auth {
+            aws_type,
+            status: 400,
+            message,
+        }
+    }
+
     /// `__type` of the error body.
     pub fn aws_type(&self) -> &'static str {
         match self {
@@ -289,11 +298,7 @@ impl From<localbuild_aws::AwsError> for ApiError {
     fn from(e: localbuild_aws::AwsError) -> ApiError {
         use localbuild_aws::AwsError as A;
         let message = e.to_string();
-        let typed = |aws_type| ApiError::Auth {
-            aws_type,
-            status: 400,
-            message: message.clone(),
-        };
+        let typed = |aws_type| ApiError::typed(aws_type, message.clone());
         match e {
             A::ParameterNotFound(_) => typed("ParameterNotFound"),
             A::ParameterAlreadyExists => typed("ParameterAlreadyExists"),

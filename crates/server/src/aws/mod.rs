@@ -248,15 +248,6 @@ fn json(result: Result<serde_json::Value, ApiError>) -> Response {
     }
 }
 
-/// A service's error as the JSON protocol's (type names per service).
-fn typed(aws_type: &'static str, message: String) -> ApiError {
-    ApiError::Auth {
-        aws_type,
-        status: 400,
-        message,
-    }
-}
-
 /// One page of a list sorted by name (ListSecrets, DescribeParameters, GetParametersByPath):
 /// `max` (given, else `default`) must be within `1..=limit` (AWS's ValidationException
 /// otherwise), and the token is where the previous page stopped (the base64 of the last name

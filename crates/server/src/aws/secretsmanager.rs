@@ -61,7 +61,7 @@ struct ListIn {
 /// The value a request gives: `SecretString` or `SecretBinary` (base64 on the wire), not both.
 fn value(string: Option<String>, binary: Option<String>) -> Result<Option<SecretValue>, ApiError> {
     match (string, binary) {
-        (Some(_), Some(_)) => Err(super::typed(
+        (Some(_), Some(_)) => Err(ApiError::typed(
             "InvalidParameterException",
             "You can't specify both SecretString and SecretBinary: a secret version has one or the other."
                 .to_owned(),
@@ -150,7 +150,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let i: UpdateIn = parse(body)?;
             let value = value(i.secret_string, i.secret_binary)?;
             if op == "PutSecretValue" && value.is_none() {
-                return Err(super::typed(
+                return Err(ApiError::typed(
                     "InvalidRequestException",
                     "You must provide either SecretString or SecretBinary.".to_owned(),
                 ));
@@ -178,7 +178,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             let i: DeleteIn = parse(body)?;
             let force = i.force_delete_without_recovery.unwrap_or(false);
             if force && i.recovery_window_in_days.is_some() {
-                return Err(super::typed(
+                return Err(ApiError::typed(
                     "InvalidParameterException",
                     "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.".to_owned(),
                 ));
@@ -186,7 +186,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
             if let Some(days) = i.recovery_window_in_days
                 && !(7..=30).contains(&days)
             {
-                return Err(super::typed(
+                return Err(ApiError::typed(
                     "InvalidParameterException",
                     "RecoveryWindowInDays value must be between 7 and 30 days (inclusive)."
                         .to_owned(),
@@ -220,7 +220,7 @@ pub(super) fn call(aws: &Aws, region: &str, op: &str, body: &[u8]) -> Result<Val
                 (100, 100),
                 i.next_token.as_deref(),
                 || {
-                    super::typed(
+                    ApiError::typed(
                         "InvalidNextTokenException",
                         "The NextToken value is invalid.".to_owned(),
                     )

@@ -54,7 +54,7 @@ fn name_lists<const N: usize>(mut out: Value, lists: [(&str, Vec<String>); N]) -
 
 /// SSM's answer to a token it did not give.
 fn bad_token() -> ApiError {
-    super::typed(
+    ApiError::typed(
         "InvalidNextToken",
         "The specified token is not valid.".to_owned(),
     )
