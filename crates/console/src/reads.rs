@@ -169,11 +169,13 @@ pub fn build_files(build: &Build) -> BuildFiles {
 /// The reports (`reports/<group>.json`, parsed) and artifacts (paths and sizes) in a build's
 /// folder.
 fn reports_and_artifacts(dir: &Path) -> (Vec<Value>, Vec<(String, u64)>) {
-    let reports = files_under(&dir.join("reports"), 50)
+    let folder = localbuild_confine::Root::new(dir.join("reports"));
+    let reports = files_under(folder.path(), 50)
         .into_iter()
         .filter(|(f, _)| f.ends_with(".json") && !f.contains('/'))
         .filter_map(|(f, _)| {
-            serde_json::from_slice(&std::fs::read(dir.join("reports").join(f)).ok()?).ok()
+            let path = folder.confined("report", &f).ok()?;
+            serde_json::from_slice(&std::fs::read(path).ok()?).ok()
         })
         .collect();
     (reports, files_under(&dir.join("artifacts"), 200))
@@ -403,6 +405,14 @@ mod tests {
         std::fs::write(dir.path().join("reports/unit.json"), br#"{"name":"unit"}"#).unwrap();
         std::fs::write(dir.path().join("reports/notes.txt"), b"x").unwrap();
         std::fs::write(dir.path().join("reports/bad.json"), b"{").unwrap();
+        // A report that is a link out of the build's folder is not read.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("host.json"), br#"{"name":"host"}"#).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("host.json"),
+            dir.path().join("reports/link.json"),
+        )
+        .unwrap();
         let (reports, artifacts) = reports_and_artifacts(dir.path());
         assert_eq!(reports, vec![serde_json::json!({"name": "unit"})]);
         assert_eq!(
