@@ -450,6 +450,8 @@ struct Tail {
     done: bool,
     /// What wakes the stream when the log has nothing new (see [`Tail::wait`]).
     wake: Wake,
+    /// The build, followed through the build service.
+    ticket: localbuild_service::BuildTicket,
 }
 
 /// What a log stream waits on for new lines: the build's events once it runs (every line is
@@ -516,7 +518,7 @@ impl Tail {
     /// Wait until the log may have grown: the build's next event (the first wait for a queued
     /// build is for it to start), or its end. No polling.
     async fn wait(&mut self) {
-        let ticket = self.state.builds.ticket(&self.id);
+        let ticket = &self.ticket;
         if matches!(self.wake, Wake::Unknown) {
             self.wake = match ticket.handle().await {
                 Some(h) => Wake::Events(h.subscribe()),
@@ -557,6 +559,7 @@ async fn build_log_events(
         .and_then(|v| v.split_once(':'))
         .and_then(|(o, l)| Some((o.parse().ok()?, l.parse().ok()?)));
     let (offset, line) = resume.unwrap_or((q.offset.unwrap_or(0), q.line.unwrap_or(0)));
+    let ticket = state.builds.ticket(&id);
     let tail = Tail {
         state,
         id,
@@ -565,6 +568,7 @@ async fn build_log_events(
         line,
         done: false,
         wake: Wake::Unknown,
+        ticket,
     };
     Sse::new(futures_util::stream::unfold(tail, Tail::next))
         .keep_alive(KeepAlive::default())
